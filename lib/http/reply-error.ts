@@ -1,0 +1,42 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { GatewayError } from './gateway-error';
+import type { Logger } from '../observe/log';
+
+// The only place that turns an error into a response: Mender's error body
+// {"error": "...", "request_id": "..."} with X-MEN-RequestID, 5xx details kept in the log.
+
+export function requestIdOf(req: IncomingMessage): string {
+  const id = req.headers['x-men-requestid'];
+  return typeof id === 'string' ? id : '';
+}
+
+export function sendJsonError(res: ServerResponse, status: number, message: string, requestId: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: message, request_id: requestId });
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'X-MEN-RequestID': requestId,
+  });
+  res.end(body);
+}
+
+export function replyError(req: IncomingMessage, res: ServerResponse | Socket, err: unknown, log: Logger): void {
+  const gwErr = err instanceof GatewayError ? err : new GatewayError('INTERNAL', 'internal error', { cause: err });
+  const requestId = requestIdOf(req);
+  const fields = { request_id: requestId, code: gwErr.code, status: gwErr.status, cause: (gwErr.cause as Error | undefined)?.message };
+  if (gwErr.status >= 500) log.error(gwErr.message, fields);
+  else log.debug(gwErr.message, fields);
+  // An upgrade request has only a raw socket: nothing sensible can be written on it.
+  if (!('writeHead' in res)) {
+    res.destroy();
+    return;
+  }
+  if (res.destroyed || res.writableEnded) return;
+  sendJsonError(res, gwErr.status, gwErr.message, requestId, gwErr.headers);
+}
