@@ -1,0 +1,74 @@
+// The configuration as the gateway uses it: the commercial product's mender-gateway.conf
+// shape (same key names), every default filled in, validated once and frozen.
+// Keys marked "ours" are extensions of the open gateway; the rest are the product's.
+
+export interface DefaultInventoryItem {
+  Name: string;
+  Value: string | number | boolean | (string | number | boolean)[];
+}
+
+export interface ArtifactsCacheConfig {
+  Enabled: boolean;
+  Path: string;
+  /** Base64 HMAC-SHA256 key; empty = generate one and keep it in Path (0600). */
+  SignatureSecret: string;
+  /** Go duration ("30m", "1h30m"). */
+  LinkExpireDuration: string;
+  /** ours: cap on the cache's size in bytes, 0 = the filesystem's free space is the only limit. */
+  MaxSize: number;
+  /** ours: start filling the cache as soon as a deployment instruction names an artifact. */
+  Prewarm: boolean;
+}
+
+export interface GatewayConfig {
+  Features: {
+    ArtifactsProxy: {
+      Enabled: boolean;
+      GatewayURL: string;
+      DomainWhitelist: string[];
+      ArtifactsCache: ArtifactsCacheConfig;
+    };
+    mTLS: {
+      Enabled: boolean;
+      CACertificate: string;
+      BlacklistPath: string;
+      MenderUsername: string;
+      MenderPassword: string;
+      EnableCache: boolean;
+      InsecureSkipClientExpireAfter: boolean;
+    };
+    DeviceSystem: {
+      Enabled: boolean;
+      SystemID: string;
+      DefaultInventory: DefaultInventoryItem[];
+    };
+  };
+  HTTP: { Enabled: boolean; Listen: string };
+  HTTPS: {
+    Enabled: boolean;
+    Listen: string;
+    MinimumTLSVersion: '1.0' | '1.1' | '1.2' | '1.3';
+    ServerCertificate: string;
+    ServerKey: string;
+  };
+  UpstreamServer: {
+    URL: string;
+    CACertificate: string;
+    InsecureSkipVerify: boolean;
+    /** ours: Go duration; no response headers from upstream within it → 504. */
+    Timeout: string;
+  };
+  Metrics: { Enabled: boolean; Listen: string };
+  /** Legacy top-level key of the 1.x product: true means log level debug. */
+  DebugLog: boolean;
+  /** ours: Go duration; how long SIGTERM waits for requests in flight. */
+  ShutdownTimeout: string;
+}
+
+export interface LoadedConfig {
+  config: Readonly<GatewayConfig>;
+  /** The file read, or null when none (missing default path, environment only). */
+  file: string | null;
+  /** Non-fatal findings, e.g. unknown keys. One line each. */
+  warnings: string[];
+}
