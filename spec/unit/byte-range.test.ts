@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { contentRange, parseByteRange, unsatisfiedRange, type ByteRange } from '../../lib/http/byte-range';
+
+const SIZE = 1000;
+
+const cases: [header: string | undefined, size: number, expected: ByteRange][] = [
+  [undefined, SIZE, { kind: 'none' }],
+  ['', SIZE, { kind: 'none' }],
+  ['   ', SIZE, { kind: 'none' }],
+  // open-ended: what the mender client sends on resume
+  ['bytes=0-', SIZE, { kind: 'single', start: 0, end: 999 }],
+  ['bytes=500-', SIZE, { kind: 'single', start: 500, end: 999 }],
+  ['bytes=999-', SIZE, { kind: 'single', start: 999, end: 999 }],
+  ['bytes=1000-', SIZE, { kind: 'unsatisfiable' }],
+  ['bytes=5000-', SIZE, { kind: 'unsatisfiable' }],
+  // closed
+  ['bytes=0-0', SIZE, { kind: 'single', start: 0, end: 0 }],
+  ['bytes=10-19', SIZE, { kind: 'single', start: 10, end: 19 }],
+  ['bytes=10-5000', SIZE, { kind: 'single', start: 10, end: 999 }],
+  ['bytes=999-999', SIZE, { kind: 'single', start: 999, end: 999 }],
+  ['bytes=1000-1001', SIZE, { kind: 'unsatisfiable' }],
+  ['bytes=20-10', SIZE, { kind: 'malformed' }],
+  // suffix
+  ['bytes=-1', SIZE, { kind: 'single', start: 999, end: 999 }],
+  ['bytes=-100', SIZE, { kind: 'single', start: 900, end: 999 }],
+  ['bytes=-5000', SIZE, { kind: 'single', start: 0, end: 999 }],
+  ['bytes=-0', SIZE, { kind: 'unsatisfiable' }],
+  // unit and whitespace spelling
+  ['BYTES=5-9', SIZE, { kind: 'single', start: 5, end: 9 }],
+  [' bytes=5-9 ', SIZE, { kind: 'single', start: 5, end: 9 }],
+  ['bytes= 5-9', SIZE, { kind: 'single', start: 5, end: 9 }],
+  ['items=0-5', SIZE, { kind: 'none' }],
+  // several ranges: whole representation
+  ['bytes=0-1,5-6', SIZE, { kind: 'none' }],
+  ['bytes=0-1, 2000-', SIZE, { kind: 'none' }],
+  // garbage and overflow
+  ['bytes', SIZE, { kind: 'malformed' }],
+  ['bytes=', SIZE, { kind: 'malformed' }],
+  ['bytes=-', SIZE, { kind: 'malformed' }],
+  ['bytes=abc-', SIZE, { kind: 'malformed' }],
+  ['bytes=1-x', SIZE, { kind: 'malformed' }],
+  ['bytes=+1-2', SIZE, { kind: 'malformed' }],
+  ['bytes=1.5-2', SIZE, { kind: 'malformed' }],
+  ['bytes=0x10-', SIZE, { kind: 'malformed' }],
+  ['bytes=1e3-', SIZE, { kind: 'malformed' }],
+  ['bytes=1 -2', SIZE, { kind: 'malformed' }],
+  ['bytes=--5', SIZE, { kind: 'malformed' }],
+  ['bytes=99999999999999999999-', SIZE, { kind: 'malformed' }],
+  ['bytes=0-99999999999999999999', SIZE, { kind: 'malformed' }],
+  ['bytes=-99999999999999999999', SIZE, { kind: 'malformed' }],
+  // empty representation: nothing is satisfiable
+  ['bytes=0-', 0, { kind: 'unsatisfiable' }],
+  ['bytes=-5', 0, { kind: 'unsatisfiable' }],
+  ['bytes=0-0', 0, { kind: 'unsatisfiable' }],
+  // large artifacts stay exact
+  ['bytes=4294967296-', 8589934592, { kind: 'single', start: 4294967296, end: 8589934591 }],
+];
+
+for (const [header, size, expected] of cases) {
+  test(`parseByteRange(${JSON.stringify(header)}, ${size}) → ${JSON.stringify(expected)}`, () => {
+    assert.deepEqual(parseByteRange(header, size), expected);
+  });
+}
+
+test('contentRange and unsatisfiedRange format RFC 9110 §14.4 values', () => {
+  assert.equal(contentRange(0, 499, 1234), 'bytes 0-499/1234');
+  assert.equal(contentRange(500000, 2059775, 2059776), 'bytes 500000-2059775/2059776');
+  assert.equal(unsatisfiedRange(1234), 'bytes */1234');
+});
