@@ -1,0 +1,82 @@
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as lockfile from 'proper-lockfile';
+
+// The mender client reads two files at fixed, compiled-in paths (real-client.md §1): the identity
+// script and /etc/mender/artifact_info. Tests install ours while holding a machine-wide lock, keep
+// any file that was there as `<path>.open-gateway-backup`, and put it back on release. A backup
+// found while acquiring means an earlier run died holding the files: it is restored first.
+
+export const IDENTITY_SCRIPT = '/usr/share/mender/identity/mender-device-identity';
+export const ARTIFACT_INFO = '/etc/mender/artifact_info';
+export const INITIAL_ARTIFACT_NAME = 'factory-image-0';
+const LOCK_TARGET = '/tmp/open-mender-gateway-real-clients';
+const MARK = '# installed by open-mender-gateway tests';
+
+const ours: Record<string, { text: string; mode: number }> = {
+  // The script inherits each client's environment, so MENDER_TEST_MAC makes the identity.
+  [IDENTITY_SCRIPT]: { text: `#!/bin/sh\n${MARK}\necho "mac=\${MENDER_TEST_MAC:-02:00:00:00:00:01}"\n`, mode: 0o755 },
+  [ARTIFACT_INFO]: { text: `${MARK}\nartifact_name=${INITIAL_ARTIFACT_NAME}\n`, mode: 0o644 },
+};
+
+const backupOf = (path: string): string => `${path}.open-gateway-backup`;
+
+function restore(path: string): void {
+  const backup = backupOf(path);
+  if (existsSync(backup)) renameSync(backup, path);
+  else if (existsSync(path) && readFileSync(path, 'utf8').includes(MARK)) rmSync(path);
+}
+
+function install(path: string): void {
+  restore(path); // a crashed earlier run's leftovers
+  mkdirSync(dirname(path), { recursive: true });
+  if (existsSync(path)) copyFileSync(path, backupOf(path));
+  writeFileSync(path, ours[path].text, { mode: ours[path].mode });
+}
+
+let holders = 0;
+let release: (() => Promise<void>) | null = null;
+let acquiring: Promise<void> | null = null;
+
+/** Install the global files (reference-counted within this process, locked across processes). */
+export async function acquireClientGlobals(waitSeconds = 600): Promise<void> {
+  holders++;
+  if (release) return;
+  if (!acquiring) {
+    acquiring = (async () => {
+      writeFileSync(LOCK_TARGET, '', { flag: 'a' });
+      const unlock = await lockfile.lock(LOCK_TARGET, {
+        realpath: false,
+        stale: 15_000,
+        retries: { retries: Math.ceil(waitSeconds), factor: 1, minTimeout: 1000, maxTimeout: 1000 },
+      });
+      for (const path of Object.keys(ours)) install(path);
+      release = unlock;
+    })().finally(() => { acquiring = null; });
+  }
+  try {
+    await acquiring;
+  } catch (err) {
+    holders--;
+    throw err;
+  }
+}
+
+/** Undo acquireClientGlobals once the last holder in this process lets go. */
+export async function releaseClientGlobals(): Promise<void> {
+  if (holders === 0) return;
+  holders--;
+  if (holders > 0 || !release) return;
+  const unlock = release;
+  release = null;
+  for (const path of Object.keys(ours)) restore(path);
+  await unlock();
+}
+
+/** Synchronous last resort for process exit: put the files back (the lock goes stale by itself). */
+export function restoreClientGlobalsNow(): void {
+  if (!release) return;
+  release = null;
+  holders = 0;
+  for (const path of Object.keys(ours)) restore(path);
+}
