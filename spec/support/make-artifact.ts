@@ -37,7 +37,7 @@ export interface Artifact {
 }
 
 /** Deterministic bytes: SHA-256 in counter mode over the seed, written in 64 KiB blocks. */
-async function writePayload(path: string, bytes: number, seed: string): Promise<string> {
+export async function writeSeededBytes(path: string, bytes: number, seed: string): Promise<string> {
   const out = createWriteStream(path);
   const digest = createHash('sha256');
   let counter = 0;
@@ -60,7 +60,7 @@ export async function makeArtifact(opts: ArtifactOptions): Promise<Artifact> {
   const payloadName = opts.payloadName ?? 'payload.bin';
   const work = join(opts.dir, `${opts.name}.src`);
   mkdirSync(work, { recursive: true });
-  const payloadSha256 = await writePayload(join(work, payloadName), opts.payloadBytes, opts.seed ?? opts.name);
+  const payloadSha256 = await writeSeededBytes(join(work, payloadName), opts.payloadBytes, opts.seed ?? opts.name);
   writeFileSync(join(work, 'dest_dir'), `${PER_INSTANCE_DEST_DIR}\n`);
   writeFileSync(join(work, 'filename'), `${payloadName}\n`);
   writeFileSync(join(work, 'permissions'), '644\n');

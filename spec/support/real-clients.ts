@@ -25,6 +25,8 @@ export interface FleetOptions {
   fastCerts?: boolean;
   /** Parent dir for the fleet's temp dir. */
   baseDir?: string;
+  /** Own process group: a Ctrl-C on the terminal reaches only the parent, which stops them. */
+  detached?: boolean;
 }
 
 export interface RealClient {
@@ -57,11 +59,15 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
+export function hasCommand(bin: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+}
+
 /** Why real clients can't run here, or null if they can. */
 export function realClientsUnavailable(): string | null {
   if (process.getuid?.() !== 0) return 'real mender clients need root (they use /usr/share/mender and /etc/mender)';
   for (const bin of ['mender', 'mender-artifact']) {
-    if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) {
+    if (!hasCommand(bin)) {
       return `${bin} is not installed: apt-get install mender-client mender-artifact`;
     }
   }
@@ -203,7 +209,7 @@ function startClient(
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(cmd as string, cmdArgs as string[], { cwd: dir, env: { ...env, MENDER_TEST_MAC: mac }, stdio: ['ignore', fd, fd] });
+    child = spawn(cmd as string, cmdArgs as string[], { cwd: dir, env: { ...env, MENDER_TEST_MAC: mac }, stdio: ['ignore', fd, fd], detached: opts.detached ?? false });
   } finally {
     closeSync(fd);
   }
