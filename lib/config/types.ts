@@ -71,4 +71,6 @@ export interface LoadedConfig {
   file: string | null;
   /** Non-fatal findings, e.g. unknown keys. One line each. */
   warnings: string[];
+  /** Environment variables that overrode the file or the defaults, in table order. */
+  fromEnv: string[];
 }

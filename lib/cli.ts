@@ -1,0 +1,129 @@
+// The mender-gateway command: the product's flags (§2.1), then config → file checks → start.
+// Every failure is one readable line on stderr and a non-zero exit: 2 for usage and
+// configuration errors, 1 when the gateway cannot start (port in use, bad certificate).
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { checkConfigFiles } from './config/check-files';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load-config';
+import { parseDuration } from './config/parse-duration';
+import { startGateway } from './gateway';
+import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
+
+const USAGE = `Mender Gateway (open-source drop-in)
+Usage: mender-gateway [flags]
+Flags:
+      --config FILE       Configuration JSON FILE (default "${DEFAULT_CONFIG_PATH}")
+  -h, --help              Show this help text.
+      --log-level LEVEL   Log LEVEL, <${LEVELS.join('|')}> (default "info")
+      --version           Print version and exit.
+
+Environment variables (HTTPS_ENABLED, UPSTREAM_SERVER_URL, ...) override the file; see README.md.
+`;
+
+const EXIT_USAGE = 2;
+const EXIT_START = 1;
+
+function fail(lines: string[], code: number): void {
+  for (const line of lines) process.stderr.write(`mender-gateway: ${line}\n`);
+  process.exitCode = code;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return `mender-gateway ${pkg.version}\nnode ${process.version}\n`;
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      'log-level': { type: 'string' },
+      version: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await run(argv);
+  } catch (err) {
+    // Anything unforeseen still ends as one line, not a stack trace.
+    fail([(err as Error).message ?? String(err)], EXIT_START);
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
+  let flags: ReturnType<typeof parseFlags>;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    return fail([`${(err as Error).message} (see --help)`], EXIT_USAGE);
+  }
+  if (flags.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (flags.version) {
+    process.stdout.write(version());
+    return;
+  }
+  // --log-level is applied before the config loads (product 2.0.0 fix), so loading can be debugged.
+  const levelFlag = flags['log-level'];
+  if (levelFlag !== undefined && !isLevel(levelFlag)) {
+    return fail([`invalid --log-level ${JSON.stringify(levelFlag)}: must be one of ${LEVELS.join(', ')}`], EXIT_USAGE);
+  }
+  const log = createLogger({ level: levelFlag ?? 'info' });
+
+  let loaded;
+  try {
+    loaded = loadConfig({ file: flags.config, explicit: flags.config !== undefined, env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(err.lines, EXIT_USAGE);
+    throw err;
+  }
+  const { config } = loaded;
+  if (config.DebugLog && levelFlag === undefined) log.setLevel('debug');
+  if (loaded.file !== null) log.info(`loaded configuration file: ${loaded.file}`);
+  else log.info(`no configuration file at ${flags.config ?? DEFAULT_CONFIG_PATH}: using the environment and defaults`);
+  if (loaded.fromEnv.length > 0) log.info('configuration overridden by the environment', { variables: loaded.fromEnv.join(',') });
+  for (const warning of loaded.warnings) log.warn(warning);
+
+  const fileProblems = checkConfigFiles(config);
+  if (fileProblems.length > 0) return fail(fileProblems, EXIT_USAGE);
+
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(config, log);
+  } catch (err) {
+    fail([(err as Error).message], EXIT_START);
+    process.exit(EXIT_START); // a half-started gateway may hold handles; leave now
+  }
+  handleSignals(gateway, parseDuration(config.ShutdownTimeout), log);
+}
+
+function handleSignals(gateway: { close(timeoutMs?: number): Promise<void> }, timeoutMs: number, log: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn('second signal: exiting at once', { signal });
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    stopping = true;
+    log.info('signal received: finishing requests in flight', { signal });
+    gateway.close(timeoutMs).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error('shutdown failed', { err: err as Error });
+        process.exit(EXIT_START);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -1,0 +1,146 @@
+// Read mender-gateway.conf → overlay the environment → validate against schema.json (ajv,
+// compiled once, allErrors) → apply defaults on a private copy → deep-freeze. Every problem is
+// reported at once, one line each; unknown keys are warnings, so configs written for newer
+// products still start.
+
+import { readFileSync } from 'node:fs';
+import Ajv, { type ValidateFunction } from 'ajv';
+import schema from './schema.json';
+import { applyEnvOverrides } from './env-overrides';
+import { describeConfigError } from './describe-config-error';
+import { matchKeyCase } from './match-key-case';
+import { checkRequiredKeys } from './check-required-keys';
+import { VALUE_FORMATS } from './value-formats';
+import type { GatewayConfig, LoadedConfig } from './types';
+
+export const DEFAULT_CONFIG_PATH = '/etc/mender/mender-gateway.conf';
+
+export class ConfigError extends Error {
+  readonly lines: string[];
+  constructor(lines: string[]) {
+    super(lines.join('\n'));
+    this.name = 'ConfigError';
+    this.lines = lines;
+  }
+}
+
+export interface LoadConfigOptions {
+  /** Defaults to DEFAULT_CONFIG_PATH. */
+  file?: string;
+  /** true when the file was named by --config: then a missing file is an error. */
+  explicit: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+let compiled: ValidateFunction | undefined;
+
+function validator(): ValidateFunction {
+  if (compiled === undefined) {
+    // Options differing from ajv's defaults only. useDefaults mutates: it runs on our private copy.
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true });
+    for (const [name, format] of Object.entries(VALUE_FORMATS)) ajv.addFormat(name, format.validate);
+    compiled = ajv.compile(schema);
+  }
+  return compiled;
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory, not a file',
+  ENOTDIR: 'a parent is not a directory',
+};
+
+function readConfigText(path: string, explicit: boolean): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code === 'ENOENT' && !explicit) return null;
+    throw new ConfigError([`${path}: cannot read configuration file: ${READ_ERRORS[code] ?? (err as Error).message}`]);
+  }
+}
+
+/** JSON.parse's "at position N" → "line L column C", which an operator can find in an editor. */
+export function describeJsonError(text: string, err: Error): string {
+  const message = err.message;
+  const match = /at position ([0-9]+)/.exec(message);
+  const position = match ? Number(match[1]) : /end of JSON input/.test(message) ? text.length : -1;
+  const reason = message.replace(/ in JSON at position [0-9]+.*$/, '').replace(/^JSON\.parse: /, '');
+  if (position < 0) return `invalid JSON: ${reason}`;
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - before.lastIndexOf('\n');
+  return `invalid JSON at line ${line} column ${column}: ${reason}`;
+}
+
+function parseConfigText(path: string, text: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // editors on Windows add a BOM
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    throw new ConfigError([`${path}: ${describeJsonError(body, err as Error)}`]);
+  }
+}
+
+function removeAt(data: unknown, segments: readonly string[]): void {
+  let node = data as Record<string, unknown>;
+  for (const s of segments.slice(0, -1)) {
+    node = node?.[s] as Record<string, unknown>;
+    if (typeof node !== 'object' || node === null) return;
+  }
+  delete node[segments[segments.length - 1]];
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+export function loadConfig(options: LoadConfigOptions): LoadedConfig {
+  const path = options.file ?? DEFAULT_CONFIG_PATH;
+  const text = readConfigText(path, options.explicit);
+  // A freshly parsed object is private to this call; nothing shared is ever mutated.
+  const data = text === null ? {} : parseConfigText(path, text);
+  matchKeyCase(data, schema);
+
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  let overlay = { applied: [] as string[], source: new Map<string, string>() };
+  if (typeof data === 'object' && data !== null && !Array.isArray(data)) {
+    const result = applyEnvOverrides(data as Record<string, unknown>, options.env);
+    errors.push(...result.errors);
+    warnings.push(...result.warnings);
+    overlay = result;
+  }
+
+  const validate = validator();
+  if (!validate(data)) {
+    for (const err of validate.errors ?? []) {
+      const described = describeConfigError(err, data, overlay.source);
+      if (described.kind === 'warning') {
+        warnings.push(described.line);
+        removeAt(data, described.segments);
+      } else {
+        errors.push(described.line);
+      }
+    }
+  }
+  const isObject = typeof data === 'object' && data !== null && !Array.isArray(data);
+  if (isObject) {
+    const findings = checkRequiredKeys(data as GatewayConfig);
+    errors.push(...findings.errors);
+    warnings.push(...findings.warnings);
+  }
+  if (errors.length > 0) throw new ConfigError([...new Set(errors)]);
+
+  return {
+    config: deepFreeze(data as GatewayConfig),
+    file: text === null ? null : path,
+    warnings,
+    fromEnv: overlay.applied,
+  };
+}
