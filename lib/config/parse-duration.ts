@@ -13,13 +13,27 @@ const UNIT_NS: Record<string, bigint> = {
   h: 3_600_000_000_000n,
 };
 
-const MAX_NS = (1n << 63n) - 1n;
+const TWO_63 = 1n << 63n;
 
 export class DurationError extends Error {}
 
-/** Nanoseconds as a BigInt, exactly as Go computes them (int64 range). */
+/** Leading digits as Go's leadingFraction reads them: digits past int64 precision are dropped. */
+function leadingFraction(digits: string): { f: bigint; scale: number } {
+  let f = 0n;
+  let scale = 1;
+  for (const c of digits) {
+    if (f > (TWO_63 - 1n) / 10n) break;
+    const y = f * 10n + BigInt(c);
+    if (y > TWO_63) break;
+    f = y;
+    scale *= 10;
+  }
+  return { f, scale };
+}
+
+/** Nanoseconds as a BigInt, exactly as Go computes them (int64 range, same float fraction maths). */
 export function parseDurationNs(text: string): bigint {
-  const quoted = JSON.stringify(text);
+  const invalid = () => new DurationError(`invalid duration ${JSON.stringify(text)}`);
   let s = text;
   let negative = false;
   if (s !== '' && (s[0] === '-' || s[0] === '+')) {
@@ -27,31 +41,37 @@ export function parseDurationNs(text: string): bigint {
     s = s.slice(1);
   }
   if (s === '0') return 0n;
-  if (s === '') throw new DurationError(`invalid duration ${quoted}`);
+  if (s === '') throw invalid();
   let total = 0n;
   while (s !== '') {
     // The number: digits, optionally a fraction; at least one digit on either side of the dot.
     const number = /^([0-9]*)(?:\.([0-9]*))?/.exec(s)!;
     const whole = number[1];
     const fraction = number[2] ?? '';
-    if (whole === '' && fraction === '') throw new DurationError(`invalid duration ${quoted}`);
+    if (whole === '' && fraction === '') throw invalid();
     s = s.slice(number[0].length);
-    const unitMatch = /^[^0-9.]*/.exec(s)![0];
-    if (unitMatch === '') throw new DurationError(`missing unit in duration ${quoted}`);
-    const unit = UNIT_NS[unitMatch];
-    if (unit === undefined) throw new DurationError(`unknown unit ${JSON.stringify(unitMatch)} in duration ${quoted}`);
-    s = s.slice(unitMatch.length);
+    const unitText = /^[^0-9.]*/.exec(s)![0];
+    if (unitText === '') throw new DurationError(`missing unit in duration ${JSON.stringify(text)}`);
+    const unit = UNIT_NS[unitText];
+    if (unit === undefined) {
+      throw new DurationError(`unknown unit ${JSON.stringify(unitText)} in duration ${JSON.stringify(text)}`);
+    }
+    s = s.slice(unitText.length);
     const v = BigInt(whole === '' ? '0' : whole);
-    if (v > MAX_NS / unit) throw new DurationError(`invalid duration ${quoted}`);
+    if (v > TWO_63 / unit) throw invalid();
     let part = v * unit;
-    if (fraction !== '') {
-      // Go truncates the fractional part toward zero at nanosecond precision.
-      part += (BigInt(fraction) * unit) / 10n ** BigInt(fraction.length);
+    const { f, scale } = leadingFraction(fraction);
+    if (f > 0n) {
+      // Go: uint64(float64(f) * (float64(unit) / scale)); float64 keeps fractions of hours exact.
+      part += BigInt(Math.trunc(Number(f) * (Number(unit) / scale)));
+      if (part > TWO_63) throw invalid();
     }
     total += part;
-    if (total > MAX_NS) throw new DurationError(`invalid duration ${quoted}`);
+    if (total > TWO_63) throw invalid();
   }
-  return negative ? -total : total;
+  if (negative) return -total;
+  if (total > TWO_63 - 1n) throw invalid();
+  return total;
 }
 
 /** Milliseconds (may be fractional or negative, as Go allows). */
