@@ -1,0 +1,174 @@
+import type http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ArtifactServer } from '../artifacts/artifact-server';
+import type { ArtifactsCacheConfig } from '../config/types';
+import { GatewayError } from '../http/gateway-error';
+import { replyError } from '../http/reply-error';
+import type { RequestContext } from '../http/route';
+import type { Logger } from '../observe/log';
+import { artifactFill, type FillContext } from './artifact-fill';
+import { cacheKey, entryId } from './cache-key';
+import { cacheLayout, type CacheLayout } from './cache-layout';
+import { CacheIndex, readPublished } from './cache-index';
+import { makeRoom } from './evict-lru';
+import { FillProgress } from './fill-progress';
+import { ReadSizer, type ReadSizeSetting } from './read-size';
+import { recoverCache } from './recover-cache';
+import { DEFAULT_RETRY, type RetryPolicy } from './resumable-download';
+import { serveCachedFile } from './serve-cached-file';
+import { serveGrowingFile } from './serve-growing-file';
+import { serveUncached } from './serve-uncached';
+import { SingleFlight } from './single-flight';
+
+// Features.ArtifactsProxy.ArtifactsCache (issue 5): one origin download per artifact
+// whatever the number of devices or gateway processes, streamed to every waiting device
+// as it lands, published only when complete and verified, evicted LRU when space runs
+// out, and streamed uncached when it cannot fit.
+//
+// A request's path: published entry → serve from disk; else join (or start) the fill for
+// its key and, once the origin's length is known, follow the growing file; a fill that
+// cannot be cached sends every waiting device straight to the origin.
+
+export interface CacheTuning {
+  /** Bytes per read for each serving stream, or 'adaptive' (default). */
+  readSize?: ReadSizeSetting;
+  retry?: Partial<RetryPolicy>;
+  /** proper-lockfile `stale` (ms); the same value must be used by every process on the path. */
+  staleMs?: number;
+  lockPollMs?: number;
+}
+
+export interface ArtifactCacheOptions {
+  config: ArtifactsCacheConfig;
+  log: Logger;
+  agentFor?: (url: URL) => http.Agent | undefined;
+  tuning?: CacheTuning;
+}
+
+/** Embedded disks can stall for seconds on fsync; a lock refreshed every 10 s and stale after 20 s rides that out. */
+const DEFAULT_STALE_MS = 20_000;
+
+export class ArtifactCache implements ArtifactServer {
+  readonly layout: CacheLayout;
+  readonly index: CacheIndex;
+  private readonly fills = new SingleFlight<FillProgress>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly closing = new AbortController();
+  private readonly sizer: ReadSizer;
+  private readonly fillContext: FillContext;
+  /** Sizes of artifacts that did not fit last time: checked before asking the origin again. */
+  private readonly tooBig = new Map<string, number>();
+
+  constructor(private readonly opts: ArtifactCacheOptions) {
+    const { config, log } = opts;
+    const tuning = opts.tuning ?? {};
+    this.layout = cacheLayout(config.Path);
+    this.index = new CacheIndex(this.layout);
+    this.sizer = new ReadSizer(tuning.readSize ?? 'adaptive');
+    const staleMs = tuning.staleMs ?? DEFAULT_STALE_MS;
+    this.fillContext = {
+      layout: this.layout,
+      index: this.index,
+      log: log.child({ component: 'artifact-cache' }),
+      agentFor: opts.agentFor,
+      retry: { ...DEFAULT_RETRY, ...tuning.retry },
+      lock: { staleMs, updateMs: Math.max(1000, Math.floor(staleMs / 2)) },
+      lockPollMs: tuning.lockPollMs ?? 250,
+      maxSize: config.MaxSize,
+      reserved: () => this.reservedBytes(),
+      closing: this.closing.signal,
+    };
+  }
+
+  async serve(req: IncomingMessage, res: ServerResponse, origin: URL, ctx: RequestContext): Promise<void> {
+    try {
+      await this.serveFromCache(req, res, origin);
+    } catch (err) {
+      replyError(req, res, err, ctx.log);
+    }
+  }
+
+  private async serveFromCache(req: IncomingMessage, res: ServerResponse, origin: URL): Promise<void> {
+    const key = cacheKey(origin);
+    const id = entryId(key);
+    // A few rounds: an entry can be evicted, or published by another process, between looks.
+    for (let round = 0; round < 4; round++) {
+      const entry = this.index.get(id) ?? (this.fills.get(id) ? undefined : await this.adopt(id));
+      if (entry) {
+        if (await serveCachedFile(req, res, entry, { layout: this.layout, index: this.index, sizer: this.sizer })) return;
+        this.index.delete(id);
+        continue;
+      }
+      if (!this.fills.get(id) && !(await this.mayFit(id))) return serveUncached(req, res, origin, this.opts.agentFor?.(origin));
+      const fill = this.startFill(id, key, origin);
+      const start = await fill.started;
+      if (start.kind === 'growing') return serveGrowingFile(req, res, fill, this.sizer);
+      if (start.kind === 'uncached') return serveUncached(req, res, origin, this.opts.agentFor?.(origin));
+    }
+    throw new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache entry keeps changing, try again');
+  }
+
+  /** Start filling the cache for an artifact no device asked for yet (ArtifactsCache.Prewarm). */
+  prewarm(origin: URL): void {
+    if (!this.opts.config.Prewarm || this.closing.signal.aborted) return;
+    const id = entryId(cacheKey(origin));
+    if (this.index.get(id)) return;
+    this.startFill(id, cacheKey(origin), origin);
+  }
+
+  /** Stop every fill (nothing half-done is published) and wait for them to clean up. */
+  async close(): Promise<void> {
+    this.closing.abort(new GatewayError('SERVICE_UNAVAILABLE', 'gateway is shutting down'));
+    await Promise.allSettled([...this.running]);
+  }
+
+  /** Fills running in this process (for tests and metrics). */
+  get activeFills(): number {
+    return this.fills.size;
+  }
+
+  private startFill(id: string, key: string, origin: URL): FillProgress {
+    return this.fills.join(
+      id,
+      () => new FillProgress(id, key),
+      (p) => {
+        const run = artifactFill(p, origin, this.fillContext).then(() => {
+          if (p.state === 'failed' && (p.error?.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC') this.tooBig.set(id, p.size);
+          else if (p.state === 'done') this.tooBig.delete(id);
+        });
+        this.running.add(run);
+        return run.finally(() => this.running.delete(run));
+      },
+    ).value;
+  }
+
+  private async adopt(id: string) {
+    const entry = await readPublished(this.layout, id);
+    return entry ? this.index.set(entry) : undefined;
+  }
+
+  /** False only for an artifact known not to fit that still does not, even after eviction. */
+  private async mayFit(id: string): Promise<boolean> {
+    const size = this.tooBig.get(id);
+    if (size === undefined) return true;
+    const fits = await makeRoom({ layout: this.layout, index: this.index, incoming: size, reserved: this.reservedBytes(), maxSize: this.opts.config.MaxSize, log: this.fillContext.log });
+    if (fits) this.tooBig.delete(id);
+    return fits;
+  }
+
+  private reservedBytes(): number {
+    let bytes = 0;
+    for (const p of this.fills.values()) if (p.state === 'growing') bytes += p.size - p.written;
+    return bytes;
+  }
+}
+
+export async function createArtifactCache(opts: ArtifactCacheOptions): Promise<ArtifactCache> {
+  const { config } = opts;
+  if (typeof config.Path !== 'string' || config.Path === '') throw new TypeError('expected ArtifactsCache.Path to be a directory, got an empty value');
+  if (!Number.isSafeInteger(config.MaxSize) || config.MaxSize < 0) throw new TypeError(`expected ArtifactsCache.MaxSize to be a byte count ≥ 0, got ${String(config.MaxSize)}`);
+  const cache = new ArtifactCache(opts);
+  const staleMs = opts.tuning?.staleMs ?? DEFAULT_STALE_MS;
+  await recoverCache({ layout: cache.layout, index: cache.index, log: opts.log.child({ component: 'artifact-cache' }), staleMs });
+  return cache;
+}

@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import type http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { plainMd5Etag } from './cache-key';
+import { objectPath, sidecarPath, tmpPath, type CacheLayout } from './cache-layout';
+import { readPublished, type CacheIndex, type Sidecar } from './cache-index';
+import { makeRoom } from './evict-lru';
+import { tryFillLock, type HeldLock, type LockTiming } from './fill-lock';
+import type { FillProgress } from './fill-progress';
+import { NoContentLength, OriginRefused, resumableDownload, SinkRefused, type RetryPolicy } from './resumable-download';
+import { GatewayError } from '../http/gateway-error';
+import type { Logger } from '../observe/log';
+import { redactUrl } from '../observe/log';
+
+// One fill: lock → (published meanwhile? done) → origin → tmp file ('wx', this process's
+// own name) with MD5 and count while streaming → verify length and plain-MD5 ETag → fsync
+// → rename bytes → rename sidecar (the commit point) → index. Any failure removes the tmp
+// file and publishes nothing (STYLE principle 7; peers-and-performance §5 guarantee 1).
+
+export interface FillContext {
+  layout: CacheLayout;
+  index: CacheIndex;
+  log: Logger;
+  agentFor?: (url: URL) => http.Agent | undefined;
+  retry: RetryPolicy;
+  lock: LockTiming;
+  /** How often a fill waiting for another process's lock looks again. */
+  lockPollMs: number;
+  maxSize: number;
+  /** Bytes still to come for the other fills of this process (space they will take). */
+  reserved(): number;
+  /** Aborted on close(): every fill stops. */
+  closing: AbortSignal;
+}
+
+export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContext): Promise<void> {
+  const started = Date.now();
+  try {
+    const lock = await lockOrWait(p, ctx);
+    if (lock === null) return;
+    try {
+      await fillLocked(p, origin, ctx, lock);
+    } finally {
+      await lock.release();
+    }
+    if (p.state === 'done' && p.size > 0) ctx.log.info('artifact cached', { key: p.key, size: p.size, ms: Date.now() - started });
+  } catch (err) {
+    if (err instanceof SinkRefused || err instanceof NoContentLength) {
+      ctx.log.warn('artifact served uncached', { key: p.key, reason: err.message });
+      p.skip({ kind: 'uncached', reason: err.message });
+      return;
+    }
+    const gw = err instanceof GatewayError ? err : new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache fill failed, try again', { cause: err });
+    ctx.log.error('artifact fill failed', { key: p.key, origin: redactUrl(origin.href), written: p.written, cause: (err as Error).message });
+    p.fail(gw);
+  }
+}
+
+/** The lock, or null once another process has published the entry while we waited. */
+async function lockOrWait(p: FillProgress, ctx: FillContext): Promise<HeldLock | null> {
+  for (;;) {
+    if (ctx.closing.aborted) throw new GatewayError('SERVICE_UNAVAILABLE', 'gateway is shutting down');
+    const lock = await tryFillLock(ctx.layout, p.id, ctx.lock);
+    if (lock) return lock;
+    if (await adoptPublished(p, ctx)) return null;
+    await sleep(ctx.lockPollMs, undefined, { signal: ctx.closing }).catch(() => undefined);
+  }
+}
+
+async function adoptPublished(p: FillProgress, ctx: FillContext): Promise<boolean> {
+  const entry = await readPublished(ctx.layout, p.id);
+  if (!entry) return false;
+  ctx.index.set(entry);
+  p.skip({ kind: 'published' });
+  return true;
+}
+
+async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: HeldLock): Promise<void> {
+  if (await adoptPublished(p, ctx)) return;
+  const signal = AbortSignal.any([ctx.closing, lock.signal]);
+  const tmp = tmpPath(ctx.layout, p.id);
+  const tmpMeta = tmpPath(ctx.layout, p.id, '.json');
+  const fh = await fsp.open(tmp, 'wx');
+  let open = true;
+  try {
+    const md5 = createHash('md5');
+    const got = await resumableDownload(
+      origin,
+      {
+        start: async (size, etag) => {
+          const fits = await makeRoom({ layout: ctx.layout, index: ctx.index, incoming: size, reserved: ctx.reserved(), maxSize: ctx.maxSize, log: ctx.log });
+          if (!fits) throw new SinkRefused(`no room for ${size} bytes in the cache`);
+          p.begin(size, etag, tmp, objectPath(ctx.layout, p.id));
+        },
+        write: async (chunk) => {
+          md5.update(chunk);
+          await writeAll(fh, chunk);
+          p.advance(chunk.length);
+        },
+      },
+      { signal, agent: ctx.agentFor?.(origin), retry: ctx.retry, onRetry: (offset, err) => ctx.log.warn('artifact origin cut, resuming', { key: p.key, offset, cause: err.message }) },
+    );
+    const digest = md5.digest('hex');
+    const etagMd5 = plainMd5Etag(got.etag);
+    if (p.written !== got.size) throw new OriginRefused('ORIGIN_ERROR', `artifact origin sent ${p.written} of ${got.size} bytes`);
+    if (etagMd5 !== null && etagMd5 !== digest) throw new OriginRefused('ORIGIN_ERROR', 'artifact bytes do not match the origin ETag');
+    await fh.sync();
+    open = false;
+    await fh.close();
+    if (signal.aborted) throw signal.reason;
+    const meta: Sidecar = { version: 1, key: p.key, size: got.size, etag: got.etag, md5: digest, storedAt: new Date().toISOString() };
+    await writeDurable(tmpMeta, JSON.stringify(meta));
+    await fsp.rename(tmp, objectPath(ctx.layout, p.id));
+    await fsp.rename(tmpMeta, sidecarPath(ctx.layout, p.id));
+    await syncDir(ctx.layout.objects);
+    ctx.index.set({ id: p.id, key: p.key, size: got.size, etag: got.etag, lastServed: Date.now(), readers: 0 });
+    p.publish();
+  } finally {
+    if (open) await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    await fsp.rm(tmpMeta, { force: true });
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, chunk: Buffer): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+    off += bytesWritten;
+  }
+}
+
+async function writeDurable(file: string, text: string): Promise<void> {
+  const fh = await fsp.open(file, 'wx');
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync().catch(() => undefined);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,99 @@
+import { promises as fsp } from 'node:fs';
+import { objectPath, sidecarPath, type CacheLayout } from './cache-layout';
+
+// What this process knows about published entries: size and ETag (from the sidecar),
+// when each was last served (the object file's mtime on disk, so LRU order survives a
+// restart) and how many devices are reading it right now (eviction skips those).
+
+export interface Sidecar {
+  version: 1;
+  key: string;
+  size: number;
+  etag: string | null;
+  md5: string;
+  storedAt: string;
+}
+
+export interface CacheEntry {
+  id: string;
+  key: string;
+  size: number;
+  etag: string | null;
+  lastServed: number;
+  readers: number;
+}
+
+export function parseSidecar(text: string): Sidecar | null {
+  try {
+    const v = JSON.parse(text) as Partial<Sidecar>;
+    if (v.version !== 1 || typeof v.key !== 'string' || !Number.isSafeInteger(v.size) || (v.size as number) < 0) return null;
+    if (typeof v.md5 !== 'string' || !(v.etag === null || typeof v.etag === 'string')) return null;
+    return v as Sidecar;
+  } catch {
+    return null;
+  }
+}
+
+/** The entry as published on disk (by any process), or null when absent or inconsistent. */
+export async function readPublished(layout: CacheLayout, id: string): Promise<CacheEntry | null> {
+  let text: string;
+  try {
+    text = await fsp.readFile(sidecarPath(layout, id), 'utf8');
+  } catch {
+    return null;
+  }
+  const meta = parseSidecar(text);
+  if (!meta) return null;
+  try {
+    const st = await fsp.stat(objectPath(layout, id));
+    if (!st.isFile() || st.size !== meta.size) return null;
+    return { id, key: meta.key, size: meta.size, etag: meta.etag, lastServed: st.mtimeMs, readers: 0 };
+  } catch {
+    return null;
+  }
+}
+
+const TOUCH_EVERY_MS = 60_000;
+
+export class CacheIndex {
+  private readonly entries = new Map<string, CacheEntry>();
+  private readonly touchedOnDisk = new Map<string, number>();
+
+  constructor(private readonly layout: CacheLayout) {}
+
+  get(id: string): CacheEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  set(entry: CacheEntry): CacheEntry {
+    const prev = this.entries.get(entry.id);
+    if (prev) entry.readers = prev.readers;
+    this.entries.set(entry.id, entry);
+    return entry;
+  }
+
+  delete(id: string): void {
+    this.entries.delete(id);
+    this.touchedOnDisk.delete(id);
+  }
+
+  all(): CacheEntry[] {
+    return [...this.entries.values()];
+  }
+
+  usedBytes(): number {
+    let used = 0;
+    for (const e of this.entries.values()) used += e.size;
+    return used;
+  }
+
+  /** Mark an entry served now; the mtime on disk follows at most once a minute. */
+  touch(entry: CacheEntry, now = Date.now()): void {
+    entry.lastServed = now;
+    const last = this.touchedOnDisk.get(entry.id) ?? 0;
+    if (now - last < TOUCH_EVERY_MS) return;
+    this.touchedOnDisk.set(entry.id, now);
+    const t = new Date(now);
+    fsp.utimes(objectPath(this.layout, entry.id), t, t).catch(() => undefined);
+  }
+}

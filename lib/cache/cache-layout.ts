@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import * as path from 'node:path';
+
+// On-disk layout, versioned so a future format can live beside this one (STYLE principle 7):
+//   <Path>/v1/objects/<id>        published artifact bytes
+//   <Path>/v1/objects/<id>.json   sidecar metadata; its rename is the commit point
+//   <Path>/v1/tmp/<id>.<host>.<pid>.<rand>[.json]   a fill in progress, one per process
+//   <Path>/v1/locks/<id>.lock     proper-lockfile's directory; <id>.owner names its holder
+// Other files in <Path> (the link-signing secret) are never touched.
+
+export const LAYOUT_VERSION = 'v1';
+
+export interface CacheLayout {
+  root: string;
+  objects: string;
+  tmp: string;
+  locks: string;
+}
+
+export function cacheLayout(cachePath: string): CacheLayout {
+  const root = path.join(path.resolve(cachePath), LAYOUT_VERSION);
+  return { root, objects: path.join(root, 'objects'), tmp: path.join(root, 'tmp'), locks: path.join(root, 'locks') };
+}
+
+export const objectPath = (l: CacheLayout, id: string) => path.join(l.objects, id);
+export const sidecarPath = (l: CacheLayout, id: string) => path.join(l.objects, `${id}.json`);
+/** The path proper-lockfile is asked to lock (it creates `<this>.lock`). */
+export const lockTarget = (l: CacheLayout, id: string) => path.join(l.locks, id);
+export const ownerPath = (l: CacheLayout, id: string) => path.join(l.locks, `${id}.owner`);
+
+const HOST = hostname().replace(/[^A-Za-z0-9-]/g, '_');
+
+/** A temporary name no other process (or other fill of this one) can pick. */
+export function tmpPath(l: CacheLayout, id: string, suffix = ''): string {
+  return path.join(l.tmp, `${id}.${HOST}.${process.pid}.${randomBytes(6).toString('hex')}${suffix}`);
+}
+
+export interface TmpOwner {
+  host: string;
+  pid: number;
+}
+
+/** Who wrote a tmp file, from its name; null when the name is not ours. */
+export function parseTmpName(name: string): TmpOwner | null {
+  const m = /^[0-9a-f]{64}\.([A-Za-z0-9_-]+)\.(\d+)\.[0-9a-f]{12}(?:\.json)?$/.exec(name);
+  return m ? { host: m[1], pid: Number(m[2]) } : null;
+}
+
+export function isThisHost(owner: TmpOwner): boolean {
+  return owner.host === HOST;
+}
+
+/** Whether a process of this host is still alive (signal 0 probes without sending). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function ownerRecord(): string {
+  return JSON.stringify({ host: HOST, pid: process.pid });
+}
+
+export const ENTRY_ID = /^[0-9a-f]{64}$/;

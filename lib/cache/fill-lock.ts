@@ -1,0 +1,57 @@
+import { promises as fsp } from 'node:fs';
+import * as lockfile from 'proper-lockfile';
+import { lockTarget, ownerPath, ownerRecord, type CacheLayout } from './cache-layout';
+import { lockAbandoned } from './recover-cache';
+
+// The cross-process half of single flight (STYLE principle 6, peers-and-performance §3.3).
+// realpath:false because the entry does not exist yet; retries:0 because the in-process
+// map already serialises our own callers; onCompromised aborts that one fill instead of
+// proper-lockfile's default, which throws from a timer and kills the process. The lock is
+// not the only guard: each process writes its own tmp file and publishes by rename.
+
+export interface HeldLock {
+  /** Aborted when the lock is compromised (taken over, or not refreshed in time). */
+  signal: AbortSignal;
+  release(): Promise<void>;
+}
+
+export interface LockTiming {
+  staleMs: number;
+  updateMs: number;
+}
+
+/** Take the fill lock for `id`, or null when another live process holds it. */
+export async function tryFillLock(layout: CacheLayout, id: string, timing: LockTiming): Promise<HeldLock | null> {
+  const target = lockTarget(layout, id);
+  const compromised = new AbortController();
+  const options: lockfile.LockOptions = {
+    realpath: false,
+    retries: 0,
+    stale: timing.staleMs,
+    update: timing.updateMs,
+    onCompromised: (err) => compromised.abort(err),
+  };
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(target, options);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    // A kill -9'd holder on this host is known dead at once; no need to wait out `stale`.
+    if (!(await lockAbandoned(`${target}.lock`, ownerPath(layout, id), timing.staleMs))) return null;
+    await fsp.rm(`${target}.lock`, { recursive: true, force: true });
+    try {
+      release = await lockfile.lock(target, options);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code === 'ELOCKED') return null;
+      throw again;
+    }
+  }
+  await fsp.writeFile(ownerPath(layout, id), ownerRecord()).catch(() => undefined);
+  return {
+    signal: compromised.signal,
+    async release() {
+      if (!compromised.signal.aborted) await fsp.rm(ownerPath(layout, id), { force: true });
+      await release().catch(() => undefined);
+    },
+  };
+}
