@@ -65,10 +65,10 @@ export function hasCommand(bin: string): boolean {
 
 /** Why real clients can't run here, or null if they can. */
 export function realClientsUnavailable(): string | null {
-  if (process.getuid?.() !== 0) return 'real mender clients need root (they use /usr/share/mender and /etc/mender)';
+  if (process.getuid?.() !== 0) return 'they need root (they read files under /usr/share/mender and /etc/mender); run as root';
   for (const bin of ['mender', 'mender-artifact']) {
     if (!hasCommand(bin)) {
-      return `${bin} is not installed: apt-get install mender-client mender-artifact`;
+      return `${bin} is not installed; as root: apt-get install mender-client mender-artifact`;
     }
   }
   return null;
@@ -112,7 +112,9 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const dir = mkdtempSync(join(opts.baseDir ?? tmpdir(), 'mender-fleet-'));
   const emptyDir = join(dir, 'empty-certs');
   mkdirSync(emptyDir);
-  const fastCertsNote = opts.fastCerts === false ? 'disabled by option' : probeFastCerts(emptyDir) ?? undefined;
+  // MENDER_FASTCERTS=0 turns the fast start off, to try the path machines without unshare take.
+  const disabled = opts.fastCerts === false || process.env.MENDER_FASTCERTS === '0';
+  const fastCertsNote = disabled ? 'disabled (option or MENDER_FASTCERTS=0)' : probeFastCerts(emptyDir) ?? undefined;
   const fastCerts = fastCertsNote === undefined;
 
   await acquireClientGlobals();
