@@ -30,6 +30,8 @@ export interface OriginBehaviour {
   corrupt?: boolean;
   /** Omit Content-Length (chunked). */
   noLength?: boolean;
+  /** Answer every request with this status and an empty body. */
+  status?: number;
 }
 
 export interface TestOrigin {
@@ -59,6 +61,10 @@ export async function startOrigin(body: Buffer, behaviour: OriginBehaviour = {})
     const b = origin.behaviour;
     const range = req.headers.range;
     origin.requests.push({ range });
+    if (b.status) {
+      res.writeHead(b.status, { 'Content-Length': 0 }).end();
+      return;
+    }
     const m = range ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
     const size = body.length;
     let start = 0;
