@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { deployToFleet } from '../support/fleet-deployment';
+import { deployToFleet, RETRY_STATES } from '../support/fleet-deployment';
 import { makeArtifact, type Artifact } from '../support/make-artifact';
 import { startFleet, type Fleet, type RealClient } from '../support/real-clients';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
@@ -58,6 +58,7 @@ test(`${CLIENTS} real clients straight to the emulator complete one deployment`,
   assert.equal(store.totalBytesServed() - bytesBefore, CLIENTS * artifact.size);
   // No one-minute retry was needed on the way.
   assert.ok(run.elapsedMs < 55_000, `deployment took ${run.elapsedMs} ms`);
+  assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
 
   // After success the client reports its new artifact in inventory.
   await fleet.waitFor(

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { deployToFleet } from '../support/fleet-deployment';
+import { deployToFleet, RETRY_STATES } from '../support/fleet-deployment';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
 import { makeArtifact, type Artifact } from '../support/make-artifact';
 import { startFleet, type Fleet, type RealClient } from '../support/real-clients';
@@ -93,5 +93,6 @@ test(`${CLIENTS} real clients complete a deployment through the gateway`, { time
   // Artifact proxy off: each device fetched the artifact once, whole, from the store.
   assert.equal(store.totalBytesServed() - bytesBefore, CLIENTS * artifact.size);
   assert.ok(run.elapsedMs < 55_000, `deployment took ${run.elapsedMs} ms`);
+  assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
   console.log(`through gateway: ${CLIENTS} clients updated in ${run.elapsedMs} ms (fast start: ${fleet.fastCerts ? 'yes' : fleet.fastCertsNote})`);
 });

@@ -45,3 +45,6 @@ export async function deployToFleet(
   );
   return { deploymentId, deviceIds, elapsedMs: Date.now() - started };
 }
+
+/** Log lines of the client's backoff states: a healthy run enters none of them. */
+export const RETRY_STATES = /authorize-wait|retry-wait|retry-report|report-retry|Resuming download|Cannot resume/;

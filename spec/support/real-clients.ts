@@ -53,6 +53,8 @@ export interface Fleet {
   fastCertsNote?: string;
   /** Resolve when predicate() holds; reject after timeoutMs with log tails, or at once if a client died. */
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
+  /** Clients whose log matches, e.g. to prove that no retry backoff was entered. */
+  logsMatching(pattern: RegExp): RealClient[];
   /** Last lines of every client's log, for a failure message. */
   logTails(lines?: number, maxClients?: number): string;
   signalAll(signal: NodeJS.Signals): void;
@@ -142,6 +144,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     fastCerts,
     fastCertsNote,
     logTails,
+    logsMatching: (pattern) => clients.filter((c) => existsSync(c.logFile) && pattern.test(readFileSync(c.logFile, 'utf8'))),
     signalAll(signal) {
       for (const c of clients) if (c.exitCode === undefined) c.process.kill(signal);
     },
