@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { checkConfigFiles } from './config/check-files';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load-config';
 import { parseDuration } from './config/parse-duration';
+import { redactedConfig } from './config/redacted-config';
 import { startGateway } from './gateway';
 import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
 
@@ -93,10 +94,13 @@ async function run(argv: string[]): Promise<void> {
   else log.info(`no configuration file at ${flags.config ?? DEFAULT_CONFIG_PATH}: using the environment and defaults`);
   if (loaded.fromEnv.length > 0) log.info('configuration overridden by the environment', { variables: loaded.fromEnv.join(',') });
   for (const warning of loaded.warnings) log.warn(warning);
+  if (log.enabled('debug')) log.debug(`effective configuration: ${JSON.stringify(redactedConfig(config))}`);
 
   const fileProblems = checkConfigFiles(config);
   if (fileProblems.length > 0) return fail(fileProblems, EXIT_USAGE);
 
+  // Handlers go in before the listeners open: a signal during start-up still shuts down cleanly.
+  const stop = firstSignal(log);
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway(config, log);
@@ -104,26 +108,30 @@ async function run(argv: string[]): Promise<void> {
     fail([(err as Error).message], EXIT_START);
     process.exit(EXIT_START); // a half-started gateway may hold handles; leave now
   }
-  handleSignals(gateway, parseDuration(config.ShutdownTimeout), log);
+  const signal = await stop;
+  log.info('signal received: finishing requests in flight', { signal });
+  try {
+    await gateway.close(parseDuration(config.ShutdownTimeout));
+  } catch (err) {
+    log.error('shutdown failed', { err: err as Error });
+    process.exit(EXIT_START);
+  }
+  process.exit(0);
 }
 
-function handleSignals(gateway: { close(timeoutMs?: number): Promise<void> }, timeoutMs: number, log: Logger): void {
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn('second signal: exiting at once', { signal });
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    }
-    stopping = true;
-    log.info('signal received: finishing requests in flight', { signal });
-    gateway.close(timeoutMs).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error('shutdown failed', { err: err as Error });
-        process.exit(EXIT_START);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+/** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
+function firstSignal(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (received) {
+        log.warn('second signal: exiting at once', { signal });
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      received = true;
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
 }
