@@ -1,0 +1,34 @@
+// The README's configuration table is generated from schema.json and the environment table;
+// this keeps the committed copy current and the two tables consistent with each other.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { configKeys, renderConfigMarkdown } from '../../lib/config/config-table';
+import { ENV_OVERRIDES } from '../../lib/config/env-overrides';
+
+const README = join(__dirname, '..', '..', '..', 'fixtures', 'config', 'README-config.md');
+
+test('every environment variable sets a key of the schema', () => {
+  const paths = new Set(configKeys().map((k) => k.path));
+  for (const row of ENV_OVERRIDES) assert.ok(paths.has(row.path.join('.')), `${row.env} → ${row.path.join('.')}`);
+});
+
+test('every key has an environment variable except the file-only ones', () => {
+  const fileOnly = configKeys().filter((k) => k.env.length === 0).map((k) => k.path);
+  assert.deepEqual(fileOnly, ['Features.DeviceSystem.DefaultInventory', 'DebugLog']);
+});
+
+test('every variable of the product 2.0.0 list, 2.0.0 mTLS expiry and 2.2.0 metrics is accepted', () => {
+  const product = 'ARTIFACTS_PROXY_CACHE_LINK_EXPIRE_DURATION, ARTIFACTS_PROXY_CACHE_ENABLED, ARTIFACTS_PROXY_CACHE_PATH, ARTIFACTS_PROXY_CACHE_SECRET, ARTIFACTS_PROXY_DOMAIN_WHITELIST, ARTIFACTS_PROXY_ENABLED, ARTIFACTS_PROXY_GATEWAY_URL, DEVICE_SYSTEM_ENABLED, DEVICE_SYSTEM_ID, HTTPS_ENABLED, HTTPS_LISTEN, HTTPS_MINIMUM_TLS_VERSION, HTTPS_SERVER_CERTIFICATE, HTTPS_SERVER_KEY, HTTP_ENABLED, HTTP_LISTEN, MTLS_BLACKLIST_PATH, MTLS_CA_CERTIFICATE, MTLS_ENABLED, MTLS_ENABLE_CACHE, MTLS_MENDER_PASSWORD, MTLS_MENDER_USERNAME, UPSTREAM_SERVER_CA_CERTIFICATE, UPSTREAM_SERVER_INSECURE_SKIP_VERIFY, UPSTREAM_SERVER_URL, MTLS_INSECURE_SKIP_CLIENT_EXPIRE_AFTER, METRICS_ENABLED, METRICS_LISTEN, UPSTREAM_SERVER'.split(', ');
+  const ours = new Set(ENV_OVERRIDES.map((r) => r.env));
+  for (const name of product) assert.ok(ours.has(name), name);
+  assert.equal(new Set(ENV_OVERRIDES.map((r) => r.env)).size, ENV_OVERRIDES.length, 'no variable listed twice');
+});
+
+test('fixtures/config/README-config.md is the generated table', () => {
+  const rendered = renderConfigMarkdown();
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(README, rendered);
+  assert.equal(readFileSync(README, 'utf8'), rendered, 'regenerate with UPDATE_GOLDEN=1');
+});
