@@ -48,7 +48,8 @@ before(async () => {
     UpstreamServer: { URL: server.url, CACertificate: upstreamTls.ca.cert },
     Features: { ArtifactsProxy: { Enabled: false } },
   });
-  gateway = await startGateway({ configFile });
+  // Debug level: secrets must stay out of the log at every level.
+  gateway = await startGateway({ configFile, logLevel: 'debug' });
 });
 
 after(async () => {
@@ -94,5 +95,10 @@ test(`${CLIENTS} real clients complete a deployment through the gateway`, { time
   assert.equal(store.totalBytesServed() - bytesBefore, CLIENTS * artifact.size);
   assert.ok(run.elapsedMs < 55_000, `deployment took ${run.elapsedMs} ms`);
   assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  // Device JWTs and the presigned links' signatures crossed the gateway; none may be logged.
+  const logged = gateway!.output();
+  assert.match(logged, /msg="request".*auth_requests/, 'the gateway did not log device requests');
+  assert.doesNotMatch(logged, /eyJ[\w-]{10,}\.[\w-]{10,}/, 'a JWT appears in the gateway log');
+  assert.doesNotMatch(logged, /X-Amz-Signature=[0-9a-f]/i, 'a presigned signature appears in the gateway log');
   console.log(`through gateway: ${CLIENTS} clients updated in ${run.elapsedMs} ms (fast start: ${fleet.fastCerts ? 'yes' : fleet.fastCertsNote})`);
 });
