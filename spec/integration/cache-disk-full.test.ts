@@ -1,0 +1,115 @@
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import http from 'node:http';
+import * as path from 'node:path';
+import { createArtifactCache, type ArtifactCache } from '../../lib/cache/artifact-cache';
+import { cacheKey, entryId } from '../../lib/cache/cache-key';
+import { cacheConfig, download, md5, publishedIds, quietLog, startFront, startOrigin, tempDir, type TestOrigin } from './cache-harness';
+
+// A cache on a small filesystem made by the test (a 24 MiB tmpfs; the tests run as root):
+// eviction removes the least recently used idle entry and keeps the ones being read; when
+// nothing can be evicted the artifact is streamed uncached and the devices never notice.
+
+const MiB = 1024 * 1024;
+const SIZE = 10 * MiB;
+let dir: string;
+let mountPoint: string;
+let origin: TestOrigin;
+let cache: ArtifactCache;
+let front: Awaited<ReturnType<typeof startFront>>;
+const body = randomBytes(SIZE);
+
+before(async () => {
+  dir = await tempDir('cache-full-');
+  mountPoint = path.join(dir, 'small');
+  await fsp.mkdir(mountPoint);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0700', 'tmpfs', mountPoint]);
+  origin = await startOrigin(body);
+  cache = await createArtifactCache({ config: cacheConfig(mountPoint), log: quietLog() });
+  front = await startFront(cache);
+});
+
+after(async () => {
+  await cache?.close();
+  await front?.close();
+  await origin?.close();
+  execFileSync('umount', ['-l', mountPoint]);
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+/** A device that reads the first bytes and then holds the download open until released. */
+function heldDownload(url: string): Promise<{ release(): Promise<{ md5: string; length: number }> }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        const hash = createHash('md5');
+        let length = 0;
+        res.once('data', () => res.pause());
+        res.on('data', (c: Buffer) => {
+          hash.update(c);
+          length += c.length;
+        });
+        const done = new Promise<{ md5: string; length: number }>((r) => res.on('end', () => r({ md5: hash.digest('hex'), length })));
+        setTimeout(() => resolve({ release: () => (res.resume(), done) }), 200);
+      })
+      .on('error', reject);
+  });
+}
+
+const idOf = (name: string) => entryId(cacheKey(origin.url(name)));
+const link = (name: string) => front.url(origin.url(name));
+
+test('a full disk evicts the least recently used idle entry, never one being read, and streams uncached when nothing can go', async () => {
+  // A, then B: 20 MiB of 24.
+  assert.equal((await download(link('a'))).md5, md5(body));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await download(link('b'))).md5, md5(body));
+  assert.deepEqual((await publishedIds(mountPoint)).sort(), [idOf('a'), idOf('b')].sort());
+
+  // A is older than B, but a device is reading A: C evicts B.
+  await new Promise((r) => setTimeout(r, 20));
+  const readerA = await heldDownload(link('a'));
+  const c = await download(link('c'));
+  assert.equal(c.md5, md5(body));
+  assert.deepEqual((await publishedIds(mountPoint)).sort(), [idOf('a'), idOf('c')].sort());
+
+  // Both cached entries in use: D cannot fit, so each device gets it straight from the origin.
+  const readerC = await heldDownload(link('c'));
+  const requestsBefore = origin.requests.length;
+  const [d1, d2] = await Promise.all([download(link('d')), download(link('d'), { range: 'bytes=1000-', keep: true })]);
+  assert.equal(d1.status, 200);
+  assert.equal(d1.md5, md5(body));
+  assert.equal(d2.status, 206);
+  assert.equal(d2.headers['content-range'], `bytes 1000-${SIZE - 1}/${SIZE}`);
+  assert.ok(d2.body!.equals(body.subarray(1000)));
+  assert.ok(origin.requests.length - requestsBefore >= 2);
+  assert.deepEqual((await publishedIds(mountPoint)).sort(), [idOf('a'), idOf('c')].sort());
+  assert.deepEqual(await fsp.readdir(path.join(mountPoint, 'v1', 'tmp')), []);
+
+  // The held devices finish with every byte right.
+  assert.deepEqual(await readerA.release(), { md5: md5(body), length: SIZE });
+  assert.deepEqual(await readerC.release(), { md5: md5(body), length: SIZE });
+
+  // Nothing is being read any more: D now evicts the least recently used entry and is cached.
+  const d3 = await download(link('d'));
+  assert.equal(d3.md5, md5(body));
+  assert.ok((await publishedIds(mountPoint)).includes(idOf('d')));
+  assert.equal((await publishedIds(mountPoint)).length, 2);
+});
+
+test('MaxSize caps the cache below the free space', async () => {
+  const capped = await createArtifactCache({ config: cacheConfig(path.join(dir, 'capped'), { MaxSize: 15 * MiB }), log: quietLog() });
+  const cappedFront = await startFront(capped);
+  try {
+    const url = (n: string) => cappedFront.url(origin.url(n));
+    assert.equal((await download(url('m1'))).md5, md5(body));
+    assert.equal((await download(url('m2'))).md5, md5(body));
+    assert.deepEqual(await publishedIds(path.join(dir, 'capped')), [idOf('m2')]);
+  } finally {
+    await capped.close();
+    await cappedFront.close();
+  }
+});
