@@ -22,4 +22,6 @@ export interface Route {
   methods: readonly string[];
   match(pathname: string): boolean;
   handle: Handler;
+  /** The path itself carries a credential (signed links): logs show the route name instead. */
+  sensitivePath?: boolean;
 }

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { GatewayConfig } from './config/types';
+import { parseDuration } from './config/parse-duration';
+import { setForwardedHeaders } from './http/forwarded-headers';
+import { replyError } from './http/reply-error';
+import type { RequestContext, Route } from './http/route';
+import { aliveRoute, createRouter, type Router } from './http/router';
+import { logWhenDone } from './observe/access-log';
+import type { Logger } from './observe/log';
+import { createPassThrough, type PassThrough } from './proxy/pass-through';
+import { createUpstream, type Upstream } from './proxy/upstream';
+import { formatAddress } from './server/listen-address';
+import { closeGracefully, createDeviceServer, listen, tlsOptionsFor, type DeviceServer, type Protocol } from './server/listeners';
+
+// Composes the running gateway from a validated config: upstream, route table, listeners.
+// A request's path: listener → context (request id, client address) → access log → route
+// table (health, feature routes) → pass-through to the Mender server.
+
+export interface RunningGateway {
+  readonly addresses: Partial<Record<Protocol, AddressInfo>>;
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export interface GatewayOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Listener {
+  protocol: Protocol;
+  server: DeviceServer;
+  upgraded: Set<Socket>;
+}
+
+export async function startGateway(config: Readonly<GatewayConfig>, log: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
+  if (!config.HTTP.Enabled && !config.HTTPS.Enabled) throw new Error('neither HTTP nor HTTPS is enabled: nothing to listen on');
+  const upstream = createUpstream(config.UpstreamServer, options.env ?? process.env);
+  log.info(`proxying devices to ${upstream.target.href}`, { insecure_skip_verify: config.UpstreamServer.InsecureSkipVerify });
+  const passThrough = createPassThrough(upstream);
+  const routes: Route[] = [aliveRoute];
+  const router = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
+
+  const listeners: Listener[] = [];
+  const addresses: Partial<Record<Protocol, AddressInfo>> = {};
+  try {
+    if (config.HTTP.Enabled) listeners.push(await startListener('http', config.HTTP.Listen, 'HTTP.Listen'));
+    if (config.HTTPS.Enabled) listeners.push(await startListener('https', config.HTTPS.Listen, 'HTTPS.Listen'));
+  } catch (err) {
+    await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, 0)));
+    upstream.close();
+    throw err;
+  }
+
+  async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {
+    let tls;
+    try {
+      tls = protocol === 'https' ? tlsOptionsFor(config.HTTPS) : undefined;
+    } catch (err) {
+      throw new Error(`HTTPS: cannot load server certificate: ${(err as Error).message}`);
+    }
+    const server = createDeviceServer(protocol, tls);
+    const upgraded = new Set<Socket>();
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(router, req, res, contextFor(req, protocol, log)));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      upgraded.add(socket);
+      socket.once('close', () => upgraded.delete(socket));
+      handleUpgrade(passThrough, req, socket, head, contextFor(req, protocol, log));
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      log.debug('malformed request or TLS failure from device', { err: err.code ?? err.message, client: socket.remoteAddress });
+      if (socket.writable && !socket.destroyed && err.code !== 'ECONNRESET') {
+        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 47\r\n\r\n{"error":"malformed request","request_id":""}\n');
+      } else socket.destroy();
+    });
+    if (protocol === 'https') {
+      server.on('tlsClientError', (err: Error, socket: Socket) => log.debug('TLS handshake failed', { err: err.message, client: socket.remoteAddress }));
+    }
+    const address = await listen(server, listenSetting, key);
+    addresses[protocol] = address;
+    log.info('listening', { listener: protocol, address: formatAddress(address.address, address.port) });
+    return { protocol, server, upgraded };
+  }
+
+  return {
+    addresses,
+    async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {
+      log.info('shutting down', { timeout_ms: timeoutMs });
+      await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
+      upstream.close();
+    },
+  };
+}
+
+function contextFor(req: IncomingMessage, protocol: Protocol, log: Logger): RequestContext {
+  let requestId = req.headers['x-men-requestid'];
+  if (typeof requestId !== 'string' || requestId === '' || requestId.length > 128) {
+    requestId = randomUUID();
+    req.headers['x-men-requestid'] = requestId;
+  }
+  const clientAddress = req.socket.remoteAddress ?? '';
+  return { requestId, clientAddress, protocol, log: log.child({ request_id: requestId }) };
+}
+
+function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+  const route = router.select(req);
+  logWhenDone(req, res, ctx, route);
+  setForwardedHeaders(req, ctx.clientAddress, ctx.protocol);
+  try {
+    const done = route.handle(req, res, ctx);
+    if (done) done.catch((err: unknown) => replyError(req, res, err, ctx.log));
+  } catch (err) {
+    replyError(req, res, err, ctx.log);
+  }
+}
+
+function handleUpgrade(passThrough: PassThrough, req: IncomingMessage, socket: Socket, head: Buffer, ctx: RequestContext): void {
+  setForwardedHeaders(req, ctx.clientAddress, ctx.protocol);
+  ctx.log.info('websocket', { method: req.method, path: (req.url ?? '').split('?')[0], client: ctx.clientAddress });
+  passThrough.ws(req, socket, head, ctx);
+}

@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { getProxyForUrl } from 'proxy-from-env';
+import type { GatewayConfig } from '../config/types';
+import { parseDuration } from '../config/parse-duration';
+
+// The one module that knows how to reach things upstream: the Mender server and the
+// artifact origins. TLS trust (UpstreamServer.CACertificate added to the system roots,
+// InsecureSkipVerify) and the outbound proxy (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, read by
+// proxy-from-env, CONNECT tunnels) apply to both.
+
+export interface Upstream {
+  /** Scheme, host and port of UpstreamServer.URL (its path is ignored, as the product does). */
+  readonly target: URL;
+  /** Keep-alive agent for the Mender server. */
+  readonly agent: http.Agent;
+  /** No response headers within this many ms → 504. */
+  readonly timeoutMs: number;
+  /** Agent for an artifact origin (presigned storage URL); undefined only in tests with no TLS. */
+  originAgent(url: URL): http.Agent;
+  close(): void;
+}
+
+// Below the usual 60 s idle timeout of upstream load balancers, so we never reuse a socket
+// the far end is closing (nodejs/node#47130).
+const IDLE_SOCKET_MS = 30_000;
+
+export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: NodeJS.ProcessEnv = process.env): Upstream {
+  const target = new URL(settings.URL);
+  const tls: https.AgentOptions = { rejectUnauthorized: !settings.InsecureSkipVerify };
+  if (settings.CACertificate) {
+    tls.ca = [...rootCertificates, readFileSync(settings.CACertificate, 'utf8')];
+  }
+  const agents = new Map<string, http.Agent>();
+
+  function agentFor(url: URL): http.Agent {
+    const proxy = proxyFor(url, env);
+    const key = `${url.protocol}|${proxy ?? ''}`;
+    let agent = agents.get(key);
+    if (!agent) {
+      const common = { keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
+      if (proxy) agent = new TunnelAgent(proxy, tls, common) as unknown as http.Agent;
+      else agent = url.protocol === 'https:' ? new https.Agent({ ...common, ...tls }) : new http.Agent(common);
+      agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  return {
+    target: new URL(`${target.protocol}//${target.host}`),
+    agent: agentFor(target),
+    timeoutMs: parseDuration(settings.Timeout),
+    originAgent: agentFor,
+    close() {
+      for (const agent of agents.values()) agent.destroy();
+    },
+  };
+}
+
+/**
+ * https-proxy-agent takes the target's TLS options from each request, not from the agent:
+ * add the upstream trust settings to every tunnelled connection.
+ */
+class TunnelAgent extends HttpsProxyAgent<string> {
+  constructor(
+    proxy: string,
+    private readonly tls: https.AgentOptions,
+    options: http.AgentOptions,
+  ) {
+    super(proxy, options);
+  }
+
+  override connect(req: http.ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]) {
+    return super.connect(req, { ...opts, ...this.tls } as typeof opts);
+  }
+}
+
+/** The proxy URL for a target, honouring NO_PROXY (comma- or space-separated, as Go and curl do). */
+export function proxyFor(url: URL, env: NodeJS.ProcessEnv): string | undefined {
+  // proxy-from-env reads process.env; pass the given environment through a scoped copy.
+  const saved = process.env;
+  process.env = env;
+  try {
+    const proxy = getProxyForUrl(url.href);
+    return proxy || undefined;
+  } finally {
+    process.env = saved;
+  }
+}

@@ -1,0 +1,42 @@
+import type { GatewayConfig } from '../../lib/config/types';
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** A complete config for in-process tests: HTTP on 127.0.0.1:0, everything else off. */
+export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayConfig {
+  const base: GatewayConfig = {
+    Features: {
+      ArtifactsProxy: {
+        Enabled: false,
+        GatewayURL: '',
+        DomainWhitelist: [],
+        ArtifactsCache: { Enabled: false, Path: '', SignatureSecret: '', LinkExpireDuration: '24h', MaxSize: 0, Prewarm: true },
+      },
+      mTLS: {
+        Enabled: false,
+        CACertificate: '',
+        BlacklistPath: '',
+        MenderUsername: '',
+        MenderPassword: '',
+        EnableCache: true,
+        InsecureSkipClientExpireAfter: false,
+      },
+      DeviceSystem: { Enabled: false, SystemID: '', DefaultInventory: [] },
+    },
+    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+    HTTPS: { Enabled: false, Listen: '127.0.0.1:0', MinimumTLSVersion: '1.2', ServerCertificate: '', ServerKey: '' },
+    UpstreamServer: { URL: 'http://127.0.0.1:9', CACertificate: '', InsecureSkipVerify: false, Timeout: '60s' },
+    Metrics: { Enabled: false, Listen: '127.0.0.1:0' },
+    DebugLog: false,
+    ShutdownTimeout: '5s',
+  };
+  return merge(base, overrides) as GatewayConfig;
+}
+
+function merge(base: unknown, over: unknown): unknown {
+  if (over === undefined) return base;
+  if (Array.isArray(over) || typeof over !== 'object' || over === null) return over;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) out[k] = merge((base as Record<string, unknown>)[k], v);
+  return out;
+}
