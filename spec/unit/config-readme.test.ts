@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { configKeys, renderConfigMarkdown } from '../../lib/config/config-table';
 import { ENV_OVERRIDES } from '../../lib/config/env-overrides';
 
-const README = join(__dirname, '..', '..', '..', 'fixtures', 'config', 'README-config.md');
+const README = join(__dirname, '..', '..', '..', 'README.md');
+const START = '<!-- config-table:start (generated from lib/config/schema.json: UPDATE_GOLDEN=1 node --test dist/spec/unit/config-readme.test.js) -->\n';
+const END = '<!-- config-table:end -->';
+
+function section(readme: string): { before: string; table: string; after: string } {
+  const a = readme.indexOf(START);
+  const b = readme.indexOf(END);
+  assert.ok(a >= 0 && b > a, 'README.md has the config-table markers');
+  return { before: readme.slice(0, a + START.length), table: readme.slice(a + START.length, b), after: readme.slice(b) };
+}
 
 test('every environment variable sets a key of the schema', () => {
   const paths = new Set(configKeys().map((k) => k.path));
@@ -27,8 +36,9 @@ test('every variable of the product 2.0.0 list, 2.0.0 mTLS expiry and 2.2.0 metr
   assert.equal(new Set(ENV_OVERRIDES.map((r) => r.env)).size, ENV_OVERRIDES.length, 'no variable listed twice');
 });
 
-test('fixtures/config/README-config.md is the generated table', () => {
+test("README.md's configuration section is the generated table", () => {
   const rendered = renderConfigMarkdown();
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(README, rendered);
-  assert.equal(readFileSync(README, 'utf8'), rendered, 'regenerate with UPDATE_GOLDEN=1');
+  const parts = section(readFileSync(README, 'utf8'));
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(README, parts.before + rendered + parts.after);
+  assert.equal(section(readFileSync(README, 'utf8')).table, rendered, 'regenerate with UPDATE_GOLDEN=1');
 });
