@@ -12,8 +12,8 @@ import { GatewayError, upstreamError } from '../http/gateway-error';
 
 export interface OriginRequest {
   method?: 'GET' | 'HEAD';
-  /** Inclusive byte positions; no end = to the end of the object. */
-  range?: { start: number; end?: number };
+  /** Inclusive byte positions (no end = to the end of the object), or the last `suffix` bytes. */
+  range?: { start: number; end?: number } | { suffix: number };
   /** Abort the request (and its body) when the device that wanted it has gone. */
   signal?: AbortSignal;
   /** TLS trust and outbound proxy: upstream.originAgent(url). */
@@ -39,7 +39,7 @@ export function fetchOrigin(url: URL, opts: OriginRequest = {}): Promise<OriginR
     return Promise.reject(new GatewayError('ORIGIN_ERROR', `artifact origin scheme ${url.protocol} is not supported`));
   }
   const headers: Record<string, string> = { host: url.host, 'accept-encoding': 'identity' };
-  if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
+  if (range) headers.range = 'suffix' in range ? `bytes=-${range.suffix}` : `bytes=${range.start}-${range.end ?? ''}`;
   // urlToHttpOptions keeps `path` as pathname + search, verbatim, and unbrackets IPv6 hosts.
   const options: http.RequestOptions = { ...urlToHttpOptions(url), method, headers, agent, signal };
   const transport = url.protocol === 'https:' ? https : http;

@@ -1,0 +1,58 @@
+import type { IncomingMessage } from 'node:http';
+import type { ArtifactServer } from '../artifacts/artifact-server';
+import type { LinkSigner } from '../artifacts/signed-link';
+import { GatewayError } from '../http/gateway-error';
+import type { RequestContext, Route } from '../http/route';
+import { redactUrl } from '../observe/log';
+import { createResponseRewrite } from '../proxy/response-rewrite';
+import type { Upstream } from '../proxy/upstream';
+import type { DomainAllowlist } from './domain-allowlist';
+import { readInstructions } from './instructions-rewriter';
+import { rewriteInstructions } from './rewrite-instructions';
+
+// The three forms of deployments/next (device-protocol.md §4.1): POST v2, POST v1, GET v1.
+// Their 200 answers get the artifact link rewritten; everything else passes untouched.
+
+export const NEXT_V2 = '/api/devices/v2/deployments/device/deployments/next';
+export const NEXT_V1 = '/api/devices/v1/deployments/device/deployments/next';
+
+export interface DeploymentRoutesDeps {
+  upstream: Upstream;
+  signer: LinkSigner;
+  allowlist: DomainAllowlist;
+  linkTtlMs: number;
+  /** Told about every rewritten artifact (the cache may start filling). */
+  artifactServer?: Pick<ArtifactServer, 'prewarm'>;
+  /** Body cap, for tests; default 1 MiB. */
+  capBytes?: number;
+}
+
+export function createDeploymentRoutes(deps: DeploymentRoutesDeps): Route[] {
+  const rewrite = createResponseRewrite(deps.upstream, (proxyRes, ctx) => rewriteBody(proxyRes, ctx, deps));
+  const handle = rewrite.web;
+  return [
+    { name: 'deployments-next-v2', methods: ['POST'], match: (p) => p === NEXT_V2, handle },
+    { name: 'deployments-next-v1', methods: ['POST', 'GET'], match: (p) => p === NEXT_V1, handle },
+  ];
+}
+
+async function rewriteBody(proxyRes: IncomingMessage, ctx: RequestContext, deps: DeploymentRoutesDeps): Promise<string> {
+  const text = await readInstructions(proxyRes, deps.capBytes);
+  const result = rewriteInstructions(text, { signer: deps.signer, allowlist: deps.allowlist, linkTtlMs: deps.linkTtlMs, now: new Date() });
+  switch (result.kind) {
+    case 'rewritten':
+      ctx.log.info('artifact link rewritten to the gateway', { origin: redactUrl(result.origin.href), expires: result.expiresAt.toISOString() });
+      deps.artifactServer?.prewarm?.(result.origin);
+      return result.body;
+    case 'not-whitelisted':
+      // The product's wording (mender-gateway changelog 2.1.0); the device gets the
+      // instructions as the server sent them, and the gateway never fetches that host.
+      ctx.log.warn(`${result.host} returned by Mender server is not whitelisted`);
+      return text;
+    case 'no-link':
+      ctx.log.debug(`deployment instructions passed on unchanged: ${result.detail}`);
+      return text;
+    case 'malformed':
+      throw new GatewayError('UPSTREAM_BAD_RESPONSE', result.detail);
+  }
+}

@@ -1,0 +1,58 @@
+import type { LinkSigner } from '../artifacts/signed-link';
+import { formatExpire } from '../artifacts/signed-link';
+import type { DomainAllowlist } from './domain-allowlist';
+
+// Deployment instructions (the 200 answer of deployments/next) → the same instructions
+// with artifact.source.uri pointing at a signed gateway link. Pure: the caller reads the
+// body and writes the result. Only `uri` and `expire` change; the object is re-serialized
+// with keys in their original order, so every other field keeps its value (JSON
+// number spelling such as 1.0 vs 1 is the only thing not byte-preserved).
+
+export interface RewriteOptions {
+  signer: LinkSigner;
+  allowlist: DomainAllowlist;
+  /** LinkExpireDuration in ms. */
+  linkTtlMs: number;
+  now: Date;
+}
+
+export type RewriteResult =
+  | { kind: 'rewritten'; body: string; origin: URL; link: string; expiresAt: Date }
+  /** Left as it was; the caller logs `<host> returned by Mender server is not whitelisted`. */
+  | { kind: 'not-whitelisted'; host: string }
+  /** Valid JSON without a usable artifact.source.uri: nothing to rewrite, passed on as is. */
+  | { kind: 'no-link'; detail: string }
+  | { kind: 'malformed'; detail: string };
+
+export function rewriteInstructions(text: string, opts: RewriteOptions): RewriteResult {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    return { kind: 'malformed', detail: `deployment instructions are not JSON: ${(err as Error).message}` };
+  }
+  if (!isObject(doc)) return { kind: 'malformed', detail: 'deployment instructions are not a JSON object' };
+  const artifact = doc.artifact;
+  const source = isObject(artifact) ? artifact.source : undefined;
+  if (!isObject(source) || typeof source.uri !== 'string') return { kind: 'no-link', detail: 'no artifact.source.uri' };
+  let origin: URL;
+  try {
+    origin = new URL(source.uri);
+  } catch {
+    return { kind: 'no-link', detail: 'artifact.source.uri is not an absolute URL' };
+  }
+  if (!opts.allowlist.allows(origin)) return { kind: 'not-whitelisted', host: origin.host };
+
+  // The link never outlives the URL it stands for (the presigned URL's own expiry).
+  let expiresAt = new Date(opts.now.getTime() + opts.linkTtlMs);
+  const originExpire = typeof source.expire === 'string' ? Date.parse(source.expire) : NaN;
+  if (!Number.isNaN(originExpire) && originExpire < expiresAt.getTime()) expiresAt = new Date(originExpire);
+  const link = opts.signer.mint(source.uri, expiresAt);
+  source.uri = link;
+  source.expire = formatExpire(expiresAt);
+  return { kind: 'rewritten', body: JSON.stringify(doc), origin, link, expiresAt };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
