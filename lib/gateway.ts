@@ -9,6 +9,7 @@ import type { RequestContext, Route } from './http/route';
 import { aliveRoute, createRouter, type Router } from './http/router';
 import { logWhenDone } from './observe/access-log';
 import type { Logger } from './observe/log';
+import { createArtifactProxy } from './artifacts/artifact-route';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
@@ -38,7 +39,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   const upstream = createUpstream(config.UpstreamServer, options.env ?? process.env);
   log.info(`proxying devices to ${upstream.target.href}`, { insecure_skip_verify: config.UpstreamServer.InsecureSkipVerify });
   const passThrough = createPassThrough(upstream);
-  const routes: Route[] = [aliveRoute];
+  // Features.ArtifactsProxy (issue 4): deployments/next rewrite + signed-link route; none when disabled.
+  const artifactProxy = await createArtifactProxy({ config, log, upstream });
+  const routes: Route[] = [aliveRoute, ...artifactProxy.routes];
   const router = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
 
   const listeners: Listener[] = [];
@@ -48,6 +51,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     if (config.HTTPS.Enabled) listeners.push(await startListener('https', config.HTTPS.Listen, 'HTTPS.Listen'));
   } catch (err) {
     await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, 0)));
+    await artifactProxy.close();
     upstream.close();
     throw err;
   }
@@ -87,6 +91,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {
       log.info('shutting down', { timeout_ms: timeoutMs });
       await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
+      await artifactProxy.close();
       upstream.close();
     },
   };
