@@ -39,6 +39,8 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'MTLS_MENDER_PASSWORD', path: [...MTLS, 'MenderPassword'], kind: 'string' },
   { env: 'MTLS_ENABLE_CACHE', path: [...MTLS, 'EnableCache'], kind: 'bool' },
   { env: 'MTLS_INSECURE_SKIP_CLIENT_EXPIRE_AFTER', path: [...MTLS, 'InsecureSkipClientExpireAfter'], kind: 'bool' },
+  { env: 'MTLS_CACHE_LIFETIME', path: [...MTLS, 'CacheLifetime'], kind: 'string', ours: true },
+  { env: 'MTLS_REQUIRE_AUTH_KEY_MATCHES_CERTIFICATE', path: [...MTLS, 'RequireAuthKeyMatchesCertificate'], kind: 'bool', ours: true },
   { env: 'DEVICE_SYSTEM_ENABLED', path: [...SYSTEM, 'Enabled'], kind: 'bool' },
   { env: 'DEVICE_SYSTEM_ID', path: [...SYSTEM, 'SystemID'], kind: 'string' },
   { env: 'HTTP_ENABLED', path: ['HTTP', 'Enabled'], kind: 'bool' },

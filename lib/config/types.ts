@@ -36,6 +36,10 @@ export interface GatewayConfig {
       MenderPassword: string;
       EnableCache: boolean;
       InsecureSkipClientExpireAfter: boolean;
+      /** ours: Go duration a preauthorization stays cached (EnableCache). */
+      CacheLifetime: string;
+      /** ours: the auth request's key must be the client certificate's key (ambassador rule). */
+      RequireAuthKeyMatchesCertificate: boolean;
     };
     DeviceSystem: {
       Enabled: boolean;

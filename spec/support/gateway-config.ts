@@ -20,6 +20,8 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
         MenderPassword: '',
         EnableCache: true,
         InsecureSkipClientExpireAfter: false,
+        CacheLifetime: '1h',
+        RequireAuthKeyMatchesCertificate: false,
       },
       DeviceSystem: { Enabled: false, SystemID: '', DefaultInventory: [] },
     },
