@@ -47,7 +47,11 @@ export function createOriginArtifactServer(deps: ServeFromOriginDeps = {}): Arti
 
 async function reply(req: IncomingMessage, res: ServerResponse, up: OriginResponse, head: boolean, origin: URL, ctx: RequestContext): Promise<void> {
   const held = heldBytes(up, origin, ctx); // which bytes of how large an object the body holds
-  if (held.total === null) throw new GatewayError('RANGE_NOT_SATISFIABLE', 'range not satisfiable', { headers: { 'Content-Range': unsatisfiedRange(held.size) } });
+  if (held.total === null) {
+    // S3 answers 416 with an XML body and no Content-Range: the size is then unknown here.
+    const headers: Record<string, string> = held.size === null ? {} : { 'Content-Range': unsatisfiedRange(held.size) };
+    throw new GatewayError('RANGE_NOT_SATISFIABLE', 'range not satisfiable', { headers });
+  }
   const total = held.total;
   const range = parseByteRange(req.headers.range, total);
   if (range.kind === 'unsatisfiable') throw new GatewayError('RANGE_NOT_SATISFIABLE', 'range not satisfiable', { headers: { 'Content-Range': unsatisfiedRange(total) } });
@@ -81,7 +85,7 @@ async function reply(req: IncomingMessage, res: ServerResponse, up: OriginRespon
 interface Held {
   /** Object size; null when the origin said the range is unsatisfiable. */
   total: number | null;
-  size: number;
+  size: number | null;
   start: number;
   end: number;
 }
@@ -103,8 +107,7 @@ function heldBytes(up: OriginResponse, origin: URL, ctx: RequestContext): Held {
   }
   if (up.status === 416) {
     const m = /^bytes \*\/(\d+)$/.exec(String(up.headers['content-range'] ?? ''));
-    if (!m) throw originFailure('artifact origin refused the range without saying the size', up, origin, ctx);
-    return { total: null, size: Number(m[1]), start: 0, end: -1 };
+    return { total: null, size: m ? Number(m[1]) : null, start: 0, end: -1 };
   }
   if (up.status === 403) {
     throw originFailure('artifact origin refused the presigned URL (403): it has most likely expired; the device gets fresh instructions on its next poll', up, origin, ctx);
