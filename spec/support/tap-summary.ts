@@ -1,0 +1,20 @@
+import { readFileSync } from 'node:fs';
+
+// `make test` runs node's test runner twice (unit+integration, then e2e one file at a time);
+// this adds up their TAP closing counts into one plain line: "tests: N passed, N failed, N skipped".
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+for (const file of process.argv.slice(2)) {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^# (pass|fail|skipped|cancelled) (\d+)$/.exec(line);
+    if (!m) continue;
+    const n = Number(m[2]);
+    if (m[1] === 'pass') passed += n;
+    else if (m[1] === 'skipped') skipped += n;
+    else failed += n;
+  }
+}
+console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed > 0 || passed === 0 ? 1 : 0);
