@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as lockfile from 'proper-lockfile';
 
@@ -11,7 +11,8 @@ export const IDENTITY_SCRIPT = '/usr/share/mender/identity/mender-device-identit
 export const ARTIFACT_INFO = '/etc/mender/artifact_info';
 export const INITIAL_ARTIFACT_NAME = 'factory-image-0';
 const LOCK_TARGET = '/tmp/open-mender-gateway-real-clients';
-const MARK = '# installed by open-mender-gateway tests';
+/** In every file we install: only a file carrying it is ever deleted. */
+export const MARK = '# installed by open-mender-gateway tests';
 
 const ours: Record<string, { text: string; mode: number }> = {
   // The script inherits each client's environment, so MENDER_TEST_MAC makes the identity.
@@ -21,17 +22,20 @@ const ours: Record<string, { text: string; mode: number }> = {
 
 const backupOf = (path: string): string => `${path}.open-gateway-backup`;
 
-function restore(path: string): void {
+/** Put back what install() replaced: the backup if any, else remove our file (never someone else's). */
+export function restoreGlobalFile(path: string): void {
   const backup = backupOf(path);
   if (existsSync(backup)) renameSync(backup, path);
   else if (existsSync(path) && readFileSync(path, 'utf8').includes(MARK)) rmSync(path);
 }
 
-function install(path: string): void {
-  restore(path); // a crashed earlier run's leftovers
+/** Write our file at path, keeping whatever was there as the backup (after undoing a crashed run's). */
+export function installGlobalFile(path: string, text: string, mode: number): void {
+  restoreGlobalFile(path);
   mkdirSync(dirname(path), { recursive: true });
   if (existsSync(path)) copyFileSync(path, backupOf(path));
-  writeFileSync(path, ours[path].text, { mode: ours[path].mode });
+  writeFileSync(path, text, { mode });
+  chmodSync(path, mode); // writeFileSync keeps the mode of a file it overwrites
 }
 
 let holders = 0;
@@ -62,7 +66,7 @@ export async function acquireClientGlobals(waitSeconds = 600): Promise<void> {
           retries: { retries: Math.ceil(waitSeconds), factor: 1, minTimeout: 1000, maxTimeout: 1000 },
         });
       }
-      for (const path of Object.keys(ours)) install(path);
+      for (const [path, { text, mode }] of Object.entries(ours)) installGlobalFile(path, text, mode);
       release = unlock;
     })().finally(() => { acquiring = null; });
   }
@@ -81,7 +85,7 @@ export async function releaseClientGlobals(): Promise<void> {
   if (holders > 0 || !release) return;
   const unlock = release;
   release = null;
-  for (const path of Object.keys(ours)) restore(path);
+  for (const path of Object.keys(ours)) restoreGlobalFile(path);
   await unlock();
 }
 
@@ -90,5 +94,5 @@ export function restoreClientGlobalsNow(): void {
   if (!release) return;
   release = null;
   holders = 0;
-  for (const path of Object.keys(ours)) restore(path);
+  for (const path of Object.keys(ours)) restoreGlobalFile(path);
 }
