@@ -38,7 +38,8 @@ export async function sendFileBytes(fh: FileHandle, res: ServerResponse, start: 
   };
   res.once('close', onClose);
   sizer.enter();
-  let buf: Buffer | null = null;
+  const slabs: Buffer[] = [];
+  let writing = false;
   try {
     let pos = start;
     while (pos < end) {
@@ -54,22 +55,46 @@ export async function sendFileBytes(fh: FileHandle, res: ServerResponse, start: 
         wake = null;
         continue;
       }
-      const size = sizer.current();
-      if (buf === null || buf.length !== size) buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = await fh.read(buf, 0, Math.min(size, avail - pos), pos);
+      const want = Math.min(sizer.current(), avail - pos);
+      sizer.slabs(slabs);
+      const parts = toRead(slabs, want);
+      const bytesRead = parts.length === 1 ? (await fh.read(parts[0], 0, want, pos)).bytesRead : (await fh.readv(parts, pos)).bytesRead;
       if (bytesRead === 0) throw new Error(`file ended at ${pos}, expected ${end}`);
-      const chunk = buf.subarray(0, bytesRead);
       // Resolves once the socket has taken the chunk, so the buffer can be reused; a
       // destroyed socket may never call back, so the close answers then.
+      writing = true;
       await new Promise<void>((resolve, reject) => {
         wake = () => reject(new ClientGone());
-        res.write(chunk, (err) => (err ? reject(new ClientGone()) : resolve()));
+        // Corked, the slabs leave in one writev; the last callback means all were taken.
+        res.cork();
+        let left = bytesRead;
+        for (const part of parts) {
+          if (left <= 0) break;
+          const piece = part.length <= left ? part : part.subarray(0, left);
+          left -= piece.length;
+          res.write(piece, left <= 0 ? (err) => (err ? reject(new ClientGone()) : resolve()) : undefined);
+        }
+        res.uncork();
       });
+      writing = false;
       wake = null;
       pos += bytesRead;
     }
   } finally {
     sizer.leave();
+    // Only slabs the socket has finished with may be lent again.
+    if (!writing) sizer.giveBack(slabs);
     res.off('close', onClose);
   }
+}
+
+/** The slabs (the last one cut) that hold exactly `bytes`. */
+function toRead(slabs: Buffer[], bytes: number): Buffer[] {
+  const parts: Buffer[] = [];
+  for (const s of slabs) {
+    if (bytes <= 0) break;
+    parts.push(s.length <= bytes ? s : s.subarray(0, bytes));
+    bytes -= s.length;
+  }
+  return parts;
 }

@@ -34,9 +34,10 @@ test('adaptive read size shares a budget between active streams', () => {
   const cases: [number, number][] = [
     [0, 512 * KiB],
     [1, 512 * KiB],
-    [32, 512 * KiB],
-    [50, 256 * KiB],
-    [100, 128 * KiB],
+    [16, 512 * KiB],
+    [32, 256 * KiB],
+    [50, 128 * KiB],
+    [100, 64 * KiB],
     [200, 64 * KiB],
     [5000, 64 * KiB],
   ];
@@ -45,4 +46,14 @@ test('adaptive read size shares a budget between active streams', () => {
   sizer.enter();
   assert.equal(sizer.current(), 64 * KiB);
   assert.throws(() => new ReadSizer(100), /readSize/);
+  assert.throws(() => new ReadSizer(100 * KiB), /multiple/);
+  const adaptive = new ReadSizer('adaptive');
+  adaptive.enter();
+  const held = adaptive.slabs([]);
+  assert.equal(held.length, 8);
+  for (let i = 0; i < 199; i++) adaptive.enter();
+  assert.equal(adaptive.slabs(held).length, 1);
+  const again = adaptive.slabs([]);
+  assert.equal(again.length, 1);
+  assert.ok(held[0] !== again[0], 'a slab is lent to one stream at a time');
 });

@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { closeServer, listenOnFreePort } from '../spec/support/listen';
+import { startGateway, writeGatewayConfig, type GatewayProcess } from '../spec/support/gateway-process';
+
+// Issue 2: a 1 GiB body through the pass-through proxy, each way, must not grow the gateway's
+// memory. Prints the gateway process's idle and peak RSS (sampled every 100 ms from /proc) and
+// the throughput through the gateway against the same transfer straight to the upstream.
+
+const SIZE = Number(process.env.BENCH_STREAM_BYTES ?? 1024 * 1024 * 1024);
+const CHUNK = Buffer.alloc(64 * 1024, 7);
+
+function body(): Readable {
+  return Readable.from(
+    (function* () {
+      for (let sent = 0; sent < SIZE; sent += CHUNK.length) yield CHUNK;
+    })(),
+  );
+}
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** PUT SIZE bytes, get SIZE bytes back; resolves to seconds taken. */
+function roundTrip(port: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/api/devices/v1/bench', agent: false }, (res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => (n += c.length));
+      res.on('end', () => (n === SIZE ? resolve(Number(process.hrtime.bigint() - started) / 1e9) : reject(new Error(`got ${n} bytes`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    body().pipe(req);
+  });
+}
+
+export async function benchProxyStreamMemory(): Promise<void> {
+  const upstream = http.createServer((req, res) => {
+    const hash = createHash('md5');
+    req.on('data', (c: Buffer) => hash.update(c));
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Length': SIZE });
+      body().pipe(res);
+    });
+  });
+  const upstreamPort = await listenOnFreePort(upstream);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-proxy-'));
+  let gateway: GatewayProcess | undefined;
+  try {
+    const configFile = writeGatewayConfig(dir, { HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` } });
+    gateway = await startGateway({ configFile, waitFor: ['http'], logLevel: 'warn' });
+    const pid = gateway.process.pid!;
+    const port = Number(gateway.listeners.http.split(':').pop());
+    await new Promise((r) => setTimeout(r, 500));
+    const idle = rssOf(pid);
+    let peak = idle;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 100);
+    const viaGateway = await roundTrip(port);
+    clearInterval(sampler);
+    const direct = await roundTrip(upstreamPort);
+    const mib = (n: number) => (n / 1048576).toFixed(1);
+    const gib = (SIZE * 2) / 1024 ** 3;
+    console.log(`proxy stream: ${mib(SIZE)} MiB up + ${mib(SIZE)} MiB down through the gateway process`);
+    console.log(`  gateway RSS idle ${mib(idle)} MiB, peak ${mib(peak)} MiB (growth ${mib(peak - idle)} MiB)`);
+    console.log(`  throughput via gateway ${(gib / viaGateway).toFixed(2)} GiB/s, direct ${(gib / direct).toFixed(2)} GiB/s, gateway/direct ${(direct / viaGateway).toFixed(2)}`);
+  } finally {
+    await gateway?.stop();
+    await closeServer(upstream);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  benchProxyStreamMemory().catch((err) => {
+    console.error(`bench: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

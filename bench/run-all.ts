@@ -1,0 +1,13 @@
+import { runCacheBench } from './cache-bench';
+
+// `make bench`: every benchmark, one after the other, printing figures and ratios against
+// references measured in the same run. Not a test: nothing here passes or fails on speed.
+
+async function main(): Promise<void> {
+  await runCacheBench();
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});
