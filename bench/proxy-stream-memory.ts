@@ -56,7 +56,7 @@ export async function benchProxyStreamMemory(): Promise<void> {
   let gateway: GatewayProcess | undefined;
   try {
     const configFile = writeGatewayConfig(dir, { HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` } });
-    gateway = await startGateway({ configFile, waitFor: ['http'], logLevel: 'warn' });
+    gateway = await startGateway({ configFile, waitFor: ['http'] });
     const pid = gateway.process.pid!;
     const port = Number(gateway.listeners.http.split(':').pop());
     await new Promise((r) => setTimeout(r, 500));
