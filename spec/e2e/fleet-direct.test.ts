@@ -14,7 +14,8 @@ import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 // "Direct" mode: real clients straight to the emulator. Proves the harness and the emulator
 // before the gateway is put between them (fleet-through-gateway.test.ts).
 
-const CLIENTS = 10;
+// E2E_CLIENTS scales the fleet for a manual run (e.g. 50); CI uses the default.
+const CLIENTS = Number(process.env.E2E_CLIENTS ?? 10);
 const EXPECTED_STATUSES = ['downloading', 'downloading', 'downloading', 'installing', 'installing', 'success'];
 
 let dir: string;

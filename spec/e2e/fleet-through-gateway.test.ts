@@ -16,7 +16,8 @@ import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 // (HTTPS, trusted by the gateway via UpstreamServer.CACertificate). The artifact proxy is off:
 // devices fetch the presigned link from the store themselves.
 
-const CLIENTS = 12;
+// E2E_CLIENTS scales the fleet for a manual run (e.g. 50); CI uses the default.
+const CLIENTS = Number(process.env.E2E_CLIENTS ?? 12);
 const EXPECTED_STATUSES = ['downloading', 'downloading', 'downloading', 'installing', 'installing', 'success'];
 
 let dir: string;
