@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pathnameOf } from '../http/router';
+import type { Logger } from '../observe/log';
+import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';
+import { statusSnapshot, type StatusSources } from '../observe/status-page/status-snapshot';
+import { formatAddress, parseListen } from '../server/listen-address';
+
+// Metrics.Listen (issue 7): Prometheus /metrics, the status page and its JSON, on a listener of
+// their own, never on the device listeners. It fails quietly: a port in use or any handler
+// error is logged and retried, and device traffic never notices. Unauthenticated, as the
+// product's: bind it to 127.0.0.1 or a trusted network.
+
+export interface AdminServerOptions {
+  listen: string;
+  log: Logger;
+  sources: StatusSources;
+  /** Wait before trying again to listen after a failure. */
+  retryMs?: number;
+}
+
+export interface AdminServer {
+  /** Where it listens, once it does. */
+  address(): AddressInfo | undefined;
+  /** Resolves when it listens (tests); never rejects. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+const ASSETS = join(__dirname, '..', '..', '..', 'lib', 'observe', 'status-page', 'assets');
+const PAGES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/status': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/status/status.css': { file: 'status.css', type: 'text/css; charset=utf-8' },
+  '/status/status.js': { file: 'status.js', type: 'text/javascript; charset=utf-8' },
+};
+const SECURITY_HEADERS = {
+  'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'Cache-Control': 'no-store',
+};
+
+export function startAdminServer(opts: AdminServerOptions): AdminServer {
+  const { log } = opts;
+  const retryMs = opts.retryMs ?? 30_000;
+  const assets = new Map<string, Buffer>();
+  const asset = (file: string): Buffer => {
+    let data = assets.get(file);
+    if (!data) assets.set(file, (data = readFileSync(join(ASSETS, file))));
+    return data;
+  };
+  enableProcessMetrics();
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.warn('admin listener: request failed', { path: pathnameOf(req), err: err as Error });
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end('internal error\n');
+    });
+  });
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = pathnameOf(req);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      const text = await metricsRegistry.metrics();
+      res.writeHead(200, { 'Content-Type': metricsRegistry.contentType, 'Cache-Control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text);
+      return;
+    }
+    if (path === '/api/status') {
+      const body = JSON.stringify(statusSnapshot(opts.sources));
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', ...SECURITY_HEADERS }).end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    const page = PAGES[path];
+    if (page) {
+      const data = asset(page.file);
+      res.writeHead(200, { 'Content-Type': page.type, 'Content-Length': data.length, ...SECURITY_HEADERS }).end(req.method === 'HEAD' ? undefined : data);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  }
+
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+
+  const tryListen = (): void => {
+    let host: string | undefined;
+    let port: number;
+    try {
+      ({ host, port } = parseListen(opts.listen));
+    } catch (err) {
+      log.error('metrics listener disabled: bad Metrics.Listen', { listen: opts.listen, err: err as Error });
+      return;
+    }
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      failures++;
+      // First failure at error level, repeats at debug: an occupied port must not flood the log.
+      const fields = { listen: opts.listen, err: err.code ?? err.message, retry_in_ms: retryMs };
+      if (failures === 1) log.error('metrics listener cannot listen; device traffic is not affected, retrying', fields);
+      else log.debug('metrics listener still cannot listen', fields);
+      if (!closed) timer = setTimeout(tryListen, retryMs).unref();
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      server.on('error', (err) => log.warn('metrics listener error', { err }));
+      const a = server.address() as AddressInfo;
+      log.info('metrics and status page listening', { address: formatAddress(a.address, a.port) });
+      markReady();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  };
+  tryListen();
+
+  return {
+    address: () => (server.listening ? (server.address() as AddressInfo) : undefined),
+    ready,
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      if (!server.listening) return;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
