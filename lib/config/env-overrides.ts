@@ -59,6 +59,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'METRICS_ENABLED', path: ['Metrics', 'Enabled'], kind: 'bool' },
   { env: 'METRICS_LISTEN', path: ['Metrics', 'Listen'], kind: 'string' },
   { env: 'SHUTDOWN_TIMEOUT', path: ['ShutdownTimeout'], kind: 'string', ours: true },
+  { env: 'LOG_LEVEL', path: ['LogLevel'], kind: 'string', ours: true },
 ];
 
 export interface EnvOverlayResult {

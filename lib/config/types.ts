@@ -63,6 +63,8 @@ export interface GatewayConfig {
     Timeout: string;
   };
   Metrics: { Enabled: boolean; Listen: string };
+  /** ours: log level at start and on SIGHUP; '' = info (debug with DebugLog); --log-level wins. */
+  LogLevel: '' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** Legacy top-level key of the 1.x product: true means log level debug. */
   DebugLog: boolean;
   /** ours: Go duration; how long SIGTERM waits for requests in flight. */

@@ -29,6 +29,7 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
     HTTPS: { Enabled: false, Listen: '127.0.0.1:0', MinimumTLSVersion: '1.2', ServerCertificate: '', ServerKey: '' },
     UpstreamServer: { URL: 'http://127.0.0.1:9', CACertificate: '', InsecureSkipVerify: false, Timeout: '60s' },
     Metrics: { Enabled: false, Listen: '127.0.0.1:0' },
+    LogLevel: '',
     DebugLog: false,
     ShutdownTimeout: '5s',
   };
