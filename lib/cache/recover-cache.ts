@@ -76,10 +76,10 @@ export async function lockAbandoned(lockDir: string, ownerFile: string, staleMs:
   }
   if (now - mtime > staleMs) return true;
   try {
+    // Written right after the lock is taken and overwritten by every later holder, so a dead
+    // pid here means the holder died (the tmp-and-rename publish covers the rare misjudgement).
     const owner = JSON.parse(await fsp.readFile(ownerFile, 'utf8')) as { host?: string; pid?: number };
-    // The owner file is written right after the lock is taken; one of an older holder may linger, so it must be newer.
-    const ownerMtime = (await fsp.stat(ownerFile)).mtimeMs;
-    return ownerMtime >= mtime - 1000 && typeof owner.pid === 'number' && isThisHost({ host: String(owner.host), pid: owner.pid }) && !processAlive(owner.pid);
+    return typeof owner.pid === 'number' && isThisHost({ host: String(owner.host), pid: owner.pid }) && !processAlive(owner.pid);
   } catch {
     return false;
   }
