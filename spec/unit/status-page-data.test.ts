@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { mtlsReasonLabel, methodLabel } from '../../lib/observe/metrics';
+import { deploymentOfStatusPath, deviceIdFromAuthorization, statusOfReport } from '../../lib/observe/status-page/device-id';
+import { StatusBoard } from '../../lib/observe/status-page/status-board';
+import { statusSnapshot } from '../../lib/observe/status-page/status-snapshot';
+
+// Issue 7: what the status page and the metrics take from a request, as pure tables.
+
+const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+const jwt = (payload: unknown): string => `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(payload)}.c2lnbmF0dXJl`;
+
+describe('deviceIdFromAuthorization', () => {
+  const cases: [string, string | undefined, string | undefined][] = [
+    ['a device JWT', `Bearer ${jwt({ sub: '0b5f3c1e-8d2a-4c5e-9a71-3f2b1d0c9e88', 'mender.device': true })}`, '0b5f3c1e-8d2a-4c5e-9a71-3f2b1d0c9e88'],
+    ['lower-case scheme', `bearer ${jwt({ sub: 'dev-1' })}`, 'dev-1'],
+    ['no header', undefined, undefined],
+    ['basic auth', 'Basic dXNlcjpwYXNz', undefined],
+    ['two segments', `Bearer ${b64({})}.${b64({ sub: 'x' })}`, undefined],
+    ['payload not JSON', `Bearer ${b64({})}.${b64('not json')}.sig`, undefined],
+    ['payload an array', `Bearer ${b64({})}.${b64([1])}.sig`, undefined],
+    ['sub missing', `Bearer ${jwt({ iss: 'Mender' })}`, undefined],
+    ['sub a number', `Bearer ${jwt({ sub: 42 })}`, undefined],
+    ['sub with markup or spaces is refused', `Bearer ${jwt({ sub: '<img src=x onerror=alert(1)>' })}`, undefined],
+    ['sub too long', `Bearer ${jwt({ sub: 'a'.repeat(129) })}`, undefined],
+  ];
+  for (const [name, header, want] of cases) it(name, () => assert.equal(deviceIdFromAuthorization(header), want));
+});
+
+describe('status reports', () => {
+  const paths: [string, string | undefined][] = [
+    ['/api/devices/v1/deployments/device/deployments/d-1/status', 'd-1'],
+    ['/api/devices/v2/deployments/device/deployments/d-2/status', 'd-2'],
+    ['/api/devices/v1/deployments/device/deployments/d-1/log', undefined],
+    ['/api/devices/v1/deployments/device/deployments/next', undefined],
+    ['/api/devices/v1/deployments/device/deployments/a/b/status', undefined],
+  ];
+  for (const [path, want] of paths) it(`path ${path}`, () => assert.equal(deploymentOfStatusPath(path), want));
+  const bodies: [string, string | undefined][] = [
+    ['{"status":"downloading"}', 'downloading'],
+    ['{"status":"already-installed","substate":"x"}', 'already-installed'],
+    ['{"status":"<b>"}', undefined],
+    ['{"status":1}', undefined],
+    ['nope', undefined],
+  ];
+  for (const [body, want] of bodies) it(`body ${body}`, () => assert.equal(statusOfReport(body), want));
+});
+
+describe('bounded metric labels', () => {
+  const methods: [string | undefined, string][] = [['GET', 'GET'], ['PATCH', 'PATCH'], ['PROPFIND', 'OTHER'], ['get', 'OTHER'], [undefined, 'OTHER']];
+  for (const [m, want] of methods) it(`method ${String(m)}`, () => assert.equal(methodLabel(m), want));
+  const reasons: [string, string][] = [
+    ['client certificate serial 1A2B is blocklisted', 'blocklisted'],
+    ['no client certificate', 'no_certificate'],
+    ['client certificate refused: CERT_HAS_EXPIRED', 'expired'],
+    ['client certificate refused: certificate is not yet valid', 'not_yet_valid'],
+    ['client certificate refused: UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'untrusted'],
+  ];
+  for (const [reason, want] of reasons) it(`mTLS reason → ${want}`, () => assert.equal(mtlsReasonLabel(reason), want));
+});
+
+describe('statusSnapshot', () => {
+  it('devices most recent first with their deployment, cache entries by last served, hits, bytes saved, upstream health', () => {
+    const board = new StatusBoard();
+    board.deviceSeen('dev-a', '10.0.0.2', 'GET /x', 1_000);
+    board.deviceSeen('dev-b', '10.0.0.3', 'GET /y', 2_000);
+    board.deploymentStatus('dev-a', 'dep-1', 'downloading', 2_500);
+    board.deviceSeen('dev-a', '10.0.0.2', 'PUT /z', 3_000);
+    board.deploymentStatus('nobody', 'dep-1', 'success'); // never seen: ignored
+    board.cacheHit('e1');
+    board.cacheHit('e1');
+    board.bytesServed = 3000;
+    board.bytesFetched = 1000;
+    board.upstreamAnswered(200, 4_000);
+    board.upstreamAnswered(502, 5_000);
+    const cache = {
+      entries: () => [
+        { id: 'e2', key: 's3.local/bucket/old', size: 10, lastServed: 100 },
+        { id: 'e1', key: 's3.local/bucket/new', size: 20, lastServed: 200 },
+      ],
+      fills: () => [{ id: 'e3', key: 's3.local/bucket/filling', size: 100, written: 40, state: 'growing' }],
+    };
+    const s = statusSnapshot({ version: '1.2.3', upstreamUrl: 'https://mender.example/', cache }, board, 10_000);
+    assert.deepEqual(s.devices.map((d) => [d.id, d.last_request, d.deployment?.status ?? null]), [['dev-a', 'PUT /z', 'downloading'], ['dev-b', 'GET /y', null]]);
+    assert.deepEqual(s.cache.entries.map((e) => [e.artifact, e.hits]), [['s3.local/bucket/new', 2], ['s3.local/bucket/old', 0]]);
+    assert.deepEqual(s.cache.fills, [{ artifact: 's3.local/bucket/filling', size: 100, written: 40, state: 'growing' }]);
+    assert.equal(s.cache.bytes_saved, 2000);
+    assert.equal(s.upstream.healthy, false);
+    assert.deepEqual(s.upstream.last_error, { at: new Date(5_000).toISOString(), code: 502 });
+    board.upstreamAnswered(204, 6_000);
+    const again = statusSnapshot({ version: '1.2.3', upstreamUrl: 'x' }, board, 10_000);
+    assert.equal(again.upstream.healthy, true);
+    assert.equal(again.cache.enabled, false);
+    assert.equal(again.cache.bytes_saved, 0, 'without the cache nothing is saved');
+  });
+
+  it('keeps at most 1000 devices, dropping the least recently seen', () => {
+    const board = new StatusBoard();
+    for (let i = 0; i < 1005; i++) board.deviceSeen(`dev-${i}`, 'a', 'GET /', i);
+    const ids = board.recentDevices(2000).map((d) => d.id);
+    assert.equal(ids.length, 1000);
+    assert.equal(ids[0], 'dev-1004');
+    assert.ok(!ids.includes('dev-4'));
+  });
+});
