@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from './config/types';
 import { parseDuration } from './config/parse-duration';
@@ -10,6 +11,9 @@ import { aliveRoute, createRouter, type Router } from './http/router';
 import { logWhenDone } from './observe/access-log';
 import type { Logger } from './observe/log';
 import { createArtifactProxy } from './artifacts/artifact-route';
+import { startAdminServer, type AdminServer } from './admin/admin-server';
+import { reloadServerCertificate } from './admin/reload-tls';
+import { createInventoryRoute } from './device-system/inventory-route';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
@@ -21,6 +25,10 @@ import { closeGracefully, createDeviceServer, listen, tlsOptionsFor, type Device
 
 export interface RunningGateway {
   readonly addresses: Partial<Record<Protocol, AddressInfo>>;
+  /** The metrics and status page listener (Metrics.Enabled). */
+  readonly admin?: AdminServer;
+  /** SIGHUP (issue 7): take the server certificate and key named by `next` from disk again. */
+  reload(next: Readonly<GatewayConfig>): void;
   close(timeoutMs?: number): Promise<void>;
 }
 
@@ -42,10 +50,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // Features.ArtifactsProxy (issue 4): deployments/next rewrite + signed-link route; none when disabled.
   const artifactProxy = await createArtifactProxy({ config, log, upstream });
   const routes: Route[] = [aliveRoute, ...artifactProxy.routes];
+  // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.
+  if (config.Features.DeviceSystem.Enabled) routes.push(createInventoryRoute(config.Features.DeviceSystem, upstream));
   const router = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
 
   const listeners: Listener[] = [];
   const addresses: Partial<Record<Protocol, AddressInfo>> = {};
+  const tlsOptions = new Map<https.Server, https.ServerOptions>();
   try {
     if (config.HTTP.Enabled) listeners.push(await startListener('http', config.HTTP.Listen, 'HTTP.Listen'));
     if (config.HTTPS.Enabled) listeners.push(await startListener('https', config.HTTPS.Listen, 'HTTPS.Listen'));
@@ -56,6 +67,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     throw err;
   }
 
+  // Metrics.* (issue 7): a listener of its own; it never fails the start or device traffic.
+  const admin = config.Metrics.Enabled ? startAdminServer({ listen: config.Metrics.Listen, log, sources: { upstreamUrl: upstream.target.href } }) : undefined;
+
   async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {
     let tls;
     try {
@@ -64,6 +78,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       throw new Error(`HTTPS: cannot load server certificate: ${(err as Error).message}`);
     }
     const server = createDeviceServer(protocol, tls);
+    if (tls) tlsOptions.set(server as https.Server, tls);
     const upgraded = new Set<Socket>();
     server.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(router, req, res, contextFor(req, protocol, log)));
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -88,9 +103,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
 
   return {
     addresses,
+    admin,
+    reload(next) {
+      reloadServerCertificate(tlsOptions, next.HTTPS, log);
+    },
     async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {
       log.info('shutting down', { timeout_ms: timeoutMs });
       await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
+      await admin?.close();
       await artifactProxy.close();
       upstream.close();
     },
