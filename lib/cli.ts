@@ -9,7 +9,8 @@ import { checkConfigFiles } from './config/check-files';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load-config';
 import { parseDuration } from './config/parse-duration';
 import { redactedConfig } from './config/redacted-config';
-import { startGateway } from './gateway';
+import { logLevelOf, reloadConfig } from './admin/reload-config';
+import { startGateway, type RunningGateway } from './gateway';
 import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
 
 const USAGE = `Mender Gateway (open-source drop-in)
@@ -89,7 +90,7 @@ async function run(argv: string[]): Promise<void> {
     throw err;
   }
   const { config } = loaded;
-  if (config.DebugLog && levelFlag === undefined) log.setLevel('debug');
+  log.setLevel(logLevelOf(config, levelFlag));
   if (loaded.file !== null) log.info(`loaded configuration file: ${loaded.file}`);
   else log.info(`no configuration file at ${flags.config ?? DEFAULT_CONFIG_PATH}: using the environment and defaults`);
   if (loaded.fromEnv.length > 0) log.info('configuration overridden by the environment', { variables: loaded.fromEnv.join(',') });
@@ -101,13 +102,22 @@ async function run(argv: string[]): Promise<void> {
 
   // Handlers go in before the listeners open: a signal during start-up still shuts down cleanly.
   const stop = firstSignal(log);
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  // SIGHUP (issue 7): certificate, key, mTLS files and log level, without a restart.
+  let running: RunningGateway | undefined;
+  let current = config;
+  const reloadOptions = { file: flags.config, explicit: flags.config !== undefined, env: process.env, levelFlag };
+  process.on('SIGHUP', () => {
+    if (running) current = reloadConfig(current, running, reloadOptions, log);
+    else log.warn('SIGHUP during start-up: ignored');
+  });
+  let gateway: RunningGateway;
   try {
     gateway = await startGateway(config, log);
   } catch (err) {
     fail([(err as Error).message], EXIT_START);
     process.exit(EXIT_START); // a half-started gateway may hold handles; leave now
   }
+  running = gateway;
   const signal = await stop;
   log.info('signal received: finishing requests in flight', { signal });
   try {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pathnameOf } from '../http/router';
 import type { RequestContext } from '../http/route';
+import { observeRequest } from './status-page/observe-request';
 
 /**
  * One line per request once its response is done: request id, method, path without query
@@ -8,6 +9,7 @@ import type { RequestContext } from '../http/route';
  * Failed and refused requests are warnings, as in the product's log.
  */
 export function logWhenDone(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, route: { name: string; sensitivePath?: boolean }): void {
+  observeRequest(req, res, ctx, route); // metrics and the status page (issue 7)
   const started = process.hrtime.bigint();
   const socket = req.socket;
   const bytesBefore = socket.bytesWritten;
