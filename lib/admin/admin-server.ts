@@ -16,7 +16,7 @@ import { formatAddress, parseListen } from '../server/listen-address';
 export interface AdminServerOptions {
   listen: string;
   log: Logger;
-  sources: StatusSources;
+  sources: Omit<StatusSources, 'version'>;
   /** Wait before trying again to listen after a failure. */
   retryMs?: number;
 }
@@ -36,6 +36,14 @@ const PAGES: Record<string, { file: string; type: string }> = {
   '/status/status.css': { file: 'status.css', type: 'text/css; charset=utf-8' },
   '/status/status.js': { file: 'status.js', type: 'text/javascript; charset=utf-8' },
 };
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 const SECURITY_HEADERS = {
   'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
@@ -52,6 +60,7 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
     return data;
   };
   enableProcessMetrics();
+  const sources: StatusSources = { version: packageVersion(), ...opts.sources };
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -74,7 +83,7 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
       return;
     }
     if (path === '/api/status') {
-      const body = JSON.stringify(statusSnapshot(opts.sources));
+      const body = JSON.stringify(statusSnapshot(sources));
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', ...SECURITY_HEADERS }).end(req.method === 'HEAD' ? undefined : body);
       return;
     }

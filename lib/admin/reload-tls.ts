@@ -9,17 +9,15 @@ import { tlsOptionsFor } from '../server/listeners';
 // certificate); if it fails the listeners keep the old one and the log says why. Connections
 // already open keep the context they were made with: nothing is dropped.
 
-export function reloadServerCertificate(
-  servers: readonly https.Server[],
-  settings: GatewayConfig['HTTPS'],
-  extra: https.ServerOptions,
-  log: Logger,
-): boolean {
-  if (servers.length === 0) return true;
-  let options: https.ServerOptions;
+/** `servers`: each HTTPS listener with the options it was made with (mTLS CA included). */
+export function reloadServerCertificate(servers: Map<https.Server, https.ServerOptions>, settings: GatewayConfig['HTTPS'], log: Logger): boolean {
+  if (servers.size === 0) return true;
+  let fresh: https.ServerOptions;
   try {
-    options = { ...tlsOptionsFor(settings), ...extra };
-    createSecureContext(options);
+    // setSecureContext replaces the whole context: everything but certificate and key stays.
+    const { cert, key } = tlsOptionsFor(settings);
+    fresh = { cert, key };
+    for (const options of servers.values()) createSecureContext({ ...options, ...fresh });
   } catch (err) {
     log.error('reload: server certificate not replaced, keeping the one in use', {
       certificate: settings.ServerCertificate,
@@ -28,7 +26,10 @@ export function reloadServerCertificate(
     });
     return false;
   }
-  for (const server of servers) server.setSecureContext(options);
+  for (const [server, options] of servers) {
+    Object.assign(options, fresh);
+    server.setSecureContext(options);
+  }
   log.info('reload: server certificate replaced', { certificate: settings.ServerCertificate });
   return true;
 }
