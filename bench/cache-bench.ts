@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 //     sampled every second (target ≤ 100 MB);
 // for read sizes 64 KiB, 256 KiB and adaptive, each against a reference measured in the
 // same run: a plain Node file server (createReadStream + pipeline). No nginx on this box.
+// BENCH_NODE_FLAGS: extra node flags for the serving process (e.g. --max-semi-space-size=2).
 // Sizes and windows: BENCH_BIG_MB, BENCH_COLD_MB, BENCH_COLD_RATE_MB, BENCH_SECONDS, BENCH_ROUNDS.
 
 const MiB = 1024 * 1024;
@@ -74,8 +75,9 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(args: string[]): Promise<Server> {
-  const proc = spawn(process.execPath, [path.join(__dirname, 'cache-server.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(args: string[], extraFlags: string[] = []): Promise<Server> {
+  const flags = [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...extraFlags];
+  const proc = spawn(process.execPath, [...flags, path.join(__dirname, 'cache-server.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', resolve);
     proc.once('exit', (code) => reject(new Error(`cache-server exited with ${code}`)));
@@ -199,11 +201,16 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
     await filler.stop();
     if (fillBytes !== BIG) throw new Error(`warm-up fill got ${fillBytes} of ${BIG} bytes`);
 
-    const variants: [string, string[]][] = [
-      ['reference: node createReadStream+pipeline (64 KiB)', ['reference', path.join(dir, 'big.bin')]],
-      ['cache, 64 KiB reads', ['cache', cachePath, String(64 * 1024)]],
-      ['cache, 256 KiB reads', ['cache', cachePath, String(256 * 1024)]],
-      ['cache, adaptive reads', ['cache', cachePath, 'adaptive']],
+    // The young generation is what grows under 200 streams (per-chunk promises), so each
+    // server also runs with a 2 MB semi-space, a start-up flag (NODE_OPTIONS or the unit file).
+    const SEMI = ['--max-semi-space-size=2'];
+    const variants: [string, string[], string[]][] = [
+      ['reference: node createReadStream+pipeline (64 KiB)', ['reference', path.join(dir, 'big.bin')], []],
+      ['cache, 64 KiB reads', ['cache', cachePath, String(64 * 1024)], []],
+      ['cache, 256 KiB reads', ['cache', cachePath, String(256 * 1024)], []],
+      ['cache, adaptive reads', ['cache', cachePath, 'adaptive'], []],
+      ['reference, --max-semi-space-size=2', ['reference', path.join(dir, 'big.bin')], SEMI],
+      ['cache, adaptive reads, --max-semi-space-size=2', ['cache', cachePath, 'adaptive'], SEMI],
     ];
     const cases = (process.env.BENCH_CLIENTS ?? '50,200').split(',').map(Number);
     for (const clients of cases) {
@@ -211,8 +218,8 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
       const results = new Map<string, LoadResult[]>(variants.map(([name]) => [name, []]));
       // Rounds A B C D A B C D …: this VM's load and steal come in bursts (peers-and-performance §2.3).
       for (let round = 0; round < ROUNDS; round++) {
-        for (const [name, args] of variants) {
-          const server = await startServer(args);
+        for (const [name, args, flags] of variants) {
+          const server = await startServer(args, flags);
           const url = () => `http://127.0.0.1:${server.port}/a?o=${encodeURIComponent(origin.url('big.bin').href)}`;
           results.get(name)!.push(await load(url, clients, SECONDS, server.proc.pid!));
           await server.stop();

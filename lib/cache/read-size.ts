@@ -27,7 +27,7 @@ export type ReadSizeSetting = number | 'adaptive';
 export class ReadSizer {
   private active = 0;
   private readonly free: Buffer[] = [];
-  /** Slabs that exist (lent or idle): kept ≤ budget + one per active stream. */
+  /** Slabs that exist (lent or idle): kept ≤ the budget, or one per active stream when more. */
   private allocated = 0;
 
   constructor(private readonly setting: ReadSizeSetting = 'adaptive') {
@@ -56,7 +56,7 @@ export class ReadSizer {
   }
   giveBack(slabs: Buffer[]): void {
     for (const s of slabs) {
-      if (this.allocated > DEFAULT_BUDGET / SLAB + this.active) this.allocated--;
+      if (this.allocated > Math.max(DEFAULT_BUDGET / SLAB, this.active)) this.allocated--;
       else this.free.push(s);
     }
     slabs.length = 0;
