@@ -1,0 +1,81 @@
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+
+// The device's POST …/authentication/auth_requests, as deviceauth reads it
+// (device-protocol.md §3.1): a JSON body {id_data: "<JSON object as a string>", pubkey:
+// "<PEM PUBLIC KEY>", tenant_token}, signed over its exact bytes in X-MEN-Signature.
+// Pure: parsing and checking only; the bytes themselves are forwarded untouched.
+
+export interface AuthRequest {
+  /** id_data parsed: what preauthorization takes as identity_data. */
+  identity: Record<string, unknown>;
+  /** The auth key. */
+  key: KeyObject;
+  /** pubkey as the device sent it (preauthorize gets the same text). */
+  pubkeyPem: string;
+}
+
+export type Parsed = { ok: true; request: AuthRequest } | { ok: false; error: string };
+
+export function parseAuthRequest(raw: Buffer): Parsed {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return { ok: false, error: 'auth request: body is not JSON' };
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, error: 'auth request: body must be a JSON object' };
+  const { id_data: idData, pubkey } = body as { id_data?: unknown; pubkey?: unknown };
+  if (typeof idData !== 'string' || idData === '') return { ok: false, error: 'auth request: id_data: cannot be blank' };
+  if (typeof pubkey !== 'string' || pubkey === '') return { ok: false, error: 'auth request: pubkey: cannot be blank' };
+  let identity: unknown;
+  try {
+    identity = JSON.parse(idData);
+  } catch {
+    return { ok: false, error: 'auth request: id_data: must be a JSON object' };
+  }
+  if (typeof identity !== 'object' || identity === null || Array.isArray(identity) || Object.keys(identity).length === 0) {
+    return { ok: false, error: 'auth request: id_data: must be a non-empty JSON object' };
+  }
+  if (!/-----BEGIN PUBLIC KEY-----/.test(pubkey)) return { ok: false, error: 'auth request: pubkey: must be a PEM PUBLIC KEY' };
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pubkey);
+  } catch {
+    return { ok: false, error: 'auth request: pubkey: cannot decode public key' };
+  }
+  if (!SIGNING_KEY_TYPES.has(key.asymmetricKeyType ?? '')) {
+    return { ok: false, error: `auth request: pubkey: unsupported key type ${key.asymmetricKeyType}` };
+  }
+  return { ok: true, request: { identity: identity as Record<string, unknown>, key, pubkeyPem: pubkey } };
+}
+
+const SIGNING_KEY_TYPES = new Set(['rsa', 'ec', 'ed25519']);
+
+/** X-MEN-Signature over the raw body: RSA PKCS#1 v1.5 / ECDSA (DER) on SHA-256, Ed25519 pure. */
+export function verifyAuthSignature(raw: Buffer, key: KeyObject, signature: string | undefined): boolean {
+  if (!signature || !/^[A-Za-z0-9+/]+={0,2}$/.test(signature.trim())) return false;
+  try {
+    const sig = Buffer.from(signature.trim(), 'base64');
+    return verify(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', raw, key, sig);
+  } catch {
+    return false;
+  }
+}
+
+/** The same key, whatever its PEM whitespace (ambassador 1.1.0 compared keys this way). */
+export function sameKey(a: KeyObject, b: KeyObject): boolean {
+  return spkiOf(a).equals(spkiOf(b));
+}
+
+function spkiOf(key: KeyObject): Buffer {
+  return key.export({ type: 'spki', format: 'der' });
+}
+
+/**
+ * What deviceauth matches a preauthorized auth set on: sorted identity and the key. Used as
+ * the preauthorization cache key.
+ */
+export function preauthorizationKey(request: AuthRequest): string {
+  const sorted = JSON.stringify(Object.fromEntries(Object.keys(request.identity).sort().map((k) => [k, request.identity[k]])));
+  return createHash('sha256').update(sorted).update('\0').update(spkiOf(request.key)).digest('hex');
+}

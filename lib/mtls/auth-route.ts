@@ -1,0 +1,67 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { GatewayError } from '../http/gateway-error';
+import type { RequestContext, Route } from '../http/route';
+import { createProxyServer, replyProxyError } from '../proxy/pass-through';
+import type { Upstream } from '../proxy/upstream';
+import { parseAuthRequest, sameKey, verifyAuthSignature, type AuthRequest } from './auth-request';
+import type { Preauthorizer } from './preauthorize';
+import { readBoundedBody } from './read-bounded-body';
+
+// POST /api/devices/v1/authentication/auth_requests with mTLS on (issue 6), in order:
+// client certificate present (the listener has verified it) → body read with a cap → parsed
+// → X-MEN-Signature verified with the request's key → [key bound to the certificate] →
+// preauthorized upstream → the original bytes forwarded → the server's answer (the device
+// JWT) returned unchanged.
+
+export const AUTH_REQUESTS_PATH = '/api/devices/v1/authentication/auth_requests';
+export const MAX_AUTH_BODY_BYTES = 64 * 1024;
+
+export interface AuthRouteOptions {
+  upstream: Upstream;
+  preauthorizer: Preauthorizer;
+  requireKeyMatchesCertificate: boolean;
+}
+
+export function createAuthRoute(options: AuthRouteOptions): Route {
+  const { upstream, preauthorizer } = options;
+  const proxy = createProxyServer({ upstream });
+  const pending = new WeakMap<IncomingMessage, AuthRequest>();
+  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
+    // Preauthorized and still refused (rejected in the UI meanwhile, or a server that lost
+    // it): the next attempt must preauthorize again instead of trusting the cache.
+    const request = pending.get(req);
+    if (request && proxyRes.statusCode === 401) preauthorizer.forget(request);
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    const cert = ctx.protocol === 'https' ? (req.socket as TLSSocket).getPeerX509Certificate() : undefined;
+    if (!cert) throw new GatewayError('FORBIDDEN', 'client certificate required: mTLS is enabled, authenticate over HTTPS with a client certificate');
+    const raw = await readBoundedBody(req, MAX_AUTH_BODY_BYTES);
+    const parsed = parseAuthRequest(raw);
+    if (!parsed.ok) throw new GatewayError('BAD_REQUEST', parsed.error);
+    const request = parsed.request;
+    const signature = req.headers['x-men-signature'];
+    if (typeof signature !== 'string' || signature === '') throw new GatewayError('BAD_REQUEST', 'missing request signature header');
+    if (!verifyAuthSignature(raw, request.key, signature)) throw new GatewayError('BAD_REQUEST', 'signature verification failed');
+    if (options.requireKeyMatchesCertificate && !sameKey(request.key, cert.publicKey)) {
+      throw new GatewayError('BAD_REQUEST', "certificate key and auth request key don't match");
+    }
+    await preauthorizer.ensure(request, { clientAddress: ctx.clientAddress, requestId: ctx.requestId });
+    ctx.log.info('device admitted by client certificate', { serial: cert.serialNumber, subject: cert.subject.replace(/\n/g, ', ') });
+
+    // Same bytes; only the framing may change (a chunked body gets a Content-Length).
+    delete req.headers['transfer-encoding'];
+    req.headers['content-length'] = String(raw.length);
+    pending.set(req, request);
+    proxy.web(req, res, { buffer: Readable.from([raw]) }, (err) => replyProxyError(req, res, err, ctx));
+  }
+
+  return {
+    name: 'mtls-auth-request',
+    methods: ['POST'],
+    match: (path) => path === AUTH_REQUESTS_PATH,
+    handle,
+  };
+}

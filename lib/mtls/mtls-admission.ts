@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type https from 'node:https';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { GatewayConfig } from '../config/types';
+import { parseDuration } from '../config/parse-duration';
+import { sendJsonError } from '../http/reply-error';
+import type { RequestContext, Route } from '../http/route';
+import type { Logger } from '../observe/log';
+import type { Upstream } from '../proxy/upstream';
+import { parseCertificates, verifyClient, verifyPeerChain, type ClientIdentityPolicy } from '../server/client-identity';
+import { watchSerialBlocklist } from '../server/serial-blocklist';
+import { createAuthRoute } from './auth-route';
+import { createManagementSession, type ManagementSession } from './management-session';
+import { PreauthorizationCache } from './preauthorization-cache';
+import { createPreauthorizer } from './preauthorize';
+
+// Features.mTLS (issue 6) as one piece the gateway plugs in: TLS options for the HTTPS
+// listener, a check on every connection and request, and the auth_requests route that
+// preauthorizes devices upstream.
+
+export interface MtlsAdmission {
+  /** Merged into the HTTPS listener's options: request and verify client certificates. */
+  readonly tlsOptions: https.ServerOptions;
+  /** Watch an HTTPS listener: refuse at the handshake, rotate its ticket keys on reloads. */
+  attach(server: https.Server): void;
+  /** Every request: false when it was refused (answered 401/403 JSON). */
+  admitRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean;
+  /** Every upgrade: false when it was refused (socket answered and closed). */
+  admitUpgrade(req: IncomingMessage, socket: Socket, ctx: RequestContext): boolean;
+  readonly route: Route;
+  readonly session: ManagementSession;
+  close(): void;
+}
+
+export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'], upstream: Upstream, log: Logger): MtlsAdmission {
+  const caPem = readFileSync(settings.CACertificate, 'utf8');
+  const servers = new Set<https.Server>();
+  const rotateTicketKeys = (): void => {
+    // A resumed session is not re-verified: after a revocation, no old ticket may resume.
+    for (const server of servers) server.setTicketKeys(randomBytes(48));
+  };
+  const blocklist = settings.BlacklistPath ? watchSerialBlocklist(settings.BlacklistPath, log, rotateTicketKeys) : undefined;
+  const policy: ClientIdentityPolicy = { trusted: parseCertificates(caPem), allowExpired: settings.InsecureSkipClientExpireAfter, blocklist };
+  if (settings.InsecureSkipClientExpireAfter) {
+    log.warn('mTLS: expired client certificates are accepted (InsecureSkipClientExpireAfter); not for production');
+  }
+
+  const session = createManagementSession({ upstream, username: settings.MenderUsername, password: settings.MenderPassword, log });
+  const cache = settings.EnableCache ? new PreauthorizationCache(parseDuration(settings.CacheLifetime)) : undefined;
+  const preauthorizer = createPreauthorizer({ upstream, session, cache, log });
+  const route = createAuthRoute({ upstream, preauthorizer, requireKeyMatchesCertificate: settings.RequireAuthKeyMatchesCertificate });
+  log.info('mTLS: admitting devices by client certificate', {
+    ca_certificates: policy.trusted.length,
+    blocklist: settings.BlacklistPath || undefined,
+    preauthorization_cache: cache ? settings.CacheLifetime : 'off',
+    key_must_match_certificate: settings.RequireAuthKeyMatchesCertificate,
+  });
+
+  return {
+    // With expired certificates allowed, OpenSSL cannot be told to skip only NotAfter: the
+    // handshake completes and attach() refuses everything else right after it.
+    tlsOptions: { requestCert: true, rejectUnauthorized: !settings.InsecureSkipClientExpireAfter, ca: caPem },
+    attach(server) {
+      servers.add(server);
+      server.setTicketKeys(randomBytes(48));
+      server.on('secureConnection', (socket: TLSSocket) => {
+        const verdict = verifyPeerChain(socket, policy);
+        if (verdict.ok) return;
+        log.warn('TLS client refused', { client: socket.remoteAddress, reason: verdict.reason });
+        socket.destroy();
+      });
+      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        log.warn('TLS client refused', { client: socket.remoteAddress, reason: err.code ?? err.message });
+      });
+    },
+    admitRequest(req, res, ctx) {
+      if (ctx.protocol !== 'https') return true;
+      const verdict = verifyClient(req.socket as TLSSocket, policy);
+      if (verdict.ok) return true;
+      ctx.log.warn('request refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
+      req.resume();
+      sendJsonError(res, verdict.status, verdict.status === 403 ? 'client certificate revoked' : 'client certificate required', ctx.requestId, { Connection: 'close' });
+      return false;
+    },
+    admitUpgrade(req, socket, ctx) {
+      if (ctx.protocol !== 'https') return true;
+      const verdict = verifyClient(req.socket as TLSSocket, policy);
+      if (verdict.ok) return true;
+      ctx.log.warn('websocket refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
+      const body = JSON.stringify({ error: 'client certificate revoked', request_id: ctx.requestId });
+      socket.end(`HTTP/1.1 ${verdict.status} ${verdict.status === 403 ? 'Forbidden' : 'Unauthorized'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      return false;
+    },
+    route,
+    session,
+    close() {
+      blocklist?.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { SerialBlocklist } from './serial-blocklist';
+
+// Who is on the other end of a TLS connection, and may it talk to us (issue 6). Checked when
+// the handshake completes and again on every request: a resumed TLS session skips
+// certificate verification, so a device revoked after its first handshake would otherwise
+// keep going (peers-and-performance.md §0.10 and §6; nginx CVE-2025-23419 is the same class).
+
+export interface ClientIdentityPolicy {
+  /** The certificates of Features.mTLS.CACertificate. */
+  trusted: readonly X509Certificate[];
+  /** InsecureSkipClientExpireAfter: an expired certificate (NotAfter) is accepted. */
+  allowExpired: boolean;
+  blocklist?: SerialBlocklist;
+  now?: () => number;
+}
+
+export type ClientVerdict =
+  | { ok: true; cert: X509Certificate; serial: string }
+  | { ok: false; status: 401 | 403; reason: string };
+
+/** Chain and validity only: what the TLS handshake decides. */
+export function verifyPeerChain(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return { ok: false, status: 401, reason: 'no client certificate' };
+  if (!socket.authorized) {
+    const code = String(socket.authorizationError ?? 'UNKNOWN');
+    // OpenSSL reports one error code, not all of them: an expired certificate from a rogue
+    // CA may be reported as just CERT_HAS_EXPIRED. So the expired case is re-verified here.
+    if (!(policy.allowExpired && code === 'CERT_HAS_EXPIRED')) return { ok: false, status: 401, reason: `client certificate refused: ${code}` };
+    const why = chainIgnoringExpiry(cert, presentedChain(socket), policy.trusted, policy.now?.() ?? Date.now());
+    if (why) return { ok: false, status: 401, reason: `client certificate refused: ${why}` };
+  }
+  return { ok: true, cert, serial: cert.serialNumber.toUpperCase() };
+}
+
+/** Chain, validity and the blocklist: what every request must pass. */
+export function verifyClient(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
+  const verdict = verifyPeerChain(socket, policy);
+  if (verdict.ok && policy.blocklist?.has(verdict.serial)) {
+    return { ok: false, status: 403, reason: `client certificate serial ${verdict.serial} is blocklisted` };
+  }
+  return verdict;
+}
+
+/** The intermediates the client sent after its leaf. */
+function presentedChain(socket: TLSSocket): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  let detail = socket.getPeerCertificate(true);
+  const seen = new Set<string>();
+  while (detail?.raw && !seen.has(detail.fingerprint256)) {
+    seen.add(detail.fingerprint256);
+    if (out.length > 0 || seen.size > 1) out.push(new X509Certificate(detail.raw));
+    detail = detail.issuerCertificate;
+  }
+  return out;
+}
+
+const MAX_DEPTH = 8;
+
+/**
+ * With the expiry check off, the chain is checked by hand: each certificate signed by the
+ * next, ending at a trusted CA; NotBefore still enforced. Returns why not, or null when it holds.
+ */
+export function chainIgnoringExpiry(leaf: X509Certificate, intermediates: readonly X509Certificate[], trusted: readonly X509Certificate[], now: number): string | null {
+  let current = leaf;
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    if (Date.parse(current.validFrom) > now) return 'CERT_NOT_YET_VALID';
+    if (trusted.some((ca) => issuedBy(current, ca))) return null;
+    const next = intermediates.find((c) => c.ca && c !== current && issuedBy(current, c));
+    if (!next) return depth === 0 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT';
+    current = next;
+  }
+  return 'CERT_CHAIN_TOO_LONG';
+}
+
+function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** Every certificate of a PEM bundle. */
+export function parseCertificates(pem: string): X509Certificate[] {
+  return (pem.match(CERT_BLOCK) ?? []).map((block) => new X509Certificate(block));
+}

@@ -1,0 +1,84 @@
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import type { Logger } from '../observe/log';
+
+// Features.mTLS.BlacklistPath: client certificate serial numbers that are refused (issue 6).
+// The product documents only "a new-line separated list of hexadecimal serial numbers", so
+// we accept what operators paste from openssl or Node: any case, `0x`, colons, leading zeros.
+
+/** A serial in canonical form (upper-case hex, no `0x`, no colons, no leading zeros), or null. */
+export function normaliseSerial(text: string): string | null {
+  let s = text.trim().replace(/[:\s]/g, '');
+  if (/^0x/i.test(s)) s = s.slice(2);
+  if (!/^[0-9a-f]+$/i.test(s)) return null;
+  s = s.replace(/^0+/, '').toUpperCase();
+  return s === '' ? '0' : s;
+}
+
+export type ParsedBlocklist = { ok: true; serials: Set<string> } | { ok: false; error: string };
+
+/** Blank lines and `#` comments are ignored; one bad line makes the whole file bad. */
+export function parseBlocklist(text: string): ParsedBlocklist {
+  const serials = new Set<string>();
+  for (const [index, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') continue;
+    const serial = normaliseSerial(line);
+    if (serial === null) return { ok: false, error: `line ${index + 1}: not a hexadecimal serial number: ${JSON.stringify(raw.trim().slice(0, 80))}` };
+    serials.add(serial);
+  }
+  return { ok: true, serials };
+}
+
+export interface SerialBlocklist {
+  has(serial: string): boolean;
+  readonly size: number;
+  close(): void;
+}
+
+// fs.watchFile polls stat: it survives the file being replaced by rename (editors, config
+// management, Kubernetes ConfigMap symlink swaps), which an fs.watch on the inode does not.
+const POLL_MS = 500;
+
+/**
+ * Load the blocklist and reload it whenever the file changes. A missing or broken file at
+ * start is an error; later, a broken or vanished file keeps the last good list (and says why).
+ * `onReload` runs after every successful reload (the caller rotates TLS session ticket keys).
+ */
+export function watchSerialBlocklist(path: string, log: Logger, onReload: (size: number) => void, pollMs = POLL_MS): SerialBlocklist {
+  const first = load(path);
+  if (!first.ok) throw new Error(`Features.mTLS.BlacklistPath: ${path}: ${first.error}`);
+  let serials = first.serials;
+  log.info('client certificate blocklist loaded', { path, serials: serials.size });
+
+  const onChange = (curr: Stats, prev: Stats): void => {
+    if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino) return;
+    const next = load(path);
+    if (!next.ok) {
+      log.error('client certificate blocklist not reloaded, keeping the last good list', { path, reason: next.error, serials: serials.size });
+      return;
+    }
+    serials = next.serials;
+    log.info('client certificate blocklist reloaded', { path, serials: serials.size });
+    onReload(serials.size);
+  };
+  watchFile(path, { interval: pollMs, persistent: false }, onChange);
+
+  return {
+    has: (serial) => serials.has(normaliseSerial(serial) ?? serial),
+    get size() {
+      return serials.size;
+    },
+    close: () => unwatchFile(path, onChange),
+  };
+}
+
+function load(path: string): ParsedBlocklist {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { ok: false, error: code === 'ENOENT' ? 'no such file' : (err as Error).message };
+  }
+  return parseBlocklist(text);
+}

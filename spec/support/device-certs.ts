@@ -1,0 +1,85 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeCa, makeKey, type CertPair, type KeyType } from './tls-material';
+
+// Device (client) certificates for mTLS tests, made with openssl at test time: RSA 3072,
+// P-256 and Ed25519 keys, chosen serials, any validity window (expired, not yet valid) and
+// intermediate CAs. `openssl ca` is used because OpenSSL 3.0's `x509 -req` cannot set dates.
+
+export interface DeviceCert extends CertPair {
+  /** Leaf followed by the intermediates, for the client to present. */
+  chain: string;
+  serial: string;
+}
+
+export interface DeviceCertOptions {
+  keyType?: KeyType;
+  /** Hex serial, e.g. '1A2B'; default: a fresh one per signing CA. */
+  serial?: string;
+  /** Validity window relative to now, in days (negative = past). Default -1 .. 365. */
+  fromDays?: number;
+  toDays?: number;
+  subject?: string;
+}
+
+function openssl(args: string[], cwd: string): string {
+  return execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+}
+
+/** YYYYMMDDHHMMSSZ, the form `openssl ca -startdate/-enddate` takes for any year. */
+function asn1Time(daysFromNow: number): string {
+  return new Date(Date.now() + daysFromNow * 86_400_000).toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
+}
+
+let serialCounter = 0x1000;
+
+/** Sign a CSR with `ca`, with the given extensions and dates, through a throwaway `openssl ca` database. */
+function sign(dir: string, name: string, ca: CertPair, csr: string, extensions: string[], opts: DeviceCertOptions): { cert: string; serial: string } {
+  const db = join(dir, `${name}.ca-db`);
+  mkdirSync(db, { recursive: true });
+  writeFileSync(join(db, 'index.txt'), '');
+  const serial = (opts.serial ?? (serialCounter++).toString(16)).toUpperCase();
+  writeFileSync(join(db, 'serial'), (serial.length % 2 ? '0' : '') + serial + '\n');
+  const config = join(db, 'ca.cnf');
+  writeFileSync(
+    config,
+    [
+      '[ca]', 'default_ca = local', '[local]', `database = ${join(db, 'index.txt')}`, `serial = ${join(db, 'serial')}`,
+      `new_certs_dir = ${db}`, 'default_md = sha256', 'policy = any', 'unique_subject = no', 'copy_extensions = none',
+      '[any]', 'commonName = supplied', '[ext]', ...extensions, '',
+    ].join('\n'),
+  );
+  const cert = join(dir, `${name}.crt`);
+  openssl(
+    ['ca', '-batch', '-notext', '-config', config, '-cert', ca.cert, '-keyfile', ca.key, '-in', csr, '-out', cert, '-extensions', 'ext',
+      '-startdate', asn1Time(opts.fromDays ?? -1), '-enddate', asn1Time(opts.toDays ?? 365)],
+    dir,
+  );
+  return { cert, serial };
+}
+
+/** A client certificate for a device, signed by `ca` (a root or an intermediate from makeIntermediate). */
+export function makeDeviceCert(dir: string, name: string, ca: CertPair & { chain?: string }, opts: DeviceCertOptions = {}): DeviceCert {
+  const key = makeKey(dir, name, opts.keyType ?? 'ec');
+  const csr = join(dir, `${name}.csr`);
+  openssl(['req', '-new', '-key', key, '-subj', opts.subject ?? `/CN=${name}`, '-out', csr], dir);
+  const { cert, serial } = sign(dir, name, ca, csr, ['basicConstraints = CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = clientAuth'], opts);
+  const chain = join(dir, `${name}.chain.crt`);
+  writeFileSync(chain, readFileSync(cert, 'utf8') + (ca.chain ? readFileSync(ca.chain, 'utf8') : ''));
+  return { cert, key, chain, serial };
+}
+
+/** An intermediate CA under `root`; its `chain` file is the intermediate itself (devices send it). */
+export function makeIntermediate(dir: string, name: string, root: CertPair): CertPair & { chain: string } {
+  const key = makeKey(dir, name, 'ec');
+  const csr = join(dir, `${name}.csr`);
+  openssl(['req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr], dir);
+  const { cert } = sign(dir, name, root, csr, ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign'], { toDays: 3650 });
+  return { cert, key, chain: cert };
+}
+
+/** A self-signed CA nobody trusts. */
+export function makeRogueCa(dir: string, name = 'rogue-ca'): CertPair {
+  return makeCa(dir, name, '/CN=Rogue CA');
+}
