@@ -14,6 +14,7 @@ import { createArtifactProxy } from './artifacts/artifact-route';
 import { startAdminServer, type AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
 import { createInventoryRoute } from './device-system/inventory-route';
+import { createMtlsAdmission } from './mtls/mtls-admission';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
@@ -49,7 +50,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   const passThrough = createPassThrough(upstream);
   // Features.ArtifactsProxy (issue 4): deployments/next rewrite + signed-link route; none when disabled.
   const artifactProxy = await createArtifactProxy({ config, log, upstream });
-  const routes: Route[] = [aliveRoute, ...artifactProxy.routes];
+  // Features.mTLS (issue 6): client certificates on HTTPS, auth_requests preauthorized upstream.
+  const mtls = config.Features.mTLS.Enabled ? createMtlsAdmission(config.Features.mTLS, upstream, log) : undefined;
+  const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
   // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(createInventoryRoute(config.Features.DeviceSystem, upstream));
   const router = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
@@ -63,6 +66,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   } catch (err) {
     await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, 0)));
     await artifactProxy.close();
+    mtls?.close();
     upstream.close();
     throw err;
   }
@@ -73,18 +77,23 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {
     let tls;
     try {
-      tls = protocol === 'https' ? tlsOptionsFor(config.HTTPS) : undefined;
+      tls = protocol === 'https' ? { ...tlsOptionsFor(config.HTTPS), ...mtls?.tlsOptions } : undefined;
     } catch (err) {
       throw new Error(`HTTPS: cannot load server certificate: ${(err as Error).message}`);
     }
     const server = createDeviceServer(protocol, tls);
     if (tls) tlsOptions.set(server as https.Server, tls);
     const upgraded = new Set<Socket>();
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(router, req, res, contextFor(req, protocol, log)));
+    if (mtls && protocol === 'https') mtls.attach(server as https.Server);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const ctx = contextFor(req, protocol, log);
+      if (!mtls || mtls.admitRequest(req, res, ctx)) handleRequest(router, req, res, ctx);
+    });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       upgraded.add(socket);
       socket.once('close', () => upgraded.delete(socket));
-      handleUpgrade(passThrough, req, socket, head, contextFor(req, protocol, log));
+      const ctx = contextFor(req, protocol, log);
+      if (!mtls || mtls.admitUpgrade(req, socket, ctx)) handleUpgrade(passThrough, req, socket, head, ctx);
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       log.debug('malformed request or TLS failure from device', { err: err.code ?? err.message, client: socket.remoteAddress });
@@ -112,6 +121,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
       await admin?.close();
       await artifactProxy.close();
+      mtls?.close();
       upstream.close();
     },
   };
