@@ -11,6 +11,7 @@ import { aliveRoute, createRouter, type Router } from './http/router';
 import { logWhenDone } from './observe/access-log';
 import type { Logger } from './observe/log';
 import { createArtifactProxy } from './artifacts/artifact-route';
+import { createArtifactCache } from './cache/artifact-cache';
 import { startAdminServer, type AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
 import { createInventoryRoute } from './device-system/inventory-route';
@@ -49,7 +50,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   log.info(`proxying devices to ${upstream.target.href}`, { insecure_skip_verify: config.UpstreamServer.InsecureSkipVerify });
   const passThrough = createPassThrough(upstream);
   // Features.ArtifactsProxy (issue 4): deployments/next rewrite + signed-link route; none when disabled.
-  const artifactProxy = await createArtifactProxy({ config, log, upstream });
+  // Features.ArtifactsProxy.ArtifactsCache (issue 5): links are served through the on-disk cache.
+  const proxySettings = config.Features.ArtifactsProxy;
+  const artifactCache =
+    proxySettings.Enabled && proxySettings.ArtifactsCache.Enabled
+      ? await createArtifactCache({ config: proxySettings.ArtifactsCache, log, agentFor: upstream.originAgent })
+      : undefined;
+  const artifactProxy = await createArtifactProxy({ config, log, upstream, artifactServer: artifactCache });
   // Features.mTLS (issue 6): client certificates on HTTPS, auth_requests preauthorized upstream.
   const mtls = config.Features.mTLS.Enabled ? createMtlsAdmission(config.Features.mTLS, upstream, log) : undefined;
   const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
