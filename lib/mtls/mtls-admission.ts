@@ -55,18 +55,20 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
   log.info('mTLS: admitting devices by client certificate', {
     ca_certificates: policy.trusted.length,
     blocklist: settings.BlacklistPath || undefined,
-    preauthorization_cache: cache ? settings.CacheLifetime : 'off',
+    preauth_cache: cache ? settings.CacheLifetime : 'off',
     key_must_match_certificate: settings.RequireAuthKeyMatchesCertificate,
   });
 
   return {
-    // With expired certificates allowed, OpenSSL cannot be told to skip only NotAfter: the
-    // handshake completes and attach() refuses everything else right after it.
-    tlsOptions: { requestCert: true, rejectUnauthorized: !settings.InsecureSkipClientExpireAfter, ca: caPem },
+    // OpenSSL verifies the chain, but the verdict is ours, right after the handshake and before
+    // any HTTP byte is read: with rejectUnauthorized Node drops the connection without saying
+    // why, and OpenSSL cannot be told to skip only NotAfter (InsecureSkipClientExpireAfter).
+    tlsOptions: { requestCert: true, rejectUnauthorized: false, ca: caPem },
     attach(server) {
       servers.add(server);
       server.setTicketKeys(randomBytes(48));
-      server.on('secureConnection', (socket: TLSSocket) => {
+      // Prepended: runs before the HTTP server's own listener starts reading requests.
+      server.prependListener('secureConnection', (socket: TLSSocket) => {
         const verdict = verifyPeerChain(socket, policy);
         if (verdict.ok) return;
         log.warn('TLS client refused', { client: socket.remoteAddress, reason: verdict.reason });

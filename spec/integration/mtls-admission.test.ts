@@ -160,13 +160,13 @@ describe('mTLS admission', () => {
 
 describe('management login', () => {
   it('100 devices at once with an expired management token: exactly one login', async () => {
-    // Lifetimes are whole seconds (exp is floored): 4 s leaves the renewed token valid for the whole burst.
-    const pair = await startPair({ jwtLifetimeSeconds: 4 });
+    // Lifetimes are whole seconds (exp is floored): 6 s leaves the renewed token valid for the whole burst.
+    const pair = await startPair({ jwtLifetimeSeconds: 6 });
     try {
       const first = await postAuth(pair.url, agentFor(devices.ec), signedAuthBody({ mac: '02:00:00:06:03:00' }, devices.ec.key));
       assert.equal(first.status, 200, first.body);
       assert.equal(pair.server.logins.length, 1);
-      await new Promise((resolve) => setTimeout(resolve, 4100));
+      await new Promise((resolve) => setTimeout(resolve, 6100));
       const agent = tlsAgent({ ca: tls.ca.cert, cert: devices.ec.cert, key: devices.ec.key }, { keepAlive: true, maxSockets: 100 });
       const bodies = Array.from({ length: 100 }, (_, i) => signedAuthBody({ mac: `02:00:00:06:04:${i.toString(16).padStart(2, '0')}` }, devices.ec.key));
       const replies = await Promise.all(bodies.map((b) => postAuth(pair.url, agent, b)));

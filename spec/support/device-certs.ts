@@ -83,3 +83,12 @@ export function makeIntermediate(dir: string, name: string, root: CertPair): Cer
 export function makeRogueCa(dir: string, name = 'rogue-ca'): CertPair {
   return makeCa(dir, name, '/CN=Rogue CA');
 }
+
+/** A self-signed device certificate (not a CA): what a device makes for itself. */
+export function makeSelfSignedDevice(dir: string, name: string): DeviceCert {
+  const key = makeKey(dir, name, 'ec');
+  const cert = join(dir, `${name}.crt`);
+  openssl(['req', '-x509', '-new', '-key', key, '-subj', `/CN=${name}`, '-days', '365', '-out', cert,
+    '-addext', 'basicConstraints=CA:FALSE', '-addext', 'extendedKeyUsage=clientAuth'], dir);
+  return { cert, key, chain: cert, serial: '' };
+}
