@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
+import { makeFile, startOrigin, type Origin } from './bench-origin';
+import { fetchAll, load, type LoadResult } from './load-clients';
 
 // Issue 5 benchmark (not a timed test). Prints, for one machine and one run:
 //  1. cold fill with 100 concurrent devices: upstream bytes / artifact size (must be 1.00)
@@ -26,48 +27,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 // Origin bytes/s for the cold fill: a gateway's uplink (32 Mbit/s), not loopback, so the
 // fill, not the box's serving bandwidth, sets the pace.
 const COLD_RATE = Number(process.env.BENCH_COLD_RATE_MB ?? 4) * MiB;
-
-interface Origin {
-  url(file: string): URL;
-  bytes: number;
-  throttle: number;
-  close(): Promise<void>;
-}
-
-async function startOrigin(dir: string): Promise<Origin> {
-  const origin: Origin = { url: (f) => new URL(`http://127.0.0.1:${port}/bucket/${f}?X-Amz-Signature=${randomBytes(6).toString('hex')}`), bytes: 0, throttle: 0, close: async () => void server.close() };
-  const server = http.createServer(async (req, res) => {
-    const file = path.join(dir, path.basename(new URL(req.url ?? '/', 'http://x').pathname));
-    const { size } = await fsp.stat(file);
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    const start = m ? Number(m[1]) : 0;
-    res.writeHead(m ? 206 : 200, { 'Content-Length': size - start, ...(m ? { 'Content-Range': `bytes ${start}-${size - 1}/${size}` } : {}) });
-    const t0 = Date.now();
-    let sent = 0;
-    for await (const chunk of createReadStream(file, { start, highWaterMark: 256 * 1024 })) {
-      if (res.destroyed) break;
-      origin.bytes += chunk.length;
-      sent += chunk.length;
-      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-      if (origin.throttle) {
-        const ahead = (sent / origin.throttle) * 1000 - (Date.now() - t0);
-        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
-      }
-    }
-    res.end();
-  });
-  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
-  return origin;
-}
-
-async function makeFile(file: string, size: number): Promise<void> {
-  const fh = await fsp.open(file, 'w');
-  try {
-    for (let off = 0; off < size; off += MiB) await fh.write(randomBytes(Math.min(MiB, size - off)));
-  } finally {
-    await fh.close();
-  }
-}
 
 interface Server {
   proc: ChildProcess;
@@ -91,67 +50,6 @@ async function startServer(args: string[], extraFlags: string[] = []): Promise<S
         proc.kill('SIGKILL');
       }),
   };
-}
-
-/** Resident set size of a process in bytes, from /proc. */
-async function rssOf(pid: number): Promise<{ rss: number; hwm: number }> {
-  const status = await fsp.readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
-/** CPU steal and total jiffies, to print steal % per case (this VM has bursty steal). */
-async function cpuTimes(): Promise<{ steal: number; total: number }> {
-  const cpu = (await fsp.readFile('/proc/stat', 'utf8')).split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return { steal: cpu[7] ?? 0, total: cpu.reduce((a, b) => a + b, 0) };
-}
-
-/** Download `url` once; resolves with the byte count; `count` sees every chunk as it arrives. */
-function fetchAll(url: string, agent: http.Agent, stop: { now: boolean }, count: (n: number) => void = () => undefined): Promise<number> {
-  return new Promise((resolve) => {
-    let n = 0;
-    const req = http.get(url, { agent }, (res) => {
-      res.on('data', (c: Buffer) => {
-        n += c.length;
-        count(c.length);
-        if (stop.now) req.destroy();
-      });
-      res.on('close', () => resolve(n));
-    });
-    req.on('error', () => resolve(n));
-  });
-}
-
-interface LoadResult {
-  bytes: number;
-  seconds: number;
-  peakRss: number;
-  hwm: number;
-  stealPct: number;
-}
-
-/** `clients` devices downloading in a loop for `seconds`; RSS of `pid` sampled every second. */
-async function load(url: () => string, clients: number, seconds: number, pid: number): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  const stop = { now: false };
-  let bytes = 0;
-  let peakRss = 0;
-  const sampler = setInterval(() => void rssOf(pid).then((r) => (peakRss = Math.max(peakRss, r.rss)), () => undefined), 1000);
-  const c0 = await cpuTimes();
-  const t0 = process.hrtime.bigint();
-  const loops = Array.from({ length: clients }, async () => {
-    while (!stop.now) await fetchAll(url(), agent, stop, (n) => (bytes += n));
-  });
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  stop.now = true;
-  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  const counted = bytes;
-  await Promise.all(loops);
-  clearInterval(sampler);
-  const c1 = await cpuTimes();
-  const final = await rssOf(pid);
-  agent.destroy();
-  return { bytes: counted, seconds: elapsed, peakRss: Math.max(peakRss, final.rss), hwm: final.hwm, stealPct: (100 * (c1.steal - c0.steal)) / Math.max(1, c1.total - c0.total) };
 }
 
 /** Cold fill: `devices` at once on an artifact the cache has never seen; wall time until the last finishes. */

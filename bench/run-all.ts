@@ -1,10 +1,12 @@
 import { runCacheBench } from './cache-bench';
+import { benchProxyStreamMemory } from './proxy-stream-memory';
 
 // `make bench`: every benchmark, one after the other, printing figures and ratios against
 // references measured in the same run. Not a test: nothing here passes or fails on speed.
 
 async function main(): Promise<void> {
   await runCacheBench();
+  await benchProxyStreamMemory();
 }
 
 main().catch((err) => {

@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import http from 'node:http';
+import * as path from 'node:path';
+
+// The artifact origin of the cache benchmark: files of a directory served with Range,
+// every byte counted, optionally throttled per response (an uplink, not loopback).
+
+const MiB = 1024 * 1024;
+
+export interface Origin {
+  url(file: string): URL;
+  bytes: number;
+  throttle: number;
+  close(): Promise<void>;
+}
+
+export async function startOrigin(dir: string): Promise<Origin> {
+  const origin: Origin = { url: (f) => new URL(`http://127.0.0.1:${port}/bucket/${f}?X-Amz-Signature=${randomBytes(6).toString('hex')}`), bytes: 0, throttle: 0, close: async () => void server.close() };
+  const server = http.createServer(async (req, res) => {
+    const file = path.join(dir, path.basename(new URL(req.url ?? '/', 'http://x').pathname));
+    const { size } = await fsp.stat(file);
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const start = m ? Number(m[1]) : 0;
+    res.writeHead(m ? 206 : 200, { 'Content-Length': size - start, ...(m ? { 'Content-Range': `bytes ${start}-${size - 1}/${size}` } : {}) });
+    const t0 = Date.now();
+    let sent = 0;
+    for await (const chunk of createReadStream(file, { start, highWaterMark: 256 * 1024 })) {
+      if (res.destroyed) break;
+      origin.bytes += chunk.length;
+      sent += chunk.length;
+      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      if (origin.throttle) {
+        const ahead = (sent / origin.throttle) * 1000 - (Date.now() - t0);
+        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+      }
+    }
+    res.end();
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  return origin;
+}
+
+export async function makeFile(file: string, size: number): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  try {
+    for (let off = 0; off < size; off += MiB) await fh.write(randomBytes(Math.min(MiB, size - off)));
+  } finally {
+    await fh.close();
+  }
+}
+
