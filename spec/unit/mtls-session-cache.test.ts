@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { renewTime } from '../../lib/mtls/management-session';
+import { PreauthorizationCache } from '../../lib/mtls/preauthorization-cache';
+
+// When the management token is renewed, and how long a preauthorization is remembered (issue 6).
+
+const jwt = (claims: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+
+test('renewTime: a tenth of the lifetime before exp, at most a minute; no exp → until a 401', () => {
+  const cases: [string, string, number][] = [
+    ['one week token', jwt({ iat: 1000, exp: 1000 + 604800 }), (1000 + 604800) * 1000 - 60_000],
+    ['ten minute token', jwt({ iat: 1000, exp: 1600 }), 1600_000 - 60_000],
+    ['four second token', jwt({ iat: 1000, exp: 1004 }), 1004_000 - 400],
+    ['no iat: lifetime from now', jwt({ exp: 1010 }), 1010_000 - 1000],
+    ['no exp', jwt({ iat: 1000 }), Number.POSITIVE_INFINITY],
+    ['not a JWT', 'opaque-token', Number.POSITIVE_INFINITY],
+    ['payload not JSON', 'a.b.c', Number.POSITIVE_INFINITY],
+  ];
+  for (const [what, token, expected] of cases) assert.equal(renewTime(token, 1000_000), expected, what);
+});
+
+test('PreauthorizationCache: lifetime, delete, bounded with the oldest going first', () => {
+  let now = 0;
+  const cache = new PreauthorizationCache(1000, () => now, 3);
+  cache.add('a');
+  assert.equal(cache.has('a'), true);
+  now = 999;
+  assert.equal(cache.has('a'), true);
+  now = 1000;
+  assert.equal(cache.has('a'), false, 'expired at its lifetime');
+  assert.equal(cache.size, 0, 'an expired entry is dropped when seen');
+  for (const k of ['a', 'b', 'c', 'd']) cache.add(k);
+  assert.deepEqual(['a', 'b', 'c', 'd'].map((k) => cache.has(k)), [false, true, true, true]);
+  cache.add('b'); // refreshed: now the newest
+  cache.add('e');
+  assert.deepEqual(['b', 'c', 'd', 'e'].map((k) => cache.has(k)), [true, false, true, true]);
+  cache.delete('e');
+  assert.equal(cache.has('e'), false);
+});
