@@ -113,3 +113,40 @@ test('MaxSize caps the cache below the free space', async () => {
     await cappedFront.close();
   }
 });
+
+test('the disk fills up during a fill (ENOSPC): nothing is published, the device sees a broken download, later devices are served uncached, then cached once there is room', async () => {
+  const small = path.join(dir, 'enospc');
+  await fsp.mkdir(small);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', small]);
+  const slow = await startOrigin(body, { throttle: 4 * MiB });
+  const c2 = await createArtifactCache({ config: cacheConfig(small), log: quietLog() });
+  const f2 = await startFront(c2);
+  try {
+    const url = () => f2.url(slow.url('e'));
+    const broken = download(url());
+    // Someone else takes the space while the fill runs.
+    await new Promise((r) => setTimeout(r, 400));
+    await fsp.writeFile(path.join(small, 'filler'), Buffer.alloc(10 * MiB));
+    const first = await broken;
+    assert.equal(first.status, 200);
+    assert.ok(!first.complete, 'a fill that hit ENOSPC must not end the download cleanly');
+    assert.deepEqual(await publishedIds(small), []);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(await fsp.readdir(path.join(small, 'v1', 'tmp')), []);
+
+    slow.behaviour.throttle = 0;
+    const uncached = await download(url());
+    assert.equal(uncached.md5, md5(body));
+    assert.deepEqual(await publishedIds(small), []);
+
+    await fsp.rm(path.join(small, 'filler'));
+    const cached = await download(url());
+    assert.equal(cached.md5, md5(body));
+    assert.equal((await publishedIds(small)).length, 1);
+  } finally {
+    await c2.close();
+    await f2.close();
+    await slow.close();
+    execFileSync('umount', ['-l', small]);
+  }
+});
