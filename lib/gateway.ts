@@ -12,6 +12,8 @@ import { logWhenDone } from './observe/access-log';
 import type { Logger } from './observe/log';
 import { createArtifactProxy } from './artifacts/artifact-route';
 import { createArtifactCache } from './cache/artifact-cache';
+import { cacheMetrics } from './observe/metrics';
+import { cacheView } from './observe/status-page/cache-view';
 import { startAdminServer, type AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
 import { createInventoryRoute } from './device-system/inventory-route';
@@ -79,7 +81,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   }
 
   // Metrics.* (issue 7): a listener of its own; it never fails the start or device traffic.
-  const admin = config.Metrics.Enabled ? startAdminServer({ listen: config.Metrics.Listen, log, sources: { upstreamUrl: upstream.target.href } }) : undefined;
+  if (artifactCache) {
+    const cache = artifactCache;
+    cacheMetrics.watch(() => ({ entries: cache.index.all().length, bytes: cache.index.usedBytes(), fillsInProgress: cache.activeFills }));
+  }
+  const admin = config.Metrics.Enabled
+    ? startAdminServer({ listen: config.Metrics.Listen, log, sources: { upstreamUrl: upstream.target.href, cache: artifactCache && cacheView(artifactCache) } })
+    : undefined;
 
   async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {
     let tls;

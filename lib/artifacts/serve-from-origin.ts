@@ -8,6 +8,7 @@ import { redactUrl } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
 import type { ArtifactServer } from './artifact-server';
 import { fetchOrigin, type OriginRequest, type OriginResponse } from './origin-fetch';
+import { cacheMetrics } from '../observe/metrics';
 
 // Cache off: every GET/HEAD of a verified link streams from the origin (the presigned URL).
 // The device's Range goes to the origin, and what comes back is checked before a byte is
@@ -78,6 +79,7 @@ async function reply(req: IncomingMessage, res: ServerResponse, up: OriginRespon
   res.writeHead(status, headers);
   const skip = start - held.start;
   const length = end - start + 1;
+  up.body.on('data', (chunk: Buffer) => cacheMetrics.fetched(chunk.length));
   if (skip === 0 && end === held.end) await pipeline(up.body, res);
   else await pipeline(up.body, new ByteWindow(skip, length), res);
 }

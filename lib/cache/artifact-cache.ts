@@ -10,6 +10,7 @@ import { artifactFill, type FillContext } from './artifact-fill';
 import { cacheKey, entryId } from './cache-key';
 import { cacheLayout, type CacheLayout } from './cache-layout';
 import { CacheIndex, readPublished } from './cache-index';
+import { cacheMetrics } from '../observe/metrics';
 import { makeRoom } from './evict-lru';
 import { FillProgress } from './fill-progress';
 import { ReadSizer, type ReadSizeSetting } from './read-size';
@@ -94,6 +95,10 @@ export class ArtifactCache implements ArtifactServer {
     // A few rounds: an entry can be evicted, or published by another process, between looks.
     for (let round = 0; round < 4; round++) {
       const entry = this.index.get(id) ?? (this.fills.get(id) ? undefined : await this.adopt(id));
+      if (round === 0) {
+        if (entry) cacheMetrics.hit(id);
+        else cacheMetrics.miss();
+      }
       if (entry) {
         if (await serveCachedFile(req, res, entry, { layout: this.layout, index: this.index, sizer: this.sizer })) return;
         this.index.delete(id);
@@ -127,12 +132,18 @@ export class ArtifactCache implements ArtifactServer {
     return this.fills.size;
   }
 
+  /** Fills running in this process, for the status page. */
+  fillsInProgress(): Iterable<FillProgress> {
+    return this.fills.values();
+  }
+
   private startFill(id: string, key: string, origin: URL): FillProgress {
     return this.fills.join(
       id,
       () => new FillProgress(id, key),
       (p) => {
         const run = artifactFill(p, origin, this.fillContext).then(() => {
+          cacheMetrics.fillDone(p.state === 'done');
           if (p.state === 'failed' && (p.error?.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC') this.tooBig.set(id, p.size);
           else if (p.state === 'done') this.tooBig.delete(id);
         });

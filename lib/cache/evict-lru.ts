@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { objectPath, sidecarPath, type CacheLayout } from './cache-layout';
 import type { CacheIndex } from './cache-index';
 import type { Logger } from '../observe/log';
+import { cacheMetrics } from '../observe/metrics';
 
 // Before a fill: does the incoming artifact fit in the free space of the cache's
 // filesystem (and under MaxSize, ours, when set)? If not, remove the least recently
@@ -76,6 +77,7 @@ export async function makeRoom(opts: { layout: CacheLayout; index: CacheIndex; i
     if (!e || e.readers > 0) return makeRoom(opts);
     index.delete(id);
     await removeEntry(layout, id);
+    cacheMetrics.evicted();
     log.info('cache entry evicted', { key: e.key, size: e.size });
   }
   return plan.fits;

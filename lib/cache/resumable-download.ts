@@ -2,6 +2,7 @@ import type http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchOrigin, type OriginResponse } from '../artifacts/origin-fetch';
 import { GatewayError } from '../http/gateway-error';
+import { cacheMetrics } from '../observe/metrics';
 
 // Download one object from the origin into a sink, resuming a cut download with a Range
 // request from where it stopped (bounded retries, exponential backoff), as apt-cacher-ng
@@ -81,6 +82,7 @@ export async function resumableDownload(url: URL, sink: DownloadSink, opts: { si
           if (offset + chunk.length > expected.size) throw new OriginRefused('ORIGIN_ERROR', 'artifact origin sent more bytes than its Content-Length');
           await sink.write(chunk);
           offset += chunk.length;
+          cacheMetrics.fetched(chunk.length);
         }
       } finally {
         r.body.destroy();

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { fetchOrigin } from '../artifacts/origin-fetch';
 import { GatewayError } from '../http/gateway-error';
+import { cacheMetrics } from '../observe/metrics';
 
 // When the cache cannot hold an artifact (no room even after eviction, or an origin that
 // sends no length) each device is streamed straight from the origin, its Range passed on.
@@ -38,6 +39,7 @@ export async function serveUncached(req: IncomingMessage, res: ServerResponse, o
     res.end();
     return;
   }
+  r.body.on('data', (chunk: Buffer) => cacheMetrics.fetched(chunk.length));
   // pipeline destroys the response if the origin breaks off: the device sees a broken download.
   await pipeline(r.body, res).catch(() => undefined);
 }

@@ -107,12 +107,24 @@ it('shows the device, its deployment status and the bytes served, with no consol
   await deviceRow.waitFor({ timeout: 10_000 });
   assert.match(await deviceRow.innerText(), /127\.0\.0\.1/);
   assert.match(await deviceRow.innerText(), /success/);
-  // TODO(issue 7, cache wiring): once lib/gateway.ts builds the ArtifactCache, pass
-  // cacheView(cache) to the admin listener and assert the '#cache' row for store.host here.
+  // The artifact the device downloaded is a cache entry, keyed by its storage host and path.
+  const cacheRow = page.locator('#cache tbody tr', { hasText: store.host });
+  await cacheRow.waitFor({ timeout: 10_000 });
+  assert.match(await cacheRow.innerText(), /256(\.0)? KiB/);
+  assert.notEqual(await page.locator('#bytes-fetched').innerText(), '0 B');
   assert.equal(await page.locator('#upstream-health').innerText(), 'healthy');
   assert.notEqual(await page.locator('#bytes-served').innerText(), '0 B');
 
   mkdirSync(join(REPO_ROOT, 'coverage'), { recursive: true });
   await page.screenshot({ path: join(REPO_ROOT, 'coverage', 'status-page.png'), fullPage: true });
   assert.deepEqual(problems, []);
+
+  // The same download in the cache's metrics: one miss, one fill, the artifact fetched once.
+  const metrics = await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text();
+  const value = (series: string) => Number(metrics.split('\n').find((l) => l.startsWith(series + ' '))?.split(' ')[1]);
+  assert.ok(value('mender_gateway_cache_misses_total') >= 1);
+  assert.equal(value('mender_gateway_cache_fills_total{result="done"}'), 1);
+  assert.equal(value('mender_gateway_artifact_bytes_fetched_total'), 256 * 1024);
+  assert.equal(value('mender_gateway_cache_entries'), 1);
+  assert.equal(value('mender_gateway_cache_size_bytes'), 256 * 1024);
 });
