@@ -63,7 +63,7 @@ describe('shell scripts', () => {
     const init = readFileSync(join(SUPPORT, 'openwrt', 'mender-gateway.init'), 'utf8');
     assert.match(init, /^#!\/bin\/sh \/etc\/rc\.common$/m);
     assert.match(init, /^USE_PROCD=1$/m);
-    assert.match(init, /procd_set_param command "\$NODE" "\$GATEWAY" --config "\$CONF"/);
+    assert.match(init, /procd_set_param command "\$NODE" --max-semi-space-size=2 "\$GATEWAY" --config "\$CONF"/);
     assert.match(init, /procd_send_signal mender-gateway '\*' HUP/);
     const caps = JSON.parse(readFileSync(join(SUPPORT, 'openwrt', 'mender-gateway.capabilities.json'), 'utf8')) as Record<string, string[]>;
     for (const set of ['bounding', 'effective', 'ambient', 'permitted']) assert.deepEqual(caps[set], ['CAP_NET_BIND_SERVICE'], set);
