@@ -8,6 +8,7 @@ import type { Upstream } from '../proxy/upstream';
 import { parseAuthRequest, sameKey, verifyAuthSignature, type AuthRequest } from './auth-request';
 import type { Preauthorizer } from './preauthorize';
 import { readBoundedBody } from './read-bounded-body';
+import { mtlsMetrics } from '../observe/metrics';
 
 // POST /api/devices/v1/authentication/auth_requests with mTLS on (issue 6), in order:
 // client certificate present (the listener has verified it) → body read with a cap → parsed
@@ -49,6 +50,7 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
       throw new GatewayError('BAD_REQUEST', "certificate key and auth request key don't match");
     }
     await preauthorizer.ensure(request, { clientAddress: ctx.clientAddress, requestId: ctx.requestId });
+    mtlsMetrics.admitted();
     ctx.log.info('device admitted by client certificate', { serial: cert.serialNumber, subject: cert.subject.replace(/\n/g, ', ') });
 
     // Same bytes; only the framing may change (a chunked body gets a Content-Length).

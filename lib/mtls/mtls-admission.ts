@@ -16,6 +16,7 @@ import { createAuthRoute } from './auth-route';
 import { createManagementSession, type ManagementSession } from './management-session';
 import { PreauthorizationCache } from './preauthorization-cache';
 import { createPreauthorizer } from './preauthorize';
+import { mtlsMetrics } from '../observe/metrics';
 
 // Features.mTLS (issue 6) as one piece the gateway plugs in: TLS options for the HTTPS
 // listener, a check on every connection and request, and the auth_requests route that
@@ -71,10 +72,12 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
       server.prependListener('secureConnection', (socket: TLSSocket) => {
         const verdict = verifyPeerChain(socket, policy);
         if (verdict.ok) return;
+        mtlsMetrics.refused(verdict.reason);
         log.warn('TLS client refused', { client: socket.remoteAddress, reason: verdict.reason });
         socket.destroy();
       });
       server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        mtlsMetrics.refused(err.code ?? err.message);
         log.warn('TLS client refused', { client: socket.remoteAddress, reason: err.code ?? err.message });
       });
     },
@@ -82,6 +85,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
       if (ctx.protocol !== 'https') return true;
       const verdict = verifyClient(req.socket as TLSSocket, policy);
       if (verdict.ok) return true;
+      mtlsMetrics.refused(verdict.reason);
       ctx.log.warn('request refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
       req.resume();
       sendJsonError(res, verdict.status, verdict.status === 403 ? 'client certificate revoked' : 'client certificate required', ctx.requestId, { Connection: 'close' });
@@ -91,6 +95,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
       if (ctx.protocol !== 'https') return true;
       const verdict = verifyClient(req.socket as TLSSocket, policy);
       if (verdict.ok) return true;
+      mtlsMetrics.refused(verdict.reason);
       ctx.log.warn('websocket refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
       const body = JSON.stringify({ error: 'client certificate revoked', request_id: ctx.requestId });
       socket.end(`HTTP/1.1 ${verdict.status} ${verdict.status === 403 ? 'Forbidden' : 'Unauthorized'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);

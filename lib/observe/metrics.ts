@@ -101,7 +101,7 @@ export function mtlsReasonLabel(reason: string): string {
   if (/blocklist/i.test(reason)) return 'blocklisted';
   if (/no client certificate/i.test(reason)) return 'no_certificate';
   if (/expired/i.test(reason)) return 'expired';
-  if (/not yet valid/i.test(reason)) return 'not_yet_valid';
+  if (/not.yet.valid/i.test(reason)) return 'not_yet_valid';
   return 'untrusted';
 }
 

@@ -12,6 +12,7 @@ import { makeDeviceCert, makeIntermediate, makeRogueCa, makeSelfSignedDevice, ty
 import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+import { metricsRegistry } from '../../lib/observe/metrics';
 
 // Issue 6, who gets in: verified against CACertificate (intermediates included); rogue CA,
 // self-signed, none, expired, not yet valid refused at the handshake; the serial blocklist on
@@ -116,6 +117,16 @@ describe('client certificate verification', () => {
       assert.match(text, new RegExp(`TLS client refused.*(${reason})`), reason);
     }
     assert.doesNotMatch(text, /request refused/);
+  });
+
+  it('counts admissions and refusals by reason in the metrics', async () => {
+    const text = await metricsRegistry.metrics();
+    const count = (series: string) => Number(text.split('\n').find((l) => l.startsWith(series + ' '))?.split(' ')[1] ?? 0);
+    assert.ok(count('mender_gateway_mtls_admissions_total') >= 1);
+    assert.ok(count('mender_gateway_mtls_refusals_total{reason="expired"}') >= 1);
+    assert.ok(count('mender_gateway_mtls_refusals_total{reason="not_yet_valid"}') >= 1);
+    assert.ok(count('mender_gateway_mtls_refusals_total{reason="no_certificate"}') >= 1);
+    assert.ok(count('mender_gateway_mtls_refusals_total{reason="untrusted"}') >= 2, 'rogue CA and self-signed');
   });
 });
 
