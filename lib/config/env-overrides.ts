@@ -21,6 +21,7 @@ const AP = ['Features', 'ArtifactsProxy'];
 const CACHE = [...AP, 'ArtifactsCache'];
 const MTLS = ['Features', 'mTLS'];
 const SYSTEM = ['Features', 'DeviceSystem'];
+const JOURNAL = ['Features', 'ReportJournal'];
 
 export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'ARTIFACTS_PROXY_ENABLED', path: [...AP, 'Enabled'], kind: 'bool' },
@@ -43,6 +44,10 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'MTLS_REQUIRE_AUTH_KEY_MATCHES_CERTIFICATE', path: [...MTLS, 'RequireAuthKeyMatchesCertificate'], kind: 'bool', ours: true },
   { env: 'DEVICE_SYSTEM_ENABLED', path: [...SYSTEM, 'Enabled'], kind: 'bool' },
   { env: 'DEVICE_SYSTEM_ID', path: [...SYSTEM, 'SystemID'], kind: 'string' },
+  { env: 'REPORT_JOURNAL_ENABLED', path: [...JOURNAL, 'Enabled'], kind: 'bool', ours: true },
+  { env: 'REPORT_JOURNAL_PATH', path: [...JOURNAL, 'Path'], kind: 'string', ours: true },
+  { env: 'REPORT_JOURNAL_MAX_SIZE', path: [...JOURNAL, 'MaxSize'], kind: 'integer', ours: true },
+  { env: 'REPORT_JOURNAL_MAX_AGE', path: [...JOURNAL, 'MaxAge'], kind: 'string', ours: true },
   { env: 'HTTP_ENABLED', path: ['HTTP', 'Enabled'], kind: 'bool' },
   { env: 'HTTP_LISTEN', path: ['HTTP', 'Listen'], kind: 'string' },
   { env: 'HTTPS_ENABLED', path: ['HTTPS', 'Enabled'], kind: 'bool' },

@@ -46,6 +46,16 @@ export interface GatewayConfig {
       SystemID: string;
       DefaultInventory: DefaultInventoryItem[];
     };
+    /** ours (issue 10): reports kept on disk while upstream is unreachable, replayed later. */
+    ReportJournal: {
+      Enabled: boolean;
+      /** '' = <ArtifactsCache.Path>/journal with the cache on, else /var/lib/mender-gateway/journal */
+      Path: string;
+      /** bytes of waiting reports */
+      MaxSize: number;
+      /** Go duration */
+      MaxAge: string;
+    };
   };
   HTTP: { Enabled: boolean; Listen: string };
   HTTPS: {

@@ -24,6 +24,7 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
         RequireAuthKeyMatchesCertificate: false,
       },
       DeviceSystem: { Enabled: false, SystemID: '', DefaultInventory: [] },
+      ReportJournal: { Enabled: false, Path: '', MaxSize: 268435456, MaxAge: '48h' },
     },
     HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
     HTTPS: { Enabled: false, Listen: '127.0.0.1:0', MinimumTLSVersion: '1.2', ServerCertificate: '', ServerKey: '' },
