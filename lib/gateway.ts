@@ -129,6 +129,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     addresses,
     admin,
     reload(next) {
+      const ca = mtls?.reloadCa(next.Features.mTLS.CACertificate);
+      if (ca) for (const options of tlsOptions.values()) options.ca = ca;
       reloadServerCertificate(tlsOptions, next.HTTPS, log);
     },
     async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type https from 'node:https';
@@ -33,6 +33,11 @@ export interface MtlsAdmission {
   admitUpgrade(req: IncomingMessage, socket: Socket, ctx: RequestContext): boolean;
   readonly route: Route;
   readonly session: ManagementSession;
+  /**
+   * SIGHUP: read the CA file again. Returns the new PEM for the listeners' TLS options, or
+   * undefined when the file is unreadable or holds no certificate (the old CA stays).
+   */
+  reloadCa(path: string): string | undefined;
   close(): void;
 }
 
@@ -103,6 +108,22 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
     },
     route,
     session,
+    reloadCa(path) {
+      let pem: string;
+      let trusted: X509Certificate[];
+      try {
+        pem = readFileSync(path, 'utf8');
+        trusted = parseCertificates(pem);
+        if (trusted.length === 0) throw new Error('no PEM certificate in the file');
+      } catch (err) {
+        log.error('reload: mTLS CA not replaced, keeping the one in use', { path, reason: (err as Error).message });
+        return undefined;
+      }
+      policy.trusted = trusted;
+      rotateTicketKeys();
+      log.info('reload: mTLS CA replaced', { path, ca_certificates: trusted.length });
+      return pem;
+    },
     close() {
       blocklist?.close();
     },

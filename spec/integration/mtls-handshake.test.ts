@@ -21,12 +21,14 @@ import { metricsRegistry } from '../../lib/observe/metrics';
 let dir: string;
 let tls: TlsMaterial;
 let store: S3Store;
+let rogueCaFile: string;
 let certs: Record<'good' | 'chained' | 'rogue' | 'selfSigned' | 'expired' | 'notYetValid' | 'rogueExpired' | 'listed' | 'later', DeviceCert>;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mtls-handshake-'));
   tls = makeTlsMaterial(dir);
   const rogue = makeRogueCa(dir);
+  rogueCaFile = rogue.cert;
   const intermediate = makeIntermediate(dir, 'intermediate-ca', tls.ca);
   certs = {
     good: makeDeviceCert(dir, 'good', tls.ca),
@@ -49,21 +51,20 @@ after(async () => {
 async function startPair(mtls: Partial<GatewayConfig['Features']['mTLS']> = {}) {
   const server = await startMenderServer({ store, users: [{ email: 'gw@example.com', password: 'pw' }] });
   const captured = captureLog('debug');
-  const gateway = await startGateway(
+  const configWith = (more: Partial<GatewayConfig['Features']['mTLS']>) =>
     testConfig({
       HTTP: { Enabled: false },
       HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
       UpstreamServer: { URL: server.url },
-      Features: { mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: 'gw@example.com', MenderPassword: 'pw', ...mtls } },
-    }),
-    captured.log,
-  ).catch(async (err: unknown) => {
+      Features: { mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: 'gw@example.com', MenderPassword: 'pw', ...mtls, ...more } },
+    });
+  const gateway = await startGateway(configWith({}), captured.log).catch(async (err: unknown) => {
     await server.close();
     throw err;
   });
   const url = `https://127.0.0.1:${gateway.addresses.https!.port}`;
   return {
-    server, url, captured,
+    server, url, captured, gateway, configWith,
     async close() {
       await gateway.close(0);
       await server.close();
@@ -197,6 +198,29 @@ describe('serial blocklist', () => {
       const file = join(dir, `broken-${why.source.length}.txt`);
       if (content !== null) writeFileSync(file, content);
       await assert.rejects(startPair({ BlacklistPath: file }), why);
+    }
+  });
+});
+
+describe('reload (SIGHUP) of the mTLS CA', () => {
+  it('trusts the new CA and refuses the old one without a restart; an unusable file keeps the CA in use', async () => {
+    const pair = await startPair();
+    const refused = (err: NodeJS.ErrnoException) => /ECONNRESET|ERR_SSL|EPIPE|certificate/i.test(String(err.code ?? err.message));
+    try {
+      assert.equal((await auth(pair.url, certs.good)).status, 200);
+      await assert.rejects(auth(pair.url, certs.rogue), refused);
+
+      pair.gateway.reload(pair.configWith({ CACertificate: rogueCaFile }));
+      assert.equal((await auth(pair.url, certs.rogue)).status, 200);
+      await assert.rejects(auth(pair.url, certs.good), refused);
+
+      const broken = join(dir, 'broken-ca.pem');
+      writeFileSync(broken, 'not a certificate\n');
+      pair.gateway.reload(pair.configWith({ CACertificate: broken }));
+      assert.equal((await auth(pair.url, certs.rogue)).status, 200);
+      assert.match(pair.captured.text(), /mTLS CA not replaced, keeping the one in use.*no PEM certificate/);
+    } finally {
+      await pair.close();
     }
   });
 });
