@@ -17,6 +17,7 @@ import { cacheView } from './observe/status-page/cache-view';
 import { startAdminServer, type AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
 import { createInventoryRoute } from './device-system/inventory-route';
+import { openReportJournaling } from './journal/report-journaling';
 import { createMtlsAdmission } from './mtls/mtls-admission';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
@@ -62,6 +63,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // Features.mTLS (issue 6): client certificates on HTTPS, auth_requests preauthorized upstream.
   const mtls = config.Features.mTLS.Enabled ? createMtlsAdmission(config.Features.mTLS, upstream, log) : undefined;
   const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
+  // Features.ReportJournal (issue 10): reports kept on disk while upstream is unreachable; its
+  // inventory route applies DeviceSystem itself, so it comes first.
+  const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
+  if (journaling) routes.push(...journaling.routes);
   // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(createInventoryRoute(config.Features.DeviceSystem, upstream));
   const router = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
@@ -75,6 +80,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   } catch (err) {
     await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, 0)));
     await artifactProxy.close();
+    await journaling?.close();
     mtls?.close();
     upstream.close();
     throw err;
@@ -138,6 +144,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
       await admin?.close();
       await artifactProxy.close();
+      await journaling?.close();
       mtls?.close();
       upstream.close();
     },

@@ -96,6 +96,41 @@ export const cacheMetrics = {
   },
 };
 
+// Report journal (issue 10): reports kept while upstream was unreachable and how each ended.
+export interface JournalView {
+  queued: number;
+  bytes: number;
+  devices: number;
+  journaled: number;
+  replayed: number;
+  failed: number;
+  superseded: number;
+}
+const journalJournaled = new Counter({ name: 'mender_gateway_journal_journaled_total', help: 'Device reports answered by the gateway and kept in the journal because upstream was unreachable, by kind.', labelNames: ['kind'], registers: [metricsRegistry] });
+const journalEnded = new Counter({ name: 'mender_gateway_journal_ended_total', help: 'Journaled reports that left the journal, by result (delivered, aborted, superseded, rejected, unauthorized, expired).', labelNames: ['result'], registers: [metricsRegistry] });
+const journalRefused = new Counter({ name: 'mender_gateway_journal_refused_total', help: 'Reports not journaled (journal full or unwritable): the device got the upstream error.', labelNames: ['reason'], registers: [metricsRegistry] });
+let journalView: (() => JournalView) | undefined;
+new Gauge({ name: 'mender_gateway_journal_queued', help: 'Reports waiting in the journal for upstream.', registers: [metricsRegistry], collect() { this.set(journalView?.().queued ?? 0); } });
+new Gauge({ name: 'mender_gateway_journal_bytes', help: 'Bytes of the reports waiting in the journal.', registers: [metricsRegistry], collect() { this.set(journalView?.().bytes ?? 0); } });
+
+export const journalMetrics = {
+  watch(read: () => JournalView): void {
+    journalView = read;
+  },
+  view(): JournalView | undefined {
+    return journalView?.();
+  },
+  journaled(kind: 'status' | 'log' | 'inventory'): void {
+    journalJournaled.inc({ kind });
+  },
+  ended(result: 'delivered' | 'aborted' | 'superseded' | 'rejected' | 'unauthorized' | 'expired'): void {
+    journalEnded.inc({ result });
+  },
+  failed(reason: 'full' | 'write_error'): void {
+    journalRefused.inc({ reason });
+  },
+};
+
 /** mTLS refusal reasons are free text (serials, OpenSSL codes): fold them into bounded kinds. */
 export function mtlsReasonLabel(reason: string): string {
   if (/blocklist/i.test(reason)) return 'blocklisted';

@@ -21,12 +21,13 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, ctx: R
   const deviceId = deviceIdFromAuthorization(req.headers.authorization);
   const deploymentId = deviceId && req.method === 'PUT' ? deploymentOfStatusPath(pathname) : undefined;
   // Only the pass-through pipes the body in this same tick; another route may read it later.
-  const report = deploymentId && route.name === 'pass-through' ? tapBody(req) : undefined;
+  const report = deploymentId && (route.name === 'pass-through' || route.name === 'deployment-report') ? tapBody(req) : undefined;
 
   res.once('close', () => {
     const status = res.headersSent ? res.statusCode : 499;
     countRequest(req.method, status, route.name, socket.bytesWritten - bytesBefore);
-    if (!LOCAL_ROUTES.has(route.name) && status !== 499) board.upstreamAnswered(status);
+    // A report the journal took (issue 10) was answered by the gateway, not upstream.
+    if (!LOCAL_ROUTES.has(route.name) && status !== 499 && !res.hasHeader('x-men-gateway-journaled')) board.upstreamAnswered(status);
     if (!deviceId || status >= 400) return;
     board.deviceSeen(deviceId, ctx.clientAddress, `${req.method} ${route.sensitivePath ? `<${route.name}>` : pathname}`);
     const value = report?.();

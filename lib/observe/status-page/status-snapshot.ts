@@ -1,3 +1,4 @@
+import { journalMetrics } from '../metrics';
 import { statusBoard, type StatusBoard } from './status-board';
 
 // The JSON behind the status page (GET /api/status on the admin listener). Times are ISO
@@ -29,6 +30,8 @@ export interface StatusSnapshot {
     bytes_saved: number;
   };
   upstream: { url: string; healthy: boolean | null; last_ok: string | null; last_error: { at: string; code: number } | null; errors: number };
+  /** Reports kept while upstream was unreachable (issue 10); replayed and failed count since start. */
+  journal: { enabled: boolean; queued: number; devices: number; bytes: number; replayed: number; failed: number };
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -65,5 +68,13 @@ export function statusSnapshot(sources: StatusSources, board: StatusBoard = stat
       last_error: up.lastError ? { at: new Date(up.lastError.at).toISOString(), code: up.lastError.code } : null,
       errors: up.errors,
     },
+    journal: journalSnapshot(),
   };
+}
+
+function journalSnapshot(): StatusSnapshot['journal'] {
+  const j = journalMetrics.view();
+  return j
+    ? { enabled: true, queued: j.queued, devices: j.devices, bytes: j.bytes, replayed: j.replayed, failed: j.failed }
+    : { enabled: false, queued: 0, devices: 0, bytes: 0, replayed: 0, failed: 0 };
 }

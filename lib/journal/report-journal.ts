@@ -1,0 +1,147 @@
+import type { Logger } from '../observe/log';
+import { journalMetrics } from '../observe/metrics';
+import { JournalFile } from './journal-file';
+import { encodeRecord, type JournalEntry, type ReportResult } from './journal-record';
+
+// The reports waiting for upstream, per device in arrival order, backed by the journal file.
+// It enforces the bounds (MaxSize of waiting reports, MaxAge), keeps only the newest inventory
+// of a device, and counts every ending: nothing leaves it without a `done` record and a counter.
+
+export interface JournalStats {
+  queued: number;
+  bytes: number;
+  devices: number;
+  journaled: number;
+  replayed: number;
+  failed: number;
+  superseded: number;
+}
+
+export interface ReportJournalOptions {
+  dir: string;
+  maxBytes: number;
+  maxAgeMs: number;
+  log: Logger;
+}
+
+const FAILED: ReadonlySet<ReportResult> = new Set(['rejected', 'unauthorized', 'expired']);
+
+export class ReportJournal {
+  private readonly queues = new Map<string, JournalEntry[]>();
+  private readonly sizes = new Map<number, number>();
+  private liveBytes = 0;
+  private nextSeq = 1;
+  readonly stats: JournalStats = { queued: 0, bytes: 0, devices: 0, journaled: 0, replayed: 0, failed: 0, superseded: 0 };
+
+  private constructor(
+    private readonly file: JournalFile,
+    private readonly options: ReportJournalOptions,
+  ) {}
+
+  static async open(options: ReportJournalOptions): Promise<ReportJournal> {
+    const { file, records, tornBytes } = await JournalFile.open(options.dir);
+    const journal = new ReportJournal(file, options);
+    const live = new Map<number, JournalEntry>();
+    for (const r of records) {
+      if (r.t === 'add') live.set(r.entry.seq, r.entry);
+      else live.delete(r.seq);
+      journal.nextSeq = Math.max(journal.nextSeq, (r.t === 'add' ? r.entry.seq : r.seq) + 1);
+    }
+    for (const entry of [...live.values()].sort((a, b) => a.seq - b.seq)) journal.remember(entry);
+    if (tornBytes > 0) options.log.warn('report journal: torn last record dropped (the device got no answer for it)', { bytes: tornBytes });
+    options.log.info('report journal open', { dir: options.dir, queued: journal.stats.queued, devices: journal.queues.size });
+    journalMetrics.watch(() => journal.stats);
+    await journal.compactIfWorth();
+    return journal;
+  }
+
+  /** Make a report durable. 'full': over MaxSize, not journaled (the device gets the upstream error). */
+  async add(report: Omit<JournalEntry, 'seq'>): Promise<'journaled' | 'full'> {
+    const entry: JournalEntry = { ...report, seq: this.nextSeq++ };
+    const encoded = encodeRecord({ t: 'add', entry });
+    const replaced = entry.kind === 'inventory' ? this.pendingOf(entry.device).filter((e) => e.kind === 'inventory') : [];
+    const freed = replaced.reduce((n, e) => n + (this.sizes.get(e.seq) ?? 0), 0);
+    if (this.liveBytes - freed + encoded.length > this.options.maxBytes) {
+      this.stats.failed++;
+      journalMetrics.failed('full');
+      return 'full';
+    }
+    const records = [...replaced.map((e) => encodeRecord({ t: 'done', seq: e.seq, result: 'superseded' })), encoded];
+    await this.file.append(Buffer.concat(records));
+    for (const e of replaced) this.forget(e, 'superseded');
+    this.remember(entry, encoded.length);
+    this.stats.journaled++;
+    journalMetrics.journaled(entry.kind);
+    return 'journaled';
+  }
+
+  /** End a report (durably: a replay is not repeated after a restart once this resolved). */
+  async finish(entry: JournalEntry, result: ReportResult, status?: number): Promise<void> {
+    if (!this.sizes.has(entry.seq)) return;
+    await this.file.append(encodeRecord({ t: 'done', seq: entry.seq, result, ...(status === undefined ? {} : { status }) }));
+    this.forget(entry, result);
+    const fields = { device: entry.device, kind: entry.kind, path: entry.path.split('?')[0], result, status, age_s: Math.round((Date.now() - entry.at) / 1000) };
+    if (FAILED.has(result)) this.options.log.warn('report journal: report not delivered', fields);
+    else this.options.log.debug('report journal: report replayed', fields);
+    await this.compactIfWorth();
+  }
+
+  pendingOf(device: string): readonly JournalEntry[] {
+    return this.queues.get(device) ?? [];
+  }
+
+  devices(): string[] {
+    return [...this.queues.keys()];
+  }
+
+  /** End every report older than MaxAge ('expired', or what `resultFor` says for its device). */
+  async expire(now = Date.now(), resultFor: (device: string) => 'expired' | 'unauthorized' = () => 'expired'): Promise<void> {
+    for (const queue of [...this.queues.values()]) {
+      for (const entry of [...queue]) if (now - entry.at > this.options.maxAgeMs) await this.finish(entry, resultFor(entry.device));
+    }
+  }
+
+  close(): Promise<void> {
+    return this.file.close();
+  }
+
+  private remember(entry: JournalEntry, size = encodeRecord({ t: 'add', entry }).length): void {
+    let queue = this.queues.get(entry.device);
+    if (!queue) this.queues.set(entry.device, (queue = []));
+    queue.push(entry);
+    this.sizes.set(entry.seq, size);
+    this.liveBytes += size;
+    this.updateGauges();
+  }
+
+  private forget(entry: JournalEntry, result: ReportResult): void {
+    const queue = this.queues.get(entry.device) ?? [];
+    const i = queue.findIndex((e) => e.seq === entry.seq);
+    if (i >= 0) queue.splice(i, 1);
+    if (queue.length === 0) this.queues.delete(entry.device);
+    this.liveBytes -= this.sizes.get(entry.seq) ?? 0;
+    this.sizes.delete(entry.seq);
+    if (result === 'superseded') this.stats.superseded++;
+    else if (FAILED.has(result)) this.stats.failed++;
+    else this.stats.replayed++;
+    journalMetrics.ended(result);
+    this.updateGauges();
+  }
+
+  private updateGauges(): void {
+    this.stats.queued = this.sizes.size;
+    this.stats.bytes = this.liveBytes;
+    this.stats.devices = this.queues.size;
+  }
+
+  /** Keep the file near the size of what still waits: empty once everything is delivered. */
+  private async compactIfWorth(): Promise<void> {
+    const size = this.file.size;
+    if (size === 0) return;
+    if (this.sizes.size > 0 && (size < 1024 * 1024 || size < 4 * this.liveBytes)) return;
+    await this.file.compact(() => {
+      const all = [...this.queues.values()].flat().sort((a, b) => a.seq - b.seq);
+      return Buffer.concat(all.map((entry) => encodeRecord({ t: 'add', entry })));
+    });
+  }
+}

@@ -1,0 +1,193 @@
+import type { Logger } from '../observe/log';
+import type { Upstream } from '../proxy/upstream';
+import type { JournalEntry } from './journal-record';
+import { outcomeOf } from './report-outcome';
+import type { ReportJournal } from './report-journal';
+import { callUpstream } from './upstream-call';
+
+// Sends journaled reports upstream again, per device in order, with the device's own token.
+// Every request of a device (live or replay) runs under that device's lock, so a live report
+// never overtakes one still waiting. The replay of the oldest waiting report is the probe: while
+// upstream is unreachable the next probe waits 0.5 s, doubling up to 15 s. A 401 first tries the
+// newest token the device presented; with none newer, the device waits for one (its next request
+// brings it) and its reports end as 'unauthorized' at MaxAge.
+
+export interface ReplayOptions {
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** devices replayed at once */
+  concurrency?: number;
+}
+
+export type FlushResult = 'empty' | 'unreachable' | 'blocked';
+
+export class ReportReplay {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly latestAuth = new Map<string, string>();
+  /** device → the token upstream refused, while no newer one is known */
+  private readonly blocked = new Map<string, string>();
+  private down = false;
+  private backoffMs = 0;
+  private nextProbeAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private running = false;
+  private closed = false;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly journal: ReportJournal,
+    private readonly upstream: Upstream,
+    private readonly log: Logger,
+    options: ReplayOptions = {},
+  ) {
+    this.minBackoffMs = options.minBackoffMs ?? 500;
+    this.maxBackoffMs = options.maxBackoffMs ?? 15_000;
+    this.concurrency = options.concurrency ?? 8;
+  }
+
+  /** Run fn with the device's lock held (requests of one device, one at a time, in order). */
+  withDevice<T>(device: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(device) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(device, tail);
+    void tail.then(() => {
+      if (this.locks.get(device) === tail) this.locks.delete(device);
+    });
+    return run;
+  }
+
+  /** Upstream failed recently: skip trying it until the next probe is due. */
+  get skipUpstream(): boolean {
+    return this.down && Date.now() < this.nextProbeAt;
+  }
+
+  get upstreamDown(): boolean {
+    return this.down;
+  }
+
+  noteAuthorization(device: string, authorization: string | undefined): void {
+    if (!authorization) return;
+    this.latestAuth.set(device, authorization);
+    const refused = this.blocked.get(device);
+    if (refused !== undefined && refused !== authorization) {
+      this.blocked.delete(device);
+      this.wake();
+    }
+  }
+
+  markDown(): void {
+    if (!this.down) this.log.warn('upstream unreachable: device reports go to the journal');
+    this.down = true;
+    this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs ? this.backoffMs * 2 : this.minBackoffMs);
+    this.nextProbeAt = Date.now() + this.backoffMs;
+    this.schedule(this.backoffMs);
+  }
+
+  markUp(): void {
+    if (this.down) this.log.info('upstream answers again: replaying journaled reports', { queued: this.journal.stats.queued });
+    this.down = false;
+    this.backoffMs = 0;
+    if (this.journal.stats.queued > 0) this.wake();
+  }
+
+  wake(): void {
+    this.schedule(0);
+  }
+
+  /** Replay the device's waiting reports in order (the caller holds the device's lock). */
+  async flush(device: string): Promise<FlushResult> {
+    for (;;) {
+      const entry = this.journal.pendingOf(device)[0];
+      if (!entry) return 'empty';
+      if (this.blocked.has(device)) return 'blocked';
+      const result = await this.deliver(entry);
+      if (result !== 'empty') return result;
+    }
+  }
+
+  private async deliver(entry: JournalEntry): Promise<FlushResult> {
+    const tried = new Set<string>();
+    for (;;) {
+      const latest = this.latestAuth.get(entry.device);
+      const authorization = tried.size === 0 ? entry.headers.authorization : latest;
+      if (authorization === undefined || tried.has(authorization)) {
+        this.blocked.set(entry.device, [...tried].pop() ?? '');
+        return 'blocked';
+      }
+      tried.add(authorization);
+      const status = await this.attempt(entry, authorization);
+      const outcome = outcomeOf(status);
+      if (outcome.kind === 'unreachable') {
+        this.markDown();
+        return 'unreachable';
+      }
+      if (this.down) this.markUp();
+      if (outcome.kind === 'unauthorized') continue;
+      await this.journal.finish(entry, outcome.result, status);
+      return 'empty';
+    }
+  }
+
+  private async attempt(entry: JournalEntry, authorization: string | undefined): Promise<number | undefined> {
+    const headers = { ...entry.headers };
+    if (authorization !== undefined) headers.authorization = authorization;
+    try {
+      const res = await callUpstream(this.upstream, { method: entry.method, path: entry.path, headers, body: entry.body });
+      res.resume();
+      return res.statusCode;
+    } catch (err) {
+      this.log.debug('report replay failed', { err: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
+      return undefined;
+    }
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    const at = Date.now() + ms;
+    if (this.timer && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      void this.pass();
+    }, ms);
+  }
+
+  private async pass(): Promise<void> {
+    if (this.running || this.closed) return;
+    this.running = true;
+    try {
+      await this.journal.expire(Date.now(), (device) => (this.blocked.has(device) ? 'unauthorized' : 'expired'));
+      if (this.skipUpstream) return this.schedule(this.nextProbeAt - Date.now());
+      const devices = this.journal.devices().filter((d) => !this.blocked.has(d));
+      let unreachable = false;
+      const worker = async (): Promise<void> => {
+        for (let device = devices.shift(); device !== undefined && !unreachable && !this.closed; device = devices.shift()) {
+          if ((await this.withDevice(device, () => this.flush(device))) === 'unreachable') unreachable = true;
+        }
+      };
+      // The first device alone is the probe; the rest go in parallel once it got through.
+      const first = devices.shift();
+      if (first !== undefined && (await this.withDevice(first, () => this.flush(first))) === 'unreachable') unreachable = true;
+      if (!unreachable && devices.length > 0) await Promise.all(Array.from({ length: this.concurrency }, worker));
+    } catch (err) {
+      this.log.error('report replay pass failed', { err: err as Error });
+      this.schedule(this.maxBackoffMs);
+    } finally {
+      this.running = false;
+    }
+    // Reports that arrived during the pass, or devices still waiting for a token (expiry).
+    if (!this.down && this.journal.devices().some((d) => !this.blocked.has(d))) this.wake();
+    else if (this.journal.stats.queued > 0) this.schedule(this.down ? Math.max(0, this.nextProbeAt - Date.now()) : 60_000);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
