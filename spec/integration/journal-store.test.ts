@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { JournalEntry } from '../../lib/journal/journal-record';
+import { ReportJournal } from '../../lib/journal/report-journal';
+import { captureLog } from '../support/capture-log';
+
+// The journal on a real directory: what it holds survives a reopen, a torn tail is cut off,
+// inventory keeps the newest per device, MaxSize refuses, MaxAge expires, and the file shrinks
+// back once everything ended.
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'journal-store-'));
+  dirs.push(d);
+  return join(d, 'journal');
+}
+
+const report = (device: string, kind: JournalEntry['kind'], body: string, at = Date.now()): Omit<JournalEntry, 'seq'> => ({
+  at, device, kind, method: 'PUT', path: kind === 'inventory' ? '/api/devices/v1/inventory/device/attributes' : `/api/devices/v1/deployments/device/deployments/d1/${kind}`, headers: { authorization: `Bearer ${device}` }, body: Buffer.from(body),
+});
+
+const open = (dir: string, maxBytes = 1 << 20, maxAgeMs = 3_600_000): Promise<ReportJournal> => ReportJournal.open({ dir, maxBytes, maxAgeMs, log: captureLog('error').log });
+
+describe('report journal on disk', () => {
+  it('keeps per-device order across a reopen, and the file and directory are private', async () => {
+    const dir = tempDir();
+    let j = await open(dir);
+    for (const s of ['downloading', 'installing', 'success']) {
+      assert.equal(await j.add(report('a', 'status', `{"status":"${s}"}`)), 'journaled');
+      assert.equal(await j.add(report('b', 'status', `{"status":"${s}"}`)), 'journaled');
+    }
+    await j.finish(j.pendingOf('a')[0]!, 'delivered', 204);
+    await j.close();
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(statSync(join(dir, 'reports.journal')).mode & 0o777, 0o600);
+
+    j = await open(dir);
+    assert.deepEqual(j.pendingOf('a').map((e) => e.body.toString()), ['{"status":"installing"}', '{"status":"success"}']);
+    assert.deepEqual(j.pendingOf('b').map((e) => e.body.toString()), ['{"status":"downloading"}', '{"status":"installing"}', '{"status":"success"}']);
+    assert.equal(j.stats.queued, 5);
+    // New sequence numbers continue after the old ones: order stays total.
+    await j.add(report('a', 'log', '{"messages":[]}'));
+    const seqs = j.pendingOf('a').map((e) => e.seq);
+    assert.deepEqual([...seqs].sort((x, y) => x - y), seqs);
+    await j.close();
+  });
+
+  it('drops a torn last record and keeps everything before it', async () => {
+    const dir = tempDir();
+    const j = await open(dir);
+    await j.add(report('a', 'status', '{"status":"downloading"}'));
+    await j.add(report('a', 'status', '{"status":"installing"}'));
+    await j.close();
+    const file = join(dir, 'reports.journal');
+    const before = statSync(file).size;
+    appendFileSync(file, '1234abcd {"t":"add","seq":3,"dev');
+    const capture = captureLog('warn');
+    const again = await ReportJournal.open({ dir, maxBytes: 1 << 20, maxAgeMs: 3_600_000, log: capture.log });
+    assert.equal(again.stats.queued, 2);
+    assert.equal(statSync(file).size, before);
+    assert.match(capture.lines.join('\n'), /torn last record/);
+    await again.close();
+  });
+
+  it('keeps only the newest inventory of a device, in the order it arrived', async () => {
+    const j = await open(tempDir());
+    await j.add(report('a', 'inventory', '[{"name":"v","value":1}]'));
+    await j.add(report('a', 'status', '{"status":"success"}'));
+    await j.add(report('a', 'inventory', '[{"name":"v","value":2}]'));
+    await j.add(report('b', 'inventory', '[{"name":"v","value":3}]'));
+    assert.deepEqual(j.pendingOf('a').map((e) => e.body.toString()), ['{"status":"success"}', '[{"name":"v","value":2}]']);
+    assert.equal(j.stats.superseded, 1);
+    assert.equal(j.stats.queued, 3);
+    await j.close();
+  });
+
+  it('refuses a report past MaxSize and expires reports past MaxAge, counting both', async () => {
+    const dir = tempDir();
+    const j = await open(dir, 1024, 60_000);
+    let added = 0;
+    while ((await j.add(report('a', 'status', `{"status":"downloading","n":${added}}`, Date.now() - 120_000))) === 'journaled') added++;
+    assert.ok(added > 2 && added < 10, `added ${added}`);
+    assert.ok(j.stats.bytes <= 1024);
+    assert.equal(j.stats.failed, 1);
+    assert.equal(await j.add(report('b', 'status', '{"status":"success"}')), 'full');
+    await j.expire();
+    assert.equal(j.pendingOf('a').length, 0);
+    assert.equal(j.stats.failed, 2 + added);
+    // Room again once the old ones ended.
+    assert.equal(await j.add(report('b', 'status', '{"status":"success"}')), 'journaled');
+    await j.close();
+  });
+
+  it('shrinks the file to nothing once every report ended', async () => {
+    const dir = tempDir();
+    const j = await open(dir);
+    for (let i = 0; i < 20; i++) await j.add(report(`d${i % 4}`, 'status', '{"status":"installing"}'));
+    for (const device of j.devices()) for (const e of [...j.pendingOf(device)]) await j.finish(e, 'delivered', 204);
+    assert.equal(readFileSync(join(dir, 'reports.journal')).length, 0);
+    await j.close();
+    const again = await open(dir);
+    assert.equal(again.stats.queued, 0);
+    await again.close();
+  });
+});
