@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import { runJsonChild } from '../load/child-json';
+import { rssBytes, sampleRss } from '../load/system-sample';
+import { runWrk } from '../load/wrk';
+import { compare, gbps, mb, secs, verdictLine, viaNginx, type BenchContext } from './context';
+import { startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './gateway-under-test';
+
+// Artifacts: cached downloads (throughput, HTTP and HTTPS), a cold artifact fetched by many
+// devices at once through a throttled origin (upstream downloads, time against one device),
+// and the gateway's memory while 200 devices download a 1 GiB artifact.
+
+const MiB = 1024 * 1024;
+
+interface Burst {
+  seconds: number;
+  complete: number;
+  devices: number;
+}
+
+const burst = (url: string, devices: number, expectBytes: number) => runJsonChild<Burst>('burst-process.js', { url, devices, expectBytes });
+
+/** One download through each server, so the artifact is in both caches before the timed part. */
+export async function warm(ctx: BenchContext, presigned: string, size: number): Promise<void> {
+  for (const url of [ctx.gateway.link(presigned, 'http'), viaNginx(ctx, presigned, 'http')]) {
+    const r = await burst(url, 1, size);
+    if (r.complete !== 1) throw new Error(`warm-up download of ${size} bytes did not complete via ${new URL(url).host}: ${JSON.stringify(r)}\n${ctx.gateway.proc.output().slice(-3000)}`);
+  }
+}
+
+export async function cachedCase(ctx: BenchContext, presigned: string, key: string, size: number): Promise<void> {
+  const connections = Number(process.env.BENCH_CACHED_CLIENTS ?? 50);
+  const before = await ctx.origin.stats(key);
+  for (const listener of ['http', 'https'] as const) {
+    ctx.print(`\n## cached artifact over ${listener.toUpperCase()}: ${size / MiB} MiB, ${connections} concurrent downloads in a loop, wrk -t2 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (GB/s)`);
+    const side = (name: string, url: string) => ({ name, run: async () => (await runWrk({ url, connections, seconds: ctx.seconds, threads: 2, timeoutSeconds: 120 })).bytesPerSec });
+    const { summary } = await compare(ctx, [side('gateway', ctx.gateway.link(presigned, listener)), side('nginx', viaNginx(ctx, presigned, listener))], gbps);
+    const g = summary.get('gateway')!.median;
+    const n = summary.get('nginx')!.median;
+    verdictLine(ctx, { name: `cached ${size / MiB} MiB ×${connections}, ${listener.toUpperCase()}`, gateway: gbps(g), nginx: gbps(n), ratio: `gateway/nginx ${(g / n).toFixed(2)}×`, target: '≥ 0.90×', met: g / n >= 0.9 });
+  }
+  const after = await ctx.origin.stats(key);
+  ctx.print(`  origin requests for this artifact during the timed part: ${after.requests - before.requests} (both served from their caches when 0)`);
+}
+
+export async function coldCase(ctx: BenchContext, coldFile: string): Promise<void> {
+  const devices = Number(process.env.BENCH_COLD_DEVICES ?? 500);
+  const size = Number(process.env.BENCH_COLD_MB ?? 8) * MiB;
+  const rate = Number(process.env.BENCH_COLD_RATE_MB ?? 1) * MiB;
+  const rounds = Number(process.env.BENCH_COLD_ROUNDS ?? 2);
+  // Fresh keys for every measurement: a cold artifact is one neither cache has seen.
+  const keys = new Map<string, string>();
+  for (let r = 0; r < rounds; r++) {
+    for (const side of ['gateway', 'nginx']) {
+      for (const n of [1, devices]) keys.set(`${side}-${r}-${n}`, await ctx.origin.put(`cold/${side}-${r}-${n}.mender`, coldFile));
+    }
+  }
+  ctx.print(`\n## cold artifact: ${size / MiB} MiB, origin throttled to ${rate / MiB} MiB/s per response, ${devices} devices at once vs 1 alone, ${rounds} rounds (time ratio N/1)`);
+  const upstream: string[] = [];
+  const ups = new Map<string, number[]>();
+  const run = (name: string, url: (presigned: string) => string) => ({
+    name,
+    run: async (round: number) => {
+      const one = await burst(url(keys.get(`${name}-${round}-1`)!), 1, size);
+      const many = await burst(url(keys.get(`${name}-${round}-${devices}`)!), devices, size);
+      const stats = await ctx.origin.stats(`cold/${name}-${round}-${devices}.mender`);
+      upstream.push(`${name} round ${round + 1}: 1 device ${secs(one.seconds)}, ${devices} devices ${secs(many.seconds)} (${many.complete}/${devices} complete), origin full downloads ${stats.fullDownloads}, origin bytes / size ${(stats.bytesServed / size).toFixed(2)}`);
+      if (!ups.has(name)) ups.set(name, []);
+      ups.get(name)!.push(stats.fullDownloads + (stats.fullDownloads === 0 ? stats.bytesServed / size : 0));
+      return many.seconds / one.seconds;
+    },
+  });
+  await ctx.origin.throttle(rate);
+  try {
+    const { summary } = await compare(ctx, [run('gateway', (p) => ctx.gateway.link(p, 'http')), run('nginx', (p) => viaNginx(ctx, p, 'http'))], (v) => `${v.toFixed(2)}×`, rounds);
+    for (const line of upstream) ctx.print(`  ${line}`);
+    const g = summary.get('gateway')!.median;
+    const n = summary.get('nginx')!.median;
+    const gwUp = Math.max(...(ups.get('gateway') ?? [NaN]));
+    verdictLine(ctx, { name: `cold ${devices} devices: upstream downloads`, gateway: String(gwUp), nginx: String(Math.max(...(ups.get('nginx') ?? [NaN]))), ratio: `gateway fetched it ${gwUp}×`, target: 'exactly 1', met: gwUp === 1 });
+    verdictLine(ctx, { name: `cold ${devices} devices: time vs one`, gateway: `${g.toFixed(2)}×`, nginx: `${n.toFixed(2)}×`, ratio: `gateway ${g.toFixed(2)}× one device (nginx ${n.toFixed(2)}×)`, target: '≤ 1.20×', met: g <= 1.2 });
+  } finally {
+    await ctx.origin.throttle(0);
+  }
+}
+
+/** RSS of a bare `node` process, the floor for any Node server. */
+async function bareNodeRss(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1500));
+  const rss = rssBytes(child.pid!);
+  child.kill('SIGKILL');
+  return rss;
+}
+
+export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presigned: string, size: number): Promise<GatewayUnderTest> {
+  const clients = Number(process.env.BENCH_MEM_CLIENTS ?? 200);
+  const seconds = Number(process.env.BENCH_MEM_SECONDS ?? 10);
+  // A fresh gateway process: its idle RSS, then its peak under load, not what earlier cases left.
+  await ctx.gateway.stop();
+  const gateway = await startGatewayUnderTest(setup, 'memory');
+  ctx.gateway = gateway;
+  await new Promise((r) => setTimeout(r, 2000));
+  const idle = rssBytes(gateway.pid);
+  const bare = await bareNodeRss();
+  ctx.print(`\n## memory: ${clients} devices downloading a ${size / MiB} MiB cached artifact in a loop for ${seconds} s (wrk -t2 -c${clients}), RSS sampled every second`);
+  const peakOf = async (pids: () => number[], url: string) => {
+    const sampler = sampleRss(pids, 1000);
+    const r = await runWrk({ url, connections: clients, seconds, threads: 2, timeoutSeconds: 600 });
+    return { peak: sampler.stop(), bytesPerSec: r.bytesPerSec };
+  };
+  const g = await peakOf(() => [gateway.pid], gateway.link(presigned, 'http'));
+  const n = await peakOf(() => ctx.nginx.workerPids(), viaNginx(ctx, presigned, 'http'));
+  ctx.print(`  gateway: idle ${mb(idle)} (a bare node process: ${mb(bare)}), peak ${mb(g.peak)} at ${gbps(g.bytesPerSec)}`);
+  ctx.print(`  nginx  : peak ${mb(n.peak)} (master + workers) at ${gbps(n.bytesPerSec)}`);
+  verdictLine(ctx, { name: `peak RSS, ${clients} downloads of ${size / MiB} MiB`, gateway: mb(g.peak), nginx: mb(n.peak), ratio: `gateway peak ${mb(g.peak)}`, target: '≤ 100 MB', met: g.peak <= 100e6 });
+  verdictLine(ctx, { name: 'idle RSS', gateway: mb(idle), nginx: '–', ratio: `gateway idle ${mb(idle)}`, target: '≤ 50 MB', met: idle <= 50e6 });
+  return gateway;
+}

@@ -1,0 +1,80 @@
+import { makeDeviceCert } from '../../spec/support/device-certs';
+import { runJsonChild } from '../load/child-json';
+import { runWrk } from '../load/wrk';
+import { compare, ms, perSec, verdictLine, type BenchContext } from './context';
+import { startGatewayUnderTest } from './gateway-under-test';
+import { median } from './rounds';
+
+// Small requests: pass-through of deployments/next (204 from the emulator, keep-alive) at
+// peak rate and at a fixed 1,000 req/s, and full mTLS handshakes per second.
+
+const NEXT = '/api/devices/v1/deployments/device/deployments/next?artifact_name=bench-current&device_type=bench';
+
+export async function passThroughCase(ctx: BenchContext): Promise<void> {
+  const headers = { Authorization: `Bearer ${ctx.origin.deviceToken}` };
+  const direct = `http://127.0.0.1:${ctx.origin.emulatorPort}${NEXT}`;
+  const gw = `${ctx.gateway.url('http')}${NEXT}`;
+  const ng = `http://127.0.0.1:${ctx.nginxPorts.http}${NEXT}`;
+  const connections = 64;
+  ctx.print(`\n## pass-through: GET deployments/next → 204, keep-alive, wrk -t1 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (req/s; direct = the emulator alone)`);
+  const errors: string[] = [];
+  const side = (name: string, url: string) => ({
+    name,
+    run: async () => {
+      const r = await runWrk({ url, connections, seconds: ctx.seconds, headers });
+      if (r.errors > 0) errors.push(`${name}: ${r.errors} errors/non-2xx`);
+      return r.requestsPerSec;
+    },
+  });
+  const { summary } = await compare(ctx, [side('direct', direct), side('gateway', gw), side('nginx', ng)], perSec);
+  if (errors.length) ctx.print(`  errors: ${errors.join('; ')}`);
+  const g = summary.get('gateway')!.median;
+  const n = summary.get('nginx')!.median;
+  const d = summary.get('direct')!.median;
+  ctx.print(`  gateway/direct ${(g / d).toFixed(2)}×, nginx/direct ${(n / d).toFixed(2)}×`);
+  verdictLine(ctx, { name: 'pass-through req/s, 64 conns', gateway: perSec(g), nginx: perSec(n), ratio: `gateway/nginx ${(g / n).toFixed(2)}×`, target: '≥ 0.50×', met: g / n >= 0.5 });
+
+  const rate = Number(process.env.BENCH_RATE ?? 1000);
+  ctx.print(`\n## pass-through latency at a fixed ${rate} req/s (16 keep-alive connections, corrected for coordinated omission), ${ctx.seconds} s × ${ctx.rounds} rounds, p99`);
+  const fixed = (name: string, url: string) => ({
+    name,
+    run: async () => (await runJsonChild<{ p99: number }>('fixed-rate-process.js', { url, rate, seconds: ctx.seconds, connections: 16, headers })).p99,
+  });
+  const { samples } = await compare(ctx, [fixed('direct', direct), fixed('gateway', gw), fixed('nginx', ng)], ms);
+  const added = (name: string) => median(samples.get(name)!.map((s, i) => s.value - samples.get('direct')![i].value));
+  const ag = added('gateway');
+  const an = added('nginx');
+  ctx.print(`  p99 added over direct (median of per-round differences): gateway ${ms(ag)}, nginx ${ms(an)}`);
+  verdictLine(ctx, { name: `p99 added at ${rate} req/s`, gateway: ms(ag), nginx: ms(an), ratio: `gateway adds ${ms(ag)}`, target: '≤ 2 ms', met: ag <= 2 });
+}
+
+export async function mtlsCase(ctx: BenchContext): Promise<void> {
+  const device = makeDeviceCert(ctx.dir, 'bench-device', ctx.tls.ca);
+  const gateway = await startGatewayUnderTest(
+    { dir: ctx.dir, emulatorPort: ctx.origin.emulatorPort, cachePath: `${ctx.dir}/mtls-cache`, serverCert: ctx.tls.serverCert, serverKey: ctx.tls.serverKey, mtlsCa: ctx.tls.ca.cert },
+    'mtls',
+  );
+  try {
+    const port = (name: string) => (name === 'gateway' ? Number(new URL(gateway.url('https')).port) : ctx.nginxPorts.mtls);
+    const concurrency = Number(process.env.BENCH_HANDSHAKE_CONCURRENCY ?? 8);
+    ctx.print(`\n## mTLS: full handshakes/s with a client certificate (P-256), new connection per request, no resumption, ${concurrency} concurrent, ${ctx.seconds} s × ${ctx.rounds} rounds`);
+    const problems: string[] = [];
+    const side = (name: string) => ({
+      name,
+      run: async () => {
+        const r = await runJsonChild<{ perSec: number; failed: number; resumed: number }>('handshake-process.js', {
+          port: port(name), path: '/api/internal/v1/gateway/alive', ca: ctx.tls.ca.cert, cert: device.chain, key: device.key, concurrency, seconds: ctx.seconds,
+        });
+        if (r.failed || r.resumed) problems.push(`${name}: ${r.failed} failed, ${r.resumed} resumed`);
+        return r.perSec;
+      },
+    });
+    const { summary } = await compare(ctx, [side('gateway'), side('nginx')], perSec);
+    if (problems.length) ctx.print(`  problems: ${problems.join('; ')}`);
+    const g = summary.get('gateway')!.median;
+    const n = summary.get('nginx')!.median;
+    verdictLine(ctx, { name: 'mTLS full handshakes/s', gateway: perSec(g), nginx: perSec(n), ratio: `gateway/nginx ${(g / n).toFixed(2)}×`, target: '≥ 0.70×', met: g / n >= 0.7 });
+  } finally {
+    await gateway.stop();
+  }
+}

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { createLinkSigner, type LinkSigner } from '../../lib/artifacts/signed-link';
+import { startGateway, writeGatewayConfig, type GatewayProcess } from '../../spec/support/gateway-process';
+
+// The gateway as a user runs it (`node bin/gateway.js --config FILE`), configured for the same
+// job as nginx: pass-through to the emulator, artifact proxy with the on-disk cache, HTTP and
+// HTTPS; or, for the handshake case, HTTPS with Features.mTLS. Links are minted here with the
+// gateway's own signer and secret: what deployments/next would hand a device.
+
+export interface GatewaySetup {
+  dir: string;
+  emulatorPort: number;
+  cachePath: string;
+  serverCert: string;
+  serverKey: string;
+  /** Features.mTLS: the CA file for device certificates. */
+  mtlsCa?: string;
+}
+
+export interface GatewayUnderTest {
+  proc: GatewayProcess;
+  pid: number;
+  url(listener: 'http' | 'https'): string;
+  /** The gateway link for a presigned origin URL, on the given listener. */
+  link(origin: string, listener: 'http' | 'https'): string;
+  stop(): Promise<void>;
+}
+
+const SECRET = randomBytes(32);
+const signer: LinkSigner = createLinkSigner({ secret: SECRET, gatewayUrl: 'http://gateway.invalid' });
+
+export async function startGatewayUnderTest(s: GatewaySetup, name: string): Promise<GatewayUnderTest> {
+  const mtls = s.mtlsCa !== undefined;
+  const config = {
+    HTTP: { Enabled: !mtls, Listen: '127.0.0.1:0' },
+    HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: s.serverCert, ServerKey: s.serverKey },
+    UpstreamServer: { URL: `http://127.0.0.1:${s.emulatorPort}` },
+    Features: {
+      ArtifactsProxy: {
+        Enabled: true,
+        GatewayURL: 'http://gateway.invalid',
+        DomainWhitelist: ['127.0.0.1'],
+        ArtifactsCache: { Enabled: true, Path: s.cachePath, SignatureSecret: SECRET.toString('base64') },
+      },
+      ...(mtls ? { mTLS: { Enabled: true, CACertificate: s.mtlsCa, MenderUsername: 'admin@example.com', MenderPassword: 'correcthorse' } } : {}),
+    },
+    // Info until it has logged its listeners (that is how the ports are read) ...
+    LogLevel: 'info',
+  };
+  const configFile = writeGatewayConfig(s.dir, config, `gateway-${name}.conf`);
+  const proc = await startGateway({ configFile, waitFor: mtls ? ['https'] : ['http', 'https'], timeoutMs: 30_000, env: { ...process.env, ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}) } });
+  // ... then warn through SIGHUP (as an operator would): no access log, as nginx runs here.
+  writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `gateway-${name}.conf`);
+  proc.process.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 500));
+  return {
+    proc,
+    pid: proc.process.pid!,
+    url: (listener) => proc.url(listener),
+    link(origin, listener) {
+      const minted = new URL(signer.mint(origin, new Date(Date.now() + 6 * 3600_000)));
+      return `${proc.url(listener)}${minted.pathname}${minted.search}`;
+    },
+    async stop() {
+      await proc.stop();
+    },
+  };
+}
+
+export const cacheDir = (dir: string) => path.join(dir, 'gateway-cache');

@@ -1,0 +1,67 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
+import http from 'node:http';
+import { startMenderServer } from '../../fixtures/mender-server';
+import { startS3Store } from '../../fixtures/s3-store';
+
+// The origin of the nginx comparison, in a process of its own (forked, IPC): the Mender server
+// emulator and the loopback S3 store from fixtures/. Its own process so that its CPU is not the
+// orchestrator's and the two proxies meet the same upstream. The emulator records every call;
+// under 20k req/s that record would grow without bound, so it is emptied every second.
+
+export type OriginRequest =
+  | { id: number; cmd: 'put'; key: string; file: string }
+  | { id: number; cmd: 'stats'; key: string }
+  | { id: number; cmd: 'throttle'; bytesPerSecond: number };
+
+export interface OriginReady {
+  ready: true;
+  emulatorPort: number;
+  s3Port: number;
+  /** A device JWT the emulator accepts (autoAccept), for deployments/next. */
+  deviceToken: string;
+}
+
+async function deviceToken(port: number): Promise<string> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pubkey = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const raw = Buffer.from(JSON.stringify({ id_data: JSON.stringify({ mac: 'be:nc:h0:00:00:01' }), tenant_token: '', pubkey }) + '\n');
+  const signature = sign('sha256', raw, privateKey).toString('base64');
+  // autoAccept accepts the auth set on the first request; the second one gets the token.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/devices/v1/authentication/auth_requests', headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': signature, 'Content-Length': raw.length } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end(raw);
+    });
+    if (status === 200) return body.trim();
+  }
+  throw new Error('the emulator did not accept the bench device');
+}
+
+async function main(): Promise<void> {
+  const store = await startS3Store();
+  const server = await startMenderServer({ store, autoAccept: true, jwtLifetimeSeconds: 6 * 3600 });
+  setInterval(() => {
+    server.calls.length = 0;
+    store.requestLog.length = 0;
+  }, 1000).unref();
+  const token = await deviceToken(server.port);
+  const send = (m: unknown) => process.send!(m);
+  process.on('message', (m: OriginRequest) => {
+    const reply = (result: unknown) => send({ id: m.id, result });
+    const fail = (err: Error) => send({ id: m.id, error: err.message });
+    if (m.cmd === 'put') store.putObject(m.key, m.file).then(() => store.presignGet(m.key, 6 * 3600)).then(reply, fail);
+    else if (m.cmd === 'stats') reply(store.stats(m.key));
+    else if (m.cmd === 'throttle') reply(store.setThrottle(m.bytesPerSecond));
+  });
+  process.on('disconnect', () => void Promise.all([server.close(), store.close()]).finally(() => process.exit(0)));
+  send({ ready: true, emulatorPort: server.port, s3Port: store.port, deviceToken: token } satisfies OriginReady);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench origin: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

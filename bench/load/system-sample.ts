@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+
+// What the machine was doing during a measurement: CPU steal (the hypervisor took the vCPU)
+// from /proc/stat, and the load average (other processes on this VM). Both are bursty here
+// (peers-and-performance.md §0.5), so every measured round carries its own.
+
+export interface CpuSnapshot {
+  steal: number;
+  total: number;
+}
+
+export interface SystemNote {
+  /** % of CPU time stolen during the window. */
+  stealPct: number;
+  /** 1-minute load average at the end of the window. */
+  load1: number;
+}
+
+export function cpuSnapshot(): CpuSnapshot {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { steal: cpu[7] ?? 0, total: cpu.reduce((a, b) => a + b, 0) };
+}
+
+export function systemNoteSince(before: CpuSnapshot): SystemNote {
+  const after = cpuSnapshot();
+  const load1 = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  return { stealPct: (100 * (after.steal - before.steal)) / Math.max(1, after.total - before.total), load1 };
+}
+
+export function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Sample the summed RSS of `pids()` every `everyMs`; stop() returns the peak. */
+export function sampleRss(pids: () => number[], everyMs = 1000): { stop(): number } {
+  let peak = 0;
+  const take = () => (peak = Math.max(peak, pids().reduce((sum, pid) => sum + rssBytes(pid), 0)));
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      return peak;
+    },
+  };
+}

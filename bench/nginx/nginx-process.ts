@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import * as path from 'node:path';
+import { nginxConf, type NginxConfOptions } from './nginx-conf';
+
+// Debian's nginx, run in the foreground from a temp prefix (no root paths, no system service),
+// as a child of the bench: stopped with SIGQUIT→SIGTERM→SIGKILL, the master takes its workers.
+
+export interface NginxProcess {
+  pid: number;
+  /** The master and its workers (for RSS sampling). */
+  workerPids(): number[];
+  stop(): Promise<void>;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** A free loopback port (listen on 0, read it, close); nginx needs numbers in its config. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startNginx(o: NginxConfOptions, binary = process.env.BENCH_NGINX ?? 'nginx'): Promise<NginxProcess> {
+  for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'cache']) mkdirSync(path.join(o.prefix, d), { recursive: true });
+  const conf = path.join(o.prefix, 'nginx.conf');
+  // As root, nginx's workers would drop to nobody and could not write the 0700 temp prefix.
+  writeFileSync(conf, nginxConf({ user: process.getuid?.() === 0 ? 'root' : undefined, ...o }));
+  const child: ChildProcess = spawn(binary, ['-p', o.prefix, '-c', conf, '-e', path.join(o.prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => (process.off('exit', killOnExit), resolve())));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}): ${stderr}${readErrorLog(o.prefix)}`);
+    if ((await Promise.all([o.httpPort, o.httpsPort, o.mtlsPort].map(portOpen))).every(Boolean)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`nginx did not listen within 10 s: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    pid: child.pid!,
+    workerPids() {
+      try {
+        const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim();
+        return [child.pid!, ...children.split(/\s+/).filter(Boolean).map(Number)];
+      } catch {
+        return [child.pid!];
+      }
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function readErrorLog(prefix: string): string {
+  try {
+    return readFileSync(path.join(prefix, 'error.log'), 'utf8').slice(-2000);
+  } catch {
+    return '';
+  }
+}
