@@ -74,11 +74,11 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     if (cases.has('memory')) await makeFile(files.big, bigSize);
     if (cases.has('cold')) await makeFile(files.cold, coldSize);
 
-    const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort() };
-    nginx = await startNginx({ prefix: path.join(dir, 'nginx'), workers, emulatorPort: origin.emulatorPort, s3Port: origin.s3Port, bucket: 'mender-artifact-storage', httpPort: nginxPorts.http, httpsPort: nginxPorts.https, mtlsPort: nginxPorts.mtls, serverCert: tls.server.cert, serverKey: tls.server.key, clientCa: tls.ca.cert });
+    const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), pass: await freePort() };
+    nginx = await startNginx({ prefix: path.join(dir, 'nginx'), workers, emulatorPort: origin.emulatorPort, s3Port: origin.s3Port, bucket: 'mender-artifact-storage', httpPort: nginxPorts.http, httpsPort: nginxPorts.https, mtlsPort: nginxPorts.mtls, passPort: nginxPorts.pass, stubPort: origin.stubPort, serverCert: tls.server.cert, serverKey: tls.server.key, clientCa: tls.ca.cert });
     const setup: GatewaySetup = { dir, emulatorPort: origin.emulatorPort, cachePath: cacheDir(dir), serverCert: tls.server.cert, serverKey: tls.server.key };
     gateway = await startGatewayUnderTest(setup, 'main');
-    const ctx: BenchContext = { dir, origin, gateway, nginx, nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds, print, verdicts: [] };
+    const ctx: BenchContext = { dir, origin, gateway, nginx, nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds, print, verdicts: [], setup };
     ctxRef.ctx = ctx;
 
     if (cases.has('passthrough')) await passThroughCase(ctx);

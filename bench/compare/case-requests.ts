@@ -2,7 +2,7 @@ import { makeDeviceCert } from '../../spec/support/device-certs';
 import { runJsonChild } from '../load/child-json';
 import { runWrk } from '../load/wrk';
 import { compare, ms, perSec, verdictLine, type BenchContext } from './context';
-import { startGatewayUnderTest } from './gateway-under-test';
+import { startGatewayUnderTest, type GatewayUnderTest } from './gateway-under-test';
 import { median } from './rounds';
 
 // Small requests: pass-through of deployments/next (204 from the emulator, keep-alive) at
@@ -11,12 +11,22 @@ import { median } from './rounds';
 const NEXT = '/api/devices/v1/deployments/device/deployments/next?artifact_name=bench-current&device_type=bench';
 
 export async function passThroughCase(ctx: BenchContext): Promise<void> {
+  // A gateway of its own whose upstream is the lean stub (origin-process.ts says why).
+  const gateway = await startGatewayUnderTest({ ...ctx.setup, emulatorPort: ctx.origin.stubPort, cachePath: `${ctx.dir}/pass-cache` }, 'pass-through');
+  try {
+    await passThrough(ctx, gateway);
+  } finally {
+    await gateway.stop();
+  }
+}
+
+async function passThrough(ctx: BenchContext, gateway: GatewayUnderTest): Promise<void> {
   const headers = { Authorization: `Bearer ${ctx.origin.deviceToken}` };
-  const direct = `http://127.0.0.1:${ctx.origin.emulatorPort}${NEXT}`;
-  const gw = `${ctx.gateway.url('http')}${NEXT}`;
-  const ng = `http://127.0.0.1:${ctx.nginxPorts.http}${NEXT}`;
+  const direct = `http://127.0.0.1:${ctx.origin.stubPort}${NEXT}`;
+  const gw = `${gateway.url('http')}${NEXT}`;
+  const ng = `http://127.0.0.1:${ctx.nginxPorts.pass}${NEXT}`;
   const connections = 64;
-  ctx.print(`\n## pass-through: GET deployments/next → 204, keep-alive, wrk -t1 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (req/s; direct = the emulator alone)`);
+  ctx.print(`\n## pass-through: GET deployments/next → 204, keep-alive, wrk -t1 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (req/s; upstream: a lean 204 stub, direct = the stub alone)`);
   const errors: string[] = [];
   const side = (name: string, url: string) => ({
     name,

@@ -1,5 +1,5 @@
 import type { CertPair } from '../../spec/support/tls-material';
-import type { GatewayUnderTest } from './gateway-under-test';
+import type { GatewaySetup, GatewayUnderTest } from './gateway-under-test';
 import type { NginxProcess } from '../nginx/nginx-process';
 import type { OriginHandle } from './origin';
 import { alternate, describe, summarize, type Samples, type Side, type Summary } from './rounds';
@@ -22,7 +22,8 @@ export interface BenchContext {
   origin: OriginHandle;
   gateway: GatewayUnderTest;
   nginx: NginxProcess;
-  nginxPorts: { http: number; https: number; mtls: number };
+  nginxPorts: { http: number; https: number; mtls: number; pass: number };
+  setup: GatewaySetup;
   tls: { ca: CertPair; serverCert: string; serverKey: string };
   rounds: number;
   seconds: number;

@@ -19,6 +19,19 @@ export interface OriginReady {
   s3Port: number;
   /** A device JWT the emulator accepts (autoAccept), for deployments/next. */
   deviceToken: string;
+  /** The lean deployments/next upstream of the pass-through case (see nextStub). */
+  stubPort: number;
+}
+
+// The emulator verifies an RS256 JWT on every call and tops out near 4,400 req/s here, which
+// would cap both proxies alike and hide what each costs. The pass-through case therefore talks
+// to this stub: deployments/next → 204 (nothing due) for any bearer token, 401 without one.
+function nextStub(): http.Server {
+  return http.createServer((req, res) => {
+    req.resume();
+    const ok = req.url?.startsWith('/api/devices/v1/deployments/device/deployments/next') && req.headers.authorization?.startsWith('Bearer ');
+    res.writeHead(ok ? 204 : 401).end();
+  });
 }
 
 async function deviceToken(port: number): Promise<string> {
@@ -49,6 +62,8 @@ async function main(): Promise<void> {
     store.requestLog.length = 0;
   }, 1000).unref();
   const token = await deviceToken(server.port);
+  const stub = nextStub();
+  await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
   const send = (m: unknown) => process.send!(m);
   process.on('message', (m: OriginRequest) => {
     const reply = (result: unknown) => send({ id: m.id, result });
@@ -57,8 +72,8 @@ async function main(): Promise<void> {
     else if (m.cmd === 'stats') reply(store.stats(m.key));
     else if (m.cmd === 'throttle') reply(store.setThrottle(m.bytesPerSecond));
   });
-  process.on('disconnect', () => void Promise.all([server.close(), store.close()]).finally(() => process.exit(0)));
-  send({ ready: true, emulatorPort: server.port, s3Port: store.port, deviceToken: token } satisfies OriginReady);
+  process.on('disconnect', () => void Promise.all([server.close(), store.close(), new Promise((r) => stub.close(r))]).finally(() => process.exit(0)));
+  send({ ready: true, emulatorPort: server.port, s3Port: store.port, deviceToken: token, stubPort: (stub.address() as { port: number }).port } satisfies OriginReady);
 }
 
 main().catch((err) => {

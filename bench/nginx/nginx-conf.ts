@@ -21,6 +21,9 @@ export interface NginxConfOptions {
   httpPort: number;
   httpsPort: number;
   mtlsPort: number;
+  /** Pass-through case: every path proxied to the lean deployments/next stub. */
+  passPort: number;
+  stubPort: number;
   serverCert: string;
   serverKey: string;
   /** CA file that signs the device certificates. */
@@ -81,6 +84,7 @@ http {
   keepalive_timeout 60s;
   keepalive_requests 1000000;
   upstream mender { server 127.0.0.1:${o.emulatorPort}; keepalive 64; }
+  upstream next_stub { server 127.0.0.1:${o.stubPort}; keepalive 64; }
   upstream s3 { server 127.0.0.1:${o.s3Port}; keepalive 64; }
   proxy_cache_path ${p}/cache levels=1:2 keys_zone=artifacts:10m max_size=20g inactive=1d use_temp_path=off;
   ssl_protocols TLSv1.2 TLSv1.3;
@@ -93,6 +97,17 @@ ${locations(o)}
   server {
     listen 127.0.0.1:${o.httpsPort} ssl;
 ${locations(o)}
+  }
+  server {
+    listen 127.0.0.1:${o.passPort};
+    location / {
+      proxy_pass http://next_stub;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
   }
   server {
     listen 127.0.0.1:${o.mtlsPort} ssl;

@@ -48,7 +48,7 @@ export async function startNginx(o: NginxConfOptions, binary = process.env.BENCH
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}): ${stderr}${readErrorLog(o.prefix)}`);
-    if ((await Promise.all([o.httpPort, o.httpsPort, o.mtlsPort].map(portOpen))).every(Boolean)) break;
+    if ((await Promise.all([o.httpPort, o.httpsPort, o.mtlsPort, o.passPort].map(portOpen))).every(Boolean)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`nginx did not listen within 10 s: ${stderr}`);
