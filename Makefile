@@ -7,7 +7,7 @@ TSC       := node_modules/.bin/tsc
 # mender clients that share a few global paths, so they run one file at a time.
 TEST_CONCURRENCY ?= 2
 
-.PHONY: all install build test test-unit test-integration e2e coverage demo bench clean
+.PHONY: all install build test test-unit test-integration e2e coverage demo bench bench-tools clean
 
 all: build
 
@@ -40,7 +40,19 @@ e2e: build
 demo: build
 	$(NODE) dist/fixtures/demo/run-demo.js
 
-bench: build
+# `make bench` compares the gateway with nginx (issue 8): Debian's nginx and wrk are installed
+# with apt-get when missing. Debian starts the packaged nginx service on install; the bench runs
+# its own nginx from a temp prefix, so a service started by this install is stopped again.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench-tools:
+	@missing=""; for t in nginx wrk; do command -v $$t >/dev/null 2>&1 || [ -x /usr/sbin/$$t ] || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "bench: installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then $(SUDO) systemctl stop nginx; echo "bench: stopped the nginx service the package started"; fi; \
+	fi
+
+bench: build bench-tools
 	$(NODE) dist/bench/run-all.js
 
 clean:

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTlsMaterial } from '../spec/support/tls-material';
@@ -21,6 +21,8 @@ import { freePort, startNginx, type NginxProcess } from './nginx/nginx-process';
 // BENCH_COLD_DEVICES/_MB/_RATE_MB/_ROUNDS (500/8/1/2), BENCH_MEM_CLIENTS/_SECONDS (200/10).
 
 const MiB = 1024 * 1024;
+// /usr/sbin is not on an ordinary user's PATH on Debian.
+const NGINX = process.env.BENCH_NGINX ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
 
 async function makeFile(file: string, size: number): Promise<void> {
   const fh = await fsp.open(file, 'w');
@@ -53,7 +55,7 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
   const workers = Number(process.env.BENCH_NGINX_WORKERS ?? 1);
   const t0 = Date.now();
-  const versions = `${tool(process.env.BENCH_NGINX ?? 'nginx')}; ${tool(process.env.BENCH_WRK ?? 'wrk')}; node ${process.version}`;
+  const versions = `${tool(NGINX)}; ${tool(process.env.BENCH_WRK ?? 'wrk')}; node ${process.version}`;
   const dir = await fsp.mkdtemp(path.join(tmpdir(), 'bench-nginx-'));
   let origin: OriginHandle | undefined;
   let nginx: NginxProcess | undefined;
@@ -75,7 +77,7 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     if (cases.has('cold')) await makeFile(files.cold, coldSize);
 
     const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), pass: await freePort() };
-    nginx = await startNginx({ prefix: path.join(dir, 'nginx'), workers, emulatorPort: origin.emulatorPort, s3Port: origin.s3Port, bucket: 'mender-artifact-storage', httpPort: nginxPorts.http, httpsPort: nginxPorts.https, mtlsPort: nginxPorts.mtls, passPort: nginxPorts.pass, stubPort: origin.stubPort, serverCert: tls.server.cert, serverKey: tls.server.key, clientCa: tls.ca.cert });
+    nginx = await startNginx(NGINX, { prefix: path.join(dir, 'nginx'), workers, emulatorPort: origin.emulatorPort, s3Port: origin.s3Port, bucket: 'mender-artifact-storage', httpPort: nginxPorts.http, httpsPort: nginxPorts.https, mtlsPort: nginxPorts.mtls, passPort: nginxPorts.pass, stubPort: origin.stubPort, serverCert: tls.server.cert, serverKey: tls.server.key, clientCa: tls.ca.cert });
     const setup: GatewaySetup = { dir, emulatorPort: origin.emulatorPort, cachePath: cacheDir(dir), serverCert: tls.server.cert, serverKey: tls.server.key };
     gateway = await startGatewayUnderTest(setup, 'main');
     const ctx: BenchContext = { dir, origin, gateway, nginx, nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds, print, verdicts: [], setup };

@@ -34,7 +34,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startNginx(o: NginxConfOptions, binary = process.env.BENCH_NGINX ?? 'nginx'): Promise<NginxProcess> {
+export async function startNginx(binary: string, o: NginxConfOptions): Promise<NginxProcess> {
   for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'cache']) mkdirSync(path.join(o.prefix, d), { recursive: true });
   const conf = path.join(o.prefix, 'nginx.conf');
   // As root, nginx's workers would drop to nobody and could not write the 0700 temp prefix.
