@@ -1,4 +1,5 @@
 import { runCacheBench } from './cache-bench';
+import { runNginxComparison } from './compare-nginx';
 import { benchProxyStreamMemory } from './proxy-stream-memory';
 
 // `make bench`: every benchmark, one after the other, printing figures and ratios against
@@ -7,6 +8,7 @@ import { benchProxyStreamMemory } from './proxy-stream-memory';
 async function main(): Promise<void> {
   await runCacheBench();
   await benchProxyStreamMemory();
+  await runNginxComparison();
 }
 
 main().catch((err) => {
