@@ -1,35 +1,18 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
-import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { deployToFleet, RETRY_STATES } from '../support/fleet-deployment';
-import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { assertFleetCompleted, e2eScenario } from '../support/e2e-scenario';
 import { closeServer, listenOnFreePort } from '../support/listen';
-import { makeArtifact, type Artifact } from '../support/make-artifact';
-import { startFleet, type Fleet, type RealClient } from '../support/real-clients';
-import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 // Real clients update through the gateway with Features.ArtifactsProxy on (cache off):
 // deployments/next is rewritten to signed gateway links, and the store is only ever
 // reached by the gateway. GatewayURL points at a TCP relay in front of the gateway's HTTPS
 // listener, so one test can cut a download mid-way and watch the client resume (206).
 
-const EXPECTED_STATUSES = ['downloading', 'downloading', 'downloading', 'installing', 'installing', 'success'];
 const DEVICE_AGENT = 'Go-http-client/1.1';
 
-let dir: string;
-let upstreamTls: TlsMaterial;
-let gatewayTls: TlsMaterial;
-let store: S3Store;
-let server: MenderServer;
-let gateway: GatewayProcess | undefined;
-let fleet: Fleet | undefined;
-let artifact: Artifact;
 let gatewayPort = 0;
 let cutAfterBytes = 0; // > 0: the next relayed connection that carries this much is cut
 const relaySockets = new Set<net.Socket>();
@@ -59,89 +42,79 @@ const relay = net.createServer((device) => {
   }
 });
 
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'e2e-artifact-proxy-'));
-  upstreamTls = makeTlsMaterial(mkdtempSync(join(dir, 'upstream-tls-')));
-  gatewayTls = makeTlsMaterial(mkdtempSync(join(dir, 'gateway-tls-')));
-  store = await startS3Store();
-  server = await startMenderServer({ store, tls: upstreamTls.server, autoAccept: true });
-  artifact = await makeArtifact({ dir, name: 'e2e-artifact-proxy-1', payloadBytes: 1024 * 1024, seed: 'artifact-proxy' });
-  await server.uploadArtifact(artifact.path, { name: artifact.name, deviceTypes: [artifact.deviceType] });
-  const relayPort = await listenOnFreePort(relay);
-  const configFile = writeGatewayConfig(dir, {
-    HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: gatewayTls.server.cert, ServerKey: gatewayTls.server.key },
-    HTTP: { Enabled: false },
-    UpstreamServer: { URL: server.url, CACertificate: upstreamTls.ca.cert },
-    Features: {
-      ArtifactsProxy: {
-        Enabled: true,
-        GatewayURL: `https://127.0.0.1:${relayPort}`,
-        DomainWhitelist: [store.host],
-        ArtifactsCache: { Enabled: false, Path: join(dir, 'cache') },
+const scenario = e2eScenario({
+  dirPrefix: 'e2e-artifact-proxy-',
+  tls: 'split',
+  server: { autoAccept: true },
+  artifact: { name: 'e2e-artifact-proxy-1', payloadBytes: 1024 * 1024, seed: 'artifact-proxy' },
+  gatewayConfig: async ({ dir, gatewayTls, upstreamTls, server, store }) => {
+    const relayPort = await listenOnFreePort(relay);
+    return {
+      HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: gatewayTls.server.cert, ServerKey: gatewayTls.server.key },
+      HTTP: { Enabled: false },
+      UpstreamServer: { URL: server.url, CACertificate: upstreamTls.ca.cert },
+      Features: {
+        ArtifactsProxy: {
+          Enabled: true,
+          GatewayURL: `https://127.0.0.1:${relayPort}`,
+          DomainWhitelist: [store.host],
+          ArtifactsCache: { Enabled: false, Path: join(dir, 'cache') },
+        },
       },
-    },
-  });
-  gateway = await startGateway({ configFile, logLevel: 'debug' });
-  gatewayPort = Number(gateway.listeners.https!.split(':').at(-1));
+    };
+  },
+  async afterGatewayStop() {
+    for (const s of relaySockets) s.destroy();
+    await closeServer(relay);
+  },
 });
 
-after(async () => {
-  await fleet?.stop();
-  const code = await gateway?.stop();
-  for (const s of relaySockets) s.destroy();
-  await closeServer(relay);
-  await server?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
-  assert.equal(code, 0, `gateway exit code on SIGTERM\n${gateway?.output().slice(-2000)}`);
+before(async () => {
+  await scenario.start();
+  gatewayPort = Number(scenario.gateway.listeners.https!.split(':').at(-1));
 });
+after(() => scenario.stop());
 
 function artifactRequests() {
-  return store.requestLog.filter((r) => r.method === 'GET' && !r.path.endsWith('/') && r.path.includes('/'));
+  return scenario.store.requestLog.filter((r) => r.method === 'GET' && !r.path.endsWith('/') && r.path.includes('/'));
 }
 
 test('a fleet installs through the artifact proxy; only the gateway reaches the store', { timeout: 150_000 }, async () => {
+  const { server, store, artifact, gateway } = scenario;
   const count = 6;
   const seenBefore = artifactRequests().length;
   const bytesBefore = store.totalBytesServed();
-  fleet = await startFleet({ count, serverUrl: gateway!.url('https'), serverCertificate: gatewayTls.ca.cert, macPrefix: '02:00:00:04' });
+  const fleet = await scenario.startFleet({ count, macPrefix: '02:00:00:04' });
   const run = await deployToFleet(fleet, server, artifact.name, 90_000);
-  for (const [i, id] of run.deviceIds.entries()) {
-    const client: RealClient = fleet.clients[i]!;
-    assert.deepEqual(server.statuses(run.deploymentId, id), EXPECTED_STATUSES, `statuses of ${client.mac}\n${client.logTail()}`);
-    const installed = createHash('sha256').update(readFileSync(client.installedPath(artifact.payloadName))).digest('hex');
-    assert.equal(installed, artifact.payloadSha256, `payload installed by ${client.mac}`);
-  }
+  assertFleetCompleted(scenario, fleet, run);
   const downloads = artifactRequests().slice(seenBefore);
   assert.equal(downloads.length, count, `store requests: ${JSON.stringify(downloads)}`);
   for (const r of downloads) assert.notEqual(r.userAgent, DEVICE_AGENT, 'a device fetched from the store directly');
   assert.equal(store.totalBytesServed() - bytesBefore, count * artifact.size);
-  assert.equal((gateway!.output().match(/msg="artifact link rewritten to the gateway"/g) ?? []).length >= count, true);
+  assert.equal((gateway.output().match(/msg="artifact link rewritten to the gateway"/g) ?? []).length >= count, true);
   assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
-  const logged = gateway!.output();
+  const logged = gateway.output();
   assert.doesNotMatch(logged, /X-Amz-Signature=[0-9a-f]/i, 'a presigned signature appears in the gateway log');
   assert.doesNotMatch(logged, /x-men-signature=[\w-]{10}/i, 'a gateway link signature appears in the gateway log');
   await fleet.stop();
-  fleet = undefined;
 });
 
 test('a download cut mid-way resumes through the gateway with a 206', { timeout: 180_000 }, async () => {
+  const { server, artifact, gateway } = scenario;
   const seenBefore = artifactRequests().length;
   cutAfterBytes = 400_000;
-  fleet = await startFleet({ count: 1, serverUrl: gateway!.url('https'), serverCertificate: gatewayTls.ca.cert, macPrefix: '02:00:00:05' });
+  const fleet = await scenario.startFleet({ count: 1, macPrefix: '02:00:00:05' });
   // The client waits its 60 s resume floor before the Range request.
   const run = await deployToFleet(fleet, server, artifact.name, 150_000);
   const client = fleet.clients[0]!;
   assert.equal(cutAfterBytes, 0, 'the relay never cut the download');
-  assert.deepEqual(server.statuses(run.deploymentId, run.deviceIds[0]!), EXPECTED_STATUSES, client.logTail());
+  assertFleetCompleted(scenario, fleet, run);
   assert.match(client.logTail(200), /Resuming download/);
-  const installed = createHash('sha256').update(readFileSync(client.installedPath(artifact.payloadName))).digest('hex');
-  assert.equal(installed, artifact.payloadSha256);
   const downloads = artifactRequests().slice(seenBefore);
   const resumed = downloads.filter((r) => r.range !== undefined && r.range !== 'bytes=0-0');
   assert.equal(resumed.length, 1, `store requests: ${JSON.stringify(downloads)}`);
   assert.match(resumed[0]!.range!, /^bytes=[1-9]\d*-$/);
   assert.equal(resumed[0]!.status, 206);
   for (const r of downloads) assert.notEqual(r.userAgent, DEVICE_AGENT, 'a device fetched from the store directly');
-  assert.match(gateway!.output(), /status=206/);
+  assert.match(gateway.output(), /status=206/);
 });
