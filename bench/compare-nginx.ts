@@ -18,7 +18,7 @@ import { freePort, startNginx, type NginxProcess } from './nginx/nginx-process';
 // started here is stopped. Not a test: nothing fails on speed; missed targets are printed.
 // Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CASES (passthrough,mtls,cached,cold,memory),
 // BENCH_NGINX_WORKERS (1: the gateway is one process), BENCH_CACHED_MB (64), BENCH_BIG_MB (1024),
-// BENCH_COLD_DEVICES/_MB/_RATE_MB/_ROUNDS (500/8/1/2), BENCH_MEM_CLIENTS/_SECONDS (200/10).
+// BENCH_COLD_DEVICES/_MB/_RATE_MB/_ROUNDS (500/4/0.5/2), BENCH_MEM_CLIENTS/_SECONDS (200/10).
 
 const MiB = 1024 * 1024;
 // /usr/sbin is not on an ordinary user's PATH on Debian.
@@ -70,7 +70,7 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     origin = await startOrigin();
     const cachedSize = Number(process.env.BENCH_CACHED_MB ?? 64) * MiB;
     const bigSize = Number(process.env.BENCH_BIG_MB ?? 1024) * MiB;
-    const coldSize = Number(process.env.BENCH_COLD_MB ?? 8) * MiB;
+    const coldSize = Number(process.env.BENCH_COLD_MB ?? 4) * MiB;
     const files = { cached: path.join(dir, 'cached.mender'), big: path.join(dir, 'big.mender'), cold: path.join(dir, 'cold.mender') };
     await makeFile(files.cached, cachedSize);
     if (cases.has('memory')) await makeFile(files.big, bigSize);

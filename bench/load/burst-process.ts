@@ -34,7 +34,10 @@ async function main(): Promise<void> {
   const times = all.map((d) => d.seconds).sort((a, b) => a - b);
   const statuses = [...new Set(all.map((d) => d.status))];
   const bytes = [...new Set(all.map((d) => d.bytes))].slice(0, 5);
-  process.stdout.write(`${JSON.stringify({ seconds, complete, devices: o.devices, fastest: times[0], slowest: times[times.length - 1], statuses, bytes })}\n`);
+  const cpu = process.cpuUsage();
+  // Share of one core this client used: near 1 means the client, not the server, set the pace.
+  const clientCpu = (cpu.user + cpu.system) / 1e6 / seconds;
+  process.stdout.write(`${JSON.stringify({ seconds, clientCpu, complete, devices: o.devices, fastest: times[0], slowest: times[times.length - 1], statuses, bytes })}\n`);
 }
 
 main().catch((err) => {
