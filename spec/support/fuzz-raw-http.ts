@@ -83,7 +83,7 @@ export function parseResponse(data: Buffer, head: boolean, closed: boolean): Omi
   if (headers['content-length'] !== undefined) {
     if (!/^\d+$/.test(headers['content-length'])) return { kind: 'malformed', detail: `Content-Length ${headers['content-length']}` };
     const length = Number(headers['content-length']);
-    if (rest.length < length) return closed ? { kind: 'malformed', detail: `body cut at ${rest.length}/${length}` } : null;
+    if (rest.length < length) return closed ? { kind: 'malformed', status, headers, detail: `body cut at ${rest.length}/${length}` } : null;
     return { kind: 'response', status, headers, body: rest.subarray(0, length) };
   }
   return closed ? { kind: 'response', status, headers, body: rest } : null;
