@@ -17,7 +17,8 @@ import { freePort, startNginx, type NginxProcess } from './nginx/nginx-process';
 // per round (rounds above BENCH_MAX_STEAL % are dropped). Everything on 127.0.0.1; every process
 // started here is stopped. Not a test: nothing fails on speed; missed targets are printed.
 // Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CASES (passthrough,mtls,cached,cold,memory),
-// BENCH_NGINX_WORKERS (1: the gateway is one process), BENCH_CACHED_MB (64), BENCH_BIG_MB (1024),
+// BENCH_GATEWAY_WORKERS (the `Workers` key; default: the gateway's choice),
+// BENCH_NGINX_WORKERS (default: as many as the gateway runs), BENCH_CACHED_MB (64), BENCH_BIG_MB (1024),
 // BENCH_COLD_DEVICES/_MB/_RATE_MB/_ROUNDS (500/4/0.5/2), BENCH_MEM_CLIENTS/_SECONDS (200/10).
 
 const MiB = 1024 * 1024;
@@ -53,7 +54,6 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   const cases = new Set((process.env.BENCH_CASES ?? 'passthrough,mtls,cached,cold,memory').split(','));
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-  const workers = Number(process.env.BENCH_NGINX_WORKERS ?? 1);
   const t0 = Date.now();
   const versions = `${tool(NGINX)}; ${tool(process.env.BENCH_WRK ?? 'wrk')}; node ${process.version}`;
   const dir = await fsp.mkdtemp(path.join(tmpdir(), 'bench-nginx-'));
@@ -64,7 +64,6 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   try {
     print(`# gateway vs nginx (issue 8): ${new Date().toISOString()}, ${versions}`);
     print(`# machine: ${readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? '?'}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} vCPUs, loadavg ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
-    print(`# nginx worker_processes ${workers} (the gateway is one process); rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
     mkdirSync(path.join(dir, 'tls'));
     const tls = makeTlsMaterial(path.join(dir, 'tls'));
     origin = await startOrigin();
@@ -76,10 +75,13 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     if (cases.has('memory')) await makeFile(files.big, bigSize);
     if (cases.has('cold')) await makeFile(files.cold, coldSize);
 
-    const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), pass: await freePort() };
-    nginx = await startNginx(NGINX, { prefix: path.join(dir, 'nginx'), workers, emulatorPort: origin.emulatorPort, s3Port: origin.s3Port, bucket: 'mender-artifact-storage', httpPort: nginxPorts.http, httpsPort: nginxPorts.https, mtlsPort: nginxPorts.mtls, passPort: nginxPorts.pass, stubPort: origin.stubPort, serverCert: tls.server.cert, serverKey: tls.server.key, clientCa: tls.ca.cert });
     const setup: GatewaySetup = { dir, emulatorPort: origin.emulatorPort, cachePath: cacheDir(dir), serverCert: tls.server.cert, serverKey: tls.server.key };
     gateway = await startGatewayUnderTest(setup, 'main');
+    // Equal work: nginx gets as many worker processes as the gateway chose for itself.
+    const workers = process.env.BENCH_NGINX_WORKERS ? Number(process.env.BENCH_NGINX_WORKERS) : gateway.workers;
+    const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), pass: await freePort() };
+    nginx = await startNginx(NGINX, { prefix: path.join(dir, 'nginx'), workers, emulatorPort: origin.emulatorPort, s3Port: origin.s3Port, bucket: 'mender-artifact-storage', httpPort: nginxPorts.http, httpsPort: nginxPorts.https, mtlsPort: nginxPorts.mtls, passPort: nginxPorts.pass, stubPort: origin.stubPort, serverCert: tls.server.cert, serverKey: tls.server.key, clientCa: tls.ca.cert });
+    print(`# gateway: ${gateway.workers} worker process(es); nginx worker_processes ${workers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
     const ctx: BenchContext = { dir, origin, gateway, nginx, nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds, print, verdicts: [], setup };
     ctxRef.ctx = ctx;
 

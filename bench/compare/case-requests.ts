@@ -15,6 +15,7 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
   const gateway = await startGatewayUnderTest({ ...ctx.setup, emulatorPort: ctx.origin.stubPort, cachePath: `${ctx.dir}/pass-cache` }, 'pass-through');
   try {
     await passThrough(ctx, gateway);
+    if (process.env.BENCH_DEBUG) ctx.print(`  (gateway output ${gateway.proc.output().length} chars: ${gateway.proc.output().slice(-600)})`);
   } finally {
     await gateway.stop();
   }
@@ -26,7 +27,7 @@ async function passThrough(ctx: BenchContext, gateway: GatewayUnderTest): Promis
   const gw = `${gateway.url('http')}${NEXT}`;
   const ng = `http://127.0.0.1:${ctx.nginxPorts.pass}${NEXT}`;
   const connections = 64;
-  ctx.print(`\n## pass-through: GET deployments/next → 204, keep-alive, wrk -t1 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (req/s; upstream: a lean 204 stub, direct = the stub alone)`);
+  ctx.print(`\n## pass-through: GET deployments/next → 204, keep-alive, wrk -t1 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (req/s; upstream: a lean 204 stub, direct = the stub alone; gateway workers ${gateway.workers})`);
   const errors: string[] = [];
   const side = (name: string, url: string) => ({
     name,
@@ -67,7 +68,7 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
   try {
     const port = (name: string) => (name === 'gateway' ? Number(new URL(gateway.url('https')).port) : ctx.nginxPorts.mtls);
     const concurrency = Number(process.env.BENCH_HANDSHAKE_CONCURRENCY ?? 8);
-    ctx.print(`\n## mTLS: full handshakes/s with a client certificate (P-256), new connection per request, no resumption, ${concurrency} concurrent, ${ctx.seconds} s × ${ctx.rounds} rounds`);
+    ctx.print(`\n## mTLS: full handshakes/s with a client certificate (P-256), new connection per request, no resumption, ${concurrency} concurrent, ${ctx.seconds} s × ${ctx.rounds} rounds; gateway workers ${gateway.workers}`);
     const problems: string[] = [];
     const side = (name: string) => ({
       name,

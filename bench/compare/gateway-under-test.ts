@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { processTree } from '../load/system-sample';
 import { createLinkSigner, type LinkSigner } from '../../lib/artifacts/signed-link';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from '../../spec/support/gateway-process';
 
@@ -21,6 +22,10 @@ export interface GatewaySetup {
 export interface GatewayUnderTest {
   proc: GatewayProcess;
   pid: number;
+  /** Worker processes the gateway chose (its `worker processes` log line; 1 when it runs alone). */
+  workers: number;
+  /** The gateway's processes: the primary and any workers. */
+  pids(): number[];
   url(listener: 'http' | 'https'): string;
   /** The gateway link for a presigned origin URL, on the given listener. */
   link(origin: string, listener: 'http' | 'https'): string;
@@ -45,6 +50,8 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string): Prom
       },
       ...(mtls ? { mTLS: { Enabled: true, CACertificate: s.mtlsCa, MenderUsername: 'admin@example.com', MenderPassword: 'correcthorse' } } : {}),
     },
+    // BENCH_GATEWAY_WORKERS: the `Workers` key (issue 11); unset = the gateway's own choice.
+    ...(process.env.BENCH_GATEWAY_WORKERS ? { Workers: Number(process.env.BENCH_GATEWAY_WORKERS) } : {}),
     // Info until it has logged its listeners (that is how the ports are read) ...
     LogLevel: 'info',
   };
@@ -54,9 +61,12 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string): Prom
   writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `gateway-${name}.conf`);
   proc.process.kill('SIGHUP');
   await new Promise((r) => setTimeout(r, 500));
+  const workers = Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1);
   return {
     proc,
     pid: proc.process.pid!,
+    workers,
+    pids: () => processTree(proc.process.pid!),
     url: (listener) => proc.url(listener),
     link(origin, listener) {
       const minted = new URL(signer.mint(origin, new Date(Date.now() + 6 * 3600_000)));

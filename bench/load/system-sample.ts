@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 // What the machine was doing during a measurement: CPU steal (the hypervisor took the vCPU)
 // from /proc/stat, and the load average (other processes on this VM). Both are bursty here
@@ -25,6 +25,19 @@ export function systemNoteSince(before: CpuSnapshot): SystemNote {
   const after = cpuSnapshot();
   const load1 = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
   return { stealPct: (100 * (after.steal - before.steal)) / Math.max(1, after.total - before.total), load1 };
+}
+
+/** `pid` and every descendant (a cluster primary and its workers; nginx's master and workers). */
+export function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      children = children.concat(readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    }
+  } catch {
+    // gone already
+  }
+  return [pid, ...children.flatMap(processTree)];
 }
 
 export function rssBytes(pid: number): number {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import * as path from 'node:path';
+import { processTree } from '../load/system-sample';
 import { nginxConf, type NginxConfOptions } from './nginx-conf';
 
 // Debian's nginx, run in the foreground from a temp prefix (no root paths, no system service),
@@ -57,14 +58,7 @@ export async function startNginx(binary: string, o: NginxConfOptions): Promise<N
   }
   return {
     pid: child.pid!,
-    workerPids() {
-      try {
-        const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim();
-        return [child.pid!, ...children.split(/\s+/).filter(Boolean).map(Number)];
-      } catch {
-        return [child.pid!];
-      }
-    },
+    workerPids: () => processTree(child.pid!),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
