@@ -24,7 +24,7 @@ build: install
 test: build
 	@mkdir -p coverage
 	$(C8) bash -c 'set -o pipefail; \
-	  $(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration | tee coverage/unit-integration.tap && \
+	  $(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration dist/spec/faults | tee coverage/unit-integration.tap && \
 	  $(NODE) --test --test-concurrency=1 dist/spec/e2e | tee coverage/e2e.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/unit-integration.tap coverage/e2e.tap
 
