@@ -37,6 +37,20 @@ test-integration: build
 e2e: build
 	$(NODE) --test --test-concurrency=1 dist/spec/e2e
 
+# The fault suite (spec/faults) at length: more kill -9 trials, fuzz cases, disconnecting devices,
+# Mender server fault cycles and slow clients than in `make test`; then the figures for the README
+# and a search of every captured gateway log for secrets. FAULTS_* variables override the sizes.
+FAULTS_LOG_DIR ?= coverage/faults
+faults: build
+	rm -rf $(FAULTS_LOG_DIR) && mkdir -p $(FAULTS_LOG_DIR)
+	FAULTS_LOG_DIR=$(abspath $(FAULTS_LOG_DIR)) FAULTS_KILL_TRIALS=$${FAULTS_KILL_TRIALS:-100} \
+	  FAULTS_FUZZ_CASES=$${FAULTS_FUZZ_CASES:-20000} FAULTS_FUZZ_SECONDS=$${FAULTS_FUZZ_SECONDS:-600} \
+	  FAULTS_DISCONNECTS=$${FAULTS_DISCONNECTS:-1000} FAULTS_UPSTREAM_CYCLES=$${FAULTS_UPSTREAM_CYCLES:-10} \
+	  FAULTS_SLOW_CLIENTS=$${FAULTS_SLOW_CLIENTS:-300} \
+	  $(NODE) --test --test-concurrency=1 --test-reporter=tap --test-reporter-destination=stdout \
+	  --test-reporter=tap --test-reporter-destination=$(FAULTS_LOG_DIR)/faults.tap dist/spec/faults
+	FAULTS_LOG_DIR=$(abspath $(FAULTS_LOG_DIR)) $(NODE) dist/spec/faults/print-figures.js
+
 demo: build
 	$(NODE) dist/fixtures/demo/run-demo.js
 
