@@ -51,7 +51,6 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   if (!config.HTTP.Enabled && !config.HTTPS.Enabled) throw new Error('neither HTTP nor HTTPS is enabled: nothing to listen on');
   const upstream = createUpstream(config.UpstreamServer, options.env ?? process.env);
   log.info(`proxying devices to ${upstream.target.href}`, { insecure_skip_verify: config.UpstreamServer.InsecureSkipVerify });
-  const passThrough = createPassThrough(upstream);
   // Features.ArtifactsProxy (issue 4): deployments/next rewrite + signed-link route; none when disabled.
   // Features.ArtifactsProxy.ArtifactsCache (issue 5): links are served through the on-disk cache.
   const proxySettings = config.Features.ArtifactsProxy;
@@ -67,6 +66,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // inventory route applies DeviceSystem itself, so it comes first.
   const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
   if (journaling) routes.push(...journaling.routes);
+  // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
+  const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.replay.noteUpstreamAnswer(status)) });
   // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(createInventoryRoute(config.Features.DeviceSystem, upstream));
   const router = createRouter(routes, { name: 'pass-through', handle: passThrough.web });

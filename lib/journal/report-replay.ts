@@ -79,6 +79,11 @@ export class ReportReplay {
     }
   }
 
+  /** A device call went through: an answer below 500 means upstream is back. */
+  noteUpstreamAnswer(status: number): void {
+    if (this.down && status > 0 && status < 500) this.markUp();
+  }
+
   markDown(): void {
     if (!this.down) this.log.warn('upstream unreachable: device reports go to the journal');
     this.down = true;

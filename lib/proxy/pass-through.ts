@@ -59,8 +59,15 @@ export interface PassThrough {
   ws(req: IncomingMessage, socket: Socket, head: Buffer, ctx: RequestContext): void;
 }
 
-export function createPassThrough(upstream: Upstream): PassThrough {
+export interface PassThroughOptions {
+  /** Called with the status of every upstream response (the journal learns upstream is back). */
+  onUpstreamAnswer?: (status: number) => void;
+}
+
+export function createPassThrough(upstream: Upstream, options: PassThroughOptions = {}): PassThrough {
   const proxy = createProxyServer({ upstream });
+  const { onUpstreamAnswer } = options;
+  if (onUpstreamAnswer) proxy.on('proxyRes', (proxyRes: IncomingMessage) => onUpstreamAnswer(proxyRes.statusCode ?? 0));
   return {
     web(req, res, ctx) {
       proxy.web(req, res, {}, (err) => replyProxyError(req, res, err, ctx));
