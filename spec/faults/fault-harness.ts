@@ -57,27 +57,68 @@ export async function runGateway(opts: RunOptions): Promise<GatewayProcess> {
   return gw;
 }
 
-export async function kill9(gw: GatewayProcess): Promise<void> {
+/** SIGKILL to the gateway process (the primary when there are workers); resolves to the pids of its tree still alive 3 s later. */
+export async function kill9(gw: GatewayProcess): Promise<number[]> {
   const p = gw.process;
-  if (p.exitCode !== null || p.signalCode !== null) return;
+  if (p.exitCode !== null || p.signalCode !== null) return [];
+  const tree = processTree(p.pid!).slice(1);
   const exited = new Promise((r) => p.once('exit', r));
   p.kill('SIGKILL');
   await exited;
+  const until = Date.now() + 3_000;
+  let left = tree.filter(running);
+  while (left.length && Date.now() < until) {
+    await sleep(50);
+    left = left.filter(running);
+  }
+  for (const orphan of left) process.kill(orphan, 'SIGKILL'); // never leave them behind
+  return left;
+}
+
+function running(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 export function alive(gw: GatewayProcess): boolean {
   return gw.process.exitCode === null && gw.process.signalCode === null;
 }
 
-/** Open file descriptors of a process (sockets, files, pipes). */
-export function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+/** The process and its descendants (a primary and its cluster workers when `Workers` asks for them). */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (kids) out.push(...kids.split(/\s+/).map(Number));
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
-/** Resident memory in KiB. */
+const sumOver = (pid: number, one: (p: number) => number): number => processTree(pid).reduce((n, p) => {
+  try {
+    return n + one(p);
+  } catch {
+    return n;
+  }
+}, 0);
+
+/** Open file descriptors (sockets, files, pipes) of the gateway, workers included. */
+export function fdCount(pid: number): number {
+  return sumOver(pid, (p) => readdirSync(`/proc/${p}/fd`).length);
+}
+
+/** Resident memory in KiB, workers included. */
 export function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
+  return sumOver(pid, (p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0));
 }
 
 /** fd count once the gateway has settled (keep-alive sockets closing); the lowest seen within `ms`. */

@@ -7,7 +7,7 @@ import { download, md5, publishedIds, startOrigin, tempDir, type TestOrigin } fr
 import { assertNoSecrets, gatewayConfig, kill9, knob, linkPath, newSecret, runGateway, signerFor } from './fault-harness';
 import { recordFigures } from './figures';
 
-// kill -9 of the real gateway process (`node bin/gateway.js`) at random moments of cache fills,
+// kill -9 of the real gateway process (`node bin/gateway.js`) at random points of cache fills,
 // restarting on the same cache directory each time. Every body a device receives completely is
 // hashed: 0 corrupt or partial artifacts served; after the last kill every fill completes on
 // demand. FAULTS_KILL_TRIALS (default 15; `make faults`: 100).
@@ -52,8 +52,14 @@ test(`kill -9 of bin/gateway.js at random moments of a fill, ${TRIALS} trials: n
       download(base + linkPath(signer, origin.url(older))),
       download(base + linkPath(signer, origin.url(older)), { range: `bytes=${SIZE / 2}-` }),
     ].map((d) => d.catch(() => null));
-    await new Promise((r) => setTimeout(r, 20 + Math.random() * 700));
-    await kill9(gw);
+    // The moment: when the origin has sent a random share (0-250 %) of one artifact, so
+    // kills land before, during and just after the fill whatever the machine's load.
+    const sentBefore = origin.bytesSent;
+    const at = Math.random() * 2.5 * SIZE;
+    const until = Date.now() + 3_000;
+    while (origin.bytesSent - sentBefore < at && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    const orphans = await kill9(gw);
+    assert.deepEqual(orphans, [], `trial ${i}: worker processes outlived the killed gateway`);
     logs.push(gw.output());
     for (const [k, d] of (await Promise.all(devices)).entries()) {
       if (!d || !d.complete) {
