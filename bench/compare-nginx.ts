@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTlsMaterial } from '../spec/support/tls-material';
@@ -57,6 +57,9 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   const t0 = Date.now();
   const versions = `${tool(NGINX)}; ${tool(process.env.BENCH_WRK ?? 'wrk')}; node ${process.version}`;
   const dir = await fsp.mkdtemp(path.join(tmpdir(), 'bench-nginx-'));
+  // An abrupt end (a closed stdout pipe) skips `finally`; the 1 GiB of files must still go.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', removeDir);
   let origin: OriginHandle | undefined;
   let nginx: NginxProcess | undefined;
   let gateway: GatewayUnderTest | undefined;
@@ -105,6 +108,7 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     await nginx?.stop().catch(() => undefined);
     await origin?.stop().catch(() => undefined);
     await fsp.rm(dir, { recursive: true, force: true });
+    process.off('exit', removeDir);
   }
 }
 

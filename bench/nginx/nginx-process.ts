@@ -43,7 +43,17 @@ export async function startNginx(binary: string, o: NginxConfOptions): Promise<N
   const child: ChildProcess = spawn(binary, ['-p', o.prefix, '-c', conf, '-e', path.join(o.prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-  const killOnExit = () => child.kill('SIGKILL');
+  // If the bench dies abruptly (a closed stdout pipe, an exception), SIGKILL to the master
+  // alone would orphan its workers: take the whole tree.
+  const killOnExit = () => {
+    for (const pid of processTree(child.pid!).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
   process.on('exit', killOnExit);
   const exited = new Promise<void>((resolve) => child.once('exit', () => (process.off('exit', killOnExit), resolve())));
   const deadline = Date.now() + 10_000;
