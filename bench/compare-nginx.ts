@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, promises as fsp, readFileSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTlsMaterial } from '../spec/support/tls-material';
-import { cachedCase, coldCase, memoryCase, warm } from './compare/case-artifacts';
+import { cachedCase, coldCase, warm } from './compare/case-artifacts';
+import { memoryCase } from './compare/case-memory';
 import { mtlsCase, passThroughCase } from './compare/case-requests';
 import type { BenchContext, Verdict } from './compare/context';
 import { cacheDir, startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './compare/gateway-under-test';
