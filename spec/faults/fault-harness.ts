@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { readlink as readlinkAsync } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -36,10 +37,11 @@ export interface RunOptions {
   waitFor?: ('http' | 'https')[];
 }
 
-/** Start `node bin/gateway.js` at debug level; its log is kept for the suite-wide secret check. */
+/** Start `node bin/gateway.js` at debug level; its log is kept for the suite-wide secret check.
+ *  A generous start timeout: with cluster workers on a loaded 2-core CI box a start takes seconds. */
 export async function runGateway(opts: RunOptions): Promise<GatewayProcess> {
   const file = writeGatewayConfig(opts.dir, opts.config, `${opts.name}.conf`);
-  const gw = await startGateway({ configFile: file, logLevel: 'debug', waitFor: opts.waitFor ?? ['http'], env: { ...process.env, NODE_OPTIONS: '' } });
+  const gw = await startGateway({ configFile: file, logLevel: 'debug', waitFor: opts.waitFor ?? ['http'], timeoutMs: 45_000, env: { ...process.env, NODE_OPTIONS: '' } });
   const stop = gw.stop.bind(gw);
   let saved = false;
   const save = (): void => {
@@ -49,6 +51,19 @@ export async function runGateway(opts: RunOptions): Promise<GatewayProcess> {
     appendFileSync(join(LOG_DIR, `${opts.name}.log`), gw.output());
   };
   gw.process.once('exit', save);
+  // The first "listening" line may come from the first of several workers: wait until the whole
+  // tree holds a steady number of descriptors, so baselines count every worker.
+  let last = -1;
+  let steadySince = Date.now();
+  const until = Date.now() + 20_000;
+  while (Date.now() < until && Date.now() - steadySince < 1_500) {
+    const n = fdCount(gw.process.pid!);
+    if (n !== last) {
+      last = n;
+      steadySince = Date.now();
+    }
+    await sleep(100);
+  }
   gw.stop = async (timeoutMs?: number) => {
     const code = await stop(timeoutMs);
     save();
@@ -114,6 +129,18 @@ const sumOver = (pid: number, one: (p: number) => number): number => processTree
 /** Open file descriptors (sockets, files, pipes) of the gateway, workers included. */
 export function fdCount(pid: number): number {
   return sumOver(pid, (p) => readdirSync(`/proc/${p}/fd`).length);
+}
+
+/** What the open descriptors are, per process of the tree (for a failure message). */
+export async function openFds(pid: number): Promise<string> {
+  const lines: string[] = [];
+  for (const p of processTree(pid)) {
+    const names = await Promise.all(readdirSync(`/proc/${p}/fd`).map((f) => readlinkAsync(`/proc/${p}/fd/${f}`).catch(() => '?')));
+    const counts = new Map<string, number>();
+    for (const n of names) counts.set(n.replace(/\d+/g, 'N'), (counts.get(n.replace(/\d+/g, 'N')) ?? 0) + 1);
+    lines.push(`${p}: ${[...counts].map(([k, v]) => `${v}×${k}`).join(' ')}`);
+  }
+  return lines.join('; ');
 }
 
 /** Resident memory in KiB, workers included. */

@@ -46,7 +46,7 @@ async function upstreamUp(): Promise<void> {
 
 async function upstreamDown(): Promise<void> {
   for (const s of sockets) s.destroy();
-  await new Promise((r) => upstream?.close(r));
+  if (upstream) await new Promise((r) => upstream!.close(r));
   upstream = undefined;
 }
 
