@@ -18,6 +18,10 @@ import { testDevice, until, type TestDevice } from './journal-harness';
 // order, once each, when it is back; other calls still get the JSON 502; 409 and 401 on replay
 // are recorded; with the switch off the device gets the 502 as before.
 
+// Short-lived tokens so that one can expire within a test; long enough that the tokens of the
+// first test outlive its outage and replay on a loaded CI machine (they took 3 s there).
+const TOKEN_SECONDS = 10;
+
 let dir: string;
 let store: S3Store;
 let server: MenderServer;
@@ -31,7 +35,7 @@ const statusCalls = (deviceId: string): number => server.calls.filter((c) => c.d
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'journal-outage-'));
   store = await startS3Store({});
-  server = await startMenderServer({ store, autoAccept: true, jwtLifetimeSeconds: 3 });
+  server = await startMenderServer({ store, autoAccept: true, jwtLifetimeSeconds: TOKEN_SECONDS });
   const file = join(dir, 'a.mender');
   writeFileSync(file, randomBytes(8192));
   await server.uploadArtifact(file, { name: 'release-2', deviceTypes: ['test-device'] });
@@ -62,6 +66,7 @@ describe('reports while upstream is down', () => {
   it('are answered as upstream would, then delivered in order and once each when it is back', { timeout: 60_000 }, async () => {
     const devices = await Promise.all([1, 2, 3].map((i) => testDevice(() => base(), `02:00:00:10:00:0${i}`)));
     const { deploymentId, ids } = await deployTo(devices);
+    await Promise.all(devices.map((d) => d.authenticate())); // fresh tokens, to outlive the outage
     await server.stop();
 
     for (const d of devices) {
@@ -120,7 +125,7 @@ describe('reports while upstream is down', () => {
     await a!.authenticate();
     await server.stop();
     assert.equal((await a!.status(forA.deploymentId, 'downloading')).status, 204);
-    await new Promise((r) => setTimeout(r, 3500)); // the emulator's tokens live 3 s
+    await new Promise((r) => setTimeout(r, TOKEN_SECONDS * 1000 + 500));
     await server.start();
     // A's token expired: its report waits, it is not dropped.
     await new Promise((r) => setTimeout(r, 500));
@@ -134,6 +139,26 @@ describe('reports while upstream is down', () => {
     assert.deepEqual(server.statuses(forA.deploymentId, idA), ['downloading', 'installing']);
     await until('the journal to drain', () => journalMetrics.view()!.queued === 0);
     assert.equal(journalMetrics.view()!.failed, 0);
+  });
+
+  it('a device call upstream answers ends the outage at once: the journal does not wait for the next probe', { timeout: 60_000 }, async () => {
+    const d = await testDevice(() => base(), '02:00:00:10:03:01');
+    const { deploymentId, ids } = await deployTo([d]);
+    await d.authenticate(); // a fresh token, to outlive the outage
+    await server.stop();
+    const from = log.lines.length;
+    assert.equal((await d.status(deploymentId, 'downloading')).status, 204);
+    // Probes 0.5, 1.5 and 3.5 s after the outage began fail; the next is due 4 s after the third.
+    const failedProbes = (): string[] => log.lines.slice(from).filter((l) => l.includes('report replay failed'));
+    await until('three failed probes', () => failedProbes().length >= 3, 30_000);
+    const nextProbeAt = Date.parse(/time="([^"]+)"/.exec(failedProbes()[2]!)![1]!) + 4000;
+    await server.start();
+    const next = await d.next();
+    assert.ok(next.status === 200 || next.status === 204, `next answered ${next.status}`);
+    await until('the report at the server', () => server.statuses(deploymentId, ids[0]!).length === 1, 30_000);
+    const delivered = server.calls.find((c) => c.deviceId === ids[0] && c.method === 'PUT' && /\/status$/.test(c.path))!.at;
+    assert.ok(delivered < nextProbeAt, `delivered ${delivered - nextProbeAt} ms after the next probe was due: the probe, not the answer, ended the outage`);
+    await until('the journal to drain', () => journalMetrics.view()!.queued === 0);
   });
 
   it('with the switch off the device gets the upstream error, as before', { timeout: 30_000 }, async () => {
