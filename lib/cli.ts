@@ -2,6 +2,7 @@
 // Every failure is one readable line on stderr and a non-zero exit: 2 for usage and
 // configuration errors, 1 when the gateway cannot start (port in use, bad certificate).
 
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,8 +11,12 @@ import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load-conf
 import { parseDuration } from './config/parse-duration';
 import { redactedConfig } from './config/redacted-config';
 import { logLevelOf, reloadConfig } from './admin/reload-config';
+import { resolveLinkSecret } from './artifacts/link-secret';
+import type { GatewayConfig } from './config/types';
 import { startGateway, type RunningGateway } from './gateway';
 import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
+import { planWorkers } from './server/worker-count';
+import { hostFacts, runPrimary, workerSink, type WorkerMessage } from './server/workers';
 
 const USAGE = `Mender Gateway (open-source drop-in)
 Usage: mender-gateway [flags]
@@ -80,7 +85,8 @@ async function run(argv: string[]): Promise<void> {
   if (levelFlag !== undefined && !isLevel(levelFlag)) {
     return fail([`invalid --log-level ${JSON.stringify(levelFlag)}: must be one of ${LEVELS.join(', ')}`], EXIT_USAGE);
   }
-  const log = createLogger({ level: levelFlag ?? 'info' });
+  // Worker processes (issue 11) run this same function; their lines end with worker=N.
+  const log = createLogger({ level: levelFlag ?? 'info', sink: cluster.isWorker ? workerSink(cluster.worker!.id) : undefined });
 
   let loaded;
   try {
@@ -100,6 +106,13 @@ async function run(argv: string[]): Promise<void> {
   const fileProblems = checkConfigFiles(config);
   if (fileProblems.length > 0) return fail(fileProblems, EXIT_USAGE);
 
+  if (cluster.isPrimary) {
+    const plan = planWorkers(config, hostFacts());
+    if ('error' in plan) return fail([plan.error], EXIT_USAGE);
+    if (plan.count > 1) return runCluster(config, plan.count, plan.reason, log);
+    log.debug('single process', { reason: plan.reason });
+  }
+
   // Handlers go in before the listeners open: a signal during start-up still shuts down cleanly.
   const stop = firstSignal(log);
   // SIGHUP (issue 7): certificate, key, mTLS files and log level, without a restart.
@@ -118,6 +131,7 @@ async function run(argv: string[]): Promise<void> {
     process.exit(EXIT_START); // a half-started gateway may hold handles; leave now
   }
   running = gateway;
+  if (cluster.isWorker) process.send?.({ type: 'ready' } satisfies WorkerMessage);
   const signal = await stop;
   log.info('signal received: finishing requests in flight', { signal });
   try {
@@ -126,13 +140,37 @@ async function run(argv: string[]): Promise<void> {
     log.error('shutdown failed', { err: err as Error });
     process.exit(EXIT_START);
   }
+  // A worker's listeners are closed, but a connection the primary handed over just before
+  // may still be on its way; answering it (refused, so the primary gives it to another
+  // worker) needs this process alive a moment longer, or the connection hangs in the primary.
+  if (cluster.isWorker) await new Promise((r) => setTimeout(r, 300));
   process.exit(0);
 }
 
-/** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
+/** The primary of a cluster: the link secret made once, then the workers (lib/server/workers.ts). */
+async function runCluster(config: Readonly<GatewayConfig>, count: number, reason: string, log: Logger): Promise<void> {
+  const proxy = config.Features.ArtifactsProxy;
+  // A generated secret is written before any worker starts, so every worker signs alike.
+  if (proxy.Enabled) await resolveLinkSecret(proxy.ArtifactsCache.SignatureSecret, proxy.ArtifactsCache.Path, log);
+  log.info('worker processes', { workers: count, reason });
+  const code = await runPrimary({ count, log, drainMs: parseDuration(config.ShutdownTimeout) + 5_000 });
+  process.exit(code);
+}
+
+/**
+ * Resolves on the first SIGTERM/SIGINT (or, in a worker, the primary's 'shutdown' message);
+ * a second signal exits at once.
+ */
 function firstSignal(log: Logger): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     let received = false;
+    if (cluster.isWorker) {
+      process.on('message', (m: WorkerMessage) => {
+        if (m?.type !== 'shutdown' || received) return;
+        received = true;
+        resolve('SIGTERM');
+      });
+    }
     const onSignal = (signal: NodeJS.Signals) => {
       if (received) {
         log.warn('second signal: exiting at once', { signal });

@@ -8,6 +8,7 @@ import { readPublished, type CacheIndex, type Sidecar } from './cache-index';
 import { makeRoom } from './evict-lru';
 import { tryFillLock, type HeldLock, type LockTiming } from './fill-lock';
 import type { FillProgress } from './fill-progress';
+import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
 import { NoContentLength, OriginRefused, resumableDownload, SinkRefused, type RetryPolicy } from './resumable-download';
 import { GatewayError } from '../http/gateway-error';
 import type { Logger } from '../observe/log';
@@ -39,6 +40,10 @@ export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContex
   try {
     const lock = await lockOrWait(p, ctx);
     if (lock === null) return;
+    if (p.followed) {
+      await lock.release(); // published by the holder while we took the lock
+      return;
+    }
     try {
       await fillLocked(p, origin, ctx, lock);
     } finally {
@@ -57,14 +62,25 @@ export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContex
   }
 }
 
-/** The lock, or null once another process has published the entry while we waited. */
+/**
+ * The lock, or null once another process has published the entry while we waited. While
+ * it holds the lock, our devices follow its tmp file (issue 11: a sibling worker's fill).
+ */
 async function lockOrWait(p: FillProgress, ctx: FillContext): Promise<HeldLock | null> {
   for (;;) {
     if (ctx.closing.aborted) throw new GatewayError('SERVICE_UNAVAILABLE', 'gateway is shutting down');
     const lock = await tryFillLock(ctx.layout, p.id, ctx.lock);
-    if (lock) return lock;
+    if (lock) {
+      if (!p.followed || (await adoptPublished(p, ctx))) return lock;
+      // The holder stopped without publishing (died, or its fill failed): our followers
+      // were served from its file, so they are cut and resume; the next request fills anew.
+      await lock.release();
+      throw new GatewayError('SERVICE_UNAVAILABLE', 'the fill this download followed stopped, try again');
+    }
     if (await adoptPublished(p, ctx)) return null;
-    await sleep(ctx.lockPollMs, undefined, { signal: ctx.closing }).catch(() => undefined);
+    await followOtherFill(p, ctx);
+    const pause = p.followed ? Math.min(ctx.lockPollMs, FOLLOW_POLL_MS) : ctx.lockPollMs;
+    await sleep(pause, undefined, { signal: ctx.closing }).catch(() => undefined);
   }
 }
 
@@ -72,7 +88,8 @@ async function adoptPublished(p: FillProgress, ctx: FillContext): Promise<boolea
   const entry = await readPublished(ctx.layout, p.id);
   if (!entry) return false;
   ctx.index.set(entry);
-  p.skip({ kind: 'published' });
+  if (p.state === 'growing') p.publish(); // followers hold the holder's file open: all bytes, verified
+  else p.skip({ kind: 'published' });
   return true;
 }
 
@@ -92,6 +109,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
           const fits = await makeRoom({ layout: ctx.layout, index: ctx.index, incoming: size, reserved: ctx.reserved(), maxSize: ctx.maxSize, log: ctx.log });
           if (!fits) throw new SinkRefused(`no room for ${size} bytes in the cache`);
           p.begin(size, etag, tmp, objectPath(ctx.layout, p.id));
+          await lock.announce({ tmp, size, etag });
         },
         write: async (chunk) => {
           md5.update(chunk);

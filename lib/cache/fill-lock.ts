@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as lockfile from 'proper-lockfile';
-import { lockTarget, ownerPath, ownerRecord, type CacheLayout } from './cache-layout';
+import { randomBytes } from 'node:crypto';
+import { isThisHost, lockTarget, ownerPath, ownerRecord, processAlive, type CacheLayout } from './cache-layout';
 import { lockAbandoned } from './recover-cache';
 
 // The cross-process half of single flight (STYLE principle 6, peers-and-performance §3.3).
@@ -12,7 +13,35 @@ import { lockAbandoned } from './recover-cache';
 export interface HeldLock {
   /** Aborted when the lock is compromised (taken over, or not refreshed in time). */
   signal: AbortSignal;
+  /** Tell other processes where the bytes are landing, so their devices can follow (issue 11). */
+  announce(fill: FillAnnouncement): Promise<void>;
   release(): Promise<void>;
+}
+
+/** The owner record once the fill knows its length: other processes follow `tmp` up to `size`. */
+export interface FillAnnouncement {
+  tmp: string;
+  size: number;
+  etag: string | null;
+}
+
+/** What the lock holder announced, or null (not yet, unreadable, or a dead holder's leftover). */
+export async function readAnnouncement(layout: CacheLayout, id: string): Promise<FillAnnouncement | null> {
+  try {
+    const rec = JSON.parse(await fsp.readFile(ownerPath(layout, id), 'utf8')) as Partial<FillAnnouncement> & { host?: string; pid?: number };
+    if (typeof rec.tmp !== 'string' || !Number.isSafeInteger(rec.size) || typeof rec.pid !== 'number') return null;
+    if (isThisHost({ host: String(rec.host), pid: rec.pid }) && !processAlive(rec.pid)) return null;
+    return { tmp: rec.tmp, size: rec.size as number, etag: typeof rec.etag === 'string' ? rec.etag : null };
+  } catch {
+    return null;
+  }
+}
+
+/** Replace a small file in one step (readers see the old or the new record, never half). */
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await fsp.writeFile(tmp, text);
+  await fsp.rename(tmp, file);
 }
 
 export interface LockTiming {
@@ -46,9 +75,13 @@ export async function tryFillLock(layout: CacheLayout, id: string, timing: LockT
       throw again;
     }
   }
-  await fsp.writeFile(ownerPath(layout, id), ownerRecord()).catch(() => undefined);
+  await writeAtomically(ownerPath(layout, id), ownerRecord()).catch(() => undefined);
   return {
     signal: compromised.signal,
+    async announce(fill) {
+      const record = { ...(JSON.parse(ownerRecord()) as object), ...fill };
+      await writeAtomically(ownerPath(layout, id), JSON.stringify(record)).catch(() => undefined);
+    },
     async release() {
       if (!compromised.signal.aborted) await fsp.rm(ownerPath(layout, id), { force: true });
       await release().catch(() => undefined);

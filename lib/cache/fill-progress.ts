@@ -25,6 +25,8 @@ export class FillProgress extends EventEmitter {
   path = '';
   finalPath = '';
   error: Error | null = null;
+  /** The bytes are another process's fill, followed from its tmp file (follow-other-fill.ts). */
+  followed = false;
   readonly started: Promise<FillStart>;
   private resolveStart!: (s: FillStart) => void;
   private rejectStart!: (e: Error) => void;

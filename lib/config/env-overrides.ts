@@ -65,6 +65,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'METRICS_LISTEN', path: ['Metrics', 'Listen'], kind: 'string' },
   { env: 'SHUTDOWN_TIMEOUT', path: ['ShutdownTimeout'], kind: 'string', ours: true },
   { env: 'LOG_LEVEL', path: ['LogLevel'], kind: 'string', ours: true },
+  { env: 'WORKERS', path: ['Workers'], kind: 'integer', ours: true },
 ];
 
 export interface EnvOverlayResult {

@@ -79,6 +79,8 @@ export interface GatewayConfig {
   DebugLog: boolean;
   /** ours: Go duration; how long SIGTERM waits for requests in flight. */
   ShutdownTimeout: string;
+  /** ours (issue 11): worker processes (node:cluster); 0 = auto (lib/server/worker-count.ts). */
+  Workers: number;
 }
 
 export interface LoadedConfig {

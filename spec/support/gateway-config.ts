@@ -33,6 +33,7 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
     LogLevel: '',
     DebugLog: false,
     ShutdownTimeout: '5s',
+    Workers: 1,
   };
   return merge(base, overrides) as GatewayConfig;
 }

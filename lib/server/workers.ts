@@ -1,0 +1,188 @@
+import cluster, { type Worker } from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+import type { Logger, Sink } from '../observe/log';
+import type { HostFacts } from './worker-count';
+
+// The cluster primary (issue 11): forks N workers that each run the whole gateway; cluster
+// shares their listeners (round-robin on Linux). A worker that dies after it was serving is
+// replaced; SIGTERM/SIGINT drain every worker (each finishes its requests in flight, as a
+// single process would). SIGHUP is passed to every worker, which reloads in place as a
+// single process does (issue 7: certificate, key, mTLS files, log level; open connections,
+// WebSockets included, go on). SIGUSR2 replaces the workers one at a time, each new one
+// serving before the old one is told to stop, so no request is refused and the new workers
+// read the whole configuration afresh; a replacement that cannot start leaves the old one
+// serving. The primary serves nothing itself.
+
+/** Messages between primary and worker (over cluster's IPC channel). */
+export type WorkerMessage = { type: 'ready' } | { type: 'shutdown' };
+
+export interface PrimaryOptions {
+  count: number;
+  log: Logger;
+  /** How long a draining worker may take before it is killed (ShutdownTimeout plus a margin). */
+  drainMs: number;
+}
+
+/** A worker that dies faster than this after starting is not restarted again and again. */
+const CRASH_WINDOW_MS = 5_000;
+const MAX_QUICK_CRASHES = 5;
+
+export function runPrimary(opts: PrimaryOptions): Promise<number> {
+  const { log } = opts;
+  const serving = new Set<Worker>();
+  const retiring = new Set<Worker>();
+  /** Forked, not serving yet: stopped by a signal, their exit status does not count. */
+  const starting = new Set<Worker>();
+  let stopping = false;
+  let rolling: Promise<void> | null = null;
+  let rollAgain = false;
+  let quickCrashes = 0;
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  let exitCode = 0;
+
+  function fork(replacement = false): Promise<Worker> {
+    const worker = cluster.fork();
+    starting.add(worker);
+    const startedAt = Date.now();
+    const ready = new Promise<Worker>((resolve, reject) => {
+      worker.on('message', (m: WorkerMessage) => {
+        if (m?.type !== 'ready') return;
+        starting.delete(worker);
+        serving.add(worker);
+        resolve(worker);
+      });
+      worker.once('exit', (code, signal) => {
+        const wasServing = serving.delete(worker);
+        const wasStarting = starting.delete(worker);
+        const planned = retiring.delete(worker) || stopping;
+        reject(new Error(`worker ${worker.process.pid} exited (${signal ?? code}) before serving`));
+        if (planned) {
+          if (code !== 0 && !wasStarting) exitCode = 1;
+          return maybeDone();
+        }
+        if (!wasServing && replacement) return; // rollingRestart reports it and keeps the old one
+        if (!wasServing) {
+          // A worker that cannot start (port in use, bad file) fails the same way every time.
+          log.error('worker failed to start: stopping', { pid: worker.process.pid, code, signal });
+          exitCode = 1;
+          return void stopAll();
+        }
+        quickCrashes = Date.now() - startedAt < CRASH_WINDOW_MS ? quickCrashes + 1 : 0;
+        if (quickCrashes >= MAX_QUICK_CRASHES) {
+          log.error('workers keep dying right after start: stopping', { crashes: quickCrashes });
+          exitCode = 1;
+          return void stopAll();
+        }
+        log.warn('worker died: starting a replacement', { pid: worker.process.pid, code, signal });
+        fork().catch(() => undefined);
+      });
+    });
+    ready.catch(() => undefined);
+    return ready;
+  }
+
+  function retire(worker: Worker): Promise<void> {
+    serving.delete(worker);
+    retiring.add(worker);
+    const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    if (worker.isConnected()) worker.send({ type: 'shutdown' } satisfies WorkerMessage);
+    else worker.process.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      log.warn('worker did not finish in time: killing it', { pid: worker.process.pid });
+      worker.process.kill('SIGKILL');
+    }, opts.drainMs);
+    return gone.finally(() => clearTimeout(timer));
+  }
+
+  async function rollingRestart(): Promise<void> {
+    do {
+      rollAgain = false;
+      log.info('SIGUSR2: replacing workers one at a time', { workers: serving.size });
+      for (const old of [...serving]) {
+        if (stopping) return;
+        try {
+          await fork(true);
+        } catch (err) {
+          log.error('replacement worker did not start: keeping the old one', { err: (err as Error).message });
+          return;
+        }
+        await retire(old);
+      }
+      log.info('SIGUSR2: workers replaced', { workers: serving.size });
+    } while (rollAgain && !stopping);
+  }
+
+  async function stopAll(signal?: NodeJS.Signals): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping workers: finishing requests in flight', { signal: signal ?? 'none', workers: serving.size });
+    const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    await Promise.all(
+      all.map((w) => {
+        if (serving.has(w)) return retire(w);
+        // Still starting (its handlers may not be in place yet): a signal, not a message.
+        if (starting.has(w)) w.process.kill('SIGTERM');
+        return new Promise((r) => (w.isDead() ? r(undefined) : w.once('exit', r)));
+      }),
+    );
+    maybeDone();
+  }
+
+  function maybeDone(): void {
+    if (stopping && Object.keys(cluster.workers ?? {}).length === 0) resolveExit(exitCode);
+  }
+
+  let signals = 0;
+  const onStop = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn('second signal: killing workers and exiting at once', { signal });
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    void stopAll(signal);
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: passed to every worker', { workers: serving.size });
+    for (const w of serving) w.process.kill('SIGHUP');
+  });
+  process.on('SIGUSR2', () => {
+    if (stopping) return;
+    if (rolling) {
+      rollAgain = true;
+      return;
+    }
+    rolling = rollingRestart().finally(() => (rolling = null));
+  });
+  cluster.on('exit', () => setImmediate(maybeDone));
+
+  // One worker first: a start failure (port in use, bad key) is then reported once, not N times.
+  log.info('starting worker processes', { workers: opts.count });
+  fork().then(
+    () => {
+      if (!stopping) for (let i = 1; i < opts.count; i++) fork().catch(() => undefined);
+    },
+    () => undefined,
+  );
+  return exited;
+}
+
+/** A worker's log lines end with `worker=N` (appended, so the fields of each line keep their order). */
+export function workerSink(id: number, out: Sink = process.stderr): Sink {
+  return { write: (line: string) => out.write(line.endsWith('\n') ? `${line.slice(0, -1)} worker=${id}\n` : line) };
+}
+
+/** Cores and memory of this host, the memory capped by a cgroup v2 limit (containers). */
+export function hostFacts(): HostFacts {
+  let memory = totalmem();
+  try {
+    const limit = readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim();
+    if (/^\d+$/.test(limit)) memory = Math.min(memory, Number(limit));
+  } catch {
+    // no cgroup v2 limit readable: the host's memory
+  }
+  return { cores: availableParallelism(), memory };
+}

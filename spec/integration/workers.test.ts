@@ -1,0 +1,231 @@
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startS3Store, type S3Store } from '../../fixtures/s3-store';
+import { ARTIFACT_LINK_PREFIX } from '../../lib/artifacts/signed-link';
+import { SECRET_FILE } from '../../lib/artifacts/link-secret';
+import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { closeServer, listenOnFreePort } from '../support/listen';
+
+// Workers (issue 11) as an operator runs them: `node bin/gateway.js` with Workers: 2, the
+// artifact cache on and no SignatureSecret (the primary generates it once). A scripted
+// Mender server hands out a presigned link into the S3 store; the gateway rewrites it; 50
+// devices on fresh connections (cluster spreads them over both workers) download it.
+
+const GATEWAY_URL = 'http://gateway.example.test';
+const SIZE = 3 * 1024 * 1024;
+const KEY = 'artifacts/workers.mender';
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+interface Got {
+  status: number;
+  md5: string;
+  length: number;
+  firstByteMs: number;
+}
+
+function get(port: number, path: string, method = 'GET', body?: string): Promise<Got & { body: Buffer }> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
+      const hash = createHash('md5');
+      const keep: Buffer[] = [];
+      let length = 0;
+      let firstByteMs = -1;
+      res.on('data', (c: Buffer) => {
+        if (firstByteMs < 0) firstByteMs = Date.now() - t0;
+        hash.update(c);
+        length += c.length;
+        if (length < 1_000_000) keep.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, md5: hash.digest('hex'), length, firstByteMs, body: Buffer.concat(keep) }));
+      res.on('error', reject);
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('device timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const listeningWorkers = (gw: GatewayProcess) => new Set([...gw.output().matchAll(/msg="listening" listener=http[^\n]* worker=(\d+)\n/g)].map((m) => Number(m[1])));
+
+let dir: string;
+let store: S3Store;
+let gw: GatewayProcess;
+let port: number;
+let content: Buffer;
+let presigned: string;
+const upstream = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    const doc = {
+      id: 'd1b4c2a0-0000-4000-8000-000000000001',
+      artifact: { id: 'a7f0e1b2-0000-4000-8000-000000000002', artifact_name: 'release-1', source: { uri: presigned, expire: '2099-01-02T03:04:05Z' }, device_types_compatible: ['test-device'] },
+    };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
+  });
+});
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'workers-'));
+  content = randomBytes(SIZE);
+  await writeFile(join(dir, 'a.mender'), content);
+  // ~1 s per full download, so all 50 devices ask while the one fill runs.
+  store = await startS3Store({ throttleBytesPerSecond: 3_000_000 });
+  await store.putObject(KEY, join(dir, 'a.mender'));
+  presigned = await store.presignGet(KEY, 3600);
+  const upstreamPort = await listenOnFreePort(upstream);
+  const configFile = writeGatewayConfig(dir, {
+    Workers: 2,
+    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+    UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
+    ShutdownTimeout: '5s',
+    Features: {
+      ArtifactsProxy: {
+        Enabled: true,
+        GatewayURL: GATEWAY_URL,
+        DomainWhitelist: ['127.0.0.1'],
+        ArtifactsCache: { Enabled: true, Path: join(dir, 'cache'), SignatureSecret: '', LinkExpireDuration: '1h' },
+      },
+    },
+  });
+  gw = await startGateway({ configFile, waitFor: ['http'], env: { ...process.env, WORKERS: '' } });
+  await until('both workers listening', () => listeningWorkers(gw).size === 2);
+  port = Number(gw.listeners.http.split(':').pop());
+});
+
+after(async () => {
+  if (gw) {
+    const pid = gw.process.pid!;
+    const children = childPids(pid);
+    await gw.stop(10_000);
+    for (const c of children) {
+      try {
+        process.kill(c, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  await closeServer(upstream);
+  await store?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function rewrittenLink(): Promise<string> {
+  const res = await get(port, '/api/devices/v1/deployments/device/deployments/next', 'POST', '{}');
+  assert.equal(res.status, 200);
+  const uri: string = JSON.parse(res.body.toString()).artifact.source.uri;
+  assert.ok(uri.startsWith(GATEWAY_URL + ARTIFACT_LINK_PREFIX), uri);
+  return uri.slice(GATEWAY_URL.length);
+}
+
+test('2 workers, 50 concurrent devices on a cold artifact: one origin download, every device gets every byte', async (t) => {
+  const secret = await stat(join(dir, 'cache', SECRET_FILE));
+  assert.equal(secret.mode & 0o777, 0o600, 'the primary generated the secret once, 0600');
+  // Links minted by either worker: the rewritten deployment is itself served by one of them.
+  const links = await Promise.all([rewrittenLink(), rewrittenLink()]);
+  const t0 = Date.now();
+  const devices = Array.from({ length: 50 }, (_, i) => get(port, links[i % 2]));
+  const results = await Promise.all(devices);
+  const elapsed = Date.now() - t0;
+  for (const r of results) {
+    assert.equal(r.status, 200);
+    assert.equal(r.length, SIZE);
+    assert.equal(r.md5, md5(content));
+  }
+  const stats = store.stats(KEY);
+  assert.equal(stats.fullDownloads, 1, `origin downloads: ${JSON.stringify(stats)}`);
+  assert.ok(stats.bytesServed <= SIZE * 1.05, `origin bytes ${stats.bytesServed}`);
+  // Both workers served devices (fresh connections are dealt round-robin).
+  const served = new Set([...gw.output().matchAll(/route=artifact-link[^\n]*status=200[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
+  assert.equal(served.size, 2, 'both workers served artifact downloads');
+  const firstBytes = results.map((r) => r.firstByteMs).sort((a, b) => a - b);
+  t.diagnostic(`50 devices in ${elapsed} ms; first byte median ${firstBytes[25]} ms, max ${firstBytes[49]} ms`);
+});
+
+test('a killed worker is replaced and the gateway keeps serving', async () => {
+  const before = childPids(gw.process.pid!);
+  assert.equal(before.length, 2);
+  process.kill(before[0], 'SIGKILL');
+  const after = await until('a replacement worker', () => {
+    const now = childPids(gw.process.pid!);
+    return now.length === 2 && !now.includes(before[0]) && now;
+  });
+  assert.ok(after.includes(before[1]), 'the other worker was left alone');
+  await until('the replacement listening', () => listeningWorkers(gw).size === 3);
+  assert.match(gw.output(), /msg="worker died: starting a replacement"/);
+  for (let i = 0; i < 6; i++) assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
+});
+
+test('SIGHUP reloads every worker in place (issue 7 semantics): same processes, each logs its reload', async () => {
+  const before = childPids(gw.process.pid!).sort();
+  const reloads = () => new Set([...gw.output().matchAll(/msg="SIGHUP: reloading certificates[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
+  const seen = reloads().size;
+  gw.process.kill('SIGHUP');
+  await until('both workers reloading', () => reloads().size === seen + 2);
+  assert.deepEqual(childPids(gw.process.pid!).sort(), before);
+  assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
+});
+
+test('SIGUSR2 replaces the workers one at a time without refusing a request', async () => {
+  const before = childPids(gw.process.pid!);
+  let stop = false;
+  const statuses: number[] = [];
+  const errors: string[] = [];
+  const load = (async () => {
+    while (!stop) {
+      try {
+        statuses.push((await get(port, '/api/internal/v1/gateway/alive')).status);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+  })();
+  const replacedBefore = (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length;
+  gw.process.kill('SIGUSR2');
+  await until('the rolling restart to finish', () => (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length > replacedBefore, 30_000).catch((err: Error) => {
+    throw new Error(`${err.message}\n${gw.output().split('SIGUSR2').slice(1).join('SIGUSR2').slice(-4000)}`);
+  });
+  stop = true;
+  await load;
+  const now = childPids(gw.process.pid!);
+  assert.equal(now.length, 2);
+  assert.ok(now.every((p) => !before.includes(p)), 'every worker is new');
+  assert.deepEqual(errors, []);
+  assert.ok(statuses.length > 10 && statuses.every((s) => s === 204), `statuses during the restart: ${statuses.length}`);
+  // The new workers still sign and verify with the same secret: the artifact is served from the cache.
+  const res = await get(port, await rewrittenLink());
+  assert.equal(res.md5, md5(content));
+  assert.equal(store.stats(KEY).fullDownloads, 1);
+});
+
+test('SIGTERM drains every worker and exits 0', async () => {
+  const workers = childPids(gw.process.pid!);
+  const code = await gw.stop(15_000);
+  assert.equal(code, 0);
+  for (const w of workers) assert.throws(() => process.kill(w, 0), 'worker process is gone');
+});
