@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from './config/types';
 import { parseDuration } from './config/parse-duration';
 import { setForwardedHeaders } from './http/forwarded-headers';
-import { replyError } from './http/reply-error';
+import { rawJsonResponse, replyError } from './http/reply-error';
 import type { RequestContext, Route } from './http/route';
 import { aliveRoute, createRouter, type Router } from './http/router';
 import { logWhenDone } from './observe/access-log';
@@ -120,8 +120,16 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       log.debug('malformed request or TLS failure from device', { err: err.code ?? err.message, client: socket.remoteAddress });
       if (socket.writable && !socket.destroyed && err.code !== 'ECONNRESET') {
-        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 47\r\n\r\n{"error":"malformed request","request_id":""}\n');
+        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+        socket.end(rawJsonResponse(status, status === 408 ? 'request timed out' : 'malformed request', randomUUID()));
       } else socket.destroy();
+    });
+    // The gateway is no forward proxy: CONNECT gets an answer, never a tunnel.
+    server.on('connect', (req: IncomingMessage, socket: Socket) => {
+      const ctx = contextFor(req, protocol, log);
+      ctx.log.warn('CONNECT refused', { client: ctx.clientAddress });
+      socket.on('error', () => undefined);
+      socket.end(rawJsonResponse(405, 'CONNECT is not supported', ctx.requestId));
     });
     if (protocol === 'https') {
       server.on('tlsClientError', (err: Error, socket: Socket) => log.debug('TLS handshake failed', { err: err.message, client: socket.remoteAddress }));

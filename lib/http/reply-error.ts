@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from './gateway-error';
 import type { Logger } from '../observe/log';
@@ -24,6 +24,13 @@ export function sendJsonError(res: ServerResponse, status: number, message: stri
     'X-MEN-RequestID': requestId,
   });
   res.end(body);
+}
+
+/** A whole HTTP/1.1 error response for a raw socket (malformed requests, refused upgrades, CONNECT). */
+export function rawJsonResponse(status: number, message: string, requestId: string): string {
+  const body = JSON.stringify({ error: message, request_id: requestId });
+  const reason = STATUS_CODES[status] ?? 'Error';
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-MEN-RequestID: ${requestId}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 export function replyError(req: IncomingMessage, res: ServerResponse | Socket, err: unknown, log: Logger): void {

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { GatewayConfig } from '../config/types';
 import { parseDuration } from '../config/parse-duration';
-import { sendJsonError } from '../http/reply-error';
+import { rawJsonResponse, sendJsonError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
@@ -102,8 +102,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
       if (verdict.ok) return true;
       mtlsMetrics.refused(verdict.reason);
       ctx.log.warn('websocket refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
-      const body = JSON.stringify({ error: 'client certificate revoked', request_id: ctx.requestId });
-      socket.end(`HTTP/1.1 ${verdict.status} ${verdict.status === 403 ? 'Forbidden' : 'Unauthorized'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(rawJsonResponse(verdict.status, verdict.status === 403 ? 'client certificate revoked' : 'client certificate required', ctx.requestId));
       return false;
     },
     route,
