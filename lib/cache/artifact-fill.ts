@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import type http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { plainMd5Etag } from './cache-key';
-import { objectPath, sidecarPath, tmpPath, type CacheLayout } from './cache-layout';
+import { ensureLayout, objectPath, sidecarPath, tmpPath, type CacheLayout } from './cache-layout';
 import { readPublished, type CacheIndex, type Sidecar } from './cache-index';
 import { makeRoom } from './evict-lru';
 import { tryFillLock, type HeldLock, type LockTiming } from './fill-lock';
@@ -35,6 +35,8 @@ export interface FillContext {
   closing: AbortSignal;
 }
 
+const CACHE_DIR_ERRORS = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOENT', 'ENOTDIR']);
+
 export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContext): Promise<void> {
   const started = Date.now();
   try {
@@ -54,6 +56,15 @@ export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContex
     if (err instanceof SinkRefused || err instanceof NoContentLength) {
       ctx.log.warn('artifact served uncached', { key: p.key, reason: err.message });
       p.skip({ kind: 'uncached', reason: err.message });
+      return;
+    }
+    // The cache directory cannot take a fill (read-only, not ours, deleted under us): devices
+    // stream from the origin instead, and a deleted layout is made again for the next fill.
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (p.state === 'starting' && CACHE_DIR_ERRORS.has(code)) {
+      if (code === 'ENOENT') await ensureLayout(ctx.layout).catch(() => undefined);
+      ctx.log.warn('artifact served uncached: the cache directory cannot take it', { key: p.key, reason: (err as Error).message });
+      p.skip({ kind: 'uncached', reason: code });
       return;
     }
     const gw = err instanceof GatewayError ? err : new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache fill failed, try again', { cause: err });

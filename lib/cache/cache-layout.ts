@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
+import { promises as fsp } from 'node:fs';
 
 // On-disk layout, versioned so a future format can live beside this one (STYLE principle 7):
 //   <Path>/v1/objects/<id>        published artifact bytes
@@ -66,3 +67,8 @@ export function ownerRecord(): string {
 }
 
 export const ENTRY_ID = /^[0-9a-f]{64}$/;
+
+/** Create the layout's directories (at start, and again if they were deleted under us). */
+export async function ensureLayout(layout: CacheLayout): Promise<void> {
+  for (const dir of [layout.objects, layout.tmp, layout.locks]) await fsp.mkdir(dir, { recursive: true });
+}

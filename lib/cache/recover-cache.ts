@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ENTRY_ID, isThisHost, parseTmpName, processAlive, type CacheLayout } from './cache-layout';
+import { ENTRY_ID, isThisHost, parseTmpName, processAlive, type CacheLayout, ensureLayout } from './cache-layout';
 import { readPublished, type CacheIndex } from './cache-index';
 import { removeEntry } from './evict-lru';
 import type { Logger } from '../observe/log';
@@ -41,7 +41,7 @@ export async function recoverCache(ctx: RecoverContext): Promise<void> {
 }
 
 async function ensureDirectories({ layout }: RecoverContext): Promise<number> {
-  for (const dir of [layout.objects, layout.tmp, layout.locks]) await fsp.mkdir(dir, { recursive: true });
+  await ensureLayout(layout);
   return 0;
 }
 

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, type TestOrigin } from '../integration/cache-harness';
 import type { GatewayProcess } from '../support/gateway-process';
-import { alive, assertNoSecrets, gatewayConfig, linkPath, newSecret, runGateway, signerFor, sleep } from './fault-harness';
+import { alive, assertNoSecrets, fdCount, gatewayConfig, linkPath, newSecret, runGateway, settledFds, signerFor, sleep } from './fault-harness';
 import { recordFigures } from './figures';
 
 // The cache's disk misbehaves under the real gateway process: it fills up during a fill (a small
@@ -81,6 +81,59 @@ test('the disk fills up during a fill: the device gets every byte or a break it 
   faults++;
   served += 3;
   assertNoSecrets(gw.output(), [secret]);
-  recordFigures('cache disk full mid-fill', { trials: 1, faults, inputs: served, bytesLost: 0, note: '4 MiB tmpfs taken by another writer during a 2.5 MiB fill' });
 });
 
+test('the cache directory turns read-only: artifacts are streamed uncached, the log says why', async () => {
+  const logBefore = gw.output().length;
+  execFileSync('mount', ['-o', 'remount,ro', mount]);
+  try {
+    const results = await Promise.all([download(link('ro.mender')), download(link('ro.mender')), download(link('full.mender'))]);
+    for (const d of results) {
+      assert.equal(d.status, 200);
+      assert.ok(d.complete);
+      assert.equal(d.md5, md5(body));
+    }
+    assert.match(gw.output().slice(logBefore), /EROFS|read-only|uncached/i);
+  } finally {
+    execFileSync('mount', ['-o', 'remount,rw', mount]);
+  }
+  await assertWholeOrNothing();
+  const healed = await download(link('ro.mender'));
+  assert.equal(healed.md5, md5(body));
+  assert.ok(alive(gw));
+  faults++;
+  served += 4;
+});
+
+test('the cache directory is deleted under the running gateway: no crash, devices served, the log says why', async () => {
+  const pid = gw.process.pid!;
+  const fdBefore = fdCount(pid);
+  const logBefore = gw.output().length;
+  await fsp.rm(cachePath, { recursive: true, force: true });
+  const results = await Promise.all([download(link('gone.mender')), download(link('ro.mender')), download(link('full.mender'))]);
+  await sleep(3000);
+  results.push(await download(link('gone-later.mender')));
+  assert.deepEqual(results.map((d) => d.status), [200, 200, 200, 200], 'statuses right after the deletion and 3 s later');
+  for (const d of results) {
+    assert.equal(d.status, 200);
+    assert.ok(d.complete);
+    assert.equal(d.md5, md5(body));
+  }
+  // Deleted mid-fill as well.
+  const mid = download(link('gone-mid.mender'));
+  await sleep(300);
+  await fsp.rm(cachePath, { recursive: true, force: true });
+  const m = await mid;
+  if (m.complete) assert.equal(m.md5, md5(body));
+  const again = await download(link('gone-mid.mender'));
+  assert.equal(again.md5, md5(body));
+  assert.ok(alive(gw));
+  assert.match(gw.output().slice(logBefore), /level=(warn|error)/, 'the log says something went wrong');
+  await assertWholeOrNothing();
+  const fdAfter = await settledFds(pid, fdBefore, 15_000);
+  assert.ok(fdAfter <= fdBefore + 1, `descriptors: ${fdBefore} before, ${fdAfter} after`);
+  assertNoSecrets(gw.output(), [secret]);
+  faults += 2;
+  served += 5;
+  recordFigures('cache disk faults', { trials: 3, faults, inputs: served, bytesLost: 0, note: 'full mid-fill, read-only, deleted idle and mid-fill' });
+});
