@@ -34,17 +34,8 @@ export type JournalRecord =
   | { t: 'add'; entry: JournalEntry }
   | { t: 'done'; seq: number; result: ReportResult; status?: number };
 
-interface AddLine {
-  t: 'add';
-  seq: number;
-  at: number;
-  device: string;
-  kind: ReportKind;
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-}
+/** An entry as one JSON line: the body in base64. */
+type AddLine = { t: 'add' } & Omit<JournalEntry, 'body'> & { body: string };
 
 export function encodeRecord(record: JournalRecord): Buffer {
   const json =

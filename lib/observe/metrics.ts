@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { statusBoard } from './status-page/status-board';
+import type { JournalStats } from '../journal/report-journal';
 
 // Metrics.* (issue 7, product doc §7.2): one registry per process, served by the admin listener.
 // Every label set is bounded: methods outside the known list become OTHER, routes are the route
@@ -97,15 +98,7 @@ export const cacheMetrics = {
 };
 
 // Report journal (issue 10): reports kept while upstream was unreachable and how each ended.
-export interface JournalView {
-  queued: number;
-  bytes: number;
-  devices: number;
-  journaled: number;
-  replayed: number;
-  failed: number;
-  superseded: number;
-}
+export type JournalView = JournalStats;
 const journalJournaled = new Counter({ name: 'mender_gateway_journal_journaled_total', help: 'Device reports answered by the gateway and kept in the journal because upstream was unreachable, by kind.', labelNames: ['kind'], registers: [metricsRegistry] });
 const journalEnded = new Counter({ name: 'mender_gateway_journal_ended_total', help: 'Journaled reports that left the journal, by result (delivered, aborted, superseded, rejected, unauthorized, expired).', labelNames: ['result'], registers: [metricsRegistry] });
 const journalRefused = new Counter({ name: 'mender_gateway_journal_refused_total', help: 'Reports not journaled (journal full or unwritable): the device got the upstream error.', labelNames: ['reason'], registers: [metricsRegistry] });
