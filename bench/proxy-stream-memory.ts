@@ -55,7 +55,12 @@ export async function benchProxyStreamMemory(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-proxy-'));
   let gateway: GatewayProcess | undefined;
   try {
-    const configFile = writeGatewayConfig(dir, { HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` } });
+    const configFile = writeGatewayConfig(dir, {
+      HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+      UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
+      // One process, so the RSS sampled is the one that moves the bytes (auto may fork workers).
+      Workers: 1,
+    });
     gateway = await startGateway({ configFile, waitFor: ['http'] });
     const pid = gateway.process.pid!;
     const port = Number(gateway.listeners.http.split(':').pop());
