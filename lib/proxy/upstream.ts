@@ -36,7 +36,13 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
   }
   const agents = new Map<string, http.Agent>();
 
+  // The proxy decision depends only on scheme and host: made once per origin, not per fetch.
+  const agentByOrigin = new Map<string, http.Agent>();
+
   function agentFor(url: URL): http.Agent {
+    const origin = `${url.protocol}//${url.host}`;
+    const known = agentByOrigin.get(origin);
+    if (known) return known;
     const proxy = proxyFor(url, env);
     const key = `${url.protocol}|${proxy ?? ''}`;
     let agent = agents.get(key);
@@ -46,6 +52,7 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
       else agent = url.protocol === 'https:' ? new https.Agent({ ...common, ...tls }) : new http.Agent(common);
       agents.set(key, agent);
     }
+    agentByOrigin.set(origin, agent);
     return agent;
   }
 
@@ -80,7 +87,8 @@ class TunnelAgent extends HttpsProxyAgent<string> {
 
 /** The proxy URL for a target, honouring NO_PROXY (comma- or space-separated, as Go and curl do). */
 export function proxyFor(url: URL, env: NodeJS.ProcessEnv): string | undefined {
-  // proxy-from-env reads process.env; pass the given environment through a scoped copy.
+  // proxy-from-env reads process.env; a given environment (tests) is swapped in for the call.
+  if (env === process.env) return getProxyForUrl(url.href) || undefined;
   const saved = process.env;
   process.env = env;
   try {
