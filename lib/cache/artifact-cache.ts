@@ -162,7 +162,9 @@ export class ArtifactCache implements ArtifactServer {
   private async mayFit(id: string): Promise<boolean> {
     const size = this.tooBig.get(id);
     if (size === undefined) return true;
-    const fits = await makeRoom({ layout: this.layout, index: this.index, incoming: size, reserved: this.reservedBytes(), maxSize: this.opts.config.MaxSize, log: this.fillContext.log });
+    // A cache directory that cannot even be measured (deleted under us) is the fill's to
+    // handle: it streams uncached and makes the layout again.
+    const fits = await makeRoom({ layout: this.layout, index: this.index, incoming: size, reserved: this.reservedBytes(), maxSize: this.opts.config.MaxSize, log: this.fillContext.log }).catch(() => true);
     if (fits) this.tooBig.delete(id);
     return fits;
   }
