@@ -169,9 +169,10 @@ export class ArtifactCache implements ArtifactServer {
     return fits;
   }
 
-  private reservedBytes(): number {
-    let bytes = 0;
-    for (const p of this.fills.values()) if (p.state === 'growing') bytes += p.size - p.written;
+  /** Fills this process runs or follows: tmp file → bytes still to come. */
+  private reservedBytes(): Map<string, number> {
+    const bytes = new Map<string, number>();
+    for (const p of this.fills.values()) if (p.state === 'growing') bytes.set(p.path, p.size - p.written);
     return bytes;
   }
 }

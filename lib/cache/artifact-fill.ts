@@ -29,8 +29,8 @@ export interface FillContext {
   /** How often a fill waiting for another process's lock looks again. */
   lockPollMs: number;
   maxSize: number;
-  /** Bytes still to come for the other fills of this process (space they will take). */
-  reserved(): number;
+  /** The fills this process runs or follows: tmp file → bytes still to come (space they will take). */
+  reserved(): ReadonlyMap<string, number>;
   /** Aborted on close(): every fill stops. */
   closing: AbortSignal;
 }

@@ -81,6 +81,35 @@ export class CacheIndex {
     return [...this.entries.values()];
   }
 
+  /**
+   * Agree with the disk before planning an eviction: entries other processes (sibling
+   * workers, another gateway on the same path) published appear, their serves move our LRU
+   * order (the mtime), and entries removed under us go. Only run before a fill, so the
+   * directory listing and one stat per entry are cheap next to the download.
+   */
+  async syncWithDisk(): Promise<void> {
+    let names: Set<string>;
+    try {
+      names = new Set(await fsp.readdir(this.layout.objects));
+    } catch {
+      return; // layout deleted under us: the fill makes it again
+    }
+    for (const [id, e] of this.entries) {
+      if (!names.has(id) || !names.has(`${id}.json`)) {
+        if (e.readers === 0) this.delete(id);
+        continue;
+      }
+      const mtime = await fsp.stat(objectPath(this.layout, id)).then((st) => st.mtimeMs, () => 0);
+      if (mtime > e.lastServed) e.lastServed = mtime;
+    }
+    for (const name of names) {
+      const m = /^([0-9a-f]{64})\.json$/.exec(name);
+      if (!m || this.entries.has(m[1]!) || !names.has(m[1]!)) continue;
+      const entry = await readPublished(this.layout, m[1]!);
+      if (entry) this.set(entry);
+    }
+  }
+
   usedBytes(): number {
     let used = 0;
     for (const e of this.entries.values()) used += e.size;

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { objectPath, sidecarPath, type CacheLayout } from './cache-layout';
 import type { CacheIndex } from './cache-index';
+import { bytesToComeElsewhere } from './fill-lock';
 import type { Logger } from '../observe/log';
 import { cacheMetrics } from '../observe/metrics';
 
@@ -61,13 +62,24 @@ export async function removeEntry(layout: CacheLayout, id: string): Promise<void
   await fsp.rm(objectPath(layout, id), { force: true });
 }
 
-export async function makeRoom(opts: { layout: CacheLayout; index: CacheIndex; incoming: number; reserved: number; maxSize: number; log: Logger }): Promise<boolean> {
+export interface RoomRequest {
+  layout: CacheLayout;
+  index: CacheIndex;
+  incoming: number;
+  /** The fills this process runs or follows (tmp file → bytes to come); others' are read from their announcements. */
+  reserved: ReadonlyMap<string, number>;
+  maxSize: number;
+  log: Logger;
+}
+
+export async function makeRoom(opts: RoomRequest): Promise<boolean> {
   const { layout, index, log } = opts;
+  await index.syncWithDisk();
   const facts: SpaceFacts = {
     incoming: opts.incoming,
     free: await freeBytes(layout.objects),
     used: index.usedBytes(),
-    reserved: opts.reserved,
+    reserved: sum(opts.reserved.values()) + (await bytesToComeElsewhere(layout, opts.reserved)),
     maxSize: opts.maxSize,
   };
   const plan = planEviction(index.all(), facts);
@@ -81,4 +93,10 @@ export async function makeRoom(opts: { layout: CacheLayout; index: CacheIndex; i
     log.info('cache entry evicted', { key: e.key, size: e.size });
   }
   return plan.fits;
+}
+
+function sum(values: Iterable<number>): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
 }

@@ -88,3 +88,27 @@ export async function tryFillLock(layout: CacheLayout, id: string, timing: LockT
     },
   };
 }
+
+/**
+ * Bytes the fills of other processes on this cache path still have to write (announced size
+ * minus what their tmp file holds): the free space a new fill must leave them. `known` are
+ * the tmp files this process already counts (its own fills, and those it follows).
+ */
+export async function bytesToComeElsewhere(layout: CacheLayout, known: ReadonlyMap<string, number>): Promise<number> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(layout.locks);
+  } catch {
+    return 0;
+  }
+  let total = 0;
+  for (const name of names) {
+    const m = /^([0-9a-f]{64})\.owner$/.exec(name);
+    if (!m) continue;
+    const fill = await readAnnouncement(layout, m[1]!);
+    if (!fill || known.has(fill.tmp)) continue;
+    const written = await fsp.stat(fill.tmp).then((st) => st.size, () => fill.size);
+    total += Math.max(0, fill.size - written);
+  }
+  return total;
+}

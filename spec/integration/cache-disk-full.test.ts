@@ -150,3 +150,59 @@ test('the disk fills up during a fill (ENOSPC): nothing is published, the device
     execFileSync('umount', ['-l', small]);
   }
 });
+
+test('two processes on one cache path: eviction and MaxSize see what the other published, and leave room for its running fill', async () => {
+  // Two caches in this process stand for two workers: each has its own in-memory index.
+  const shared = path.join(dir, 'shared');
+  await fsp.mkdir(shared);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0700', 'tmpfs', shared]);
+  const slow = await startOrigin(body, { throttle: 4 * MiB });
+  const a = await createArtifactCache({ config: cacheConfig(shared), log: quietLog() });
+  const b = await createArtifactCache({ config: cacheConfig(shared), log: quietLog() });
+  const [fa, fb] = [await startFront(a), await startFront(b)];
+  try {
+    const id = (n: string) => entryId(cacheKey(slow.url(n)));
+    slow.behaviour.throttle = 0;
+    assert.equal((await download(fa.url(slow.url('q')))).md5, md5(body)); // 10 of 24 MiB, published by A
+    slow.behaviour.throttle = 4 * MiB;
+    // A fills r1 slowly; B's r2 needs its 10 MiB plus what r1 has still to write: only evicting
+    // q (which B never served) makes room for both.
+    const r1 = download(fa.url(slow.url('r1')));
+    await new Promise((r) => setTimeout(r, 500));
+    const r2 = download(fb.url(slow.url('r2')));
+    const [d1, d2] = await Promise.all([r1, r2]);
+    assert.ok(d1.complete && d2.complete, 'neither fill ran out of space');
+    assert.equal(d1.md5, md5(body));
+    assert.equal(d2.md5, md5(body));
+    assert.deepEqual((await publishedIds(shared)).sort(), [id('r1'), id('r2')].sort());
+
+    // MaxSize counts the other's entries too: with a 25 MiB cap, B caching m evicts A's oldest.
+    await a.close();
+    await b.close();
+    const capped = [cacheConfig(shared, { MaxSize: 25 * MiB }), cacheConfig(shared, { MaxSize: 25 * MiB })];
+    const [ca, cb] = [await createArtifactCache({ config: capped[0]!, log: quietLog() }), await createArtifactCache({ config: capped[1]!, log: quietLog() })];
+    const [fca, fcb] = [await startFront(ca), await startFront(cb)];
+    try {
+      slow.behaviour.throttle = 0;
+      await fsp.utimes(path.join(shared, 'v1', 'objects', id('r1')), new Date(1000), new Date(1000));
+      // B restarted before A published s: only a fresh look at the disk tells B about it.
+      await fsp.rm(path.join(shared, 'v1', 'objects', id('r2')));
+      await fsp.rm(path.join(shared, 'v1', 'objects', `${id('r2')}.json`));
+      assert.equal((await download(fca.url(slow.url('s')))).md5, md5(body));
+      assert.equal((await download(fcb.url(slow.url('m')))).md5, md5(body));
+      assert.deepEqual((await publishedIds(shared)).sort(), [id('s'), id('m')].sort(), 'the oldest entry (r1) went');
+    } finally {
+      await ca.close();
+      await cb.close();
+      await fca.close();
+      await fcb.close();
+    }
+  } finally {
+    await a.close();
+    await b.close();
+    await fa.close();
+    await fb.close();
+    await slow.close();
+    execFileSync('umount', ['-l', shared]);
+  }
+});
