@@ -19,6 +19,7 @@ export interface EnvOverride {
 
 const AP = ['Features', 'ArtifactsProxy'];
 const CACHE = [...AP, 'ArtifactsCache'];
+const S3 = [...CACHE, 'S3'];
 const MTLS = ['Features', 'mTLS'];
 const SYSTEM = ['Features', 'DeviceSystem'];
 const JOURNAL = ['Features', 'ReportJournal'];
@@ -33,6 +34,13 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'ARTIFACTS_PROXY_CACHE_LINK_EXPIRE_DURATION', path: [...CACHE, 'LinkExpireDuration'], kind: 'string' },
   { env: 'ARTIFACTS_PROXY_CACHE_MAX_SIZE', path: [...CACHE, 'MaxSize'], kind: 'integer', ours: true },
   { env: 'ARTIFACTS_PROXY_CACHE_PREWARM', path: [...CACHE, 'Prewarm'], kind: 'bool', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_S3_ENABLED', path: [...S3, 'Enabled'], kind: 'bool', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_S3_ENDPOINT', path: [...S3, 'Endpoint'], kind: 'string', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_S3_BUCKET', path: [...S3, 'Bucket'], kind: 'string', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_S3_REGION', path: [...S3, 'Region'], kind: 'string', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID', path: [...S3, 'AccessKeyID'], kind: 'string', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY', path: [...S3, 'SecretAccessKey'], kind: 'string', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_S3_PREFIX', path: [...S3, 'Prefix'], kind: 'string', ours: true },
   { env: 'MTLS_ENABLED', path: [...MTLS, 'Enabled'], kind: 'bool' },
   { env: 'MTLS_CA_CERTIFICATE', path: [...MTLS, 'CACertificate'], kind: 'string' },
   { env: 'MTLS_BLACKLIST_PATH', path: [...MTLS, 'BlacklistPath'], kind: 'string' },

@@ -8,5 +8,7 @@ export function redactedConfig(config: Readonly<GatewayConfig>): unknown {
   const mask = (value: string) => (value === '' ? '' : '[redacted]');
   copy.Features.mTLS.MenderPassword = mask(copy.Features.mTLS.MenderPassword);
   copy.Features.ArtifactsProxy.ArtifactsCache.SignatureSecret = mask(copy.Features.ArtifactsProxy.ArtifactsCache.SignatureSecret);
+  const s3 = copy.Features.ArtifactsProxy.ArtifactsCache.S3;
+  if (s3) s3.SecretAccessKey = mask(s3.SecretAccessKey);
   return copy;
 }

@@ -18,6 +18,20 @@ export interface ArtifactsCacheConfig {
   MaxSize: number;
   /** ours: start filling the cache as soon as a deployment instruction names an artifact. */
   Prewarm: boolean;
+  /** ours (issue 11): shared second-level cache in a bucket; the loader always sets it (schema default). */
+  S3?: ArtifactsCacheS3Config;
+}
+
+export interface ArtifactsCacheS3Config {
+  Enabled: boolean;
+  /** http(s) URL of the S3 endpoint. */
+  Endpoint: string;
+  Bucket: string;
+  Region: string;
+  AccessKeyID: string;
+  SecretAccessKey: string;
+  /** Key prefix of the cache's objects, e.g. "mender-gateway-cache/". */
+  Prefix: string;
 }
 
 export interface GatewayConfig {
