@@ -17,9 +17,12 @@ node_modules/.installed: package.json package-lock.json
 
 install: node_modules/.installed
 
+# The config validator is generated after tsc (ajv standalone code, lib/config/build-validator.ts):
+# the gateway then loads neither ajv nor compiles the schema at start.
 build: install
 	rm -rf dist
 	$(TSC) -p tsconfig.json
+	$(NODE) dist/lib/config/build-validator.js
 
 test: build
 	@mkdir -p coverage

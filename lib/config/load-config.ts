@@ -1,16 +1,15 @@
-// Read mender-gateway.conf → overlay the environment → validate against schema.json (ajv,
-// compiled once, allErrors) → apply defaults on a private copy → deep-freeze. Every problem is
-// reported at once, one line each; unknown keys are warnings, so configs written for newer
-// products still start.
+// Read mender-gateway.conf → overlay the environment → validate against schema.json (ajv's code,
+// generated at build time or compiled once; allErrors) → apply defaults on a private copy →
+// deep-freeze. Every problem is reported at once, one line each; unknown keys are warnings, so
+// configs written for newer products still start.
 
 import { readFileSync } from 'node:fs';
-import Ajv, { type ValidateFunction } from 'ajv';
 import schema from './schema.json';
 import { applyEnvOverrides } from './env-overrides';
 import { describeConfigError } from './describe-config-error';
 import { matchKeyCase } from './match-key-case';
 import { checkRequiredKeys } from './check-required-keys';
-import { VALUE_FORMATS } from './value-formats';
+import { configValidator } from './validate-config';
 import type { GatewayConfig, LoadedConfig } from './types';
 
 export const DEFAULT_CONFIG_PATH = '/etc/mender/mender-gateway.conf';
@@ -30,18 +29,6 @@ export interface LoadConfigOptions {
   /** true when the file was named by --config: then a missing file is an error. */
   explicit: boolean;
   env: NodeJS.ProcessEnv;
-}
-
-let compiled: ValidateFunction | undefined;
-
-function validator(): ValidateFunction {
-  if (compiled === undefined) {
-    // Options differing from ajv's defaults only. useDefaults mutates: it runs on our private copy.
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true });
-    for (const [name, format] of Object.entries(VALUE_FORMATS)) ajv.addFormat(name, format.validate);
-    compiled = ajv.compile(schema);
-  }
-  return compiled;
 }
 
 const READ_ERRORS: Record<string, string> = {
@@ -117,7 +104,7 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
     overlay = result;
   }
 
-  const validate = validator();
+  const validate = configValidator();
   if (!validate(data)) {
     for (const err of validate.errors ?? []) {
       const described = describeConfigError(err, data, overlay.source);

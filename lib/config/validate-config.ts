@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import type { ErrorObject } from 'ajv';
+import schema from './schema.json';
+import { VALUE_FORMATS } from './value-formats';
+
+// The schema.json validator the loader runs: the one generated at build time
+// (lib/config/build-validator.ts) when it is there and made from this very schema; otherwise
+// ajv, loaded and compiled now (a build by `tsc` alone, as in development and the test suite).
+// Both give the same errors: the generated code is ajv's own, with the same options and formats.
+
+export interface ConfigValidator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+interface GeneratedModule {
+  schemaDigest: string;
+  makeValidator(formats: typeof VALUE_FORMATS): ConfigValidator;
+}
+
+/** Which schema a validator was made from. */
+export function schemaDigest(): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 16);
+}
+
+let chosen: { validate: ConfigValidator; generated: boolean } | undefined;
+
+function choose(): { validate: ConfigValidator; generated: boolean } {
+  let generated: GeneratedModule | undefined;
+  try {
+    generated = require('./schema-validator.generated') as GeneratedModule;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+  }
+  if (generated?.schemaDigest === schemaDigest()) return { validate: generated.makeValidator(VALUE_FORMATS), generated: true };
+  // Required here only: build-validator loads ajv, which the generated file spares.
+  const build = require('./build-validator') as typeof import('./build-validator');
+  return { validate: build.compileWithAjv(), generated: false };
+}
+
+/** The validator, chosen and made once per process. */
+export function configValidator(): ConfigValidator {
+  chosen ??= choose();
+  return chosen.validate;
+}
+
+/** Whether the build-time validator is in use. */
+export function usesGeneratedValidator(): boolean {
+  configValidator();
+  return chosen!.generated;
+}
