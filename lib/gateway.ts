@@ -67,10 +67,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
   if (journaling) routes.push(...journaling.routes);
   // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
-  const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.replay.noteUpstreamAnswer(status)) });
+  const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)) });
   // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(createInventoryRoute(config.Features.DeviceSystem, upstream));
-  const router = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
+  const routed = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
+  const router = journaling ? journaling.ordered(routed) : routed;
 
   const listeners: Listener[] = [];
   const addresses: Partial<Record<Protocol, AddressInfo>> = {};

@@ -2,19 +2,23 @@ import { join } from 'node:path';
 import type { GatewayConfig } from '../config/types';
 import { parseDuration } from '../config/parse-duration';
 import type { Route } from '../http/route';
+import type { Router } from '../http/router';
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
+import { localDesk, type ReportDesk } from './report-desk';
 import { ReportJournal } from './report-journal';
 import { ReportReplay, type ReplayOptions } from './report-replay';
 import { createReportRoutes } from './report-routes';
+import { reportsFirst } from './reports-first';
 
 // Features.ReportJournal (issue 10) as the gateway composes it: the journal opened (and what it
 // held before a restart queued for replay), the replay loop, the device routes.
 
 export interface ReportJournaling {
   routes: Route[];
-  journal: ReportJournal;
-  replay: ReportReplay;
+  desk: ReportDesk;
+  /** The router, with a device's `next` held back while its reports wait (reports-first.ts). */
+  ordered(router: Router): Router;
   close(): Promise<void>;
 }
 
@@ -38,10 +42,11 @@ export async function openReportJournaling(config: Readonly<GatewayConfig>, upst
   }
   const replay = new ReportReplay(journal, upstream, log, options);
   if (journal.stats.queued > 0) replay.wake();
+  const desk = localDesk(journal, replay, upstream, log);
   return {
-    routes: createReportRoutes({ journal, replay, upstream, deviceSystem: config.Features.DeviceSystem }),
-    journal,
-    replay,
+    routes: createReportRoutes({ desk, upstream, deviceSystem: config.Features.DeviceSystem }),
+    desk,
+    ordered: (router) => reportsFirst(router, desk),
     async close() {
       replay.close();
       await journal.close();
