@@ -20,6 +20,7 @@ import { serveCachedFile } from './serve-cached-file';
 import { serveGrowingFile } from './serve-growing-file';
 import { serveUncached } from './serve-uncached';
 import { SingleFlight } from './single-flight';
+import { createSharedCache, type SharedCache, type SharedTiming } from './s3-shared-cache';
 
 // Features.ArtifactsProxy.ArtifactsCache (issue 5): one origin download per artifact
 // whatever the number of devices or gateway processes, streamed to every waiting device
@@ -37,6 +38,8 @@ export interface CacheTuning {
   /** proper-lockfile `stale` (ms); the same value must be used by every process on the path. */
   staleMs?: number;
   lockPollMs?: number;
+  /** ArtifactsCache.S3 timings (issue 11). */
+  shared?: Partial<SharedTiming>;
 }
 
 export interface ArtifactCacheOptions {
@@ -44,6 +47,8 @@ export interface ArtifactCacheOptions {
   log: Logger;
   agentFor?: (url: URL) => http.Agent | undefined;
   tuning?: CacheTuning;
+  /** The bucket shared with other gateways (made by createArtifactCache from ArtifactsCache.S3). */
+  shared?: SharedCache;
 }
 
 /** Embedded disks can stall for seconds on fsync; a lock refreshed every 10 s and stale after 20 s rides that out. */
@@ -78,6 +83,7 @@ export class ArtifactCache implements ArtifactServer {
       maxSize: config.MaxSize,
       reserved: () => this.reservedBytes(),
       closing: this.closing.signal,
+      shared: opts.shared,
     };
   }
 
@@ -125,6 +131,7 @@ export class ArtifactCache implements ArtifactServer {
   async close(): Promise<void> {
     this.closing.abort(new GatewayError('SERVICE_UNAVAILABLE', 'gateway is shutting down'));
     await Promise.allSettled([...this.running]);
+    await this.opts.shared?.close();
   }
 
   /** Fills running in this process (for tests and metrics). */
@@ -181,7 +188,8 @@ export async function createArtifactCache(opts: ArtifactCacheOptions): Promise<A
   const { config } = opts;
   if (typeof config.Path !== 'string' || config.Path === '') throw new TypeError('expected ArtifactsCache.Path to be a directory, got an empty value');
   if (!Number.isSafeInteger(config.MaxSize) || config.MaxSize < 0) throw new TypeError(`expected ArtifactsCache.MaxSize to be a byte count ≥ 0, got ${String(config.MaxSize)}`);
-  const cache = new ArtifactCache(opts);
+  const shared = config.S3?.Enabled ? (opts.shared ?? createSharedCache(config.S3, opts.log, opts.tuning?.shared)) : undefined;
+  const cache = new ArtifactCache({ ...opts, shared });
   const staleMs = opts.tuning?.staleMs ?? DEFAULT_STALE_MS;
   await recoverCache({ layout: cache.layout, index: cache.index, log: opts.log.child({ component: 'artifact-cache' }), staleMs });
   return cache;

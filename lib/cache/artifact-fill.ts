@@ -10,6 +10,7 @@ import { tryFillLock, type HeldLock, type LockTiming } from './fill-lock';
 import type { FillProgress } from './fill-progress';
 import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
 import { NoContentLength, OriginRefused, resumableDownload, SinkRefused, type RetryPolicy } from './resumable-download';
+import type { Claim, SharedCache } from './s3-shared-cache';
 import { GatewayError } from '../http/gateway-error';
 import type { Logger } from '../observe/log';
 import { redactUrl } from '../observe/log';
@@ -33,6 +34,8 @@ export interface FillContext {
   reserved(): ReadonlyMap<string, number>;
   /** Aborted on close(): every fill stops. */
   closing: AbortSignal;
+  /** ArtifactsCache.S3 (issue 11): the bucket shared by several gateways, looked at before the origin. */
+  shared?: SharedCache;
 }
 
 const CACHE_DIR_ERRORS = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOENT', 'ENOTDIR']);
@@ -109,12 +112,16 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   const signal = AbortSignal.any([ctx.closing, lock.signal]);
   const tmp = tmpPath(ctx.layout, p.id);
   const tmpMeta = tmpPath(ctx.layout, p.id, '.json');
+  // Issue 11: the bucket copy, or the bucket lock that makes this gateway the origin's one filler.
+  const claim: Claim | null = ctx.shared ? await ctx.shared.claim(p.id, p.key, signal) : null;
+  const source = claim?.kind === 'bucket' ? claim.url : origin;
+  let bucketLock = claim?.kind === 'origin' ? claim.lock : null;
   const fh = await fsp.open(tmp, 'wx');
   let open = true;
   try {
     const md5 = createHash('md5');
     const got = await resumableDownload(
-      origin,
+      source,
       {
         start: async (size, etag) => {
           const fits = await makeRoom({ layout: ctx.layout, index: ctx.index, incoming: size, reserved: ctx.reserved(), maxSize: ctx.maxSize, log: ctx.log });
@@ -128,24 +135,30 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
           p.advance(chunk.length);
         },
       },
-      { signal, agent: ctx.agentFor?.(origin), retry: ctx.retry, onRetry: (offset, err) => ctx.log.warn('artifact origin cut, resuming', { key: p.key, offset, cause: err.message }) },
+      { signal, agent: source === origin ? ctx.agentFor?.(origin) : undefined, retry: ctx.retry, onRetry: (offset, err) => ctx.log.warn('artifact origin cut, resuming', { key: p.key, offset, cause: err.message }) },
     );
     const digest = md5.digest('hex');
     const etagMd5 = plainMd5Etag(got.etag);
     if (p.written !== got.size) throw new OriginRefused('ORIGIN_ERROR', `artifact origin sent ${p.written} of ${got.size} bytes`);
     if (etagMd5 !== null && etagMd5 !== digest) throw new OriginRefused('ORIGIN_ERROR', 'artifact bytes do not match the origin ETag');
+    if (claim?.kind === 'bucket' && claim.sidecar.md5 !== digest) throw new OriginRefused('ORIGIN_ERROR', 'bucket copy does not match its metadata (MD5 differs)');
     await fh.sync();
     open = false;
     await fh.close();
     if (signal.aborted) throw signal.reason;
-    const meta: Sidecar = { version: 1, key: p.key, size: got.size, etag: got.etag, md5: digest, storedAt: new Date().toISOString() };
+    // A bucket copy keeps the origin's ETag, so devices see the same validator from every gateway.
+    const etag = claim?.kind === 'bucket' ? claim.sidecar.etag : got.etag;
+    const meta: Sidecar = { version: 1, key: p.key, size: got.size, etag, md5: digest, storedAt: new Date().toISOString() };
     await writeDurable(tmpMeta, JSON.stringify(meta));
     await fsp.rename(tmp, objectPath(ctx.layout, p.id));
     await fsp.rename(tmpMeta, sidecarPath(ctx.layout, p.id));
     await syncDir(ctx.layout.objects);
-    ctx.index.set({ id: p.id, key: p.key, size: got.size, etag: got.etag, lastServed: Date.now(), readers: 0 });
+    ctx.index.set({ id: p.id, key: p.key, size: got.size, etag, lastServed: Date.now(), readers: 0 });
     p.publish();
+    if (bucketLock) ctx.shared!.share(p.id, meta, objectPath(ctx.layout, p.id), bucketLock);
+    bucketLock = null;
   } finally {
+    if (bucketLock) void bucketLock.release();
     if (open) await fh.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
     await fsp.rm(tmpMeta, { force: true });

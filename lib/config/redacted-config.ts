@@ -9,6 +9,9 @@ export function redactedConfig(config: Readonly<GatewayConfig>): unknown {
   copy.Features.mTLS.MenderPassword = mask(copy.Features.mTLS.MenderPassword);
   copy.Features.ArtifactsProxy.ArtifactsCache.SignatureSecret = mask(copy.Features.ArtifactsProxy.ArtifactsCache.SignatureSecret);
   const s3 = copy.Features.ArtifactsProxy.ArtifactsCache.S3;
-  if (s3) s3.SecretAccessKey = mask(s3.SecretAccessKey);
+  if (s3) {
+    s3.AccessKeyID = mask(s3.AccessKeyID);
+    s3.SecretAccessKey = mask(s3.SecretAccessKey);
+  }
   return copy;
 }

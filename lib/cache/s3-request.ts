@@ -1,0 +1,66 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+// One request to the shared-cache bucket on a presigned URL, with our own timeout (minio's
+// requests have none) and a capped body read: the answers we read are lock records,
+// sidecars and S3 error documents, never artifacts. A PUT body is a Buffer or a stream with
+// its Content-Length, piped without buffering.
+
+export interface BucketAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** At most MAX_TEXT bytes of the body. */
+  text: string;
+}
+
+export interface BucketRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'DELETE';
+  headers?: Record<string, string | number>;
+  body?: Buffer | { stream: Readable; length: number };
+  /** No connection, headers or body progress for this long: the bucket is unreachable. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+const MAX_TEXT = 64 * 1024;
+
+export class BucketUnreachable extends Error {}
+
+export async function bucketRequest(url: string, opts: BucketRequest): Promise<BucketAnswer> {
+  const target = new URL(url);
+  const transport = target.protocol === 'https:' ? https : http;
+  const headers: Record<string, string | number> = { ...opts.headers };
+  if (Buffer.isBuffer(opts.body)) headers['content-length'] = opts.body.length;
+  else if (opts.body) headers['content-length'] = opts.body.length;
+  else if (opts.method === 'PUT') headers['content-length'] = 0;
+  const req = transport.request(target, { method: opts.method, headers, signal: opts.signal });
+  req.setTimeout(opts.timeoutMs, () => req.destroy(new BucketUnreachable(`bucket did not answer within ${opts.timeoutMs} ms`)));
+  const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
+    req.on('response', resolve);
+    req.on('error', reject);
+  });
+  try {
+    if (Buffer.isBuffer(opts.body)) req.end(opts.body);
+    else if (opts.body) await pipeline(opts.body.stream, req);
+    else req.end();
+    const res = await answered;
+    let text = '';
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (text.length < MAX_TEXT) text += chunk.toString('utf8', 0, Math.min(chunk.length, MAX_TEXT - text.length));
+    }
+    return { status: res.statusCode ?? 0, headers: res.headers, text };
+  } catch (err) {
+    req.destroy();
+    answered.catch(() => undefined);
+    if (err instanceof BucketUnreachable || opts.signal?.aborted) throw err;
+    // Connection refused, reset, DNS: the message names the address, never the signed query.
+    throw new BucketUnreachable(`bucket unreachable: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** S3's error code from an XML error document (<Code>NoSuchKey</Code>), or the status. */
+export function s3ErrorCode(answer: BucketAnswer): string {
+  return /<Code>([^<]{1,64})<\/Code>/.exec(answer.text)?.[1] ?? String(answer.status);
+}
