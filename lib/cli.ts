@@ -13,7 +13,7 @@ import { redactedConfig } from './config/redacted-config';
 import { logLevelOf, reloadConfig } from './admin/reload-config';
 import { resolveLinkSecret } from './artifacts/link-secret';
 import type { GatewayConfig } from './config/types';
-import { startGateway, type RunningGateway } from './gateway';
+import type { RunningGateway } from './gateway';
 import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
 import { planWorkers } from './server/worker-count';
 import { hostFacts, runPrimary, workerSink, type WorkerMessage } from './server/workers';
@@ -125,6 +125,9 @@ async function run(argv: string[]): Promise<void> {
   });
   let gateway: RunningGateway;
   try {
+    // Loaded here, not at the top: a cluster primary serves nothing and never loads the
+    // gateway's modules (http-proxy, TLS, the cache: ~15 MB of RSS it would hold for nothing).
+    const { startGateway } = await import('./gateway');
     gateway = await startGateway(config, log);
   } catch (err) {
     fail([(err as Error).message], EXIT_START);
