@@ -1,10 +1,13 @@
+import cluster from 'node:cluster';
 import { join } from 'node:path';
 import type { GatewayConfig } from '../config/types';
 import { parseDuration } from '../config/parse-duration';
 import type { Route } from '../http/route';
 import type { Router } from '../http/router';
 import type { Logger } from '../observe/log';
+import { journalMetrics } from '../observe/metrics';
 import type { Upstream } from '../proxy/upstream';
+import { connectRemoteDesk } from './journal-ipc';
 import { localDesk, type ReportDesk } from './report-desk';
 import { ReportJournal } from './report-journal';
 import { ReportReplay, type ReplayOptions } from './report-replay';
@@ -12,13 +15,23 @@ import { createReportRoutes } from './report-routes';
 import { reportsFirst } from './reports-first';
 
 // Features.ReportJournal (issue 10) as the gateway composes it: the journal opened (and what it
-// held before a restart queued for replay), the replay loop, the device routes.
+// held before a restart queued for replay), the replay loop, the device routes. In a worker
+// process the journal is the cluster primary's (journal-ipc.ts, journal-host.ts): the worker
+// has the routes and a desk that asks the primary.
 
 export interface ReportJournaling {
   routes: Route[];
   desk: ReportDesk;
   /** The router, with a device's `next` held back while its reports wait (reports-first.ts). */
   ordered(router: Router): Router;
+  close(): Promise<void>;
+}
+
+/** The journal, its replay loop and the desk, in the process that owns the file. */
+export interface OwnedJournal {
+  journal: ReportJournal;
+  replay: ReportReplay;
+  desk: ReportDesk;
   close(): Promise<void>;
 }
 
@@ -31,7 +44,7 @@ export function journalDir(config: Readonly<GatewayConfig>): string {
   return config.Features.ArtifactsProxy.Enabled && cache.Enabled ? join(cache.Path, 'journal') : DEFAULT_JOURNAL_DIR;
 }
 
-export async function openReportJournaling(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger, options: ReplayOptions = {}): Promise<ReportJournaling> {
+export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger, options: ReplayOptions = {}): Promise<OwnedJournal> {
   const settings = config.Features.ReportJournal;
   const dir = journalDir(config);
   let journal: ReportJournal;
@@ -42,14 +55,34 @@ export async function openReportJournaling(config: Readonly<GatewayConfig>, upst
   }
   const replay = new ReportReplay(journal, upstream, log, options);
   if (journal.stats.queued > 0) replay.wake();
-  const desk = localDesk(journal, replay, upstream, log);
   return {
-    routes: createReportRoutes({ desk, upstream, deviceSystem: config.Features.DeviceSystem }),
-    desk,
-    ordered: (router) => reportsFirst(router, desk),
+    journal,
+    replay,
+    desk: localDesk(journal, replay, upstream, log),
     async close() {
       replay.close();
       await journal.close();
     },
+  };
+}
+
+export async function openReportJournaling(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger, options: ReplayOptions = {}): Promise<ReportJournaling> {
+  let desk: ReportDesk;
+  let close: () => Promise<void>;
+  if (cluster.isWorker) {
+    const remote = await connectRemoteDesk(config as GatewayConfig);
+    journalMetrics.watch(() => remote.stats() ?? { queued: 0, bytes: 0, devices: 0, journaled: 0, replayed: 0, failed: 0, superseded: 0 });
+    desk = remote;
+    close = async () => remote.close();
+  } else {
+    const owned = await openOwnedJournal(config, upstream, log, options);
+    desk = owned.desk;
+    close = owned.close;
+  }
+  return {
+    routes: createReportRoutes({ desk, upstream, deviceSystem: config.Features.DeviceSystem }),
+    desk,
+    ordered: (router) => reportsFirst(router, desk),
+    close,
   };
 }

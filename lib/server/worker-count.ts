@@ -5,13 +5,13 @@ import type { GatewayConfig } from '../config/types';
 //  - one core: a cluster only adds a primary process and IPC;
 //  - under 256 MiB of memory per worker (plus 256 MiB for the primary and the page cache the
 //    artifact cache lives on): each Node worker costs ~60–100 MiB of RSS before any traffic;
-//  - Features.ReportJournal: the journal has a single writer, it must stay one process;
 //  - Metrics: counters live in each worker, a scrape would see one worker's share;
 //  - mTLS: each worker logs in to the management API, keeps its own preauthorization cache
 //    and its own TLS session-ticket keys (a device resuming on another worker does a full
 //    handshake), so it stays one process unless Workers says otherwise.
-// An explicit count is taken as is, except with the journal on (refused: two writers would
-// interleave one file).
+// An explicit count is taken as is. Features.ReportJournal does not limit it: its one writer
+// is the cluster primary, the workers hand it their reports (lib/journal/journal-ipc.ts).
+// (The error form of a plan is kept for settings that cannot be served; none is refused now.)
 
 export const MEMORY_PER_WORKER = 256 * 1024 * 1024;
 export const MAX_WORKERS = 256;
@@ -25,17 +25,12 @@ export interface HostFacts {
 
 export type WorkerPlan = { count: number; reason: string } | { error: string };
 
-type Relevant = Pick<GatewayConfig, 'Workers' | 'Metrics'> & { Features: { ReportJournal: { Enabled: boolean }; mTLS: { Enabled: boolean } } };
+type Relevant = Pick<GatewayConfig, 'Workers' | 'Metrics'> & { Features: { mTLS: { Enabled: boolean } } };
 
 export function planWorkers(config: Relevant, host: HostFacts): WorkerPlan {
-  const journal = config.Features.ReportJournal.Enabled;
-  if (config.Workers > 1) {
-    if (journal) return { error: `Workers: ${config.Workers} worker processes cannot share Features.ReportJournal (one writer per journal); set Workers to 1 or 0, or turn the journal off` };
-    return { count: config.Workers, reason: 'configured' };
-  }
+  if (config.Workers > 1) return { count: config.Workers, reason: 'configured' };
   if (config.Workers === 1) return { count: 1, reason: 'configured' };
   if (host.cores <= 1) return { count: 1, reason: 'auto: one core' };
-  if (journal) return { count: 1, reason: 'auto: the report journal needs a single process' };
   if (config.Metrics.Enabled) return { count: 1, reason: 'auto: metrics are per process' };
   if (config.Features.mTLS.Enabled) return { count: 1, reason: 'auto: mTLS state is per process' };
   const byMemory = Math.floor((host.memory - MEMORY_PER_WORKER) / MEMORY_PER_WORKER);

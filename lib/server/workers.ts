@@ -1,6 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
+import { isToPrimary } from '../journal/journal-ipc';
+import type { JournalHost } from '../journal/journal-host';
 import type { Logger, Sink } from '../observe/log';
 import type { HostFacts } from './worker-count';
 
@@ -12,7 +14,8 @@ import type { HostFacts } from './worker-count';
 // WebSockets included, go on). SIGUSR2 replaces the workers one at a time, each new one
 // serving before the old one is told to stop, so no request is refused and the new workers
 // read the whole configuration afresh; a replacement that cannot start leaves the old one
-// serving. The primary serves nothing itself.
+// serving. The primary serves no device itself; with Features.ReportJournal it is the
+// journal's one writer for every worker (lib/journal/journal-host.ts, loaded on first use).
 
 /** Messages between primary and worker (over cluster's IPC channel). */
 export type WorkerMessage = { type: 'ready' } | { type: 'shutdown' };
@@ -41,6 +44,9 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((resolve) => (resolveExit = resolve));
   let exitCode = 0;
+  let journal: Promise<JournalHost> | undefined;
+  const journalHost = (): Promise<JournalHost> =>
+    (journal ??= import('../journal/journal-host').then((m) => m.createJournalHost(log, () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined))));
 
   function fork(replacement = false): Promise<Worker> {
     const worker = cluster.fork();
@@ -48,6 +54,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
     const startedAt = Date.now();
     const ready = new Promise<Worker>((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
+        if (isToPrimary(m)) return void journalHost().then((host) => host.handle(worker, m));
         if (m?.type !== 'ready') return;
         starting.delete(worker);
         serving.add(worker);
@@ -130,8 +137,14 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
     maybeDone();
   }
 
+  let closing: Promise<void> | undefined;
   function maybeDone(): void {
-    if (stopping && Object.keys(cluster.workers ?? {}).length === 0) resolveExit(exitCode);
+    if (!stopping || Object.keys(cluster.workers ?? {}).length > 0) return;
+    // The journal closes after the last worker: every report a worker answered is on disk.
+    closing ??= (journal ?? Promise.resolve(undefined))
+      .then((host) => host?.close())
+      .catch((err: unknown) => log.error('report journal: close failed', { err: err as Error }))
+      .then(() => resolveExit(exitCode));
   }
 
   let signals = 0;

@@ -10,8 +10,9 @@ import { assertStatusesOnce, FINISHED, journaledCount, outageScenario } from './
 const CLIENTS = 4;
 const DOWN_MS = 1500;
 const UP_MS = 1000;
-// A 2 s download (512 KiB at 256 KiB/s): the update spans several outages.
-const scenario = outageScenario('outage-flapping', 1, 256 * 1024);
+// A 2 s download (512 KiB at 256 KiB/s): the update spans several outages. Two worker
+// processes: the reports reach the journal (the primary's) over IPC.
+const scenario = outageScenario('outage-flapping', 2, 256 * 1024);
 
 before(() => scenario.start());
 after(() => scenario.stop());
@@ -42,7 +43,9 @@ test(`${CLIENTS} real clients update while the server flaps (${DOWN_MS / 1000} s
   }
   await server.start();
   const journaled = journaledCount(gateway.output());
-  t.diagnostic(`${outages} outages; ${journaled} reports went through the journal`);
+  const workers = new Set([...gateway.output().matchAll(/route=deployment-report[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
+  t.diagnostic(`${outages} outages; ${journaled} reports went through the journal; workers that took reports: ${[...workers].join(', ')}`);
+  assert.match(gateway.output(), /msg="report journal kept by the cluster primary for every worker"/);
   assert.ok(outages >= 2, `outages during the update: ${outages}`);
   assert.ok(journaled > 0, 'no report was journaled: the outages missed the update');
 

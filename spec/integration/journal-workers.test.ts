@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, it } from 'node:test';
+import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
+import { startS3Store, type S3Store } from '../../fixtures/s3-store';
+import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { testDevice, until, type TestDevice } from './journal-harness';
+
+// Issue 10 × 11: the report journal with Workers: 2 (bin/gateway.js). Devices on fresh
+// connections reach both workers; the primary is the journal's one writer. Reports answered
+// during an outage are delivered once, in order, when upstream is back; a device's `next`
+// waits for its reports; kill -9 of the whole gateway (primary and workers) with reports in the
+// journal loses none of them.
+
+const DEVICES = 6;
+let dir: string;
+let store: S3Store;
+let server: MenderServer;
+let gateway: GatewayProcess | undefined;
+let configFile: string;
+let devices: TestDevice[];
+let ids: string[];
+
+const workersOf = (pid: number): number[] => {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+};
+const start = async (): Promise<GatewayProcess> => {
+  const g = await startGateway({ configFile, waitFor: ['http'], logLevel: 'debug', env: { ...process.env, WORKERS: '' } });
+  await until('both workers listening', () => new Set([...g.output().matchAll(/msg="listening"[^\n]* worker=(\d+)\n/g)].map((m) => m[1])).size === 2);
+  return g;
+};
+const statusCalls = (deploymentId: string, id: string): number =>
+  server.calls.filter((c) => c.deviceId === id && c.method === 'PUT' && c.path.endsWith(`${deploymentId}/status`) && c.status === 204).length;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'journal-workers-'));
+  store = await startS3Store({});
+  server = await startMenderServer({ store, autoAccept: true });
+  const file = join(dir, 'a.mender');
+  writeFileSync(file, randomBytes(8192));
+  await server.uploadArtifact(file, { name: 'release-4', deviceTypes: ['test-device'] });
+  configFile = writeGatewayConfig(dir, {
+    Workers: 2,
+    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+    UpstreamServer: { URL: server.url, Timeout: '2s' },
+    ShutdownTimeout: '5s',
+    Features: { ReportJournal: { Enabled: true, Path: join(dir, 'journal') } },
+  });
+  gateway = await start();
+  devices = await Promise.all(Array.from({ length: DEVICES }, (_, i) => testDevice(() => gateway!.url('http'), `02:00:00:12:00:${String(i + 10)}`)));
+  ids = devices.map((d) => server.deviceByIdentity({ mac: d.mac })!.id);
+});
+
+after(async () => {
+  const pid = gateway?.process.pid;
+  const children = pid ? workersOf(pid) : [];
+  await gateway?.stop(15_000);
+  for (const c of children) {
+    try {
+      process.kill(c, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await server?.start();
+  await server?.close();
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('outage: both workers journal through the primary; replayed once, in order; next waits for the reports', { timeout: 60_000 }, async () => {
+  const { id: deploymentId } = server.createDeployment({ name: 'workers', artifactName: 'release-4', devices: ids });
+  for (const d of devices) assert.equal((await d.next()).status, 200);
+  await server.stop();
+  for (const status of ['downloading', 'installing', 'success']) {
+    const replies = await Promise.all(devices.map((d) => d.status(deploymentId, status)));
+    assert.deepEqual(replies.map((r) => r.status), devices.map(() => 204), status);
+  }
+  const out = gateway!.output();
+  assert.match(out, /msg="report journal kept by the cluster primary for every worker"/);
+  const servedBy = new Set([...out.matchAll(/route=deployment-report[^\n]*status=204[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
+  assert.equal(servedBy.size, 2, 'both workers took reports');
+  assert.equal((out.match(/msg="report journaled"/g) ?? []).length, 3 * DEVICES);
+  // Upstream down and reports waiting: next gets the upstream error, not a stale deployment.
+  assert.equal((await devices[0]!.next()).status, 502);
+
+  await server.start();
+  // The first device's next replays its reports before it goes upstream: the deployment is done.
+  assert.equal((await devices[0]!.next()).status, 204);
+  assert.deepEqual(server.statuses(deploymentId, ids[0]!), ['downloading', 'installing', 'success']);
+  await until('every report at the server', () => ids.every((id) => server.statuses(deploymentId, id).length >= 3), 30_000);
+  await new Promise((r) => setTimeout(r, 1000)); // time for a duplicate to show up
+  for (const [i, id] of ids.entries()) {
+    assert.deepEqual(server.statuses(deploymentId, id), ['downloading', 'installing', 'success'], `device ${i}`);
+    assert.equal(statusCalls(deploymentId, id), 3, `device ${i}: no duplicate`);
+  }
+});
+
+it('kill -9 of the primary with reports in the journal: no worker outlives it; after a restart every report is delivered once', { timeout: 60_000 }, async () => {
+  const { id: deploymentId } = server.createDeployment({ name: 'workers-kill', artifactName: 'release-4', devices: ids });
+  for (const d of devices) assert.equal((await d.next()).status, 200);
+  await server.stop();
+  for (const status of ['downloading', 'installing']) {
+    const replies = await Promise.all(devices.map((d) => d.status(deploymentId, status)));
+    assert.deepEqual(replies.map((r) => r.status), devices.map(() => 204), status);
+  }
+  const workers = workersOf(gateway!.process.pid!);
+  assert.equal(workers.length, 2);
+  await new Promise<void>((resolve) => {
+    gateway!.process.once('exit', () => resolve());
+    gateway!.process.kill('SIGKILL');
+  });
+  await until('the workers to exit with their primary', () => workers.every((w) => {
+    try {
+      process.kill(w, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }), 10_000);
+  gateway = await start();
+  assert.match(gateway.output(), /msg="report journal open"[^\n]* queued=12/);
+  await server.start();
+  await until('every report at the server', () => ids.every((id) => server.statuses(deploymentId, id).length >= 2), 30_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const [i, id] of ids.entries()) {
+    assert.deepEqual(server.statuses(deploymentId, id), ['downloading', 'installing'], `device ${i}`);
+    assert.equal(statusCalls(deploymentId, id), 2, `device ${i}: no duplicate`);
+  }
+});
