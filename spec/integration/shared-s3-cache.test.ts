@@ -1,5 +1,6 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { ARTIFACT_LINK_PREFIX } from '../../lib/artifacts/signed-link';
 import { entryId } from '../../lib/cache/cache-key';
-import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { REPO_ROOT, startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
 // ArtifactsCache.S3 (issue 11) as operators run it: real gateway processes (`node
@@ -202,6 +203,48 @@ test('a bucket that ignores If-None-Match: the gateways notice, and lock by writ
   } finally {
     await loose.close();
   }
+});
+
+/** Run the gateway until it exits (a start-up failure): exit code and what it printed. */
+function runToExit(configFile: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'gateway.js'), '--config', configFile], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (t: string) => (output += t));
+  child.stderr.setEncoding('utf8').on('data', (t: string) => (output += t));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  return new Promise((resolve) => child.on('exit', (code) => {
+    clearTimeout(timer);
+    resolve({ code, output });
+  }));
+}
+
+test('S3 set from the environment only: without minio, or without a bucket, the gateway stops at start with one line naming the problem', async () => {
+  const configFile = writeGatewayConfig(dir, { HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` }, Workers: 1 }, 'env-only.conf');
+  // minio is an optional dependency: hide it as an install without it would lack it.
+  const hide = join(dir, 'hide-minio.js');
+  await writeFile(hide, "const M = require('module'); const r = M._resolveFilename; M._resolveFilename = function (req, ...rest) { if (req === 'minio') { const e = new Error(\"Cannot find module 'minio'\"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...rest); };\n");
+  const env = {
+    ...process.env,
+    WORKERS: '',
+    ARTIFACTS_PROXY_ENABLED: 'true',
+    ARTIFACTS_PROXY_GATEWAY_URL: GATEWAY_URL,
+    ARTIFACTS_PROXY_CACHE_ENABLED: 'true',
+    ARTIFACTS_PROXY_CACHE_PATH: join(dir, 'cache-env'),
+    ARTIFACTS_PROXY_CACHE_S3_ENABLED: 'true',
+    ARTIFACTS_PROXY_CACHE_S3_ENDPOINT: bucket.endpoint,
+    ARTIFACTS_PROXY_CACHE_S3_BUCKET: bucket.bucket,
+    ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID: bucket.accessKey,
+    ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY: bucket.secretKey,
+  };
+  const noMinio = await runToExit(configFile, { ...env, NODE_OPTIONS: `--require ${hide}` });
+  assert.notEqual(noMinio.code, 0);
+  const lines = noMinio.output.split('\n').filter((l) => /minio/.test(l));
+  assert.equal(lines.length, 1, noMinio.output);
+  assert.match(lines[0]!, /S3\.Enabled: needs the optional npm package minio \(npm install minio@8\), which is not installed/);
+  const noBucket = await runToExit(configFile, { ...env, ARTIFACTS_PROXY_CACHE_S3_BUCKET: '' });
+  assert.notEqual(noBucket.code, 0);
+  assert.match(noBucket.output, /ArtifactsCache\.S3\.Bucket: required when S3 is enabled, got nothing/);
+  outputs.push(noMinio.output, noBucket.output);
 });
 
 test('no secret in any log: S3 credentials, presigned queries, the link secret', () => {
