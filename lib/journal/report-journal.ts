@@ -94,10 +94,17 @@ export class ReportJournal {
     return [...this.queues.keys()];
   }
 
-  /** End every report older than MaxAge ('expired', or what `resultFor` says for its device). */
+  /**
+   * End every report older than MaxAge: 'expired', or what `resultFor` says for its device
+   * ('unauthorized': upstream's last answer was 401, recorded with that status).
+   */
   async expire(now = Date.now(), resultFor: (device: string) => 'expired' | 'unauthorized' = () => 'expired'): Promise<void> {
     for (const queue of [...this.queues.values()]) {
-      for (const entry of [...queue]) if (now - entry.at > this.options.maxAgeMs) await this.finish(entry, resultFor(entry.device));
+      for (const entry of [...queue]) {
+        if (now - entry.at <= this.options.maxAgeMs) continue;
+        const result = resultFor(entry.device);
+        await this.finish(entry, result, result === 'unauthorized' ? 401 : undefined);
+      }
     }
   }
 

@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { JournalEntry } from '../../lib/journal/journal-record';
+import { decodeRecords, type JournalEntry } from '../../lib/journal/journal-record';
 import { ReportJournal } from '../../lib/journal/report-journal';
 import { captureLog } from '../support/capture-log';
 
@@ -93,6 +93,20 @@ describe('report journal on disk', () => {
     assert.equal(j.stats.failed, 2 + added);
     // Room again once the old ones ended.
     assert.equal(await j.add(report('b', 'status', '{"status":"success"}')), 'journaled');
+    await j.close();
+  });
+
+  it('a report whose token upstream refused ends at MaxAge as unauthorized, recorded with its 401 and counted as failed', async () => {
+    const dir = tempDir();
+    const j = await open(dir, 1024 * 1024, 60_000);
+    await j.add(report('a', 'status', '{"status":"success"}', Date.now() - 120_000));
+    await j.add(report('b', 'status', '{"status":"installing"}'));
+    await j.expire(Date.now(), (device) => (device === 'a' ? 'unauthorized' : 'expired'));
+    assert.equal(j.pendingOf('a').length, 0);
+    assert.equal(j.pendingOf('b').length, 1, 'a report within MaxAge stays');
+    assert.equal(j.stats.failed, 1);
+    const done = decodeRecords(readFileSync(join(dir, 'reports.journal'))).records.filter((r) => r.t === 'done');
+    assert.deepEqual(done.map((r) => r.t === 'done' && [r.result, r.status]), [['unauthorized', 401]]);
     await j.close();
   });
 
