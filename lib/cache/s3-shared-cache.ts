@@ -41,7 +41,9 @@ export class SharedCache {
   private readonly bucket: Bucket;
   private readonly locks: BucketLocks;
   private readonly uploads = new Set<Promise<void>>();
-  private readonly closing = new AbortController();
+  /** Uploads under way, aborted on close (a finished request keeps no abort listener). */
+  private readonly aborts = new Set<AbortController>();
+  private closed = false;
   private downUntil = 0;
   private outage = false;
 
@@ -79,7 +81,7 @@ export class SharedCache {
   share(id: string, sidecar: Sidecar, file: string, lock: BucketLock): void {
     const run = this.upload(id, sidecar, file)
       .catch((err: Error) => {
-        if (this.closing.signal.aborted) return;
+        if (this.closed) return;
         if (err instanceof BucketUnreachable) this.down(err);
         else this.log.warn('artifact not shared in the bucket', { key: sidecar.key, cause: err.message });
       })
@@ -90,7 +92,8 @@ export class SharedCache {
 
   /** Stop uploads (their locks are released) and wait for them. */
   async close(): Promise<void> {
-    this.closing.abort();
+    this.closed = true;
+    for (const ac of this.aborts) ac.abort();
     await Promise.allSettled([...this.uploads]);
   }
 
@@ -116,10 +119,12 @@ export class SharedCache {
     }
     const started = Date.now();
     const fh = await fsp.open(file, 'r'); // held open: an eviction meanwhile cannot cut the upload
+    const abort = new AbortController();
+    this.aborts.add(abort);
     try {
       const stream = fh.createReadStream({ start: 0, autoClose: false });
       const headers = { 'content-type': 'application/octet-stream' };
-      const put = await this.bucket.send('PUT', this.bucket.objectKey(id), { headers, body: { stream, length: sidecar.size }, signal: this.closing.signal });
+      const put = await this.bucket.send('PUT', this.bucket.objectKey(id), { headers, body: { stream, length: sidecar.size }, signal: abort.signal });
       if (put.status !== 200) throw new BucketUnreachable(`artifact PUT answered ${put.status} ${s3ErrorCode(put)}`);
       const etag = plainMd5Etag(put.headers.etag as string | undefined);
       if (etag !== null && etag !== sidecar.md5) throw new Error('the bucket stored other bytes than ours (ETag differs)');
@@ -128,6 +133,7 @@ export class SharedCache {
       this.reachable(null);
       this.log.info('artifact shared in the bucket', { key: sidecar.key, size: sidecar.size, ms: Date.now() - started });
     } finally {
+      this.aborts.delete(abort);
       await fh.close();
     }
   }

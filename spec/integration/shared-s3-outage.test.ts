@@ -1,0 +1,96 @@
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import net from 'node:net';
+import * as path from 'node:path';
+import { startS3Store, type S3Store } from '../../fixtures/s3-store';
+import { createArtifactCache, type ArtifactCache } from '../../lib/cache/artifact-cache';
+import { captureLog } from '../support/capture-log';
+import { cacheConfig, download, md5, startFront, startOrigin, tempDir, waitFor, type TestOrigin } from './cache-harness';
+
+// ArtifactsCache.S3 through an outage and back (issue 11), in process: the bucket sits behind a
+// TCP relay the test turns off and on. While it is off, fills go to the origin and the local
+// cache (one warn line for the whole outage); once the retry delay has passed, the next fill
+// uses the bucket again and shares what it fetched.
+
+const SIZE = 512 * 1024;
+let dir: string;
+let body: Buffer;
+let origin: TestOrigin;
+let bucket: S3Store;
+let relayUp = false;
+let relayPort = 0;
+const relaySockets = new Set<net.Socket>();
+const relay = net.createServer((client) => {
+  if (!relayUp) return client.destroy();
+  const up = net.connect(bucket.port, '127.0.0.1');
+  for (const s of [client, up]) {
+    relaySockets.add(s);
+    s.on('close', () => relaySockets.delete(s)).on('error', () => undefined);
+  }
+  client.pipe(up).pipe(client);
+});
+
+before(async () => {
+  dir = await tempDir('shared-s3-outage-');
+  body = randomBytes(SIZE);
+  origin = await startOrigin(body);
+  bucket = await startS3Store();
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  relayPort = (relay.address() as net.AddressInfo).port;
+});
+
+after(async () => {
+  for (const s of relaySockets) s.destroy();
+  await new Promise((r) => relay.close(r));
+  await origin.close();
+  await bucket.close();
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+function s3Config(cachePath: string) {
+  return cacheConfig(cachePath, {
+    S3: { Enabled: true, Endpoint: `http://127.0.0.1:${relayPort}`, Bucket: bucket.bucket, Region: bucket.region, AccessKeyID: bucket.accessKey, SecretAccessKey: bucket.secretKey, Prefix: 'c/' },
+  });
+}
+
+test('bucket down: origin fills, one warn line; bucket back after the retry delay: fills are shared again, and another gateway uses them', async () => {
+  const { log, text } = captureLog('info');
+  const cache: ArtifactCache = await createArtifactCache({ config: s3Config(path.join(dir, 'one')), log, tuning: { shared: { retryMs: 400, timeoutMs: 2_000 } } });
+  const front = await startFront(cache);
+  try {
+    for (const name of ['a.mender', 'b.mender']) {
+      const got = await Promise.all([1, 2, 3].map(() => download(front.url(origin.url(name)))));
+      for (const d of got) assert.equal(d.md5, md5(body));
+    }
+    assert.equal(origin.fullDownloads, 2);
+    assert.equal([...text().matchAll(/msg="shared cache bucket unreachable/g)].length, 1, text());
+
+    relayUp = true;
+    await new Promise((r) => setTimeout(r, 450));
+    const c = await download(front.url(origin.url('c.mender')));
+    assert.equal(c.md5, md5(body));
+    assert.equal(origin.fullDownloads, 3);
+    await waitFor(() => /msg="artifact shared in the bucket"/.test(text()), 10_000, 'the upload of c.mender');
+    assert.match(text(), /msg="shared cache bucket reachable again"/);
+  } finally {
+    await cache.close();
+    await front.close();
+  }
+
+  // Another gateway (its own cache dir): c.mender from the bucket; a.mender never reached it.
+  const other = await createArtifactCache({ config: s3Config(path.join(dir, 'two')), log: captureLog('info').log });
+  const otherFront = await startFront(other);
+  try {
+    const c = await download(otherFront.url(origin.url('c.mender')));
+    assert.equal(c.md5, md5(body));
+    assert.equal(origin.fullDownloads, 3, 'c.mender came from the bucket');
+    const a = await download(otherFront.url(origin.url('a.mender')));
+    assert.equal(a.md5, md5(body));
+    assert.equal(origin.fullDownloads, 4, 'a.mender was fetched during the outage, so only the origin has it');
+  } finally {
+    await other.close();
+    await otherFront.close();
+  }
+});
