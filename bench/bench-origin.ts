@@ -6,7 +6,6 @@ import * as path from 'node:path';
 // The artifact origin of the cache benchmark: files of a directory served with Range,
 // every byte counted, optionally throttled per response (an uplink, not loopback).
 
-const MiB = 1024 * 1024;
 
 export interface Origin {
   url(file: string): URL;
@@ -40,13 +39,3 @@ export async function startOrigin(dir: string): Promise<Origin> {
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
   return origin;
 }
-
-export async function makeFile(file: string, size: number): Promise<void> {
-  const fh = await fsp.open(file, 'w');
-  try {
-    for (let off = 0; off < size; off += MiB) await fh.write(randomBytes(Math.min(MiB, size - off)));
-  } finally {
-    await fh.close();
-  }
-}
-

@@ -1,83 +1,35 @@
-import { runJsonChild } from '../load/child-json';
 import { runWrk } from '../load/wrk';
-import { compare, gbps, secs, verdictLine, viaNginx, type BenchContext } from './context';
+import { burst } from './case-cold';
+import { compare, gatewaySides, gbps, verdictLine, viaNginx, workersVerdict, type BenchContext } from './context';
 
-// Artifacts: cached downloads (throughput, HTTP and HTTPS) and a cold artifact fetched by many
-// devices at once through a throttled origin (upstream downloads, time against one device).
+// Cached artifacts: throughput of concurrent downloads over HTTP and HTTPS, also with the
+// other worker count (issue 11).
 
 const MiB = 1024 * 1024;
 
-interface Burst {
-  seconds: number;
-  clientCpu: number;
-  complete: number;
-  devices: number;
-}
-
-const burst = (url: string, devices: number, expectBytes: number) => runJsonChild<Burst>('burst-process.js', { url, devices, expectBytes });
-
-/** One download through each server, so the artifact is in both caches before the timed part. */
+/** One download through each server, so the artifact is in both caches before the timed part;
+ * all at once (the fills are independent, and nothing is measured here). */
 export async function warm(ctx: BenchContext, presigned: string, size: number): Promise<void> {
-  for (const url of [ctx.gateway.link(presigned, 'http'), viaNginx(ctx, presigned, 'http')]) {
+  const urls = [...gatewaySides(ctx).map((g) => g.gateway.link(presigned, 'http')), viaNginx(ctx, presigned, 'http')];
+  await Promise.all(urls.map(async (url) => {
     const r = await burst(url, 1, size);
     if (r.complete !== 1) throw new Error(`warm-up download of ${size} bytes did not complete via ${new URL(url).host}: ${JSON.stringify(r)}\n${ctx.gateway.proc.output().slice(-3000)}`);
-  }
+  }));
 }
 
 export async function cachedCase(ctx: BenchContext, presigned: string, key: string, size: number): Promise<void> {
   const connections = Number(process.env.BENCH_CACHED_CLIENTS ?? 50);
   const before = await ctx.origin.stats(key);
   for (const listener of ['http', 'https'] as const) {
-    ctx.print(`\n## cached artifact over ${listener.toUpperCase()}: ${size / MiB} MiB, ${connections} concurrent downloads in a loop, wrk -t2 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (GB/s)`);
-    const side = (name: string, url: string) => ({ name, run: async () => (await runWrk({ url, connections, seconds: ctx.seconds, threads: 2, timeoutSeconds: 120 })).bytesPerSec });
-    const { summary } = await compare(ctx, [side('gateway', ctx.gateway.link(presigned, listener)), side('nginx', viaNginx(ctx, presigned, listener))], gbps);
+    const gateways = gatewaySides(ctx);
+    ctx.print(`\n## cached artifact over ${listener.toUpperCase()}: ${size / MiB} MiB, ${connections} concurrent downloads in a loop, wrk -t2 -c${connections}, ${ctx.seconds.transfer} s × ${ctx.rounds} rounds (GB/s; ${gateways.map((g) => `${g.name}: ${g.gateway.workers} worker(s)`).join(', ')})`);
+    const side = (name: string, url: string) => ({ name, run: async () => (await runWrk({ url, connections, seconds: ctx.seconds.transfer, threads: 2, timeoutSeconds: 120 })).bytesPerSec });
+    const { summary } = await compare(ctx, [...gateways.map((g) => side(g.name, g.gateway.link(presigned, listener))), side('nginx', viaNginx(ctx, presigned, listener))], gbps);
     const g = summary.get('gateway')!.median;
     const n = summary.get('nginx')!.median;
     verdictLine(ctx, { name: `cached ${size / MiB} MiB ×${connections}, ${listener.toUpperCase()}`, gateway: gbps(g), nginx: gbps(n), ratio: `gateway/nginx ${(g / n).toFixed(2)}×`, target: '≥ 0.90×', met: g / n >= 0.9 });
+    workersVerdict(ctx, `cached ${size / MiB} MiB ×${connections}, ${listener.toUpperCase()}`, summary, gbps);
   }
   const after = await ctx.origin.stats(key);
   ctx.print(`  origin requests for this artifact during the timed part: ${after.requests - before.requests} (both served from their caches when 0)`);
-}
-
-export async function coldCase(ctx: BenchContext, coldFile: string): Promise<void> {
-  const devices = Number(process.env.BENCH_COLD_DEVICES ?? 500);
-  const size = Number(process.env.BENCH_COLD_MB ?? 4) * MiB;
-  const rate = Number(process.env.BENCH_COLD_RATE_MB ?? 0.5) * MiB;
-  const rounds = Number(process.env.BENCH_COLD_ROUNDS ?? 2);
-  // Fresh keys for every download burst: a cold artifact is one neither cache has seen.
-  const keyOf = (side: string, label: string) => `cold/${side}-${label}.mender`;
-  const urls = new Map<string, string>();
-  for (const side of ['gateway', 'nginx']) {
-    for (const label of ['alone', ...Array.from({ length: rounds }, (_, r) => `round${r}`)]) urls.set(keyOf(side, label), await ctx.origin.put(keyOf(side, label), coldFile));
-  }
-  const link = (side: string, presigned: string) => (side === 'gateway' ? ctx.gateway.link(presigned, 'http') : viaNginx(ctx, presigned, 'http'));
-  ctx.print(`\n## cold artifact: ${size / MiB} MiB, origin throttled to ${rate / MiB} MiB/s per response (an uplink), ${devices} devices at once vs 1 alone, ${rounds} rounds (time ratio N/1)`);
-  await ctx.origin.throttle(rate);
-  try {
-    // One device alone takes the fill time, set by the throttle: measured once per side.
-    const alone = new Map<string, number>();
-    for (const side of ['gateway', 'nginx']) alone.set(side, (await burst(link(side, urls.get(keyOf(side, 'alone'))!), 1, size)).seconds);
-    const lines: string[] = [];
-    const upstream = new Map<string, number[]>();
-    const side = (name: string) => ({
-      name,
-      run: async (round: number) => {
-        const key = keyOf(name, `round${round}`);
-        const many = await burst(link(name, urls.get(key)!), devices, size);
-        const stats = await ctx.origin.stats(key);
-        lines.push(`${name} round ${round + 1}: ${devices} devices ${secs(many.seconds)} (${many.complete}/${devices} complete, client process used ${(many.clientCpu * 100).toFixed(0)}% of a core; 1 alone ${secs(alone.get(name)!)}), origin full downloads ${stats.fullDownloads}, origin bytes / size ${(stats.bytesServed / size).toFixed(2)}`);
-        upstream.set(name, [...(upstream.get(name) ?? []), many.complete === devices ? stats.fullDownloads : NaN]);
-        return many.seconds / alone.get(name)!;
-      },
-    });
-    const { summary } = await compare(ctx, [side('gateway'), side('nginx')], (v) => `${v.toFixed(2)}×`, rounds);
-    for (const line of lines) ctx.print(`  ${line}`);
-    const g = summary.get('gateway')!.median;
-    const n = summary.get('nginx')!.median;
-    const worst = (name: string) => Math.max(...(upstream.get(name) ?? [NaN]));
-    verdictLine(ctx, { name: `cold, ${devices} devices: upstream downloads`, gateway: String(worst('gateway')), nginx: String(worst('nginx')), ratio: `gateway fetched it ${worst('gateway')}× per burst`, target: 'exactly 1', met: worst('gateway') === 1 });
-    verdictLine(ctx, { name: `cold, ${devices} devices: time vs 1 alone`, gateway: `${g.toFixed(2)}×`, nginx: `${n.toFixed(2)}×`, ratio: `gateway ${g.toFixed(2)}× one device (nginx ${n.toFixed(2)}×)`, target: '≤ 1.20×', met: g <= 1.2 });
-  } finally {
-    await ctx.origin.throttle(0);
-  }
 }

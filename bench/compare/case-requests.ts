@@ -1,55 +1,51 @@
 import { makeDeviceCert } from '../../spec/support/device-certs';
 import { runJsonChild } from '../load/child-json';
 import { runWrk } from '../load/wrk';
-import { compare, ms, perSec, verdictLine, type BenchContext } from './context';
-import { startGatewayUnderTest, type GatewayUnderTest } from './gateway-under-test';
+import { compare, gatewaySides, ms, perSec, verdictLine, workersVerdict, type BenchContext } from './context';
+import { startGatewayUnderTest } from './gateway-under-test';
 import { median } from './rounds';
 
-// Small requests: pass-through of deployments/next (204 from the emulator, keep-alive) at
-// peak rate and at a fixed 1,000 req/s, and full mTLS handshakes per second.
+// Small requests: pass-through of deployments/next (204 from the lean stub, keep-alive) at
+// peak rate (also with the other worker count, issue 11) and at a fixed 1,000 req/s, and full
+// mTLS handshakes per second.
 
 const NEXT = '/api/devices/v1/deployments/device/deployments/next?artifact_name=bench-current&device_type=bench';
 
 export async function passThroughCase(ctx: BenchContext): Promise<void> {
-  // A gateway of its own whose upstream is the lean stub (origin-process.ts says why).
-  const gateway = await startGatewayUnderTest({ ...ctx.setup, emulatorPort: ctx.origin.stubPort, cachePath: `${ctx.dir}/pass-cache` }, 'pass-through');
-  try {
-    await passThrough(ctx, gateway);
-    if (process.env.BENCH_DEBUG) ctx.print(`  (gateway output ${gateway.proc.output().length} chars: ${gateway.proc.output().slice(-600)})`);
-  } finally {
-    await gateway.stop();
-  }
-}
-
-async function passThrough(ctx: BenchContext, gateway: GatewayUnderTest): Promise<void> {
   const headers = { Authorization: `Bearer ${ctx.origin.deviceToken}` };
   const direct = `http://127.0.0.1:${ctx.origin.stubPort}${NEXT}`;
-  const gw = `${gateway.url('http')}${NEXT}`;
+  const gw = `${ctx.gateway.url('http')}${NEXT}`;
   const ng = `http://127.0.0.1:${ctx.nginxPorts.pass}${NEXT}`;
+  const gateways = gatewaySides(ctx).map(({ name, gateway }) => ({ name, workers: gateway.workers, url: `${gateway.url('http')}${NEXT}` }));
   const connections = 64;
-  ctx.print(`\n## pass-through: GET deployments/next → 204, keep-alive, wrk -t1 -c${connections}, ${ctx.seconds} s × ${ctx.rounds} rounds (req/s; upstream: a lean 204 stub, direct = the stub alone; gateway workers ${gateway.workers})`);
+  const seconds = ctx.seconds.rate;
+  ctx.print(`\n## pass-through: GET deployments/next → 204, keep-alive, wrk -t1 -c${connections}, ${seconds} s × ${ctx.rounds} rounds after a 1 s warm-up (req/s; upstream: a lean 204 stub, direct = the stub alone, first round only; ${gateways.map((g) => `${g.name}: ${g.workers} worker(s)`).join(', ')})`);
+  // Untimed: the first second of a fresh process is JIT and connection set-up, not its rate.
+  for (const url of [direct, ...gateways.map((g) => g.url), ng]) await runWrk({ url, connections, seconds: 1, headers });
   const errors: string[] = [];
-  const side = (name: string, url: string) => ({
+  const side = (name: string, url: string, once = false) => ({
     name,
+    once,
     run: async () => {
-      const r = await runWrk({ url, connections, seconds: ctx.seconds, headers });
+      const r = await runWrk({ url, connections, seconds, headers });
       if (r.errors > 0) errors.push(`${name}: ${r.errors} errors/non-2xx`);
       return r.requestsPerSec;
     },
   });
-  const { summary } = await compare(ctx, [side('direct', direct), side('gateway', gw), side('nginx', ng)], perSec);
+  const { summary } = await compare(ctx, [side('direct', direct, true), ...gateways.map((g) => side(g.name, g.url)), side('nginx', ng)], perSec);
   if (errors.length) ctx.print(`  errors: ${errors.join('; ')}`);
   const g = summary.get('gateway')!.median;
   const n = summary.get('nginx')!.median;
   const d = summary.get('direct')!.median;
   ctx.print(`  gateway/direct ${(g / d).toFixed(2)}×, nginx/direct ${(n / d).toFixed(2)}×`);
   verdictLine(ctx, { name: 'pass-through req/s, 64 conns', gateway: perSec(g), nginx: perSec(n), ratio: `gateway/nginx ${(g / n).toFixed(2)}×`, target: '≥ 0.50×', met: g / n >= 0.5 });
+  workersVerdict(ctx, 'pass-through req/s', summary, perSec);
 
   const rate = Number(process.env.BENCH_RATE ?? 1000);
-  ctx.print(`\n## pass-through latency at a fixed ${rate} req/s (16 keep-alive connections, corrected for coordinated omission), ${ctx.seconds} s × ${ctx.rounds} rounds, p99`);
+  ctx.print(`\n## pass-through latency at a fixed ${rate} req/s (16 keep-alive connections, corrected for coordinated omission), ${ctx.seconds.latency} s × ${ctx.rounds} rounds, p99`);
   const fixed = (name: string, url: string) => ({
     name,
-    run: async () => (await runJsonChild<{ p99: number }>('fixed-rate-process.js', { url, rate, seconds: ctx.seconds, connections: 16, headers })).p99,
+    run: async () => (await runJsonChild<{ p99: number }>('fixed-rate-process.js', { url, rate, seconds: ctx.seconds.latency, connections: 16, headers })).p99,
   });
   const { samples } = await compare(ctx, [fixed('direct', direct), fixed('gateway', gw), fixed('nginx', ng)], ms);
   const added = (name: string) => median(samples.get(name)!.map((s, i) => s.value - samples.get('direct')![i].value));
@@ -62,19 +58,19 @@ async function passThrough(ctx: BenchContext, gateway: GatewayUnderTest): Promis
 export async function mtlsCase(ctx: BenchContext): Promise<void> {
   const device = makeDeviceCert(ctx.dir, 'bench-device', ctx.tls.ca);
   const gateway = await startGatewayUnderTest(
-    { dir: ctx.dir, emulatorPort: ctx.origin.emulatorPort, cachePath: `${ctx.dir}/mtls-cache`, serverCert: ctx.tls.serverCert, serverKey: ctx.tls.serverKey, mtlsCa: ctx.tls.ca.cert },
+    { dir: ctx.dir, upstreamPort: ctx.origin.emulatorPort, cachePath: `${ctx.dir}/mtls-cache`, serverCert: ctx.tls.serverCert, serverKey: ctx.tls.serverKey, mtlsCa: ctx.tls.ca.cert },
     'mtls',
   );
   try {
     const port = (name: string) => (name === 'gateway' ? Number(new URL(gateway.url('https')).port) : ctx.nginxPorts.mtls);
     const concurrency = Number(process.env.BENCH_HANDSHAKE_CONCURRENCY ?? 8);
-    ctx.print(`\n## mTLS: full handshakes/s with a client certificate (P-256), new connection per request, no resumption, ${concurrency} concurrent, ${ctx.seconds} s × ${ctx.rounds} rounds; gateway workers ${gateway.workers}`);
+    ctx.print(`\n## mTLS: full handshakes/s with a client certificate (P-256), new connection per request, no resumption, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${ctx.rounds} rounds; gateway workers ${gateway.workers}`);
     const problems: string[] = [];
     const side = (name: string) => ({
       name,
       run: async () => {
         const r = await runJsonChild<{ perSec: number; failed: number; resumed: number }>('handshake-process.js', {
-          port: port(name), path: '/api/internal/v1/gateway/alive', ca: ctx.tls.ca.cert, cert: device.chain, key: device.key, concurrency, seconds: ctx.seconds,
+          port: port(name), path: '/api/internal/v1/gateway/alive', ca: ctx.tls.ca.cert, cert: device.chain, key: device.key, concurrency, seconds: ctx.seconds.rate,
         });
         if (r.failed || r.resumed) problems.push(`${name}: ${r.failed} failed, ${r.resumed} resumed`);
         return r.perSec;

@@ -25,10 +25,48 @@ export interface BenchContext {
   nginxPorts: { http: number; https: number; mtls: number; pass: number };
   setup: GatewaySetup;
   tls: { ca: CertPair; serverCert: string; serverKey: string };
+  /** Issue 11: the gateway with the other worker count (1 when the main one runs 2, else 2). */
+  otherWorkers?: GatewayUnderTest;
   rounds: number;
-  seconds: number;
+  seconds: Windows;
   print(line: string): void;
   verdicts: Verdict[];
+}
+
+/** Seconds per measured round, by kind: medians of req/s are stable in shorter windows. */
+export interface Windows {
+  /** req/s and handshakes/s */
+  rate: number;
+  /** p99 at a fixed rate: needs enough requests above the 99th percentile */
+  latency: number;
+  /** GB/s of cached downloads */
+  transfer: number;
+}
+
+/** BENCH_SECONDS sets every window; by default 3 s, 4 s for latency (4,000 requests a round). */
+export function windows(): Windows {
+  const all = process.env.BENCH_SECONDS ? Number(process.env.BENCH_SECONDS) : undefined;
+  return { rate: all ?? 3, latency: all ?? 4, transfer: all ?? 3 };
+}
+
+/** The gateways to compare: the main one, then the one with the other worker count if started. */
+export function gatewaySides(ctx: BenchContext): { name: string; gateway: GatewayUnderTest }[] {
+  const other = ctx.otherWorkers;
+  return [{ name: 'gateway', gateway: ctx.gateway }, ...(other ? [{ name: `gateway ${other.workers}w`, gateway: other }] : [])];
+}
+
+/** Issue 11's figure: the same case with more and with fewer worker processes, and the ratio. */
+export function workersVerdict(ctx: BenchContext, what: string, medians: Map<string, { median: number }>, fmt: (v: number) => string): void {
+  const other = ctx.otherWorkers;
+  if (!other) return;
+  const byWorkers = [
+    { workers: ctx.gateway.workers, value: medians.get('gateway')!.median },
+    { workers: other.workers, value: medians.get(`gateway ${other.workers}w`)!.median },
+  ].sort((a, b) => a.workers - b.workers);
+  const [few, many] = byWorkers;
+  const ratio = many.value / few.value;
+  ctx.verdicts.push({ name: `${what}: ${many.workers} vs ${few.workers} gateway workers`, gateway: `${few.workers}w ${fmt(few.value)}, ${many.workers}w ${fmt(many.value)}`, nginx: '–', ratio: `${many.workers}/${few.workers} workers ${ratio.toFixed(2)}×`, target: '(measure)', met: null });
+  ctx.print(`  → workers ${few.workers}: ${fmt(few.value)}, workers ${many.workers}: ${fmt(many.value)}: ${many.workers}/${few.workers} = ${ratio.toFixed(2)}×`);
 }
 
 export function nginxUrl(ctx: BenchContext, listener: 'http' | 'https'): string {

@@ -11,7 +11,8 @@ import { startGateway, writeGatewayConfig, type GatewayProcess } from '../../spe
 
 export interface GatewaySetup {
   dir: string;
-  emulatorPort: number;
+  /** UpstreamServer: the emulator (mTLS logs in there) or the lean deployments/next stub. */
+  upstreamPort: number;
   cachePath: string;
   serverCert: string;
   serverKey: string;
@@ -35,12 +36,14 @@ export interface GatewayUnderTest {
 const SECRET = randomBytes(32);
 const signer: LinkSigner = createLinkSigner({ secret: SECRET, gatewayUrl: 'http://gateway.invalid' });
 
-export async function startGatewayUnderTest(s: GatewaySetup, name: string): Promise<GatewayUnderTest> {
+/** `workers`: the `Workers` key; default BENCH_GATEWAY_WORKERS, else the gateway's own choice. */
+export async function startGatewayUnderTest(s: GatewaySetup, name: string, workers?: number): Promise<GatewayUnderTest> {
+  const workersKey = workers ?? (process.env.BENCH_GATEWAY_WORKERS ? Number(process.env.BENCH_GATEWAY_WORKERS) : undefined);
   const mtls = s.mtlsCa !== undefined;
   const config = {
     HTTP: { Enabled: !mtls, Listen: '127.0.0.1:0' },
     HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: s.serverCert, ServerKey: s.serverKey },
-    UpstreamServer: { URL: `http://127.0.0.1:${s.emulatorPort}` },
+    UpstreamServer: { URL: `http://127.0.0.1:${s.upstreamPort}` },
     Features: {
       ArtifactsProxy: {
         Enabled: true,
@@ -50,8 +53,7 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string): Prom
       },
       ...(mtls ? { mTLS: { Enabled: true, CACertificate: s.mtlsCa, MenderUsername: 'admin@example.com', MenderPassword: 'correcthorse' } } : {}),
     },
-    // BENCH_GATEWAY_WORKERS: the `Workers` key (issue 11); unset = the gateway's own choice.
-    ...(process.env.BENCH_GATEWAY_WORKERS ? { Workers: Number(process.env.BENCH_GATEWAY_WORKERS) } : {}),
+    ...(workersKey !== undefined ? { Workers: workersKey } : {}),
     // Info until it has logged its listeners (that is how the ports are read) ...
     LogLevel: 'info',
   };
@@ -61,11 +63,10 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string): Prom
   writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `gateway-${name}.conf`);
   proc.process.kill('SIGHUP');
   await new Promise((r) => setTimeout(r, 500));
-  const workers = Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1);
   return {
     proc,
     pid: proc.process.pid!,
-    workers,
+    workers: Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1),
     pids: () => processTree(proc.process.pid!),
     url: (listener) => proc.url(listener),
     link(origin, listener) {

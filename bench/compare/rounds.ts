@@ -15,6 +15,8 @@ export interface Side {
   name: string;
   /** One measurement; higher or lower is better depending on the case. */
   run(round: number): Promise<number>;
+  /** A reference printed for context only: measured in the first round, not in every one. */
+  once?: boolean;
 }
 
 export type Samples = Map<string, Sample[]>;
@@ -23,6 +25,7 @@ export async function alternate(rounds: number, sides: Side[]): Promise<Samples>
   const out: Samples = new Map(sides.map((s) => [s.name, []]));
   for (let round = 0; round < rounds; round++) {
     for (const side of sides) {
+      if (side.once && round > 0) continue;
       const before = cpuSnapshot();
       const value = await side.run(round);
       out.get(side.name)!.push({ value, note: systemNoteSince(before) });
@@ -66,5 +69,5 @@ export function describe(name: string, s: Summary, samples: Sample[], fmt: (v: n
   const rounds = samples.map((x) => `${fmt(x.value)}${x.note.stealPct > MAX_STEAL_PCT ? '*' : ''}`).join(' / ');
   const steal = samples.map((x) => x.note.stealPct.toFixed(0)).join('/');
   const load = samples.map((x) => x.note.load1.toFixed(1)).join('/');
-  return `  ${name.padEnd(9)}: ${fmt(s.median).padStart(12)}  rounds ${rounds}  steal% ${steal}  load ${load}${s.noisy ? '  (all rounds above the steal limit: noisy)' : ''}`;
+  return `  ${name.padEnd(10)}: ${fmt(s.median).padStart(12)}  rounds ${rounds}  steal% ${steal}  load ${load}${s.noisy ? '  (all rounds above the steal limit: noisy)' : ''}`;
 }
