@@ -1,5 +1,6 @@
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { releaseJournalLock, takeJournalLock } from './journal-lock';
 import { decodeRecords, type JournalRecord } from './journal-record';
 
 // The journal on disk: one append-only file, `reports.journal`, mode 0600 in a 0700 directory
@@ -8,7 +9,7 @@ import { decodeRecords, type JournalRecord } from './journal-record';
 // fleet reporting at once costs a few syncs, not one per device. Compaction rewrites the live
 // records to a temporary file, syncs it and renames it over the journal.
 
-const FILE = 'reports.journal';
+export const JOURNAL_FILE = 'reports.journal';
 
 interface Waiting {
   data: Buffer;
@@ -35,22 +36,28 @@ export class JournalFile {
   /** Open (creating) the journal in dir; returns the records of the file, a torn tail cut off. */
   static async open(dir: string): Promise<{ file: JournalFile; records: JournalRecord[]; tornBytes: number }> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const path = join(dir, FILE);
-    let data: Buffer;
+    await takeJournalLock(dir);
     try {
-      data = await readFile(path);
+      const path = join(dir, JOURNAL_FILE);
+      let data: Buffer;
+      try {
+        data = await readFile(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        data = Buffer.alloc(0);
+      }
+      const { records, validBytes } = decodeRecords(data);
+      const handle = await open(path, 'a+', 0o600);
+      const tornBytes = data.length - validBytes;
+      if (tornBytes > 0) {
+        await handle.truncate(validBytes);
+        await handle.sync();
+      }
+      return { file: new JournalFile(dir, handle, validBytes), records, tornBytes };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      data = Buffer.alloc(0);
+      await releaseJournalLock(dir);
+      throw err;
     }
-    const { records, validBytes } = decodeRecords(data);
-    const handle = await open(path, 'a+', 0o600);
-    const tornBytes = data.length - validBytes;
-    if (tornBytes > 0) {
-      await handle.truncate(validBytes);
-      await handle.sync();
-    }
-    return { file: new JournalFile(dir, handle, validBytes), records, tornBytes };
   }
 
   append(data: Buffer): Promise<void> {
@@ -106,7 +113,7 @@ export class JournalFile {
   }
 
   private async rewrite(data: Buffer): Promise<void> {
-    const path = join(this.dir, FILE);
+    const path = join(this.dir, JOURNAL_FILE);
     const tmp = `${path}.tmp`;
     const out = await open(tmp, 'w', 0o600);
     try {
@@ -130,5 +137,6 @@ export class JournalFile {
   async close(): Promise<void> {
     while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
     await this.handle.close();
+    await releaseJournalLock(this.dir);
   }
 }

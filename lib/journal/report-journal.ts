@@ -1,7 +1,9 @@
 import type { Logger } from '../observe/log';
 import { journalMetrics } from '../observe/metrics';
-import { JournalFile } from './journal-file';
-import { encodeRecord, type JournalEntry, type ReportResult } from './journal-record';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { JOURNAL_FILE, JournalFile } from './journal-file';
+import { encodeRecord, type JournalEntry, type JournalRecord, type ReportResult } from './journal-record';
 
 // The reports waiting for upstream, per device in arrival order, backed by the journal file.
 // It enforces the bounds (MaxSize of waiting reports, MaxAge), keeps only the newest inventory
@@ -33,30 +35,66 @@ export class ReportJournal {
   private nextSeq = 1;
   readonly stats: JournalStats = { queued: 0, bytes: 0, devices: 0, journaled: 0, replayed: 0, failed: 0, superseded: 0 };
 
-  private constructor(
-    private readonly file: JournalFile,
-    private readonly options: ReportJournalOptions,
-  ) {}
+  private file: JournalFile | undefined;
+  private opening: Promise<JournalFile> | undefined;
 
-  static async open(options: ReportJournalOptions): Promise<ReportJournal> {
-    const { file, records, tornBytes } = await JournalFile.open(options.dir);
-    const journal = new ReportJournal(file, options);
-    const live = new Map<number, JournalEntry>();
-    for (const r of records) {
-      if (r.t === 'add') live.set(r.entry.seq, r.entry);
-      else live.delete(r.seq);
-      journal.nextSeq = Math.max(journal.nextSeq, (r.t === 'add' ? r.entry.seq : r.seq) + 1);
+  private constructor(private readonly options: ReportJournalOptions) {}
+
+  /**
+   * Open the journal in options.dir. lazy: when the directory holds no journal yet, nothing is
+   * made (no directory, no file, no lock) until the first report has to wait; a gateway whose
+   * upstream never fails never writes device tokens to disk.
+   */
+  static async open(options: ReportJournalOptions & { lazy?: boolean }): Promise<ReportJournal> {
+    if (options.lazy && !existsSync(join(options.dir, JOURNAL_FILE))) {
+      options.log.info('report journal ready: made at the first report that has to wait', { dir: options.dir });
+      return ReportJournal.deferred(options);
     }
-    for (const entry of [...live.values()].sort((a, b) => a.seq - b.seq)) journal.remember(entry);
-    if (tornBytes > 0) options.log.warn('report journal: torn last record dropped (the device got no answer for it)', { bytes: tornBytes });
+    const journal = ReportJournal.deferred(options);
+    await journal.fileNow();
     options.log.info('report journal open', { dir: options.dir, queued: journal.stats.queued, devices: journal.queues.size });
-    journalMetrics.watch(() => journal.stats);
     await journal.compactIfWorth();
     return journal;
   }
 
+  /** A journal whose file is opened only when the first report has to wait. */
+  static deferred(options: ReportJournalOptions): ReportJournal {
+    const journal = new ReportJournal(options);
+    journalMetrics.watch(() => journal.stats);
+    return journal;
+  }
+
+  /** The file, opened (and what it held queued) on first use; a failure is retried next time. */
+  private fileNow(): Promise<JournalFile> {
+    if (this.file) return Promise.resolve(this.file);
+    this.opening ??= JournalFile.open(this.options.dir).then(
+      ({ file, records, tornBytes }) => {
+        this.file = file;
+        this.load(records);
+        if (tornBytes > 0) this.options.log.warn('report journal: torn last record dropped (the device got no answer for it)', { bytes: tornBytes });
+        return file;
+      },
+      (err: unknown) => {
+        this.opening = undefined;
+        throw err;
+      },
+    );
+    return this.opening;
+  }
+
+  private load(records: JournalRecord[]): void {
+    const live = new Map<number, JournalEntry>();
+    for (const r of records) {
+      if (r.t === 'add') live.set(r.entry.seq, r.entry);
+      else live.delete(r.seq);
+      this.nextSeq = Math.max(this.nextSeq, (r.t === 'add' ? r.entry.seq : r.seq) + 1);
+    }
+    for (const entry of [...live.values()].sort((a, b) => a.seq - b.seq)) this.remember(entry);
+  }
+
   /** Make a report durable. 'full': over MaxSize, not journaled (the device gets the upstream error). */
   async add(report: Omit<JournalEntry, 'seq'>): Promise<'journaled' | 'full'> {
+    const file = await this.fileNow();
     const entry: JournalEntry = { ...report, seq: this.nextSeq++ };
     const encoded = encodeRecord({ t: 'add', entry });
     const replaced = entry.kind === 'inventory' ? this.pendingOf(entry.device).filter((e) => e.kind === 'inventory') : [];
@@ -67,7 +105,7 @@ export class ReportJournal {
       return 'full';
     }
     const records = [...replaced.map((e) => encodeRecord({ t: 'done', seq: e.seq, result: 'superseded' })), encoded];
-    await this.file.append(Buffer.concat(records));
+    await file.append(Buffer.concat(records));
     for (const e of replaced) this.forget(e, 'superseded');
     this.remember(entry, encoded.length);
     this.stats.journaled++;
@@ -77,7 +115,7 @@ export class ReportJournal {
 
   /** End a report (durably: a replay is not repeated after a restart once this resolved). */
   async finish(entry: JournalEntry, result: ReportResult, status?: number): Promise<void> {
-    if (!this.sizes.has(entry.seq)) return;
+    if (!this.sizes.has(entry.seq) || !this.file) return;
     await this.file.append(encodeRecord({ t: 'done', seq: entry.seq, result, ...(status === undefined ? {} : { status }) }));
     this.forget(entry, result);
     const fields = { device: entry.device, kind: entry.kind, path: entry.path.split('?')[0], result, status, age_s: Math.round((Date.now() - entry.at) / 1000) };
@@ -108,8 +146,9 @@ export class ReportJournal {
     }
   }
 
-  close(): Promise<void> {
-    return this.file.close();
+  async close(): Promise<void> {
+    const file = this.file ?? (await this.opening?.catch(() => undefined));
+    await file?.close();
   }
 
   private remember(entry: JournalEntry, size = encodeRecord({ t: 'add', entry }).length): void {
@@ -143,8 +182,8 @@ export class ReportJournal {
 
   /** Keep the file near the size of what still waits: empty once everything is delivered. */
   private async compactIfWorth(): Promise<void> {
+    if (!this.file || this.file.size === 0) return;
     const size = this.file.size;
-    if (size === 0) return;
     if (this.sizes.size > 0 && (size < 1024 * 1024 || size < 4 * this.liveBytes)) return;
     await this.file.compact(() => {
       const all = [...this.queues.values()].flat().sort((a, b) => a.seq - b.seq);

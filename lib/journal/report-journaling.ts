@@ -47,11 +47,18 @@ export function journalDir(config: Readonly<GatewayConfig>): string {
 export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger, options: ReplayOptions = {}): Promise<OwnedJournal> {
   const settings = config.Features.ReportJournal;
   const dir = journalDir(config);
+  const opening = { dir, maxBytes: settings.MaxSize, maxAgeMs: parseDuration(settings.MaxAge), log };
+  // An explicit Path must work at start. The default one (under the cache, or /var/lib) is made
+  // when first needed; if it cannot be opened (not writable, another gateway's), the gateway
+  // still starts and a report that has to wait gets the upstream error, as with the journal off.
+  const implicit = settings.Path === '';
   let journal: ReportJournal;
   try {
-    journal = await ReportJournal.open({ dir, maxBytes: settings.MaxSize, maxAgeMs: parseDuration(settings.MaxAge), log });
+    journal = await ReportJournal.open({ ...opening, lazy: implicit });
   } catch (err) {
-    throw new Error(`ReportJournal: cannot open the journal in ${dir}: ${(err as Error).message}`);
+    if (!implicit) throw new Error(`ReportJournal: cannot open the journal in ${dir}: ${(err as Error).message}`);
+    log.error('report journal: cannot open the default journal; tried again at the first report that has to wait (set ReportJournal.Path)', { dir, err: err as Error });
+    journal = ReportJournal.deferred(opening);
   }
   const replay = new ReportReplay(journal, upstream, log, options);
   if (journal.stats.queued > 0) replay.wake();

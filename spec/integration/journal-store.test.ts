@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -9,7 +10,8 @@ import { captureLog } from '../support/capture-log';
 
 // The journal on a real directory: what it holds survives a reopen, a torn tail is cut off,
 // inventory keeps the newest per device, MaxSize refuses, MaxAge expires, and the file shrinks
-// back once everything ended.
+// back once everything ended; the default (lazy) journal makes nothing until a report waits;
+// one process per journal directory.
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -107,6 +109,33 @@ describe('report journal on disk', () => {
     assert.equal(j.stats.failed, 1);
     const done = decodeRecords(readFileSync(join(dir, 'reports.journal'))).records.filter((r) => r.t === 'done');
     assert.deepEqual(done.map((r) => r.t === 'done' && [r.result, r.status]), [['unauthorized', 401]]);
+    await j.close();
+  });
+
+  it('lazy: nothing on disk until a report has to wait; then the directory, the file and the lock, released on close', async () => {
+    const dir = tempDir();
+    const j = await ReportJournal.open({ dir, maxBytes: 1 << 20, maxAgeMs: 60_000, log: captureLog('error').log, lazy: true });
+    assert.equal(existsSync(dir), false);
+    assert.equal(await j.add(report('a', 'status', '{"status":"success"}')), 'journaled');
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(readFileSync(join(dir, 'reports.lock'), 'utf8').trim(), String(process.pid));
+    await j.close();
+    assert.equal(existsSync(join(dir, 'reports.lock')), false);
+    // A lazy journal whose file exists opens it at once: what waits is replayed after a restart.
+    const again = await ReportJournal.open({ dir, maxBytes: 1 << 20, maxAgeMs: 60_000, log: captureLog('error').log, lazy: true });
+    assert.equal(again.pendingOf('a').length, 1);
+    await again.close();
+  });
+
+  it('one process per journal directory: a live owner refuses a second, a dead one is taken over', async () => {
+    const dir = tempDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'reports.lock'), `${process.ppid}\n`); // the test runner: alive
+    await assert.rejects(open(dir), /in use by process \d+ \(one gateway per journal directory\)/);
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    writeFileSync(join(dir, 'reports.lock'), `${gone}\n`);
+    const j = await open(dir);
+    assert.equal(readFileSync(join(dir, 'reports.lock'), 'utf8').trim(), String(process.pid));
     await j.close();
   });
 
