@@ -157,6 +157,10 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
     p.publish();
     if (bucketLock) ctx.shared!.share(p.id, meta, objectPath(ctx.layout, p.id), bucketLock);
     bucketLock = null;
+  } catch (err) {
+    // A bucket copy that broke off: the next fill of any key goes to the origin for a while.
+    if (claim?.kind === 'bucket' && !signal.aborted && !(err instanceof SinkRefused)) ctx.shared!.fillFailed(err as Error);
+    throw err;
   } finally {
     if (bucketLock) void bucketLock.release();
     if (open) await fh.close().catch(() => undefined);

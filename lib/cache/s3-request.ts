@@ -41,6 +41,8 @@ export async function bucketRequest(url: string, opts: BucketRequest): Promise<B
     req.on('response', resolve);
     req.on('error', reject);
   });
+  // It can fail while the body is still being piped (awaited only after): never unhandled.
+  answered.catch(() => undefined);
   try {
     if (Buffer.isBuffer(opts.body)) req.end(opts.body);
     else if (opts.body) await pipeline(opts.body.stream, req);
@@ -53,7 +55,6 @@ export async function bucketRequest(url: string, opts: BucketRequest): Promise<B
     return { status: res.statusCode ?? 0, headers: res.headers, text };
   } catch (err) {
     req.destroy();
-    answered.catch(() => undefined);
     if (err instanceof BucketUnreachable || opts.signal?.aborted) throw err;
     // Connection refused, reset, DNS: the message names the address, never the signed query.
     throw new BucketUnreachable(`bucket unreachable: ${(err as Error).message}`, { cause: err });

@@ -28,6 +28,9 @@ export interface SharedTiming {
 
 export const DEFAULT_SHARED_TIMING: SharedTiming = { pollMs: 500, leaseMs: 30_000, settleMs: 1_000, timeoutMs: 10_000, retryMs: 30_000 };
 
+/** Failures of our own disk say nothing about the bucket. */
+const LOCAL_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'ENOENT']);
+
 /** The largest object one PUT can create on S3 (larger ones need multipart, which s3rver lacks). */
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 
@@ -88,6 +91,12 @@ export class SharedCache {
       .finally(() => lock.release());
     this.uploads.add(run);
     void run.finally(() => this.uploads.delete(run));
+  }
+
+  /** A fill from the bucket copy failed (bucket gone mid-way, or a copy that does not verify). */
+  fillFailed(err: Error): void {
+    if (LOCAL_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) return;
+    this.down(err);
   }
 
   /** Stop uploads (their locks are released) and wait for them. */

@@ -72,7 +72,7 @@ test('bucket down: origin fills, one warn line; bucket back after the retry dela
     const c = await download(front.url(origin.url('c.mender')));
     assert.equal(c.md5, md5(body));
     assert.equal(origin.fullDownloads, 3);
-    await waitFor(() => /msg="artifact shared in the bucket"/.test(text()), 10_000, 'the upload of c.mender');
+    await waitFor(() => /msg="artifact shared in the bucket"/.test(text()), 10_000, 'the upload of c.mender').catch((err: Error) => assert.fail(`${err.message}\n${text()}`));
     assert.match(text(), /msg="shared cache bucket reachable again"/);
   } finally {
     await cache.close();
