@@ -3,11 +3,12 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import http from 'node:http';
 import * as path from 'node:path';
 
-// The artifact origin of the cache benchmark: files of a directory served with Range,
-// every byte counted, optionally throttled per response (an uplink, not loopback).
-
+// The artifact origin of the cache benchmark, and of the nginx comparison's memory case: files
+// of a directory served with Range, every byte counted, optionally throttled per response (an
+// uplink, not loopback).
 
 export interface Origin {
+  port: number;
   url(file: string): URL;
   bytes: number;
   throttle: number;
@@ -15,7 +16,7 @@ export interface Origin {
 }
 
 export async function startOrigin(dir: string): Promise<Origin> {
-  const origin: Origin = { url: (f) => new URL(`http://127.0.0.1:${port}/bucket/${f}?X-Amz-Signature=${randomBytes(6).toString('hex')}`), bytes: 0, throttle: 0, close: async () => void server.close() };
+  const origin: Origin = { port: 0, url: (f) => new URL(`http://127.0.0.1:${port}/bucket/${f}?X-Amz-Signature=${randomBytes(6).toString('hex')}`), bytes: 0, throttle: 0, close: async () => void server.close() };
   const server = http.createServer(async (req, res) => {
     const file = path.join(dir, path.basename(new URL(req.url ?? '/', 'http://x').pathname));
     const { size } = await fsp.stat(file);
@@ -37,5 +38,6 @@ export async function startOrigin(dir: string): Promise<Origin> {
     res.end();
   });
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  origin.port = port;
   return origin;
 }

@@ -21,6 +21,8 @@ export interface NginxConfOptions {
   httpPort: number;
   httpsPort: number;
   mtlsPort: number;
+  /** A plain file server for the 1 GiB artifact of the memory case (`/bucket/`, bench-origin.ts). */
+  staticPort: number;
   /** Pass-through case: every path proxied to the lean deployments/next stub. */
   passPort: number;
   stubPort: number;
@@ -44,12 +46,17 @@ function locations(o: NginxConfOptions): string {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
     }
-    location /${o.bucket}/ {
-      proxy_pass http://s3;
+${cachedLocation(`/${o.bucket}/`, 's3', o.s3Port)}
+${cachedLocation('/bucket/', 'static_origin', o.staticPort)}`;
+}
+
+function cachedLocation(prefix: string, upstream: string, port: number): string {
+  return `    location ${prefix} {
+      proxy_pass http://${upstream};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       # The presigned signature covers the host the server signed for.
-      proxy_set_header Host 127.0.0.1:${o.s3Port};
+      proxy_set_header Host 127.0.0.1:${port};
       proxy_cache artifacts;
       proxy_cache_key $proxy_host$uri;
       proxy_cache_valid 200 1d;
@@ -86,6 +93,7 @@ http {
   upstream mender { server 127.0.0.1:${o.emulatorPort}; keepalive 64; }
   upstream next_stub { server 127.0.0.1:${o.stubPort}; keepalive 64; }
   upstream s3 { server 127.0.0.1:${o.s3Port}; keepalive 64; }
+  upstream static_origin { server 127.0.0.1:${o.staticPort}; keepalive 64; }
   proxy_cache_path ${p}/cache levels=1:2 keys_zone=artifacts:10m max_size=20g inactive=1d use_temp_path=off;
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_certificate ${o.serverCert};
