@@ -40,6 +40,8 @@ export interface LoadResult {
   peakRss: number;
   hwm: number;
   stealPct: number;
+  /** 1-minute load average at the end of the window. */
+  load1: number;
 }
 
 /** `clients` devices downloading in a loop for `seconds`; RSS of `pid` sampled every second. */
@@ -63,6 +65,6 @@ export async function load(url: () => string, clients: number, seconds: number, 
   const c1 = await cpuTimes();
   const final = await rssOf(pid);
   agent.destroy();
-  return { bytes: counted, seconds: elapsed, peakRss: Math.max(peakRss, final.rss), hwm: final.hwm, stealPct: (100 * (c1.steal - c0.steal)) / Math.max(1, c1.total - c0.total) };
+  return { bytes: counted, seconds: elapsed, peakRss: Math.max(peakRss, final.rss), hwm: final.hwm, stealPct: (100 * (c1.steal - c0.steal)) / Math.max(1, c1.total - c0.total), load1: Number((await fsp.readFile('/proc/loadavg', 'utf8')).split(' ')[0]) };
 }
 
