@@ -116,6 +116,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   const claim: Claim | null = ctx.shared ? await ctx.shared.claim(p.id, p.key, signal) : null;
   const source = claim?.kind === 'bucket' ? claim.url : origin;
   let bucketLock = claim?.kind === 'origin' ? claim.lock : null;
+  let verified: (meta: Sidecar | null) => void = () => undefined;
   const fh = await fsp.open(tmp, 'wx');
   let open = true;
   try {
@@ -128,6 +129,11 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
           if (!fits) throw new SinkRefused(`no room for ${size} bytes in the cache`);
           p.begin(size, etag, tmp, objectPath(ctx.layout, p.id));
           await lock.announce({ tmp, size, etag });
+          if (bucketLock) {
+            // Issue 11: the bucket gets the bytes as they land; the upload owns the lock now.
+            ctx.shared!.share(p, bucketLock, new Promise((resolve) => (verified = resolve)));
+            bucketLock = null;
+          }
         },
         write: async (chunk) => {
           md5.update(chunk);
@@ -155,13 +161,13 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
     await syncDir(ctx.layout.objects);
     ctx.index.set({ id: p.id, key: p.key, size: got.size, etag, lastServed: Date.now(), readers: 0 });
     p.publish();
-    if (bucketLock) ctx.shared!.share(p.id, meta, objectPath(ctx.layout, p.id), bucketLock);
-    bucketLock = null;
+    verified(meta);
   } catch (err) {
     // A bucket copy that broke off: the next fill of any key goes to the origin for a while.
     if (claim?.kind === 'bucket' && !signal.aborted && !(err instanceof SinkRefused)) ctx.shared!.fillFailed(err as Error);
     throw err;
   } finally {
+    verified(null);
     if (bucketLock) void bucketLock.release();
     if (open) await fh.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });

@@ -1,13 +1,14 @@
-import { promises as fsp } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ArtifactsCacheS3Config } from '../config/types';
 import type { Logger } from '../observe/log';
 import { parseSidecar, type Sidecar } from './cache-index';
 import { plainMd5Etag } from './cache-key';
+import type { FillProgress } from './fill-progress';
 import { Bucket } from './s3-bucket';
 import { BucketLocks, type BucketLock } from './s3-bucket-lock';
 import { createPresigner, type Presigner } from './s3-presigner';
 import { BucketUnreachable, s3ErrorCode } from './s3-request';
+import { MAX_SINGLE_PUT, uploadGrowing } from './s3-upload';
 
 // The bucket as every gateway's second-level cache (issue 11). On a local miss, before the
 // origin: the bucket copy if there is one (its presigned GET goes through the same resumable
@@ -31,8 +32,6 @@ export const DEFAULT_SHARED_TIMING: SharedTiming = { pollMs: 500, leaseMs: 30_00
 /** Failures of our own disk say nothing about the bucket. */
 const LOCAL_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'ENOENT']);
 
-/** The largest object one PUT can create on S3 (larger ones need multipart, which s3rver lacks). */
-export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 
 export type Claim =
   /** Fill from the bucket copy at `url`; `sidecar` is what its uploader verified. */
@@ -80,15 +79,33 @@ export class SharedCache {
     }
   }
 
-  /** Upload a published entry in the background, then release the lock (issue 11: once per key). */
-  share(id: string, sidecar: Sidecar, file: string, lock: BucketLock): void {
-    const run = this.upload(id, sidecar, file)
-      .catch((err: Error) => {
-        if (this.closed) return;
-        if (err instanceof BucketUnreachable) this.down(err);
-        else this.log.warn('artifact not shared in the bucket', { key: sidecar.key, cause: err.message });
+  /**
+   * Stream a fill from the origin to the bucket while it lands, then release the lock (issue
+   * 11: once per key). `verified` gives the sidecar once published, null if the fill failed.
+   */
+  share(p: FillProgress, lock: BucketLock, verified: Promise<Sidecar | null>): void {
+    if (p.size > MAX_SINGLE_PUT) {
+      this.log.warn('artifact not shared in the bucket: larger than one PUT allows (5 GiB)', { key: p.key, size: p.size });
+      void lock.release();
+      return;
+    }
+    const abort = new AbortController();
+    this.aborts.add(abort);
+    const run = uploadGrowing(this.bucket, p, verified, abort.signal)
+      .then(({ shared, ms }) => {
+        if (!shared) return;
+        this.reachable(null);
+        this.log.info('artifact shared in the bucket', { key: p.key, size: p.size, ms });
       })
-      .finally(() => lock.release());
+      .catch((err: Error) => {
+        if (this.closed || p.state === 'failed') return; // the fill's own failure is logged by the fill
+        if (err instanceof BucketUnreachable) this.down(err);
+        else this.log.warn('artifact not shared in the bucket', { key: p.key, cause: err.message });
+      })
+      .finally(() => {
+        this.aborts.delete(abort);
+        return lock.release();
+      });
     this.uploads.add(run);
     void run.finally(() => this.uploads.delete(run));
   }
@@ -119,32 +136,6 @@ export class SharedCache {
     const etag = plainMd5Etag(head.headers.etag as string | undefined);
     if (Number(head.headers['content-length']) !== sidecar.size || (etag !== null && etag !== sidecar.md5)) return null;
     return { kind: 'bucket', url: await this.bucket.getUrl(this.bucket.objectKey(id)), sidecar };
-  }
-
-  private async upload(id: string, sidecar: Sidecar, file: string): Promise<void> {
-    if (sidecar.size > MAX_SINGLE_PUT) {
-      this.log.warn('artifact not shared in the bucket: larger than one PUT allows (5 GiB)', { key: sidecar.key, size: sidecar.size });
-      return;
-    }
-    const started = Date.now();
-    const fh = await fsp.open(file, 'r'); // held open: an eviction meanwhile cannot cut the upload
-    const abort = new AbortController();
-    this.aborts.add(abort);
-    try {
-      const stream = fh.createReadStream({ start: 0, autoClose: false });
-      const headers = { 'content-type': 'application/octet-stream' };
-      const put = await this.bucket.send('PUT', this.bucket.objectKey(id), { headers, body: { stream, length: sidecar.size }, signal: abort.signal });
-      if (put.status !== 200) throw new BucketUnreachable(`artifact PUT answered ${put.status} ${s3ErrorCode(put)}`);
-      const etag = plainMd5Etag(put.headers.etag as string | undefined);
-      if (etag !== null && etag !== sidecar.md5) throw new Error('the bucket stored other bytes than ours (ETag differs)');
-      const meta = await this.bucket.send('PUT', this.bucket.sidecarKey(id), { headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(sidecar)) });
-      if (meta.status !== 200) throw new BucketUnreachable(`sidecar PUT answered ${meta.status} ${s3ErrorCode(meta)}`);
-      this.reachable(null);
-      this.log.info('artifact shared in the bucket', { key: sidecar.key, size: sidecar.size, ms: Date.now() - started });
-    } finally {
-      this.aborts.delete(abort);
-      await fh.close();
-    }
   }
 
   private reachable<T>(value: T): T {

@@ -6,13 +6,15 @@ import net from 'node:net';
 import * as path from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { createArtifactCache, type ArtifactCache } from '../../lib/cache/artifact-cache';
+import { cacheKey, entryId } from '../../lib/cache/cache-key';
 import { captureLog } from '../support/capture-log';
 import { cacheConfig, download, md5, startFront, startOrigin, tempDir, waitFor, type TestOrigin } from './cache-harness';
 
 // ArtifactsCache.S3 through an outage and back (issue 11), in process: the bucket sits behind a
 // TCP relay the test turns off and on. While it is off, fills go to the origin and the local
 // cache (one warn line for the whole outage); once the retry delay has passed, the next fill
-// uses the bucket again and shares what it fetched.
+// uses the bucket again and shares what it fetched. The copy to the bucket streams while the
+// fill runs; a fill that fails leaves nothing in the bucket.
 
 const SIZE = 512 * 1024;
 let dir: string;
@@ -92,5 +94,47 @@ test('bucket down: origin fills, one warn line; bucket back after the retry dela
   } finally {
     await other.close();
     await otherFront.close();
+  }
+});
+
+test('an origin fill that fails for good publishes nothing in the bucket and frees the lock; the next fill shares a good copy', async () => {
+  relayUp = true;
+  const flaky = await startOrigin(body, { truncateAt: SIZE / 2 });
+  const { log, text } = captureLog('info');
+  const cache = await createArtifactCache({ config: s3Config(path.join(dir, 'broken')), log, tuning: { retry: { retries: 1, backoffMs: 10, maxBackoffMs: 20 } } });
+  const front = await startFront(cache);
+  const url = flaky.url('half.mender');
+  const id = entryId(cacheKey(url));
+  const exists = (key: string) => bucket.client.statObject(bucket.bucket, key).then(() => true, () => false);
+  try {
+    const d = await download(front.url(url));
+    assert.ok(!d.complete || d.status >= 500, `a broken download, got ${d.status} with ${d.length} bytes`);
+    await waitFor(async () => !(await exists(`c/v1/locks/${id}`)), 5_000, 'the lock to go');
+    // The sidecar is the bucket's commit point. (s3rver keeps the cut PUT's partial bytes,
+    // where S3 stores nothing; without a sidecar no gateway ever reads them.)
+    assert.equal(await exists(`c/v1/objects/${id}.json`), false);
+    assert.doesNotMatch(text(), /shared cache bucket unreachable|artifact shared in the bucket/);
+
+    flaky.behaviour.truncateAt = undefined;
+    const again = await download(front.url(url));
+    assert.equal(again.md5, md5(body));
+    await waitFor(() => exists(`c/v1/objects/${id}.json`), 5_000, 'the sidecar');
+    const st = await bucket.client.statObject(bucket.bucket, `c/v1/objects/${id}`);
+    assert.equal(st.size, SIZE);
+  } finally {
+    await cache.close();
+    await front.close();
+  }
+  const other = await createArtifactCache({ config: s3Config(path.join(dir, 'broken-2')), log: captureLog('info').log });
+  const otherFront = await startFront(other);
+  try {
+    const before = flaky.fullDownloads;
+    const d = await download(otherFront.url(url));
+    assert.equal(d.md5, md5(body));
+    assert.equal(flaky.fullDownloads, before, 'served from the bucket copy');
+  } finally {
+    await other.close();
+    await otherFront.close();
+    await flaky.close();
   }
 });
