@@ -15,6 +15,8 @@ export interface Verdict {
   target: string;
   /** null: no target, figure printed for comparison only. */
   met: boolean | null;
+  /** Load average range and highest steal over the case's rounds (a loaded box shows here). */
+  system?: string;
 }
 
 export interface BenchContext {
@@ -27,6 +29,8 @@ export interface BenchContext {
   tls: { ca: CertPair; serverCert: string; serverKey: string };
   /** Issue 11: the gateway with the other worker count (1 when the main one runs 2, else 2). */
   otherWorkers?: GatewayUnderTest;
+  /** Load and steal of the last measured case, for its verdicts (set by compare()). */
+  system?: string;
   rounds: number;
   seconds: Windows;
   print(line: string): void;
@@ -65,7 +69,7 @@ export function workersVerdict(ctx: BenchContext, what: string, medians: Map<str
   ].sort((a, b) => a.workers - b.workers);
   const [few, many] = byWorkers;
   const ratio = many.value / few.value;
-  ctx.verdicts.push({ name: `${what}: ${many.workers} vs ${few.workers} gateway workers`, gateway: `${few.workers}w ${fmt(few.value)}, ${many.workers}w ${fmt(many.value)}`, nginx: '–', ratio: `${many.workers}/${few.workers} workers ${ratio.toFixed(2)}×`, target: '(measure)', met: null });
+  ctx.verdicts.push({ system: ctx.system, name: `${what}: ${many.workers} vs ${few.workers} gateway workers`, gateway: `${few.workers}w ${fmt(few.value)}, ${many.workers}w ${fmt(many.value)}`, nginx: '–', ratio: `${many.workers}/${few.workers} workers ${ratio.toFixed(2)}×`, target: '(measure)', met: null });
   ctx.print(`  → workers ${few.workers}: ${fmt(few.value)}, workers ${many.workers}: ${fmt(many.value)}: ${many.workers}/${few.workers} = ${ratio.toFixed(2)}×`);
 }
 
@@ -88,11 +92,15 @@ export async function compare(ctx: BenchContext, sides: Side[], fmt: (v: number)
     summary.set(name, s);
     ctx.print(describe(name, s, list, fmt));
   }
+  const notes = [...samples.values()].flat().map((x) => x.note);
+  ctx.system = systemRange(notes.map((n) => n.load1), notes.map((n) => n.stealPct));
   return { samples, summary };
 }
 
+export const systemRange = (loads: number[], steals: number[]) => `load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}, steal ≤ ${Math.max(...steals).toFixed(0)}%`;
+
 export function verdictLine(ctx: BenchContext, v: Verdict): void {
-  ctx.verdicts.push(v);
+  ctx.verdicts.push({ system: ctx.system, ...v });
   const mark = v.met === null ? '' : v.met ? '  met' : '  MISSED';
   ctx.print(`  → ${v.ratio} (target ${v.target})${mark}`);
 }

@@ -21,9 +21,9 @@ export function machineLine(): string {
 
 export function printSummary(print: (l: string) => void, verdicts: Verdict[]): void {
   print('\n## summary (gateway vs nginx, this machine, this run)');
-  print(`| case | gateway | nginx | result | target | |`);
-  print(`|---|---|---|---|---|---|`);
-  for (const v of verdicts) print(`| ${v.name} | ${v.gateway} | ${v.nginx} | ${v.ratio} | ${v.target} | ${v.met === null ? '' : v.met ? 'met' : '**MISSED**'} |`);
+  print(`| case | gateway | nginx | result | target | | machine during the case |`);
+  print(`|---|---|---|---|---|---|---|`);
+  for (const v of verdicts) print(`| ${v.name} | ${v.gateway} | ${v.nginx} | ${v.ratio} | ${v.target} | ${v.met === null ? '' : v.met ? 'met' : '**MISSED**'} | ${v.system ?? ''} |`);
   const missed = verdicts.filter((v) => v.met === false);
   print(missed.length ? `\nMISSED targets: ${missed.map((v) => v.name).join('; ')}` : '\nevery target met');
 }
