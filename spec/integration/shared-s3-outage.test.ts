@@ -5,7 +5,8 @@ import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import * as path from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { createArtifactCache, type ArtifactCache } from '../../lib/cache/artifact-cache';
+import { createArtifactCache, type CacheTuning } from '../../lib/cache/artifact-cache';
+import type { Logger } from '../../lib/observe/log';
 import { cacheKey, entryId } from '../../lib/cache/cache-key';
 import { captureLog } from '../support/capture-log';
 import { cacheConfig, download, md5, startFront, startOrigin, tempDir, waitFor, type TestOrigin } from './cache-harness';
@@ -57,13 +58,23 @@ function s3Config(cachePath: string) {
   });
 }
 
-test('bucket down: origin fills, one warn line; bucket back after the retry delay: fills are shared again, and another gateway uses them', async () => {
-  const { log, text } = captureLog('info');
-  const cache: ArtifactCache = await createArtifactCache({ config: s3Config(path.join(dir, 'one')), log, tuning: { shared: { retryMs: 400, timeoutMs: 2_000 } } });
+/** An in-process gateway cache on its own directory and the shared bucket, closed after `run`. */
+async function withCache(name: string, opts: { log?: Logger; tuning?: CacheTuning }, run: (link: (origin: URL) => string) => Promise<void>): Promise<void> {
+  const cache = await createArtifactCache({ config: s3Config(path.join(dir, name)), log: opts.log ?? captureLog('info').log, tuning: opts.tuning });
   const front = await startFront(cache);
   try {
+    await run((o) => front.url(o));
+  } finally {
+    await cache.close();
+    await front.close();
+  }
+}
+
+test('bucket down: origin fills, one warn line; bucket back after the retry delay: fills are shared again, and another gateway uses them', async () => {
+  const { log, text } = captureLog('info');
+  await withCache('one', { log, tuning: { shared: { retryMs: 400, timeoutMs: 2_000 } } }, async (link) => {
     for (const name of ['a.mender', 'b.mender']) {
-      const got = await Promise.all([1, 2, 3].map(() => download(front.url(origin.url(name)))));
+      const got = await Promise.all([1, 2, 3].map(() => download(link(origin.url(name)))));
       for (const d of got) assert.equal(d.md5, md5(body));
     }
     assert.equal(origin.fullDownloads, 2);
@@ -71,43 +82,33 @@ test('bucket down: origin fills, one warn line; bucket back after the retry dela
 
     relayUp = true;
     await new Promise((r) => setTimeout(r, 450));
-    const c = await download(front.url(origin.url('c.mender')));
+    const c = await download(link(origin.url('c.mender')));
     assert.equal(c.md5, md5(body));
     assert.equal(origin.fullDownloads, 3);
     await waitFor(() => /msg="artifact shared in the bucket"/.test(text()), 10_000, 'the upload of c.mender').catch((err: Error) => assert.fail(`${err.message}\n${text()}`));
     assert.match(text(), /msg="shared cache bucket reachable again"/);
-  } finally {
-    await cache.close();
-    await front.close();
-  }
+  });
 
   // Another gateway (its own cache dir): c.mender from the bucket; a.mender never reached it.
-  const other = await createArtifactCache({ config: s3Config(path.join(dir, 'two')), log: captureLog('info').log });
-  const otherFront = await startFront(other);
-  try {
-    const c = await download(otherFront.url(origin.url('c.mender')));
+  await withCache('two', {}, async (link) => {
+    const c = await download(link(origin.url('c.mender')));
     assert.equal(c.md5, md5(body));
     assert.equal(origin.fullDownloads, 3, 'c.mender came from the bucket');
-    const a = await download(otherFront.url(origin.url('a.mender')));
+    const a = await download(link(origin.url('a.mender')));
     assert.equal(a.md5, md5(body));
     assert.equal(origin.fullDownloads, 4, 'a.mender was fetched during the outage, so only the origin has it');
-  } finally {
-    await other.close();
-    await otherFront.close();
-  }
+  });
 });
 
 test('an origin fill that fails for good publishes nothing in the bucket and frees the lock; the next fill shares a good copy', async () => {
   relayUp = true;
   const flaky = await startOrigin(body, { truncateAt: SIZE / 2 });
   const { log, text } = captureLog('info');
-  const cache = await createArtifactCache({ config: s3Config(path.join(dir, 'broken')), log, tuning: { retry: { retries: 1, backoffMs: 10, maxBackoffMs: 20 } } });
-  const front = await startFront(cache);
   const url = flaky.url('half.mender');
   const id = entryId(cacheKey(url));
   const exists = (key: string) => bucket.client.statObject(bucket.bucket, key).then(() => true, () => false);
-  try {
-    const d = await download(front.url(url));
+  await withCache('broken', { log, tuning: { retry: { retries: 1, backoffMs: 10, maxBackoffMs: 20 } } }, async (link) => {
+    const d = await download(link(url));
     assert.ok(!d.complete || d.status >= 500, `a broken download, got ${d.status} with ${d.length} bytes`);
     await waitFor(async () => !(await exists(`c/v1/locks/${id}`)), 5_000, 'the lock to go');
     // The sidecar is the bucket's commit point. (s3rver keeps the cut PUT's partial bytes,
@@ -116,25 +117,16 @@ test('an origin fill that fails for good publishes nothing in the bucket and fre
     assert.doesNotMatch(text(), /shared cache bucket unreachable|artifact shared in the bucket/);
 
     flaky.behaviour.truncateAt = undefined;
-    const again = await download(front.url(url));
+    const again = await download(link(url));
     assert.equal(again.md5, md5(body));
     await waitFor(() => exists(`c/v1/objects/${id}.json`), 5_000, 'the sidecar');
     const st = await bucket.client.statObject(bucket.bucket, `c/v1/objects/${id}`);
     assert.equal(st.size, SIZE);
-  } finally {
-    await cache.close();
-    await front.close();
-  }
-  const other = await createArtifactCache({ config: s3Config(path.join(dir, 'broken-2')), log: captureLog('info').log });
-  const otherFront = await startFront(other);
-  try {
+  });
+  await withCache('broken-2', {}, async (link) => {
     const before = flaky.fullDownloads;
-    const d = await download(otherFront.url(url));
+    const d = await download(link(url));
     assert.equal(d.md5, md5(body));
     assert.equal(flaky.fullDownloads, before, 'served from the bucket copy');
-  } finally {
-    await other.close();
-    await otherFront.close();
-    await flaky.close();
-  }
+  }).finally(() => flaky.close());
 });
