@@ -9,12 +9,12 @@ import { coldCase } from './compare/case-cold';
 import { memoryCase } from './compare/case-memory';
 import { mtlsCase, passThroughCase } from './compare/case-requests';
 import { windows, type BenchContext } from './compare/context';
-import { cacheDir, startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './compare/gateway-under-test';
+import { cacheDir, type GatewaySetup } from './compare/gateway-under-test';
 import { startOrigin, type OriginHandle } from './compare/origin';
 import { loadAverage, machineLine, printSummary, toolVersion } from './compare/report';
 import { MAX_STEAL_PCT } from './compare/rounds';
+import { startProxies, type Running } from './compare/start-proxies';
 import { timed } from './part-timer';
-import { freePort, startNginx, type NginxProcess } from './nginx/nginx-process';
 
 // Issue 8: the gateway against nginx configured to do the same job, on this machine, in the
 // same run: cases alternate A B A B, medians and gateway/nginx ratios per case, steal and load
@@ -41,9 +41,7 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   process.on('exit', removeDir);
   let origin: OriginHandle | undefined;
-  let nginx: NginxProcess | undefined;
-  let gateway: GatewayUnderTest | undefined;
-  let other: GatewayUnderTest | undefined;
+  const running: Running = {};
   let fileOrigin: FileOrigin | undefined;
   const ctxRef: { ctx?: BenchContext } = {};
   try {
@@ -67,21 +65,9 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     // come from the store through signed links, whatever the upstream.
     const setup: GatewaySetup = { dir, upstreamPort: origin.stubPort, cachePath: cacheDir(dir), serverCert: tls.server.cert, serverKey: tls.server.key };
     const withWorkers = cases.has('workers') && (cases.has('passthrough') || cases.has('cached'));
-    const ctx = await timed('nginx › start gateways + nginx', async (): Promise<BenchContext> => {
-      gateway = await startGatewayUnderTest(setup, 'main');
-      // Issue 11: the same gateway with the other worker count, as extra sides of the
-      // pass-through and cached cases (A B A B with the main gateway and nginx).
-      if (withWorkers) {
-        const n = gateway.workers === 1 ? 2 : 1;
-        other = await startGatewayUnderTest({ ...setup, cachePath: `${cacheDir(dir)}-${n}w` }, `workers-${n}`, n);
-      }
-      // Equal work: nginx gets as many worker processes as the gateway chose for itself.
-      const workers = process.env.BENCH_NGINX_WORKERS ? Number(process.env.BENCH_NGINX_WORKERS) : gateway.workers;
-      const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), pass: await freePort() };
-      nginx = await startNginx(NGINX, { prefix: path.join(dir, 'nginx'), workers, emulatorPort: origin!.emulatorPort, s3Port: origin!.s3Port, staticPort: fileOrigin!.port, bucket: 'mender-artifact-storage', httpPort: nginxPorts.http, httpsPort: nginxPorts.https, mtlsPort: nginxPorts.mtls, passPort: nginxPorts.pass, stubPort: origin!.stubPort, serverCert: tls.server.cert, serverKey: tls.server.key, clientCa: tls.ca.cert });
-      print(`# gateway: ${gateway.workers} worker process(es)${other ? ` (and one with ${other.workers} for issue 11)` : ''}; nginx worker_processes ${workers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
-      return { dir, origin: origin!, gateway, otherWorkers: other, nginx, nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds: windows(), print, verdicts: [], setup };
-    }, print);
+    const started = await timed('nginx › start gateways + nginx', () => startProxies(running, { nginxBinary: NGINX, setup, origin: origin!, fileOrigin: fileOrigin!, tls, withWorkers }), print);
+    print(`# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} for issue 11)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
+    const ctx: BenchContext = { dir, origin, gateway: started.gateway, otherWorkers: started.other, nginx: started.nginx, nginxPorts: started.nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds: windows(), print, verdicts: [], setup };
     ctxRef.ctx = ctx;
 
     if (cases.has('passthrough')) await timed('nginx › pass-through + latency', () => passThroughCase(ctx), print);
@@ -95,8 +81,8 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
       await timed('nginx › cached', () => cachedCase(ctx, presigned, 'cached.mender', cachedSize), print);
     }
     // The worker figures are taken; the later cases measure one gateway (memory: its RSS).
-    await other?.stop();
-    ctx.otherWorkers = other = undefined;
+    await running.other?.stop();
+    ctx.otherWorkers = running.other = undefined;
     if (cases.has('cold')) await timed('nginx › cold', () => coldCase(ctx, files.cold), print);
     if (cases.has('memory')) {
       // From the plain file server, not the S3 store: putting 1 GiB into s3rver and filling two
@@ -108,9 +94,9 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     printSummary(print, ctx.verdicts);
     print(`\nnginx comparison took ${((Date.now() - t0) / 1000).toFixed(0)} s; loadavg at the end ${loadAverage()}`);
   } finally {
-    await (ctxRef.ctx?.gateway ?? gateway)?.stop().catch(() => undefined);
-    await other?.stop().catch(() => undefined);
-    await nginx?.stop().catch(() => undefined);
+    await (ctxRef.ctx?.gateway ?? running.gateway)?.stop().catch(() => undefined);
+    await running.other?.stop().catch(() => undefined);
+    await running.nginx?.stop().catch(() => undefined);
     await origin?.stop().catch(() => undefined);
     await fileOrigin?.close();
     await fsp.rm(dir, { recursive: true, force: true });
