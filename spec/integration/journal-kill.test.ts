@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
-import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { startGateway, type GatewayProcess } from '../support/gateway-process';
+import { killed, startJournalBed, stopJournalBed, type JournalBed } from './journal-bed';
 import { testDevice, until, type Reply } from './journal-harness';
 
 // Issue 10: `kill -9` of the gateway (bin/gateway.js) with reports in its journal, and again in
@@ -14,41 +9,21 @@ import { testDevice, until, type Reply } from './journal-harness';
 // for is delivered exactly once, in order; one that got no answer is delivered at most once.
 
 const DEVICES = 6;
-let dir: string;
-let store: S3Store;
-let server: MenderServer;
+let bed: JournalBed | undefined;
+let server: JournalBed['server'];
 let gateway: GatewayProcess | undefined;
 let configFile: string;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'journal-kill-'));
-  store = await startS3Store({});
-  server = await startMenderServer({ store, autoAccept: true });
-  const file = join(dir, 'a.mender');
-  writeFileSync(file, randomBytes(8192));
-  await server.uploadArtifact(file, { name: 'release-3', deviceTypes: ['test-device'] });
-  configFile = writeGatewayConfig(dir, {
-    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
-    UpstreamServer: { URL: server.url, Timeout: '2s' },
-    Features: { ReportJournal: { Enabled: true, Path: join(dir, 'journal') } },
-  });
+  bed = await startJournalBed('journal-kill-', 'release-3');
+  ({ server, configFile } = bed);
   gateway = await startGateway({ configFile, waitFor: ['http'] });
 });
 
 after(async () => {
   await gateway?.stop();
-  await server?.start();
-  await server?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await stopJournalBed(bed);
 });
-
-function killed(g: GatewayProcess): Promise<void> {
-  return new Promise((resolve) => {
-    g.process.once('exit', () => resolve());
-    g.process.kill('SIGKILL');
-  });
-}
 
 it('kill -9 with reports in the journal and mid-burst: each answered report delivered exactly once, in order', { timeout: 90_000 }, async () => {
   const devices = await Promise.all(Array.from({ length: DEVICES }, (_, i) => testDevice(() => gateway!.url('http'), `02:00:00:11:00:${String(i + 10)}`)));

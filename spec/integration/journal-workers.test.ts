@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
-import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { startGateway, type GatewayProcess } from '../support/gateway-process';
+import { killed, startJournalBed, stopJournalBed, type JournalBed } from './journal-bed';
 import { testDevice, until, type TestDevice } from './journal-harness';
 
 // Issue 10 × 11: the report journal with Workers: 2 (bin/gateway.js). Devices on fresh
@@ -17,9 +12,8 @@ import { testDevice, until, type TestDevice } from './journal-harness';
 // journal loses none of them.
 
 const DEVICES = 6;
-let dir: string;
-let store: S3Store;
-let server: MenderServer;
+let bed: JournalBed | undefined;
+let server: JournalBed['server'];
 let gateway: GatewayProcess | undefined;
 let configFile: string;
 let devices: TestDevice[];
@@ -41,19 +35,8 @@ const statusCalls = (deploymentId: string, id: string): number =>
   server.calls.filter((c) => c.deviceId === id && c.method === 'PUT' && c.path.endsWith(`${deploymentId}/status`) && c.status === 204).length;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'journal-workers-'));
-  store = await startS3Store({});
-  server = await startMenderServer({ store, autoAccept: true });
-  const file = join(dir, 'a.mender');
-  writeFileSync(file, randomBytes(8192));
-  await server.uploadArtifact(file, { name: 'release-4', deviceTypes: ['test-device'] });
-  configFile = writeGatewayConfig(dir, {
-    Workers: 2,
-    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
-    UpstreamServer: { URL: server.url, Timeout: '2s' },
-    ShutdownTimeout: '5s',
-    Features: { ReportJournal: { Enabled: true, Path: join(dir, 'journal') } },
-  });
+  bed = await startJournalBed('journal-workers-', 'release-4', { Workers: 2, ShutdownTimeout: '5s' });
+  ({ server, configFile } = bed);
   gateway = await start();
   devices = await Promise.all(Array.from({ length: DEVICES }, (_, i) => testDevice(() => gateway!.url('http'), `02:00:00:12:00:${String(i + 10)}`)));
   ids = devices.map((d) => server.deviceByIdentity({ mac: d.mac })!.id);
@@ -70,10 +53,7 @@ after(async () => {
       // already gone
     }
   }
-  await server?.start();
-  await server?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await stopJournalBed(bed);
 });
 
 it('outage: both workers journal through the primary; replayed once, in order; next waits for the reports', { timeout: 60_000 }, async () => {
@@ -114,10 +94,7 @@ it('kill -9 of the primary with reports in the journal: no worker outlives it; a
   }
   const workers = workersOf(gateway!.process.pid!);
   assert.equal(workers.length, 2);
-  await new Promise<void>((resolve) => {
-    gateway!.process.once('exit', () => resolve());
-    gateway!.process.kill('SIGKILL');
-  });
+  await killed(gateway!);
   await until('the workers to exit with their primary', () => workers.every((w) => {
     try {
       process.kill(w, 0);
