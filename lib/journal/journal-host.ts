@@ -3,7 +3,7 @@ import type { Logger } from '../observe/log';
 import { createUpstream, type Upstream } from '../proxy/upstream';
 import type { ToPrimary, ToWorker } from './journal-ipc';
 import type { DeskAnswer } from './report-desk';
-import { openOwnedJournal, type OwnedJournal } from './report-journaling';
+import { openOwnedJournal, type OwnedJournal } from './owned-journal';
 
 // The cluster primary's end of the journal (journal-ipc.ts has the worker's): the one writer.
 // The first worker to start asks it to open the journal with the configuration it loaded;
