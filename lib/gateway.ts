@@ -6,7 +6,7 @@ import type { GatewayConfig } from './config/types';
 import { parseDuration } from './config/parse-duration';
 import { setForwardedHeaders } from './http/forwarded-headers';
 import { rawJsonResponse, replyError } from './http/reply-error';
-import type { RequestContext, Route } from './http/route';
+import { createRequestContext, type RequestContext, type Route } from './http/route';
 import { aliveRoute, createRouter, type Router } from './http/router';
 import { logWhenDone } from './observe/access-log';
 import type { Logger } from './observe/log';
@@ -167,8 +167,7 @@ function contextFor(req: IncomingMessage, protocol: Protocol, log: Logger): Requ
     requestId = randomUUID();
     req.headers['x-men-requestid'] = requestId;
   }
-  const clientAddress = req.socket.remoteAddress ?? '';
-  return { requestId, clientAddress, protocol, log: log.child({ request_id: requestId }) };
+  return createRequestContext(requestId, req.socket.remoteAddress ?? '', protocol, log);
 }
 
 function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {

@@ -1,17 +1,20 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { ArtifactServer } from '../artifacts/artifact-server';
 import type { LinkSigner } from '../artifacts/signed-link';
 import { GatewayError } from '../http/gateway-error';
 import type { RequestContext, Route } from '../http/route';
 import { redactUrl } from '../observe/log';
-import { createResponseRewrite } from '../proxy/response-rewrite';
+import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import type { DomainAllowlist } from './domain-allowlist';
 import { readInstructions } from './instructions-rewriter';
 import { rewriteInstructions } from './rewrite-instructions';
 
 // The three forms of deployments/next (device-protocol.md §4.1): POST v2, POST v1, GET v1.
-// Their 200 answers get the artifact link rewritten; everything else passes untouched.
+// Their 200 JSON answers get the artifact link rewritten; everything else (204 "no update",
+// the 404 that makes the client fall back from v2 to v1, 401, 409, 5xx) streams through
+// untouched on the pass-through's lean path, decided from the status line and headers.
 
 export const NEXT_V2 = '/api/devices/v2/deployments/device/deployments/next';
 export const NEXT_V1 = '/api/devices/v1/deployments/device/deployments/next';
@@ -28,16 +31,17 @@ export interface DeploymentRoutesDeps {
 }
 
 export function createDeploymentRoutes(deps: DeploymentRoutesDeps): Route[] {
-  const rewrite = createResponseRewrite(deps.upstream, (proxyRes, ctx) => rewriteBody(proxyRes, ctx, deps));
-  const handle = rewrite.web;
+  const forwarder = createForwarder(deps.upstream);
+  const rewrite = (body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext) => rewriteBody(body, headers, ctx, deps);
+  const handle: Route['handle'] = (req, res, ctx) => forwarder.forward(req, res, ctx, rewrite);
   return [
     { name: 'deployments-next-v2', methods: ['POST'], match: (p) => p === NEXT_V2, handle },
     { name: 'deployments-next-v1', methods: ['POST', 'GET'], match: (p) => p === NEXT_V1, handle },
   ];
 }
 
-async function rewriteBody(proxyRes: IncomingMessage, ctx: RequestContext, deps: DeploymentRoutesDeps): Promise<string> {
-  const text = await readInstructions(proxyRes, deps.capBytes);
+async function rewriteBody(body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext, deps: DeploymentRoutesDeps): Promise<string> {
+  const text = await readInstructions(body, headers, deps.capBytes);
   const result = rewriteInstructions(text, { signer: deps.signer, allowlist: deps.allowlist, linkTtlMs: deps.linkTtlMs, now: new Date() });
   switch (result.kind) {
     case 'rewritten':

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
@@ -10,13 +10,13 @@ import { GatewayError } from '../http/gateway-error';
 
 export const INSTRUCTIONS_CAP_BYTES = 1024 * 1024;
 
-export async function readInstructions(res: IncomingMessage, cap = INSTRUCTIONS_CAP_BYTES): Promise<string> {
-  const declared = Number(res.headers['content-length']);
+export async function readInstructions(body: Readable, headers: IncomingHttpHeaders, cap = INSTRUCTIONS_CAP_BYTES): Promise<string> {
+  const declared = Number(headers['content-length']);
   if (Number.isFinite(declared) && declared > cap) {
-    res.destroy();
+    body.destroy();
     throw tooLarge(cap);
   }
-  const stages: (Readable | Transform)[] = [res, ...decodersFor(res.headers['content-encoding'])];
+  const stages: (Readable | Transform)[] = [body, ...decodersFor(headers['content-encoding'])];
   const chunks: Buffer[] = [];
   const collect = new BoundedCollector(cap, chunks);
   try {

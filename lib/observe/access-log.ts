@@ -6,27 +6,34 @@ import { observeRequest } from './status-page/observe-request';
 /**
  * One line per request once its response is done: request id, method, path without query
  * string, status, bytes written to the device (headers included), duration, client address.
- * Failed and refused requests are warnings, as in the product's log.
+ * Failed and refused requests are warnings, as in the product's log. One 'close' listener
+ * serves the line, the metrics and the status page; fields are built only when the line is
+ * written (at LogLevel warn a good request costs a comparison).
  */
 export function logWhenDone(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, route: { name: string; sensitivePath?: boolean }): void {
-  observeRequest(req, res, ctx, route); // metrics and the status page (issue 7)
-  const started = process.hrtime.bigint();
   const socket = req.socket;
   const bytesBefore = socket.bytesWritten;
-  res.once('close', () => {
+  const started = performance.now();
+  const observed = observeRequest(req, res, ctx, route); // metrics and the status page (issue 7)
+  res.on('close', () => {
     const status = res.headersSent ? res.statusCode : 499;
+    const bytes = socket.bytesWritten - bytesBefore;
+    observed(status, bytes);
+    const completed = res.writableFinished;
+    const warn = status >= 400 || !completed;
+    if (!ctx.log.enabled(warn ? 'warn' : 'info')) return;
     const fields = {
       method: req.method,
       path: route.sensitivePath ? `<${route.name}>` : pathnameOf(req),
       route: route.name,
       status,
-      bytes: socket.bytesWritten - bytesBefore,
-      duration_ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+      bytes,
+      duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
       client: ctx.clientAddress,
       proto: ctx.protocol,
-      completed: res.writableFinished,
+      completed,
     };
-    if (status >= 400 || !res.writableFinished) ctx.log.warn('request', fields);
+    if (warn) ctx.log.warn('request', fields);
     else ctx.log.info('request', fields);
   });
 }

@@ -4,9 +4,11 @@ import httpProxy from 'http-proxy';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
+import { createForwarder } from './forward';
 import type { Upstream } from './upstream';
 
-// Streams device traffic to the Mender server with http-proxy, with the guards its
+// Device traffic to the Mender server: ordinary requests through forward.ts, WebSockets (and
+// the routes that hand http-proxy a buffered body) through http-proxy, with the guards its
 // unmaintained 1.18.1 lacks (see ../shared/STYLE.md §A):
 // - its `deleteLength` pass turns a chunked DELETE/OPTIONS into `content-length: 0` while
 //   still piping the body: request smuggling (CVE-2026-29057, node-http-proxy#1721). Removed.
@@ -65,12 +67,12 @@ export interface PassThroughOptions {
 }
 
 export function createPassThrough(upstream: Upstream, options: PassThroughOptions = {}): PassThrough {
+  // Ordinary requests take the lean path (forward.ts); http-proxy is kept for WebSockets only.
+  const forwarder = createForwarder(upstream, options);
   const proxy = createProxyServer({ upstream });
-  const { onUpstreamAnswer } = options;
-  if (onUpstreamAnswer) proxy.on('proxyRes', (proxyRes: IncomingMessage) => onUpstreamAnswer(proxyRes.statusCode ?? 0));
   return {
     web(req, res, ctx) {
-      proxy.web(req, res, {}, (err) => replyProxyError(req, res, err, ctx));
+      forwarder.forward(req, res, ctx);
     },
     ws(req, socket, head, ctx) {
       socket.on('error', (err) => ctx.log.debug('device websocket error', { err }));

@@ -16,32 +16,57 @@ export interface ClientIdentityPolicy {
   now?: () => number;
 }
 
-export type ClientVerdict =
-  | { ok: true; cert: X509Certificate; serial: string }
-  | { ok: false; status: 401 | 403; reason: string };
+export type ClientVerdict = { ok: true } | { ok: false; status: 401 | 403; reason: string };
+
+const OK: ClientVerdict = { ok: true };
+
+// A connection's certificate never changes: its chain verdict is made once, at the handshake,
+// and reused by every request on it until the CA is replaced; the certificate is parsed only
+// when OpenSSL refused it or a blocklist needs its serial (issue 8: it was parsed twice per
+// handshake and again per request). The blocklist, which can change while a connection
+// lives, is still consulted on every request.
+interface Known {
+  policy: ClientIdentityPolicy;
+  trusted: readonly X509Certificate[];
+  verdict: ClientVerdict;
+  serial?: string;
+}
+const known = new WeakMap<TLSSocket, Known>();
+
+function knownFor(socket: TLSSocket, policy: ClientIdentityPolicy): Known {
+  const entry = known.get(socket);
+  if (entry && entry.policy === policy && entry.trusted === policy.trusted) return entry;
+  const fresh: Known = { policy, trusted: policy.trusted, verdict: peerChainVerdict(socket, policy) };
+  known.set(socket, fresh);
+  return fresh;
+}
 
 /** Chain and validity only: what the TLS handshake decides. */
 export function verifyPeerChain(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
+  return knownFor(socket, policy).verdict;
+}
+
+function peerChainVerdict(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
+  // requestCert: authorized means OpenSSL verified a client certificate against the CA.
+  if (socket.authorized) return OK;
   const cert = socket.getPeerX509Certificate();
   if (!cert) return { ok: false, status: 401, reason: 'no client certificate' };
-  if (!socket.authorized) {
-    const code = String(socket.authorizationError ?? 'UNKNOWN');
-    // OpenSSL reports one error code, not all of them: an expired certificate from a rogue
-    // CA may be reported as just CERT_HAS_EXPIRED. So the expired case is re-verified here.
-    if (!(policy.allowExpired && code === 'CERT_HAS_EXPIRED')) return { ok: false, status: 401, reason: `client certificate refused: ${code}` };
-    const why = chainIgnoringExpiry(cert, presentedChain(socket), policy.trusted, policy.now?.() ?? Date.now());
-    if (why) return { ok: false, status: 401, reason: `client certificate refused: ${why}` };
-  }
-  return { ok: true, cert, serial: cert.serialNumber.toUpperCase() };
+  const code = String(socket.authorizationError ?? 'UNKNOWN');
+  // OpenSSL reports one error code, not all of them: an expired certificate from a rogue
+  // CA may be reported as just CERT_HAS_EXPIRED. So the expired case is re-verified here.
+  if (!(policy.allowExpired && code === 'CERT_HAS_EXPIRED')) return { ok: false, status: 401, reason: `client certificate refused: ${code}` };
+  const why = chainIgnoringExpiry(cert, presentedChain(socket), policy.trusted, policy.now?.() ?? Date.now());
+  if (why) return { ok: false, status: 401, reason: `client certificate refused: ${why}` };
+  return OK;
 }
 
 /** Chain, validity and the blocklist: what every request must pass. */
 export function verifyClient(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
-  const verdict = verifyPeerChain(socket, policy);
-  if (verdict.ok && policy.blocklist?.has(verdict.serial)) {
-    return { ok: false, status: 403, reason: `client certificate serial ${verdict.serial} is blocklisted` };
-  }
-  return verdict;
+  const entry = knownFor(socket, policy);
+  if (!entry.verdict.ok || !policy.blocklist) return entry.verdict;
+  const serial = (entry.serial ??= socket.getPeerX509Certificate()?.serialNumber.toUpperCase() ?? '');
+  if (policy.blocklist.has(serial)) return { ok: false, status: 403, reason: `client certificate serial ${serial} is blocklisted` };
+  return entry.verdict;
 }
 
 /** The intermediates the client sent after its leaf. */

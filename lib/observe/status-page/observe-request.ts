@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RequestContext } from '../../http/route';
 import { pathnameOf } from '../../http/router';
 import { countRequest } from '../metrics';
 import { deploymentOfStatusPath, deviceIdFromAuthorization, statusOfReport } from './device-id';
 import { statusBoard, type StatusBoard } from './status-board';
 
-// Called once per device request, as it starts: counts it when its response is done and feeds
-// the status board. A device is recorded only when upstream accepted its request (< 400), so
+// Called once per device request, as it starts; the function it returns counts the request
+// when its response is done and feeds the status board. A device is recorded only when upstream accepted its request (< 400), so
 // the id shown is one the Mender server verified.
 
 const MAX_STATUS_BODY = 4096;
@@ -14,25 +15,38 @@ const MAX_STATUS_BODY = 4096;
 /** Routes whose answer comes from upstream; the others say nothing about its health. */
 const LOCAL_ROUTES = new Set(['alive', 'artifact-link']);
 
-export function observeRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, route: { name: string; sensitivePath?: boolean }, board: StatusBoard = statusBoard): void {
-  const socket = req.socket;
-  const bytesBefore = socket.bytesWritten;
-  const pathname = pathnameOf(req);
-  const deviceId = deviceIdFromAuthorization(req.headers.authorization);
-  const deploymentId = deviceId && req.method === 'PUT' ? deploymentOfStatusPath(pathname) : undefined;
+/** Called when the response is done, with its status (499: the device left) and bytes written. */
+export type RequestObserved = (status: number, bytes: number) => void;
+
+export function observeRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, route: { name: string; sensitivePath?: boolean }, board: StatusBoard = statusBoard): RequestObserved {
+  const deviceId = deviceIdOfConnection(req);
+  const deploymentId = deviceId && req.method === 'PUT' ? deploymentOfStatusPath(pathnameOf(req)) : undefined;
   // Only the pass-through pipes the body in this same tick; another route may read it later.
   const report = deploymentId && (route.name === 'pass-through' || route.name === 'deployment-report') ? tapBody(req) : undefined;
 
-  res.once('close', () => {
-    const status = res.headersSent ? res.statusCode : 499;
-    countRequest(req.method, status, route.name, socket.bytesWritten - bytesBefore);
+  return (status, bytes) => {
+    countRequest(req.method, status, route.name, bytes);
     // A report the journal took (issue 10) was answered by the gateway, not upstream.
     if (!LOCAL_ROUTES.has(route.name) && status !== 499 && !res.hasHeader('x-men-gateway-journaled')) board.upstreamAnswered(status);
     if (!deviceId || status >= 400) return;
-    board.deviceSeen(deviceId, ctx.clientAddress, `${req.method} ${route.sensitivePath ? `<${route.name}>` : pathname}`);
+    board.deviceSeen(deviceId, ctx.clientAddress, `${req.method} ${route.sensitivePath ? `<${route.name}>` : pathnameOf(req)}`);
     const value = report?.();
     if (deploymentId && value) board.deploymentStatus(deviceId, deploymentId, value);
-  });
+  };
+}
+
+// A device sends the same token on every request of a connection until it renews it: the
+// JWT is decoded once per connection and token, not on every poll (issue 8, per-request cost).
+const decoded = new WeakMap<Socket, { authorization: string; deviceId: string | undefined }>();
+
+function deviceIdOfConnection(req: IncomingMessage): string | undefined {
+  const authorization = req.headers.authorization;
+  if (!authorization) return undefined;
+  const known = decoded.get(req.socket);
+  if (known && known.authorization === authorization) return known.deviceId;
+  const deviceId = deviceIdFromAuthorization(authorization);
+  decoded.set(req.socket, { authorization, deviceId });
+  return deviceId;
 }
 
 /**

@@ -27,9 +27,13 @@ export class StatusBoard {
   readonly startedAt = Date.now();
 
   deviceSeen(id: string, address: string, lastRequest: string, at = Date.now()): DeviceSeen {
-    const prev = this.devices.get(id);
-    this.devices.delete(id); // re-insert: the Map's order is the order of last requests
-    const seen: DeviceSeen = { id, address, lastSeen: at, lastRequest, deployment: prev?.deployment };
+    // Updated in place (every poll of every device comes here); re-inserted because the
+    // Map's order is the order of last requests.
+    const seen: DeviceSeen = this.devices.get(id) ?? { id, address, lastSeen: at, lastRequest };
+    seen.address = address;
+    seen.lastSeen = at;
+    seen.lastRequest = lastRequest;
+    this.devices.delete(id);
     this.devices.set(id, seen);
     if (this.devices.size > MAX_DEVICES) this.devices.delete(this.devices.keys().next().value as string);
     return seen;
