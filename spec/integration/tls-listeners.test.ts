@@ -9,6 +9,7 @@ import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
+import { connectProxy } from './connect-proxy';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 // HTTPS listener, minimum TLS version, both listeners at once, upstream TLS trust and the
@@ -136,19 +137,7 @@ describe('upstream over TLS', () => {
   });
 
   it('tunnels to upstream through HTTPS_PROXY with CONNECT, unless NO_PROXY names it', async () => {
-    const tunnels: string[] = [];
-    const proxy = http.createServer((_req, res) => res.writeHead(405).end());
-    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
-      tunnels.push(`${req.url} ${req.headers['proxy-authorization'] ?? ''}`);
-      const [host, port] = (req.url ?? '').split(':');
-      const server = net.connect(Number(port), host, () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        server.write(head);
-        server.pipe(client).pipe(server);
-      });
-      server.on('error', () => client.destroy());
-      client.on('error', () => server.destroy());
-    });
+    const { server: proxy, tunnels } = connectProxy();
     const proxyPort = await listenOnFreePort(proxy);
     const config = testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, CACertificate: material.ca.cert } });
     const viaProxy = await startGateway(config, captureLog().log, { env: { HTTPS_PROXY: `http://user:pass@127.0.0.1:${proxyPort}` } });
