@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -43,6 +43,10 @@ interface Server {
 async function startServer(args: string[], extraFlags: string[] = []): Promise<Server> {
   const flags = [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...extraFlags];
   const proc = spawn(process.execPath, [...flags, path.join(__dirname, 'cache-server.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // An abrupt end of the bench (a signal, a closed pipe) must not leave the server behind.
+  const killOnExit = () => proc.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  proc.once('exit', () => process.off('exit', killOnExit));
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', resolve);
     proc.once('exit', (code) => reject(new Error(`cache-server exited with ${code}`)));
@@ -84,6 +88,8 @@ const gbps = (r: LoadResult) => r.bytes / r.seconds / 1e9;
 
 export async function runCacheBench(print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   const dir = await fsp.mkdtemp(path.join(tmpdir(), 'cache-bench-'));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', removeDir);
   const origin = await startOrigin(dir);
   try {
     await timed('cache-bench › files', async () => {
@@ -161,6 +167,7 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
   } finally {
     await origin.close();
     await fsp.rm(dir, { recursive: true, force: true });
+    process.off('exit', removeDir);
   }
 }
 

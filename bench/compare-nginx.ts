@@ -105,6 +105,8 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
 }
 
 if (require.main === module) {
+  // Ctrl-C or `timeout`: the 'exit' handlers stop nginx and the gateways and remove the temp dirs.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   runNginxComparison().catch((err) => {
     process.stderr.write(`nginx comparison failed: ${(err as Error).stack}\n`);
     process.exit(1);
