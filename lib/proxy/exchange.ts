@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
@@ -49,12 +49,7 @@ export class Exchange implements UpstreamHandler {
       this.rewriteBody(this.rewrite, this.collected, headersObject(raw));
       return true;
     }
-    const out: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i].toString();
-      if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, raw[i + 1].toString('latin1'));
-    }
-    res.writeHead(status, statusText, out);
+    res.writeHead(status, statusText || STATUS_CODES[status], passedHeaders(raw));
     return true;
   }
 
@@ -117,14 +112,26 @@ export class Exchange implements UpstreamHandler {
   }
 }
 
-function isJson(raw: Buffer[] | string[]): boolean {
+/** The upstream answer's headers for the device, as a flat raw list: names keep their case, hop-by-hop ones go. */
+export function passedHeaders(raw: Buffer[] | string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString();
+    if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, raw[i + 1].toString('latin1'));
+  }
+  return out;
+}
+
+/** Content-Type says JSON (what deployments/next rewrites). */
+export function isJson(raw: Buffer[] | string[]): boolean {
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 12 && raw[i].toString().toLowerCase() === 'content-type') return /\bjson\b/i.test(raw[i + 1].toString());
   }
   return false;
 }
 
-function headersObject(raw: Buffer[] | string[]): IncomingHttpHeaders {
+/** Raw headers as Node's IncomingMessage.headers shapes them (lower case; repeats joined, set-cookie a list). */
+export function headersObject(raw: Buffer[] | string[]): IncomingHttpHeaders {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString().toLowerCase();

@@ -45,19 +45,25 @@ export function createForwarder(upstream: Upstream, options: ForwarderOptions = 
   const onUpstreamAnswer = options.onUpstreamAnswer;
   return {
     forward(req, res, ctx, rewrite) {
-      const headers: OutgoingHttpHeaders = {};
       const source = req.headers;
-      for (const name in source) {
-        if (!NOT_FORWARDED.has(name)) headers[name] = source[name];
-      }
-      // Plain JSON is cheaper to read; a server that compresses anyway is decoded by `rewrite`.
-      if (rewrite) headers['accept-encoding'] = 'identity';
+      const headers = upstreamHeaders(source, rewrite !== undefined);
       const hasBody = source['transfer-encoding'] !== undefined || (source['content-length'] !== undefined && source['content-length'] !== '0');
       const exchange = new Exchange(req, res, ctx, rewrite, onUpstreamAnswer);
       res.on('close', exchange.deviceClosed);
       dial(req, headers, hasBody, exchange);
     },
   };
+}
+
+/** A device request's headers for upstream (after setForwardedHeaders); Host is the dialer's. */
+export function upstreamHeaders(source: IncomingHttpHeaders, forRewrite: boolean): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  for (const name in source) {
+    if (!NOT_FORWARDED.has(name)) headers[name] = source[name];
+  }
+  // Plain JSON is cheaper to read; a server that compresses anyway is decoded by `rewrite`.
+  if (forRewrite) headers['accept-encoding'] = 'identity';
+  return headers;
 }
 
 function dialWithPool(pool: Dispatcher): Dial {
