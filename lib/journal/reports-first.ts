@@ -27,6 +27,9 @@ export function reportsFirst(router: Router, desk: ReportDesk): Router {
             ctx.log.debug('deployments/next held back: reports of the device wait for upstream');
             return replyError(req, res, new GatewayError('UPSTREAM_UNREACHABLE', 'upstream server unreachable: reports of this device are waiting for it'), ctx.log);
           }
+          // Settling may have waited (a worker asks the primary): a device that left meanwhile
+          // is not forwarded, its half-sent body would hold an upstream connection open.
+          if (req.destroyed || req.socket.destroyed) return void ctx.log.debug('device left while its next waited for its reports', { status: 499 });
           return route.handle(req, res, ctx);
         },
       };
