@@ -64,6 +64,9 @@ export function createJournalHost(log: Logger, workers: () => Worker[]): Journal
       const answer = await desk
         .submit({ ...m.report, request: { ...request, body: Buffer.from(request.body, 'base64') } })
         .catch((err: Error): DeskAnswer => ({ t: 'error', message: err.message }));
+      // Every worker hears of the queued report before the device hears its 204: a worker
+      // lets `next` through without asking while the broadcast says nothing waits.
+      if (answer.t === 'journaled') broadcast(opened.owned);
       send(worker, { type: 'journal-answer', id: m.id, answer });
     } else if (m.type === 'journal-settle') {
       const settled = await desk.settle(m.device, m.authorization).catch(() => false);

@@ -92,6 +92,9 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
       return m.type === 'journal-answer' ? m.answer : { t: 'error', message: 'unexpected journal reply' };
     },
     async settle(device, authorization) {
+      // Nothing queued anywhere (the primary broadcasts a journaled report before its 204):
+      // no round trip to the primary on every poll.
+      if (stats?.queued === 0) return true;
       const m = await ask({ type: 'journal-settle', id: nextId++, device, authorization });
       return m.type === 'journal-settled' && m.settled;
     },

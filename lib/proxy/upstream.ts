@@ -4,7 +4,7 @@ import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/types';
 import { parseDuration } from '../config/parse-duration';
 
@@ -64,19 +64,27 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
 
   const timeoutMs = parseDuration(settings.Timeout);
   const origin = new URL(`${target.protocol}//${target.host}`);
-  const pool = proxyFor(origin, env)
-    ? undefined
-    : new Pool(origin.origin, {
-        // No headers (or no body byte) for this long → 504, as the agent's socket timeout does.
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        keepAliveMaxTimeout: IDLE_SOCKET_MS,
-        connect: origin.protocol === 'https:' ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : undefined,
-      });
+  // Made (and undici loaded, ~12 MB of RSS) on first use: the cluster primary replaying the
+  // journal uses only the agent.
+  const direct = !proxyFor(origin, env);
+  let pool: Dispatcher | undefined;
+  const makePool = (): Dispatcher => {
+    const { Pool } = require('undici') as typeof import('undici');
+    return new Pool(origin.origin, {
+      // No headers (or no body byte) for this long → 504, as the agent's socket timeout does.
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      keepAliveMaxTimeout: IDLE_SOCKET_MS,
+      connect: origin.protocol === 'https:' ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : undefined,
+    });
+  };
   return {
     target: origin,
     agent: agentFor(target),
-    pool,
+    get pool() {
+      if (direct) pool ??= makePool();
+      return pool;
+    },
     timeoutMs,
     originAgent: agentFor,
     close() {

@@ -37,6 +37,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   const retiring = new Set<Worker>();
   /** Forked, not serving yet: stopped by a signal, their exit status does not count. */
   const starting = new Set<Worker>();
+  const reloadWhenReady = new Set<Worker>();
   let stopping = false;
   let rolling: Promise<void> | null = null;
   let rollAgain = false;
@@ -58,11 +59,14 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
         if (m?.type !== 'ready') return;
         starting.delete(worker);
         serving.add(worker);
+        // A SIGHUP that came while it started may postdate the files it read: reload now.
+        if (reloadWhenReady.delete(worker)) worker.process.kill('SIGHUP');
         resolve(worker);
       });
       worker.once('exit', (code, signal) => {
         const wasServing = serving.delete(worker);
         const wasStarting = starting.delete(worker);
+        reloadWhenReady.delete(worker);
         const planned = retiring.delete(worker) || stopping;
         reject(new Error(`worker ${worker.process.pid} exited (${signal ?? code}) before serving`));
         if (planned) {
@@ -70,6 +74,12 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
           return maybeDone();
         }
         if (!wasServing && replacement) return; // rollingRestart reports it and keeps the old one
+        if (!wasServing && serving.size > 0) {
+          // The files changed since the first worker read them (an edit in progress): the
+          // workers already serving go on; SIGUSR2 once the files are right starts the rest.
+          log.error('worker failed to start: serving with the workers already running', { pid: worker.process.pid, code, signal, workers: serving.size });
+          return;
+        }
         if (!wasServing) {
           // A worker that cannot start (port in use, bad file) fails the same way every time.
           log.error('worker failed to start: stopping', { pid: worker.process.pid, code, signal });
@@ -117,6 +127,15 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
         }
         await retire(old);
       }
+      // Workers that could not start earlier (files being edited) are started now.
+      while (serving.size < opts.count && !stopping) {
+        try {
+          await fork(true);
+        } catch (err) {
+          log.error('missing worker did not start', { err: (err as Error).message });
+          break;
+        }
+      }
       log.info('SIGUSR2: workers replaced', { workers: serving.size });
     } while (rollAgain && !stopping);
   }
@@ -159,8 +178,10 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', () => {
-    log.info('SIGHUP: passed to every worker', { workers: serving.size });
+    log.info('SIGHUP: passed to every worker', { workers: serving.size, starting: starting.size });
     for (const w of serving) w.process.kill('SIGHUP');
+    // Not before it serves: its handler may not be installed yet, and SIGHUP's default kills.
+    for (const w of starting) reloadWhenReady.add(w);
   });
   process.on('SIGUSR2', () => {
     if (stopping) return;

@@ -67,9 +67,10 @@ before(async () => {
 });
 
 after(async () => {
-  assert.equal(await gateway.stop(), 0);
+  const code = await gateway.stop();
   await closeServer(upstream);
   rmSync(tls.dir, { recursive: true, force: true });
+  assert.equal(code, 0, gateway.output());
 });
 
 it('SIGHUP: new certificate for new connections, the open one goes on; bad key and bad config keep what runs; log level reloads', async () => {
