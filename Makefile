@@ -6,6 +6,8 @@ TSC       := node_modules/.bin/tsc
 # Unit and integration tests run two files at a time; end-to-end tests drive real
 # mender clients that share a few global paths, so they run one file at a time.
 TEST_CONCURRENCY ?= 2
+# A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
+TEST_TIMEOUT_MS ?= 600000
 
 .PHONY: all install build test test-unit test-integration e2e coverage demo bench bench-tools clean
 
@@ -27,8 +29,8 @@ build: install
 test: build
 	@mkdir -p coverage
 	$(C8) bash -c 'set -o pipefail; \
-	  $(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration dist/spec/faults | tee coverage/unit-integration.tap && \
-	  $(NODE) --test --test-concurrency=1 dist/spec/e2e | tee coverage/e2e.tap'
+	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration dist/spec/faults | tee coverage/unit-integration.tap && \
+	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=1 dist/spec/e2e | tee coverage/e2e.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/unit-integration.tap coverage/e2e.tap
 
 test-unit: build
