@@ -1,14 +1,10 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { SLAB, type ReadSizer } from './read-size';
+import type { ReadSizer } from './read-size';
 
 // Copy [start, end) of a file to a response, one read buffer per stream, reused once the
 // socket has taken the previous chunk. Each device reads at its own pace; the file (or the
 // growing tmp file of a fill) is the only shared thing, never a stream pipe.
-// Over TLS every read is one 64 KiB slab: Node's TLS socket copies a write of several buffers
-// into one new buffer before encrypting, and large reads bought nothing there (measured on
-// this box: 64 KiB at least as fast as 128–256 KiB over HTTPS, with less memory); plain HTTP
-// keeps the adaptive size, where large reads are what match nginx's sendfile.
 
 export interface ByteSource {
   /** Bytes of the file that may be sent now. */
@@ -43,7 +39,6 @@ export async function sendFileBytes(fh: FileHandle, res: ServerResponse, start: 
   res.once('close', onClose);
   sizer.enter();
   const slabs: Buffer[] = [];
-  const oneSlab = (res.socket as { encrypted?: boolean } | null)?.encrypted === true;
   let writing = false;
   try {
     let pos = start;
@@ -60,9 +55,8 @@ export async function sendFileBytes(fh: FileHandle, res: ServerResponse, start: 
         wake = null;
         continue;
       }
-      const want = Math.min(oneSlab ? SLAB : sizer.current(), avail - pos);
+      const want = Math.min(sizer.current(), avail - pos);
       sizer.slabs(slabs);
-      if (oneSlab && slabs.length > 1) sizer.giveBack(slabs.splice(1));
       const parts = toRead(slabs, want);
       const bytesRead = parts.length === 1 ? (await fh.read(parts[0], 0, want, pos)).bytesRead : (await fh.readv(parts, pos)).bytesRead;
       if (bytesRead === 0) throw new Error(`file ended at ${pos}, expected ${end}`);
