@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { deployToFleet, RETRY_STATES } from '../support/fleet-deployment';
-import { assertFleetCompleted, e2eScenario } from '../support/e2e-scenario';
-import { closeServer, listenOnFreePort } from '../support/listen';
+import { assertFleetCompleted, cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 
 // Issue 5 end to end: real clients update through the gateway with the artifact cache on;
 // the store, throttled so the devices' downloads overlap the fill, counts one download.
@@ -18,25 +16,7 @@ const scenario = e2eScenario({
   store: { throttleBytesPerSecond: 512 * 1024 },
   server: { autoAccept: true },
   artifact: { name: 'e2e-cache-1', payloadBytes: 1024 * 1024, seed: 'cache' },
-  gatewayConfig: async ({ dir, gatewayTls, upstreamTls, server, store }) => {
-    // GatewayURL must name the listener's port before the gateway starts: take a free one.
-    const probe = net.createServer();
-    const port = await listenOnFreePort(probe);
-    await closeServer(probe);
-    return {
-      HTTPS: { Enabled: true, Listen: `127.0.0.1:${port}`, ServerCertificate: gatewayTls.server.cert, ServerKey: gatewayTls.server.key },
-      HTTP: { Enabled: false },
-      UpstreamServer: { URL: server.url, CACertificate: upstreamTls.ca.cert },
-      Features: {
-        ArtifactsProxy: {
-          Enabled: true,
-          GatewayURL: `https://127.0.0.1:${port}`,
-          DomainWhitelist: [store.host],
-          ArtifactsCache: { Enabled: true, Path: join(dir, 'cache') },
-        },
-      },
-    };
-  },
+  gatewayConfig: cacheGatewayConfig,
 });
 
 before(() => scenario.start());

@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { join } from 'node:path';
 import type { MenderServer } from '../../fixtures/mender-server';
-import { e2eScenario, type E2eScenario } from '../support/e2e-scenario';
-import { closeServer, listenOnFreePort } from '../support/listen';
+import { cacheGatewayConfig, e2eScenario, type E2eScenario } from '../support/e2e-scenario';
 
 // Issue 10 end to end: the scenario of the outage files. Real clients → gateway (HTTPS, artifact
 // cache on, report journal on) → emulator, which the tests stop and start; the S3 store (the
@@ -17,26 +14,10 @@ export function outageScenario(name: string, workers = 1, storeBytesPerSecond = 
     store: { throttleBytesPerSecond: storeBytesPerSecond },
     server: { autoAccept: true },
     artifact: { name: `e2e-${name}-1`, payloadBytes: 512 * 1024, seed: name },
-    gatewayConfig: async ({ dir, gatewayTls, upstreamTls, server, store }) => {
-      // GatewayURL must name the listener's port before the gateway starts: take a free one.
-      const probe = net.createServer();
-      const port = await listenOnFreePort(probe);
-      await closeServer(probe);
-      return {
-        Workers: workers,
-        HTTPS: { Enabled: true, Listen: `127.0.0.1:${port}`, ServerCertificate: gatewayTls.server.cert, ServerKey: gatewayTls.server.key },
-        HTTP: { Enabled: false },
-        UpstreamServer: { URL: server.url, CACertificate: upstreamTls.ca.cert, Timeout: '5s' },
-        Features: {
-          ArtifactsProxy: {
-            Enabled: true,
-            GatewayURL: `https://127.0.0.1:${port}`,
-            DomainWhitelist: [store.host],
-            ArtifactsCache: { Enabled: true, Path: join(dir, 'cache') },
-          },
-          ReportJournal: { Enabled: true },
-        },
-      };
+    gatewayConfig: async (scenario) => {
+      const config = await cacheGatewayConfig(scenario);
+      const upstream = config.UpstreamServer as Record<string, unknown>;
+      return { ...config, Workers: workers, UpstreamServer: { ...upstream, Timeout: '5s' }, Features: { ...config.Features, ReportJournal: { Enabled: true } } };
     },
   });
 }

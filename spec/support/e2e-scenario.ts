@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { startMenderServer, type MenderServer, type MenderServerOptions } from '
 import { startS3Store, type S3Store, type S3StoreOptions } from '../../fixtures/s3-store';
 import type { FleetDeployment } from './fleet-deployment';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from './gateway-process';
+import { closeServer, listenOnFreePort } from './listen';
 import { makeArtifact, type Artifact, type ArtifactOptions } from './make-artifact';
 import { startFleet, type Fleet, type FleetOptions, type RealClient } from './real-clients';
 import { makeTlsMaterial, type TlsMaterial } from './tls-material';
@@ -17,6 +19,30 @@ import { makeTlsMaterial, type TlsMaterial } from './tls-material';
 // after(). Each part is kept as soon as it exists, so a start that fails half-way is still
 // cleaned up by stop(), in the order: fleets, gateway, the file's own servers, emulator, store,
 // temp dir; then the gateway's exit code on SIGTERM, if it started.
+
+/**
+ * A gateway on HTTPS with the artifact proxy and cache on, trusting only the emulator's CA, for
+ * files whose scenario is 'split'. GatewayURL must name the listener's port before the gateway
+ * starts, so a free one is taken.
+ */
+export async function cacheGatewayConfig({ dir, gatewayTls, upstreamTls, server, store }: E2eScenario): Promise<Record<string, unknown> & { Features: Record<string, unknown> }> {
+  const probe = net.createServer();
+  const port = await listenOnFreePort(probe);
+  await closeServer(probe);
+  return {
+    HTTPS: { Enabled: true, Listen: `127.0.0.1:${port}`, ServerCertificate: gatewayTls.server.cert, ServerKey: gatewayTls.server.key },
+    HTTP: { Enabled: false },
+    UpstreamServer: { URL: server.url, CACertificate: upstreamTls.ca.cert },
+    Features: {
+      ArtifactsProxy: {
+        Enabled: true,
+        GatewayURL: `https://127.0.0.1:${port}`,
+        DomainWhitelist: [store.host],
+        ArtifactsCache: { Enabled: true, Path: join(dir, 'cache') },
+      },
+    },
+  };
+}
 
 export const EXPECTED_STATUSES = ['downloading', 'downloading', 'downloading', 'installing', 'installing', 'success'];
 
