@@ -49,7 +49,7 @@ export class BucketLocks {
     const put = await this.write(key, owner, true);
     if (put.status === 200) return this.held(key, owner);
     if (put.status !== 412 && put.status !== 409) throw unexpected('lock PUT', put);
-    return this.checkHolder(key);
+    return this.checkHolder(key, owner);
   }
 
   /** Whether the server refuses a conditional PUT on an existing object (asked once). */
@@ -77,7 +77,7 @@ export class BucketLocks {
 
   private async takeBySettling(key: string, owner: string): Promise<BucketLock | 'held' | 'retry'> {
     const before = await this.checkHolder(key);
-    if (before !== 'retry') return before;
+    if (before !== 'retry') return 'held';
     const put = await this.write(key, owner, false);
     if (put.status !== 200) throw unexpected('lock PUT', put);
     await sleep(this.timing.settleMs);
@@ -86,10 +86,14 @@ export class BucketLocks {
     return 'held';
   }
 
-  /** 'held' while a live holder's lease runs; a dead holder's lock is removed ('retry'). */
-  private async checkHolder(key: string): Promise<'held' | 'retry'> {
+  /**
+   * 'held' while a live holder's lease runs; a dead holder's lock is removed ('retry'). Our own
+   * record (`owner`: a lock PUT that landed, then was sent again after a reset) is ours.
+   */
+  private async checkHolder(key: string, owner?: string): Promise<BucketLock | 'held' | 'retry'> {
     const record = await this.read(key);
     if (record === null) return 'retry';
+    if (owner !== undefined && record.owner === owner) return this.held(key, owner);
     if (record.expires + this.timing.leaseMs > Date.now()) return 'held';
     await this.bucket.send('DELETE', key);
     return 'retry';

@@ -29,16 +29,36 @@ const MAX_TEXT = 64 * 1024;
 export class BucketUnreachable extends Error {}
 
 export async function bucketRequest(url: string, opts: BucketRequest): Promise<BucketAnswer> {
+  try {
+    return await attempt(url, opts, undefined);
+  } catch (err) {
+    // A keep-alive connection the server closed as we reused it (S3 and Node servers close idle
+    // ones), reset before any answer: sent again once on a new connection, as AWS SDKs do, unless
+    // its body was a stream already consumed. Every bucket request is safe to repeat (a repeated
+    // lock PUT finds its own record: see BucketLocks.tryTake).
+    if (!(err instanceof StaleConnection)) throw err;
+    if (opts.body && !Buffer.isBuffer(opts.body)) throw err.cause;
+    return attempt(url, opts, false);
+  }
+}
+
+class StaleConnection extends Error {}
+
+async function attempt(url: string, opts: BucketRequest, agent: false | undefined): Promise<BucketAnswer> {
   const target = new URL(url);
   const transport = target.protocol === 'https:' ? https : http;
   const headers: Record<string, string | number> = { ...opts.headers };
   if (Buffer.isBuffer(opts.body)) headers['content-length'] = opts.body.length;
   else if (opts.body) headers['content-length'] = opts.body.length;
   else if (opts.method === 'PUT') headers['content-length'] = 0;
-  const req = transport.request(target, { method: opts.method, headers, signal: opts.signal });
+  const req = transport.request(target, { method: opts.method, headers, signal: opts.signal, ...(agent === false ? { agent } : {}) });
   req.setTimeout(opts.timeoutMs, () => req.destroy(new BucketUnreachable(`bucket did not answer within ${opts.timeoutMs} ms`)));
+  let responded = false;
   const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
-    req.on('response', resolve);
+    req.on('response', (res) => {
+      responded = true;
+      resolve(res);
+    });
     req.on('error', reject);
   });
   // It can fail while the body is still being piped (awaited only after): never unhandled.
@@ -57,7 +77,9 @@ export async function bucketRequest(url: string, opts: BucketRequest): Promise<B
     req.destroy();
     if (err instanceof BucketUnreachable || opts.signal?.aborted) throw err;
     // Connection refused, reset, DNS: the message names the address, never the signed query.
-    throw new BucketUnreachable(`bucket unreachable: ${(err as Error).message}`, { cause: err });
+    const unreachable = new BucketUnreachable(`bucket unreachable: ${(err as Error).message}`, { cause: err });
+    if (req.reusedSocket && !responded && (err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new StaleConnection('stale keep-alive connection', { cause: unreachable });
+    throw unreachable;
   }
 }
 

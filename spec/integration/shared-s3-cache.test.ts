@@ -149,7 +149,7 @@ test('two gateways, separate cache dirs, one bucket: 50 devices on a cold artifa
   await devices(Array.from({ length: 50 }, (_, i): [GatewayProcess, string] => [i % 2 ? b : a, i % 4 < 2 ? linkA : linkB]));
   const coldMs = Date.now() - t0;
   const after2 = origin.stats(key);
-  assert.equal(after2.fullDownloads, 1, `origin downloads with two gateways: ${JSON.stringify(after2)}`);
+  assert.equal(after2.fullDownloads, 1, `origin downloads with two gateways: ${JSON.stringify(after2)}\n${a.output()}\n${b.output()}`);
   assert.ok(after2.bytesServed <= SIZE * 1.05, `origin bytes ${after2.bytesServed}`);
   // One of them filled from the origin and shared it; the other filled from the bucket.
   const both = a.output() + b.output();
@@ -197,7 +197,7 @@ test('a bucket that ignores If-None-Match: the gateways notice, and lock by writ
     await devices(Array.from({ length: 20 }, (_, i): [GatewayProcess, string] => [i % 2 ? f : e, link]));
     const stats = origin.stats(key);
     t.diagnostic(`origin downloads without conditional writes: ${stats.fullDownloads}`);
-    assert.equal(stats.fullDownloads, 1, JSON.stringify(stats));
+    assert.equal(stats.fullDownloads, 1, `${JSON.stringify(stats)}\n${e.output()}\n${f.output()}`);
     assert.match(e.output() + f.output(), /shared cache bucket ignores conditional writes/);
     await Promise.all([e, f].map(stopOne));
   } finally {
