@@ -63,6 +63,8 @@ export async function main(argv: string[]): Promise<void> {
     // Anything unforeseen still ends as one line, not a stack trace.
     fail([(err as Error).message ?? String(err)], EXIT_START);
   }
+  // A worker's IPC channel would keep it alive, neither starting nor failing, for ever.
+  if (cluster.isWorker && process.exitCode) process.exit();
 }
 
 async function run(argv: string[]): Promise<void> {

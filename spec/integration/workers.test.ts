@@ -2,7 +2,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +79,7 @@ let gw: GatewayProcess;
 let port: number;
 let content: Buffer;
 let presigned: string;
+let configFile: string;
 const upstream = http.createServer((req, res) => {
   req.resume();
   req.on('end', () => {
@@ -99,7 +100,7 @@ before(async () => {
   await store.putObject(KEY, join(dir, 'a.mender'));
   presigned = await store.presignGet(KEY, 3600);
   const upstreamPort = await listenOnFreePort(upstream);
-  const configFile = writeGatewayConfig(dir, {
+  configFile = writeGatewayConfig(dir, {
     Workers: 2,
     HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
     UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
@@ -227,6 +228,38 @@ test('SIGUSR2 replaces the workers one at a time without refusing a request', as
   const res = await get(port, await rewrittenLink());
   assert.equal(res.md5, md5(content));
   assert.equal(store.stats(KEY).fullDownloads, 1);
+});
+
+test('a replacement that cannot start (the config file broken meanwhile) leaves the other worker serving; a SIGUSR2 while it is broken keeps it; once fixed, SIGUSR2 starts the missing one', async () => {
+  const good = await readFile(configFile, 'utf8');
+  const before = childPids(gw.process.pid!);
+  assert.equal(before.length, 2);
+  const failures = () => (gw.output().match(/msg="worker failed to start: serving with the workers already running"/g) ?? []).length;
+  const failedBefore = failures();
+  await writeFile(configFile, good.slice(0, good.length / 2)); // an edit half saved
+  try {
+    process.kill(before[0], 'SIGKILL');
+    await until('the replacement to fail', () => failures() > failedBefore);
+    assert.deepEqual(childPids(gw.process.pid!), [before[1]], 'one worker left, the primary still up');
+    for (let i = 0; i < 4; i++) assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
+    assert.equal((await get(port, await rewrittenLink())).md5, md5(content));
+    // SIGUSR2 while the file is still broken: the new worker fails, the old one goes on.
+    const kept = () => (gw.output().match(/msg="replacement worker did not start: keeping the old one"/g) ?? []).length;
+    const keptBefore = kept();
+    gw.process.kill('SIGUSR2');
+    await until('the replacement to fail', () => kept() > keptBefore);
+    assert.deepEqual(childPids(gw.process.pid!), [before[1]]);
+  } finally {
+    await writeFile(configFile, good);
+  }
+
+  const replacedBefore = (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length;
+  gw.process.kill('SIGUSR2');
+  await until('the rolling restart to finish', () => (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length > replacedBefore, 30_000);
+  const now = childPids(gw.process.pid!);
+  assert.equal(now.length, 2, 'the missing worker started');
+  assert.ok(!now.includes(before[1]), 'the old worker was replaced too');
+  assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
 });
 
 test('SIGTERM drains every worker and exits 0', async () => {
