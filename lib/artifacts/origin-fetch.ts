@@ -33,7 +33,20 @@ export interface OriginResponse {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-export function fetchOrigin(url: URL, opts: OriginRequest = {}): Promise<OriginResponse> {
+export async function fetchOrigin(url: URL, opts: OriginRequest = {}): Promise<OriginResponse> {
+  try {
+    return await send(url, opts, true);
+  } catch (err) {
+    // A kept-alive connection the origin closed as we reused it, reset before any answer: not
+    // the origin's failure. GET and HEAD are safe to send again, once, on another connection.
+    if (!(err instanceof StaleConnection)) throw err;
+    return send(url, opts, false);
+  }
+}
+
+class StaleConnection extends Error {}
+
+function send(url: URL, opts: OriginRequest, mayRetry: boolean): Promise<OriginResponse> {
   const { method = 'GET', range, signal, agent, timeoutMs = DEFAULT_TIMEOUT_MS } = opts;
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return Promise.reject(new GatewayError('ORIGIN_ERROR', `artifact origin scheme ${url.protocol} is not supported`));
@@ -62,7 +75,8 @@ export function fetchOrigin(url: URL, opts: OriginRequest = {}): Promise<OriginR
     });
     req.on('error', (err) => {
       if (responded) return; // the body stream carries it from here
-      reject(classify(err, signal));
+      const stale = mayRetry && req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && !signal?.aborted;
+      reject(stale ? new StaleConnection('stale keep-alive connection', { cause: err }) : classify(err, signal));
     });
     req.end();
   });

@@ -96,3 +96,55 @@ test('unsupported scheme is refused without a request', async () => {
   await assert.rejects(fetchOrigin(new URL('ftp://127.0.0.1/x')), (err: unknown) => err instanceof GatewayError && err.code === 'ORIGIN_ERROR');
   assert.equal(seen.length, before);
 });
+
+test('a kept-alive connection reset as it is reused: sent once more on another connection, not an origin error', async () => {
+  const used = new WeakSet<net.Socket>();
+  let resets = 0;
+  let served = 0;
+  // Resets every request that comes on an already used connection, as an origin closing an
+  // idle connection just as the gateway reuses it.
+  const flaky = http.createServer((req, res) => {
+    if (used.has(req.socket)) {
+      resets++;
+      return req.socket.destroy();
+    }
+    used.add(req.socket);
+    served++;
+    res.writeHead(200, { 'content-length': 3 }).end('abc');
+  });
+  const flakyPort = await listenOnFreePort(flaky);
+  const agent = new http.Agent({ keepAlive: true });
+  try {
+    const url = new URL(`http://127.0.0.1:${flakyPort}/o`);
+    for (let i = 0; i < 3; i++) {
+      const res = await fetchOrigin(url, { agent });
+      res.body.resume();
+      await new Promise((r) => res.body.on('end', r));
+      await new Promise((r) => setImmediate(r)); // the connection back in the agent's pool
+      assert.equal(res.status, 200);
+    }
+    assert.equal(served, 3);
+    assert.equal(resets, 2, 'the 2nd and 3rd requests met a reset first');
+  } finally {
+    agent.destroy();
+    await closeServer(flaky);
+  }
+});
+
+test('a reset on a new connection is an error at once (no second request)', async () => {
+  let requests = 0;
+  const resetting = http.createServer((req) => {
+    requests++;
+    req.socket.destroy();
+  });
+  const resettingPort = await listenOnFreePort(resetting);
+  try {
+    await assert.rejects(fetchOrigin(new URL(`http://127.0.0.1:${resettingPort}/o`), { agent: new http.Agent({ keepAlive: true }) }), (err: unknown) => {
+      assert.ok(err instanceof GatewayError, String(err));
+      return true;
+    });
+    assert.equal(requests, 1);
+  } finally {
+    await closeServer(resetting);
+  }
+});
