@@ -2,6 +2,7 @@ import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import https from 'node:https';
 import { urlToHttpOptions } from 'node:url';
 import { GatewayError, upstreamError } from '../http/gateway-error';
+import { StaleConnection, isStaleReuse, onceMoreIfStale } from '../http/stale-connection';
 
 // One request to an artifact origin (an S3/R2/Azure presigned URL), sent exactly as the
 // server signed it: the path and query are used as given (never re-encoded), Host is the
@@ -33,18 +34,11 @@ export interface OriginResponse {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-export async function fetchOrigin(url: URL, opts: OriginRequest = {}): Promise<OriginResponse> {
-  try {
-    return await send(url, opts, true);
-  } catch (err) {
-    // A kept-alive connection the origin closed as we reused it, reset before any answer: not
-    // the origin's failure. GET and HEAD are safe to send again, once, on another connection.
-    if (!(err instanceof StaleConnection)) throw err;
-    return send(url, opts, false);
-  }
+export function fetchOrigin(url: URL, opts: OriginRequest = {}): Promise<OriginResponse> {
+  // GET and HEAD are safe to send again after a reset on a reused connection (the agent drops
+  // the broken one and gives the second attempt another).
+  return onceMoreIfStale((mayRetry) => send(url, opts, mayRetry));
 }
-
-class StaleConnection extends Error {}
 
 function send(url: URL, opts: OriginRequest, mayRetry: boolean): Promise<OriginResponse> {
   const { method = 'GET', range, signal, agent, timeoutMs = DEFAULT_TIMEOUT_MS } = opts;
@@ -75,7 +69,7 @@ function send(url: URL, opts: OriginRequest, mayRetry: boolean): Promise<OriginR
     });
     req.on('error', (err) => {
       if (responded) return; // the body stream carries it from here
-      const stale = mayRetry && req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && !signal?.aborted;
+      const stale = mayRetry && !signal?.aborted && isStaleReuse(req, err);
       reject(stale ? new StaleConnection('stale keep-alive connection', { cause: err }) : classify(err, signal));
     });
     req.end();

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { StaleConnection, isStaleReuse, onceMoreIfStale } from '../http/stale-connection';
 
 // One request to the shared-cache bucket on a presigned URL, with our own timeout (minio's
 // requests have none) and a capped body read: the answers we read are lock records,
@@ -28,30 +29,22 @@ const MAX_TEXT = 64 * 1024;
 
 export class BucketUnreachable extends Error {}
 
-export async function bucketRequest(url: string, opts: BucketRequest): Promise<BucketAnswer> {
-  try {
-    return await attempt(url, opts, undefined);
-  } catch (err) {
-    // A keep-alive connection the server closed as we reused it (S3 and Node servers close idle
-    // ones), reset before any answer: sent again once on a new connection, as AWS SDKs do, unless
-    // its body was a stream already consumed. Every bucket request is safe to repeat (a repeated
-    // lock PUT finds its own record: see BucketLocks.tryTake).
-    if (!(err instanceof StaleConnection)) throw err;
-    if (opts.body && !Buffer.isBuffer(opts.body)) throw err.cause;
-    return attempt(url, opts, false);
-  }
+export function bucketRequest(url: string, opts: BucketRequest): Promise<BucketAnswer> {
+  // Every bucket request is safe to repeat (a repeated lock PUT finds its own record: see
+  // BucketLocks.tryTake), except one whose body was a stream already consumed.
+  const replayable = !opts.body || Buffer.isBuffer(opts.body);
+  return onceMoreIfStale((first) => attempt(url, opts, first && replayable, first));
 }
 
-class StaleConnection extends Error {}
-
-async function attempt(url: string, opts: BucketRequest, agent: false | undefined): Promise<BucketAnswer> {
+/** `pooled`: on a kept-alive connection of the global agent; else on a new one of its own. */
+async function attempt(url: string, opts: BucketRequest, mayRetry: boolean, pooled: boolean): Promise<BucketAnswer> {
   const target = new URL(url);
   const transport = target.protocol === 'https:' ? https : http;
   const headers: Record<string, string | number> = { ...opts.headers };
   if (Buffer.isBuffer(opts.body)) headers['content-length'] = opts.body.length;
   else if (opts.body) headers['content-length'] = opts.body.length;
   else if (opts.method === 'PUT') headers['content-length'] = 0;
-  const req = transport.request(target, { method: opts.method, headers, signal: opts.signal, ...(agent === false ? { agent } : {}) });
+  const req = transport.request(target, { method: opts.method, headers, signal: opts.signal, ...(pooled ? {} : { agent: false }) });
   req.setTimeout(opts.timeoutMs, () => req.destroy(new BucketUnreachable(`bucket did not answer within ${opts.timeoutMs} ms`)));
   let responded = false;
   const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -78,7 +71,7 @@ async function attempt(url: string, opts: BucketRequest, agent: false | undefine
     if (err instanceof BucketUnreachable || opts.signal?.aborted) throw err;
     // Connection refused, reset, DNS: the message names the address, never the signed query.
     const unreachable = new BucketUnreachable(`bucket unreachable: ${(err as Error).message}`, { cause: err });
-    if (req.reusedSocket && !responded && (err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new StaleConnection('stale keep-alive connection', { cause: unreachable });
+    if (mayRetry && !responded && isStaleReuse(req, err)) throw new StaleConnection('stale keep-alive connection', { cause: unreachable });
     throw unreachable;
   }
 }
