@@ -1,6 +1,6 @@
 import { verify, type X509Certificate } from 'node:crypto';
 import { normaliseSerial } from '../server/serial-blocklist';
-import { children, content, decodeOid, DerError, readTlv, type Tlv } from './der-reader';
+import { children, content, decodeOid, DerError, expect, fail, isTime, parseTime, readTlv, type Tlv } from './der-reader';
 
 // Features.mTLS CRL file (issue 6): the CA's certificate revocation lists (RFC 5280 section 5),
 // read without OpenSSL so a bad file is refused with a reason and the TLS layer only needs the
@@ -18,8 +18,7 @@ export interface Crl {
 
 export type ParsedCrls = { ok: true; crls: Crl[] } | { ok: false; error: string };
 
-const BOOLEAN = 0x01, INTEGER = 0x02, BIT_STRING = 0x03, OID = 0x06, SEQUENCE = 0x30;
-const UTC_TIME = 0x17, GENERALIZED_TIME = 0x18, EXPLICIT_0 = 0xa0;
+const BOOLEAN = 0x01, INTEGER = 0x02, BIT_STRING = 0x03, OID = 0x06, SEQUENCE = 0x30, EXPLICIT_0 = 0xa0;
 
 // signatureAlgorithm OID → [hash for crypto.verify, the key type that can have made it]
 const ALGORITHMS: Record<string, [string | null, string]> = {
@@ -138,33 +137,4 @@ function refuseCritical(der: Buffer, extensions: Tlv): void {
     const oid = decodeOid(content(der, expect(id, OID, 'extnID')));
     if (critical?.tag === BOOLEAN && content(der, critical)[0] !== 0) fail(`critical extension ${oid} is not supported`);
   }
-}
-
-function isTime(tlv: Tlv | undefined): boolean {
-  return tlv?.tag === UTC_TIME || tlv?.tag === GENERALIZED_TIME;
-}
-
-function parseTime(der: Buffer, tlv: Tlv | undefined, what: string): Date {
-  if (!tlv || !isTime(tlv)) return fail(`${what} is missing`);
-  const text = content(der, tlv).toString('latin1');
-  const utc = tlv.tag === UTC_TIME;
-  const m = (utc ? /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/ : /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/).exec(text);
-  if (!m) return fail(`${what} is not a valid time: ${JSON.stringify(text.slice(0, 20))}`);
-  const [year, month, day, hour, minute, second] = m.slice(1).map(Number);
-  const fullYear = utc ? year + (year >= 50 ? 1900 : 2000) : year;
-  const date = new Date(Date.UTC(fullYear, month - 1, day, hour, minute, second));
-  if (date.getUTCFullYear() !== fullYear || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
-    return fail(`${what} is not a valid time: ${JSON.stringify(text)}`);
-  }
-  return date;
-}
-
-function expect(tlv: Tlv | undefined, tag: number, what: string): Tlv {
-  if (!tlv) return fail(`${what} is missing`);
-  if (tlv.tag !== tag) fail(`${what}: expected tag 0x${tag.toString(16)} at byte ${tlv.start}, found 0x${tlv.tag.toString(16)}`);
-  return tlv;
-}
-
-function fail(message: string): never {
-  throw new DerError(message);
 }

@@ -1,5 +1,5 @@
-// A minimal DER reader for the CRL parser. Definite lengths only and every element bounded by
-// its parent, so truncated or hostile input fails with a message instead of reading past the end.
+// A minimal DER reader for the CRL parser (plus RFC 5280 Time). Definite lengths only and every
+// element bounded by its parent, so truncated or hostile input fails with a message, never an overread.
 
 export interface Tlv {
   tag: number;
@@ -65,4 +65,36 @@ export function decodeOid(value: Buffer): string {
   }
   if (arcs.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
   return arcs.join('.');
+}
+
+const UTC_TIME = 0x17, GENERALIZED_TIME = 0x18;
+
+export function isTime(tlv: Tlv | undefined): boolean {
+  return tlv?.tag === UTC_TIME || tlv?.tag === GENERALIZED_TIME;
+}
+
+/** RFC 5280 Time: UTCTime (YY 50-99 is 19YY) or GeneralizedTime, whole seconds, Z. */
+export function parseTime(der: Buffer, tlv: Tlv | undefined, what: string): Date {
+  if (!tlv || !isTime(tlv)) return fail(`${what} is missing`);
+  const text = content(der, tlv).toString('latin1');
+  const utc = tlv.tag === UTC_TIME;
+  const m = (utc ? /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/ : /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/).exec(text);
+  if (!m) return fail(`${what} is not a valid time: ${JSON.stringify(text.slice(0, 20))}`);
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number);
+  const fullYear = utc ? year + (year >= 50 ? 1900 : 2000) : year;
+  const date = new Date(Date.UTC(fullYear, month - 1, day, hour, minute, second));
+  if (date.getUTCFullYear() !== fullYear || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
+    return fail(`${what} is not a valid time: ${JSON.stringify(text)}`);
+  }
+  return date;
+}
+
+export function expect(tlv: Tlv | undefined, tag: number, what: string): Tlv {
+  if (!tlv) return fail(`${what} is missing`);
+  if (tlv.tag !== tag) fail(`${what}: expected tag 0x${tag.toString(16)} at byte ${tlv.start}, found 0x${tlv.tag.toString(16)}`);
+  return tlv;
+}
+
+export function fail(message: string): never {
+  throw new DerError(message);
 }
