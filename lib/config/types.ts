@@ -46,6 +46,8 @@ export interface GatewayConfig {
       Enabled: boolean;
       CACertificate: string;
       BlacklistPath: string;
+      /** ours: the CA's CRL file (PEM or DER). */
+      CRLPath: string;
       MenderUsername: string;
       MenderPassword: string;
       EnableCache: boolean;

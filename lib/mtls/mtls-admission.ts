@@ -12,6 +12,7 @@ import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
 import { parseCertificates, verifyClient, verifyPeerChain, type ClientIdentityPolicy } from '../server/client-identity';
 import { watchSerialBlocklist } from '../server/serial-blocklist';
+import { watchRevocationList } from './revocation-list';
 import { createAuthRoute } from './auth-route';
 import { createManagementSession, type ManagementSession } from './management-session';
 import { PreauthorizationCache } from './preauthorization-cache';
@@ -50,6 +51,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
   };
   const blocklist = settings.BlacklistPath ? watchSerialBlocklist(settings.BlacklistPath, log, rotateTicketKeys) : undefined;
   const policy: ClientIdentityPolicy = { trusted: parseCertificates(caPem), allowExpired: settings.InsecureSkipClientExpireAfter, blocklist };
+  if (settings.CRLPath) policy.revoked = watchRevocationList(settings.CRLPath, () => policy.trusted, log, rotateTicketKeys);
   if (settings.InsecureSkipClientExpireAfter) {
     log.warn('mTLS: expired client certificates are accepted (InsecureSkipClientExpireAfter); not for production');
   }
@@ -61,6 +63,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
   log.info('mTLS: admitting devices by client certificate', {
     ca_certificates: policy.trusted.length,
     blocklist: settings.BlacklistPath || undefined,
+    crl: settings.CRLPath || undefined,
     preauth_cache: cache ? settings.CacheLifetime : 'off',
     key_must_match_certificate: settings.RequireAuthKeyMatchesCertificate,
   });
@@ -119,12 +122,14 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
         return undefined;
       }
       policy.trusted = trusted;
+      policy.revoked?.recheck();
       rotateTicketKeys();
       log.info('reload: mTLS CA replaced', { path, ca_certificates: trusted.length });
       return pem;
     },
     close() {
       blocklist?.close();
+      policy.revoked?.close();
     },
   };
 }

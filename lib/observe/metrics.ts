@@ -150,6 +150,7 @@ export const journalMetrics = {
 /** mTLS refusal reasons are free text (serials, OpenSSL codes): fold them into bounded kinds. */
 export function mtlsReasonLabel(reason: string): string {
   if (/blocklist/i.test(reason)) return 'blocklisted';
+  if (/revoked by the CA's CRL/.test(reason)) return 'revoked';
   if (/no client certificate/i.test(reason)) return 'no_certificate';
   if (/expired/i.test(reason)) return 'expired';
   if (/not.yet.valid/i.test(reason)) return 'not_yet_valid';

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import type { RevocationList } from '../mtls/revocation-list';
 import type { SerialBlocklist } from './serial-blocklist';
 
 // Who is on the other end of a TLS connection, and may it talk to us (issue 6). Checked when
@@ -13,6 +14,8 @@ export interface ClientIdentityPolicy {
   /** InsecureSkipClientExpireAfter: an expired certificate (NotAfter) is accepted. */
   allowExpired: boolean;
   blocklist?: SerialBlocklist;
+  /** Features.mTLS.CRLPath: the CA's revocation list. */
+  revoked?: RevocationList;
   now?: () => number;
 }
 
@@ -23,13 +26,14 @@ const OK: ClientVerdict = { ok: true };
 // A connection's certificate never changes: its chain verdict is made once, at the handshake,
 // and reused by every request on it until the CA is replaced; the certificate is parsed only
 // when OpenSSL refused it or a blocklist needs its serial (issue 8: it was parsed twice per
-// handshake and again per request). The blocklist, which can change while a connection
-// lives, is still consulted on every request.
+// handshake and again per request). The blocklist and the CRL, which can change while a
+// connection lives, are still consulted on every request.
 interface Known {
   policy: ClientIdentityPolicy;
   trusted: readonly X509Certificate[];
   verdict: ClientVerdict;
   serial?: string;
+  issuer?: string;
 }
 const known = new WeakMap<TLSSocket, Known>();
 
@@ -60,12 +64,18 @@ function peerChainVerdict(socket: TLSSocket, policy: ClientIdentityPolicy): Clie
   return OK;
 }
 
-/** Chain, validity and the blocklist: what every request must pass. */
+/** Chain, validity, the blocklist and the CRL: what every request must pass. */
 export function verifyClient(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
   const entry = knownFor(socket, policy);
-  if (!entry.verdict.ok || !policy.blocklist) return entry.verdict;
-  const serial = (entry.serial ??= socket.getPeerX509Certificate()?.serialNumber.toUpperCase() ?? '');
-  if (policy.blocklist.has(serial)) return { ok: false, status: 403, reason: `client certificate serial ${serial} is blocklisted` };
+  if (!entry.verdict.ok || (!policy.blocklist && !policy.revoked)) return entry.verdict;
+  if (entry.serial === undefined) {
+    const cert = socket.getPeerX509Certificate();
+    entry.serial = cert?.serialNumber.toUpperCase() ?? '';
+    entry.issuer = cert?.issuer ?? '';
+  }
+  const serial = entry.serial;
+  if (policy.blocklist?.has(serial)) return { ok: false, status: 403, reason: `client certificate serial ${serial} is blocklisted` };
+  if (policy.revoked?.has(serial, entry.issuer ?? '')) return { ok: false, status: 403, reason: `client certificate serial ${serial} is revoked by the CA's CRL` };
   return entry.verdict;
 }
 

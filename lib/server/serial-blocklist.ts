@@ -1,5 +1,6 @@
-import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../observe/log';
+import { readForWatch, watchLoadedFile, type Loaded } from './watched-file';
 
 // Features.mTLS.BlacklistPath: client certificate serial numbers that are refused (issue 6).
 // The product documents only "a new-line separated list of hexadecimal serial numbers", so
@@ -35,50 +36,36 @@ export interface SerialBlocklist {
   close(): void;
 }
 
-// fs.watchFile polls stat: it survives the file being replaced by rename (editors, config
-// management, Kubernetes ConfigMap symlink swaps), which an fs.watch on the inode does not.
-const POLL_MS = 500;
-
 /**
  * Load the blocklist and reload it whenever the file changes. A missing or broken file at
  * start is an error; later, a broken or vanished file keeps the last good list (and says why).
  * `onReload` runs after every successful reload (the caller rotates TLS session ticket keys).
  */
-export function watchSerialBlocklist(path: string, log: Logger, onReload: (size: number) => void, pollMs = POLL_MS): SerialBlocklist {
-  const first = load(path);
-  if (!first.ok) throw new Error(`Features.mTLS.BlacklistPath: ${path}: ${first.error}`);
-  let serials = first.serials;
-  log.info('client certificate blocklist loaded', { path, serials: serials.size });
-
-  const onChange = (curr: Stats, prev: Stats): void => {
-    if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino) return;
-    const next = load(path);
-    if (!next.ok) {
-      log.error('client certificate blocklist not reloaded, keeping the last good list', { path, reason: next.error, serials: serials.size });
-      return;
-    }
-    serials = next.serials;
-    log.info('client certificate blocklist reloaded', { path, serials: serials.size });
-    onReload(serials.size);
-  };
-  watchFile(path, { interval: pollMs, persistent: false }, onChange);
+export function watchSerialBlocklist(path: string, log: Logger, onReload: (size: number) => void, pollMs?: number): SerialBlocklist {
+  let serials = new Set<string>();
+  const file = watchLoadedFile('Features.mTLS.BlacklistPath', path, load, {
+    onLoad(next, initial) {
+      serials = next;
+      log.info(initial ? 'client certificate blocklist loaded' : 'client certificate blocklist reloaded', { path, serials: serials.size });
+      if (!initial) onReload(serials.size);
+    },
+    onBad(reason) {
+      log.error('client certificate blocklist not reloaded, keeping the last good list', { path, reason, serials: serials.size });
+    },
+  }, pollMs);
 
   return {
     has: (serial) => serials.has(normaliseSerial(serial) ?? serial),
     get size() {
       return serials.size;
     },
-    close: () => unwatchFile(path, onChange),
+    close: () => file.close(),
   };
 }
 
-function load(path: string): ParsedBlocklist {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { ok: false, error: code === 'ENOENT' ? 'no such file' : (err as Error).message };
-  }
-  return parseBlocklist(text);
+function load(path: string): Loaded<Set<string>> {
+  const read = readForWatch(path, readFileSync);
+  if (!read.ok) return read;
+  const parsed = parseBlocklist(read.value.toString('utf8'));
+  return parsed.ok ? { ok: true, value: parsed.serials } : parsed;
 }

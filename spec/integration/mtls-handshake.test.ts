@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,7 +8,7 @@ import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import type { GatewayConfig } from '../../lib/config/types';
 import { startGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
-import { makeDeviceCert, makeIntermediate, makeRogueCa, makeSelfSignedDevice, type DeviceCert } from '../support/device-certs';
+import { makeCrl, makeDeviceCert, makeIntermediate, makeRogueCa, makeSelfSignedDevice, type DeviceCert } from '../support/device-certs';
 import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
@@ -199,6 +199,65 @@ describe('serial blocklist', () => {
       if (content !== null) writeFileSync(file, content);
       await assert.rejects(startPair({ BlacklistPath: file }), why);
     }
+  });
+});
+
+describe('CRL (CRLPath, ours)', () => {
+  it('refuses revoked serials of its CA on every request, reloads on change, keeps the last good CRL when one does not verify, enforces a CRL past its next update', async () => {
+    const rogue = { cert: rogueCaFile, key: rogueCaFile.replace(/\.crt$/, '.key') };
+    const revoked = makeDeviceCert(dir, 'crl-revoked', tls.ca, { serial: '0A1B2C3D' });
+    const later = makeDeviceCert(dir, 'crl-later', tls.ca, { serial: '0CAFE0' });
+    // The same serial from another CA (the intermediate): serials are unique only per CA.
+    const sameSerialOtherCa = makeDeviceCert(dir, 'crl-other-ca', makeIntermediate(dir, 'crl-intermediate', tls.ca), { serial: '0A1B2C3D' });
+    const file = join(dir, 'ca.crl');
+    copyFileSync(makeCrl(dir, 'crl-1', tls.ca, { revoked: ['0A1B2C3D'] }), file);
+    const pair = await startPair({ CRLPath: file });
+    try {
+      await waitForLog(pair.captured, /mTLS CRL loaded.*crls=1 revoked=1/, 1);
+      const refused = await auth(pair.url, revoked);
+      assert.equal(refused.status, 403);
+      assert.deepEqual(Object.keys(JSON.parse(refused.body)), ['error', 'request_id']);
+      assert.match(pair.captured.text(), /serial 0A1B2C3D is revoked by the CA's CRL/);
+      assert.equal(admitted(pair.server), 0, 'the server saw nothing of the revoked device');
+      assert.equal((await auth(pair.url, sameSerialOtherCa)).status, 200);
+      assert.equal((await auth(pair.url, certs.good)).status, 200);
+
+      // "later" keeps a connection and a resumable session, then the CA revokes it (DER this time).
+      const agent = tlsAgent({ ca: tls.ca.cert, cert: later.cert, key: later.key }, { keepAlive: true, maxSockets: 1 });
+      const body = signedAuthBody({ mac: '02:00:00:07:02:01' }, later.key);
+      assert.equal((await postAuth(pair.url, agent, body)).status, 200);
+      const freshAgent = tlsAgent({ ca: tls.ca.cert, cert: later.cert, key: later.key });
+      assert.equal((await postAuth(pair.url, freshAgent, body)).status, 200);
+      assert.equal((await postAuth(pair.url, freshAgent, body)).sessionReused, true);
+      copyFileSync(makeCrl(dir, 'crl-2', tls.ca, { revoked: ['0A1B2C3D', '0CAFE0'], der: true }), file);
+      await waitForLog(pair.captured, /mTLS CRL reloaded.*revoked=2/, 1);
+      assert.equal((await postAuth(pair.url, agent, body)).status, 403, 'a connection opened before the reload is checked again');
+      const resumed = await postAuth(pair.url, freshAgent, body);
+      assert.equal(resumed.status, 403);
+      assert.equal(resumed.sessionReused, false, 'ticket keys were rotated');
+      agent.destroy();
+      freshAgent.destroy();
+
+      // A CRL that does not verify against the CA: the last good one stays.
+      copyFileSync(makeCrl(dir, 'crl-rogue', rogue, { revoked: [] }), file);
+      await waitForLog(pair.captured, /mTLS CRL not reloaded, keeping the last good one/, 1);
+      assert.equal((await auth(pair.url, later)).status, 403);
+
+      // Past its next update (an uplink outage kept a fresh one away): enforced, logged as an error.
+      copyFileSync(makeCrl(dir, 'crl-stale', tls.ca, { revoked: ['0A1B2C3D'], lastUpdateDays: -10, nextUpdateDays: -3 }), file);
+      await waitForLog(pair.captured, /level=error msg="mTLS CRL is past its next update: still enforcing/, 1);
+      assert.equal((await auth(pair.url, revoked)).status, 403, 'what it lists stays refused');
+      assert.equal((await auth(pair.url, later)).status, 200, 'what it does not list is admitted');
+      assert.equal((await auth(pair.url, certs.good)).status, 200);
+    } finally {
+      await pair.close();
+    }
+  });
+
+  it('refuses to start with a missing CRL or one its CA did not sign', async () => {
+    const rogue = { cert: rogueCaFile, key: rogueCaFile.replace(/\.crt$/, '.key') };
+    await assert.rejects(startPair({ CRLPath: join(dir, 'no-such.crl') }), /Features\.mTLS\.CRLPath: .*no such file/);
+    await assert.rejects(startPair({ CRLPath: makeCrl(dir, 'crl-start-rogue', rogue, { revoked: ['01'] }) }), /Features\.mTLS\.CRLPath: /);
   });
 });
 

@@ -92,3 +92,31 @@ export function makeSelfSignedDevice(dir: string, name: string): DeviceCert {
     '-addext', 'basicConstraints=CA:FALSE', '-addext', 'extendedKeyUsage=clientAuth'], dir);
   return { cert, key, chain: cert, serial: '' };
 }
+
+export interface CrlOptions {
+  /** Revoked serial numbers in hex. */
+  revoked: string[];
+  /** lastUpdate and nextUpdate relative to now, in days. Default -1/24 .. 7. */
+  lastUpdateDays?: number;
+  nextUpdateDays?: number;
+  der?: boolean;
+}
+
+/** `ca`'s certificate revocation list (PEM, or DER), made by `openssl ca -gencrl`; returns its path. */
+export function makeCrl(dir: string, name: string, ca: CertPair, opts: CrlOptions): string {
+  const db = join(dir, `${name}.crl-db`);
+  mkdirSync(db, { recursive: true });
+  // One index line per revoked certificate: status, expiry, revocation time, serial, file, subject.
+  const revokedAt = asn1Time(-1 / 24).slice(2);
+  const line = (serial: string) => `R\t351231000000Z\t${revokedAt}\t${(serial.length % 2 ? '0' : '') + serial.toUpperCase()}\tunknown\t/CN=revoked\n`;
+  writeFileSync(join(db, 'index.txt'), opts.revoked.map(line).join(''));
+  writeFileSync(join(db, 'crlnumber'), '01\n');
+  const config = join(db, 'ca.cnf');
+  writeFileSync(config, ['[ca]', 'default_ca = local', '[local]', `database = ${join(db, 'index.txt')}`, `crlnumber = ${join(db, 'crlnumber')}`, 'default_md = sha256', 'unique_subject = no', ''].join('\n'));
+  const pem = join(db, 'crl.pem');
+  openssl(['ca', '-gencrl', '-config', config, '-cert', ca.cert, '-keyfile', ca.key, '-out', pem,
+    '-crl_lastupdate', asn1Time(opts.lastUpdateDays ?? -1 / 24), '-crl_nextupdate', asn1Time(opts.nextUpdateDays ?? 7)], dir);
+  const out = join(dir, `${name}.crl`);
+  openssl(['crl', '-in', pem, '-outform', opts.der ? 'DER' : 'PEM', '-out', out], dir);
+  return out;
+}

@@ -16,6 +16,7 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
         Enabled: false,
         CACertificate: '',
         BlacklistPath: '',
+        CRLPath: '',
         MenderUsername: '',
         MenderPassword: '',
         EnableCache: true,

@@ -51,6 +51,7 @@ describe('bounded metric labels', () => {
   for (const [m, want] of methods) it(`method ${String(m)}`, () => assert.equal(methodLabel(m), want));
   const reasons: [string, string][] = [
     ['client certificate serial 1A2B is blocklisted', 'blocklisted'],
+    ["client certificate serial 1A2B is revoked by the CA's CRL", 'revoked'],
     ['no client certificate', 'no_certificate'],
     ['client certificate refused: CERT_HAS_EXPIRED', 'expired'],
     ['client certificate refused: certificate is not yet valid', 'not_yet_valid'],

@@ -1,0 +1,85 @@
+import type { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../observe/log';
+import { normaliseSerial } from '../server/serial-blocklist';
+import { readForWatch, watchLoadedFile, type Loaded } from '../server/watched-file';
+import { parseCrls, type Crl } from './crl';
+
+// Features.mTLS.CRLPath (ours, issue 6): the CA's certificate revocation list. Its serials are
+// refused like blocklisted ones, per issuer (serial numbers are unique only within one CA),
+// at the handshake and on every request. The file is reloaded when it changes and again when
+// the CA is replaced (its signature must verify against the CA in use).
+//
+// A CRL past its next update is still enforced, not treated as "revoke everything": the gateway
+// often keeps working through an uplink outage, when no fresh CRL can be fetched, and refusing
+// the whole fleet then would be worse than admitting a device revoked since the last CRL. It is
+// logged as an error at load and every hour while it lasts (the blocklist covers the gap).
+
+export interface RevocationList {
+  /** `issuer`: the client certificate's issuer name, as X509Certificate.issuer prints it. */
+  has(serial: string, issuer: string): boolean;
+  readonly size: number;
+  /** The CA changed: verify the CRL again against it. */
+  recheck(): void;
+  close(): void;
+}
+
+const STALE_LOG_EVERY_MS = 60 * 60 * 1000;
+
+export function watchRevocationList(path: string, trusted: () => readonly X509Certificate[], log: Logger, onReload: () => void, pollMs?: number): RevocationList {
+  let byIssuer = new Map<string, Set<string>>();
+  let nextUpdate: number | null = null;
+  let size = 0;
+  let staleLoggedAt = 0;
+
+  const warnIfStale = (): void => {
+    if (nextUpdate === null || Date.now() <= nextUpdate) return;
+    if (Date.now() - staleLoggedAt < STALE_LOG_EVERY_MS) return;
+    staleLoggedAt = Date.now();
+    log.error('mTLS CRL is past its next update: still enforcing the revocations it lists, admitting the rest; install a fresh CRL (or blocklist serials meanwhile)', {
+      path,
+      next_update: new Date(nextUpdate).toISOString(),
+      revoked: size,
+    });
+  };
+  const load = (p: string): Loaded<Crl[]> => {
+    const read = readForWatch(p, readFileSync);
+    if (!read.ok) return read;
+    const parsed = parseCrls(read.value, trusted());
+    return parsed.ok ? { ok: true, value: parsed.crls } : parsed;
+  };
+  const file = watchLoadedFile('Features.mTLS.CRLPath', path, load, {
+    onLoad(crls, initial) {
+      byIssuer = new Map();
+      for (const crl of crls) {
+        const set = byIssuer.get(crl.issuer.subject) ?? new Set<string>();
+        for (const serial of crl.serials) set.add(serial);
+        byIssuer.set(crl.issuer.subject, set);
+      }
+      size = crls.reduce((n, c) => n + c.serials.size, 0);
+      const updates = crls.map((c) => c.nextUpdate?.getTime()).filter((t): t is number => t !== undefined);
+      nextUpdate = updates.length > 0 ? Math.min(...updates) : null;
+      staleLoggedAt = 0;
+      log.info(initial ? 'mTLS CRL loaded' : 'mTLS CRL reloaded', { path, crls: crls.length, revoked: size, next_update: nextUpdate === null ? 'none' : new Date(nextUpdate).toISOString() });
+      warnIfStale();
+      if (!initial) onReload();
+    },
+    onBad(reason) {
+      log.error('mTLS CRL not reloaded, keeping the last good one', { path, reason, revoked: size });
+    },
+  }, pollMs);
+  const timer = setInterval(warnIfStale, 60_000);
+  timer.unref();
+
+  return {
+    has: (serial, issuer) => byIssuer.get(issuer)?.has(normaliseSerial(serial) ?? serial) ?? false,
+    get size() {
+      return size;
+    },
+    recheck: () => file.reload(),
+    close() {
+      clearInterval(timer);
+      file.close();
+    },
+  };
+}
