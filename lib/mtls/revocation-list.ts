@@ -1,8 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../observe/log';
 import { normaliseSerial } from '../server/serial-blocklist';
-import { readForWatch, watchLoadedFile, type Loaded } from '../server/watched-file';
+import { readFileBytes, watchLoadedFile, type Loaded } from '../server/watched-file';
 import { parseCrls, type Crl } from './crl';
 
 // Features.mTLS.CRLPath (ours, issue 6): the CA's certificate revocation list. Its serials are
@@ -43,7 +42,7 @@ export function watchRevocationList(path: string, trusted: () => readonly X509Ce
     });
   };
   const load = (p: string): Loaded<Crl[]> => {
-    const read = readForWatch(p, readFileSync);
+    const read = readFileBytes(p);
     if (!read.ok) return read;
     const parsed = parseCrls(read.value, trusted());
     return parsed.ok ? { ok: true, value: parsed.crls } : parsed;

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../observe/log';
-import { readForWatch, watchLoadedFile, type Loaded } from './watched-file';
+import { readFileBytes, watchLoadedFile, type Loaded } from './watched-file';
 
 // Features.mTLS.BlacklistPath: client certificate serial numbers that are refused (issue 6).
 // The product documents only "a new-line separated list of hexadecimal serial numbers", so
@@ -64,7 +63,7 @@ export function watchSerialBlocklist(path: string, log: Logger, onReload: (size:
 }
 
 function load(path: string): Loaded<Set<string>> {
-  const read = readForWatch(path, readFileSync);
+  const read = readFileBytes(path);
   if (!read.ok) return read;
   const parsed = parseBlocklist(read.value.toString('utf8'));
   return parsed.ok ? { ok: true, value: parsed.serials } : parsed;

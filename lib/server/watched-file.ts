@@ -1,4 +1,4 @@
-import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 
 // A file the gateway reads at start and again whenever it changes (the serial blocklist, the
 // CA's CRL). fs.watchFile polls stat: it survives the file being replaced by rename (editors,
@@ -37,9 +37,9 @@ export function watchLoadedFile<T>(what: string, path: string, load: (path: stri
 }
 
 /** The file's bytes, or why not ('no such file' when missing). */
-export function readForWatch(path: string, read: (path: string) => Buffer): Loaded<Buffer> {
+export function readFileBytes(path: string): Loaded<Buffer> {
   try {
-    return { ok: true, value: read(path) };
+    return { ok: true, value: readFileSync(path) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { ok: false, error: code === 'ENOENT' ? 'no such file' : (err as Error).message };
