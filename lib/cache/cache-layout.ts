@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { promises as fsp } from 'node:fs';
+import { SELF, processAlive, type ProcessIdentity } from '../server/process-liveness';
 
 // On-disk layout, versioned so a future format can live beside this one (STYLE principle 7):
 //   <Path>/v1/objects/<id>        published artifact bytes
 //   <Path>/v1/objects/<id>.json   sidecar metadata; its rename is the commit point
-//   <Path>/v1/tmp/<id>.<host>.<pid>.<rand>[.json]   a fill in progress, one per process
+//   <Path>/v1/tmp/<id>.<host>.<pid>[-<start>].<rand>[.json]   a fill in progress, one per process
 //   <Path>/v1/locks/<id>.lock     proper-lockfile's directory; <id>.owner names its holder
 // Other files in <Path> (the link-signing secret) are never touched.
 
@@ -34,36 +35,33 @@ const HOST = hostname().replace(/[^A-Za-z0-9-]/g, '_');
 
 /** A temporary name no other process (or other fill of this one) can pick. */
 export function tmpPath(l: CacheLayout, id: string, suffix = ''): string {
-  return path.join(l.tmp, `${id}.${HOST}.${process.pid}.${randomBytes(6).toString('hex')}${suffix}`);
+  const owner = SELF.start === undefined ? `${SELF.pid}` : `${SELF.pid}-${SELF.start}`;
+  return path.join(l.tmp, `${id}.${HOST}.${owner}.${randomBytes(6).toString('hex')}${suffix}`);
 }
 
-export interface TmpOwner {
+export interface TmpOwner extends ProcessIdentity {
   host: string;
-  pid: number;
 }
 
 /** Who wrote a tmp file, from its name; null when the name is not ours. */
 export function parseTmpName(name: string): TmpOwner | null {
-  const m = /^[0-9a-f]{64}\.([A-Za-z0-9_-]+)\.(\d+)\.[0-9a-f]{12}(?:\.json)?$/.exec(name);
-  return m ? { host: m[1], pid: Number(m[2]) } : null;
+  const m = /^[0-9a-f]{64}\.([A-Za-z0-9_-]+)\.(\d+)(?:-(\d+))?\.[0-9a-f]{12}(?:\.json)?$/.exec(name);
+  if (!m) return null;
+  return m[3] === undefined ? { host: m[1], pid: Number(m[2]) } : { host: m[1], pid: Number(m[2]), start: Number(m[3]) };
 }
 
-export function isThisHost(owner: TmpOwner): boolean {
+export function isThisHost(owner: { host: string }): boolean {
   return owner.host === HOST;
 }
 
-/** Whether a process of this host is still alive (signal 0 probes without sending). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** A record's owner (`{host, pid, start}`) is a dead process of this host. */
+export function deadOwnerHere(rec: { host?: unknown; pid?: unknown; start?: unknown }): boolean {
+  if (typeof rec.pid !== 'number' || String(rec.host) !== HOST) return false;
+  return !processAlive({ pid: rec.pid, start: typeof rec.start === 'number' ? rec.start : undefined });
 }
 
 export function ownerRecord(): string {
-  return JSON.stringify({ host: HOST, pid: process.pid });
+  return JSON.stringify({ host: HOST, ...SELF });
 }
 
 export const ENTRY_ID = /^[0-9a-f]{64}$/;

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as lockfile from 'proper-lockfile';
 import { randomBytes } from 'node:crypto';
-import { isThisHost, lockTarget, ownerPath, ownerRecord, processAlive, type CacheLayout } from './cache-layout';
+import { deadOwnerHere, lockTarget, ownerPath, ownerRecord, type CacheLayout } from './cache-layout';
 import { lockAbandoned } from './recover-cache';
 
 // The cross-process half of single flight (STYLE principle 6, peers-and-performance §3.3).
@@ -30,7 +30,7 @@ export async function readAnnouncement(layout: CacheLayout, id: string): Promise
   try {
     const rec = JSON.parse(await fsp.readFile(ownerPath(layout, id), 'utf8')) as Partial<FillAnnouncement> & { host?: string; pid?: number };
     if (typeof rec.tmp !== 'string' || !Number.isSafeInteger(rec.size) || typeof rec.pid !== 'number') return null;
-    if (isThisHost({ host: String(rec.host), pid: rec.pid }) && !processAlive(rec.pid)) return null;
+    if (deadOwnerHere(rec)) return null;
     return { tmp: rec.tmp, size: rec.size as number, etag: typeof rec.etag === 'string' ? rec.etag : null };
   } catch {
     return null;

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ENTRY_ID, isThisHost, parseTmpName, processAlive, type CacheLayout, ensureLayout } from './cache-layout';
+import { ENTRY_ID, deadOwnerHere, isThisHost, parseTmpName, type CacheLayout, ensureLayout } from './cache-layout';
+import { processAlive } from '../server/process-liveness';
 import { readPublished, type CacheIndex } from './cache-index';
 import { removeEntry } from './evict-lru';
 import type { Logger } from '../observe/log';
@@ -58,7 +59,7 @@ async function removeDeadTmpFiles({ layout, now = Date.now() }: RecoverContext):
   for (const name of await fsp.readdir(layout.tmp)) {
     const file = path.join(layout.tmp, name);
     const owner = parseTmpName(name);
-    const dead = owner === null || (isThisHost(owner) ? !processAlive(owner.pid) : (await ageMs(file, now)) > FOREIGN_TMP_AGE_MS);
+    const dead = owner === null || (isThisHost(owner) ? !processAlive(owner) : (await ageMs(file, now)) > FOREIGN_TMP_AGE_MS);
     if (!dead) continue;
     await fsp.rm(file, { force: true, recursive: true });
     removed++;
@@ -78,8 +79,7 @@ export async function lockAbandoned(lockDir: string, ownerFile: string, staleMs:
   try {
     // Written right after the lock is taken and overwritten by every later holder, so a dead
     // pid here means the holder died (the tmp-and-rename publish covers the rare misjudgement).
-    const owner = JSON.parse(await fsp.readFile(ownerFile, 'utf8')) as { host?: string; pid?: number };
-    return typeof owner.pid === 'number' && isThisHost({ host: String(owner.host), pid: owner.pid }) && !processAlive(owner.pid);
+    return deadOwnerHere(JSON.parse(await fsp.readFile(ownerFile, 'utf8')) as object);
   } catch {
     return false;
   }

@@ -4,7 +4,8 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, type TestOrigin } from '../integration/cache-harness';
-import { assertNoSecrets, gatewayConfig, kill9, knob, linkPath, newSecret, runGateway, signerFor } from './fault-harness';
+import { parseTmpName } from '../../lib/cache/cache-layout';
+import { assertNoSecrets, gatewayConfig, kill9, knob, linkPath, newSecret, processTree, runGateway, signerFor } from './fault-harness';
 import { recordFigures } from './figures';
 
 // kill -9 of the real gateway process (`node bin/gateway.js`) at random points of cache fills,
@@ -86,7 +87,9 @@ test(`kill -9 of bin/gateway.js at random moments of a fill, ${TRIALS} trials: n
       assert.equal(d.md5, md5(body), names[i]);
     }
     assert.equal((await publishedIds(cachePath)).length, names.length);
-    const leftovers = (await fsp.readdir(path.join(cachePath, 'v1', 'tmp'))).filter((n) => !n.includes(`.${gw.process.pid}.`));
+    // Only this last gateway's own processes (its primary and workers) may have tmp files now.
+    const live = new Set(processTree(gw.process.pid!));
+    const leftovers = (await fsp.readdir(path.join(cachePath, 'v1', 'tmp'))).filter((n) => !live.has(parseTmpName(n)?.pid ?? -1));
     assert.deepEqual(leftovers, [], 'temporary files of dead processes are cleaned at start');
   } finally {
     await gw.stop();

@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { decodeRecords, type JournalEntry } from '../../lib/journal/journal-record';
 import { ReportJournal } from '../../lib/journal/report-journal';
 import { captureLog } from '../support/capture-log';
+import { startTimeOf } from '../../lib/server/process-liveness';
 
 // The journal on a real directory: what it holds survives a reopen, a torn tail is cut off,
 // inventory keeps the newest per device, MaxSize refuses, MaxAge expires, and the file shrinks
@@ -118,7 +119,7 @@ describe('report journal on disk', () => {
     assert.equal(existsSync(dir), false);
     assert.equal(await j.add(report('a', 'status', '{"status":"success"}')), 'journaled');
     assert.equal(statSync(dir).mode & 0o777, 0o700);
-    assert.equal(readFileSync(join(dir, 'reports.lock'), 'utf8').trim(), String(process.pid));
+    assert.equal(readFileSync(join(dir, 'reports.lock'), 'utf8').trim(), `${process.pid} ${startTimeOf('self')}`);
     await j.close();
     assert.equal(existsSync(join(dir, 'reports.lock')), false);
     // A lazy journal whose file exists opens it at once: what waits is replayed after a restart.
@@ -130,13 +131,19 @@ describe('report journal on disk', () => {
   it('one process per journal directory: a live owner refuses a second, a dead one is taken over', async () => {
     const dir = tempDir();
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'reports.lock'), `${process.ppid}\n`); // the test runner: alive
-    await assert.rejects(open(dir), /in use by process \d+ \(one gateway per journal directory\)/);
+    // The test runner: alive, by pid alone (a lock written before start times) and with its own.
+    for (const owner of [`${process.ppid}`, `${process.ppid} ${startTimeOf(process.ppid)}`]) {
+      writeFileSync(join(dir, 'reports.lock'), `${owner}\n`);
+      await assert.rejects(open(dir), /in use by process \d+ \(one gateway per journal directory\)/);
+    }
+    // Gone; or its pid now names another process (another start time): taken over either way.
     const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
-    writeFileSync(join(dir, 'reports.lock'), `${gone}\n`);
-    const j = await open(dir);
-    assert.equal(readFileSync(join(dir, 'reports.lock'), 'utf8').trim(), String(process.pid));
-    await j.close();
+    for (const owner of [`${gone}`, `${process.ppid} ${startTimeOf(process.ppid)! + 1}`]) {
+      writeFileSync(join(dir, 'reports.lock'), `${owner}\n`);
+      const j = await open(dir);
+      assert.equal(readFileSync(join(dir, 'reports.lock'), 'utf8').trim(), `${process.pid} ${startTimeOf('self')}`);
+      await j.close();
+    }
   });
 
   it('shrinks the file to nothing once every report ended', async () => {

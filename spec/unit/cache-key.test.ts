@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cacheKey, entryId, plainMd5Etag } from '../../lib/cache/cache-key';
 import { cacheLayout, parseTmpName, tmpPath } from '../../lib/cache/cache-layout';
+import { processAlive, startTimeOf } from '../../lib/server/process-liveness';
 
 test('cacheKey keeps host and path, never the presigned query', () => {
   const cases: [string, string][] = [
@@ -45,6 +48,40 @@ test('tmp names carry their owner and are unique', () => {
   assert.notEqual(a, b);
   const owner = parseTmpName(a.slice(layout.tmp.length + 1));
   assert.equal(owner?.pid, process.pid);
+  assert.equal(owner?.start, startTimeOf('self'));
   assert.equal(parseTmpName(b.slice(layout.tmp.length + 1))?.pid, process.pid);
-  for (const bad of ['x', `${id}.h.12`, `${id}.h.x.aaaaaaaaaaaa`, '../etc']) assert.equal(parseTmpName(bad), null, bad);
+  // Names written before start times were recorded still parse (the pid alone decides then).
+  assert.deepEqual(parseTmpName(`${id}.h.12.aaaaaaaaaaaa`), { host: 'h', pid: 12 });
+  for (const bad of ['x', `${id}.h.12`, `${id}.h.x.aaaaaaaaaaaa`, `${id}.h.12-.aaaaaaaaaaaa`, '../etc']) assert.equal(parseTmpName(bad), null, bad);
+});
+
+test('process liveness: a pid that now names another process (another start time) is dead', () => {
+  const self = startTimeOf('self');
+  assert.ok(Number.isSafeInteger(self), `start time of this process from /proc: ${self}`);
+  assert.equal(processAlive({ pid: process.pid, start: self }), true);
+  assert.equal(processAlive({ pid: process.pid }), true, 'no start time recorded: the pid decides');
+  assert.equal(processAlive({ pid: process.pid, start: self! + 1 }), false);
+  // A thread of this process has its own id in the same space and its own start time.
+  const thread = readdirSync('/proc/self/task').map(Number).find((tid) => tid !== process.pid && startTimeOf(tid) !== self);
+  if (thread !== undefined) assert.equal(processAlive({ pid: thread, start: self }), false, `thread ${thread}`);
+  assert.equal(processAlive({ pid: 2 ** 22 + 1 }), false, 'beyond any pid_max');
+});
+
+test('process liveness: a killed process not reaped yet (a zombie) is dead', async () => {
+  // `sleep 0` exits at once; its parent then execs `sleep 3`, which never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0 & exec sleep 3'], { stdio: 'ignore' });
+  try {
+    let zombie: number | undefined;
+    for (let i = 0; i < 100 && zombie === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const children = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+      zombie = children.find((pid) => /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')));
+    }
+    assert.ok(zombie !== undefined, 'a zombie child of the sh process');
+    assert.doesNotThrow(() => process.kill(zombie!, 0), 'signal 0 still reaches a zombie');
+    assert.equal(processAlive({ pid: zombie!, start: startTimeOf(zombie!) }), false);
+    assert.equal(processAlive({ pid: zombie! }), false);
+  } finally {
+    parent.kill('SIGKILL');
+  }
 });
