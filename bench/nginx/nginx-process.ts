@@ -36,10 +36,17 @@ export function freePort(): Promise<number> {
 }
 
 export async function startNginx(binary: string, o: NginxConfOptions): Promise<NginxProcess> {
+  // As root, nginx's workers would drop to nobody and could not write the 0700 temp prefix.
+  const text = nginxConf({ user: process.getuid?.() === 0 ? 'root' : undefined, ...o });
+  return startNginxWith(binary, o.prefix, text, [o.httpPort, o.httpsPort, o.mtlsPort, o.passPort]);
+}
+
+/** nginx with a given configuration text, ready once every port in `ports` accepts. */
+export async function startNginxWith(binary: string, prefix: string, text: string, ports: number[]): Promise<NginxProcess> {
+  const o = { prefix };
   for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'cache']) mkdirSync(path.join(o.prefix, d), { recursive: true });
   const conf = path.join(o.prefix, 'nginx.conf');
-  // As root, nginx's workers would drop to nobody and could not write the 0700 temp prefix.
-  writeFileSync(conf, nginxConf({ user: process.getuid?.() === 0 ? 'root' : undefined, ...o }));
+  writeFileSync(conf, text);
   const child: ChildProcess = spawn(binary, ['-p', o.prefix, '-c', conf, '-e', path.join(o.prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
@@ -59,7 +66,7 @@ export async function startNginx(binary: string, o: NginxConfOptions): Promise<N
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}): ${stderr}${readErrorLog(o.prefix)}`);
-    if ((await Promise.all([o.httpPort, o.httpsPort, o.mtlsPort, o.passPort].map(portOpen))).every(Boolean)) break;
+    if ((await Promise.all(ports.map(portOpen))).every(Boolean)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`nginx did not listen within 10 s: ${stderr}`);

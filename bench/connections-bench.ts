@@ -1,0 +1,314 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import WebSocket from 'ws';
+import { makeTlsMaterial } from '../spec/support/tls-material';
+import { loadAverage, machineLine, toolVersion } from './compare/report';
+import { cpuWindow } from './connections/proc-stat';
+import { startEchoUpstream, startFleet, type EchoUpstream, type Fleet } from './connections/fleet';
+import { NGINX, startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTest } from './connections/servers';
+import { rssBytes } from './load/system-sample';
+
+// Issue 16, target 5: 10,000 devices over TLS each hold a WebSocket through the proxy to a
+// deviceconnect stand-in (connections/echo-upstream.ts, its own process), with mender-connect's
+// ping traffic, while a tenth of them also poll deployments/next on keep-alive connections; the
+// gateway against nginx as a WebSocket reverse proxy (nginx/nginx-ws-conf.ts), the gateway at its
+// default Workers against nginx `worker_processes auto`, then both with one worker. The devices
+// come from BENCH_CONN_CLIENTS processes (bench/load/ws-devices-process.ts), whose CPU is printed.
+// Per side: 1/10 of the devices connect (RSS at that count), then the rest (RSS; memory per
+// device = RSS growth of every server process / devices; setup rate and server CPU per
+// connection over both steps), the pollers connect, a measured window of echo and poll round
+// trips, then every device leaves and the RSS is taken again after BENCH_CONN_SETTLE_S.
+// Not a test: nothing fails on speed; missed targets are printed.
+// Knobs: BENCH_CONN_DEVICES (10000), BENCH_CONN_POLLERS (devices/10), BENCH_CONN_CLIENTS (4),
+// BENCH_CONN_PING_S (5.4: mender-connect's and deviceconnect's 54 s scaled down 10× so that a
+// short window sees every device ping and be pinged), BENCH_CONN_SECONDS (15, the measured
+// window), BENCH_CONN_ECHO_RATE (1000 echoes/s in all), BENCH_CONN_POLL_S (2, each poller's
+// period), BENCH_CONN_SETTLE_S (5), BENCH_CONN_WORKERS (default,1: the pairs to run).
+
+
+interface Knobs {
+  devices: number;
+  pollers: number;
+  clients: number;
+  pingMs: number;
+  seconds: number;
+  echoRate: number;
+  pollEveryMs: number;
+  settleMs: number;
+}
+
+interface SideResult {
+  name: string;
+  workers: number;
+  devices: number;
+  established: number;
+  throughUpstream: number;
+  failed: number;
+  firstError?: string;
+  dropped: number;
+  pongsMissing: number;
+  pingsSent: number;
+  rssBefore: number;
+  rssTenth: number;
+  rssFull: number;
+  rssAfter: number;
+  setupPerSec: number;
+  cpuPerConnMs: number;
+  clientSetupCpuPct: number;
+  echoP50: number;
+  echoP99: number;
+  pollP50: number;
+  pollP99: number;
+  polls: number;
+  echoes: number;
+  echoLost: number;
+  pollFailed: number;
+  serverCpuPctMeasure: number;
+  clientCpuPctMeasure: number;
+  load: string;
+}
+
+const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const rssOf = (pids: number[]) => pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** The open-file limit every process started here inherits (a child cannot go above it unprivileged). */
+function descriptorLimit(): number {
+  return Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
+}
+
+/** Devices a server with `workers` processes can hold within `limit` descriptors per process. */
+export function devicesWithin(limit: number, workers: number, wanted: number, pollers: number): number {
+  // Per device: its TLS socket and the upstream socket; per poller one socket (its upstream side
+  // is a pooled keep-alive connection); a margin for listeners, pools, files and libraries.
+  const margin = 400;
+  const fit = Math.floor(((limit - margin - Math.ceil(pollers / workers)) * workers) / 2);
+  return Math.min(wanted, fit);
+}
+
+/** A handful of devices come and go first: "before" is a server that has served a WebSocket. */
+async function warmUp(port: number, ca: Buffer): Promise<void> {
+  const agent = new https.Agent({ ca, keepAlive: false });
+  for (let i = 0; i < 4; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(`wss://127.0.0.1:${port}/api/devices/v1/deviceconnect/connect`, { ca, servername: 'localhost', perMessageDeflate: false } as WebSocket.ClientOptions);
+      ws.on('open', () => ws.send(Buffer.alloc(32)));
+      ws.on('message', () => ws.close());
+      ws.on('close', () => resolve());
+      ws.on('error', reject);
+    });
+    await new Promise<void>((resolve, reject) => {
+      https
+        .get({ host: '127.0.0.1', port, servername: 'localhost', agent, path: '/api/devices/v1/deployments/device/deployments/next', headers: { Authorization: 'Bearer x' } }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        })
+        .on('error', reject);
+    });
+  }
+}
+
+async function runSide(k: Knobs, devices: number, pollers: number, start: (upstreamPort: number) => Promise<ServerUnderTest>, ca: string, print: (l: string) => void): Promise<SideResult> {
+  let upstream: EchoUpstream | undefined;
+  let server: ServerUnderTest | undefined;
+  let fleet: Fleet | undefined;
+  try {
+    upstream = await startEchoUpstream(k.pingMs);
+    server = await start(upstream.port);
+    const pids = server.pids();
+    await warmUp(server.port, readFileSync(ca));
+    await sleep(2000);
+    const rssBefore = rssOf(pids);
+    fleet = await startFleet(k.clients, { host: '127.0.0.1', port: server.port, ca, pingMs: k.pingMs, concurrency: 32 });
+    const clientPids = fleet.pids();
+
+    // Setup, in two steps: a tenth (the RSS at that count), then the rest.
+    const tenth = Math.round(devices / 10);
+    let serverCpu = cpuWindow(() => pids);
+    let clientCpu = cpuWindow(() => clientPids);
+    const first = await fleet.connect(tenth);
+    let cpuSetup = serverCpu();
+    let clientCpuSetup = clientCpu();
+    let setupMs = first.ms;
+    await sleep(1000);
+    const rssTenth = rssOf(pids);
+    serverCpu = cpuWindow(() => pids);
+    clientCpu = cpuWindow(() => clientPids);
+    const rest = await fleet.connect(devices - tenth);
+    cpuSetup += serverCpu();
+    clientCpuSetup += clientCpu();
+    setupMs += rest.ms;
+    const established = first.established + rest.established;
+    await sleep(2000);
+    const rssFull = rssOf(pids);
+    const throughUpstream = await upstream.connected();
+    print(`  ${server.name} (${server.workers} worker${server.workers === 1 ? '' : 's'}): ${established}/${devices} connected in ${(setupMs / 1000).toFixed(1)} s; RSS ${mb(rssBefore)} before, ${mb(rssTenth)} at ${tenth}, ${mb(rssFull)} at ${established}`);
+
+    // Under that load: pollers, echoes, pings.
+    const polled = await fleet.pollers(pollers);
+    const measureCpu = cpuWindow(() => pids);
+    const measureClientCpu = cpuWindow(() => clientPids);
+    const t0 = performance.now();
+    const m = await fleet.measure(k.seconds, k.echoRate, k.pollEveryMs);
+    const wallMs = performance.now() - t0;
+    const serverCpuPctMeasure = (100 * measureCpu()) / wallMs;
+    const clientCpuPctMeasure = (100 * measureClientCpu()) / wallMs;
+    const stats = await fleet.stats();
+    const load = loadAverage();
+
+    // Every device leaves; the RSS after the proxy has closed every upstream side and settled.
+    await fleet.leave();
+    const deadline = Date.now() + 30_000;
+    while ((await upstream.connected()) > 0 && Date.now() < deadline) await sleep(200);
+    await sleep(k.settleMs);
+    const rssAfter = rssOf(pids);
+    const r: SideResult = {
+      name: server.name,
+      workers: server.workers,
+      devices,
+      established,
+      throughUpstream,
+      failed: first.failed + rest.failed + polled.failed,
+      firstError: first.firstError ?? rest.firstError ?? polled.firstError,
+      dropped: stats.dropped,
+      pongsMissing: stats.pongsMissing,
+      pingsSent: stats.pingsSent,
+      rssBefore,
+      rssTenth,
+      rssFull,
+      rssAfter,
+      setupPerSec: established / (setupMs / 1000),
+      cpuPerConnMs: cpuSetup / Math.max(1, established),
+      clientSetupCpuPct: (100 * clientCpuSetup) / setupMs,
+      echoP50: percentile(m.echoMs, 50),
+      echoP99: percentile(m.echoMs, 99),
+      pollP50: percentile(m.pollMs, 50),
+      pollP99: percentile(m.pollMs, 99),
+      polls: m.pollMs.length,
+      echoes: m.echoMs.length,
+      echoLost: m.echoLost,
+      pollFailed: m.pollFailed,
+      serverCpuPctMeasure,
+      clientCpuPctMeasure,
+      load,
+    };
+    printSide(r, print);
+    return r;
+  } finally {
+    fleet?.stop();
+    await server?.stop().catch(() => undefined);
+    upstream?.stop();
+  }
+}
+
+function printSide(r: SideResult, print: (l: string) => void): void {
+  print(`    established ${r.established} (${r.throughUpstream} reached upstream), failed ${r.failed}${r.firstError ? ` (first: ${r.firstError})` : ''}, dropped ${r.dropped}, pongs missing ${r.pongsMissing} of ${r.pingsSent} pings`);
+  print(`    memory per device ${kib((r.rssFull - r.rssBefore) / r.established)}; setup ${r.setupPerSec.toFixed(0)} conn/s, server CPU ${r.cpuPerConnMs.toFixed(2)} ms per connection set up (load generator ${r.clientSetupCpuPct.toFixed(0)} % of a core)`);
+  print(`    under load: echo p50 ${r.echoP50.toFixed(2)} / p99 ${r.echoP99.toFixed(2)} ms (${r.echoes}, lost ${r.echoLost}); poll p50 ${r.pollP50.toFixed(2)} / p99 ${r.pollP99.toFixed(2)} ms (${r.polls}, failed ${r.pollFailed}); server CPU ${r.serverCpuPctMeasure.toFixed(0)} %, load generator ${r.clientCpuPctMeasure.toFixed(0)} % of a core; loadavg ${r.load}`);
+  print(`    after every device left: RSS ${mb(r.rssAfter)} (before ${mb(r.rssBefore)}: ${((100 * (r.rssAfter - r.rssBefore)) / r.rssBefore).toFixed(0)} %)`);
+}
+
+interface Row {
+  what: string;
+  gateway: string;
+  nginx: string;
+  ratio: string;
+  target: string;
+  met: boolean | null;
+}
+
+function compareRows(g: SideResult, n: SideResult): Row[] {
+  const gPer = (g.rssFull - g.rssBefore) / g.established;
+  const nPer = (n.rssFull - n.rssBefore) / n.established;
+  const back = (r: SideResult) => (r.rssAfter - r.rssBefore) / r.rssBefore;
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  return [
+    { what: 'established / dropped', gateway: `${g.established} / ${g.dropped}`, nginx: `${n.established} / ${n.dropped}`, ratio: '', target: '0 dropped', met: g.dropped === 0 && g.failed === 0 && g.established === g.devices },
+    { what: 'memory per connected device', gateway: kib(gPer), nginx: kib(nPer), ratio: x(gPer, nPer), target: '≤ 1.0×', met: gPer <= nPer },
+    { what: `total RSS at ${g.established}`, gateway: mb(g.rssFull), nginx: mb(n.rssFull), ratio: x(g.rssFull, n.rssFull), target: '≤ 1.2×', met: g.rssFull <= 1.2 * n.rssFull },
+    { what: `total RSS at ${Math.round(g.devices / 10)}`, gateway: mb(g.rssTenth), nginx: mb(n.rssTenth), ratio: x(g.rssTenth, n.rssTenth), target: '', met: null },
+    { what: 'setup rate', gateway: `${g.setupPerSec.toFixed(0)}/s`, nginx: `${n.setupPerSec.toFixed(0)}/s`, ratio: x(g.setupPerSec, n.setupPerSec), target: '', met: null },
+    { what: 'CPU per connection set up', gateway: `${g.cpuPerConnMs.toFixed(2)} ms`, nginx: `${n.cpuPerConnMs.toFixed(2)} ms`, ratio: x(g.cpuPerConnMs, n.cpuPerConnMs), target: '≤ 1.5×', met: g.cpuPerConnMs <= 1.5 * n.cpuPerConnMs },
+    { what: 'echo round trip p99', gateway: `${g.echoP99.toFixed(2)} ms`, nginx: `${n.echoP99.toFixed(2)} ms`, ratio: x(g.echoP99, n.echoP99), target: '', met: null },
+    { what: 'poll p99 under that load', gateway: `${g.pollP99.toFixed(2)} ms`, nginx: `${n.pollP99.toFixed(2)} ms`, ratio: x(g.pollP99, n.pollP99), target: '≤ 1.5×', met: g.pollP99 <= 1.5 * n.pollP99 },
+    { what: 'RSS after all left vs before', gateway: `${mb(g.rssBefore)} → ${mb(g.rssAfter)} (${(100 * back(g)).toFixed(0)} %)`, nginx: `${mb(n.rssBefore)} → ${mb(n.rssAfter)} (${(100 * back(n)).toFixed(0)} %)`, ratio: '', target: '≤ +20 %', met: back(g) <= 0.2 },
+  ];
+}
+
+export async function runConnectionsBench(print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
+  const t0 = Date.now();
+  const wanted = env('BENCH_CONN_DEVICES', 10_000);
+  const k: Knobs = {
+    devices: wanted,
+    pollers: env('BENCH_CONN_POLLERS', Math.round(wanted / 10)),
+    clients: env('BENCH_CONN_CLIENTS', 4),
+    pingMs: env('BENCH_CONN_PING_S', 5.4) * 1000,
+    seconds: env('BENCH_CONN_SECONDS', 15),
+    echoRate: env('BENCH_CONN_ECHO_RATE', 1000),
+    pollEveryMs: env('BENCH_CONN_POLL_S', 2) * 1000,
+    settleMs: env('BENCH_CONN_SETTLE_S', 5) * 1000,
+  };
+  const pairs = (process.env.BENCH_CONN_WORKERS ?? 'default,1').split(',');
+  const limit = descriptorLimit();
+  const ports = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const ephemeral = ports[1] - ports[0] + 1;
+  const dir = await fsp.mkdtemp(path.join(tmpdir(), 'bench-conn-'));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', removeDir);
+  try {
+    print(`# 10,000 connected devices (issue 16, target 5): ${new Date().toISOString()}, ${toolVersion(NGINX)}; node ${process.version}`);
+    print(`# machine: ${machineLine()}; open files ${limit} per process; ephemeral ports ${ports[0]}-${ports[1]}`);
+    print(`# ${k.devices} devices from ${k.clients} processes, ${k.pollers} of them also polling every ${k.pollEveryMs / 1000} s; pings every ${k.pingMs / 1000} s each way (mender-connect and deviceconnect: 54 s; scaled down); ${k.echoRate} echoes/s; ${k.seconds} s measured`);
+    // Each device takes two loopback ports (device → proxy, proxy → upstream), each poller one or two.
+    if (2 * (k.devices + k.pollers) > ephemeral) print(`# WARNING: ${2 * (k.devices + k.pollers)} loopback connections need more than the ${ephemeral} ephemeral ports`);
+    mkdirSync(path.join(dir, 'tls'));
+    const tls = makeTlsMaterial(path.join(dir, 'tls'));
+    const results: { label: string; gateway: SideResult; nginx: SideResult }[] = [];
+    for (const pair of pairs) {
+      const gatewayWorkers = pair === 'default' ? undefined : Number(pair);
+      const nginxWorkers = pair === 'default' ? ('auto' as const) : Number(pair);
+      const setup: Omit<ServerSetup, 'upstreamPort'> = { dir, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: limit };
+      // The count both sides of a pair serve: what one process can hold within the descriptor limit.
+      const probe = await startGatewaySide({ ...setup, upstreamPort: 9 }, gatewayWorkers);
+      const workers = probe.workers;
+      await probe.stop();
+      const nginxCount = nginxWorkers === 'auto' ? Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) : nginxWorkers;
+      const devices = devicesWithin(limit, Math.min(workers, nginxCount), k.devices, k.pollers);
+      const label = pair === 'default' ? `default settings: gateway Workers auto (${workers}) vs nginx worker_processes auto (${nginxCount})` : `gateway Workers ${pair} vs nginx worker_processes ${pair}`;
+      print(`\n## ${label}: ${devices} devices${devices < k.devices ? ` (not ${k.devices}: ${limit} descriptors per process hold 2 per device + 1 per poller)` : ''}`);
+      const g = await runSide(k, devices, k.pollers, (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers), tls.ca.cert, print);
+      const n = await runSide(k, devices, k.pollers, (up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers), tls.ca.cert, print);
+      results.push({ label, gateway: g, nginx: n });
+    }
+    print('\n## summary (gateway vs nginx, this machine, this run)');
+    for (const r of results) {
+      print(`\n### ${r.label}; loadavg ${r.gateway.load} (gateway), ${r.nginx.load} (nginx)`);
+      print('| figure | gateway | nginx | ratio | target | |');
+      print('|---|---|---|---|---|---|');
+      for (const row of compareRows(r.gateway, r.nginx)) print(`| ${row.what} | ${row.gateway} | ${row.nginx} | ${row.ratio} | ${row.target} | ${row.met === null ? '' : row.met ? 'met' : 'MISSED'} |`);
+    }
+    print(`\nconnections bench took ${((Date.now() - t0) / 1000).toFixed(0)} s; loadavg at the end ${loadAverage()}`);
+  } finally {
+    removeDir();
+    process.off('exit', removeDir);
+  }
+}
+
+if (require.main === module) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  runConnectionsBench().catch((err) => {
+    process.stderr.write(`connections bench failed: ${(err as Error).stack}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { startGateway, writeGatewayConfig } from '../../spec/support/gateway-process';
+import { processTree } from '../load/system-sample';
+import { startNginxWith, freePort } from '../nginx/nginx-process';
+import { nginxWsConf } from '../nginx/nginx-ws-conf';
+
+// The two proxies of the connection bench, each started for one side of a round and stopped
+// after it: the gateway as a user runs it (HTTPS, UpstreamServer, nothing else configured) and
+// nginx as a WebSocket reverse proxy (nginx-ws-conf.ts).
+
+export interface ServerUnderTest {
+  name: string;
+  port: number;
+  /** Worker processes serving devices. */
+  workers: number;
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+export const NGINX = process.env.BENCH_NGINX ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
+
+export interface ServerSetup {
+  dir: string;
+  upstreamPort: number;
+  serverCert: string;
+  serverKey: string;
+  descriptors: number;
+}
+
+/** `workers` undefined: the gateway's own choice (the default settings). */
+export async function startGatewaySide(s: ServerSetup, workers: number | undefined): Promise<ServerUnderTest> {
+  const config = {
+    HTTP: { Enabled: false },
+    HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: s.serverCert, ServerKey: s.serverKey },
+    UpstreamServer: { URL: `http://127.0.0.1:${s.upstreamPort}` },
+    ...(workers !== undefined ? { Workers: workers } : {}),
+    // Info until it has logged its listener (that is how the port is read) ...
+    LogLevel: 'info',
+  };
+  const name = `gateway-conn-${workers ?? 'auto'}`;
+  const configFile = writeGatewayConfig(s.dir, config, `${name}.conf`);
+  const env = { ...process.env, ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}) };
+  const proc = await startGateway({ configFile, waitFor: ['https'], timeoutMs: 30_000, env });
+  // ... then warn through SIGHUP, as an operator would: no line per device, as nginx runs here.
+  writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `${name}.conf`);
+  proc.process.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 500));
+  const port = Number(proc.url('https').split(':').pop());
+  return {
+    name: 'gateway',
+    port,
+    workers: Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1),
+    pids: () => processTree(proc.process.pid!),
+    async stop() {
+      await proc.stop();
+    },
+  };
+}
+
+export async function startNginxSide(s: ServerSetup, workers: number | 'auto'): Promise<ServerUnderTest> {
+  const port = await freePort();
+  const prefix = path.join(s.dir, `nginx-conn-${workers}`);
+  const text = nginxWsConf({ prefix, workers, user: process.getuid?.() === 0 ? 'root' : undefined, port, upstreamPort: s.upstreamPort, serverCert: s.serverCert, serverKey: s.serverKey, descriptors: s.descriptors });
+  const nginx = await startNginxWith(NGINX, prefix, text, [port]);
+  // The master and its workers are up once the port accepts; workers are the master's children.
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    name: 'nginx',
+    port,
+    workers: processTree(nginx.pid).length - 1,
+    pids: () => nginx.workerPids(),
+    stop: () => nginx.stop(),
+  };
+}
