@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { startGateway, writeGatewayConfig } from '../../spec/support/gateway-process';
 import { processTree } from '../load/system-sample';
@@ -15,6 +15,8 @@ export interface ServerUnderTest {
   /** Worker processes serving devices. */
   workers: number;
   pids(): number[];
+  /** What the server logged (the gateway's stderr; nginx's error log). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -52,6 +54,7 @@ export async function startGatewaySide(s: ServerSetup, workers: number | undefin
     port,
     workers: Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1),
     pids: () => processTree(proc.process.pid!),
+    log: () => proc.output(),
     async stop() {
       await proc.stop();
     },
@@ -70,6 +73,13 @@ export async function startNginxSide(s: ServerSetup, workers: number | 'auto'): 
     port,
     workers: processTree(nginx.pid).length - 1,
     pids: () => nginx.workerPids(),
+    log: () => {
+      try {
+        return readFileSync(path.join(prefix, 'error.log'), 'utf8');
+      } catch {
+        return '';
+      }
+    },
     stop: () => nginx.stop(),
   };
 }

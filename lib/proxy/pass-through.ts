@@ -6,6 +6,7 @@ import { replyError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
 import { createForwarder } from './forward';
 import type { Upstream } from './upstream';
+import { tunnelUpgrade } from './websocket-tunnel';
 
 // Device traffic to the Mender server: ordinary requests through forward.ts, WebSockets (and
 // the routes that hand http-proxy a buffered body) through http-proxy, with the guards its
@@ -67,15 +68,20 @@ export interface PassThroughOptions {
 }
 
 export function createPassThrough(upstream: Upstream, options: PassThroughOptions = {}): PassThrough {
-  // Ordinary requests take the lean path (forward.ts); http-proxy is kept for WebSockets only.
+  // Ordinary requests take the lean path (forward.ts); WebSockets their own (websocket-tunnel.ts),
+  // http-proxy only through an outbound proxy (its tunnel agent), made on first use.
   const forwarder = createForwarder(upstream, options);
-  const proxy = createProxyServer({ upstream });
+  const dial = upstream.dial;
+  const tunnel = dial && { dial, host: upstream.target.host, timeoutMs: upstream.timeoutMs };
+  let proxy: ProxyServer | undefined;
   return {
     web(req, res, ctx) {
       forwarder.forward(req, res, ctx);
     },
     ws(req, socket, head, ctx) {
       socket.on('error', (err) => ctx.log.debug('device websocket error', { err }));
+      if (tunnel) return tunnelUpgrade(tunnel, req, socket, head, ctx);
+      proxy ??= createProxyServer({ upstream });
       proxy.ws(req, socket, head, {}, (err) => {
         ctx.log.warn('websocket to upstream failed', { err: (err as NodeJS.ErrnoException).code ?? err.message });
         socket.destroy();

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { rootCertificates } from 'node:tls';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 import type { Dispatcher } from 'undici';
@@ -23,6 +24,11 @@ export interface Upstream {
    * of http.request here. Absent when an outbound proxy applies (the agent tunnels then).
    */
   readonly pool?: Dispatcher;
+  /**
+   * A new connection to the Mender server (TCP or TLS with the upstream trust settings), for
+   * a WebSocket tunnel (websocket-tunnel.ts). Absent when an outbound proxy applies.
+   */
+  readonly dial?: () => Socket;
   /** No response headers within this many ms → 504. */
   readonly timeoutMs: number;
   /** Agent for an artifact origin (presigned storage URL); undefined only in tests with no TLS. */
@@ -78,9 +84,16 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
       connect: origin.protocol === 'https:' ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : undefined,
     });
   };
+  const port = Number(origin.port || (origin.protocol === 'https:' ? 443 : 80));
+  const host = origin.hostname.replace(/^\[|\]$/g, '');
+  const dial =
+    origin.protocol === 'https:'
+      ? () => tlsConnect({ host, port, servername: isIP(host) ? undefined : host, rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) })
+      : () => netConnect({ host, port });
   return {
     target: origin,
     agent: agentFor(target),
+    ...(direct ? { dial } : {}),
     get pool() {
       if (direct) pool ??= makePool();
       return pool;

@@ -1,0 +1,88 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, promises as fsp, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { makeTlsMaterial } from '../../spec/support/tls-material';
+import { rssBytes } from '../load/system-sample';
+import { startEchoUpstream, startFleet } from './fleet';
+import { startGatewaySide } from './servers';
+
+// Where a one-process gateway's memory per held WebSocket goes (issue 16, target 5): N devices
+// connect, then the gateway's /proc smaps_rollup and, with BENCH_GATEWAY_NODE_OPTIONS=
+// --heapsnapshot-signal=SIGTTIN, a heap snapshot (written to the gateway's cwd, the repository)
+// are taken at N and after every device left. A tool for measuring changes, not part of a bench
+// run. Knobs: BENCH_CONN_DEVICES (2000), BENCH_CONN_SNAPSHOT (1 to signal SIGTTIN).
+
+function rollup(pid: number): string {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const get = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+  const fds = readdirSync(`/proc/${pid}/fd`).length;
+  return `${fds} fds, rss ${(rssBytes(pid) / 1e6).toFixed(1)} MB (anon ${(get('Anonymous') / 1e3).toFixed(1)} MB, file ${((get('Rss') - get('Anonymous')) / 1e3).toFixed(1)} MB)`;
+}
+
+async function snapshot(pid: number, label: string): Promise<void> {
+  if (process.env.BENCH_CONN_SNAPSHOT !== '1') return;
+  const cwd = path.resolve(__dirname, '..', '..', '..');
+  const before = new Set(readdirSync(cwd).filter((f) => f.endsWith('.heapsnapshot')));
+  process.kill(pid, 'SIGTTIN');
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const made = readdirSync(cwd).filter((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (made.length > 0) {
+      await new Promise((r) => setTimeout(r, 2000));
+      await fsp.rename(path.join(cwd, made[0]), path.join(tmpdir(), `conn-${label}.heapsnapshot`));
+      process.stdout.write(`  heap snapshot: ${path.join(tmpdir(), `conn-${label}.heapsnapshot`)}\n`);
+      return;
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const n = Number(process.env.BENCH_CONN_DEVICES ?? 2000);
+  const dir = await fsp.mkdtemp(path.join(tmpdir(), 'conn-probe-'));
+  mkdirSync(path.join(dir, 'tls'));
+  const tls = makeTlsMaterial(path.join(dir, 'tls'));
+  const upstream = await startEchoUpstream(5400);
+  const gw = await startGatewaySide({ dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 }, 1);
+  const fleet = await startFleet(4, { host: '127.0.0.1', port: gw.port, ca: tls.ca.cert, pingMs: 5400, concurrency: 32 });
+  try {
+    const pid = gw.pids()[0];
+    await new Promise((r) => setTimeout(r, 1000));
+    process.stdout.write(`before: ${rollup(pid)}\n`);
+    await snapshot(pid, 'before');
+    if (process.env.BENCH_CONN_PROF === '1') process.kill(pid, 'SIGTTOU');
+    const perf = process.env.BENCH_CONN_PERF ? spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', process.env.BENCH_CONN_PERF], { stdio: 'ignore' }) : undefined;
+    if (perf) await new Promise((r) => setTimeout(r, 1000));
+    const r = await fleet.connect(n);
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((r) => perf.once('exit', r));
+    }
+    if (process.env.BENCH_CONN_PROF === '1') process.kill(pid, 'SIGTTIN');
+    await new Promise((r) => setTimeout(r, 2000));
+    process.stdout.write(`at ${r.established}: ${rollup(pid)}\n`);
+    if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.kill(pid, 'SIGTTOU');
+    await new Promise((r) => setTimeout(r, 1000));
+    if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.stdout.write(`  after gc: ${rollup(pid)}\n`);
+    await snapshot(pid, 'held');
+    await fleet.leave();
+    for (let t = 5; t <= Number(process.env.BENCH_CONN_SETTLE_S ?? 5); t += 5) {
+      await new Promise((r) => setTimeout(r, 5000));
+      process.stdout.write(`${t} s after leave: ${rollup(pid)}\n`);
+      if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.kill(pid, 'SIGTTOU');
+    }
+    await snapshot(pid, 'after');
+    if (process.env.BENCH_CONN_SS === '1') process.stdout.write(execFileSync('sh', ['-c', `ls -l /proc/${pid}/fd | awk '{print $NF}' | sed -E 's/[0-9]+//g' | sort | uniq -c; ss -tanH state close-wait state fin-wait-2 state last-ack state established | wc -l`], { encoding: 'utf8' }));
+    for (const line of gw.log().split('\n')) if (line.startsWith('MEM')) process.stdout.write(`${line}\n`);
+  } finally {
+    fleet.stop();
+    await gw.stop();
+    upstream.stop();
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});

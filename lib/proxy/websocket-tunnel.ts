@@ -1,0 +1,125 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { rawJsonResponse } from '../http/reply-error';
+import type { RequestContext } from '../http/route';
+
+// A device's WebSocket (any Upgrade) to the Mender server, held for hours by 10,000 devices at
+// once (issue 16): one upstream connection, the request head written once, the response head
+// passed through as upstream sent it, then the two sockets joined byte for byte. Nothing of the
+// request stays referenced once the upgrade is through: per device only the two sockets and
+// the few listeners joining them remain (http-proxy's ws pass kept the request, the upstream
+// response, an http.ClientRequest, two pipes and a socket timer per device, ~1 ms more CPU per
+// connection set up; bench/connections-bench.ts measures both).
+//
+// A response other than 101 goes to the device as it came, and the device's connection ends
+// with it: nothing the device sends after a refused upgrade reaches upstream unexamined.
+
+/** Longest upstream response head taken (a 101 head is a few hundred bytes). */
+const MAX_HEAD = 16 * 1024;
+const HEAD_END = Buffer.from('\r\n\r\n');
+
+export interface TunnelOptions {
+  /** A new connection to upstream (TCP or TLS), not yet connected. */
+  dial(): Socket;
+  /** The Host upstream is asked for (its own, as http-proxy's changeOrigin did). */
+  host: string;
+  /** No response head within this long → the device's connection is closed. */
+  timeoutMs: number;
+}
+
+/** `req.headers` must already hold what goes upstream (setForwardedHeaders). */
+export function tunnelUpgrade(o: TunnelOptions, req: IncomingMessage, device: Socket, head: Buffer, ctx: RequestContext): void {
+  const upstream = o.dial();
+  upstream.write(requestHead(req, o.host));
+  if (head.length > 0) upstream.write(head);
+  const requestId = ctx.requestId;
+  const log = ctx.log;
+  let received: Buffer | undefined;
+  let answered = false;
+
+  const fail = (err: Error & { code?: string }) => {
+    if (answered) return;
+    answered = true;
+    log.warn('websocket to upstream failed', { err: err.code ?? err.message });
+    upstream.destroy();
+    if (device.writable) device.end(rawJsonResponse(err.code === 'ETIMEDOUT' ? 504 : 502, err.code === 'ETIMEDOUT' ? 'upstream server timed out' : `upstream server unreachable: ${err.code ?? err.message}`, requestId));
+    else device.destroy();
+  };
+  upstream.setTimeout(o.timeoutMs, () => fail(Object.assign(new Error('no response head'), { code: 'ETIMEDOUT' })));
+  upstream.on('error', fail);
+  device.on('close', () => upstream.destroy());
+
+  const onHead = (chunk: Buffer) => {
+    received = received ? Buffer.concat([received, chunk]) : chunk;
+    const end = received.indexOf(HEAD_END);
+    if (end < 0) {
+      if (received.length > MAX_HEAD) fail(new Error('upstream response head too long'));
+      return;
+    }
+    answered = true;
+    upstream.off('data', onHead);
+    upstream.setTimeout(0);
+    const all = received;
+    received = undefined;
+    // "HTTP/1.1 101 ..."; the head and whatever followed it go to the device unchanged.
+    const switched = all.toString('latin1', 9, 12) === '101';
+    device.write(all);
+    if (switched) join(upstream, device);
+    else finishRefused(upstream, device, all, end + HEAD_END.length, o.timeoutMs);
+  };
+  upstream.on('data', onHead);
+}
+
+/** Request line and headers as upstream gets them; Host is upstream's own. */
+function requestHead(req: IncomingMessage, host: string): string {
+  let text = `${req.method} ${req.url} HTTP/1.1\r\nhost: ${host}\r\n`;
+  const headers = req.headers;
+  for (const name in headers) {
+    if (name === 'host') continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) text += `${name}: ${v}\r\n`;
+    else text += `${name}: ${value}\r\n`;
+  }
+  return `${text}\r\n`;
+}
+
+/** Both directions, with back-pressure; either side's end or error ends the other. */
+function join(upstream: Socket, device: Socket): void {
+  upstream.setNoDelay(true);
+  device.setNoDelay(true);
+  upstream.setKeepAlive(true);
+  device.setKeepAlive(true);
+  pump(upstream, device);
+  pump(device, upstream);
+  // Upstream gone: the device gets what is still buffered for it, then its connection ends
+  // (destroyed at once after an error). The device's close destroys upstream (tunnelUpgrade).
+  upstream.on('close', (hadError: boolean) => (hadError ? device.destroy() : device.end()));
+}
+
+function pump(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
+}
+
+/** Not switched: the rest of upstream's answer, then the device's connection ends. */
+function finishRefused(upstream: Socket, device: Socket, all: Buffer, bodyStart: number, timeoutMs: number): void {
+  device.pause();
+  const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(all.toString('latin1', 0, bodyStart))?.[1];
+  let left = length === undefined ? Infinity : Number(length) - (all.length - bodyStart);
+  const done = () => {
+    upstream.destroy();
+    device.end();
+  };
+  if (left <= 0) return done();
+  upstream.setTimeout(timeoutMs, done);
+  upstream.on('data', (chunk: Buffer) => {
+    device.write(chunk);
+    left -= chunk.length;
+    if (left <= 0) done();
+  });
+  upstream.on('end', done);
+}
