@@ -13,7 +13,7 @@ import { rssBytes } from './load/system-sample';
 
 // Issue 16, target 5: 10,000 devices over TLS each hold a WebSocket through the proxy to a
 // deviceconnect stand-in (connections/echo-upstream.ts, its own process), with mender-connect's
-// ping traffic, while a tenth of them also poll deployments/next on keep-alive connections; the
+// ping traffic (both sides ping every 54 s), while a tenth of them also poll deployments/next on keep-alive connections; the
 // gateway against nginx as a WebSocket reverse proxy (nginx/nginx-ws-conf.ts), the gateway at its
 // default Workers against nginx `worker_processes auto`, then both with one worker. The devices
 // come from BENCH_CONN_CLIENTS processes (bench/load/ws-devices-process.ts), whose CPU is printed.
@@ -23,11 +23,11 @@ import { rssBytes } from './load/system-sample';
 // trips, then every device leaves and the RSS is taken again after BENCH_CONN_SETTLE_S.
 // Not a test: nothing fails on speed; missed targets are printed.
 // Knobs: BENCH_CONN_DEVICES (10000), BENCH_CONN_POLLERS (devices/10), BENCH_CONN_CLIENTS (4),
-// BENCH_CONN_PING_S (5.4: mender-connect's and deviceconnect's 54 s scaled down 10× so that a
-// short window sees every device ping and be pinged), BENCH_CONN_SECONDS (15, the measured
-// window), BENCH_CONN_ECHO_RATE (1000 echoes/s in all), BENCH_CONN_POLL_S (2, each poller's
-// period), BENCH_CONN_SETTLE_S (5), BENCH_CONN_WORKERS (default,1: the pairs to run).
-
+// BENCH_CONN_PING_S (54: mender-connect pings every 54 s (its defaultPingWait of 1 min × 9/10)
+// and deviceconnect does too (pongWait 60 s × 9/10); 5.4 is ten times that traffic),
+// BENCH_CONN_SECONDS (20, the measured window), BENCH_CONN_ECHO_RATE (200 echoes/s in all: a
+// sample for the round-trip p99, not load), BENCH_CONN_POLL_S (2, each poller's period),
+// BENCH_CONN_SETTLE_S (5), BENCH_CONN_WORKERS (default,1: the pairs to run).
 
 interface Knobs {
   devices: number;
@@ -90,10 +90,10 @@ function descriptorLimit(): number {
 
 /** Devices a server with `workers` processes can hold within `limit` descriptors per process. */
 export function devicesWithin(limit: number, workers: number, wanted: number, pollers: number): number {
-  // Per device: its TLS socket and the upstream socket; per poller one socket (its upstream side
-  // is a pooled keep-alive connection); a margin for listeners, pools, files and libraries.
+  // Per device: its TLS socket and the upstream socket; per poller its socket and, while polls
+  // pile up, as many upstream connections; a margin for listeners, files and libraries.
   const margin = 400;
-  const fit = Math.floor(((limit - margin - Math.ceil(pollers / workers)) * workers) / 2);
+  const fit = Math.floor(((limit - margin - 2 * Math.ceil(pollers / workers)) * workers) / 2);
   return Math.min(wanted, fit);
 }
 
@@ -253,9 +253,9 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
     devices: wanted,
     pollers: env('BENCH_CONN_POLLERS', Math.round(wanted / 10)),
     clients: env('BENCH_CONN_CLIENTS', 4),
-    pingMs: env('BENCH_CONN_PING_S', 5.4) * 1000,
-    seconds: env('BENCH_CONN_SECONDS', 15),
-    echoRate: env('BENCH_CONN_ECHO_RATE', 1000),
+    pingMs: env('BENCH_CONN_PING_S', 54) * 1000,
+    seconds: env('BENCH_CONN_SECONDS', 20),
+    echoRate: env('BENCH_CONN_ECHO_RATE', 200),
     pollEveryMs: env('BENCH_CONN_POLL_S', 2) * 1000,
     settleMs: env('BENCH_CONN_SETTLE_S', 5) * 1000,
   };
@@ -269,7 +269,7 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
   try {
     print(`# 10,000 connected devices (issue 16, target 5): ${new Date().toISOString()}, ${toolVersion(NGINX)}; node ${process.version}`);
     print(`# machine: ${machineLine()}; open files ${limit} per process; ephemeral ports ${ports[0]}-${ports[1]}`);
-    print(`# ${k.devices} devices from ${k.clients} processes, ${k.pollers} of them also polling every ${k.pollEveryMs / 1000} s; pings every ${k.pingMs / 1000} s each way (mender-connect and deviceconnect: 54 s; scaled down); ${k.echoRate} echoes/s; ${k.seconds} s measured`);
+    print(`# ${k.devices} devices from ${k.clients} processes, ${k.pollers} of them also polling every ${k.pollEveryMs / 1000} s; pings every ${k.pingMs / 1000} s each way (mender-connect and deviceconnect: 54 s${k.pingMs === 54_000 ? '' : ', scaled'}); ${k.echoRate} echoes/s; ${k.seconds} s measured`);
     // Each device takes two loopback ports (device → proxy, proxy → upstream), each poller one or two.
     if (2 * (k.devices + k.pollers) > ephemeral) print(`# WARNING: ${2 * (k.devices + k.pollers)} loopback connections need more than the ${ephemeral} ephemeral ports`);
     mkdirSync(path.join(dir, 'tls'));
@@ -286,7 +286,7 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
       const nginxCount = nginxWorkers === 'auto' ? Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) : nginxWorkers;
       const devices = devicesWithin(limit, Math.min(workers, nginxCount), k.devices, k.pollers);
       const label = pair === 'default' ? `default settings: gateway Workers auto (${workers}) vs nginx worker_processes auto (${nginxCount})` : `gateway Workers ${pair} vs nginx worker_processes ${pair}`;
-      print(`\n## ${label}: ${devices} devices${devices < k.devices ? ` (not ${k.devices}: ${limit} descriptors per process hold 2 per device + 1 per poller)` : ''}`);
+      print(`\n## ${label}: ${devices} devices${devices < k.devices ? ` (not ${k.devices}: ${limit} descriptors per process hold 2 per device and per poller)` : ''}`);
       const g = await runSide(k, devices, k.pollers, (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers), tls.ca.cert, print);
       const n = await runSide(k, devices, k.pollers, (up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers), tls.ca.cert, print);
       results.push({ label, gateway: g, nginx: n });

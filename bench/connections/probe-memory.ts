@@ -65,6 +65,27 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
     if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.stdout.write(`  after gc: ${rollup(pid)}\n`);
     await snapshot(pid, 'held');
+    if (process.env.BENCH_CONN_MEASURE_S) {
+      // Under load: pollers, echoes and pings as in the bench; the gateway's own log (e.g. with
+      // --trace-gc in BENCH_GATEWAY_NODE_OPTIONS) says what it did meanwhile.
+      const mark = gw.log().length;
+      await fleet.pollers(Math.round(n / 10));
+      const perfLoad = process.env.BENCH_CONN_PERF_LOAD ? spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', process.env.BENCH_CONN_PERF_LOAD], { stdio: 'ignore' }) : undefined;
+      if (process.env.BENCH_CONN_PROF_LOAD === '1') process.kill(pid, 'SIGTTOU');
+      const m = await fleet.measure(Number(process.env.BENCH_CONN_MEASURE_S), 1000, 2000);
+      if (process.env.BENCH_CONN_PROF_LOAD === '1') process.kill(pid, 'SIGTTIN');
+      if (perfLoad) {
+        perfLoad.kill('SIGINT');
+        await new Promise((r) => perfLoad.once('exit', r));
+      }
+      const p = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.ceil(q * v.length) - 1]?.toFixed(2);
+      process.stdout.write(`under load: echo p50 ${p(m.echoMs, 0.5)} p99 ${p(m.echoMs, 0.99)} max ${p(m.echoMs, 1)}; poll p50 ${p(m.pollMs, 0.5)} p99 ${p(m.pollMs, 0.99)} max ${p(m.pollMs, 1)} ms\n`);
+      const gcs = gw.log().slice(mark).split('\n').filter((l) => /Mark-Compact|Scavenge|Mark-sweep/.test(l));
+      const ms = gcs.map((l) => Number(/ ([\d.]+) \/ [\d.]+ ms/.exec(l)?.[1] ?? 0));
+      process.stdout.write(`  gateway GCs meanwhile: ${gcs.length}, longest ${Math.max(0, ...ms).toFixed(1)} ms, total ${ms.reduce((a, b) => a + b, 0).toFixed(0)} ms\n`);
+      for (const l of gcs.filter((_, i) => ms[i] > 20).slice(0, 8)) process.stdout.write(`    ${l.trim().slice(0, 160)}\n`);
+      for (const l of gw.log().slice(mark).split('\n').filter((x) => x.startsWith('ELD')).slice(0, 12)) process.stdout.write(`    ${l}\n`);
+    }
     await fleet.leave();
     for (let t = 5; t <= Number(process.env.BENCH_CONN_SETTLE_S ?? 5); t += 5) {
       await new Promise((r) => setTimeout(r, 5000));
@@ -72,6 +93,11 @@ async function main(): Promise<void> {
       if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.kill(pid, 'SIGTTOU');
     }
     await snapshot(pid, 'after');
+    if (process.env.BENCH_CONN_TRIM === '1') {
+      // How much of what stays is memory malloc holds free (fragmented), not memory in use.
+      execFileSync('gdb', ['-p', String(pid), '-batch', '-ex', 'call (int)malloc_trim(0)'], { stdio: 'ignore' });
+      process.stdout.write(`after malloc_trim(0) through gdb: ${rollup(pid)}\n`);
+    }
     if (process.env.BENCH_CONN_SS === '1') process.stdout.write(execFileSync('sh', ['-c', `ls -l /proc/${pid}/fd | awk '{print $NF}' | sed -E 's/[0-9]+//g' | sort | uniq -c; ss -tanH state close-wait state fin-wait-2 state last-ack state established | wc -l`], { encoding: 'utf8' }));
     for (const line of gw.log().split('\n')) if (line.startsWith('MEM')) process.stdout.write(`${line}\n`);
   } finally {
