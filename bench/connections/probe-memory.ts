@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   mkdirSync(path.join(dir, 'tls'));
   const tls = makeTlsMaterial(path.join(dir, 'tls'));
   const upstream = await startEchoUpstream(5400);
-  const gw = await startGatewaySide({ dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 }, 1);
+  const gw = await startGatewaySide({ dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 }, Number(process.env.BENCH_CONN_PROBE_WORKERS ?? 1));
   const fleet = await startFleet(4, { host: '127.0.0.1', port: gw.port, ca: tls.ca.cert, pingMs: 5400, concurrency: 32 });
   try {
     const pid = gw.pids()[0];
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     if (process.env.BENCH_CONN_PROF === '1') process.kill(pid, 'SIGTTIN');
     await new Promise((r) => setTimeout(r, 2000));
     process.stdout.write(`at ${r.established}: ${rollup(pid)}\n`);
+    for (const worker of gw.pids().slice(1)) process.stdout.write(`  worker ${worker}: ${rollup(worker)}\n`);
     if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.kill(pid, 'SIGTTOU');
     await new Promise((r) => setTimeout(r, 1000));
     if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.stdout.write(`  after gc: ${rollup(pid)}\n`);
