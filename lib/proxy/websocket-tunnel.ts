@@ -47,6 +47,8 @@ export function tunnelUpgrade(o: TunnelOptions, req: IncomingMessage, device: So
   };
   upstream.setTimeout(o.timeoutMs, () => fail(Object.assign(new Error('no response head'), { code: 'ETIMEDOUT' })));
   upstream.on('error', fail);
+  // Closed by upstream before a whole response head: answered as unreachable, not left hanging.
+  upstream.once('close', () => fail(Object.assign(new Error('closed before answering'), { code: 'ECONNRESET' })));
   device.on('close', () => upstream.destroy());
 
   const onHead = (chunk: Buffer) => {

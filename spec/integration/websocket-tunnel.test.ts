@@ -131,6 +131,21 @@ describe('websocket tunnel, upstream failing', () => {
     }
   });
 
+  it('answers 502 when upstream closes the connection without a response head', async () => {
+    const rude = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 101 Swi')));
+    const rudePort = await listenOnFreePort(rude);
+    const gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${rudePort}` } }), captureLog().log);
+    try {
+      const { text, closedMs } = await rawUpgrade(gateway.addresses.http!.port, CONNECT);
+      assert.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+      assert.match(text, /"upstream server unreachable: ECONNRESET"/);
+      assert.ok(closedMs < 3000, `closed after ${closedMs} ms`);
+    } finally {
+      await gateway.close(100);
+      rude.close();
+    }
+  });
+
   it('answers 504 when upstream sends no response head within UpstreamServer.Timeout', async () => {
     const silent = net.createServer((s) => s.on('data', () => undefined));
     const silentPort = await listenOnFreePort(silent);
