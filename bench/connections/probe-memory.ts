@@ -11,7 +11,11 @@ import { startGatewaySide } from './servers';
 // connect, then the gateway's /proc smaps_rollup and, with BENCH_GATEWAY_NODE_OPTIONS=
 // --heapsnapshot-signal=SIGTTIN, a heap snapshot (written to the gateway's cwd, the repository)
 // are taken at N and after every device left. A tool for measuring changes, not part of a bench
-// run. Knobs: BENCH_CONN_DEVICES (2000), BENCH_CONN_SNAPSHOT (1 to signal SIGTTIN).
+// run. Knobs: BENCH_CONN_DEVICES (2000), BENCH_CONN_SNAPSHOT (1 to signal SIGTTIN); the others
+// (BENCH_CONN_MEASURE_S, _PERF, _PERF_LOAD, _TRIM, _SS, _PROBE_WORKERS) are in README-bench.md;
+// BENCH_CONN_PROF/_PROF_LOAD and _MEMSIGNAL send SIGTTOU (start) and SIGTTIN (stop) resp. SIGTTOU
+// around setup or load, for a script the gateway loads with --require in
+// BENCH_GATEWAY_NODE_OPTIONS (an inspector CPU profile; process.memoryUsage after gc()).
 
 function rollup(pid: number): string {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -42,10 +46,13 @@ async function main(): Promise<void> {
   const dir = await fsp.mkdtemp(path.join(tmpdir(), 'conn-probe-'));
   mkdirSync(path.join(dir, 'tls'));
   const tls = makeTlsMaterial(path.join(dir, 'tls'));
-  const upstream = await startEchoUpstream(5400);
-  const gw = await startGatewaySide({ dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 }, Number(process.env.BENCH_CONN_PROBE_WORKERS ?? 1));
-  const fleet = await startFleet(4, { host: '127.0.0.1', port: gw.port, ca: tls.ca.cert, pingMs: 5400, concurrency: 32 });
+  let upstream: Awaited<ReturnType<typeof startEchoUpstream>> | undefined;
+  let gw: Awaited<ReturnType<typeof startGatewaySide>> | undefined;
+  let fleet: Awaited<ReturnType<typeof startFleet>> | undefined;
   try {
+    upstream = await startEchoUpstream(5400);
+    gw = await startGatewaySide({ dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 }, Number(process.env.BENCH_CONN_PROBE_WORKERS ?? 1));
+    fleet = await startFleet(4, { host: '127.0.0.1', port: gw.port, ca: tls.ca.cert, pingMs: 5400, concurrency: 32 });
     const pid = gw.pids()[0];
     await new Promise((r) => setTimeout(r, 1000));
     process.stdout.write(`before: ${rollup(pid)}\n`);
@@ -102,9 +109,9 @@ async function main(): Promise<void> {
     if (process.env.BENCH_CONN_SS === '1') process.stdout.write(execFileSync('sh', ['-c', `ls -l /proc/${pid}/fd | awk '{print $NF}' | sed -E 's/[0-9]+//g' | sort | uniq -c; ss -tanH state close-wait state fin-wait-2 state last-ack state established | wc -l`], { encoding: 'utf8' }));
     for (const line of gw.log().split('\n')) if (line.startsWith('MEM')) process.stdout.write(`${line}\n`);
   } finally {
-    fleet.stop();
-    await gw.stop();
-    upstream.stop();
+    fleet?.stop();
+    await gw?.stop();
+    upstream?.stop();
     await fsp.rm(dir, { recursive: true, force: true });
   }
 }
