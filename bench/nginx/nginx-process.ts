@@ -59,7 +59,7 @@ export async function startNginx(binary: string, o: NginxConfOptions): Promise<N
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}): ${stderr}${readErrorLog(o.prefix)}`);
-    if ((await Promise.all([o.httpPort, o.httpsPort, o.mtlsPort, o.passPort].map(portOpen))).every(Boolean)) break;
+    if ((await Promise.all([o.httpPort, o.httpsPort, o.mtlsPort, o.mtlsResumePort, o.passPort].map(portOpen))).every(Boolean)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`nginx did not listen within 10 s: ${stderr}`);

@@ -1,0 +1,147 @@
+import * as path from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { runJsonChild } from '../load/child-json';
+import type { DeviceFleet } from '../load/device-fleet';
+import { openHeapProbe } from '../load/heap-probe';
+import { freePort, startNginx, type NginxProcess } from '../nginx/nginx-process';
+import { compare, perSec, verdictLine, type BenchContext } from './context';
+import { startGatewayUnderTest, type GatewayUnderTest } from './gateway-under-test';
+
+// Issue 16 target 6, the client-5 polling pattern: every request on a new TLS connection with
+// the device's own client certificate (1,000 devices, one CA), GET deployments/next (→ 204 from
+// the lean stub behind both proxies) on the mTLS listener. Full handshakes (no session offered;
+// nginx without tickets or cache) and resumed ones (each device offers the TLS 1.3 ticket of its
+// previous connection; nginx with tickets and a shared session cache). nginx runs as many
+// worker processes as the gateway (one: mTLS keeps the gateway to one process by default); a
+// second row has both at 2. Then the admission state: the gateway's heap after 1,000 devices.
+
+const NEXT = '/api/devices/v1/deployments/device/deployments/next?artifact_name=bench-current&device_type=bench';
+
+interface MtlsNginx {
+  full: number;
+  resume: number;
+  proc: NginxProcess;
+}
+
+/** An nginx of its own for this case, with the fleet's CA and `workers` worker processes. */
+async function startMtlsNginx(ctx: BenchContext, fleet: DeviceFleet, workers: number): Promise<MtlsNginx> {
+  const ports = { httpPort: await freePort(), httpsPort: await freePort(), mtlsPort: await freePort(), mtlsResumePort: await freePort(), passPort: await freePort() };
+  const proc = await startNginx(ctx.nginxBinary, {
+    prefix: path.join(ctx.dir, `nginx-mtls-${workers}w`),
+    workers,
+    emulatorPort: ctx.origin.emulatorPort,
+    s3Port: ctx.origin.s3Port,
+    // Only the mTLS servers are used here; the artifact locations need some upstream port.
+    staticPort: ctx.origin.s3Port,
+    bucket: 'mender-artifact-storage',
+    ...ports,
+    stubPort: ctx.origin.stubPort,
+    serverCert: ctx.tls.serverCert,
+    serverKey: ctx.tls.serverKey,
+    clientCa: fleet.ca.cert,
+  });
+  return { full: ports.mtlsPort, resume: ports.mtlsResumePort, proc };
+}
+
+interface HandshakeResult {
+  perSec: number;
+  failed: number;
+  resumed: number;
+  handshakes: number;
+}
+
+export async function mtlsCase(ctx: BenchContext): Promise<void> {
+  const fleet = ctx.fleet!;
+  const concurrency = Number(process.env.BENCH_HANDSHAKE_CONCURRENCY ?? 8);
+  const headers = { Authorization: `Bearer ${ctx.origin.deviceToken}` };
+  const start = (name: string, workers?: number, nodeOptions?: string) =>
+    startGatewayUnderTest(
+      { dir: ctx.dir, upstreamPort: ctx.origin.stubPort, cachePath: path.join(ctx.dir, `mtls-cache-${name}`), serverCert: ctx.tls.serverCert, serverKey: ctx.tls.serverKey, mtlsCa: fleet.ca.cert, nodeOptions },
+      `mtls-${name}`,
+      workers,
+    );
+  const serverKey = new X509Certificate(readFileSync(ctx.tls.serverCert)).publicKey;
+  const keyName = `${serverKey.asymmetricKeyType === 'ec' ? `ECDSA ${serverKey.asymmetricKeyDetails?.namedCurve}` : `${serverKey.asymmetricKeyType?.toUpperCase()} ${serverKey.asymmetricKeyDetails?.modulusLength}`}`;
+
+  const rows = async (gateway: GatewayUnderTest, nginx: MtlsNginx, label: string, rounds: number) => {
+    const gwPort = Number(new URL(gateway.url('https')).port);
+    const problems: string[] = [];
+    const run = async (name: string, port: number, resume: boolean): Promise<number> => {
+      const r = await runJsonChild<HandshakeResult>('handshake-process.js', {
+        port, path: NEXT, headers, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency, seconds: ctx.seconds.rate,
+        resume, sessionsFile: resume ? path.join(ctx.dir, `sessions-${label}-${name}.json`) : undefined,
+      });
+      if (r.failed) problems.push(`${name}: ${r.failed} failed`);
+      if (!resume && r.resumed) problems.push(`${name}: ${r.resumed} resumed in the full-handshake case`);
+      if (resume && r.resumed < r.handshakes) problems.push(`${name}: ${r.handshakes - r.resumed} of ${r.handshakes} not resumed`);
+      return resume ? r.resumed / (r.handshakes / r.perSec) : r.perSec;
+    };
+    ctx.print(`\n## mTLS, client-5 polling (${label}): new TLS 1.3 connection per request, ${fleet.devices.length} devices each with its own P-256 client certificate, GET deployments/next → 204, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${rounds} rounds; server key ${keyName} on both; gateway workers ${gateway.workers}, nginx worker_processes ${gateway.workers}`);
+    ctx.print('  full handshakes/s (no session offered; nginx: ssl_session_tickets off, no cache)');
+    const full = await compare(ctx, [{ name: 'gateway', run: () => run('gateway', gwPort, false) }, { name: 'nginx', run: () => run('nginx', nginx.full, false) }], perSec, rounds);
+    const fg = full.summary.get('gateway')!.median;
+    const fn = full.summary.get('nginx')!.median;
+    verdictLine(ctx, { name: `mTLS full handshakes/s, ${fleet.devices.length} devices (${label})`, gateway: perSec(fg), nginx: perSec(fn), ratio: `gateway/nginx ${(fg / fn).toFixed(2)}×`, target: '≥ 1.0×', met: fg / fn >= 1 });
+    ctx.print('  resumed handshakes/s (each device offers its previous session; nginx: tickets on, shared cache; a device without a session first connects once, untimed)');
+    const resumed = await compare(ctx, [{ name: 'gateway', run: () => run('gateway', gwPort, true) }, { name: 'nginx', run: () => run('nginx', nginx.resume, true) }], perSec, rounds);
+    const rg = resumed.summary.get('gateway')!.median;
+    const rn = resumed.summary.get('nginx')!.median;
+    verdictLine(ctx, { name: `mTLS resumed handshakes/s (${label})`, gateway: perSec(rg), nginx: perSec(rn), ratio: `gateway/nginx ${(rg / rn).toFixed(2)}×`, target: '(measure)', met: null });
+    if (problems.length) ctx.print(`  problems: ${problems.join('; ')}`);
+  };
+
+  const gateway = await start('default');
+  const nginx = await startMtlsNginx(ctx, fleet, gateway.workers);
+  try {
+    await rows(gateway, nginx, `default: gateway ${gateway.workers} process`, ctx.rounds);
+  } finally {
+    await Promise.all([gateway.stop(), nginx.proc.stop()]);
+  }
+
+  if (process.env.BENCH_MTLS_WORKERS !== '0') {
+    // Workers: 2 (an explicit key; auto keeps mTLS to one process). Each worker has its own
+    // ticket keys: a device whose next connection lands on the other worker gets a full handshake.
+    const gateway2 = await start('2w', 2);
+    const nginx2 = await startMtlsNginx(ctx, fleet, gateway2.workers);
+    try {
+      await rows(gateway2, nginx2, `Workers 2, nginx 2 workers`, Math.min(ctx.rounds, 2));
+    } finally {
+      await Promise.all([gateway2.stop(), nginx2.proc.stop()]);
+    }
+  }
+
+  await admissionState(ctx, fleet, headers, start);
+}
+
+/**
+ * Bytes of gateway heap per distinct device: a warmed gateway's heap after a full GC, before
+ * and after every device of the fleet has connected once (and a second time: state that grows
+ * per visit, not per device, would show there).
+ */
+async function admissionState(ctx: BenchContext, fleet: DeviceFleet, headers: Record<string, string>, start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>): Promise<void> {
+  const inspectPort = await freePort();
+  const gateway = await start('heap', 1, `--inspect=127.0.0.1:${inspectPort}`);
+  const probe = await openHeapProbe(inspectPort);
+  try {
+    const port = Number(new URL(gateway.url('https')).port);
+    const visit = (devices: DeviceFleet['devices'], count: number) =>
+      runJsonChild<HandshakeResult>('handshake-process.js', { port, path: NEXT, headers, ca: ctx.tls.ca.cert, devices, concurrency: 8, seconds: 60, count });
+    // Warm-up: JIT, pools, the first connections' buffers, with 20 devices that stay out of the count.
+    const warm = fleet.devices.slice(-20);
+    await visit(warm, 400);
+    const before = await probe.measure();
+    const first = await visit(fleet.devices.slice(0, -20), fleet.devices.length - 20);
+    const afterFirst = await probe.measure();
+    const second = await visit(fleet.devices.slice(0, -20), fleet.devices.length - 20);
+    const afterSecond = await probe.measure();
+    const n = fleet.devices.length - 20;
+    const per = (a: NodeJS.MemoryUsage, b: NodeJS.MemoryUsage) => (b.heapUsed + b.external - a.heapUsed - a.external) / n;
+    ctx.print(`\n## mTLS admission state: gateway heap (heapUsed + external, after a full GC) per distinct device, ${n} devices each connected once (${first.handshakes} ok, ${first.failed} failed), then once more (${second.handshakes} ok)`);
+    ctx.print(`  before ${(before.heapUsed / 1e6).toFixed(2)} MB heap + ${(before.external / 1e6).toFixed(2)} MB external; after the first visit ${per(before, afterFirst).toFixed(0)} B/device; after the second ${per(before, afterSecond).toFixed(0)} B/device (RSS ${(before.rss / 1e6).toFixed(0)} → ${(afterSecond.rss / 1e6).toFixed(0)} MB)`);
+    ctx.verdicts.push({ system: ctx.system, name: `mTLS admission state after ${n} distinct devices`, gateway: `${per(before, afterFirst).toFixed(0)} B/device (2nd visit: ${per(before, afterSecond).toFixed(0)})`, nginx: '–', ratio: 'heap delta after GC', target: 'bounded, no growth per device', met: null });
+  } finally {
+    probe.close();
+    await gateway.stop();
+  }
+}
