@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { runJsonChild } from '../load/child-json';
 import type { DeviceFleet } from '../load/device-fleet';
 import { openHeapProbe } from '../load/heap-probe';
+import { cpuMs } from '../load/system-sample';
 import { freePort, startNginx, type NginxProcess } from '../nginx/nginx-process';
 import { compare, perSec, verdictLine, type BenchContext } from './context';
 import { startGatewayUnderTest, type GatewayUnderTest } from './gateway-under-test';
@@ -49,12 +51,16 @@ interface HandshakeResult {
   failed: number;
   resumed: number;
   handshakes: number;
+  /** Untimed first visits of devices without a session (resumed case). */
+  primed: number;
 }
 
 export async function mtlsCase(ctx: BenchContext): Promise<void> {
   const fleet = ctx.fleet!;
   const concurrency = Number(process.env.BENCH_HANDSHAKE_CONCURRENCY ?? 8);
-  const headers = { Authorization: `Bearer ${ctx.origin.deviceToken}` };
+  // Each device its own token (the stub behind both proxies takes any bearer token): the
+  // gateway's status board keeps per-device state keyed by the token's subject.
+  const tokens = { first: 0 };
   const start = (name: string, workers?: number, nodeOptions?: string) =>
     startGatewayUnderTest(
       { dir: ctx.dir, upstreamPort: ctx.origin.stubPort, cachePath: path.join(ctx.dir, `mtls-cache-${name}`), serverCert: ctx.tls.serverCert, serverKey: ctx.tls.serverKey, mtlsCa: fleet.ca.cert, nodeOptions },
@@ -67,11 +73,16 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
   const rows = async (gateway: GatewayUnderTest, nginx: MtlsNginx, label: string, rounds: number) => {
     const gwPort = Number(new URL(gateway.url('https')).port);
     const problems: string[] = [];
+    const cpu: Record<string, number[]> = {};
+    const pids = (name: string) => (name === 'gateway' ? gateway.pids() : nginx.proc.workerPids());
     const run = async (name: string, port: number, resume: boolean): Promise<number> => {
+      const cpu0 = cpuMs(pids(name));
       const r = await runJsonChild<HandshakeResult>('handshake-process.js', {
-        port, path: NEXT, headers, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency, seconds: ctx.seconds.rate,
+        port, path: NEXT, tokens, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency, seconds: ctx.seconds.rate,
         resume, sessionsFile: resume ? path.join(ctx.dir, `sessions-${label}-${name}.json`) : undefined,
       });
+      // The server's CPU per connection includes the untimed first visits of the resumed case.
+      (cpu[`${name} ${resume ? 'resumed' : 'full'}`] ??= []).push((cpuMs(pids(name)) - cpu0) / Math.max(1, r.handshakes + (resume ? r.primed : 0)));
       if (r.failed) problems.push(`${name}: ${r.failed} failed`);
       if (!resume && r.resumed) problems.push(`${name}: ${r.resumed} resumed in the full-handshake case`);
       if (resume && r.resumed < r.handshakes) problems.push(`${name}: ${r.handshakes - r.resumed} of ${r.handshakes} not resumed`);
@@ -79,15 +90,22 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
     };
     ctx.print(`\n## mTLS, client-5 polling (${label}): new TLS 1.3 connection per request, ${fleet.devices.length} devices each with its own P-256 client certificate, GET deployments/next → 204, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${rounds} rounds; server key ${keyName} on both; gateway workers ${gateway.workers}, nginx worker_processes ${gateway.workers}`);
     ctx.print('  full handshakes/s (no session offered; nginx: ssl_session_tickets off, no cache)');
-    const full = await compare(ctx, [{ name: 'gateway', run: () => run('gateway', gwPort, false) }, { name: 'nginx', run: () => run('nginx', nginx.full, false) }], perSec, rounds);
+    const full = await compare(ctx, [
+      { name: 'gateway', run: () => run('gateway', gwPort, false) },
+      { name: 'nginx', run: () => run('nginx', nginx.full, false) },
+      { name: 'nginx tickets', run: () => run('nginx tickets', nginx.resume, false) },
+    ], perSec, rounds);
     const fg = full.summary.get('gateway')!.median;
     const fn = full.summary.get('nginx')!.median;
-    verdictLine(ctx, { name: `mTLS full handshakes/s, ${fleet.devices.length} devices (${label})`, gateway: perSec(fg), nginx: perSec(fn), ratio: `gateway/nginx ${(fg / fn).toFixed(2)}×`, target: '≥ 1.0×', met: fg / fn >= 1 });
+    const ft = full.summary.get('nginx tickets')!.median;
+    ctx.print(`  (nginx tickets: the resumable server, tickets on and a shared cache, as nginx's default issues tickets; gateway/nginx tickets ${(fg / ft).toFixed(2)}×)`);
+    verdictLine(ctx, { name: `mTLS full handshakes/s, ${fleet.devices.length} devices (${label})`, gateway: perSec(fg), nginx: perSec(fn), ratio: `gateway/nginx ${(fg / fn).toFixed(2)}× (vs nginx with tickets ${(fg / ft).toFixed(2)}×)`, target: '≥ 1.0×', met: fg / fn >= 1 });
     ctx.print('  resumed handshakes/s (each device offers its previous session; nginx: tickets on, shared cache; a device without a session first connects once, untimed)');
     const resumed = await compare(ctx, [{ name: 'gateway', run: () => run('gateway', gwPort, true) }, { name: 'nginx', run: () => run('nginx', nginx.resume, true) }], perSec, rounds);
     const rg = resumed.summary.get('gateway')!.median;
     const rn = resumed.summary.get('nginx')!.median;
     verdictLine(ctx, { name: `mTLS resumed handshakes/s (${label})`, gateway: perSec(rg), nginx: perSec(rn), ratio: `gateway/nginx ${(rg / rn).toFixed(2)}×`, target: '(measure)', met: null });
+    ctx.print(`  server CPU per connection (ms, per round): ${Object.entries(cpu).map(([k, v]) => `${k} ${v.map((x) => x.toFixed(2)).join('/')}`).join(', ')}`);
     if (problems.length) ctx.print(`  problems: ${problems.join('; ')}`);
   };
 
@@ -111,7 +129,32 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
     }
   }
 
-  await admissionState(ctx, fleet, headers, start);
+  await admissionState(ctx, fleet, start);
+  if (process.env.BENCH_MTLS_PROFILE) await profileFull(ctx, fleet, start, process.env.BENCH_MTLS_PROFILE);
+}
+
+/** BENCH_MTLS_PROFILE=FILE: a CPU profile of the one-process gateway through a full-handshake window. */
+async function profileFull(ctx: BenchContext, fleet: DeviceFleet, start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>, file: string): Promise<void> {
+  const inspectPort = await freePort();
+  const gateway = await start('profile', 1, `--inspect=127.0.0.1:${inspectPort}`);
+  const probe = await openHeapProbe(inspectPort);
+  try {
+    const port = Number(new URL(gateway.url('https')).port);
+    const load = () => runJsonChild<HandshakeResult>('handshake-process.js', { port, path: NEXT, tokens: { first: 0 }, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency: 8, seconds: ctx.seconds.rate });
+    await load();
+    let r: HandshakeResult | undefined;
+    // BENCH_MTLS_PERF=1: perf too (the V8 profile counts TLS work in I/O callbacks as idle).
+    const perf = process.env.BENCH_MTLS_PERF ? spawn('perf', ['record', '-F', '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`], { stdio: 'ignore' }) : undefined;
+    writeFileSync(file, await probe.profile(async () => (r = await load())));
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((resolve) => perf.once('exit', resolve));
+    }
+    ctx.print(`\n## mTLS profile: ${file} (${r!.perSec.toFixed(0)} full handshakes/s while profiled)`);
+  } finally {
+    probe.close();
+    await gateway.stop();
+  }
 }
 
 /**
@@ -119,27 +162,34 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
  * and after every device of the fleet has connected once (and a second time: state that grows
  * per visit, not per device, would show there).
  */
-async function admissionState(ctx: BenchContext, fleet: DeviceFleet, headers: Record<string, string>, start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>): Promise<void> {
+async function admissionState(ctx: BenchContext, fleet: DeviceFleet, start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>): Promise<void> {
   const inspectPort = await freePort();
   const gateway = await start('heap', 1, `--inspect=127.0.0.1:${inspectPort}`);
   const probe = await openHeapProbe(inspectPort);
   try {
     const port = Number(new URL(gateway.url('https')).port);
-    const visit = (devices: DeviceFleet['devices'], count: number) =>
-      runJsonChild<HandshakeResult>('handshake-process.js', { port, path: NEXT, headers, ca: ctx.tls.ca.cert, devices, concurrency: 8, seconds: 60, count });
+    const visit = (from: number, to: number, count: number) =>
+      runJsonChild<HandshakeResult>('handshake-process.js', { port, path: NEXT, tokens: { first: from }, ca: ctx.tls.ca.cert, devices: fleet.devices.slice(from, to), concurrency: 8, seconds: 60, count });
     // Warm-up: JIT, pools, the first connections' buffers, with 20 devices that stay out of the count.
-    const warm = fleet.devices.slice(-20);
-    await visit(warm, 400);
+    const total = fleet.devices.length;
+    await visit(total - 20, total, 400);
+    const devices = fleet.devices.slice(0, -20);
+    const n = devices.length;
     const before = await probe.measure();
-    const first = await visit(fleet.devices.slice(0, -20), fleet.devices.length - 20);
-    const afterFirst = await probe.measure();
-    const second = await visit(fleet.devices.slice(0, -20), fleet.devices.length - 20);
-    const afterSecond = await probe.measure();
-    const n = fleet.devices.length - 20;
     const per = (a: NodeJS.MemoryUsage, b: NodeJS.MemoryUsage) => (b.heapUsed + b.external - a.heapUsed - a.external) / n;
-    ctx.print(`\n## mTLS admission state: gateway heap (heapUsed + external, after a full GC) per distinct device, ${n} devices each connected once (${first.handshakes} ok, ${first.failed} failed), then once more (${second.handshakes} ok)`);
-    ctx.print(`  before ${(before.heapUsed / 1e6).toFixed(2)} MB heap + ${(before.external / 1e6).toFixed(2)} MB external; after the first visit ${per(before, afterFirst).toFixed(0)} B/device; after the second ${per(before, afterSecond).toFixed(0)} B/device (RSS ${(before.rss / 1e6).toFixed(0)} → ${(afterSecond.rss / 1e6).toFixed(0)} MB)`);
-    ctx.verdicts.push({ system: ctx.system, name: `mTLS admission state after ${n} distinct devices`, gateway: `${per(before, afterFirst).toFixed(0)} B/device (2nd visit: ${per(before, afterSecond).toFixed(0)})`, nginx: '–', ratio: 'heap delta after GC', target: 'bounded, no growth per device', met: null });
+    const after: number[] = [];
+    let last = before;
+    let failed = 0;
+    for (let v = 0; v < Number(process.env.BENCH_MTLS_VISITS ?? 2); v++) {
+      failed += (await visit(0, n, n)).failed;
+      last = await probe.measure();
+      after.push(per(before, last));
+    }
+    const cache = await runJsonChild<{ bytesPerEntry: number }>('preauth-cache-size.js', n);
+    ctx.print(`\n## mTLS admission state: gateway heap (heapUsed + external, after a full GC) per distinct device, ${n} devices each polling once per visit, ${after.length} visits (${failed} failed)`);
+    ctx.print(`  before ${(before.heapUsed / 1e6).toFixed(2)} MB heap + ${(before.external / 1e6).toFixed(2)} MB external; B/device after each visit: ${after.map((b) => b.toFixed(0)).join(', ')} (RSS ${(before.rss / 1e6).toFixed(0)} → ${(last.rss / 1e6).toFixed(0)} MB)`);
+    ctx.print(`  per-device admission state kept beyond a connection: the preauthorization cache only (auth requests, not polls): ${cache.bytesPerEntry.toFixed(0)} B/entry at ${n} entries, expired entries dropped, at most 100,000`);
+    ctx.verdicts.push({ system: ctx.system, name: `mTLS admission state after ${n} distinct devices`, gateway: `${after[0].toFixed(0)} B/device heap (later visits: ${after.slice(1).map((b) => b.toFixed(0)).join(', ')}); preauth cache ${cache.bytesPerEntry.toFixed(0)} B/entry`, nginx: '–', ratio: 'heap delta after GC', target: 'bounded, no growth per visit', met: null });
   } finally {
     probe.close();
     await gateway.stop();

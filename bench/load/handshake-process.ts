@@ -14,6 +14,8 @@ interface Input {
   port: number;
   path: string;
   headers?: Record<string, string>;
+  /** Each device sends its own token (fakeDeviceToken of `first` + its index). */
+  tokens?: { first: number };
   /** The CA the client trusts for the server. */
   ca: string;
   devices: { cert: string; key: string }[];
@@ -23,6 +25,12 @@ interface Input {
   sessionsFile?: string;
   /** Stop after this many connections (e.g. every device once) instead of at `seconds`. */
   count?: number;
+}
+
+/** A JWT-shaped token whose `sub` names device `i` (unsigned: only the lean stub sees it, and takes any bearer token). */
+export function fakeDeviceToken(i: number): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ sub: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`, 'mender.device': true })}.c2ln`;
 }
 
 interface Result {
@@ -54,7 +62,8 @@ function once(o: Input, request: string, secureContext: tls.SecureContext, sessi
 async function main(): Promise<void> {
   const o = JSON.parse(process.argv[2]) as Input;
   const headers = Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  const request = `GET ${o.path} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`;
+  const requestOf = (i: number) => `GET ${o.path} HTTP/1.1\r\nHost: localhost\r\n${headers}${o.tokens ? `Authorization: Bearer ${fakeDeviceToken(o.tokens.first + i)}\r\n` : ''}Connection: close\r\n\r\n`;
+  const requests = o.devices.map((_, i) => requestOf(i));
   // One context per device, made before the clock starts: building it per connection (parsing
   // the CA, the key) would cost the client more than the handshake it measures.
   const ca = readFileSync(o.ca);
@@ -64,13 +73,15 @@ async function main(): Promise<void> {
       ? (JSON.parse(readFileSync(o.sessionsFile, 'utf8')) as (string | null)[]).map((s) => (s ? Buffer.from(s, 'base64') : undefined))
       : [];
   const connect = (i: number) =>
-    once(o, request, contexts[i], o.resume ? sessions[i] : undefined, (s) => {
+    once(o, requests[i], contexts[i], o.resume ? sessions[i] : undefined, (s) => {
       sessions[i] = s;
     });
 
+  let primed = 0;
   if (o.resume) {
     // Untimed: devices that have no session yet get one.
     const missing = contexts.map((_, i) => i).filter((i) => !sessions[i]);
+    primed = missing.length;
     await Promise.all(Array.from({ length: o.concurrency }, async () => {
       for (let i = missing.shift(); i !== undefined; i = missing.shift()) await connect(i);
     }));
@@ -94,7 +105,7 @@ async function main(): Promise<void> {
   );
   const seconds = (performance.now() - t0) / 1000;
   if (o.resume && o.sessionsFile) writeFileSync(o.sessionsFile, JSON.stringify(sessions.map((s) => s?.toString('base64') ?? null)));
-  process.stdout.write(`${JSON.stringify({ handshakes: ok, failed, resumed, seconds, perSec: ok / seconds, devices: Math.min(turn, contexts.length) })}\n`);
+  process.stdout.write(`${JSON.stringify({ handshakes: ok, failed, resumed, seconds, perSec: ok / seconds, primed, devices: Math.min(turn, contexts.length) })}\n`);
 }
 
 main().catch((err) => {
