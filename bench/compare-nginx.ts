@@ -7,13 +7,15 @@ import { startOrigin as startFileOrigin, type Origin as FileOrigin } from './ben
 import { cachedCase, warm } from './compare/case-artifacts';
 import { coldCase } from './compare/case-cold';
 import { memoryCase } from './compare/case-memory';
-import { mtlsCase, passThroughCase } from './compare/case-requests';
+import { mtlsCase } from './compare/case-mtls';
+import { passThroughCase } from './compare/case-requests';
 import { windows, type BenchContext } from './compare/context';
 import { cacheDir, type GatewaySetup } from './compare/gateway-under-test';
 import { startOrigin, type OriginHandle } from './compare/origin';
 import { loadAverage, machineLine, printSummary, toolVersion } from './compare/report';
 import { MAX_STEAL_PCT } from './compare/rounds';
 import { startProxies, type Running } from './compare/start-proxies';
+import { deviceFleet } from './load/device-fleet';
 import { timed } from './part-timer';
 
 // Issue 8: the gateway against nginx configured to do the same job, on this machine, in the
@@ -65,9 +67,11 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     // come from the store through signed links, whatever the upstream.
     const setup: GatewaySetup = { dir, upstreamPort: origin.stubPort, cachePath: cacheDir(dir), serverCert: tls.server.cert, serverKey: tls.server.key };
     const withWorkers = cases.has('workers') && (cases.has('passthrough') || cases.has('cached'));
-    const started = await timed('nginx › start gateways + nginx', () => startProxies(running, { nginxBinary: NGINX, setup, origin: origin!, fileOrigin: fileOrigin!, tls, withWorkers }), print);
+    // Issue 16: the mTLS case's devices (made once, kept in the temp dir); nginx trusts their CA.
+    const fleet = cases.has('mtls') ? await timed('nginx › mTLS device certificates', () => deviceFleet(Number(process.env.BENCH_MTLS_DEVICES ?? 1000)), print) : undefined;
+    const started = await timed('nginx › start gateways + nginx', () => startProxies(running, { nginxBinary: NGINX, setup, origin: origin!, fileOrigin: fileOrigin!, tls, withWorkers, mtlsCa: fleet?.ca.cert }), print);
     print(`# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} for issue 11)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
-    const ctx: BenchContext = { dir, origin, gateway: started.gateway, otherWorkers: started.other, nginx: started.nginx, nginxPorts: started.nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds: windows(), print, verdicts: [], setup };
+    const ctx: BenchContext = { dir, origin, gateway: started.gateway, otherWorkers: started.other, nginx: started.nginx, nginxBinary: NGINX, nginxPorts: started.nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds: windows(), print, verdicts: [], setup, fleet };
     ctxRef.ctx = ctx;
 
     if (cases.has('passthrough')) await timed('nginx › pass-through + latency', () => passThroughCase(ctx), print);

@@ -1,13 +1,11 @@
-import { makeDeviceCert } from '../../spec/support/device-certs';
 import { runJsonChild } from '../load/child-json';
 import { runWrk } from '../load/wrk';
 import { compare, gatewaySides, ms, perSec, verdictLine, workersVerdict, type BenchContext } from './context';
-import { startGatewayUnderTest } from './gateway-under-test';
 import { median } from './rounds';
 
 // Small requests: pass-through of deployments/next (204 from the lean stub, keep-alive) at
-// peak rate (also with the other worker count, issue 11) and at a fixed 1,000 req/s, and full
-// mTLS handshakes per second.
+// peak rate (also with the other worker count, issue 11) and at a fixed 1,000 req/s. (mTLS
+// handshakes: case-mtls.ts.)
 
 const NEXT = '/api/devices/v1/deployments/device/deployments/next?artifact_name=bench-current&device_type=bench';
 
@@ -53,35 +51,4 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
   const an = added('nginx');
   ctx.print(`  p99 added over direct (median of per-round differences): gateway ${ms(ag)}, nginx ${ms(an)}`);
   verdictLine(ctx, { name: `p99 added at ${rate} req/s`, gateway: ms(ag), nginx: ms(an), ratio: `gateway adds ${ms(ag)}`, target: '≤ 2 ms', met: ag <= 2 });
-}
-
-export async function mtlsCase(ctx: BenchContext): Promise<void> {
-  const device = makeDeviceCert(ctx.dir, 'bench-device', ctx.tls.ca);
-  const gateway = await startGatewayUnderTest(
-    { dir: ctx.dir, upstreamPort: ctx.origin.emulatorPort, cachePath: `${ctx.dir}/mtls-cache`, serverCert: ctx.tls.serverCert, serverKey: ctx.tls.serverKey, mtlsCa: ctx.tls.ca.cert },
-    'mtls',
-  );
-  try {
-    const port = (name: string) => (name === 'gateway' ? Number(new URL(gateway.url('https')).port) : ctx.nginxPorts.mtls);
-    const concurrency = Number(process.env.BENCH_HANDSHAKE_CONCURRENCY ?? 8);
-    ctx.print(`\n## mTLS: full handshakes/s with a client certificate (P-256), new connection per request, no resumption, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${ctx.rounds} rounds; gateway workers ${gateway.workers}`);
-    const problems: string[] = [];
-    const side = (name: string) => ({
-      name,
-      run: async () => {
-        const r = await runJsonChild<{ perSec: number; failed: number; resumed: number }>('handshake-process.js', {
-          port: port(name), path: '/api/internal/v1/gateway/alive', ca: ctx.tls.ca.cert, cert: device.chain, key: device.key, concurrency, seconds: ctx.seconds.rate,
-        });
-        if (r.failed || r.resumed) problems.push(`${name}: ${r.failed} failed, ${r.resumed} resumed`);
-        return r.perSec;
-      },
-    });
-    const { summary } = await compare(ctx, [side('gateway'), side('nginx')], perSec);
-    if (problems.length) ctx.print(`  problems: ${problems.join('; ')}`);
-    const g = summary.get('gateway')!.median;
-    const n = summary.get('nginx')!.median;
-    verdictLine(ctx, { name: 'mTLS full handshakes/s', gateway: perSec(g), nginx: perSec(n), ratio: `gateway/nginx ${(g / n).toFixed(2)}×`, target: '≥ 0.70×', met: g / n >= 0.7 });
-  } finally {
-    await gateway.stop();
-  }
 }

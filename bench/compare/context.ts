@@ -1,3 +1,4 @@
+import type { DeviceFleet } from '../load/device-fleet';
 import type { CertPair } from '../../spec/support/tls-material';
 import type { GatewaySetup, GatewayUnderTest } from './gateway-under-test';
 import type { NginxProcess } from '../nginx/nginx-process';
@@ -24,7 +25,10 @@ export interface BenchContext {
   origin: OriginHandle;
   gateway: GatewayUnderTest;
   nginx: NginxProcess;
-  nginxPorts: { http: number; https: number; mtls: number; pass: number };
+  nginxBinary: string;
+  nginxPorts: { http: number; https: number; mtls: number; mtlsResume: number; pass: number };
+  /** The mTLS case's devices (issue 16), when that case runs. */
+  fleet?: DeviceFleet;
   setup: GatewaySetup;
   tls: { ca: CertPair; serverCert: string; serverKey: string };
   /** Issue 11: the gateway with the other worker count (1 when the main one runs 2, else 2). */

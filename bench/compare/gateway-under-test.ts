@@ -18,6 +18,8 @@ export interface GatewaySetup {
   serverKey: string;
   /** Features.mTLS: the CA file for device certificates. */
   mtlsCa?: string;
+  /** NODE_OPTIONS for the gateway (default: BENCH_GATEWAY_NODE_OPTIONS), e.g. --inspect for a heap probe. */
+  nodeOptions?: string;
 }
 
 export interface GatewayUnderTest {
@@ -57,8 +59,9 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
     // Info until it has logged its listeners (that is how the ports are read) ...
     LogLevel: 'info',
   };
+  const nodeOptions = s.nodeOptions ?? process.env.BENCH_GATEWAY_NODE_OPTIONS;
   const configFile = writeGatewayConfig(s.dir, config, `gateway-${name}.conf`);
-  const proc = await startGateway({ configFile, waitFor: mtls ? ['https'] : ['http', 'https'], timeoutMs: 30_000, env: { ...process.env, ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}) } });
+  const proc = await startGateway({ configFile, waitFor: mtls ? ['https'] : ['http', 'https'], timeoutMs: 30_000, env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } });
   // ... then warn through SIGHUP (as an operator would): no access log, as nginx runs here.
   writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `gateway-${name}.conf`);
   proc.process.kill('SIGHUP');

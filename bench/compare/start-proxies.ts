@@ -21,6 +21,8 @@ export interface ProxyOptions {
   origin: OriginHandle;
   fileOrigin: FileOrigin;
   tls: TlsMaterial;
+  /** The CA of the mTLS case's device fleet (default: tls.ca). */
+  mtlsCa?: string;
   /** Start the gateway with the other worker count too (1 when the main one runs 2, else 2). */
   withWorkers: boolean;
 }
@@ -30,7 +32,7 @@ export interface Proxies {
   other?: GatewayUnderTest;
   nginx: NginxProcess;
   nginxWorkers: number;
-  nginxPorts: { http: number; https: number; mtls: number; pass: number };
+  nginxPorts: { http: number; https: number; mtls: number; mtlsResume: number; pass: number };
 }
 
 export async function startProxies(running: Running, o: ProxyOptions): Promise<Proxies> {
@@ -41,7 +43,7 @@ export async function startProxies(running: Running, o: ProxyOptions): Promise<P
   }
   // Equal work: nginx gets as many worker processes as the gateway chose for itself.
   const nginxWorkers = process.env.BENCH_NGINX_WORKERS ? Number(process.env.BENCH_NGINX_WORKERS) : gateway.workers;
-  const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), pass: await freePort() };
+  const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), mtlsResume: await freePort(), pass: await freePort() };
   running.nginx = await startNginx(o.nginxBinary, {
     prefix: path.join(o.setup.dir, 'nginx'),
     workers: nginxWorkers,
@@ -52,11 +54,12 @@ export async function startProxies(running: Running, o: ProxyOptions): Promise<P
     httpPort: nginxPorts.http,
     httpsPort: nginxPorts.https,
     mtlsPort: nginxPorts.mtls,
+    mtlsResumePort: nginxPorts.mtlsResume,
     passPort: nginxPorts.pass,
     stubPort: o.origin.stubPort,
     serverCert: o.tls.server.cert,
     serverKey: o.tls.server.key,
-    clientCa: o.tls.ca.cert,
+    clientCa: o.mtlsCa ?? o.tls.ca.cert,
   });
   return { gateway, other: running.other, nginx: running.nginx, nginxWorkers, nginxPorts };
 }

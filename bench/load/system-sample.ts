@@ -63,3 +63,18 @@ export function sampleRss(pids: () => number[], everyMs = 1000): { stop(): numbe
     },
   };
 }
+
+/** CPU time (user + system, ms) the processes have used so far, from /proc/PID/stat (100 Hz ticks). */
+export function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone already
+    }
+  }
+  return ticks * 10;
+}

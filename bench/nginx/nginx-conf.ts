@@ -6,7 +6,10 @@
 //    entry, as in the gateway's cache), proxy_cache_lock with timeout and age longer than any
 //    fill (else waiters go upstream after 5 s, uncached), proxy_cache_valid, sendfile;
 //  - HTTPS with ssl_protocols set explicitly; a second HTTPS server that demands a client
-//    certificate (ssl_verify_client on), no session cache or tickets: every handshake is full.
+//    certificate (ssl_verify_client on), no session cache or tickets: every handshake is full;
+//    a third, the same with session tickets and a shared session cache (resumed handshakes,
+//    issue 16). Both pass device API calls to the lean deployments/next stub, as the gateway
+//    under test does.
 // Pure: returns the text; nginx-process.ts writes it and runs nginx.
 
 export interface NginxConfOptions {
@@ -21,6 +24,8 @@ export interface NginxConfOptions {
   httpPort: number;
   httpsPort: number;
   mtlsPort: number;
+  /** The mTLS server with session tickets and a shared session cache. */
+  mtlsResumePort: number;
   /** A plain file server for the 1 GiB artifact of the memory case (`/bucket/`, bench-origin.ts). */
   staticPort: number;
   /** Pass-through case: every path proxied to the lean deployments/next stub. */
@@ -48,6 +53,19 @@ function locations(o: NginxConfOptions): string {
     }
 ${cachedLocation(`/${o.bucket}/`, 's3', o.s3Port)}
 ${cachedLocation('/bucket/', 'static_origin', o.staticPort)}`;
+}
+
+function mtlsLocations(): string {
+  return `
+    location = /api/internal/v1/gateway/alive { return 204; }
+    location / {
+      proxy_pass http://next_stub;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }`;
 }
 
 function cachedLocation(prefix: string, upstream: string, port: number): string {
@@ -123,7 +141,16 @@ ${locations(o)}
     ssl_client_certificate ${o.clientCa};
     ssl_session_cache off;
     ssl_session_tickets off;
-${locations(o)}
+${mtlsLocations()}
+  }
+  server {
+    listen 127.0.0.1:${o.mtlsResumePort} ssl;
+    ssl_verify_client on;
+    ssl_client_certificate ${o.clientCa};
+    ssl_session_cache shared:MTLS:10m;
+    ssl_session_tickets on;
+    ssl_session_timeout 5m;
+${mtlsLocations()}
   }
 }
 `;

@@ -38,7 +38,7 @@ export function freePort(): Promise<number> {
 export async function startNginx(binary: string, o: NginxConfOptions): Promise<NginxProcess> {
   // As root, nginx's workers would drop to nobody and could not write the 0700 temp prefix.
   const text = nginxConf({ user: process.getuid?.() === 0 ? 'root' : undefined, ...o });
-  return startNginxWith(binary, o.prefix, text, [o.httpPort, o.httpsPort, o.mtlsPort, o.passPort]);
+  return startNginxWith(binary, o.prefix, text, [o.httpPort, o.httpsPort, o.mtlsPort, o.mtlsResumePort, o.passPort]);
 }
 
 /** nginx with a given configuration text, ready once every port in `ports` accepts. */

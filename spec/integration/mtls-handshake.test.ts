@@ -193,6 +193,30 @@ describe('serial blocklist', () => {
     }
   });
 
+  it('refuses a listed device on a resumed session too (TLS 1.3 PSK and TLS 1.2 ticket): the serial is checked per request, not only at a full handshake', async () => {
+    // A resumed session skips certificate verification; the listed device's second connection
+    // offers the ticket its refused first connection got, and must still get 403, never 200.
+    const file = join(dir, 'blacklist-resumed.txt');
+    writeFileSync(file, '1ABCDEF0\n');
+    const pair = await startPair({ BlacklistPath: file });
+    try {
+      for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+        const agent = tlsAgent({ ca: tls.ca.cert, cert: certs.listed.cert, key: certs.listed.key }, { maxVersion });
+        const body = signedAuthBody({ mac: `02:00:00:07:03:0${maxVersion.at(-1)}` }, certs.listed.key);
+        const first = await postAuth(pair.url, agent, body);
+        assert.equal(first.status, 403, maxVersion);
+        assert.equal(first.sessionReused, false);
+        const resumed = await postAuth(pair.url, agent, body);
+        assert.equal(resumed.sessionReused, true, `${maxVersion}: the gateway resumes sessions (tickets on)`);
+        assert.equal(resumed.status, 403, `${maxVersion}: a resumed session of a listed device`);
+        agent.destroy();
+      }
+      assert.equal(admitted(pair.server), 0, 'the server saw nothing of the listed device');
+    } finally {
+      await pair.close();
+    }
+  });
+
   it('refuses to start with a missing or broken blocklist', async () => {
     for (const [content, why] of [[null, /no such file/], ['xyz\n', /line 1: not a hexadecimal serial/]] as const) {
       const file = join(dir, `broken-${why.source.length}.txt`);

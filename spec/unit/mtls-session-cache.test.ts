@@ -38,3 +38,15 @@ test('PreauthorizationCache: lifetime, delete, bounded with the oldest going fir
   cache.delete('e');
   assert.equal(cache.has('e'), false);
 });
+
+test('PreauthorizationCache: an add drops the expired entries it finds first, so devices that left do not stay until the cap', () => {
+  let now = 0;
+  const cache = new PreauthorizationCache(1000, () => now, 100);
+  for (let i = 0; i < 50; i++) cache.add(`left-${i}`);
+  now = 500;
+  cache.add('recent');
+  now = 1200;
+  cache.add('new');
+  assert.equal(cache.size, 2, 'the 50 expired entries went; the unexpired one stays');
+  assert.equal(cache.has('recent'), true);
+});
