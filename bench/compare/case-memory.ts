@@ -5,8 +5,11 @@ import { gbps, mb, systemRange, verdictLine, viaNginx, type BenchContext } from 
 import { startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './gateway-under-test';
 import { MAX_STEAL_PCT } from './rounds';
 
-// Memory: a fresh gateway's idle RSS, then its peak (all its processes, sampled every second)
-// while 200 devices download a cached 1 GiB artifact; nginx's under the same load beside it.
+// Memory: a fresh gateway's idle RSS, then its peak (all its processes, and each on its own,
+// sampled every second) while 200 devices download a cached 1 GiB artifact over HTTPS; nginx's
+// under the same load beside it. Issue 16's targets are per process: a one-process gateway idles
+// at ≤ 50 MB, a cluster primary (it only supervises) at ≤ 45 MB, and each serving process peaks
+// at ≤ 100 MB under that load.
 
 const MiB = 1024 * 1024;
 
@@ -39,15 +42,28 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
     const r = await runWrk({ url, connections: clients, seconds, threads: 2, timeoutSeconds: 600 });
     const note = systemNoteSince(before);
     notes.push(note);
-    return { peak: sampler.stop(), bytesPerSec: r.bytesPerSec, system: `steal ${note.stealPct.toFixed(0)}%, load ${note.load1.toFixed(1)}${note.stealPct > MAX_STEAL_PCT ? ' (steal above the limit: noisy)' : ''}` };
+    const peak = sampler.stop();
+    return { peak, each: sampler.peakEach(), bytesPerSec: r.bytesPerSec, system: `steal ${note.stealPct.toFixed(0)}%, load ${note.load1.toFixed(1)}${note.stealPct > MAX_STEAL_PCT ? ' (steal above the limit: noisy)' : ''}` };
   };
-  const g = await peakOf(() => gateway.pids(), gateway.link(presigned, 'http'));
-  const n = await peakOf(() => ctx.nginx.workerPids(), viaNginx(ctx, presigned, 'http'));
+  const g = await peakOf(() => gateway.pids(), gateway.link(presigned, 'https'));
+  const n = await peakOf(() => ctx.nginx.workerPids(), viaNginx(ctx, presigned, 'https'));
   const each = idlePids.length > 1 ? ` = ${idleEach.map(mb).join(' + ')} over ${idlePids.length} processes` : '';
-  ctx.print(`  gateway: idle ${mb(idle)}${each} (a bare node process: ${mb(bare)}), peak ${mb(g.peak)} (all its processes) at ${gbps(g.bytesPerSec)}; ${g.system}`);
+  // processTree lists the gateway's own process first: with workers it is the primary, which serves nothing.
+  const [primary, ...workers] = idlePids;
+  const serving = workers.length > 0 ? workers : [primary];
+  const servingPeaks = serving.map((pid) => g.each.get(pid) ?? 0);
+  const busiest = Math.max(...servingPeaks);
+  ctx.print(`  gateway: idle ${mb(idle)}${each} (a bare node process: ${mb(bare)}), peak ${mb(g.peak)} (all its processes; each serving process: ${servingPeaks.map(mb).join(', ')}) at ${gbps(g.bytesPerSec)}; ${g.system}`);
   ctx.print(`  nginx  : peak ${mb(n.peak)} (master + workers) at ${gbps(n.bytesPerSec)}; ${n.system}`);
   ctx.system = systemRange(notes.map((x) => x.load1), notes.map((x) => x.stealPct));
-  verdictLine(ctx, { name: `peak RSS, ${clients} downloads of ${size / MiB} MiB`, gateway: mb(g.peak), nginx: mb(n.peak), ratio: `gateway peak ${mb(g.peak)}`, target: '≤ 100 MB', met: g.peak <= 100e6 });
-  verdictLine(ctx, { name: 'idle RSS', gateway: mb(idle), nginx: '–', ratio: `gateway idle ${mb(idle)}`, target: '≤ 50 MB', met: idle <= 50e6 });
+  const who = workers.length > 0 ? `each of ${workers.length} workers` : 'one process';
+  verdictLine(ctx, { name: `peak RSS per serving process, ${clients} HTTPS downloads of ${size / MiB} MiB`, gateway: `${mb(busiest)} (${who})`, nginx: mb(n.peak), ratio: `all processes ${mb(g.peak)} vs nginx ${mb(n.peak)}: ${(g.peak / n.peak).toFixed(1)}×`, target: '≤ 100 MB', met: busiest <= 100e6 });
+  if (workers.length > 0) {
+    const idleWorker = Math.max(...idleEach.slice(1));
+    verdictLine(ctx, { name: 'idle RSS, cluster primary', gateway: mb(idleEach[0]), nginx: '–', ratio: `all ${idlePids.length} processes ${mb(idle)}`, target: '≤ 45 MB', met: idleEach[0] <= 45e6 });
+    verdictLine(ctx, { name: 'idle RSS, each worker', gateway: mb(idleWorker), nginx: '–', ratio: `bare node ${mb(bare)}`, target: '≤ 50 MB (as one process)', met: idleWorker <= 50e6 });
+  } else {
+    verdictLine(ctx, { name: 'idle RSS, one process', gateway: mb(idle), nginx: '–', ratio: `bare node ${mb(bare)}`, target: '≤ 50 MB', met: idle <= 50e6 });
+  }
   return gateway;
 }

@@ -49,10 +49,19 @@ export function rssBytes(pid: number): number {
   }
 }
 
-/** Sample the summed RSS of `pids()` every `everyMs`; stop() returns the peak. */
-export function sampleRss(pids: () => number[], everyMs = 1000): { stop(): number } {
+/** Sample RSS of `pids()` every `everyMs`; stop() returns the peak of the sum, peakEach() each process's own peak. */
+export function sampleRss(pids: () => number[], everyMs = 1000): { stop(): number; peakEach(): Map<number, number> } {
   let peak = 0;
-  const take = () => (peak = Math.max(peak, pids().reduce((sum, pid) => sum + rssBytes(pid), 0)));
+  const each = new Map<number, number>();
+  const take = () => {
+    let sum = 0;
+    for (const pid of pids()) {
+      const rss = rssBytes(pid);
+      sum += rss;
+      each.set(pid, Math.max(each.get(pid) ?? 0, rss));
+    }
+    peak = Math.max(peak, sum);
+  };
   take();
   const timer = setInterval(take, everyMs);
   return {
@@ -61,6 +70,7 @@ export function sampleRss(pids: () => number[], everyMs = 1000): { stop(): numbe
       take();
       return peak;
     },
+    peakEach: () => each,
   };
 }
 
