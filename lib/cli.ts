@@ -16,7 +16,8 @@ import type { GatewayConfig } from './config/types';
 import type { RunningGateway } from './gateway';
 import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
 import { planWorkers } from './server/worker-count';
-import { hostFacts, runPrimary, workerSink, type WorkerMessage } from './server/workers';
+import { hostFacts } from './server/host-memory';
+import { runPrimary, workerSink, type WorkerMessage } from './server/workers';
 
 const USAGE = `Mender Gateway (open-source drop-in)
 Usage: mender-gateway [flags]
@@ -109,10 +110,19 @@ async function run(argv: string[]): Promise<void> {
   if (fileProblems.length > 0) return fail(fileProblems, EXIT_USAGE);
 
   if (cluster.isPrimary) {
-    const plan = planWorkers(config, hostFacts());
+    const host = hostFacts();
+    const plan = planWorkers(config, host);
     if ('error' in plan) return fail([plan.error], EXIT_USAGE);
-    if (plan.count > 1) return runCluster(config, plan.count, plan.reason, log);
-    log.debug('single process', { reason: plan.reason });
+    // The choice and what it was made from, so an operator sees why a box runs 1 or N processes.
+    const mib = (n: number | null) => (n === null ? 'none' : `${Math.round(n / 2 ** 20)} MiB`);
+    log.info(plan.count > 1 ? 'worker processes' : 'single process', {
+      workers: plan.count,
+      reason: plan.reason,
+      cores: host.cores,
+      memory_available: mib(host.available),
+      cgroup_memory_limit: mib(host.cgroupLimit),
+    });
+    if (plan.count > 1) return runCluster(config, plan.count, log);
   }
 
   // Handlers go in before the listeners open: a signal during start-up still shuts down cleanly.
@@ -153,11 +163,10 @@ async function run(argv: string[]): Promise<void> {
 }
 
 /** The primary of a cluster: the link secret made once, then the workers (lib/server/workers.ts). */
-async function runCluster(config: Readonly<GatewayConfig>, count: number, reason: string, log: Logger): Promise<void> {
+async function runCluster(config: Readonly<GatewayConfig>, count: number, log: Logger): Promise<void> {
   const proxy = config.Features.ArtifactsProxy;
   // A generated secret is written before any worker starts, so every worker signs alike.
   if (proxy.Enabled) await resolveLinkSecret(proxy.ArtifactsCache.SignatureSecret, proxy.ArtifactsCache.Path, log);
-  log.info('worker processes', { workers: count, reason });
   const code = await runPrimary({ count, log, drainMs: parseDuration(config.ShutdownTimeout) + 5_000 });
   process.exit(code);
 }

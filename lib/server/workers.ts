@@ -1,10 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
-import { readFileSync } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
 import { isToPrimary } from '../journal/journal-ipc';
 import type { JournalHost } from '../journal/journal-host';
 import type { Logger, Sink } from '../observe/log';
-import type { HostFacts } from './worker-count';
 
 // The cluster primary (issue 11): forks N workers that each run the whole gateway; cluster
 // shares their listeners (round-robin on Linux). A worker that dies after it was serving is
@@ -228,14 +225,3 @@ export function workerSink(id: number, out: Sink = process.stderr): Sink {
   return { write: (line: string) => out.write(line.endsWith('\n') ? `${line.slice(0, -1)} worker=${id}\n` : line) };
 }
 
-/** Cores and memory of this host, the memory capped by a cgroup v2 limit (containers). */
-export function hostFacts(): HostFacts {
-  let memory = totalmem();
-  try {
-    const limit = readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim();
-    if (/^\d+$/.test(limit)) memory = Math.min(memory, Number(limit));
-  } catch {
-    // no cgroup v2 limit readable: the host's memory
-  }
-  return { cores: availableParallelism(), memory };
-}
