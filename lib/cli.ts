@@ -15,6 +15,7 @@ import { resolveLinkSecret } from './artifacts/link-secret';
 import type { GatewayConfig } from './config/types';
 import type { RunningGateway } from './gateway';
 import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
+import { devicesServed, readOpenFileLimit, RESERVED_FILES, watchOutOfFiles, type OpenFileLimit } from './observe/out-of-files';
 import { planWorkers } from './server/worker-count';
 import { hostFacts } from './server/host-memory';
 import { runPrimary, workerSink, type WorkerMessage } from './server/workers';
@@ -122,6 +123,7 @@ async function run(argv: string[]): Promise<void> {
       memory_available: mib(host.available),
       cgroup_memory_limit: mib(host.cgroupLimit),
     });
+    logOpenFileLimit(await readOpenFileLimit(), plan.count, log);
     if (plan.count > 1) return runCluster(config, plan.count, log);
   }
 
@@ -140,6 +142,7 @@ async function run(argv: string[]): Promise<void> {
     // Loaded here, not at the top: a cluster primary serves nothing and never loads the
     // gateway's modules (http-proxy, TLS, the cache: ~15 MB of RSS it would hold for nothing).
     const { startGateway } = await import('./gateway');
+    watchOutOfFiles(log, (await readOpenFileLimit())?.soft ?? null);
     gateway = await startGateway(config, log);
   } catch (err) {
     fail([(err as Error).message], EXIT_START);
@@ -169,6 +172,15 @@ async function runCluster(config: Readonly<GatewayConfig>, count: number, log: L
   if (proxy.Enabled) await resolveLinkSecret(proxy.ArtifactsCache.SignatureSecret, proxy.ArtifactsCache.Path, log);
   const code = await runPrimary({ count, log, drainMs: parseDuration(config.ShutdownTimeout) + 5_000 });
   process.exit(code);
+}
+
+/** How many devices the open-file limit lets the gateway serve, warned about when it is few. */
+function logOpenFileLimit(limit: OpenFileLimit | null, processes: number, log: Logger): void {
+  if (limit === null) return log.warn('open-file limit unknown (no /proc/self/limits)');
+  const devices = Number.isFinite(limit.soft) ? devicesServed(limit.soft) * processes : Infinity;
+  const fields = { soft: limit.soft, hard: limit.hard, devices_at_once: devices, rule: `(soft - ${RESERVED_FILES}) / 2 per process` };
+  if (devices < 1000) log.warn('open-file limit serves fewer than 1,000 devices at once: raise it (systemd LimitNOFILE=, ulimit -n)', fields);
+  else log.info('open-file limit', fields);
 }
 
 /**

@@ -10,6 +10,7 @@ import { createRequestContext, type RequestContext, type Route } from './http/ro
 import { aliveRoute, createRouter, type Router } from './http/router';
 import { logWhenDone } from './observe/access-log';
 import type { Logger } from './observe/log';
+import { noteOutOfFiles } from './observe/out-of-files';
 import { createArtifactProxy } from './artifacts/artifact-route';
 import { createArtifactCache } from './cache/artifact-cache';
 import { cacheMetrics } from './observe/metrics';
@@ -136,6 +137,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       server.on('tlsClientError', (err: Error, socket: Socket) => log.debug('TLS handshake failed', { err: err.message, client: socket.remoteAddress }));
     }
     const address = await listen(server, listenSetting, key);
+    // An accept that fails (descriptors ran out and libuv's reserve was spent) must not crash
+    // the process: counted into the out-of-files line; anything else is logged.
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      if (!noteOutOfFiles(err, 'connections')) log.error('listener error', { listener: protocol, err: err.code ?? err.message });
+    });
     addresses[protocol] = address;
     log.info('listening', { listener: protocol, address: formatAddress(address.address, address.port) });
     return { protocol, server, upgraded };

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { rawJsonResponse } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
+import { isOutOfFiles, noteOutOfFiles } from '../observe/out-of-files';
 
 // A device's WebSocket (any Upgrade) to the Mender server, held for hours by 10,000 devices at
 // once (issue 16): one upstream connection, the request head written once, the response head
@@ -40,9 +41,10 @@ export function tunnelUpgrade(o: TunnelOptions, req: IncomingMessage, device: So
   const fail = (err: Error & { code?: string }) => {
     if (answered) return;
     answered = true;
-    log.warn('websocket to upstream failed', { err: err.code ?? err.message });
     upstream.destroy();
-    if (device.writable) device.end(rawJsonResponse(err.code === 'ETIMEDOUT' ? 504 : 502, err.code === 'ETIMEDOUT' ? 'upstream server timed out' : `upstream server unreachable: ${err.code ?? err.message}`, requestId));
+    const [status, message] = answerFor(err);
+    if (!noteOutOfFiles(err, 'websocket dials')) log.warn('websocket to upstream failed', { err: err.code ?? err.message });
+    if (device.writable) device.end(rawJsonResponse(status, message, requestId));
     else device.destroy();
   };
   upstream.setTimeout(o.timeoutMs, () => fail(Object.assign(new Error('no response head'), { code: 'ETIMEDOUT' })));
@@ -70,6 +72,12 @@ export function tunnelUpgrade(o: TunnelOptions, req: IncomingMessage, device: So
     else finishRefused(upstream, device, all, end + HEAD_END.length, o.timeoutMs);
   };
   upstream.on('data', onHead);
+}
+
+function answerFor(err: Error & { code?: string }): [number, string] {
+  if (isOutOfFiles(err)) return [503, `gateway out of file descriptors (${err.code}): retry later`];
+  if (err.code === 'ETIMEDOUT') return [504, 'upstream server timed out'];
+  return [502, `upstream server unreachable: ${err.code ?? err.message}`];
 }
 
 /** Request line and headers as upstream gets them; Host is upstream's own. */

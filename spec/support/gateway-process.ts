@@ -30,6 +30,8 @@ export interface StartGatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Own process group: a Ctrl-C on the terminal reaches only the parent, which stops it. */
   detached?: boolean;
+  /** Start under `ulimit -n N` (the shell execs node, so the pid is the gateway's). */
+  openFileLimit?: number;
 }
 
 /** Write a gateway config (the product's mender-gateway.conf JSON shape) into dir. */
@@ -44,7 +46,8 @@ const LISTENING = /msg="?listening"?.*\blistener=(\w+).*\baddress=(\S+)/;
 export async function startGateway(opts: StartGatewayOptions): Promise<GatewayProcess> {
   const args = [GATEWAY_BIN, '--config', opts.configFile];
   if (opts.logLevel) args.push('--log-level', opts.logLevel);
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
+  const [command, argv] = opts.openFileLimit ? ['/bin/sh', ['-c', `ulimit -n ${opts.openFileLimit} && exec "$0" "$@"`, process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(command, argv, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   const killOnExit = (): void => { child.kill('SIGKILL'); };
   process.on('exit', killOnExit);
   const chunks: string[] = [];
