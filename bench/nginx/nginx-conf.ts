@@ -58,14 +58,7 @@ ${cachedLocation('/bucket/', 'static_origin', o.staticPort)}`;
 function mtlsLocations(): string {
   return `
     location = /api/internal/v1/gateway/alive { return 204; }
-    location / {
-      proxy_pass http://next_stub;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }`;
+    ${nextStubLocation()}`;
 }
 
 function cachedLocation(prefix: string, upstream: string, port: number): string {
