@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { visitEveryPeriod } from '../load/every-member';
 
 // The upstream of the connection bench, in a process of its own (forked, IPC): a deviceconnect
 // stand-in that checks nothing heavy. /api/devices/v1/deviceconnect/connect upgrades to a
@@ -32,22 +33,10 @@ function main(): void {
       ws.ping();
     });
   });
-  // One timer for all sockets: each tick pings the slice due, so every socket is pinged once
-  // per period without 10,000 timers.
-  const TICK_MS = 100;
-  let cursor: IterableIterator<WebSocket> | undefined;
-  setInterval(() => {
-    let n = Math.ceil((sockets.size * TICK_MS) / pingMs);
-    while (n-- > 0) {
-      cursor ??= sockets.values();
-      const next = cursor.next();
-      if (next.done) {
-        cursor = undefined;
-        break;
-      }
-      if (next.value.readyState === next.value.OPEN) next.value.ping();
-    }
-  }, TICK_MS).unref();
+  // deviceconnect pings each device once per period.
+  visitEveryPeriod(sockets, pingMs, (ws) => {
+    if (ws.readyState === ws.OPEN) ws.ping();
+  }).unref();
   server.listen(0, '127.0.0.1', () => {
     process.send!({ ready: true, port: (server.address() as { port: number }).port });
   });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import WebSocket from 'ws';
+import { visitEveryPeriod } from './every-member';
 
 // A share of the connection bench's devices, in a process of its own (forked, IPC): each device
 // holds a WebSocket over TLS to deviceconnect's path through the proxy under test, pings it as
@@ -134,26 +135,14 @@ async function connect(count: number): Promise<ConnectResult> {
 }
 
 // Like mender-connect: one ping per period per device; a ping still unanswered when the next is
-// due counts as a missed pong. One timer walks the set in slices instead of 2,500 timers.
-const TICK_MS = 100;
-let cursor: IterableIterator<WebSocket> | undefined;
-setInterval(() => {
-  let n = Math.ceil((sockets.size * TICK_MS) / setup.pingMs);
-  while (n-- > 0) {
-    cursor ??= sockets.values();
-    const next = cursor.next();
-    if (next.done) {
-      cursor = undefined;
-      break;
-    }
-    const ws = next.value;
-    if (ws.readyState !== WebSocket.OPEN) continue;
-    if (awaitingPong.has(ws)) pongsMissing++;
-    awaitingPong.add(ws);
-    ws.ping('60');
-    pingsSent++;
-  }
-}, TICK_MS);
+// due counts as a missed pong.
+visitEveryPeriod(sockets, setup.pingMs, (ws) => {
+  if (ws.readyState !== WebSocket.OPEN) return;
+  if (awaitingPong.has(ws)) pongsMissing++;
+  awaitingPong.add(ws);
+  ws.ping('60');
+  pingsSent++;
+});
 
 /** deployments/next on a keep-alive TLS connection of its own: one request at a time, 204 expected. */
 class Poller {

@@ -4,11 +4,12 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 
 // Validates response bodies against Mender's own bundled OpenAPI file
-// (shared/specs/mender/openapi3/dist/openapi.yaml, all $refs internal). The document is added to
+// (spec/contracts/mender/openapi3/dist/openapi.yaml, all $refs internal). The document is added to
 // ajv whole, and each response schema is compiled by its JSON pointer, so internal $refs resolve.
 // strict is off because OpenAPI schemas carry `example`, `nullable` and formats ajv does not know.
 
-export const MENDER_SPECS_DIR = process.env.MENDER_SPECS_DIR ?? resolve(__dirname, '../../../../shared/specs/mender');
+// The copy kept in the project (spec/contracts/mender/README.md), so a bare clone runs the contract tests.
+export const MENDER_SPECS_DIR = process.env.MENDER_SPECS_DIR ?? resolve(__dirname, '../../../spec/contracts/mender');
 
 type Json = Record<string, unknown>;
 
