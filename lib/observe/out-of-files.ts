@@ -100,10 +100,11 @@ export function watchOutOfFiles(log: Logger, limit: number | null, watchMs = 200
 
 /** Report an EMFILE/ENFILE; false (and nothing done) for any other error. */
 export function noteOutOfFiles(err: unknown, what: string): boolean {
-  if (!isOutOfFiles(err)) return false;
+  // Before watchOutOfFiles (the gateway run as a library): the caller logs as usual.
+  if (!alarm || !isOutOfFiles(err)) return false;
   let e = err as { code?: string; cause?: unknown };
   while (e.code !== 'EMFILE' && e.code !== 'ENFILE' && e.cause) e = e.cause as typeof e;
-  alarm?.note(what, e.code);
+  alarm.note(what, e.code);
   return true;
 }
 
