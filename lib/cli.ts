@@ -110,6 +110,7 @@ async function run(argv: string[]): Promise<void> {
   const fileProblems = checkConfigFiles(config);
   if (fileProblems.length > 0) return fail(fileProblems, EXIT_USAGE);
 
+  const fileLimit = await readOpenFileLimit();
   if (cluster.isPrimary) {
     const host = hostFacts();
     const plan = planWorkers(config, host);
@@ -123,7 +124,7 @@ async function run(argv: string[]): Promise<void> {
       memory_available: mib(host.available),
       cgroup_memory_limit: mib(host.cgroupLimit),
     });
-    logOpenFileLimit(await readOpenFileLimit(), plan.count, log);
+    logOpenFileLimit(fileLimit, plan.count, log);
     if (plan.count > 1) return runCluster(config, plan.count, log);
   }
 
@@ -142,7 +143,7 @@ async function run(argv: string[]): Promise<void> {
     // Loaded here, not at the top: a cluster primary serves nothing and never loads the
     // gateway's modules (http-proxy, TLS, the cache: ~15 MB of RSS it would hold for nothing).
     const { startGateway } = await import('./gateway');
-    watchOutOfFiles(log, (await readOpenFileLimit())?.soft ?? null);
+    watchOutOfFiles(log, fileLimit?.soft ?? null);
     gateway = await startGateway(config, log);
   } catch (err) {
     fail([(err as Error).message], EXIT_START);

@@ -4,8 +4,8 @@ import type { JournalHost } from '../journal/journal-host';
 import type { Logger, Sink } from '../observe/log';
 
 // The cluster primary (issue 11): forks N workers that each run the whole gateway; cluster
-// shares their listeners (round-robin on Linux). A worker that dies after it was serving is
-// replaced; SIGTERM/SIGINT drain every worker (each finishes its requests in flight, as a
+// shares their listeners (each worker accepts its own connections, below). A worker that dies
+// after it was serving is replaced; SIGTERM/SIGINT drain every worker (each finishes its requests in flight, as a
 // single process would). SIGHUP is passed to every worker, which reloads in place as a
 // single process does (issue 7: certificate, key, mTLS files, log level; open connections,
 // WebSockets included, go on). SIGUSR2 replaces the workers one at a time, each new one
