@@ -15,15 +15,19 @@ import { createArtifactProxy } from './artifacts/artifact-route';
 import { createArtifactCache } from './cache/artifact-cache';
 import { cacheMetrics } from './observe/metrics';
 import { cacheView } from './observe/status-page/cache-view';
-import { startAdminServer, type AdminServer } from './admin/admin-server';
+import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
-import { createInventoryRoute } from './device-system/inventory-route';
 import { openReportJournaling } from './journal/report-journaling';
-import { createMtlsAdmission } from './mtls/mtls-admission';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
 import { closeGracefully, createDeviceServer, listen, tlsOptionsFor, type DeviceServer, type Protocol } from './server/listeners';
+
+// A feature's modules load only when it is configured (issue 16: an idle gateway pays for what
+// it uses); `import type` above keeps the types.
+const loadMtls = () => require('./mtls/mtls-admission') as typeof import('./mtls/mtls-admission');
+const loadAdmin = () => require('./admin/admin-server') as typeof import('./admin/admin-server');
+const loadInventory = () => require('./device-system/inventory-route') as typeof import('./device-system/inventory-route');
 
 // Composes the running gateway from a validated config: upstream, route table, listeners.
 // A request's path: listener → context (request id, client address) → access log → route
@@ -61,7 +65,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       : undefined;
   const artifactProxy = await createArtifactProxy({ config, log, upstream, artifactServer: artifactCache });
   // Features.mTLS (issue 6): client certificates on HTTPS, auth_requests preauthorized upstream.
-  const mtls = config.Features.mTLS.Enabled ? createMtlsAdmission(config.Features.mTLS, upstream, log) : undefined;
+  const mtls = config.Features.mTLS.Enabled ? loadMtls().createMtlsAdmission(config.Features.mTLS, upstream, log) : undefined;
   const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
   // Features.ReportJournal (issue 10): reports kept on disk while upstream is unreachable; its
   // inventory route applies DeviceSystem itself, so it comes first.
@@ -70,7 +74,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
   const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)) });
   // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.
-  if (config.Features.DeviceSystem.Enabled) routes.push(createInventoryRoute(config.Features.DeviceSystem, upstream));
+  if (config.Features.DeviceSystem.Enabled) routes.push(loadInventory().createInventoryRoute(config.Features.DeviceSystem, upstream));
   const routed = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
   const router = journaling ? journaling.ordered(routed) : routed;
 
@@ -95,7 +99,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     cacheMetrics.watch(() => ({ entries: cache.index.all().length, bytes: cache.index.usedBytes(), fillsInProgress: cache.activeFills }));
   }
   const admin = config.Metrics.Enabled
-    ? startAdminServer({ listen: config.Metrics.Listen, log, sources: { upstreamUrl: upstream.target.href, cache: artifactCache && cacheView(artifactCache) } })
+    ? loadAdmin().startAdminServer({ listen: config.Metrics.Listen, log, sources: { upstreamUrl: upstream.target.href, cache: artifactCache && cacheView(artifactCache) } })
     : undefined;
 
   async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {

@@ -20,7 +20,10 @@ import { serveCachedFile } from './serve-cached-file';
 import { serveGrowingFile } from './serve-growing-file';
 import { serveUncached } from './serve-uncached';
 import { SingleFlight } from './single-flight';
-import { createSharedCache, type SharedCache, type SharedTiming } from './s3-shared-cache';
+import type { SharedCache, SharedTiming } from './s3-shared-cache';
+
+// The S3 shared cache's modules load only where ArtifactsCache.S3 is on.
+const loadSharedCache = () => require('./s3-shared-cache') as typeof import('./s3-shared-cache');
 
 // Features.ArtifactsProxy.ArtifactsCache (issue 5): one origin download per artifact
 // whatever the number of devices or gateway processes, streamed to every waiting device
@@ -188,7 +191,7 @@ export async function createArtifactCache(opts: ArtifactCacheOptions): Promise<A
   const { config } = opts;
   if (typeof config.Path !== 'string' || config.Path === '') throw new TypeError('expected ArtifactsCache.Path to be a directory, got an empty value');
   if (!Number.isSafeInteger(config.MaxSize) || config.MaxSize < 0) throw new TypeError(`expected ArtifactsCache.MaxSize to be a byte count ≥ 0, got ${String(config.MaxSize)}`);
-  const shared = config.S3?.Enabled ? (opts.shared ?? createSharedCache(config.S3, opts.log, opts.tuning?.shared)) : undefined;
+  const shared = config.S3?.Enabled ? (opts.shared ?? loadSharedCache().createSharedCache(config.S3, opts.log, opts.tuning?.shared)) : undefined;
   const cache = new ArtifactCache({ ...opts, shared });
   const staleMs = opts.tuning?.staleMs ?? DEFAULT_STALE_MS;
   await recoverCache({ layout: cache.layout, index: cache.index, log: opts.log.child({ component: 'artifact-cache' }), staleMs });

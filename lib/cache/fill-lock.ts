@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import * as lockfile from 'proper-lockfile';
+import type * as lockfile from 'proper-lockfile';
 import { randomBytes } from 'node:crypto';
 import { deadOwnerHere, lockTarget, ownerPath, ownerRecord, type CacheLayout } from './cache-layout';
 import { lockAbandoned } from './recover-cache';
@@ -50,6 +50,11 @@ export interface LockTiming {
 }
 
 /** Take the fill lock for `id`, or null when another live process holds it. */
+// proper-lockfile and what it pulls in (graceful-fs patches fs) cost ~5 MB of RSS: loaded at
+// the first fill, not by a gateway that only serves what it has.
+let lockfileModule: typeof lockfile | undefined;
+const lockFile = (): typeof lockfile => (lockfileModule ??= require('proper-lockfile') as typeof lockfile);
+
 export async function tryFillLock(layout: CacheLayout, id: string, timing: LockTiming): Promise<HeldLock | null> {
   const target = lockTarget(layout, id);
   const compromised = new AbortController();
@@ -62,14 +67,14 @@ export async function tryFillLock(layout: CacheLayout, id: string, timing: LockT
   };
   let release: () => Promise<void>;
   try {
-    release = await lockfile.lock(target, options);
+    release = await lockFile().lock(target, options);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
     // A kill -9'd holder on this host is known dead at once; no need to wait out `stale`.
     if (!(await lockAbandoned(`${target}.lock`, ownerPath(layout, id), timing.staleMs))) return null;
     await fsp.rm(`${target}.lock`, { recursive: true, force: true });
     try {
-      release = await lockfile.lock(target, options);
+      release = await lockFile().lock(target, options);
     } catch (again) {
       if ((again as NodeJS.ErrnoException).code === 'ELOCKED') return null;
       throw again;

@@ -39,12 +39,15 @@ export const metricsRegistry = {
   },
 };
 
-/** Node's process metrics (memory, CPU, start time, event loop), collected at scrape time. */
+/**
+ * Node's process metrics (memory, CPU, start time, event loop), collected at scrape time. The
+ * registry, and prom-client with it (~2 MB of RSS), is made at the first scrape, not at start:
+ * GC and event-loop-lag figures count from then.
+ */
 export function enableProcessMetrics(): void {
   if (processMetrics) return;
   processMetrics = true;
-  if (registry === undefined) prometheus();
-  else loadPrometheus().addProcessMetrics(registry);
+  if (registry !== undefined) loadPrometheus().addProcessMetrics(registry);
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);

@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import httpProxy from 'http-proxy';
+import type httpProxy from 'http-proxy';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
@@ -27,7 +27,10 @@ type ProxyServer = httpProxy<IncomingMessage, ServerResponse> & { webPasses: { n
 /** An http-proxy instance with our guards; used for pass-through and (selfHandleResponse) rewrites. */
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { upstream } = options;
-  const proxy = httpProxy.createProxyServer<IncomingMessage, ServerResponse>({
+  // Loaded here, not at start: only WebSockets behind an outbound proxy and the buffered-body
+  // routes come this way.
+  const { createProxyServer: create } = require('http-proxy') as typeof httpProxy;
+  const proxy = create<IncomingMessage, ServerResponse>({
     target: upstream.target.href,
     agent: upstream.agent,
     changeOrigin: true,

@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, rootCertificates } from 'node:tls';
-import { HttpsProxyAgent } from 'https-proxy-agent';
+import type { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 import type { Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/types';
@@ -60,7 +60,7 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
     let agent = agents.get(key);
     if (!agent) {
       const common = { keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
-      if (proxy) agent = new TunnelAgent(proxy, tls, common) as unknown as http.Agent;
+      if (proxy) agent = tunnelAgent(proxy, tls, common) as unknown as http.Agent;
       else agent = url.protocol === 'https:' ? new https.Agent({ ...common, ...tls }) : new http.Agent(common);
       agents.set(key, agent);
     }
@@ -109,20 +109,17 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
 
 /**
  * https-proxy-agent takes the target's TLS options from each request, not from the agent:
- * add the upstream trust settings to every tunnelled connection.
+ * add the upstream trust settings to every tunnelled connection. The class is made (and
+ * https-proxy-agent loaded) only where an outbound proxy applies.
  */
-class TunnelAgent extends HttpsProxyAgent<string> {
-  constructor(
-    proxy: string,
-    private readonly tls: https.AgentOptions,
-    options: http.AgentOptions,
-  ) {
-    super(proxy, options);
+function tunnelAgent(proxy: string, tls: https.AgentOptions, options: http.AgentOptions): HttpsProxyAgent<string> {
+  const { HttpsProxyAgent: Base } = require('https-proxy-agent') as typeof import('https-proxy-agent');
+  class TunnelAgent extends Base<string> {
+    override connect(req: http.ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]) {
+      return super.connect(req, { ...opts, ...tls } as typeof opts);
+    }
   }
-
-  override connect(req: http.ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]) {
-    return super.connect(req, { ...opts, ...this.tls } as typeof opts);
-  }
+  return new TunnelAgent(proxy, options);
 }
 
 /** The proxy URL for a target, honouring NO_PROXY (comma- or space-separated, as Go and curl do). */
