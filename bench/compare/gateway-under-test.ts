@@ -55,8 +55,9 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
       },
       ...(mtls ? { mTLS: { Enabled: true, CACertificate: s.mtlsCa, MenderUsername: 'admin@example.com', MenderPassword: 'correcthorse' } } : {}),
     },
-    // Metrics on, as issue 16's idle target has it (and as an operator would run it).
-    Metrics: { Enabled: true, Listen: '127.0.0.1:0' },
+    // One process: Metrics on, as issue 16's one-process idle target has it. Not with workers:
+    // there the auto rule would fall back to one process (metrics are per process).
+    ...(workersKey === 1 ? { Metrics: { Enabled: true, Listen: '127.0.0.1:0' } } : {}),
     ...(workersKey !== undefined ? { Workers: workersKey } : {}),
     // Info until it has logged its listeners (that is how the ports are read) ...
     LogLevel: 'info',
