@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
+import { PROTO_CONTROL, PROTO_FILE_TRANSFER, PROTO_SHELL, decodeBody, decodeProtoMsg, encodeProtoMsg, type ProtoMsg } from '../../fixtures/mender-server/protomsg';
 import { MenderSpec } from '../support/spec-validator';
 
 interface Reply {
@@ -333,10 +334,11 @@ describe('mender server emulator', () => {
     assert.equal(noToken.status, 401);
   });
 
-  it('echoes deviceconnect WebSocket messages for a device with a JWT and refuses one without', async () => {
+  it('deviceconnect: refuses a device without a JWT; answers ProtoMsg pings; a user’s shell and file transfer reach the device', async () => {
     const device = new FakeDevice('ed25519', { mac: '02:00:00:00:07:01' });
     await device.authenticate(server.url);
-    server.acceptDevice(server.deviceByIdentity(device.identity)!.id);
+    const id = server.deviceByIdentity(device.identity)!.id;
+    server.acceptDevice(id);
     await device.authenticate(server.url);
     const wsUrl = server.url.replace(/^http/, 'ws') + '/api/devices/v1/deviceconnect/connect';
     const refused = await new Promise<number>((resolve, reject) => {
@@ -349,11 +351,50 @@ describe('mender server emulator', () => {
     const ws = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${device.token}` } });
     try {
       await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-      const echoed = new Promise<{ data: Buffer; isBinary: boolean }>((resolve) => ws.once('message', (data, isBinary) => resolve({ data: data as Buffer, isBinary })));
-      ws.send(Buffer.from([0x82, 0xa3, 0x68, 0x64, 0x72]), { binary: true });
-      const got = await echoed;
-      assert.equal(got.isBinary, true);
-      assert.deepEqual([...got.data], [0x82, 0xa3, 0x68, 0x64, 0x72]);
+      await server.deviceconnect.waitForDevice(id, 5000);
+      const frames: ProtoMsg[] = [];
+      const arrived: (() => void)[] = [];
+      ws.on('message', (data) => {
+        frames.push(decodeProtoMsg(data as Buffer)!);
+        for (const wake of arrived.splice(0)) wake();
+      });
+      const next = async (pred: (m: ProtoMsg) => boolean): Promise<ProtoMsg> => {
+        for (;;) {
+          const found = frames.find(pred);
+          if (found) return found;
+          await new Promise<void>((r) => arrived.push(r));
+        }
+      };
+      // A device's control ping gets a pong with its session id.
+      ws.send(encodeProtoMsg({ hdr: { proto: PROTO_CONTROL, typ: 'ping', sid: 'control-1' } }));
+      assert.deepEqual((await next((m) => m.hdr.typ === 'pong')).hdr, { proto: PROTO_CONTROL, typ: 'pong', sid: 'control-1' });
+
+      // A shell, as mender-connect answers one: 'new' accepted, input echoed back as output.
+      const opening = server.deviceconnect.openShell(id, 5000);
+      const newShell = await next((m) => m.hdr.proto === PROTO_SHELL && m.hdr.typ === 'new');
+      assert.equal(newShell.hdr.props?.user_id, 'remote-user');
+      const sid = newShell.hdr.sid!;
+      ws.send(encodeProtoMsg({ hdr: { proto: PROTO_SHELL, typ: 'new', sid, props: { status: 1 } }, body: Buffer.from('Shell started') }));
+      const shell = await opening;
+      ws.on('message', (data) => {
+        const m = decodeProtoMsg(data as Buffer)!;
+        if (m.hdr.typ === 'shell') ws.send(encodeProtoMsg({ hdr: { proto: PROTO_SHELL, typ: 'shell', sid, props: { status: 1 } }, body: Buffer.from(`out:${Buffer.from(m.body!).toString()}`) }));
+      });
+      shell.write('uname\n');
+      assert.equal(await shell.waitFor(/out:uname/, 5000), 'out:uname');
+
+      // File transfer: offsets go to the device as int64 (mender-connect requires it).
+      const upload = server.deviceconnect.uploadFile(id, '/tmp/x.bin', Buffer.alloc(40_000, 7), 5000);
+      const put = await next((m) => m.hdr.typ === 'put_file');
+      assert.equal(decodeBody<{ path: string; size: number }>(put.body)?.path, '/tmp/x.bin');
+      ws.send(encodeProtoMsg({ hdr: { proto: PROTO_FILE_TRANSFER, typ: 'ack', sid: put.hdr.sid, props: { offset: 0 } } }));
+      await next((m) => m.hdr.typ === 'file_chunk' && m.hdr.props?.offset === 40_000);
+      const raw = (frames.filter((m) => m.hdr.typ === 'file_chunk').map((m) => m.hdr.props?.offset));
+      assert.deepEqual(raw, [0, 32768, 40_000]);
+      ws.send(encodeProtoMsg({ hdr: { proto: PROTO_FILE_TRANSFER, typ: 'ack', sid: put.hdr.sid, props: { offset: 40_000 } } }));
+      await upload;
+      shell.close();
+      assert.equal((await next((m) => m.hdr.typ === 'stop')).hdr.sid, sid);
     } finally {
       ws.terminate();
     }
