@@ -1,4 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -65,6 +66,11 @@ export interface Client5 {
   logTail(lines?: number): string;
   /** The daemon that is no longer running, or null while both run. */
   deadDaemon(): string | null;
+  /**
+   * The auth key's public half (SPKI PEM): mender-auth makes its own Ed25519 key on first start
+   * and signs auth requests with it, even when a client certificate is configured.
+   */
+  publicKeyPem(): string;
 }
 
 export interface Client5Fleet {
@@ -111,6 +117,7 @@ function makeClient(index: number, mac: string, dir: string): Client5 {
     // The module's cwd is <data>/modules/v3/payloads/0000/tree, as with 3.4.
     installedPath: (fileName) => join(dataDir, 'dest', fileName),
     logTail: (lines = 20) => `[mender-update]\n${tail(logFile, lines)}\n[mender-auth]\n${tail(authLogFile, Math.ceil(lines / 2))}`,
+    publicKeyPem: () => createPublicKey(readFileSync(join(dataDir, 'mender-agent.pem'))).export({ type: 'spki', format: 'pem' }).toString(),
     deadDaemon: () => ['mender-auth', 'mender-update'].find((d) => !pidAlive(join(dir, 'run', `${d}.pid`))) ?? null,
   };
 }
