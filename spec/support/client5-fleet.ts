@@ -93,7 +93,9 @@ function macFor(prefix: string, index: number): string {
 /** The last lines of a log, device tokens masked: at debug level both daemons log request headers. */
 function tail(file: string, lines: number): string {
   if (!existsSync(file)) return '(no log)';
-  const text = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  // Only the records' first lines: the header dumps of debug records would fill the tail.
+  const records = readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('record_id='));
+  const text = records.slice(-lines).map((l) => l.replace(/^record_id=\d+ /, '')).join('\n');
   return text.replace(/(Bearer\s+)[\w.-]+/gi, '$1<redacted>');
 }
 
@@ -155,7 +157,9 @@ export async function startClient5Fleet(opts: Client5Options): Promise<Client5Fl
   const stopAll = async (): Promise<void> => {
     await Promise.all(clients.map((c) => run(join(scripts, 'stop-instance.sh'), [c.dir], { env: { ...env, STOP_TIMEOUT: '5' } }).catch(() => undefined)));
     for (const c of clients) live.delete(c.dir);
-    rmSync(dir, { recursive: true, force: true });
+    // CLIENT5_KEEP=1 keeps the instances' dirs (configs, logs) to look into a failure.
+    if (process.env.CLIENT5_KEEP === '1') process.stderr.write(`client 5 fleet kept in ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   };
   const logTails = (lines = 15, maxClients = 3): string =>
     clients.slice(0, maxClients).map((c) => `--- client5 ${c.index} (${c.mac}) ${c.dir}\n${c.logTail(lines)}`).join('\n');
@@ -214,3 +218,6 @@ export const CLIENT5_STATUSES = ['downloading', 'installing', 'installing', 'suc
 
 /** Log lines of client 5's retry paths: a healthy run takes none of them. */
 export const CLIENT5_RETRY = /Resuming download|Retry \d+\/|will retry|retrying/i;
+
+/** Client 5's log line once the last status of a deployment was answered (by upstream or the journal). */
+export const CLIENT5_FINISHED = /Deployment with ID \S+ finished with status: (Success|Failure)/;
