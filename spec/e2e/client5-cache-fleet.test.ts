@@ -39,6 +39,12 @@ test(`${CLIENTS} client 5.1 devices update through the cache; the store sends th
   assert.ok(sent <= 1.1 * artifact.size, `the store sent ${sent} bytes for a ${artifact.size}-byte artifact`);
   assert.equal(readdirSync(join(dir, 'cache', 'v1', 'objects')).filter((n) => n.endsWith('.json')).length, 1);
   assert.deepEqual(fleet.logsMatching(CLIENT5_RETRY).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  // Client 5.1 on the wire, as the emulator saw it through the gateway (3.4: Go-http-client/1.1,
+  // Accept-Encoding: gzip, no Accept).
+  const apiCall = server.calls.find((c) => c.deviceId === run.deviceIds[0] && /\/inventory\/device\/attributes$/.test(c.path))!;
+  t.diagnostic(`client 5.1 API call headers at the emulator: user-agent=${apiCall.headers['user-agent']} accept=${apiCall.headers.accept} accept-encoding=${apiCall.headers['accept-encoding'] ?? '(none)'}`);
+  assert.equal(apiCall.headers['user-agent'], 'Mender/5.1.0');
+  assert.equal(apiCall.headers.accept, 'application/json');
   const logged = gateway.output();
   assert.match(logged, /msg="artifact cached"/);
   assert.doesNotMatch(logged, /X-Amz-Signature=[0-9a-f]/i, 'a presigned signature appears in the gateway log');

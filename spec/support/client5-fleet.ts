@@ -99,6 +99,10 @@ function tail(file: string, lines: number): string {
   return text.replace(/(Bearer\s+)[\w.-]+/gi, '$1<redacted>');
 }
 
+function rawTail(file: string): string {
+  return existsSync(file) ? readFileSync(file, 'utf8').slice(-2000) : '(no log)';
+}
+
 function pidAlive(pidFile: string): boolean {
   if (!existsSync(pidFile)) return false;
   const pid = readFileSync(pidFile, 'utf8').trim();
@@ -164,8 +168,14 @@ export async function startClient5Fleet(opts: Client5Options): Promise<Client5Fl
   const logTails = (lines = 15, maxClients = 3): string =>
     clients.slice(0, maxClients).map((c) => `--- client5 ${c.index} (${c.mac}) ${c.dir}\n${c.logTail(lines)}`).join('\n');
 
+  // Every start is waited for before a failure is acted on (allSettled, not all): a stop made
+  // while another instance is still starting would miss its pids and leave its daemons running.
+  const settled = async (work: Promise<unknown>[]): Promise<void> => {
+    const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
   try {
-    await Promise.all(Array.from({ length: opts.count }, async (_, index) => {
+    await settled(Array.from({ length: opts.count }, async (_, index) => {
       const mac = macFor(opts.macPrefix ?? '02:00:00:50', index + 1);
       const instanceDir = join(dir, `dev-${String(index).padStart(3, '0')}`);
       const args = [instanceDir, opts.serverUrl, '--mac', mac, '--poll', String(opts.pollSeconds ?? 2), '--log-level', opts.logLevel ?? 'debug'];
@@ -175,9 +185,20 @@ export async function startClient5Fleet(opts: Client5Options): Promise<Client5Fl
       await run(join(scripts, 'mkinstance.sh'), args, { env });
       clients[index] = makeClient(index, mac, instanceDir);
     }));
-    await Promise.all(clients.map(async (c) => {
+    await settled(clients.map(async (c) => {
       live.add(c.dir);
-      await run(join(scripts, 'start-instance.sh'), [c.dir], { env });
+      try {
+        await run(join(scripts, 'start-instance.sh'), [c.dir], { env });
+      } catch (err) {
+        // Seen once in a run of all client-5 files: "dbus-daemon did not come up". One more try,
+        // with what the daemon said, before failing the fleet.
+        const said = `${(err as Error).message.trim()}\n[dbus.log] ${rawTail(join(c.dir, 'dbus.log'))}`;
+        process.stderr.write(`client 5 instance ${c.dir} did not start, trying once more: ${said}\n`);
+        await run(join(scripts, 'stop-instance.sh'), [c.dir], { env }).catch(() => undefined);
+        await run(join(scripts, 'start-instance.sh'), [c.dir], { env }).catch((again: Error) => {
+          throw new Error(`${again.message.trim()}\n[dbus.log] ${rawTail(join(c.dir, 'dbus.log'))}\nfirst try: ${said}`);
+        });
+      }
     }));
   } catch (err) {
     const tails = logTails(30, opts.count);
