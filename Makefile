@@ -28,6 +28,7 @@ build: install
 
 test: build
 	@mkdir -p coverage
+	@$(NODE) dist/spec/support/client5-check.js
 	$(C8) bash -c 'set -o pipefail; \
 	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration dist/spec/faults | tee coverage/unit-integration.tap && \
 	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=1 dist/spec/e2e | tee coverage/e2e.tap'
@@ -40,6 +41,7 @@ test-integration: build
 	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) dist/spec/integration
 
 e2e: build
+	@$(NODE) dist/spec/support/client5-check.js
 	$(NODE) --test --test-concurrency=1 dist/spec/e2e
 
 # The fault suite (spec/faults) at length: more kill -9 trials, fuzz cases, disconnecting devices,

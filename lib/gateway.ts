@@ -17,6 +17,7 @@ import { cacheMetrics } from './observe/metrics';
 import { cacheView } from './observe/status-page/cache-view';
 import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
+import { createOutageAuthRoute } from './journal/auth-during-outage';
 import { openReportJournaling } from './journal/report-journaling';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
@@ -71,6 +72,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // inventory route applies DeviceSystem itself, so it comes first.
   const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
   if (journaling) routes.push(...journaling.routes);
+  // With the journal, an auth request during an outage gets the token upstream last issued that
+  // device (client 5.1 re-authenticates before ArtifactCommit, issue 17). With mTLS its own
+  // route handles auth requests (preauthorization needs upstream anyway).
+  if (journaling && !mtls) {
+    const desk = journaling.desk;
+    routes.push(createOutageAuthRoute({ upstream, onUpstreamAnswer: (status) => desk.noteUpstreamAnswer(status) }));
+  }
   // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
   const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)) });
   // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMenderServer, type MenderServer, type MenderServerOptions } from '../../fixtures/mender-server';
 import { startS3Store, type S3Store, type S3StoreOptions } from '../../fixtures/s3-store';
+import { startClient5Fleet, type Client5Fleet, type Client5Options } from './client5-fleet';
 import type { FleetDeployment } from './fleet-deployment';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from './gateway-process';
 import { closeServer, listenOnFreePort } from './listen';
 import { makeArtifact, type Artifact, type ArtifactOptions } from './make-artifact';
-import { startFleet, type Fleet, type FleetOptions, type RealClient } from './real-clients';
+import { startFleet, type Fleet, type FleetOptions } from './real-clients';
 import { makeTlsMaterial, type TlsMaterial } from './tls-material';
 
 // The scenario every e2e file starts from: a temp dir, TLS material, the S3 store, the emulator
@@ -79,6 +80,8 @@ export interface E2eScenario {
   start(): Promise<void>;
   /** A fleet pointed at the gateway's HTTPS listener (or the emulator in direct mode); stop() stops it. */
   startFleet(opts: Omit<FleetOptions, 'serverUrl' | 'serverCertificate'>): Promise<Fleet>;
+  /** The same with Mender client 5.1 devices (client5-fleet.ts); stop() stops it too. */
+  startClient5Fleet(opts: Omit<Client5Options, 'serverUrl' | 'ca'>): Promise<Client5Fleet>;
   stop(): Promise<void>;
 }
 
@@ -90,7 +93,7 @@ export function e2eScenario(opts: ScenarioOptions): E2eScenario {
   let server: MenderServer | undefined;
   let artifact: Artifact | undefined;
   let gateway: GatewayProcess | undefined;
-  const fleets: Fleet[] = [];
+  const fleets: { stop(): Promise<void> }[] = [];
   const started = <T>(value: T | undefined, what: string): T => {
     if (value === undefined) throw new Error(`e2e scenario: no ${what} (start() has not got that far)`);
     return value;
@@ -131,6 +134,14 @@ export function e2eScenario(opts: ScenarioOptions): E2eScenario {
       return fleet;
     },
 
+    async startClient5Fleet(fleetOpts) {
+      const fleet = await startClient5Fleet(gateway
+        ? { ...fleetOpts, serverUrl: gateway.url('https'), ca: scenario.gatewayTls.ca.cert }
+        : { ...fleetOpts, serverUrl: scenario.server.url, ca: scenario.upstreamTls.ca.cert });
+      fleets.push(fleet);
+      return fleet;
+    },
+
     async stop() {
       for (const fleet of fleets) await fleet.stop();
       const code = await gateway?.stop();
@@ -144,11 +155,20 @@ export function e2eScenario(opts: ScenarioOptions): E2eScenario {
   return scenario;
 }
 
-export interface CompletedOptions {
+/** What assertFleetCompleted reads of a device: 3.4 (RealClient) and 5.1 (Client5) both fit. */
+export interface CompletedDevice {
+  mac: string;
+  installedPath(fileName: string): string;
+  logTail(lines?: number): string;
+}
+
+export interface CompletedOptions<C extends CompletedDevice = CompletedDevice> {
   /** Prefix of the per-device messages; default the client's MAC. */
-  label?: (client: RealClient, index: number) => string;
+  label?: (client: C, index: number) => string;
   /** The file's own per-device checks, run after the common ones. */
-  alsoPerDevice?: (client: RealClient, deviceId: string, index: number) => void;
+  alsoPerDevice?: (client: C, deviceId: string, index: number) => void;
+  /** The statuses each device must have reported; default EXPECTED_STATUSES (the 3.4 client's). */
+  statuses?: readonly string[];
 }
 
 /**
@@ -156,14 +176,14 @@ export interface CompletedOptions {
  * is known to the emulator under its own MAC with the test device type, and installed the
  * artifact's payload byte for byte.
  */
-export function assertFleetCompleted(
-  s: E2eScenario, fleet: Fleet, run: FleetDeployment, opts: CompletedOptions = {},
+export function assertFleetCompleted<C extends CompletedDevice>(
+  s: E2eScenario, fleet: { clients: readonly C[] }, run: FleetDeployment, opts: CompletedOptions<C> = {},
 ): void {
   const byId = new Map(s.server.devices().map((d) => [d.id, d]));
   for (const [i, id] of run.deviceIds.entries()) {
     const client = fleet.clients[i]!;
     const label = opts.label?.(client, i) ?? client.mac;
-    assert.deepEqual(s.server.statuses(run.deploymentId, id), EXPECTED_STATUSES, `statuses of ${label}\n${client.logTail()}`);
+    assert.deepEqual(s.server.statuses(run.deploymentId, id), opts.statuses ?? EXPECTED_STATUSES, `statuses of ${label}\n${client.logTail()}`);
     assert.deepEqual(byId.get(id)?.identity, { mac: client.mac }, `identity of ${label}`);
     assert.equal(byId.get(id)?.inventory.device_type, 'test-device', `inventory of ${label}`);
     const installed = createHash('sha256').update(readFileSync(client.installedPath(s.artifact.payloadName))).digest('hex');

@@ -1,10 +1,16 @@
 import type { MenderServer } from '../../fixtures/mender-server';
-import type { Fleet } from './real-clients';
+
 
 // One deployment to a running fleet, in the order that keeps a healthy run off the client's
 // one-minute retry floor: every device authenticates (auto-accepted) and polls once, then the
 // deployment is created and found at the next regular poll (UpdatePollIntervalSeconds), never
 // through a retry.
+
+/** What these helpers need of a fleet: 3.4 (real-clients.ts) and 5.1 (client5-fleet.ts) both fit. */
+export interface DeviceFleet {
+  clients: readonly { identity: { mac: string } }[];
+  waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
+}
 
 export interface FleetDeployment {
   deploymentId: string;
@@ -14,12 +20,12 @@ export interface FleetDeployment {
   elapsedMs: number;
 }
 
-export function deviceIdsOf(fleet: Fleet, server: MenderServer): (string | undefined)[] {
+export function deviceIdsOf(fleet: DeviceFleet, server: MenderServer): (string | undefined)[] {
   return fleet.clients.map((c) => server.deviceByIdentity(c.identity)?.id);
 }
 
 /** Wait until every client is known to the server, accepted, and has asked for a deployment. */
-export async function waitForFleetOnline(fleet: Fleet, server: MenderServer, timeoutMs: number): Promise<string[]> {
+export async function waitForFleetOnline(fleet: DeviceFleet, server: MenderServer, timeoutMs: number): Promise<string[]> {
   const polled = (id: string): boolean =>
     server.calls.some((c) => c.deviceId === id && /\/deployments\/device\/deployments\/next/.test(c.path));
   await fleet.waitFor(() => {
@@ -32,7 +38,7 @@ export async function waitForFleetOnline(fleet: Fleet, server: MenderServer, tim
 }
 
 export async function deployToFleet(
-  fleet: Fleet, server: MenderServer, artifactName: string, timeoutMs: number,
+  fleet: DeviceFleet, server: MenderServer, artifactName: string, timeoutMs: number,
 ): Promise<FleetDeployment> {
   const deviceIds = await waitForFleetOnline(fleet, server, timeoutMs);
   const { id: deploymentId } = server.createDeployment({ name: `e2e-${artifactName}`, artifactName, devices: deviceIds });

@@ -1,0 +1,94 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBounded } from '../device-system/read-bounded';
+import { GatewayError, upstreamError } from '../http/gateway-error';
+import { replyError } from '../http/reply-error';
+import type { RequestContext, Route } from '../http/route';
+import { parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
+import { createProxyServer, replyProxyError } from '../proxy/pass-through';
+import type { Upstream } from '../proxy/upstream';
+import { authKeyOf, IssuedTokens } from './issued-tokens';
+import { replayHeaders } from './report-outcome';
+import { callUpstream } from './upstream-call';
+
+// With Features.ReportJournal, device auth requests go upstream as usual (the body byte for
+// byte) and the token upstream issues is remembered (issued-tokens.ts). While upstream cannot
+// be reached, a device that sends a correctly signed auth request for the same identity and key
+// gets that token back, until its own expiry, instead of a 502. Why: Mender client 5.1 fetches
+// a new token before ArtifactCommit (3.4 kept using its old one); with a 502 its mender-update
+// gets no token, cannot send the `installing` status even to the journal, and waits 60 s per
+// retry (issue 17, client5-outage.test.ts).
+
+const AUTH_PATH = '/api/devices/v1/authentication/auth_requests';
+const MAX_AUTH_BODY = 64 * 1024;
+const MAX_TOKEN_BODY = 64 * 1024;
+/** Answers a load balancer gives when the server behind it is away: an outage too. */
+const OUTAGE_STATUSES = new Set([502, 503, 504]);
+
+export interface OutageAuthOptions {
+  upstream: Upstream;
+  /** Told of every upstream answer: one below 500 ends the journal's outage at once. */
+  onUpstreamAnswer?: (status: number) => void;
+}
+
+export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new IssuedTokens()): Route {
+  const proxy = createProxyServer({ upstream: opts.upstream });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    let read;
+    try {
+      read = await readBounded(req, MAX_AUTH_BODY);
+    } catch (err) {
+      ctx.log.debug('device left while sending its auth request', { err: err as Error, status: 499 });
+      return;
+    }
+    if (read.kind === 'too-large') {
+      proxy.web(req, res, { buffer: read.stream as never }, (err) => replyProxyError(req, res, err, ctx));
+      return;
+    }
+    const body = read.body;
+    const parsed = parseAuthRequest(body);
+    const key = parsed.ok ? authKeyOf(JSON.stringify(parsed.request.identity), parsed.request.pubkeyPem) : undefined;
+    const fallback = (cause: unknown): void => {
+      const kept = key === undefined ? undefined : tokens.lookup(key);
+      if (parsed.ok && kept && verifyAuthSignature(body, parsed.request.key, header(req, 'x-men-signature'))) {
+        ctx.log.info('upstream unreachable: device given the token upstream last issued it', { reason: (cause as Error).message ?? String(cause), expires: new Date(kept.expiresAt).toISOString() });
+        res.writeHead(200, { ...(kept.contentType ? { 'Content-Type': kept.contentType } : {}), 'Content-Length': kept.body.length, 'X-MEN-RequestID': ctx.requestId });
+        res.end(kept.body);
+        return;
+      }
+      replyError(req, res, cause instanceof GatewayError ? cause : upstreamError(cause), ctx.log);
+    };
+
+    let answer: IncomingMessage;
+    try {
+      answer = await callUpstream(opts.upstream, { method: 'POST', path: req.url ?? AUTH_PATH, headers: replayHeaders(req.headers), body });
+    } catch (err) {
+      return fallback(err);
+    }
+    const status = answer.statusCode ?? 502;
+    opts.onUpstreamAnswer?.(status);
+    const answered = await readBounded(answer, MAX_TOKEN_BODY).catch((err: unknown) => err as Error);
+    if (answered instanceof Error || answered.kind === 'too-large') {
+      answer.destroy();
+      return fallback(new GatewayError('UPSTREAM_BAD_RESPONSE', 'upstream auth answer cut or too large'));
+    }
+    if (OUTAGE_STATUSES.has(status)) return fallback(new GatewayError('UPSTREAM_UNREACHABLE', `upstream answered ${status}`));
+    if (key !== undefined) {
+      if (status === 200) tokens.remember(key, answered.body, header(answer, 'content-type'));
+      else tokens.forget(key);
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    res.writeHead(status, { ...headers, 'Content-Length': answered.body.length });
+    res.end(answered.body);
+  }
+
+  return { name: 'auth-request', methods: ['POST'], match: (path) => path === AUTH_PATH, handle };
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
+
+function header(msg: IncomingMessage, name: string): string | undefined {
+  const v = msg.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
