@@ -48,12 +48,12 @@ test('mender-connect beside client 5.1 through the HTTPS listener: shell, 5 shel
   t.diagnostic(`mender-connect's upgrade at the emulator: status ${call.status}, user-agent ${call.headers['user-agent'] ?? '(none)'}`);
 
   // One command, its output back.
-  const shell = await remote.openShell(id);
+  const { shell } = await remote.openLiveShell(id);
   assert.equal((await shell.run('echo "answer=$((6*7))"')).trim(), 'answer=42');
   shell.close();
 
   // Five shells at once: each its own process and its own output.
-  const shells = await Promise.all([1, 2, 3, 4, 5].map(() => remote.openShell(id)));
+  const shells = (await Promise.all([1, 2, 3, 4, 5].map(() => remote.openLiveShell(id)))).map((o) => o.shell);
   const outputs = await Promise.all(shells.map((s, i) => s.run(`echo "shell-${i}:$$"`)));
   const pids = new Set<string>();
   outputs.forEach((out, i) => {
@@ -92,7 +92,7 @@ test('mender-connect beside client 5.1 through the HTTPS listener: shell, 5 shel
       }
     }, 200);
   });
-  const again = await remote.openShell(id);
+  const { shell: again } = await remote.openLiveShell(id);
   assert.equal((await again.run('echo back-again')).trim(), 'back-again');
   again.close();
   assert.match(restarted.output(), /deviceconnect\/connect/, 'the reconnect went through the restarted gateway');

@@ -32,7 +32,7 @@ export function startMenderConnect(opts: { dir: string; busAddress: string; name
   writeFileSync(config, JSON.stringify({ ShellCommand: '/bin/sh', ShellArguments: [], User: 'root', Sessions: { MaxPerUser: 20 }, ReconnectIntervalSeconds: 1 }, null, 2));
   const logFile = join(opts.dir, `${name}.log`);
   const fd = openSync(logFile, 'a');
-  const child = spawn('mender-connect', ['--config', config, '--fallback-config', join(opts.dir, `${name}.fallback.conf`), 'daemon'], {
+  const child = spawn('mender-connect', [...(process.env.MENDER_CONNECT_DEBUG ? ['--debug'] : []), '--config', config, '--fallback-config', join(opts.dir, `${name}.fallback.conf`), 'daemon'], {
     env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: opts.busAddress },
     stdio: ['ignore', fd, fd],
   });
