@@ -4,7 +4,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { client5Unavailable } from '../support/client5-fleet';
 import { REPO_ROOT } from '../support/gateway-process';
+import { menderConnectUnavailable } from '../support/mender-connect-process';
 
 // `make demo` as a newcomer runs it (dist/fixtures/demo/run-demo.js), made non-interactive with
 // DEMO_EXIT_AFTER_SECONDS or stopped with SIGINT as Ctrl-C would. Each run gets its own TMPDIR,
@@ -62,16 +64,24 @@ function assertCleanExit(run: DemoRun): void {
   }
 }
 
-test('make demo with real clients: every device updated, exits 0, leaves nothing behind', { timeout: 150_000 }, async () => {
+test('make demo with real clients: a mixed 3.4/5.1 fleet all updated, a remote shell command answered, exits 0, leaves nothing behind', { timeout: 150_000 }, async () => {
   const run = await runDemo({ DEMO_DEVICE_KIND: 'real', DEMO_EXIT_AFTER_SECONDS: '1' });
-  assert.match(run.output, /5 real mender clients/);
-  assert.match(run.output, /devices updated 5\/5/);
-  assert.match(run.output, /All 5 devices updated/);
+  assert.match(run.output, /5 real mender 3\.4 clients/);
+  // Client 5.1 and mender-connect join when found (.ci/run requires both).
+  const mixed = client5Unavailable() === null;
+  const total = mixed ? 8 : 5;
+  if (mixed) assert.match(run.output, /3 Mender client 5\.1 devices/);
+  assert.match(run.output, new RegExp(`devices updated ${total}/${total}`));
+  assert.match(run.output, new RegExp(`All ${total} devices updated`));
+  if (mixed && menderConnectUnavailable() === null) {
+    assert.match(run.output, /Remote shell {4}mender-connect on 02:00:00:df:00:01 through the gateway: \$ echo/);
+    assert.match(run.output, /\n {16}Linux \S+ on \S+, shell pid \d+\n/);
+  }
   assertCleanExit(run);
 });
 
 test('make demo stops cleanly on Ctrl-C in the middle of a deployment', { timeout: 150_000 }, async () => {
-  const run = await runDemo({ DEMO_DEVICE_KIND: 'real', DEMO_THROTTLE_KIB_PER_SECOND: '256' }, /devices updated 0\/5/);
+  const run = await runDemo({ DEMO_DEVICE_KIND: 'real', DEMO_CLIENT5_DEVICES: '0', DEMO_THROTTLE_KIB_PER_SECOND: '256' }, /devices updated 0\/5/);
   assert.match(run.output, /Ctrl-C: stopping everything/);
   assertCleanExit(run);
 });
