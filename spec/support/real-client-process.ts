@@ -19,6 +19,8 @@ export interface ClientSettings {
   logLevel?: 'debug' | 'info' | 'warning';
   /** Own process group: a Ctrl-C on the terminal reaches only the parent, which stops it. */
   detached?: boolean;
+  /** A private system bus (private-bus.ts): D-Bus on, for mender-connect beside the client. */
+  dbusAddress?: string;
 }
 
 export interface RealClient {
@@ -86,7 +88,7 @@ export function startRealClient(
     InventoryPollIntervalSeconds: settings.inventoryPollSeconds ?? 5,
     RetryPollIntervalSeconds: 1,
     RetryPollCount: 3,
-    DBus: { Enabled: false },
+    DBus: { Enabled: settings.dbusAddress !== undefined },
   };
   if (settings.serverCertificate) conf.ServerCertificate = settings.serverCertificate;
   if (tls) conf.HttpsClient = { Certificate: tls.cert, Key: tls.key };
@@ -103,7 +105,7 @@ export function startRealClient(
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(cmd, cmdArgs, { cwd: dir, env: { ...env, MENDER_TEST_MAC: mac }, stdio: ['ignore', fd, fd], detached: settings.detached ?? false });
+    child = spawn(cmd, cmdArgs, { cwd: dir, env: { ...env, MENDER_TEST_MAC: mac, ...(settings.dbusAddress ? { DBUS_SYSTEM_BUS_ADDRESS: settings.dbusAddress } : {}) }, stdio: ['ignore', fd, fd], detached: settings.detached ?? false });
   } finally {
     closeSync(fd);
   }
