@@ -18,6 +18,7 @@ import { cacheView } from './observe/status-page/cache-view';
 import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
 import { createOutageAuthRoute } from './journal/auth-during-outage';
+import { IssuedTokens } from './journal/issued-tokens';
 import { openReportJournaling } from './journal/report-journaling';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
@@ -66,18 +67,19 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       : undefined;
   const artifactProxy = await createArtifactProxy({ config, log, upstream, artifactServer: artifactCache });
   // Features.mTLS (issue 6): client certificates on HTTPS, auth_requests preauthorized upstream.
-  const mtls = config.Features.mTLS.Enabled ? loadMtls().createMtlsAdmission(config.Features.mTLS, upstream, log) : undefined;
+  // With the journal, the last token upstream issued each device is given back to it during an
+  // outage (client 5.1 re-authenticates before ArtifactCommit, issue 17), on either auth route.
+  const outageTokens = config.Features.ReportJournal.Enabled ? new IssuedTokens() : undefined;
+  const mtls = config.Features.mTLS.Enabled ? loadMtls().createMtlsAdmission(config.Features.mTLS, upstream, log, outageTokens) : undefined;
   const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
   // Features.ReportJournal (issue 10): reports kept on disk while upstream is unreachable; its
   // inventory route applies DeviceSystem itself, so it comes first.
   const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
   if (journaling) routes.push(...journaling.routes);
-  // With the journal, an auth request during an outage gets the token upstream last issued that
-  // device (client 5.1 re-authenticates before ArtifactCommit, issue 17). With mTLS its own
-  // route handles auth requests (preauthorization needs upstream anyway).
-  if (journaling && !mtls) {
+  // With mTLS its own route (above) handles auth requests.
+  if (journaling && outageTokens && !mtls) {
     const desk = journaling.desk;
-    routes.push(createOutageAuthRoute({ upstream, onUpstreamAnswer: (status) => desk.noteUpstreamAnswer(status) }));
+    routes.push(createOutageAuthRoute({ upstream, onUpstreamAnswer: (status) => desk.noteUpstreamAnswer(status) }, outageTokens));
   }
   // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
   const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)) });

@@ -6,7 +6,7 @@ import type { RequestContext, Route } from '../http/route';
 import { parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
 import { createProxyServer, replyProxyError } from '../proxy/pass-through';
 import type { Upstream } from '../proxy/upstream';
-import { authKeyOf, IssuedTokens } from './issued-tokens';
+import { authKeyOf, IssuedTokens, replyWithIssuedToken, TOKEN_GIVEN_BACK } from './issued-tokens';
 import { replayHeaders } from './report-outcome';
 import { callUpstream } from './upstream-call';
 
@@ -51,10 +51,8 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
     const fallback = (cause: unknown): void => {
       const kept = key === undefined ? undefined : tokens.lookup(key);
       if (parsed.ok && kept && verifyAuthSignature(body, parsed.request.key, header(req, 'x-men-signature'))) {
-        ctx.log.info('upstream unreachable: device given the token upstream last issued it', { reason: (cause as Error).message ?? String(cause), expires: new Date(kept.expiresAt).toISOString() });
-        res.writeHead(200, { ...(kept.contentType ? { 'Content-Type': kept.contentType } : {}), 'Content-Length': kept.body.length, 'X-MEN-RequestID': ctx.requestId });
-        res.end(kept.body);
-        return;
+        ctx.log.info(TOKEN_GIVEN_BACK, { reason: (cause as Error).message ?? String(cause), expires: new Date(kept.expiresAt).toISOString() });
+        return replyWithIssuedToken(res, kept, ctx.requestId);
       }
       replyError(req, res, cause instanceof GatewayError ? cause : upstreamError(cause), ctx.log);
     };

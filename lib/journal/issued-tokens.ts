@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 
 // The last device token upstream issued for each (identity, auth key), kept in memory so an auth
 // request made while upstream is unreachable can get that same token back (issue 17: client 5.1
@@ -67,3 +68,12 @@ export class IssuedTokens {
     return this.entries.size;
   }
 }
+
+/** Answer an auth request with a kept token, as upstream answered it (status 200, its type). */
+export function replyWithIssuedToken(res: ServerResponse, token: IssuedToken, requestId: string): void {
+  res.writeHead(200, { ...(token.contentType ? { 'Content-Type': token.contentType } : {}), 'Content-Length': token.body.length, 'X-MEN-RequestID': requestId });
+  res.end(token.body);
+}
+
+/** The log line of every token given back, so both auth routes say it alike. */
+export const TOKEN_GIVEN_BACK = 'upstream unreachable: device given the token upstream last issued it';

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../http/gateway-error';
+import { authKeyOf, replyWithIssuedToken, TOKEN_GIVEN_BACK, type IssuedTokens } from '../journal/issued-tokens';
 import type { RequestContext, Route } from '../http/route';
 import { createProxyServer, replyProxyError } from '../proxy/pass-through';
 import type { Upstream } from '../proxy/upstream';
@@ -23,7 +24,15 @@ export interface AuthRouteOptions {
   upstream: Upstream;
   preauthorizer: Preauthorizer;
   requireKeyMatchesCertificate: boolean;
+  /**
+   * With the report journal (issue 17): tokens upstream issued, given back to the same key while
+   * upstream (or its management API) is unreachable, as lib/journal/auth-during-outage.ts does.
+   */
+  outageTokens?: IssuedTokens;
 }
+
+/** Bounds what is kept of an auth answer: a device token is about 1 KB. */
+const MAX_TOKEN_BYTES = 64 * 1024;
 
 export function createAuthRoute(options: AuthRouteOptions): Route {
   const { upstream, preauthorizer } = options;
@@ -34,7 +43,30 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
     // it): the next attempt must preauthorize again instead of trusting the cache.
     const request = pending.get(req);
     if (request && proxyRes.statusCode === 401) preauthorizer.forget(request);
+    const tokens = options.outageTokens;
+    if (!request || !tokens) return;
+    const key = keyOf(request);
+    if (proxyRes.statusCode !== 200) return tokens.forget(key);
+    // The body streams to the device as usual; a copy is kept once complete.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    proxyRes.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_TOKEN_BYTES) chunks.push(chunk);
+    });
+    proxyRes.on('end', () => {
+      if (size <= MAX_TOKEN_BYTES) tokens.remember(key, Buffer.concat(chunks), proxyRes.headers['content-type']);
+    });
   });
+
+  /** Upstream could not be reached for this request: a kept token if there is one, else the error. */
+  const givenBack = (request: AuthRequest, res: ServerResponse, ctx: RequestContext, cause: unknown): boolean => {
+    const kept = options.outageTokens?.lookup(keyOf(request));
+    if (!kept || res.headersSent) return false;
+    ctx.log.info(TOKEN_GIVEN_BACK, { reason: (cause as Error)?.message ?? String(cause), expires: new Date(kept.expiresAt).toISOString() });
+    replyWithIssuedToken(res, kept, ctx.requestId);
+    return true;
+  };
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const cert = ctx.protocol === 'https' ? (req.socket as TLSSocket).getPeerX509Certificate() : undefined;
@@ -49,7 +81,13 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
     if (options.requireKeyMatchesCertificate && !sameKey(request.key, cert.publicKey)) {
       throw new GatewayError('BAD_REQUEST', "certificate key and auth request key don't match");
     }
-    await preauthorizer.ensure(request, { clientAddress: ctx.clientAddress, requestId: ctx.requestId });
+    try {
+      await preauthorizer.ensure(request, { clientAddress: ctx.clientAddress, requestId: ctx.requestId });
+    } catch (err) {
+      // The management API unreachable (5xx): a device upstream already admitted keeps its token.
+      if (err instanceof GatewayError && err.status >= 500 && givenBack(request, res, ctx, err)) return;
+      throw err;
+    }
     mtlsMetrics.admitted();
     ctx.log.info('device admitted by client certificate', { serial: cert.serialNumber, subject: cert.subject.replace(/\n/g, ', ') });
 
@@ -57,7 +95,9 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
     delete req.headers['transfer-encoding'];
     req.headers['content-length'] = String(raw.length);
     pending.set(req, request);
-    proxy.web(req, res, { buffer: Readable.from([raw]) }, (err) => replyProxyError(req, res, err, ctx));
+    proxy.web(req, res, { buffer: Readable.from([raw]) }, (err) => {
+      if (!givenBack(request, res, ctx, err)) replyProxyError(req, res, err, ctx);
+    });
   }
 
   return {
@@ -66,4 +106,8 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
     match: (path) => path === AUTH_REQUESTS_PATH,
     handle,
   };
+}
+
+function keyOf(request: AuthRequest): string {
+  return authKeyOf(JSON.stringify(request.identity), request.pubkeyPem);
 }

@@ -13,6 +13,7 @@ import type { Upstream } from '../proxy/upstream';
 import { parseCertificates, verifyClient, verifyPeerChain, type ClientIdentityPolicy } from '../server/client-identity';
 import { watchSerialBlocklist } from '../server/serial-blocklist';
 import { watchRevocationList } from './revocation-list';
+import type { IssuedTokens } from '../journal/issued-tokens';
 import { createAuthRoute } from './auth-route';
 import { createManagementSession, type ManagementSession } from './management-session';
 import { PreauthorizationCache } from './preauthorization-cache';
@@ -42,7 +43,7 @@ export interface MtlsAdmission {
   close(): void;
 }
 
-export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'], upstream: Upstream, log: Logger): MtlsAdmission {
+export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'], upstream: Upstream, log: Logger, outageTokens?: IssuedTokens): MtlsAdmission {
   const caPem = readFileSync(settings.CACertificate, 'utf8');
   const servers = new Set<https.Server>();
   const rotateTicketKeys = (): void => {
@@ -59,7 +60,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
   const session = createManagementSession({ upstream, username: settings.MenderUsername, password: settings.MenderPassword, log });
   const cache = settings.EnableCache ? new PreauthorizationCache(parseDuration(settings.CacheLifetime)) : undefined;
   const preauthorizer = createPreauthorizer({ upstream, session, cache, log });
-  const route = createAuthRoute({ upstream, preauthorizer, requireKeyMatchesCertificate: settings.RequireAuthKeyMatchesCertificate });
+  const route = createAuthRoute({ upstream, preauthorizer, requireKeyMatchesCertificate: settings.RequireAuthKeyMatchesCertificate, outageTokens });
   log.info('mTLS: admitting devices by client certificate', {
     ca_certificates: policy.trusted.length,
     blocklist: settings.BlacklistPath || undefined,

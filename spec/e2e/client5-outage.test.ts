@@ -40,11 +40,19 @@ test(`client 5.1 devices update while the server is down (${GOOD} succeed, 1 fai
   assert.deepEqual(server.deploymentLogs(deploymentId, ids[GOOD]!), [], 'the stopped server recorded a log');
   t.diagnostic(`statuses that reached the server before it stopped: ${live.join(', ')}; reports journaled: ${journaledCount(gateway.output())}`);
 
+  // Client 5.1 sends its inventory on its own timer (here 60 s), not right after an update as
+  // 3.4 does: ask for it now, with the server still down, so the journal takes it too.
+  const journaledBefore = journaledCount(gateway.output());
+  await fleet.kick('inventory');
+  // (The failed device's inventory has not changed: client 5 does not send it again.)
+  await fleet.waitFor(() => journaledCount(gateway.output()) >= journaledBefore + GOOD, 20_000, 'the updated devices\' inventories journaled');
+
   await server.start();
   const failureStatuses = ['downloading', 'installing', 'failure'];
   await fleet.waitFor(
     () => ids.slice(0, GOOD).every((id) => server.statuses(deploymentId, id).length >= CLIENT5_STATUSES.length)
-      && server.statuses(deploymentId, ids[GOOD]!).at(-1) === 'failure' && server.deploymentLogs(deploymentId, ids[GOOD]!).length > 0,
+      && server.statuses(deploymentId, ids[GOOD]!).at(-1) === 'failure' && server.deploymentLogs(deploymentId, ids[GOOD]!).length > 0
+      && ids.slice(0, GOOD).every((id) => server.devices().find((d) => d.id === id)?.inventory.artifact_name === artifact.name),
     60_000, 'every status and the log at the server')
     .catch((err: Error) => {
       const state = ids.map((id) => `${server.statuses(deploymentId, id).join(',')} (logs ${server.deploymentLogs(deploymentId, id).length})`);
