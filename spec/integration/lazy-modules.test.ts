@@ -10,7 +10,8 @@ import { testConfig } from '../support/gateway-config';
 
 // Issue 16: an idle gateway pays only for the features it uses. Each module below costs RSS
 // (undici ~6 MB with its WASM parser, prom-client ~2 MB, proper-lockfile ~5 MB); they must load
-// at first use, and the modules of unconfigured features never. (Each test file runs in a
+// at first use, and the modules of unconfigured features never (the auth-request parser in
+// lib/mtls/ is shared with the journal's outage auth route, so it loads with the journal). (Each test file runs in a
 // process of its own, so require.cache is this gateway's.)
 
 const loaded = (fragment: string): boolean => Object.keys(require.cache).some((file) => file.includes(fragment));
@@ -35,7 +36,7 @@ test('features load their modules when configured or first used, not at start', 
   const { log } = captureLog();
   const gateway = await startGateway(config, log);
   try {
-    for (const lazy of ['node_modules/undici/', 'node_modules/prom-client/', 'node_modules/proper-lockfile/', 'node_modules/https-proxy-agent/', 'lib/mtls/', 's3-shared-cache']) {
+    for (const lazy of ['node_modules/undici/', 'node_modules/prom-client/', 'node_modules/proper-lockfile/', 'node_modules/https-proxy-agent/', 'lib/mtls/mtls-admission', 'lib/mtls/preauthorize', 'lib/mtls/management-session', 's3-shared-cache']) {
       assert.equal(loaded(lazy), false, `${lazy} loaded at start`);
     }
     // The admin listener is configured, so its module is there; prom-client waits for a scrape.
