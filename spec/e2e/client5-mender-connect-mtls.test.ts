@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { client5Unavailable } from '../support/client5-fleet';
 import { makeDeviceCert } from '../support/device-certs';
-import { e2eScenario } from '../support/e2e-scenario';
+import { e2eScenario, mtlsGatewayConfig } from '../support/e2e-scenario';
 import { menderConnectUnavailable, startMenderConnect, type MenderConnect } from '../support/mender-connect-process';
 
 // Issue 17 (3, mTLS): mender-connect dials deviceconnect through mender-auth's local forwarder,
@@ -21,15 +21,7 @@ const scenario = e2eScenario({
   emulatorTls: false,
   server: { autoAccept: false, users: [USER] },
   artifact: { name: 'e2e-connect-mtls-1', payloadBytes: 16 * 1024, seed: 'connect-mtls' },
-  gatewayConfig: ({ gatewayTls: tls, server }) => ({
-    HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
-    HTTP: { Enabled: false },
-    UpstreamServer: { URL: server.url },
-    Features: {
-      ArtifactsProxy: { Enabled: false },
-      mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: USER.email, MenderPassword: USER.password },
-    },
-  }),
+  gatewayConfig: (s) => mtlsGatewayConfig(s, USER),
 });
 
 let connect: MenderConnect | undefined;

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { CLIENT5_RETRY, CLIENT5_STATUSES, client5Unavailable } from '../support/client5-fleet';
 import { makeDeviceCert, makeRogueCa, type DeviceCert } from '../support/device-certs';
 import { deployToFleet } from '../support/fleet-deployment';
-import { assertFleetCompleted, e2eScenario } from '../support/e2e-scenario';
+import { assertFleetCompleted, e2eScenario, mtlsGatewayConfig } from '../support/e2e-scenario';
 
 // Issue 17 (2, mTLS) with Mender client 5.1 presenting its certificate on the mTLS listener: the
 // emulator accepts nobody by itself; devices with CA-signed certificates (RSA 3072, P-256,
@@ -26,18 +26,11 @@ const scenario = e2eScenario({
   emulatorTls: false,
   server: { autoAccept: false, users: [USER] },
   artifact: { name: 'e2e-c5-mtls-1', payloadBytes: 256 * 1024, seed: 'c5-mtls' },
-  gatewayConfig: ({ dir, gatewayTls: tls, server }) => {
+  gatewayConfig: (s) => {
+    const { dir } = s;
     const blocklist = join(dir, 'blacklist.txt');
     writeFileSync(blocklist, '# revoked\n0x0b:1a:57:05\n');
-    return {
-      HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
-      HTTP: { Enabled: false },
-      UpstreamServer: { URL: server.url },
-      Features: {
-        ArtifactsProxy: { Enabled: false },
-        mTLS: { Enabled: true, CACertificate: tls.ca.cert, BlacklistPath: blocklist, MenderUsername: USER.email, MenderPassword: USER.password },
-      },
-    };
+    return mtlsGatewayConfig(s, USER, blocklist);
   },
 });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { deployToFleet, RETRY_STATES } from '../support/fleet-deployment';
 import { makeDeviceCert, makeRogueCa, type DeviceCert } from '../support/device-certs';
-import { assertFleetCompleted, e2eScenario } from '../support/e2e-scenario';
+import { assertFleetCompleted, e2eScenario, mtlsGatewayConfig } from '../support/e2e-scenario';
 
 // Issue 6 with real mender 3.4 clients: the emulator leaves devices pending (no auto-accept,
 // nobody accepts them); devices with CA-signed RSA 3072, P-256 and Ed25519 certificates are
@@ -24,18 +24,11 @@ const scenario = e2eScenario({
   emulatorTls: false,
   server: { autoAccept: false, users: [USER] },
   artifact: { name: 'e2e-mtls-1', payloadBytes: 256 * 1024, seed: 'mtls' },
-  gatewayConfig: ({ dir, gatewayTls: tls, server }) => {
+  gatewayConfig: (s) => {
+    const { dir } = s;
     blocklist = join(dir, 'blacklist.txt');
     writeFileSync(blocklist, '# revoked\n0x00:0b:1a:57\n');
-    return {
-      HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
-      HTTP: { Enabled: false },
-      UpstreamServer: { URL: server.url },
-      Features: {
-        ArtifactsProxy: { Enabled: false },
-        mTLS: { Enabled: true, CACertificate: tls.ca.cert, BlacklistPath: blocklist, MenderUsername: USER.email, MenderPassword: USER.password },
-      },
-    };
+    return mtlsGatewayConfig(s, USER, blocklist);
   },
 });
 

@@ -45,6 +45,22 @@ export async function cacheGatewayConfig({ dir, gatewayTls, upstreamTls, server,
   };
 }
 
+/**
+ * The mTLS listener alone (HTTPS with Features.mTLS, the artifact proxy off) in front of the
+ * emulator, admitting certificates of the gateway's CA with `user`'s management login.
+ */
+export function mtlsGatewayConfig({ gatewayTls: tls, server }: E2eScenario, user: { email: string; password: string }, blocklist = ''): Record<string, unknown> {
+  return {
+    HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
+    HTTP: { Enabled: false },
+    UpstreamServer: { URL: server.url },
+    Features: {
+      ArtifactsProxy: { Enabled: false },
+      mTLS: { Enabled: true, CACertificate: tls.ca.cert, BlacklistPath: blocklist, MenderUsername: user.email, MenderPassword: user.password },
+    },
+  };
+}
+
 export const EXPECTED_STATUSES = ['downloading', 'downloading', 'downloading', 'installing', 'installing', 'success'];
 
 export interface ScenarioOptions {
