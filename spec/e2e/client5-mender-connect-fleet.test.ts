@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { client5Unavailable } from '../support/client5-fleet';
 import { cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
@@ -49,7 +48,7 @@ test(`${DEVICES} mender-connect daemons beside client 5.1 through the gateway: $
   await fleet.waitFor(() => fleet.clients.every((c) => server.deviceByIdentity(c.identity)), 60_000, 'every device authenticated through the gateway');
   const ids = fleet.clients.map((c) => server.deviceByIdentity(c.identity)!.id);
   for (const c of fleet.clients) {
-    daemons.push(startMenderConnect({ dir: c.dir, busAddress: readFileSync(join(c.dir, 'run', 'dbus.address'), 'utf8').trim() }));
+    daemons.push(startMenderConnect({ dir: c.dir, busAddress: c.busAddress() }));
   }
   const remote = server.deviceconnect;
   await Promise.all(ids.map((id, i) => remote.waitForDevice(id, 90_000).catch((err: Error) => {
@@ -81,5 +80,4 @@ test(`${DEVICES} mender-connect daemons beside client 5.1 through the gateway: $
   const rssAfter = gatewayRssMb(pid);
   const blank = results.reduce((n, r) => n + r.blank, 0);
   t.diagnostic(`${results.length} shell sessions on ${DEVICES} devices answered in ${elapsed} ms (${blank} more opened stayed blank: mender-connect's output-reader race, reopened); gateway RSS ${rssBefore.toFixed(1)} MB before the devices, ${rssConnected.toFixed(1)} MB with ${DEVICES} mender-connect WebSockets held, ${rssAfter.toFixed(1)} MB after the sessions`);
-  console.log(`# gateway RSS: before ${rssBefore.toFixed(1)} MB, connected ${rssConnected.toFixed(1)} MB, after ${DEVICES * SHELLS_PER_DEVICE} sessions ${rssAfter.toFixed(1)} MB`);
 });

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { client5Unavailable } from '../support/client5-fleet';
 import { makeDeviceCert } from '../support/device-certs';
@@ -38,7 +36,7 @@ test('mender-connect beside client 5.1 on the mTLS listener: the device is admit
   const client = fleet.clients[0];
   await fleet.waitFor(() => server.devices().some((d) => d.identity.mac === client.mac && d.status === 'accepted'), 45_000, 'the device admitted by preauthorization');
   const id = server.deviceByIdentity(client.identity)!.id;
-  connect = startMenderConnect({ dir: client.dir, busAddress: readFileSync(join(client.dir, 'run', 'dbus.address'), 'utf8').trim() });
+  connect = startMenderConnect({ dir: client.dir, busAddress: client.busAddress() });
   await server.deviceconnect.waitForDevice(id, 45_000).catch((err: Error) => {
     throw new Error(`${err.message}\n[mender-connect]\n${connect!.logTail()}\n${client.logTail()}`);
   });

@@ -39,7 +39,7 @@ test('mender-connect beside client 5.1 through the HTTPS listener: shell, 5 shel
   const client = fleet.clients[0];
   await fleet.waitFor(() => server.deviceByIdentity(client.identity) !== undefined, 30_000, 'the device authenticated through the gateway');
   const id = server.deviceByIdentity(client.identity)!.id;
-  connect = startMenderConnect({ dir: client.dir, busAddress: readFileSync(join(client.dir, 'run', 'dbus.address'), 'utf8').trim() });
+  connect = startMenderConnect({ dir: client.dir, busAddress: client.busAddress() });
   const remote = server.deviceconnect;
   await remote.waitForDevice(id, 45_000).catch((err: Error) => {
     throw new Error(`${err.message}\n[mender-connect]\n${connect!.logTail()}\n${client.logTail()}`);

@@ -71,6 +71,8 @@ export interface Client5 {
    * and signs auth requests with it, even when a client certificate is configured.
    */
   publicKeyPem(): string;
+  /** The instance's private D-Bus (start-instance.sh writes it): where mender-connect finds mender-auth. */
+  busAddress(): string;
 }
 
 export interface Client5Fleet {
@@ -124,6 +126,7 @@ function makeClient(index: number, mac: string, dir: string): Client5 {
     installedPath: (fileName) => join(dataDir, 'dest', fileName),
     logTail: (lines = 20) => `[mender-update]\n${tail(logFile, lines)}\n[mender-auth]\n${tail(authLogFile, Math.ceil(lines / 2))}`,
     publicKeyPem: () => createPublicKey(readFileSync(join(dataDir, 'mender-agent.pem'))).export({ type: 'spki', format: 'pem' }).toString(),
+    busAddress: () => readFileSync(join(dir, 'run', 'dbus.address'), 'utf8').trim(),
     deadDaemon: () => ['mender-auth', 'mender-update'].find((d) => !pidAlive(join(dir, 'run', `${d}.pid`))) ?? null,
   };
 }
