@@ -22,10 +22,13 @@ import { runPrimary, workerSink, type WorkerMessage } from './server/workers';
 
 const USAGE = `Mender Gateway (open-source drop-in)
 Usage: mender-gateway [flags]
+       mender-gateway check-config [--online] [--config FILE]   (also: mender-gateway -t)
+       mender-gateway cache list|evict|verify|prewarm ...
 Flags:
       --config FILE       Configuration JSON FILE (default "${DEFAULT_CONFIG_PATH}")
   -h, --help              Show this help text.
       --log-level LEVEL   Log LEVEL, <${LEVELS.join('|')}> (default "info")
+  -t, --check-config      Check the configuration and exit (as check-config).
       --version           Print version and exit.
 
 Environment variables (HTTPS_ENABLED, UPSTREAM_SERVER_URL, ...) override the file; see README.md.
@@ -52,6 +55,7 @@ function parseFlags(argv: string[]) {
       'log-level': { type: 'string' },
       version: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      'check-config': { type: 'boolean', short: 't' },
     },
     strict: true,
     allowPositionals: false,
@@ -69,7 +73,18 @@ export async function main(argv: string[]): Promise<void> {
   if (cluster.isWorker && process.exitCode) process.exit();
 }
 
+/** The operator's subcommands (issue 18) load only when named: a start never pays for them. */
+const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+  'check-config': async () => (await import('./commands/check-config')).runCheckConfig,
+  cache: async () => (await import('./commands/cache-command')).runCacheCommand,
+};
+
 async function run(argv: string[]): Promise<void> {
+  const sub = argv[0] !== undefined ? SUBCOMMANDS[argv[0]] : undefined;
+  if (sub) {
+    process.exitCode = await (await sub())(argv.slice(1));
+    return;
+  }
   let flags: ReturnType<typeof parseFlags>;
   try {
     flags = parseFlags(argv);
@@ -82,6 +97,12 @@ async function run(argv: string[]): Promise<void> {
   }
   if (flags.version) {
     process.stdout.write(version());
+    return;
+  }
+  if (flags['check-config']) {
+    // nginx -t: the same check as the subcommand, with the flags given beside it.
+    const rest = argv.filter((a) => a !== '-t' && a !== '--check-config');
+    process.exitCode = await (await SUBCOMMANDS['check-config']!())(rest);
     return;
   }
   // --log-level is applied before the config loads (product 2.0.0 fix), so loading can be debugged.
