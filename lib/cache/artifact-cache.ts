@@ -9,7 +9,8 @@ import type { Logger } from '../observe/log';
 import { artifactFill, type FillContext } from './artifact-fill';
 import { cacheKey, entryId } from './cache-key';
 import { cacheLayout, type CacheLayout } from './cache-layout';
-import { CacheIndex, readPublished } from './cache-index';
+import { CacheIndex, readPublished, recordHit, type CacheEntry } from './cache-index';
+import { inWindow, parsePrewarmWindow, type PrewarmWindow } from '../config/prewarm-window';
 import { cacheMetrics } from '../observe/metrics';
 import { makeRoom } from './evict-lru';
 import { FillProgress } from './fill-progress';
@@ -67,12 +68,14 @@ export class ArtifactCache implements ArtifactServer {
   private readonly fillContext: FillContext;
   /** Sizes of artifacts that did not fit last time: checked before asking the origin again. */
   private readonly tooBig = new Map<string, number>();
+  private readonly window: PrewarmWindow | null;
 
   constructor(private readonly opts: ArtifactCacheOptions) {
     const { config, log } = opts;
     const tuning = opts.tuning ?? {};
     this.layout = cacheLayout(config.Path);
     this.index = new CacheIndex(this.layout);
+    this.window = parsePrewarmWindow(config.PrewarmWindow ?? '');
     this.sizer = new ReadSizer(tuning.readSize ?? 'adaptive');
     const staleMs = tuning.staleMs ?? DEFAULT_STALE_MS;
     this.fillContext = {
@@ -105,8 +108,10 @@ export class ArtifactCache implements ArtifactServer {
     for (let round = 0; round < 4; round++) {
       const entry = this.index.get(id) ?? (this.fills.get(id) ? undefined : await this.adopt(id));
       if (round === 0) {
-        if (entry) cacheMetrics.hit(id);
-        else cacheMetrics.miss();
+        if (entry) {
+          cacheMetrics.hit(id);
+          recordHit(this.layout, id);
+        } else cacheMetrics.miss();
       }
       if (entry) {
         if (await serveCachedFile(req, res, entry, { layout: this.layout, index: this.index, sizer: this.sizer })) return;
@@ -122,12 +127,25 @@ export class ArtifactCache implements ArtifactServer {
     throw new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache entry keeps changing, try again');
   }
 
-  /** Start filling the cache for an artifact no device asked for yet (ArtifactsCache.Prewarm). */
+  /** Start filling the cache for an artifact no device asked for yet (ArtifactsCache.Prewarm, within PrewarmWindow). */
   prewarm(origin: URL): void {
-    if (!this.opts.config.Prewarm || this.closing.signal.aborted) return;
+    if (!this.opts.config.Prewarm || this.closing.signal.aborted || !inWindow(this.window)) return;
     const id = entryId(cacheKey(origin));
     if (this.index.get(id)) return;
     this.startFill(id, cacheKey(origin), origin);
+  }
+
+  /**
+   * Fill the cache with this artifact now (`mender-gateway cache prewarm`), joining the fill
+   * already running for it here or in another process: the published entry, or the progress
+   * to watch (it ends 'done' or 'failed').
+   */
+  fill(origin: URL): { published: CacheEntry } | { progress: FillProgress } {
+    const key = cacheKey(origin);
+    const id = entryId(key);
+    const published = this.index.get(id);
+    if (published) return { published };
+    return { progress: this.startFill(id, key, origin) };
   }
 
   /** Stop every fill (nothing half-done is published) and wait for them to clean up. */

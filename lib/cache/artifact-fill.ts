@@ -10,6 +10,7 @@ import { tryFillLock, type HeldLock, type LockTiming } from './fill-lock';
 import type { FillProgress } from './fill-progress';
 import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
 import { NoContentLength, OriginRefused, resumableDownload, SinkRefused, type RetryPolicy } from './resumable-download';
+import { keepPartial, takePartial } from './partial-fill';
 import type { Claim, SharedCache } from './s3-shared-cache';
 import { GatewayError } from '../http/gateway-error';
 import type { Logger } from '../observe/log';
@@ -117,32 +118,60 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   const source = claim?.kind === 'bucket' ? claim.url : origin;
   let bucketLock = claim?.kind === 'origin' ? claim.lock : null;
   let verified: (meta: Sidecar | null) => void = () => undefined;
-  const fh = await fsp.open(tmp, 'wx');
+  // Bytes an earlier fill left when its process closed (partial-fill.ts); the origin is asked for the rest.
+  let resume = source === origin ? await takePartial(ctx.layout, p.id, p.key, tmp) : null;
+  const fh = await fsp.open(tmp, resume ? 'r+' : 'wx');
   let open = true;
   try {
-    const md5 = createHash('md5');
-    const got = await resumableDownload(
-      source,
-      {
-        start: async (size, etag) => {
-          const fits = await makeRoom({ layout: ctx.layout, index: ctx.index, incoming: size, reserved: ctx.reserved(), maxSize: ctx.maxSize, log: ctx.log });
-          if (!fits) throw new SinkRefused(`no room for ${size} bytes in the cache`);
-          p.begin(size, etag, tmp, objectPath(ctx.layout, p.id));
-          await lock.announce({ tmp, size, etag });
-          if (bucketLock) {
-            // Issue 11: the bucket gets the bytes as they land; the upload owns the lock now.
-            ctx.shared!.share(p, bucketLock, new Promise((resolve) => (verified = resolve)));
-            bucketLock = null;
-          }
+    let md5 = resume?.md5 ?? createHash('md5');
+    let position = resume?.offset ?? 0;
+    const download = () =>
+      resumableDownload(
+        source,
+        {
+          start: async (size, etag) => {
+            const fits = await makeRoom({ layout: ctx.layout, index: ctx.index, incoming: size, reserved: ctx.reserved(), maxSize: ctx.maxSize, log: ctx.log });
+            if (!fits) throw new SinkRefused(`no room for ${size} bytes in the cache`);
+            p.begin(size, etag, tmp, objectPath(ctx.layout, p.id));
+            if (position > 0) {
+              p.advance(position);
+              ctx.log.info('artifact fill resumed from a partial file', { key: p.key, offset: position, size });
+            }
+            await lock.announce({ tmp, size, etag });
+            if (bucketLock) {
+              // Issue 11: the bucket gets the bytes as they land; the upload owns the lock now.
+              ctx.shared!.share(p, bucketLock, new Promise((resolve) => (verified = resolve)));
+              bucketLock = null;
+            }
+          },
+          write: async (chunk) => {
+            md5.update(chunk);
+            await writeAll(fh, chunk, position);
+            position += chunk.length;
+            p.advance(chunk.length);
+          },
         },
-        write: async (chunk) => {
-          md5.update(chunk);
-          await writeAll(fh, chunk);
-          p.advance(chunk.length);
+        {
+          signal,
+          agent: source === origin ? ctx.agentFor?.(origin) : undefined,
+          retry: ctx.retry,
+          onRetry: (offset, err) => ctx.log.warn('artifact origin cut, resuming', { key: p.key, offset, cause: err.message }),
+          from: resume ? { offset: resume.offset, size: resume.size, etag: resume.etag } : undefined,
         },
-      },
-      { signal, agent: source === origin ? ctx.agentFor?.(origin) : undefined, retry: ctx.retry, onRetry: (offset, err) => ctx.log.warn('artifact origin cut, resuming', { key: p.key, offset, cause: err.message }) },
-    );
+      );
+    let got: { size: number; etag: string | null };
+    try {
+      got = await download();
+    } catch (err) {
+      // The origin would not continue the partial file (another ETag, no Range): start over.
+      if (!resume || !(err instanceof OriginRefused) || p.state !== 'starting') throw err;
+      ctx.log.info('partial file not resumable, downloading again', { key: p.key, reason: err.message });
+      resume = null;
+      md5 = createHash('md5');
+      position = 0;
+      await fh.truncate(0);
+      got = await download();
+    }
     const digest = md5.digest('hex');
     const etagMd5 = plainMd5Etag(got.etag);
     if (p.written !== got.size) throw new OriginRefused('ORIGIN_ERROR', `artifact origin sent ${p.written} of ${got.size} bytes`);
@@ -165,6 +194,14 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   } catch (err) {
     // A bucket copy that broke off: the next fill of any key goes to the origin for a while.
     if (claim?.kind === 'bucket' && !signal.aborted && !(err instanceof SinkRefused)) ctx.shared!.fillFailed(err as Error);
+    if (open && ctx.closing.aborted && source === origin && p.state === 'growing' && p.etag !== null && p.written > 0 && p.written < p.size) {
+      // Closing (shutdown, Ctrl-C of a prewarm): keep what arrived for the next fill to resume.
+      open = false;
+      await fh.sync().catch(() => undefined);
+      await fh.close().catch(() => undefined);
+      await keepPartial(ctx.layout, p.id, tmp, { version: 1, key: p.key, size: p.size, etag: p.etag }).catch(() => undefined);
+      ctx.log.info('artifact fill stopped, partial file kept', { key: p.key, written: p.written, size: p.size });
+    }
     throw err;
   } finally {
     verified(null);
@@ -175,10 +212,10 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   }
 }
 
-async function writeAll(fh: fsp.FileHandle, chunk: Buffer): Promise<void> {
+async function writeAll(fh: fsp.FileHandle, chunk: Buffer, position: number): Promise<void> {
   let off = 0;
   while (off < chunk.length) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off);
     off += bytesWritten;
   }
 }

@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import { objectPath, sidecarPath, type CacheLayout } from './cache-layout';
+import { hitsPath, objectPath, sidecarPath, type CacheLayout } from './cache-layout';
 
 // What this process knows about published entries: size and ETag (from the sidecar),
 // when each was last served (the object file's mtime on disk, so LRU order survives a
@@ -125,4 +125,16 @@ export class CacheIndex {
     const t = new Date(now);
     fsp.utimes(objectPath(this.layout, entry.id), t, t).catch(() => undefined);
   }
+}
+
+/**
+ * Count a serve from the cache on disk, for `cache list`: one byte appended (O_APPEND, so
+ * every worker and gateway on the path counts without a lock); the count is the file's size.
+ */
+export function recordHit(layout: CacheLayout, id: string): void {
+  fsp.appendFile(hitsPath(layout, id), '.').catch(() => undefined);
+}
+
+export async function readHits(layout: CacheLayout, id: string): Promise<number> {
+  return fsp.stat(hitsPath(layout, id)).then((st) => st.size, () => 0);
 }

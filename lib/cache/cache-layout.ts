@@ -9,6 +9,8 @@ import { SELF, processAlive, type ProcessIdentity } from '../server/process-live
 //   <Path>/v1/objects/<id>.json   sidecar metadata; its rename is the commit point
 //   <Path>/v1/tmp/<id>.<host>.<pid>[-<start>].<rand>[.json]   a fill in progress, one per process
 //   <Path>/v1/locks/<id>.lock     proper-lockfile's directory; <id>.owner names its holder
+//   <Path>/v1/partial/<id>[.json] a fill stopped by a shutdown or Ctrl-C, never served; the next fill resumes it
+//   <Path>/v1/hits/<id>           one byte appended per serve from the cache (O_APPEND: every process counts)
 // Other files in <Path> (the link-signing secret) are never touched.
 
 export const LAYOUT_VERSION = 'v1';
@@ -18,11 +20,20 @@ export interface CacheLayout {
   objects: string;
   tmp: string;
   locks: string;
+  partial: string;
+  hits: string;
 }
 
 export function cacheLayout(cachePath: string): CacheLayout {
   const root = path.join(path.resolve(cachePath), LAYOUT_VERSION);
-  return { root, objects: path.join(root, 'objects'), tmp: path.join(root, 'tmp'), locks: path.join(root, 'locks') };
+  return {
+    root,
+    objects: path.join(root, 'objects'),
+    tmp: path.join(root, 'tmp'),
+    locks: path.join(root, 'locks'),
+    partial: path.join(root, 'partial'),
+    hits: path.join(root, 'hits'),
+  };
 }
 
 export const objectPath = (l: CacheLayout, id: string) => path.join(l.objects, id);
@@ -30,6 +41,8 @@ export const sidecarPath = (l: CacheLayout, id: string) => path.join(l.objects, 
 /** The path proper-lockfile is asked to lock (it creates `<this>.lock`). */
 export const lockTarget = (l: CacheLayout, id: string) => path.join(l.locks, id);
 export const ownerPath = (l: CacheLayout, id: string) => path.join(l.locks, `${id}.owner`);
+export const partialPath = (l: CacheLayout, id: string, suffix = '') => path.join(l.partial, `${id}${suffix}`);
+export const hitsPath = (l: CacheLayout, id: string) => path.join(l.hits, id);
 
 const HOST = hostname().replace(/[^A-Za-z0-9-]/g, '_');
 
@@ -68,5 +81,5 @@ export const ENTRY_ID = /^[0-9a-f]{64}$/;
 
 /** Create the layout's directories (at start, and again if they were deleted under us). */
 export async function ensureLayout(layout: CacheLayout): Promise<void> {
-  for (const dir of [layout.objects, layout.tmp, layout.locks]) await fsp.mkdir(dir, { recursive: true });
+  for (const dir of [layout.objects, layout.tmp, layout.locks, layout.partial, layout.hits]) await fsp.mkdir(dir, { recursive: true });
 }

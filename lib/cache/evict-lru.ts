@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import { objectPath, sidecarPath, type CacheLayout } from './cache-layout';
+import { hitsPath, objectPath, sidecarPath, type CacheLayout } from './cache-layout';
 import type { CacheIndex } from './cache-index';
 import { bytesToComeElsewhere } from './fill-lock';
 import type { Logger } from '../observe/log';
@@ -60,6 +60,7 @@ export async function freeBytes(dir: string): Promise<number> {
 export async function removeEntry(layout: CacheLayout, id: string): Promise<void> {
   await fsp.rm(sidecarPath(layout, id), { force: true });
   await fsp.rm(objectPath(layout, id), { force: true });
+  await fsp.rm(hitsPath(layout, id), { force: true });
 }
 
 export interface RoomRequest {

@@ -63,10 +63,20 @@ export function checkResponse(r: Pick<OriginResponse, 'status' | 'headers' | 'co
   }
 }
 
-export async function resumableDownload(url: URL, sink: DownloadSink, opts: { signal: AbortSignal; agent?: http.Agent; retry?: RetryPolicy; onRetry?: (offset: number, err: Error) => void }): Promise<{ size: number; etag: string | null }> {
+export interface DownloadOptions {
+  signal: AbortSignal;
+  agent?: http.Agent;
+  retry?: RetryPolicy;
+  onRetry?: (offset: number, err: Error) => void;
+  /** Bytes already on disk from an earlier fill (partial-fill.ts): the first request resumes after them. */
+  from?: { offset: number; size: number; etag: string };
+}
+
+export async function resumableDownload(url: URL, sink: DownloadSink, opts: DownloadOptions): Promise<{ size: number; etag: string | null }> {
   const retry = opts.retry ?? DEFAULT_RETRY;
-  let expected: { size: number; etag: string | null } | null = null;
-  let offset = 0;
+  let expected: { size: number; etag: string | null } | null = opts.from ? { size: opts.from.size, etag: opts.from.etag } : null;
+  let offset = opts.from?.offset ?? 0;
+  let started = false;
   let barren = 0;
   for (let attempt = 1; ; attempt++) {
     const before = offset;
@@ -74,8 +84,9 @@ export async function resumableDownload(url: URL, sink: DownloadSink, opts: { si
       const r = await fetchOrigin(url, { range: expected ? { start: offset } : undefined, signal: opts.signal, agent: opts.agent, timeoutMs: retry.timeoutMs });
       try {
         checkResponse(r, offset, expected);
-        if (expected === null) {
-          expected = { size: r.contentLength as number, etag: r.etag };
+        expected ??= { size: r.contentLength as number, etag: r.etag };
+        if (!started) {
+          started = true;
           await sink.start(expected.size, expected.etag);
         }
         for await (const chunk of r.body as AsyncIterable<Buffer>) {

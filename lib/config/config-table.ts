@@ -26,6 +26,7 @@ const FORMAT_TYPES: Record<string, string> = {
   'http-url': 'URL',
   base64: 'base64 string',
   'positive-duration': 'duration',
+  'prewarm-window': 'HH:MM-HH:MM',
 };
 
 function typeOf(node: Node): string {

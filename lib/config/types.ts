@@ -18,6 +18,8 @@ export interface ArtifactsCacheConfig {
   MaxSize: number;
   /** ours: start filling the cache as soon as a deployment instruction names an artifact. */
   Prewarm: boolean;
+  /** ours (issue 18): HH:MM-HH:MM local hours for filling ahead of demand; "" = any time. */
+  PrewarmWindow?: string;
   /** ours (issue 11): shared second-level cache in a bucket; the loader always sets it (schema default). */
   S3?: ArtifactsCacheS3Config;
 }

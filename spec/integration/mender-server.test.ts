@@ -334,6 +334,28 @@ describe('mender server emulator', () => {
     assert.equal(noToken.status, 401);
   });
 
+  it('gives a user a deployment with its artifact ids and an artifact download link (cache prewarm), 404 for unknown ids', async () => {
+    const token = (await call(server.url, 'POST', LOGIN, { headers: { Authorization: basic('admin@example.com', 'correcthorse') } })).text;
+    const auth = { headers: { Authorization: `Bearer ${token}` } };
+    const artifact = await server.uploadArtifact(artifactPath, { name: 'release-prewarm', deviceTypes: ['test-device'] });
+    const dep = server.createDeployment({ name: 'prewarm', artifactName: 'release-prewarm', devices: ['some-device'] });
+    const got = await call(server.url, 'GET', `/api/management/v1/deployments/deployments/${dep.id}`, auth);
+    assert.equal(got.status, 200);
+    const body = JSON.parse(got.text) as { artifacts: string[] };
+    spec.assertResponse('get', '/api/management/v1/deployments/deployments/{id}', 200, body);
+    assert.deepEqual(body.artifacts, [artifact.id]);
+    const DOWNLOAD = '/api/management/v1/deployments/artifacts/{id}/download';
+    const link = await call(server.url, 'GET', DOWNLOAD.replace('{id}', artifact.id), auth);
+    assert.equal(link.status, 200);
+    const linkBody = JSON.parse(link.text) as { uri: string; expire: string };
+    spec.assertResponse('get', DOWNLOAD, 200, linkBody);
+    const bytes = await call(linkBody.uri, 'GET', '');
+    assert.equal(bytes.status, 200);
+    assert.equal(bytes.headers['content-length'], String(artifactBytes.length));
+    assertMenderError(spec, 'get', DOWNLOAD, await call(server.url, 'GET', DOWNLOAD.replace('{id}', 'no-such-artifact'), auth), 404);
+    assert.equal((await call(server.url, 'GET', DOWNLOAD.replace('{id}', artifact.id))).status, 401);
+  });
+
   it('deviceconnect: refuses a device without a JWT; answers ProtoMsg pings; a user’s shell and file transfer reach the device', async () => {
     const device = new FakeDevice('ed25519', { mac: '02:00:00:00:07:01' });
     await device.authenticate(server.url);

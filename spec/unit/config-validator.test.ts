@@ -21,6 +21,7 @@ const cases: [string, unknown][] = [
   ['bad URL (format)', { UpstreamServer: { URL: 'ftp://x' } }],
   ['bad base64 (format)', { Features: { ArtifactsProxy: { ArtifactsCache: { SignatureSecret: 'not base64!' } } } }],
   ['bad duration (format)', { ShutdownTimeout: '-3s' }],
+  ['bad prewarm window (format)', { Features: { ArtifactsProxy: { ArtifactsCache: { PrewarmWindow: '25:00-06:00' } } } }],
   ['wrong types', { HTTP: { Enabled: 'yes', Listen: 80 }, Features: [] }],
   ['unknown keys', { Nope: 1, HTTP: { Also: true } }],
   ['empty whitelist entry (minLength)', { Features: { ArtifactsProxy: { DomainWhitelist: [''] } } }],
