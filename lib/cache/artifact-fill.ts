@@ -137,7 +137,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
               p.advance(position);
               ctx.log.info('artifact fill resumed from a partial file', { key: p.key, offset: position, size });
             }
-            await lock.announce({ tmp, size, etag });
+            await lock.announce({ tmp, size, etag, key: p.key });
             if (bucketLock) {
               // Issue 11: the bucket gets the bytes as they land; the upload owns the lock now.
               ctx.shared!.share(p, bucketLock, new Promise((resolve) => (verified = resolve)));

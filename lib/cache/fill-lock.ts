@@ -23,6 +23,8 @@ export interface FillAnnouncement {
   tmp: string;
   size: number;
   etag: string | null;
+  /** The origin's host/path, for `cache list`. */
+  key?: string;
 }
 
 /** What the lock holder announced, or null (not yet, unreadable, or a dead holder's leftover). */
@@ -31,7 +33,7 @@ export async function readAnnouncement(layout: CacheLayout, id: string): Promise
     const rec = JSON.parse(await fsp.readFile(ownerPath(layout, id), 'utf8')) as Partial<FillAnnouncement> & { host?: string; pid?: number };
     if (typeof rec.tmp !== 'string' || !Number.isSafeInteger(rec.size) || typeof rec.pid !== 'number') return null;
     if (deadOwnerHere(rec)) return null;
-    return { tmp: rec.tmp, size: rec.size as number, etag: typeof rec.etag === 'string' ? rec.etag : null };
+    return { tmp: rec.tmp, size: rec.size as number, etag: typeof rec.etag === 'string' ? rec.etag : null, key: typeof rec.key === 'string' ? rec.key : undefined };
   } catch {
     return null;
   }
