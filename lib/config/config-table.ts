@@ -1,5 +1,5 @@
-// The key/variable/type/default/meaning table of the README, generated from schema.json and the
-// environment table, so the documentation cannot drift from what the loader does.
+// The key/variable/type/default/meaning table of docs/configuration.md, generated from schema.json
+// and the environment table, so the documentation cannot drift from what the loader does.
 
 import schema from './schema.json';
 import { ENV_OVERRIDES } from './env-overrides';
@@ -7,6 +7,10 @@ import { ENV_OVERRIDES } from './env-overrides';
 export interface KeyRow {
   path: string;
   env: string[];
+  /** 'ours' for an extension of this gateway (its description starts with "(ours)"), else 'product'. */
+  origin: 'product' | 'ours';
+  /** A value as it is written in the JSON file (the environment takes it without JSON quotes). */
+  example: string;
   type: string;
   default: unknown;
   description: string;
@@ -27,6 +31,61 @@ const FORMAT_TYPES: Record<string, string> = {
   base64: 'base64 string',
   'positive-duration': 'duration',
   'prewarm-window': 'HH:MM-HH:MM',
+};
+
+/** One example value per key, as written in the JSON file. */
+const EXAMPLES: Record<string, string> = {
+  'Features.ArtifactsProxy.Enabled': 'true',
+  'Features.ArtifactsProxy.GatewayURL': '"https://gateway.example.com"',
+  'Features.ArtifactsProxy.DomainWhitelist': '["s3.amazonaws.com", "storage.example.com"]',
+  'Features.ArtifactsProxy.ArtifactsCache.Enabled': 'true',
+  'Features.ArtifactsProxy.ArtifactsCache.Path': '"/data/mender-gateway-cache"',
+  'Features.ArtifactsProxy.ArtifactsCache.SignatureSecret': '"c2VjcmV0LWtleS1vZi0zMi1ieXRlcy1hdC1sZWFzdA=="',
+  'Features.ArtifactsProxy.ArtifactsCache.LinkExpireDuration': '"12h"',
+  'Features.ArtifactsProxy.ArtifactsCache.MaxSize': '10737418240',
+  'Features.ArtifactsProxy.ArtifactsCache.Prewarm': 'false',
+  'Features.ArtifactsProxy.ArtifactsCache.PrewarmWindow': '"01:00-05:00"',
+  'Features.ArtifactsProxy.ArtifactsCache.S3.Enabled': 'true',
+  'Features.ArtifactsProxy.ArtifactsCache.S3.Endpoint': '"https://s3.eu-west-1.amazonaws.com"',
+  'Features.ArtifactsProxy.ArtifactsCache.S3.Bucket': '"fleet-artifacts"',
+  'Features.ArtifactsProxy.ArtifactsCache.S3.Region': '"eu-west-1"',
+  'Features.ArtifactsProxy.ArtifactsCache.S3.AccessKeyID': '"AKIAIOSFODNN7EXAMPLE"',
+  'Features.ArtifactsProxy.ArtifactsCache.S3.SecretAccessKey': '"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
+  'Features.ArtifactsProxy.ArtifactsCache.S3.Prefix': '"gateways/site-a/"',
+  'Features.mTLS.Enabled': 'true',
+  'Features.mTLS.CACertificate': '"/etc/mender/ca.crt"',
+  'Features.mTLS.BlacklistPath': '"/etc/mender/mtls-blacklist.txt"',
+  'Features.mTLS.CRLPath': '"/etc/mender/ca.crl"',
+  'Features.mTLS.MenderUsername': '"gateway@example.com"',
+  'Features.mTLS.MenderPassword': '"…"',
+  'Features.mTLS.EnableCache': 'false',
+  'Features.mTLS.InsecureSkipClientExpireAfter': 'true',
+  'Features.mTLS.CacheLifetime': '"15m"',
+  'Features.mTLS.RequireAuthKeyMatchesCertificate': 'true',
+  'Features.DeviceSystem.Enabled': 'true',
+  'Features.DeviceSystem.SystemID': '"plant-7-line-2"',
+  'Features.DeviceSystem.DefaultInventory': '[{"Name": "site", "Value": "plant-7"}]',
+  'Features.ReportJournal.Enabled': 'false',
+  'Features.ReportJournal.Path': '"/var/lib/mender-gateway/journal"',
+  'Features.ReportJournal.MaxSize': '1073741824',
+  'Features.ReportJournal.MaxAge': '"168h"',
+  'HTTP.Enabled': 'true',
+  'HTTP.Listen': '"127.0.0.1:8080"',
+  'HTTPS.Enabled': 'true',
+  'HTTPS.Listen': '":8443"',
+  'HTTPS.MinimumTLSVersion': '"1.3"',
+  'HTTPS.ServerCertificate': '"/etc/mender/server.crt"',
+  'HTTPS.ServerKey': '"/etc/mender/server.key"',
+  'UpstreamServer.URL': '"https://hosted.mender.io"',
+  'UpstreamServer.CACertificate': '"/etc/mender/upstream-ca.pem"',
+  'UpstreamServer.InsecureSkipVerify': 'true',
+  'UpstreamServer.Timeout': '"90s"',
+  'Metrics.Enabled': 'true',
+  'Metrics.Listen': '"127.0.0.1:9102"',
+  'LogLevel': '"debug"',
+  'DebugLog': 'true',
+  'ShutdownTimeout': '"45s"',
+  'Workers': '2',
 };
 
 function typeOf(node: Node): string {
@@ -50,6 +109,8 @@ export function configKeys(): KeyRow[] {
       rows.push({
         path: joined,
         env: ENV_OVERRIDES.filter((r) => r.path.join('.') === joined).map((r) => r.env),
+        origin: (child.description ?? '').startsWith('(ours)') ? 'ours' : 'product',
+        example: EXAMPLES[joined] ?? '',
         type: typeOf(child),
         default: child.default,
         description: child.description ?? '',
@@ -62,7 +123,7 @@ export function configKeys(): KeyRow[] {
 
 export function renderConfigMarkdown(): string {
   const head = [
-    '## Configuration',
+    '## How the configuration is read',
     '',
     'The gateway reads the commercial Mender Gateway\'s JSON file, `--config FILE` (default',
     '`/etc/mender/mender-gateway.conf`; a missing default file is fine when the environment configures',
@@ -76,17 +137,21 @@ export function renderConfigMarkdown(): string {
     '`HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (and lowercase) set an outbound proxy for the upstream',
     'connection; they are environment-only, as in the product.',
     '',
-    'Keys marked *(ours)* are extensions of this gateway. Defaults the product does not document are',
-    'our choices; the description says why where it matters.',
+    '## Every key',
     '',
-    '| Key | Environment variable | Type | Default | Meaning |',
-    '|---|---|---|---|---|',
+    'From: *product* keys and variables are the commercial gateway\'s; *ours* are extensions of this',
+    'gateway (their meaning starts with *(ours)*). Defaults the product does not document are our',
+    'choices; the meaning says why where it matters. Examples are written as in the JSON file; in the',
+    'environment the same value goes without JSON quotes (`HTTPS_LISTEN=:8443`).',
+    '',
+    '| Key | Environment variable | From | Type | Default | Example | Meaning |',
+    '|---|---|---|---|---|---|---|',
   ];
   const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
   const body = configKeys().map((row) => {
     const env = row.env.length ? row.env.map((e) => `\`${e}\``).join(', ') : '— (file only)';
     const def = row.default === undefined ? '—' : `\`${JSON.stringify(row.default)}\``;
-    return `| \`${row.path}\` | ${env} | ${row.type} | ${def} | ${cell(row.description)} |`;
+    return `| \`${row.path}\` | ${env} | ${row.origin} | ${row.type} | ${def} | \`${cell(row.example)}\` | ${cell(row.description)} |`;
   });
   return [...head, ...body, ''].join('\n');
 }

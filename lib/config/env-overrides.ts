@@ -45,7 +45,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'MTLS_ENABLED', path: [...MTLS, 'Enabled'], kind: 'bool' },
   { env: 'MTLS_CA_CERTIFICATE', path: [...MTLS, 'CACertificate'], kind: 'string' },
   { env: 'MTLS_BLACKLIST_PATH', path: [...MTLS, 'BlacklistPath'], kind: 'string' },
-  { env: 'MTLS_CRL_PATH', path: [...MTLS, 'CRLPath'], kind: 'string' },
+  { env: 'MTLS_CRL_PATH', path: [...MTLS, 'CRLPath'], kind: 'string', ours: true },
   { env: 'MTLS_MENDER_USERNAME', path: [...MTLS, 'MenderUsername'], kind: 'string' },
   { env: 'MTLS_MENDER_PASSWORD', path: [...MTLS, 'MenderPassword'], kind: 'string' },
   { env: 'MTLS_ENABLE_CACHE', path: [...MTLS, 'EnableCache'], kind: 'bool' },

@@ -1,5 +1,6 @@
-// The README's configuration table is generated from schema.json and the environment table;
-// this keeps the committed copy current and the two tables consistent with each other.
+// The configuration table of docs/configuration.md (it was the README's) is generated from
+// schema.json and the environment table; this keeps the committed copy current and the two
+// tables consistent with each other.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,15 +9,15 @@ import { join } from 'node:path';
 import { configKeys, renderConfigMarkdown } from '../../lib/config/config-table';
 import { ENV_OVERRIDES } from '../../lib/config/env-overrides';
 
-const README = join(__dirname, '..', '..', '..', 'README.md');
+const PAGE = join(__dirname, '..', '..', '..', 'docs', 'configuration.md');
 const START = '<!-- config-table:start (generated from lib/config/schema.json: UPDATE_GOLDEN=1 node --test dist/spec/unit/config-readme.test.js) -->\n';
 const END = '<!-- config-table:end -->';
 
-function section(readme: string): { before: string; table: string; after: string } {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
-  assert.ok(a >= 0 && b > a, 'README.md has the config-table markers');
-  return { before: readme.slice(0, a + START.length), table: readme.slice(a + START.length, b), after: readme.slice(b) };
+function section(page: string): { before: string; table: string; after: string } {
+  const a = page.indexOf(START);
+  const b = page.indexOf(END);
+  assert.ok(a >= 0 && b > a, 'docs/configuration.md has the config-table markers');
+  return { before: page.slice(0, a + START.length), table: page.slice(a + START.length, b), after: page.slice(b) };
 }
 
 test('every environment variable sets a key of the schema', () => {
@@ -36,9 +37,24 @@ test('every variable of the product 2.0.0 list, 2.0.0 mTLS expiry and 2.2.0 metr
   assert.equal(new Set(ENV_OVERRIDES.map((r) => r.env)).size, ENV_OVERRIDES.length, 'no variable listed twice');
 });
 
-test("README.md's configuration section is the generated table", () => {
+test('every key has an example written as JSON', () => {
+  for (const key of configKeys()) {
+    assert.notEqual(key.example, '', `${key.path}: add it to EXAMPLES in lib/config/config-table.ts`);
+    assert.doesNotThrow(() => JSON.parse(key.example), key.path);
+  }
+});
+
+test("a key is ours exactly when its variables are (the table's From column)", () => {
+  for (const key of configKeys()) {
+    for (const row of ENV_OVERRIDES.filter((r) => r.path.join('.') === key.path)) {
+      assert.equal(row.ours ? 'ours' : 'product', key.origin, `${key.path} / ${row.env}`);
+    }
+  }
+});
+
+test("docs/configuration.md's key table is the generated one", () => {
   const rendered = renderConfigMarkdown();
-  const parts = section(readFileSync(README, 'utf8'));
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(README, parts.before + rendered + parts.after);
-  assert.equal(section(readFileSync(README, 'utf8')).table, rendered, 'regenerate with UPDATE_GOLDEN=1');
+  const parts = section(readFileSync(PAGE, 'utf8'));
+  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(PAGE, parts.before + rendered + parts.after);
+  assert.equal(section(readFileSync(PAGE, 'utf8')).table, rendered, 'regenerate with UPDATE_GOLDEN=1');
 });
