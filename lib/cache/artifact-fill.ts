@@ -11,6 +11,7 @@ import type { FillProgress } from './fill-progress';
 import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
 import { NoContentLength, OriginRefused, resumableDownload, SinkRefused, type RetryPolicy } from './resumable-download';
 import type { Claim, SharedCache } from './s3-shared-cache';
+import type { FillShare, UplinkCap } from './uplink-cap';
 import { GatewayError } from '../http/gateway-error';
 import type { Logger } from '../observe/log';
 import { redactUrl } from '../observe/log';
@@ -36,6 +37,8 @@ export interface FillContext {
   closing: AbortSignal;
   /** ArtifactsCache.S3 (issue 11): the bucket shared by several gateways, looked at before the origin. */
   shared?: SharedCache;
+  /** ArtifactsCache.FillRateLimit (issue 18): the origin bytes per second all fills on the path share. */
+  cap?: UplinkCap;
 }
 
 const CACHE_DIR_ERRORS = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOENT', 'ENOTDIR']);
@@ -119,7 +122,10 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   let verified: (meta: Sidecar | null) => void = () => undefined;
   const fh = await fsp.open(tmp, 'wx');
   let open = true;
+  // The uplink cap is for the origin; a copy from the shared bucket (issue 11) is not metered.
+  let share: FillShare | undefined;
   try {
+    if (ctx.cap && source === origin) share = await ctx.cap.register();
     const md5 = createHash('md5');
     const got = await resumableDownload(
       source,
@@ -136,6 +142,9 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
           }
         },
         write: async (chunk) => {
+          // Before the write: devices following the file stream what has landed meanwhile,
+          // and the awaited write stops reading from the origin socket.
+          if (share) await share.take(chunk.length, signal);
           md5.update(chunk);
           await writeAll(fh, chunk);
           p.advance(chunk.length);
@@ -167,6 +176,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
     if (claim?.kind === 'bucket' && !signal.aborted && !(err instanceof SinkRefused)) ctx.shared!.fillFailed(err as Error);
     throw err;
   } finally {
+    await share?.close();
     verified(null);
     if (bucketLock) void bucketLock.release();
     if (open) await fh.close().catch(() => undefined);

@@ -18,6 +18,8 @@ export interface ArtifactsCacheConfig {
   MaxSize: number;
   /** ours: start filling the cache as soon as a deployment instruction names an artifact. */
   Prewarm: boolean;
+  /** ours (issue 18): bytes per second all cache fills on the path take from the origin together, 0 = no cap. */
+  FillRateLimit: number;
   /** ours (issue 11): shared second-level cache in a bucket; the loader always sets it (schema default). */
   S3?: ArtifactsCacheS3Config;
 }
