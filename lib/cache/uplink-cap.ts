@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, watch, type FSWatcher } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fillsDir, isThisHost, ownerTag, parseOwnedName, type CacheLayout } from './cache-layout';
@@ -48,9 +48,11 @@ export class UplinkCap {
   private readonly dir: string;
   private readonly shares = new Set<Share>();
   private timer: NodeJS.Timeout | undefined;
+  private watcher: FSWatcher | undefined;
   /** Live registrations of other processes (and of ours not yet seen) at the last count. */
   private others = 0;
   private ticking: Promise<void> | undefined;
+  private again: Promise<void> | undefined;
   private warned = false;
 
   constructor(private readonly opts: UplinkCapOptions) {
@@ -83,6 +85,17 @@ export class UplinkCap {
     if (!this.timer) {
       this.timer = setInterval(() => void this.tick(), this.refreshMs);
       this.timer.unref();
+      // A fill joining or leaving in another process of this host (workers, a prewarm run) is
+      // seen at once through inotify, not at the next count; a shared path on another host's
+      // mount relies on the count alone.
+      try {
+        this.watcher = watch(this.dir, { persistent: false }, (event) => {
+          if (event === 'rename') void this.tick();
+        });
+        this.watcher.on('error', () => this.unwatch());
+      } catch {
+        // no inotify (limits, filesystem): the periodic count still runs
+      }
     }
     return share;
   }
@@ -93,6 +106,7 @@ export class UplinkCap {
     if (this.shares.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
+      this.unwatch();
       this.others = 0;
     }
     await fsp.rm(share.file, { force: true }).catch(() => undefined);
@@ -100,7 +114,15 @@ export class UplinkCap {
 
   /** Refresh our registrations, count everyone's, and give each of our fills its rate. */
   tick(): Promise<void> {
-    this.ticking ??= this.count().finally(() => (this.ticking = undefined));
+    if (this.ticking) {
+      // A count under way may have read the directory before the change: one more after it.
+      this.again ??= this.ticking.then(() => {
+        this.again = undefined;
+        return this.tick();
+      });
+      return this.again;
+    }
+    this.ticking = this.count().finally(() => (this.ticking = undefined));
     return this.ticking;
   }
 
@@ -129,6 +151,11 @@ export class UplinkCap {
     this.others = others;
     const rate = this.shareRate();
     for (const s of this.shares) s.setRate(rate);
+  }
+
+  private unwatch(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
   private async touch(file: string): Promise<void> {
@@ -162,7 +189,7 @@ class Share implements FillShare {
 
   constructor(private readonly cap: UplinkCap, readonly file: string, private readonly burstMs: number, private readonly now: () => number) {
     this.rate = cap.shareRate();
-    this.tokens = this.burst();
+    this.tokens = 0; // no burst at the start: a fill joining others must not overshoot the cap
     this.last = now();
   }
 

@@ -29,14 +29,20 @@ async function timeTaking(take: (n: number) => Promise<void>, total: number, chu
   return performance.now() - t0;
 }
 
-test('one fill: chunks are delayed so the average is the cap, after a burst of 100 ms', async () => {
+test('one fill: chunks are delayed so the average is the cap, with no burst at the start', async () => {
   await withLayout(async (layout) => {
     const cap = new UplinkCap({ layout, bytesPerSecond: 1_000_000, log: quiet });
     const share = await cap.register();
     assert.equal(share.rate, 1_000_000);
-    // 700 kB in 16 KiB chunks: 100 kB of burst at once, then 600 kB at 1 MB/s.
-    const ms = await timeTaking((n) => share.take(n), 700_000, 16 * 1024);
-    assert.ok(ms > 600 * 0.9 && ms < 600 * 1.15, `700 kB in ${ms.toFixed(0)} ms, expected ~600`);
+    // 600 kB in 16 KiB chunks at 1 MB/s (the bucket starts empty: a joining fill does not overshoot).
+    const ms = await timeTaking((n) => share.take(n), 600_000, 16 * 1024);
+    assert.ok(ms > 600 * 0.95 && ms < 600 * 1.15, `600 kB in ${ms.toFixed(0)} ms, expected ~600`);
+    // After idling, a burst of 100 ms worth goes at once, no more.
+    await new Promise((r) => setTimeout(r, 300));
+    const burst = await timeTaking((n) => share.take(n), 100_000, 10_000);
+    assert.ok(burst < 30, `the 100 kB burst took ${burst.toFixed(0)} ms`);
+    const after = await timeTaking((n) => share.take(n), 200_000, 10_000);
+    assert.ok(after > 200 * 0.9 && after < 200 * 1.2, `200 kB after the burst in ${after.toFixed(0)} ms, expected ~200`);
     await share.close();
   });
 });
@@ -45,9 +51,9 @@ test('chunks larger than the burst at a low cap: the wait is split so the averag
   await withLayout(async (layout) => {
     const cap = new UplinkCap({ layout, bytesPerSecond: 100_000, log: quiet });
     const share = await cap.register();
-    // 64 KiB chunks (undici's) at 100 kB/s with a 10 kB burst: 2 × 65536 − 10000 bytes of debt.
+    // 64 KiB chunks (the socket's reads) at 100 kB/s: each waits off its debt.
     const ms = await timeTaking((n) => share.take(n), 2 * 65536, 65536);
-    const expected = ((2 * 65536 - 10_000) / 100_000) * 1000;
+    const expected = ((2 * 65536) / 100_000) * 1000;
     assert.ok(ms > expected * 0.95 && ms < expected * 1.1, `${ms.toFixed(0)} ms, expected ~${expected.toFixed(0)}`);
     await share.close();
   });
@@ -135,5 +141,20 @@ test('a cache directory that cannot hold registrations: the cap is shared by thi
     assert.equal(warnings.length, 1, warnings.join(''));
     await s1.close();
     await s2.close();
+  });
+});
+
+test('a fill joining in another process is seen at once (inotify), not at the next count', async () => {
+  await withLayout(async (layout) => {
+    const a = new UplinkCap({ layout, bytesPerSecond: 800_000, log: quiet, refreshMs: 60_000 });
+    const b = new UplinkCap({ layout, bytesPerSecond: 800_000, log: quiet, refreshMs: 60_000 });
+    const a1 = await a.register();
+    const b1 = await b.register();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(a1.rate, 400_000);
+    await b1.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(a1.rate, 800_000);
+    await a1.close();
   });
 });
