@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   if (mode === 'cache') {
     const log = createLogger({ level: 'warn' });
     const cache = await createArtifactCache({
-      config: { Enabled: true, Path: target, SignatureSecret: '', LinkExpireDuration: '1h', MaxSize: 0, Prewarm: false },
+      config: { Enabled: true, Path: target, SignatureSecret: '', LinkExpireDuration: '1h', MaxSize: 0, Prewarm: false, FillRateLimit: 0 },
       log,
       tuning: { readSize: readSize === 'adaptive' ? 'adaptive' : Number(readSize) },
     });

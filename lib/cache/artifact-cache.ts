@@ -21,6 +21,7 @@ import { serveCachedFile } from './serve-cached-file';
 import { serveGrowingFile } from './serve-growing-file';
 import { serveUncached } from './serve-uncached';
 import { SingleFlight } from './single-flight';
+import { UplinkCap } from './uplink-cap';
 import type { SharedCache, SharedTiming } from './s3-shared-cache';
 
 // The S3 shared cache's modules load only where ArtifactsCache.S3 is on.
@@ -90,6 +91,8 @@ export class ArtifactCache implements ArtifactServer {
       reserved: () => this.reservedBytes(),
       closing: this.closing.signal,
       shared: opts.shared,
+      // No registration, no timer when there is no cap.
+      cap: config.FillRateLimit > 0 ? new UplinkCap({ layout: this.layout, bytesPerSecond: config.FillRateLimit, log: log.child({ component: 'artifact-cache' }) }) : undefined,
     };
   }
 
@@ -209,6 +212,8 @@ export async function createArtifactCache(opts: ArtifactCacheOptions): Promise<A
   const { config } = opts;
   if (typeof config.Path !== 'string' || config.Path === '') throw new TypeError('expected ArtifactsCache.Path to be a directory, got an empty value');
   if (!Number.isSafeInteger(config.MaxSize) || config.MaxSize < 0) throw new TypeError(`expected ArtifactsCache.MaxSize to be a byte count ≥ 0, got ${String(config.MaxSize)}`);
+  const rate = config.FillRateLimit ?? 0;
+  if (!Number.isSafeInteger(rate) || rate < 0) throw new TypeError(`expected ArtifactsCache.FillRateLimit to be bytes per second ≥ 0, got ${String(rate)}`);
   const shared = config.S3?.Enabled ? (opts.shared ?? loadSharedCache().createSharedCache(config.S3, opts.log, opts.tuning?.shared)) : undefined;
   const cache = new ArtifactCache({ ...opts, shared });
   const staleMs = opts.tuning?.staleMs ?? DEFAULT_STALE_MS;

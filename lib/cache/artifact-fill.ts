@@ -12,6 +12,7 @@ import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
 import { NoContentLength, OriginRefused, resumableDownload, SinkRefused, type RetryPolicy } from './resumable-download';
 import { keepPartial, takePartial } from './partial-fill';
 import type { Claim, SharedCache } from './s3-shared-cache';
+import type { FillShare, UplinkCap } from './uplink-cap';
 import { GatewayError } from '../http/gateway-error';
 import type { Logger } from '../observe/log';
 import { redactUrl } from '../observe/log';
@@ -37,6 +38,8 @@ export interface FillContext {
   closing: AbortSignal;
   /** ArtifactsCache.S3 (issue 11): the bucket shared by several gateways, looked at before the origin. */
   shared?: SharedCache;
+  /** ArtifactsCache.FillRateLimit (issue 18): the origin bytes per second all fills on the path share. */
+  cap?: UplinkCap;
 }
 
 const CACHE_DIR_ERRORS = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOENT', 'ENOTDIR']);
@@ -122,7 +125,10 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   let resume = source === origin ? await takePartial(ctx.layout, p.id, p.key, tmp) : null;
   const fh = await fsp.open(tmp, resume ? 'r+' : 'wx');
   let open = true;
+  // The uplink cap is for the origin; a copy from the shared bucket (issue 11) is not metered.
+  let share: FillShare | undefined;
   try {
+    if (ctx.cap && source === origin) share = await ctx.cap.register();
     let md5 = resume?.md5 ?? createHash('md5');
     let position = resume?.offset ?? 0;
     const download = () =>
@@ -145,6 +151,9 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
             }
           },
           write: async (chunk) => {
+            // Before the write: devices following the file stream what has landed meanwhile,
+            // and the awaited write stops reading from the origin socket.
+            if (share) await share.take(chunk.length, signal);
             md5.update(chunk);
             await writeAll(fh, chunk, position);
             position += chunk.length;
@@ -204,6 +213,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
     }
     throw err;
   } finally {
+    await share?.close();
     verified(null);
     if (bucketLock) void bucketLock.release();
     if (open) await fh.close().catch(() => undefined);

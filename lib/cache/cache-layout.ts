@@ -11,6 +11,7 @@ import { SELF, processAlive, type ProcessIdentity } from '../server/process-live
 //   <Path>/v1/locks/<id>.lock     proper-lockfile's directory; <id>.owner names its holder
 //   <Path>/v1/partial/<id>[.json] a fill stopped by a shutdown or Ctrl-C, never served; the next fill resumes it
 //   <Path>/v1/hits/<id>           one byte appended per serve from the cache (O_APPEND: every process counts)
+//   <Path>/v1/fills/<host>.<pid>[-<start>].<rand>   a fill sharing the uplink cap (FillRateLimit), mtime refreshed
 // Other files in <Path> (the link-signing secret) are never touched.
 
 export const LAYOUT_VERSION = 'v1';
@@ -43,13 +44,19 @@ export const lockTarget = (l: CacheLayout, id: string) => path.join(l.locks, id)
 export const ownerPath = (l: CacheLayout, id: string) => path.join(l.locks, `${id}.owner`);
 export const partialPath = (l: CacheLayout, id: string, suffix = '') => path.join(l.partial, `${id}${suffix}`);
 export const hitsPath = (l: CacheLayout, id: string) => path.join(l.hits, id);
+/** Registrations of the fills sharing ArtifactsCache.FillRateLimit (made only when it is on). */
+export const fillsDir = (l: CacheLayout) => path.join(l.root, 'fills');
 
 const HOST = hostname().replace(/[^A-Za-z0-9-]/g, '_');
 
+/** `<host>.<pid>[-<start>]`: this process, as file names under the layout name their owner. */
+export function ownerTag(): string {
+  return `${HOST}.${SELF.start === undefined ? SELF.pid : `${SELF.pid}-${SELF.start}`}`;
+}
+
 /** A temporary name no other process (or other fill of this one) can pick. */
 export function tmpPath(l: CacheLayout, id: string, suffix = ''): string {
-  const owner = SELF.start === undefined ? `${SELF.pid}` : `${SELF.pid}-${SELF.start}`;
-  return path.join(l.tmp, `${id}.${HOST}.${owner}.${randomBytes(6).toString('hex')}${suffix}`);
+  return path.join(l.tmp, `${id}.${ownerTag()}.${randomBytes(6).toString('hex')}${suffix}`);
 }
 
 export interface TmpOwner extends ProcessIdentity {
@@ -59,6 +66,13 @@ export interface TmpOwner extends ProcessIdentity {
 /** Who wrote a tmp file, from its name; null when the name is not ours. */
 export function parseTmpName(name: string): TmpOwner | null {
   const m = /^[0-9a-f]{64}\.([A-Za-z0-9_-]+)\.(\d+)(?:-(\d+))?\.[0-9a-f]{12}(?:\.json)?$/.exec(name);
+  if (!m) return null;
+  return m[3] === undefined ? { host: m[1], pid: Number(m[2]) } : { host: m[1], pid: Number(m[2]), start: Number(m[3]) };
+}
+
+/** Who made a `<host>.<pid>[-<start>].<rand>` file (fills/); null when the name is not ours. */
+export function parseOwnedName(name: string): TmpOwner | null {
+  const m = /^([A-Za-z0-9_-]+)\.(\d+)(?:-(\d+))?\.[0-9a-f]{12}$/.exec(name);
   if (!m) return null;
   return m[3] === undefined ? { host: m[1], pid: Number(m[2]) } : { host: m[1], pid: Number(m[2]), start: Number(m[3]) };
 }

@@ -45,6 +45,7 @@ const EXAMPLES: Record<string, string> = {
   'Features.ArtifactsProxy.ArtifactsCache.MaxSize': '10737418240',
   'Features.ArtifactsProxy.ArtifactsCache.Prewarm': 'false',
   'Features.ArtifactsProxy.ArtifactsCache.PrewarmWindow': '"01:00-05:00"',
+  'Features.ArtifactsProxy.ArtifactsCache.FillRateLimit': '1048576',
   'Features.ArtifactsProxy.ArtifactsCache.S3.Enabled': 'true',
   'Features.ArtifactsProxy.ArtifactsCache.S3.Endpoint': '"https://s3.eu-west-1.amazonaws.com"',
   'Features.ArtifactsProxy.ArtifactsCache.S3.Bucket': '"fleet-artifacts"',

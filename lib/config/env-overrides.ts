@@ -35,6 +35,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'ARTIFACTS_PROXY_CACHE_MAX_SIZE', path: [...CACHE, 'MaxSize'], kind: 'integer', ours: true },
   { env: 'ARTIFACTS_PROXY_CACHE_PREWARM', path: [...CACHE, 'Prewarm'], kind: 'bool', ours: true },
   { env: 'ARTIFACTS_PROXY_CACHE_PREWARM_WINDOW', path: [...CACHE, 'PrewarmWindow'], kind: 'string', ours: true },
+  { env: 'ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT', path: [...CACHE, 'FillRateLimit'], kind: 'integer', ours: true },
   { env: 'ARTIFACTS_PROXY_CACHE_S3_ENABLED', path: [...S3, 'Enabled'], kind: 'bool', ours: true },
   { env: 'ARTIFACTS_PROXY_CACHE_S3_ENDPOINT', path: [...S3, 'Endpoint'], kind: 'string', ours: true },
   { env: 'ARTIFACTS_PROXY_CACHE_S3_BUCKET', path: [...S3, 'Bucket'], kind: 'string', ours: true },

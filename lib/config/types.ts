@@ -20,6 +20,8 @@ export interface ArtifactsCacheConfig {
   Prewarm: boolean;
   /** ours (issue 18): HH:MM-HH:MM local hours for filling ahead of demand; "" = any time. */
   PrewarmWindow?: string;
+  /** ours (issue 18): bytes per second all cache fills on the path take from the origin together, 0 = no cap. */
+  FillRateLimit: number;
   /** ours (issue 11): shared second-level cache in a bucket; the loader always sets it (schema default). */
   S3?: ArtifactsCacheS3Config;
 }

@@ -170,7 +170,7 @@ export function quietLog(): Logger {
 }
 
 export function cacheConfig(dir: string, extra: Partial<ArtifactsCacheConfig> = {}): ArtifactsCacheConfig {
-  return { Enabled: true, Path: dir, SignatureSecret: '', LinkExpireDuration: '1h', MaxSize: 0, Prewarm: true, ...extra };
+  return { Enabled: true, Path: dir, SignatureSecret: '', LinkExpireDuration: '1h', MaxSize: 0, Prewarm: true, FillRateLimit: 0, ...extra };
 }
 
 export async function tempDir(prefix: string): Promise<string> {

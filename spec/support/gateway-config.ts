@@ -10,7 +10,7 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
         Enabled: false,
         GatewayURL: '',
         DomainWhitelist: [],
-        ArtifactsCache: { Enabled: false, Path: '', SignatureSecret: '', LinkExpireDuration: '24h', MaxSize: 0, Prewarm: true },
+        ArtifactsCache: { Enabled: false, Path: '', SignatureSecret: '', LinkExpireDuration: '24h', MaxSize: 0, Prewarm: true, FillRateLimit: 0 },
       },
       mTLS: {
         Enabled: false,
