@@ -31,7 +31,7 @@ Flags:
   -t, --check-config      Check the configuration and exit (as check-config).
       --version           Print version and exit.
 
-Environment variables (HTTPS_ENABLED, UPSTREAM_SERVER_URL, ...) override the file; see README.md.
+Environment variables (HTTPS_ENABLED, UPSTREAM_SERVER_URL, ...) override the file; see docs/configuration.md.
 `;
 
 const EXIT_USAGE = 2;
