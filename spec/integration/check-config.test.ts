@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,8 +46,8 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[], env: NodeJS.ProcessEnv = {}, as: { uid?: number; gid?: number } = {}, timeoutMs = 20_000): Promise<Run> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -199,14 +199,32 @@ test('a cache path that cannot be written is an error naming the key', async () 
   assert.equal(r2.code, 2);
   assert.match(r2.stderr, /ArtifactsCache\.Path: .*plain-file: is not a directory/);
 
-  if (process.getuid?.() !== 0) {
-    // root writes through mode bits: this part only means something for other users.
-    const locked = join(dir, 'locked');
-    mkdirSync(locked, { mode: 0o500 });
-    const r3 = await run(['check-config', '--config', confFile(await goodConfig(locked))]);
-    chmodSync(locked, 0o700);
-    assert.equal(r3.code, 2);
-    assert.match(r3.stderr, /ArtifactsCache\.Path: .*locked: not writable: permission denied/);
+});
+
+test('as an unprivileged user: a read-only cache directory, one that cannot be created, and a port below 1024', async () => {
+  // root writes through mode bits and binds any port: run the check as nobody then.
+  const as = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const open = mkdtempSync(join(tmpdir(), 'gw-check-user-'));
+  chmodSync(open, 0o755);
+  const locked = join(open, 'locked');
+  mkdirSync(locked, { mode: 0o555 });
+  const unprivilegedFrom = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+  const write = (name: string, cache: string) => {
+    const path = join(open, name);
+    const config = { HTTP: { Enabled: true, Listen: '127.0.0.1:1' }, UpstreamServer: { URL: 'http://127.0.0.1:9' }, Features: { ArtifactsProxy: { Enabled: true, GatewayURL: 'http://gw.example', ArtifactsCache: { Enabled: true, Path: cache } } } };
+    writeFileSync(path, JSON.stringify(config), { mode: 0o644 });
+    return path;
+  };
+  try {
+    const r = await run(['check-config', '--config', write('a.conf', locked)], {}, as);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^error: Features\.ArtifactsProxy\.ArtifactsCache\.Path: .*locked: not writable: permission denied \(from file /m);
+    if (unprivilegedFrom > 1) assert.match(r.stderr, /^error: HTTP\.Listen: 127\.0\.0\.1:1: port 1 needs root or CAP_NET_BIND_SERVICE \(from file /m);
+    const r2 = await run(['check-config', '--config', write('b.conf', join(locked, 'sub', 'cache'))], {}, as);
+    assert.equal(r2.code, 2);
+    assert.match(r2.stderr, /ArtifactsCache\.Path: .*locked\/sub\/cache: does not exist and cannot be created in .*locked: permission denied/);
+  } finally {
+    rmSync(open, { recursive: true, force: true });
   }
 });
 
