@@ -93,6 +93,19 @@ async function findProblems(loaded: LoadedConfig, online: boolean): Promise<Find
   return { problems: lines.map((l) => problemFrom(l, sourceOf)), listeners, cache, notes: lists.notes, online: results };
 }
 
+/** A URL may carry user:password@; the summary never shows it. */
+function withoutUserinfo(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username === '' && u.password === '') return url;
+    u.username = '';
+    u.password = '';
+    return u.href;
+  } catch {
+    return url;
+  }
+}
+
 function summary(loaded: LoadedConfig, f: Findings): string[] {
   const c: Readonly<GatewayConfig> = loaded.config;
   const proxy = c.Features.ArtifactsProxy;
@@ -102,9 +115,9 @@ function summary(loaded: LoadedConfig, f: Findings): string[] {
   out.push(row('environment', loaded.fromEnv.length > 0 ? loaded.fromEnv.join(', ') : '(no variables set)'));
   for (const l of f.listeners) out.push(row('listener', `${l.key} ${l.listen}${l.key === 'HTTPS.Listen' ? ` (TLS ${c.HTTPS.MinimumTLSVersion}+)` : ''}: free`));
   const trust = c.UpstreamServer.InsecureSkipVerify ? 'certificate NOT verified' : c.UpstreamServer.CACertificate ? `CA ${c.UpstreamServer.CACertificate}` : 'system CAs';
-  out.push(row('upstream', `${c.UpstreamServer.URL} (${trust}, timeout ${c.UpstreamServer.Timeout})`));
-  out.push(row('proxy', proxy.Enabled ? `artifacts via ${proxy.GatewayURL}, whitelist ${proxy.DomainWhitelist.join(' ') || '(none)'}` : 'off'));
-  out.push(row('cache', f.cache ? `${f.cache.line}${proxy.ArtifactsCache.S3?.Enabled ? `, S3 ${proxy.ArtifactsCache.S3.Endpoint} bucket ${proxy.ArtifactsCache.S3.Bucket}` : ''}` : 'off'));
+  out.push(row('upstream', `${withoutUserinfo(c.UpstreamServer.URL)} (${trust}, timeout ${c.UpstreamServer.Timeout})`));
+  out.push(row('proxy', proxy.Enabled ? `artifacts via ${withoutUserinfo(proxy.GatewayURL)}, whitelist ${proxy.DomainWhitelist.join(' ') || '(none)'}` : 'off'));
+  out.push(row('cache', f.cache ? `${f.cache.line}${proxy.ArtifactsCache.S3?.Enabled ? `, S3 ${withoutUserinfo(proxy.ArtifactsCache.S3.Endpoint)} bucket ${proxy.ArtifactsCache.S3.Bucket}` : ''}` : 'off'));
   const extra = [mtls.BlacklistPath && 'blocklist', mtls.CRLPath && 'CRL'].filter(Boolean).join(', ');
   out.push(row('mTLS', mtls.Enabled ? `CA ${mtls.CACertificate}, user ${mtls.MenderUsername}${extra ? `, ${extra}` : ''}${f.notes.length ? ` (${f.notes.join('; ')})` : ''}` : 'off'));
   for (const r of f.online) out.push(row('online', `${r.what}: ${r.line}`));
