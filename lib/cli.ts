@@ -85,6 +85,13 @@ async function run(argv: string[]): Promise<void> {
     process.exitCode = await (await sub())(argv.slice(1));
     return;
   }
+  if (argv.includes('-t') || argv.includes('--check-config')) {
+    // nginx -t: the same check as the subcommand, with the flags given beside it. Dispatched
+    // before the start's flags are parsed: those do not know --online, --json.
+    const rest = argv.filter((a) => a !== '-t' && a !== '--check-config');
+    process.exitCode = await (await SUBCOMMANDS['check-config']!())(rest);
+    return;
+  }
   let flags: ReturnType<typeof parseFlags>;
   try {
     flags = parseFlags(argv);
@@ -97,12 +104,6 @@ async function run(argv: string[]): Promise<void> {
   }
   if (flags.version) {
     process.stdout.write(version());
-    return;
-  }
-  if (flags['check-config']) {
-    // nginx -t: the same check as the subcommand, with the flags given beside it.
-    const rest = argv.filter((a) => a !== '-t' && a !== '--check-config');
-    process.exitCode = await (await SUBCOMMANDS['check-config']!())(rest);
     return;
   }
   // --log-level is applied before the config loads (product 2.0.0 fix), so loading can be debugged.

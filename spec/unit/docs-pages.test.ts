@@ -17,7 +17,7 @@ const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.e
 
 /** The commands whose `--help` docs/operations.md quotes, each under a heading `mender-gateway <args>`.
  * A subcommand joins this list once it is built and its subsection holds its help. */
-const HELP_COMMANDS: string[][] = [[], ['cache'], ['cache', 'list'], ['cache', 'evict'], ['cache', 'verify'], ['cache', 'prewarm']];
+const HELP_COMMANDS: string[][] = [[], ['check-config'], ['cache'], ['cache', 'list'], ['cache', 'evict'], ['cache', 'verify'], ['cache', 'prewarm']];
 
 interface Line {
   text: string;
