@@ -14,6 +14,8 @@ import { REPO_ROOT } from '../support/gateway-process';
 // Issue 18 §3: the .deb `make release` builds, installed on this machine as on a box: the
 // installed command, the shipped configuration, a device request through the installed gateway
 // to the Mender server emulator, then `dpkg --purge` leaves none of its files and no user.
+// In spec/e2e, which runs one file at a time: it changes the machine (a package, /etc/mender,
+// a system user), and cli.test.ts relies on /etc/mender/mender-gateway.conf being absent.
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const BIN = '/usr/bin/mender-gateway';
