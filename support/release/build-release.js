@@ -36,6 +36,7 @@ async function main() {
   for (const [what, file] of [['bundle', r.bundle], ['tarball', r.tarball], ['deb', r.deb], ['ipk', r.ipk]]) {
     process.stdout.write(`  ${what.padEnd(8)} ${kib(statSync(file).size).padStart(9)}  ${basename(file)}\n`);
   }
+  rmSync(join(outDir, 'work'), { recursive: true, force: true }); // the packages hold it all
 }
 
 if (require.main === module) {
