@@ -5,7 +5,17 @@ const { execFileSync } = require('node:child_process');
 const { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 
-const TAR_OWNER = ['--owner=0', '--group=0', '--numeric-owner', '--sort=name', '--mtime=@0'];
+// Every file dated from the last commit (or SOURCE_DATE_EPOCH): a rebuild of a commit is byte-identical.
+function sourceDateEpoch() {
+  if (process.env.SOURCE_DATE_EPOCH) return process.env.SOURCE_DATE_EPOCH;
+  try {
+    return execFileSync('git', ['log', '-1', '--format=%ct'], { cwd: __dirname, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || '0';
+  } catch {
+    return '0';
+  }
+}
+const EPOCH = sourceDateEpoch();
+const TAR_OWNER = ['--owner=0', '--group=0', '--numeric-owner', '--sort=name', `--mtime=@${EPOCH}`];
 const MAINTAINER = 'Open Mender Gateway maintainers <noreply@open-mender-gateway.invalid>';
 const DESCRIPTION = 'Open-source drop-in Mender Gateway\n Device API proxy, artifact proxy and cache, mTLS provisioning for Mender\n devices, in one Node.js file (no node_modules).';
 
@@ -71,7 +81,8 @@ function buildDeb(stage, version, work, outDir) {
     chmodSync(join(control, script), 0o755);
   }
   const out = join(outDir, `mender-gateway_${version}_all.deb`);
-  execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', root, out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // dpkg-deb clamps file times to SOURCE_DATE_EPOCH; the staged files are newer.
+  execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', root, out], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH } });
   return out;
 }
 
