@@ -59,7 +59,7 @@ function buildDeb(stage, version, work, outDir) {
   mkdirSync(join(root, 'lib', 'systemd', 'system'), { recursive: true });
   cpSync(join(stage, 'support', 'mender-gateway.service'), join(root, 'lib', 'systemd', 'system', 'mender-gateway.service'));
   mkdirSync(join(root, 'usr', 'share', 'doc', 'mender-gateway'), { recursive: true });
-  cpSync(join(stage, 'INSTALL'), join(root, 'usr', 'share', 'doc', 'mender-gateway', 'INSTALL'));
+  for (const f of ['INSTALL', 'THIRD-PARTY-LICENSES']) cpSync(join(stage, f), join(root, 'usr', 'share', 'doc', 'mender-gateway', f));
   const control = join(root, 'DEBIAN');
   mkdirSync(control);
   writeFileSync(join(control, 'control'), [
@@ -92,6 +92,7 @@ function buildIpk(stage, version, work, outDir) {
   rmSync(dir, { recursive: true, force: true });
   const data = join(dir, 'data');
   installTree(stage, data);
+  cpSync(join(stage, 'THIRD-PARTY-LICENSES'), join(data, 'usr', 'lib', 'mender-gateway', 'THIRD-PARTY-LICENSES'));
   mkdirSync(join(data, 'etc', 'init.d'), { recursive: true });
   cpSync(join(stage, 'support', 'openwrt', 'mender-gateway.init'), join(data, 'etc', 'init.d', 'mender-gateway'));
   mkdirSync(join(data, 'etc', 'capabilities'), { recursive: true });

@@ -5,6 +5,7 @@ const { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } = require('n
 const { join } = require('node:path');
 const { bundleGateway, ROOT } = require('./bundle');
 const { checkExample, exampleConfig } = require('./example-config');
+const { thirdPartyNotices } = require('./third-party');
 
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const VERSION = PKG.version;
@@ -37,6 +38,7 @@ async function stageRelease(dir) {
   mkdirSync(join(dir, 'bin'), { recursive: true });
   const metafile = await bundleGateway(join(dir, 'lib', 'mender-gateway.js'));
   writeFileSync(join(dir, 'bin', 'mender-gateway'), SHIM, { mode: 0o755 });
+  writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile));
   // What lib/install-root.ts's users read: the version (--version, status page) and the assets.
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'mender-gateway', version: VERSION, license: PKG.license }, null, 2) + '\n');
   cpSync(join(ROOT, 'lib', 'observe', 'status-page', 'assets'), join(dir, 'lib', 'observe', 'status-page', 'assets'), { recursive: true });
