@@ -9,7 +9,7 @@ TEST_CONCURRENCY ?= 2
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build test test-unit test-integration e2e coverage demo bench bench-tools bench-connections clean
+.PHONY: all install build test test-unit test-integration e2e coverage demo bench bench-tools bench-connections release release-measure clean
 
 all: build
 
@@ -86,5 +86,14 @@ bench-connections:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/connections-bench.js; rc=$$?; \
 	echo "make bench-connections: $$(( $$(date +%s) - start )) s in all"; exit $$rc
 
+# Issue 18 §3: the gateway bundled (esbuild, no node_modules on the box) into release/: a
+# tarball, a .deb and an OpenWrt .ipk (support/release/build-release.js), then their sizes.
+release: build
+	$(NODE) support/release/build-release.js release
+
+# The bundled gateway's start time and idle RSS against `node bin/gateway.js` (median of 5 starts).
+release-measure: release
+	$(NODE) support/release/measure.js release
+
 clean:
-	rm -rf dist coverage node_modules/.installed
+	rm -rf dist coverage release node_modules/.installed

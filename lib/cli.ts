@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkConfigFiles } from './config/check-files';
+import { INSTALL_ROOT } from './install-root';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load-config';
 import { parseDuration } from './config/parse-duration';
 import { redactedConfig } from './config/redacted-config';
@@ -43,7 +44,7 @@ function fail(lines: string[], code: number): void {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(INSTALL_ROOT, 'package.json'), 'utf8')) as { version: string };
   return `mender-gateway ${pkg.version}\nnode ${process.version}\n`;
 }
 

@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathnameOf } from '../http/router';
+import { INSTALL_ROOT } from '../install-root';
 import type { Logger } from '../observe/log';
 import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';
 import { statusSnapshot, type StatusSources } from '../observe/status-page/status-snapshot';
@@ -29,7 +30,7 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-const ASSETS = join(__dirname, '..', '..', '..', 'lib', 'observe', 'status-page', 'assets');
+const ASSETS = join(INSTALL_ROOT, 'lib', 'observe', 'status-page', 'assets');
 const PAGES: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/status': { file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -38,7 +39,7 @@ const PAGES: Record<string, { file: string; type: string }> = {
 };
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(join(INSTALL_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }
