@@ -75,7 +75,9 @@ export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContex
       return;
     }
     const gw = err instanceof GatewayError ? err : new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache fill failed, try again', { cause: err });
-    ctx.log.error('artifact fill failed', { key: p.key, origin: redactUrl(origin.href), written: p.written, cause: (err as Error).message });
+    // Stopped by our own close (shutdown, Ctrl-C of a prewarm) is not a failure of the fill.
+    if (ctx.closing.aborted) ctx.log.info('artifact fill stopped: closing', { key: p.key, written: p.written });
+    else ctx.log.error('artifact fill failed', { key: p.key, origin: redactUrl(origin.href), written: p.written, cause: (err as Error).message });
     p.fail(gw);
   }
 }

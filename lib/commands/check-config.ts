@@ -9,7 +9,7 @@ import { checkConfigFiles } from '../config/check-files';
 import { checkCachePath, type CachePathResult } from '../config/check-cache-path';
 import { checkListeners, type ListenerResult } from '../config/check-listeners';
 import { checkLists } from '../config/check-lists';
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from '../config/load-config';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigKeepingGoing } from '../config/load-config';
 import { runOnlineChecks, type OnlineResult } from '../config/online-checks';
 import type { GatewayConfig, LoadedConfig } from '../config/types';
 import { valueSources } from '../config/value-source';
@@ -137,18 +137,22 @@ export async function runCheckConfig(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   const file = flags.config ?? DEFAULT_CONFIG_PATH;
-  let loaded: LoadedConfig;
+  let read: ReturnType<typeof loadConfigKeepingGoing>;
   try {
-    loaded = loadConfig({ file: flags.config, explicit: flags.config !== undefined, env: process.env });
+    read = loadConfigKeepingGoing({ file: flags.config, explicit: flags.config !== undefined, env: process.env });
   } catch (err) {
+    // An unreadable file or one that is not JSON: nothing further can be checked.
     if (!(err instanceof ConfigError)) throw err;
-    // The deeper checks need a valid configuration: report what the loader found, all of it.
-    // Its lines already say "(from VAR)" for environment values; the rest come from the file.
-    const problems = err.lines.map((l) => problemFrom(l, valueSources({ file, fromEnv: [] })));
-    return report(flags.json === true, problems, [], null);
+    return report(flags.json === true, err.lines.map((l) => problemFrom(l, valueSources({ file, fromEnv: [] }))), [], null);
   }
-  const findings = await findProblems(loaded, flags.online === true);
-  return report(flags.json === true, findings.problems, loaded.warnings, findings.problems.length === 0 ? summary(loaded, findings) : null, loaded, findings);
+  // The loader's lines already say "(from VAR)" for environment values; the rest come from the file.
+  const loaderProblems = read.errors.map((l) => problemFrom(l, valueSources({ file, fromEnv: read.loaded?.fromEnv ?? [] })));
+  if (read.loaded === null) return report(flags.json === true, loaderProblems, [], null);
+  // Invalid values were replaced by their defaults, so the deeper checks still run: every problem at once.
+  // The network is tried only with a valid configuration: a repaired one may lack the very URL.
+  const findings = await findProblems(read.loaded, flags.online === true && loaderProblems.length === 0);
+  const problems = [...loaderProblems, ...findings.problems];
+  return report(flags.json === true, problems, read.loaded.warnings, problems.length === 0 ? summary(read.loaded, findings) : null, read.loaded, findings);
 }
 
 function report(json: boolean, problems: Problem[], warnings: string[], lines: string[] | null, loaded?: LoadedConfig, findings?: Findings): number {

@@ -2,7 +2,7 @@
 // first download; here a probe file is created and removed, and the free space is shown.
 
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface CachePathResult {
@@ -18,6 +18,7 @@ const ERRORS: Record<string, string> = {
   EROFS: 'read-only file system',
   ENOSPC: 'no space left on device',
   ENOTDIR: 'a parent is not a directory',
+  ENOENT: 'no such file or directory (a virtual file system?)',
   EDQUOT: 'disk quota exceeded',
 };
 
@@ -54,11 +55,14 @@ export async function checkCachePath(path: string): Promise<CachePathResult> {
   if (found.at !== path) {
     // The gateway creates it (mkdir -p) at start: say whether that can succeed.
     if (!found.isDir) return { path, ok: false, line: `${path}: does not exist and cannot be created: ${found.at} is not a directory` };
+    // A real mkdir, not access(W_OK): root passes that on /proc or a read-only mount.
+    const probeDir = `${found.at}/.check-config-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      await fsp.access(found.at, constants.W_OK | constants.X_OK);
+      await fsp.mkdir(probeDir);
     } catch (err) {
       return { path, ok: false, line: `${path}: does not exist and cannot be created in ${found.at}: ${why(err)}` };
     }
+    await fsp.rmdir(probeDir).catch(() => undefined);
     return { path, ok: true, line: `${path}: does not exist yet; ${found.at} lets the gateway create it (${await freeSpace(found.at)})` };
   }
   if (!found.isDir) return { path, ok: false, line: `${path}: is not a directory` };

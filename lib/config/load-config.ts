@@ -88,6 +88,21 @@ function deepFreeze<T>(value: T): T {
 }
 
 export function loadConfig(options: LoadConfigOptions): LoadedConfig {
+  const { loaded, errors } = readConfig(options, false);
+  if (errors.length > 0 || loaded === null) throw new ConfigError(errors);
+  return loaded;
+}
+
+/**
+ * For `check-config`: every loader error, and the configuration with each invalid value
+ * replaced by its default, so the deeper checks (files, ports, cache) still run and all
+ * problems are reported at once. `loaded` is null when even that does not validate.
+ */
+export function loadConfigKeepingGoing(options: LoadConfigOptions): { loaded: LoadedConfig | null; errors: string[] } {
+  return readConfig(options, true);
+}
+
+function readConfig(options: LoadConfigOptions, keepGoing: boolean): { loaded: LoadedConfig | null; errors: string[] } {
   const path = options.file ?? DEFAULT_CONFIG_PATH;
   const text = readConfigText(path, options.explicit);
   // A freshly parsed object is private to this call; nothing shared is ever mutated.
@@ -96,6 +111,7 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
 
   const errors: string[] = [];
   const warnings: string[] = [];
+  const invalid: string[][] = [];
   let overlay = { applied: [] as string[], source: new Map<string, string>() };
   if (typeof data === 'object' && data !== null && !Array.isArray(data)) {
     const result = applyEnvOverrides(data as Record<string, unknown>, options.env);
@@ -113,21 +129,23 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
         removeAt(data, described.segments);
       } else {
         errors.push(described.line);
+        invalid.push(described.segments);
       }
     }
   }
+  // Before any repair below: a value removed there must not read as missing.
   const isObject = typeof data === 'object' && data !== null && !Array.isArray(data);
   if (isObject) {
     const findings = checkRequiredKeys(data as GatewayConfig);
     errors.push(...findings.errors);
     warnings.push(...findings.warnings);
   }
-  if (errors.length > 0) throw new ConfigError([...new Set(errors)]);
-
-  return {
-    config: deepFreeze(data as GatewayConfig),
-    file: text === null ? null : path,
-    warnings,
-    fromEnv: overlay.applied,
-  };
+  // Keeping going: the invalid values go, so the schema's defaults take their place.
+  let valid = errors.length === 0;
+  if (keepGoing && !valid && typeof data === 'object' && data !== null && !Array.isArray(data)) {
+    for (const segments of invalid) removeAt(data, segments);
+    valid = validate(data) as boolean;
+  }
+  const loaded = valid && isObject ? { config: deepFreeze(data as GatewayConfig), file: text === null ? null : path, warnings, fromEnv: overlay.applied } : null;
+  return { loaded, errors: [...new Set(errors)] };
 }

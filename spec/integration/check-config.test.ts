@@ -159,6 +159,25 @@ test('one file with several mistakes: exit 2 and every error at once, each namin
   assert.match(r.stderr, /configuration has 4 errors\n$/);
 });
 
+test('mistakes the schema finds and mistakes only the deeper checks find are reported together', async () => {
+  const other = makeLeaf(join(dir, 'tls'), 'other-2', tls.ca, { subject: '/CN=other-2' });
+  const port = await busyPort();
+  const config = await goodConfig(join(dir, 'cache-mixed'));
+  (config.UpstreamServer as Record<string, unknown>).Timeout = '30 parsecs'; // the schema refuses it
+  config.HTTPS.ServerKey = other.key; // only the file check sees it
+  config.HTTP.Listen = `127.0.0.1:${port}`; // only the port check sees it
+  const file = confFile(config);
+  const r = await run(['check-config', '--config', file]);
+  assert.equal(r.code, 2, r.stdout);
+  const from = `(from file ${file})`;
+  assert.deepEqual(r.stderr.split('\n').filter((l) => l.startsWith('error: ')), [
+    `error: UpstreamServer.Timeout: must be a positive Go duration such as "90s", "30m" or "1h30m", got "30 parsecs" ${from}`,
+    `error: HTTPS.ServerKey: ${other.key} does not match the certificate in HTTPS.ServerCertificate ${tls.server.cert} ${from}`,
+    `error: HTTP.Listen: 127.0.0.1:${port}: in use (by a running gateway?) ${from}`,
+  ]);
+  assert.match(r.stderr, /configuration has 3 errors\n$/);
+});
+
 test('schema mistakes (a malformed URL and duration) are reported together, with their source', async () => {
   const config = await goodConfig(join(dir, 'cache-schema'));
   (config.UpstreamServer as Record<string, unknown>).URL = 'hosted.mender.io';
