@@ -32,13 +32,18 @@ export interface PreauthorizerOptions {
   log: Logger;
 }
 
+/** The preauthorization the gateway sends: the device's identity and key, with `force` (above). */
+export function preauthorizeBody(request: Pick<AuthRequest, 'identity' | 'pubkeyPem'>): Buffer {
+  return Buffer.from(JSON.stringify({ identity_data: request.identity, pubkey: request.pubkeyPem, force: true }));
+}
+
 export function createPreauthorizer(options: PreauthorizerOptions): Preauthorizer {
   const { upstream, session, cache, log } = options;
   // A device retrying while its first attempt is still upstream joins it.
   const inflight = new Map<string, Promise<void>>();
 
   async function call(request: AuthRequest, device: OnBehalfOf, token: string) {
-    const body = Buffer.from(JSON.stringify({ identity_data: request.identity, pubkey: request.pubkeyPem, force: true }));
+    const body = preauthorizeBody(request);
     return managementCall(upstream, {
       method: 'POST',
       path: PREAUTHORIZE_PATH,
