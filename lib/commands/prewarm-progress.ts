@@ -48,11 +48,30 @@ class RateMeter {
   }
 }
 
-interface Track {
-  size: number;
+/** One artifact being filled: its bytes and rate; `rate` and `eta` as shown in both views. */
+class Track {
   written: number;
-  meter: RateMeter;
   bar?: SingleBar;
+  private readonly meter = new RateMeter();
+
+  constructor(readonly size: number, already: number) {
+    this.written = already;
+    this.meter.add(Date.now(), already);
+  }
+
+  advance(written: number): void {
+    this.written = written;
+    this.meter.add(Date.now(), written);
+  }
+
+  rate(): string {
+    return `${formatBytes(Math.round(this.meter.rate()))}/s`;
+  }
+
+  eta(): string {
+    const rate = this.meter.rate();
+    return rate > 0 ? formatSeconds((this.size - this.written) / rate) : '?';
+  }
 }
 
 export function terminalView(stream: NodeJS.WriteStream): ProgressView {
@@ -69,23 +88,17 @@ export function terminalView(stream: NodeJS.WriteStream): ProgressView {
     Presets.shades_classic,
   );
   const tracks = new Map<string, Track>();
-  const payload = (label: string, t: Track) => {
-    const rate = t.meter.rate();
-    return { label, done: formatBytes(t.written), size: formatBytes(t.size), rate: `${formatBytes(Math.round(rate))}/s`, etaText: rate > 0 ? formatSeconds((t.size - t.written) / rate) : '?' };
-  };
+  const payload = (label: string, t: Track) => ({ label, done: formatBytes(t.written), size: formatBytes(t.size), rate: t.rate(), etaText: t.eta() });
   return {
     begin(label, size, already) {
-      const t: Track = { size, written: already, meter: new RateMeter() };
-      t.meter.add(Date.now(), already);
+      const t = new Track(size, already);
       t.bar = multi.create(Math.max(1, size), already, payload(label, t));
       tracks.set(label, t);
     },
     update(label, written) {
       const t = tracks.get(label);
-      if (!t) return;
-      t.written = written;
-      t.meter.add(Date.now(), written);
-      t.bar?.update(written, payload(label, t));
+      t?.advance(written);
+      if (t) t.bar?.update(written, payload(label, t));
     },
     say(line) {
       // Above the bars once they are drawn (redrawn below it); plain before the first.
@@ -104,29 +117,15 @@ export function lineView(stream: NodeJS.WritableStream, intervalMs: number): Pro
   const timer = setInterval(() => {
     for (const [label, t] of tracks) {
       if (t.written >= t.size) continue;
-      const rate = t.meter.rate();
       const pct = t.size > 0 ? Math.floor((t.written * 100) / t.size) : 0;
-      stream.write(`prewarm: ${label} ${formatBytes(t.written)} of ${formatBytes(t.size)} (${pct}%), ${formatBytes(Math.round(rate))}/s, ETA ${rate > 0 ? formatSeconds((t.size - t.written) / rate) : '?'}\n`);
+      stream.write(`prewarm: ${label} ${formatBytes(t.written)} of ${formatBytes(t.size)} (${pct}%), ${t.rate()}, ETA ${t.eta()}\n`);
     }
   }, intervalMs);
   timer.unref();
   return {
-    begin(label, size, already) {
-      const t: Track = { size, written: already, meter: new RateMeter() };
-      t.meter.add(Date.now(), already);
-      tracks.set(label, t);
-    },
-    update(label, written) {
-      const t = tracks.get(label);
-      if (!t) return;
-      t.written = written;
-      t.meter.add(Date.now(), written);
-    },
-    say(line) {
-      stream.write(`${line}\n`);
-    },
-    stop() {
-      clearInterval(timer);
-    },
+    begin: (label, size, already) => void tracks.set(label, new Track(size, already)),
+    update: (label, written) => tracks.get(label)?.advance(written),
+    say: (line) => void stream.write(`${line}\n`),
+    stop: () => clearInterval(timer),
   };
 }

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { client5Unavailable } from '../support/client5-fleet';
 import { cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 import { startGateway, type GatewayProcess } from '../support/gateway-process';
-import { menderConnectUnavailable, startMenderConnect, type MenderConnect } from '../support/mender-connect-process';
+import { menderConnectUnavailable, startMenderConnect, uploadedFile, type MenderConnect } from '../support/mender-connect-process';
 
 // Issue 17 (3): a real mender-connect beside a real Mender client 5.1, through the gateway's
 // HTTPS listener to the emulator's deviceconnect, driven as a user at the server's remote
@@ -72,7 +71,7 @@ test('mender-connect beside client 5.1 through the HTTPS listener: shell, 5 shel
     throw new Error(`${err.message}\n[mender-connect]\n${connect!.logTail(25)}`);
   };
   await remote.uploadFile(id, devicePath, data).catch(withLog);
-  assert.ok(readFileSync(devicePath).equals(data), 'the file on the device differs from what was sent');
+  assert.ok((await uploadedFile(devicePath)).equals(data), 'the file on the device differs from what was sent');
   const back = await remote.downloadFile(id, devicePath).catch(withLog);
   assert.ok(back.equals(data), `downloaded ${back.length} bytes, sent ${data.length}; not byte-identical`);
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
-import { menderConnectUnavailable, startMenderConnect, type MenderConnect } from '../support/mender-connect-process';
+import { menderConnectUnavailable, startMenderConnect, uploadedFile, type MenderConnect } from '../support/mender-connect-process';
 import { startPrivateBus, type PrivateBus } from '../support/private-bus';
 
 // Issue 17 (3) with Debian's mender 3.4: mender-connect takes the JWT and the client's local
@@ -49,6 +49,6 @@ test('mender-connect beside mender 3.4 through the HTTPS listener: a shell comma
   const data = randomBytes(100 * 1024 + 3);
   const path = join(dir, 'up34.bin');
   await server.deviceconnect.uploadFile(id, path, data);
-  assert.ok(readFileSync(path).equals(data));
+  assert.ok((await uploadedFile(path)).equals(data));
   assert.ok((await server.deviceconnect.downloadFile(id, path)).equals(data));
 });

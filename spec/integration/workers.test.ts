@@ -1,15 +1,14 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { ARTIFACT_LINK_PREFIX } from '../../lib/artifacts/signed-link';
 import { SECRET_FILE } from '../../lib/artifacts/link-secret';
-import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { childPids, deviceGet, listeningWorkers, rewrittenLink as linkOf, startTwoWorkers, stopWithWorkers, until } from '../support/worker-gateway';
+import type { GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
 // Workers (issue 11) as an operator runs them: `node bin/gateway.js` with Workers: 2, the
@@ -22,56 +21,6 @@ const SIZE = 3 * 1024 * 1024;
 const KEY = 'artifacts/workers.mender';
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-interface Got {
-  status: number;
-  md5: string;
-  length: number;
-  firstByteMs: number;
-  doneMs: number;
-}
-
-function get(port: number, path: string, method = 'GET', body?: string): Promise<Got & { body: Buffer }> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      const hash = createHash('md5');
-      const keep: Buffer[] = [];
-      let length = 0;
-      let firstByteMs = -1;
-      res.on('data', (c: Buffer) => {
-        if (firstByteMs < 0) firstByteMs = Date.now() - t0;
-        hash.update(c);
-        length += c.length;
-        if (length < 1_000_000) keep.push(c);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, md5: hash.digest('hex'), length, firstByteMs, doneMs: Date.now() - t0, body: Buffer.concat(keep) }));
-      res.on('error', reject);
-    });
-    req.setTimeout(30_000, () => req.destroy(new Error('device timed out')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
-  } catch {
-    return []; // ps exits 1 when there are none
-  }
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const listeningWorkers = (gw: GatewayProcess) => new Set([...gw.output().matchAll(/msg="listening" listener=http[^\n]* worker=(\d+)\n/g)].map((m) => Number(m[1])));
 
 let dir: string;
 let store: S3Store;
@@ -100,50 +49,17 @@ before(async () => {
   await store.putObject(KEY, join(dir, 'a.mender'));
   presigned = await store.presignGet(KEY, 3600);
   const upstreamPort = await listenOnFreePort(upstream);
-  configFile = writeGatewayConfig(dir, {
-    Workers: 2,
-    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
-    UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
-    ShutdownTimeout: '5s',
-    Features: {
-      ArtifactsProxy: {
-        Enabled: true,
-        GatewayURL: GATEWAY_URL,
-        DomainWhitelist: ['127.0.0.1'],
-        ArtifactsCache: { Enabled: true, Path: join(dir, 'cache'), SignatureSecret: '', LinkExpireDuration: '1h' },
-      },
-    },
-  });
-  gw = await startGateway({ configFile, waitFor: ['http'], env: { ...process.env, WORKERS: '' } });
-  await until('both workers listening', () => listeningWorkers(gw).size === 2);
-  port = Number(gw.listeners.http.split(':').pop());
+  ({ gw, port, configFile } = await startTwoWorkers({ dir, upstreamPort, gatewayUrl: GATEWAY_URL }));
 });
 
 after(async () => {
-  if (gw) {
-    const pid = gw.process.pid!;
-    const children = childPids(pid);
-    await gw.stop(10_000);
-    for (const c of children) {
-      try {
-        process.kill(c, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  if (gw) await stopWithWorkers(gw);
   await closeServer(upstream);
   await store?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-async function rewrittenLink(): Promise<string> {
-  const res = await get(port, '/api/devices/v1/deployments/device/deployments/next', 'POST', '{}');
-  assert.equal(res.status, 200);
-  const uri: string = JSON.parse(res.body.toString()).artifact.source.uri;
-  assert.ok(uri.startsWith(GATEWAY_URL + ARTIFACT_LINK_PREFIX), uri);
-  return uri.slice(GATEWAY_URL.length);
-}
+const rewrittenLink = () => linkOf(port, GATEWAY_URL);
 
 test('2 workers, 50 concurrent devices on a cold artifact: one origin download, every device gets every byte', async (t) => {
   const secret = await stat(join(dir, 'cache', SECRET_FILE));
@@ -151,7 +67,7 @@ test('2 workers, 50 concurrent devices on a cold artifact: one origin download, 
   // Links minted by either worker: the rewritten deployment is itself served by one of them.
   const links = await Promise.all([rewrittenLink(), rewrittenLink()]);
   const t0 = Date.now();
-  const devices = Array.from({ length: 50 }, (_, i) => get(port, links[i % 2]));
+  const devices = Array.from({ length: 50 }, (_, i) => deviceGet(port, links[i % 2]));
   const results = await Promise.all(devices);
   const elapsed = Date.now() - t0;
   for (const r of results) {
@@ -165,8 +81,8 @@ test('2 workers, 50 concurrent devices on a cold artifact: one origin download, 
   // Both workers served devices (fresh connections are dealt round-robin).
   const served = new Set([...gw.output().matchAll(/route=artifact-link[^\n]*status=200[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
   assert.equal(served.size, 2, 'both workers served artifact downloads');
-  const firstBytes = results.map((r) => r.firstByteMs).sort((a, b) => a - b);
-  const firstDone = Math.min(...results.map((r) => r.doneMs));
+  const firstBytes = results.map((r) => r.firstByteAt - r.startedAt).sort((a, b) => a - b);
+  const firstDone = Math.min(...results.map((r) => r.doneAt - r.startedAt));
   t.diagnostic(`50 devices in ${elapsed} ms; first byte median ${firstBytes[25]} ms, max ${firstBytes[49]} ms; first device done at ${firstDone} ms`);
   // The devices of the worker that did not fill followed the other's growing file: every
   // device had bytes before any could finish (waiting for the publish would put half of
@@ -185,7 +101,7 @@ test('a killed worker is replaced and the gateway keeps serving', async () => {
   assert.ok(after.includes(before[1]), 'the other worker was left alone');
   await until('the replacement listening', () => listeningWorkers(gw).size === 3);
   assert.match(gw.output(), /msg="worker died: starting a replacement"/);
-  for (let i = 0; i < 6; i++) assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
+  for (let i = 0; i < 6; i++) assert.equal((await deviceGet(port, '/api/internal/v1/gateway/alive')).status, 204);
 });
 
 test('SIGHUP reloads every worker in place (issue 7 semantics): same processes, each logs its reload', async () => {
@@ -195,7 +111,7 @@ test('SIGHUP reloads every worker in place (issue 7 semantics): same processes, 
   gw.process.kill('SIGHUP');
   await until('both workers reloading', () => reloads().size === seen + 2);
   assert.deepEqual(childPids(gw.process.pid!).sort(), before);
-  assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
+  assert.equal((await deviceGet(port, '/api/internal/v1/gateway/alive')).status, 204);
 });
 
 test('SIGUSR2 replaces the workers one at a time without refusing a request', async () => {
@@ -206,7 +122,7 @@ test('SIGUSR2 replaces the workers one at a time without refusing a request', as
   const load = (async () => {
     while (!stop) {
       try {
-        statuses.push((await get(port, '/api/internal/v1/gateway/alive')).status);
+        statuses.push((await deviceGet(port, '/api/internal/v1/gateway/alive')).status);
       } catch (err) {
         errors.push((err as Error).message);
       }
@@ -225,7 +141,7 @@ test('SIGUSR2 replaces the workers one at a time without refusing a request', as
   assert.deepEqual(errors, []);
   assert.ok(statuses.length > 10 && statuses.every((s) => s === 204), `statuses during the restart: ${statuses.length}`);
   // The new workers still sign and verify with the same secret: the artifact is served from the cache.
-  const res = await get(port, await rewrittenLink());
+  const res = await deviceGet(port, await rewrittenLink());
   assert.equal(res.md5, md5(content));
   assert.equal(store.stats(KEY).fullDownloads, 1);
 });
@@ -241,8 +157,8 @@ test('a replacement that cannot start (the config file broken meanwhile) leaves 
     process.kill(before[0], 'SIGKILL');
     await until('the replacement to fail', () => failures() > failedBefore);
     assert.deepEqual(childPids(gw.process.pid!), [before[1]], 'one worker left, the primary still up');
-    for (let i = 0; i < 4; i++) assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
-    assert.equal((await get(port, await rewrittenLink())).md5, md5(content));
+    for (let i = 0; i < 4; i++) assert.equal((await deviceGet(port, '/api/internal/v1/gateway/alive')).status, 204);
+    assert.equal((await deviceGet(port, await rewrittenLink())).md5, md5(content));
     // SIGUSR2 while the file is still broken: the new worker fails, the old one goes on.
     const kept = () => (gw.output().match(/msg="replacement worker did not start: keeping the old one"/g) ?? []).length;
     const keptBefore = kept();
@@ -259,7 +175,7 @@ test('a replacement that cannot start (the config file broken meanwhile) leaves 
   const now = childPids(gw.process.pid!);
   assert.equal(now.length, 2, 'the missing worker started');
   assert.ok(!now.includes(before[1]), 'the old worker was replaced too');
-  assert.equal((await get(port, '/api/internal/v1/gateway/alive')).status, 204);
+  assert.equal((await deviceGet(port, '/api/internal/v1/gateway/alive')).status, 204);
 });
 
 test('SIGTERM drains every worker and exits 0', async () => {

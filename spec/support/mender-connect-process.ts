@@ -56,3 +56,17 @@ export function startMenderConnect(opts: { dir: string; busAddress: string; name
     },
   };
 }
+
+/**
+ * The bytes of a file an upload put on the device. mender-connect acks the last chunk before it
+ * chmods, closes and renames its temporary file into place (session/filetransfer.go), so the
+ * file appears a moment after uploadFile() resolves.
+ */
+export async function uploadedFile(path: string, timeoutMs = 5_000): Promise<Buffer> {
+  const end = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > end) throw new Error(`${path} did not appear within ${timeoutMs} ms of the upload's last ack`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return readFileSync(path);
+}
