@@ -117,7 +117,13 @@ function summary(loaded: LoadedConfig, f: Findings): string[] {
   const trust = c.UpstreamServer.InsecureSkipVerify ? 'certificate NOT verified' : c.UpstreamServer.CACertificate ? `CA ${c.UpstreamServer.CACertificate}` : 'system CAs';
   out.push(row('upstream', `${withoutUserinfo(c.UpstreamServer.URL)} (${trust}, timeout ${c.UpstreamServer.Timeout})`));
   out.push(row('proxy', proxy.Enabled ? `artifacts via ${withoutUserinfo(proxy.GatewayURL)}, whitelist ${proxy.DomainWhitelist.join(' ') || '(none)'}` : 'off'));
-  out.push(row('cache', f.cache ? `${f.cache.line}${proxy.ArtifactsCache.S3?.Enabled ? `, S3 ${withoutUserinfo(proxy.ArtifactsCache.S3.Endpoint)} bucket ${proxy.ArtifactsCache.S3.Bucket}` : ''}` : 'off'));
+  const cache = proxy.ArtifactsCache;
+  const cacheExtras = [
+    cache.S3?.Enabled ? `S3 ${withoutUserinfo(cache.S3.Endpoint)} bucket ${cache.S3.Bucket}` : '',
+    cache.FillRateLimit > 0 ? `fills capped at ${cache.FillRateLimit} bytes/s` : '',
+    cache.PrewarmWindow ? `prewarm ${cache.PrewarmWindow} only` : '',
+  ].filter(Boolean);
+  out.push(row('cache', f.cache ? [f.cache.line, ...cacheExtras].join(', ') : 'off'));
   const extra = [mtls.BlacklistPath && 'blocklist', mtls.CRLPath && 'CRL'].filter(Boolean).join(', ');
   out.push(row('mTLS', mtls.Enabled ? `CA ${mtls.CACertificate}, user ${mtls.MenderUsername}${extra ? `, ${extra}` : ''}${f.notes.length ? ` (${f.notes.join('; ')})` : ''}` : 'off'));
   for (const r of f.online) out.push(row('online', `${r.what}: ${r.line}`));

@@ -199,9 +199,10 @@ test('a variable overriding a key is named as the source of its error, and liste
   assert.match(r.stderr, /^error: HTTPS\.ServerKey: .*other-env\.key does not match the certificate .* \(from environment HTTPS_SERVER_KEY\)$/m);
 
   const port = await freePort();
-  const ok = await run(['check-config', '--config', file], { HTTP_LISTEN: `127.0.0.1:${port}` });
+  const ok = await run(['check-config', '--config', file], { HTTP_LISTEN: `127.0.0.1:${port}`, ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT: '1048576', ARTIFACTS_PROXY_CACHE_PREWARM_WINDOW: '01:00-05:00' });
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, /environment +HTTP_LISTEN\n/);
+  assert.match(ok.stdout, /environment +ARTIFACTS_PROXY_CACHE_PREWARM_WINDOW, ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT, HTTP_LISTEN\n/);
+  assert.match(ok.stdout, /cache +.*cache-env: does not exist yet; .* \([0-9.]+ GiB free\), fills capped at 1048576 bytes\/s, prewarm 01:00-05:00 only\n/);
   assert.match(ok.stdout, new RegExp(`listener +HTTP\\.Listen 127\\.0\\.0\\.1:${port}: free`));
 });
 
