@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkConfigFiles } from './config/check-files';
-import { INSTALL_ROOT } from './install-root';
+import { INSTALL_ROOT } from './config/install-root';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load-config';
 import { parseDuration } from './config/parse-duration';
 import { redactedConfig } from './config/redacted-config';

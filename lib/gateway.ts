@@ -21,7 +21,7 @@ import { createOutageAuthRoute } from './journal/auth-during-outage';
 import { IssuedTokens } from './journal/issued-tokens';
 import { openReportJournaling } from './journal/report-journaling';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
-import { createUpstream, type Upstream } from './proxy/upstream';
+import { createUpstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
 import { closeGracefully, createDeviceServer, listen, tlsOptionsFor, type DeviceServer, type Protocol } from './server/listeners';
 

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathnameOf } from '../http/router';
-import { INSTALL_ROOT } from '../install-root';
+import { INSTALL_ROOT } from '../config/install-root';
 import type { Logger } from '../observe/log';
 import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';
 import { statusSnapshot, type StatusSources } from '../observe/status-page/status-snapshot';

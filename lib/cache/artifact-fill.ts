@@ -1,46 +1,25 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import type http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { plainMd5Etag } from './cache-key';
-import { ensureLayout, objectPath, sidecarPath, tmpPath, type CacheLayout } from './cache-layout';
-import { readPublished, type CacheIndex, type Sidecar } from './cache-index';
+import { ensureLayout, objectPath, sidecarPath, tmpPath } from './cache-layout';
+import { readPublished, type Sidecar } from './cache-index';
 import { makeRoom } from './evict-lru';
-import { tryFillLock, type HeldLock, type LockTiming } from './fill-lock';
+import { tryFillLock, type HeldLock } from './fill-lock';
 import type { FillProgress } from './fill-progress';
+import type { FillContext } from './fill-context';
 import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
-import { NoContentLength, OriginRefused, resumableDownload, SinkRefused, type RetryPolicy } from './resumable-download';
+import { NoContentLength, OriginRefused, resumableDownload, SinkRefused } from './resumable-download';
 import { keepPartial, takePartial } from './partial-fill';
-import type { Claim, SharedCache } from './s3-shared-cache';
-import type { FillShare, UplinkCap } from './uplink-cap';
+import type { Claim } from './s3-shared-cache';
+import type { FillShare } from './uplink-cap';
 import { GatewayError } from '../http/gateway-error';
-import type { Logger } from '../observe/log';
 import { redactUrl } from '../observe/log';
 
 // One fill: lock → (published meanwhile? done) → origin → tmp file ('wx', this process's
 // own name) with MD5 and count while streaming → verify length and plain-MD5 ETag → fsync
 // → rename bytes → rename sidecar (the commit point) → index. Any failure removes the tmp
 // file and publishes nothing (STYLE principle 7; peers-and-performance §5 guarantee 1).
-
-export interface FillContext {
-  layout: CacheLayout;
-  index: CacheIndex;
-  log: Logger;
-  agentFor?: (url: URL) => http.Agent | undefined;
-  retry: RetryPolicy;
-  lock: LockTiming;
-  /** How often a fill waiting for another process's lock looks again. */
-  lockPollMs: number;
-  maxSize: number;
-  /** The fills this process runs or follows: tmp file → bytes still to come (space they will take). */
-  reserved(): ReadonlyMap<string, number>;
-  /** Aborted on close(): every fill stops. */
-  closing: AbortSignal;
-  /** ArtifactsCache.S3 (issue 11): the bucket shared by several gateways, looked at before the origin. */
-  shared?: SharedCache;
-  /** ArtifactsCache.FillRateLimit (issue 18): the origin bytes per second all fills on the path share. */
-  cap?: UplinkCap;
-}
 
 const CACHE_DIR_ERRORS = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOENT', 'ENOTDIR']);
 

@@ -2,7 +2,6 @@ import { promises as fsp } from 'node:fs';
 import type * as lockfile from 'proper-lockfile';
 import { randomBytes } from 'node:crypto';
 import { deadOwnerHere, lockTarget, ownerPath, ownerRecord, type CacheLayout } from './cache-layout';
-import { lockAbandoned } from './recover-cache';
 
 // The cross-process half of single flight (STYLE principle 6, peers-and-performance §3.3).
 // realpath:false because the entry does not exist yet; retries:0 because the in-process
@@ -118,4 +117,22 @@ export async function bytesToComeElsewhere(layout: CacheLayout, known: ReadonlyM
     total += Math.max(0, fill.size - written);
   }
   return total;
+}
+
+/** A lock is abandoned when its recorded holder is dead, or when it was not refreshed within `staleMs`. */
+export async function lockAbandoned(lockDir: string, ownerFile: string, staleMs: number, now = Date.now()): Promise<boolean> {
+  let mtime: number;
+  try {
+    mtime = (await fsp.stat(lockDir)).mtimeMs;
+  } catch {
+    return false;
+  }
+  if (now - mtime > staleMs) return true;
+  try {
+    // Written right after the lock is taken and overwritten by every later holder, so a dead
+    // pid here means the holder died (the tmp-and-rename publish covers the rare misjudgement).
+    return deadOwnerHere(JSON.parse(await fsp.readFile(ownerFile, 'utf8')) as object);
+  } catch {
+    return false;
+  }
 }

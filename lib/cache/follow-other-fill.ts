@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { objectPath } from './cache-layout';
-import type { FillContext } from './artifact-fill';
+import type { FillContext } from './fill-context';
 import { readAnnouncement } from './fill-lock';
 import type { FillProgress } from './fill-progress';
 

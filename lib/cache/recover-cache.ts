@@ -1,9 +1,10 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ENTRY_ID, deadOwnerHere, isThisHost, parseTmpName, type CacheLayout, ensureLayout } from './cache-layout';
+import { ENTRY_ID, isThisHost, parseTmpName, type CacheLayout, ensureLayout } from './cache-layout';
 import { processAlive } from '../server/process-liveness';
 import { readPublished, type CacheIndex } from './cache-index';
 import { removeEntry } from './evict-lru';
+import { lockAbandoned } from './fill-lock';
 import type { Logger } from '../observe/log';
 
 // Start-up step list (cacache verify style): whatever a kill -9 left behind is removed,
@@ -65,24 +66,6 @@ async function removeDeadTmpFiles({ layout, now = Date.now() }: RecoverContext):
     removed++;
   }
   return removed;
-}
-
-/** A lock is abandoned when its recorded holder is dead, or when it was not refreshed within `staleMs`. */
-export async function lockAbandoned(lockDir: string, ownerFile: string, staleMs: number, now = Date.now()): Promise<boolean> {
-  let mtime: number;
-  try {
-    mtime = (await fsp.stat(lockDir)).mtimeMs;
-  } catch {
-    return false;
-  }
-  if (now - mtime > staleMs) return true;
-  try {
-    // Written right after the lock is taken and overwritten by every later holder, so a dead
-    // pid here means the holder died (the tmp-and-rename publish covers the rare misjudgement).
-    return deadOwnerHere(JSON.parse(await fsp.readFile(ownerFile, 'utf8')) as object);
-  } catch {
-    return false;
-  }
 }
 
 async function removeStaleLocks({ layout, staleMs, now = Date.now() }: RecoverContext): Promise<number> {

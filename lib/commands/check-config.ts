@@ -6,13 +6,13 @@
 
 import { parseArgs } from 'node:util';
 import { checkConfigFiles } from '../config/check-files';
-import { checkCachePath, type CachePathResult } from '../config/check-cache-path';
-import { checkListeners, type ListenerResult } from '../config/check-listeners';
-import { checkLists } from '../config/check-lists';
+import { checkCachePath, type CachePathResult } from './config-checks/check-cache-path';
+import { checkListeners, type ListenerResult } from './config-checks/check-listeners';
+import { checkLists } from './config-checks/check-lists';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigKeepingGoing } from '../config/load-config';
-import { runOnlineChecks, type OnlineResult } from '../config/online-checks';
+import { runOnlineChecks, type OnlineResult } from './config-checks/online-checks';
 import type { GatewayConfig, LoadedConfig } from '../config/types';
-import { valueSources } from '../config/value-source';
+import { valueSources } from './config-checks/value-source';
 
 export const CHECK_CONFIG_USAGE = `Usage: mender-gateway check-config [flags]   (also: mender-gateway -t [flags])
 Check the configuration as a start would read it (file and environment), and what a start

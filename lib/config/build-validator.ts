@@ -4,7 +4,7 @@ import Ajv, { _, type ValidateFunction } from 'ajv';
 import standaloneCode from 'ajv/dist/standalone';
 import schema from './schema.json';
 import { VALUE_FORMATS } from './value-formats';
-import { schemaDigest } from './validate-config';
+import { schemaDigest } from './schema-digest';
 
 // The configuration validator, made from schema.json by ajv. At build time (`make build`,
 // `npm run build`: `node dist/lib/config/build-validator.js`) ajv writes it out as plain code,

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { ErrorObject } from 'ajv';
-import schema from './schema.json';
 import { VALUE_FORMATS } from './value-formats';
+import { schemaDigest } from './schema-digest';
 
 // The schema.json validator the loader runs: the one generated at build time
 // (lib/config/build-validator.ts) when it is there and made from this very schema; otherwise
@@ -16,11 +15,6 @@ export interface ConfigValidator {
 interface GeneratedModule {
   schemaDigest: string;
   makeValidator(formats: typeof VALUE_FORMATS): ConfigValidator;
-}
-
-/** Which schema a validator was made from. */
-export function schemaDigest(): string {
-  return createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 16);
 }
 
 let chosen: { validate: ConfigValidator; generated: boolean } | undefined;

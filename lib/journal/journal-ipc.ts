@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '../config/types';
 import type { DeskAnswer, DeskReport, ReportDesk } from './report-desk';
-import type { JournalStats } from './report-journal';
+import type { JournalStats } from '../observe/metrics';
 
 // The journal with worker processes (issue 10 × 11): one writer, the cluster primary. A worker
 // hands every report to the primary over cluster's IPC channel and answers the device with

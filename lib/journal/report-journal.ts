@@ -1,5 +1,5 @@
 import type { Logger } from '../observe/log';
-import { journalMetrics } from '../observe/metrics';
+import { journalMetrics, type JournalStats } from '../observe/metrics';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { JOURNAL_FILE, JournalFile } from './journal-file';
@@ -8,16 +8,6 @@ import { encodeRecord, type JournalEntry, type JournalRecord, type ReportResult 
 // The reports waiting for upstream, per device in arrival order, backed by the journal file.
 // It enforces the bounds (MaxSize of waiting reports, MaxAge), keeps only the newest inventory
 // of a device, and counts every ending: nothing leaves it without a `done` record and a counter.
-
-export interface JournalStats {
-  queued: number;
-  bytes: number;
-  devices: number;
-  journaled: number;
-  replayed: number;
-  failed: number;
-  superseded: number;
-}
 
 export interface ReportJournalOptions {
   dir: string;

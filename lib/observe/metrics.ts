@@ -1,7 +1,6 @@
 import type { Registry } from 'prom-client';
 import { statusBoard } from './status-page/status-board';
 import { Tally, type GaugeReading } from './tally';
-import type { JournalStats } from '../journal/report-journal';
 
 // Metrics.* (issue 7, product doc §7.2): one registry per process, served by the admin listener.
 // Every label set is bounded: methods outside the known list become OTHER, routes are the route
@@ -124,6 +123,16 @@ export const cacheMetrics = {
 };
 
 // Report journal (issue 10): reports kept while upstream was unreachable and how each ended.
+/** The journal's counts, as the journal keeps them and the metrics and status page show them. */
+export interface JournalStats {
+  queued: number;
+  bytes: number;
+  devices: number;
+  journaled: number;
+  replayed: number;
+  failed: number;
+  superseded: number;
+}
 export type JournalView = JournalStats;
 const journalJournaled = tally('mender_gateway_journal_journaled_total', 'Device reports answered by the gateway and kept in the journal because upstream was unreachable, by kind.', ['kind']);
 const journalEnded = tally('mender_gateway_journal_ended_total', 'Journaled reports that left the journal, by result (delivered, aborted, superseded, rejected, unauthorized, expired).', ['result']);

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { GatewayError } from '../http/gateway-error';
-import type { Dial } from './forward';
+import type { Dial } from './upstream-handler';
 import type { Upstream } from './upstream';
 
 // The forwarder's dialer when upstream is reached through an outbound proxy (the per-origin

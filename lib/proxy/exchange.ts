@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
-import type { BodyRewrite, UpstreamHandler } from './forward';
+import type { BodyRewrite, UpstreamHandler } from './upstream-handler';
 
 // One device request's answer from upstream (forward.ts): fed by the dialer, written to the
 // device. Streams the body through, or collects a 200 JSON body for the route's rewrite.

@@ -5,6 +5,7 @@ import type { RequestContext } from '../http/route';
 import { dialWithAgent } from './agent-dial';
 import { Exchange } from './exchange';
 import type { Upstream } from './upstream';
+import type { BodyRewrite, Dial } from './upstream-handler';
 
 // The lean path for ordinary device requests to the Mender server (issue 8): one handler
 // object per request, fed by undici's dispatcher (or, behind an outbound proxy, by
@@ -14,23 +15,9 @@ import type { Upstream } from './upstream';
 // body cuts the device's response, 502/504 JSON, upstream timeout, no Content-Length
 // invention for chunked DELETE/OPTIONS (CVE-2026-29057), Host rewritten to upstream's.
 
-/** Turns an upstream 200 JSON body into the body to send; throws GatewayError for a 502. */
-export type BodyRewrite = (body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext) => Promise<string>;
-
 export interface Forwarder {
   forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, rewrite?: BodyRewrite): void;
 }
-
-/** What a dialer feeds: undici's DispatchHandlers contract, the part we use. */
-export interface UpstreamHandler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(status: number, rawHeaders: Buffer[] | string[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(): void;
-  onError(err: Error): void;
-}
-
-export type Dial = (req: IncomingMessage, headers: OutgoingHttpHeaders, hasBody: boolean, handler: UpstreamHandler) => void;
 
 // Request headers undici sets itself or refuses; Host becomes upstream's (changeOrigin).
 const NOT_FORWARDED = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect']);

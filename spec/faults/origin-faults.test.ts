@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, type OriginBehaviour, type TestOrigin } from '../integration/cache-harness';
 import type { GatewayProcess } from '../support/gateway-process';
-import { alive, assertJsonError, assertNoSecrets, fdCount, gatewayConfig, linkPath, newSecret, request, rssKiB, runGateway, settledFds, signerFor } from './fault-harness';
+import { alive, assertJsonError, assertNoSecrets, gatewayConfig, linkPath, newSecret, request, rssKiB, runGateway, settledFds, signerFor } from './fault-harness';
 import { recordFigures } from './figures';
 
 // Artifact origins that break, against the real gateway process with the cache on: nothing

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import type { GatewayConfig } from '../../lib/config/types';
-import { startGateway, type RunningGateway } from '../../lib/gateway';
+import { startGateway } from '../../lib/gateway';
 import { parseAuthRequest } from '../../lib/mtls/auth-request';
 import { createManagementSession } from '../../lib/mtls/management-session';
 import { createPreauthorizer } from '../../lib/mtls/preauthorize';

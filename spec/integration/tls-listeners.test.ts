@@ -5,7 +5,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { startGateway, type RunningGateway } from '../../lib/gateway';
+import { startGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileWithAjv, validatorSource } from '../../lib/config/build-validator';
-import { schemaDigest, type ConfigValidator } from '../../lib/config/validate-config';
+import type { ConfigValidator } from '../../lib/config/validate-config';
+import { schemaDigest } from '../../lib/config/schema-digest';
 import { VALUE_FORMATS } from '../../lib/config/value-formats';
 
 /** The generated module, loaded from its text as Node would load the file. */

@@ -39,7 +39,7 @@ async function stageRelease(dir) {
   const metafile = await bundleGateway(join(dir, 'lib', 'mender-gateway.js'));
   writeFileSync(join(dir, 'bin', 'mender-gateway'), SHIM, { mode: 0o755 });
   writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile));
-  // What lib/install-root.ts's users read: the version (--version, status page) and the assets.
+  // What lib/config/install-root.ts's users read: the version (--version, status page) and the assets.
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'mender-gateway', version: VERSION, license: PKG.license }, null, 2) + '\n');
   cpSync(join(ROOT, 'lib', 'observe', 'status-page', 'assets'), join(dir, 'lib', 'observe', 'status-page', 'assets'), { recursive: true });
 

@@ -4,12 +4,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
-import { createUpstream, type Upstream } from '../proxy/upstream';
-import { managementCall } from '../mtls/management-call';
-import { LOGIN_PATH } from '../mtls/management-session';
-import { bucketRequest, s3ErrorCode } from '../cache/s3-request';
-import { createPresigner } from '../cache/s3-presigner';
-import type { GatewayConfig } from './types';
+import { createUpstream, type Upstream } from '../../proxy/upstream';
+import { managementCall } from '../../mtls/management-call';
+import { LOGIN_PATH } from '../../mtls/management-session';
+import { bucketRequest, s3ErrorCode } from '../../cache/s3-request';
+import { createPresigner } from '../../cache/s3-presigner';
+import type { GatewayConfig } from '../../config/types';
 
 export const ONLINE_TIMEOUT_MS = 5_000;
 

@@ -2,12 +2,12 @@
 // handshake): DomainWhitelist entries, the serial blocklist and the CRL. Each is parsed by
 // the module that uses it, so check-config and the gateway cannot disagree.
 
-import { createDomainAllowlist } from '../deployments/domain-allowlist';
-import { parseCrls } from '../mtls/crl';
-import { parseCertificates } from '../server/client-identity';
-import { parseBlocklist } from '../server/serial-blocklist';
-import { readFileBytes } from '../server/watched-file';
-import type { GatewayConfig } from './types';
+import { createDomainAllowlist } from '../../deployments/domain-allowlist';
+import { parseCrls } from '../../mtls/crl';
+import { parseCertificates } from '../../server/client-identity';
+import { parseBlocklist } from '../../server/serial-blocklist';
+import { readFileBytes } from '../../server/watched-file';
+import type { GatewayConfig } from '../../config/types';
 
 export interface ListsReport {
   /** "KEY: problem", one per problem. */

@@ -3,8 +3,8 @@
 // All are held open together until every one was tried: two keys on one port show up too.
 
 import { createServer, type Server } from 'node:net';
-import type { GatewayConfig } from './types';
-import { parseListen } from '../server/listen-address';
+import type { GatewayConfig } from '../../config/types';
+import { parseListen } from '../../server/listen-address';
 
 export interface ListenerResult {
   key: string;

@@ -2,8 +2,8 @@
 // that set it, the configuration file, or the built-in default.
 
 import { readFileSync } from 'node:fs';
-import { ENV_OVERRIDES } from './env-overrides';
-import type { LoadedConfig } from './types';
+import { ENV_OVERRIDES } from '../../config/env-overrides';
+import type { LoadedConfig } from '../../config/types';
 
 export type SourceOf = (key: string) => string;
 
