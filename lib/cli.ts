@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<void> {
   if (cluster.isWorker && process.exitCode) process.exit();
 }
 
-/** The operator's subcommands (issue 18) load only when named: a start never pays for them. */
+/** The operator's subcommands load only when named: a start never pays for them. */
 const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   'check-config': async () => (await import('./commands/check-config')).runCheckConfig,
   cache: async () => (await import('./commands/cache-command')).runCacheCommand,
@@ -112,7 +112,7 @@ async function run(argv: string[]): Promise<void> {
   if (levelFlag !== undefined && !isLevel(levelFlag)) {
     return fail([`invalid --log-level ${JSON.stringify(levelFlag)}: must be one of ${LEVELS.join(', ')}`], EXIT_USAGE);
   }
-  // Worker processes (issue 11) run this same function; their lines end with worker=N.
+  // Worker processes run this same function; their lines end with worker=N.
   const log = createLogger({ level: levelFlag ?? 'info', sink: cluster.isWorker ? workerSink(cluster.worker!.id) : undefined });
 
   let loaded;
@@ -153,7 +153,7 @@ async function run(argv: string[]): Promise<void> {
 
   // Handlers go in before the listeners open: a signal during start-up still shuts down cleanly.
   const stop = firstSignal(log);
-  // SIGHUP (issue 7): certificate, key, mTLS files and log level, without a restart.
+  // SIGHUP: certificate, key, mTLS files and log level, without a restart.
   let running: RunningGateway | undefined;
   let current = config;
   const reloadOptions = { file: flags.config, explicit: flags.config !== undefined, env: process.env, levelFlag };

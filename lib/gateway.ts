@@ -25,7 +25,7 @@ import { createUpstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
 import { closeGracefully, createDeviceServer, listen, tlsOptionsFor, type DeviceServer, type Protocol } from './server/listeners';
 
-// A feature's modules load only when it is configured (issue 16: an idle gateway pays for what
+// A feature's modules load only when it is configured (an idle gateway pays for what
 // it uses); `import type` above keeps the types.
 const loadMtls = () => require('./mtls/mtls-admission') as typeof import('./mtls/mtls-admission');
 const loadAdmin = () => require('./admin/admin-server') as typeof import('./admin/admin-server');
@@ -39,7 +39,7 @@ export interface RunningGateway {
   readonly addresses: Partial<Record<Protocol, AddressInfo>>;
   /** The metrics and status page listener (Metrics.Enabled). */
   readonly admin?: AdminServer;
-  /** SIGHUP (issue 7): take the server certificate and key named by `next` from disk again. */
+  /** SIGHUP: take the server certificate and key named by `next` from disk again. */
   reload(next: Readonly<GatewayConfig>): void;
   close(timeoutMs?: number): Promise<void>;
 }
@@ -58,21 +58,21 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   if (!config.HTTP.Enabled && !config.HTTPS.Enabled) throw new Error('neither HTTP nor HTTPS is enabled: nothing to listen on');
   const upstream = createUpstream(config.UpstreamServer, options.env ?? process.env);
   log.info(`proxying devices to ${upstream.target.href}`, { insecure_skip_verify: config.UpstreamServer.InsecureSkipVerify });
-  // Features.ArtifactsProxy (issue 4): deployments/next rewrite + signed-link route; none when disabled.
-  // Features.ArtifactsProxy.ArtifactsCache (issue 5): links are served through the on-disk cache.
+  // Features.ArtifactsProxy: deployments/next rewrite + signed-link route; none when disabled.
+  // Features.ArtifactsProxy.ArtifactsCache: links are served through the on-disk cache.
   const proxySettings = config.Features.ArtifactsProxy;
   const artifactCache =
     proxySettings.Enabled && proxySettings.ArtifactsCache.Enabled
       ? await createArtifactCache({ config: proxySettings.ArtifactsCache, log, agentFor: upstream.originAgent })
       : undefined;
   const artifactProxy = await createArtifactProxy({ config, log, upstream, artifactServer: artifactCache });
-  // Features.mTLS (issue 6): client certificates on HTTPS, auth_requests preauthorized upstream.
+  // Features.mTLS: client certificates on HTTPS, auth_requests preauthorized upstream.
   // With the journal, the last token upstream issued each device is given back to it during an
-  // outage (client 5.1 re-authenticates before ArtifactCommit, issue 17), on either auth route.
+  // outage (client 5.1 re-authenticates before ArtifactCommit), on either auth route.
   const outageTokens = config.Features.ReportJournal.Enabled ? new IssuedTokens() : undefined;
   const mtls = config.Features.mTLS.Enabled ? loadMtls().createMtlsAdmission(config.Features.mTLS, upstream, log, outageTokens) : undefined;
   const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
-  // Features.ReportJournal (issue 10): reports kept on disk while upstream is unreachable; its
+  // Features.ReportJournal: reports kept on disk while upstream is unreachable; its
   // inventory route applies DeviceSystem itself, so it comes first.
   const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
   if (journaling) routes.push(...journaling.routes);
@@ -83,7 +83,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   }
   // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
   const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)) });
-  // Features.DeviceSystem (issue 7): inventory uploads gain the system id and default attributes.
+  // Features.DeviceSystem: inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(loadInventory().createInventoryRoute(config.Features.DeviceSystem, upstream));
   const routed = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
   const router = journaling ? journaling.ordered(routed) : routed;
@@ -103,7 +103,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     throw err;
   }
 
-  // Metrics.* (issue 7): a listener of its own; it never fails the start or device traffic.
+  // Metrics.*: a listener of its own; it never fails the start or device traffic.
   if (artifactCache) {
     const cache = artifactCache;
     cacheMetrics.watch(() => ({ entries: cache.index.all().length, bytes: cache.index.usedBytes(), fillsInProgress: cache.activeFills }));

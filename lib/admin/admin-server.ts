@@ -9,7 +9,7 @@ import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';
 import { statusSnapshot, type StatusSources } from '../observe/status-page/status-snapshot';
 import { formatAddress, parseListen } from '../server/listen-address';
 
-// Metrics.Listen (issue 7): Prometheus /metrics, the status page and its JSON, on a listener of
+// Metrics.Listen: Prometheus /metrics, the status page and its JSON, on a listener of
 // their own, never on the device listeners. It fails quietly: a port in use or any handler
 // error is logged and retried, and device traffic never notices. Unauthenticated, as the
 // product's: bind it to 127.0.0.1 or a trusted network.

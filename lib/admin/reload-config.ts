@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../config/load-config';
 import type { GatewayConfig } from '../config/types';
 import type { Level, Logger } from '../observe/log';
 
-// SIGHUP (issue 7): read the configuration again as at start (file, then environment). An
+// SIGHUP: read the configuration again as at start (file, then environment). An
 // invalid configuration changes nothing; a valid one hands its reloadable parts (certificate,
 // key, mTLS files, log level) to the running gateway. Everything else needs a restart, and the
 // log says which sections changed.

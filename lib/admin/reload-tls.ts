@@ -4,7 +4,7 @@ import type { GatewayConfig } from '../config/types';
 import type { Logger } from '../observe/log';
 import { tlsOptionsFor } from '../server/listeners';
 
-// SIGHUP (issue 7): the HTTPS listeners take the certificate and key from disk again. The new
+// SIGHUP: the HTTPS listeners take the certificate and key from disk again. The new
 // pair is tried first (createSecureContext fails on a bad PEM or a key that does not match the
 // certificate); if it fails the listeners keep the old one and the log says why. Connections
 // already open keep the context they were made with: nothing is dropped.

@@ -28,7 +28,7 @@ import type { SharedCache, SharedTiming } from './s3-shared-cache';
 // The S3 shared cache's modules load only where ArtifactsCache.S3 is on.
 const loadSharedCache = () => require('./s3-shared-cache') as typeof import('./s3-shared-cache');
 
-// Features.ArtifactsProxy.ArtifactsCache (issue 5): one origin download per artifact
+// Features.ArtifactsProxy.ArtifactsCache: one origin download per artifact
 // whatever the number of devices or gateway processes, streamed to every waiting device
 // as it lands, published only when complete and verified, evicted LRU when space runs
 // out, and streamed uncached when it cannot fit.
@@ -44,7 +44,7 @@ export interface CacheTuning {
   /** proper-lockfile `stale` (ms); the same value must be used by every process on the path. */
   staleMs?: number;
   lockPollMs?: number;
-  /** ArtifactsCache.S3 timings (issue 11). */
+  /** ArtifactsCache.S3 timings. */
   shared?: Partial<SharedTiming>;
 }
 

@@ -63,7 +63,7 @@ export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContex
 
 /**
  * The lock, or null once another process has published the entry while we waited. While
- * it holds the lock, our devices follow its tmp file (issue 11: a sibling worker's fill).
+ * it holds the lock, our devices follow its tmp file (a sibling worker's fill).
  */
 async function lockOrWait(p: FillProgress, ctx: FillContext): Promise<HeldLock | null> {
   for (;;) {
@@ -106,7 +106,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   let resume = source === origin ? await takePartial(ctx.layout, p.id, p.key, tmp) : null;
   const fh = await fsp.open(tmp, resume ? 'r+' : 'wx');
   let open = true;
-  // The uplink cap is for the origin; a copy from the shared bucket (issue 11) is not metered.
+  // The uplink cap is for the origin; a copy from the shared bucket is not metered.
   let share: FillShare | undefined;
   try {
     if (ctx.cap && source === origin) share = await ctx.cap.register();

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 
 // The cache key is the origin's host and path, never its query string: a presigned URL
-// gets a fresh signature and expiry every time the server hands it out (issue 5).
+// gets a fresh signature and expiry every time the server hands it out.
 
 /** `host[:port]/path` of the artifact's origin; scheme, query and fragment are dropped. */
 export function cacheKey(origin: URL): string {

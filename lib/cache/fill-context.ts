@@ -24,8 +24,8 @@ export interface FillContext {
   reserved(): ReadonlyMap<string, number>;
   /** Aborted on close(): every fill stops. */
   closing: AbortSignal;
-  /** ArtifactsCache.S3 (issue 11): the bucket shared by several gateways, looked at before the origin. */
+  /** ArtifactsCache.S3: the bucket shared by several gateways, looked at before the origin. */
   shared?: SharedCache;
-  /** ArtifactsCache.FillRateLimit (issue 18): the origin bytes per second all fills on the path share. */
+  /** ArtifactsCache.FillRateLimit: the origin bytes per second all fills on the path share. */
   cap?: UplinkCap;
 }

@@ -12,7 +12,7 @@ import { deadOwnerHere, lockTarget, ownerPath, ownerRecord, type CacheLayout } f
 export interface HeldLock {
   /** Aborted when the lock is compromised (taken over, or not refreshed in time). */
   signal: AbortSignal;
-  /** Tell other processes where the bytes are landing, so their devices can follow (issue 11). */
+  /** Tell other processes where the bytes are landing, so their devices can follow. */
   announce(fill: FillAnnouncement): Promise<void>;
   release(): Promise<void>;
 }

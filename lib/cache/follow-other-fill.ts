@@ -4,7 +4,7 @@ import type { FillContext } from './fill-context';
 import { readAnnouncement } from './fill-lock';
 import type { FillProgress } from './fill-progress';
 
-// Another process (a sibling worker, issue 11) holds the fill lock: instead of waiting for
+// Another process (a sibling worker) holds the fill lock: instead of waiting for
 // it to publish, this process's devices follow its tmp file as it grows. The holder
 // announces the tmp path, length and ETag in its owner record once the origin answered;
 // here the file's size is polled into `written`. The last byte still waits for the

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Bucket } from './s3-bucket';
 import { BucketUnreachable, s3ErrorCode } from './s3-request';
 
-// Cross-gateway single flight (issue 11): the gateway that creates the lock object for an
+// Cross-gateway single flight: the gateway that creates the lock object for an
 // entry downloads it from the origin; the others wait for the bucket copy. The lock is a
 // conditional write (`If-None-Match: *`: AWS S3 since 2024, MinIO, Ceph RGW answer 412 when
 // the object exists, and at most one of two racing PUTs succeeds). Its record carries a lease

@@ -1,6 +1,6 @@
 import type { ArtifactsCacheS3Config } from '../config/types';
 
-// The shared cache's only use of the `minio` package (issue 11): SigV4 presigned URLs. Every
+// The shared cache's only use of the `minio` package: SigV4 presigned URLs. Every
 // request to the bucket is then a plain HTTP request of ours (s3-request.ts), so bodies are
 // streamed from disk (minio's putObject reads up to partSize into memory) and each request
 // has our own timeout. minio is an optional dependency, loaded only when S3 is enabled, and

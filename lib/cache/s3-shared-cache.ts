@@ -10,7 +10,7 @@ import { createPresigner, type Presigner } from './s3-presigner';
 import { BucketUnreachable, s3ErrorCode } from './s3-request';
 import { MAX_SINGLE_PUT, uploadGrowing } from './s3-upload';
 
-// The bucket as every gateway's second-level cache (issue 11). On a local miss, before the
+// The bucket as every gateway's second-level cache. On a local miss, before the
 // origin: the bucket copy if there is one (its presigned GET goes through the same resumable
 // download, verify and publish as an origin fill); else the bucket lock, and the one gateway
 // holding it fills from the origin and uploads what it published; the others wait for the

@@ -6,7 +6,7 @@ import type { FillProgress } from './fill-progress';
 import type { Bucket } from './s3-bucket';
 import { BucketUnreachable, s3ErrorCode } from './s3-request';
 
-// The origin filler's copy to the bucket (issue 11), streamed while the fill runs: one PUT
+// The origin filler's copy to the bucket, streamed while the fill runs: one PUT
 // with the origin's Content-Length (no multipart, so no part buffers and it works on s3rver),
 // its body read from the growing tmp file like a following device. The fill's last byte is
 // only readable once the entry is verified and published (FillProgress.available), so the

@@ -6,7 +6,7 @@ import { fillsDir, isThisHost, ownerTag, parseOwnedName, type CacheLayout } from
 import { processAlive } from '../server/process-liveness';
 import type { Logger } from '../observe/log';
 
-// ArtifactsCache.FillRateLimit (ours, issue 18 §2): a metered uplink. The cap holds for the
+// ArtifactsCache.FillRateLimit (ours): a metered uplink. The cap holds for the
 // bytes every cache fill on this cache path takes from the origin together: all fills of this
 // process, of its sibling workers, of a `cache prewarm` process, of another gateway on a
 // shared path. No IPC: each running fill registers a file in <Path>/v1/fills/ whose mtime it

@@ -11,7 +11,7 @@ import { artifactTargets, LinkError, type PrewarmTarget } from './artifact-links
 import { runPrewarm } from './cache-prewarm';
 import { formatBytes, lineView, terminalView } from './prewarm-progress';
 
-// mender-gateway cache list|evict|verify|prewarm (issue 18 §2): the artifact cache of the
+// mender-gateway cache list|evict|verify|prewarm (docs/operations.md): the artifact cache of the
 // configured path, from the disk alone, so each works beside a running gateway or without
 // one. Exit status: 0 done, 1 something failed (verify: something was corrupt), 2 usage or
 // configuration error. Errors are one line each on stderr.

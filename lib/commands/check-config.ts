@@ -1,4 +1,4 @@
-// mender-gateway check-config (issue 18 §1): load the configuration exactly as a start would,
+// mender-gateway check-config (docs/operations.md): load the configuration exactly as a start would,
 // then check what a start would find too late (files, lists, cache directory, ports; with
 // --online the upstream, the management login and the bucket). Every problem is printed at
 // once, naming its key and where the value came from. Exit 0 when OK, 2 otherwise. It never

@@ -18,11 +18,11 @@ export interface ArtifactsCacheConfig {
   MaxSize: number;
   /** ours: start filling the cache as soon as a deployment instruction names an artifact. */
   Prewarm: boolean;
-  /** ours (issue 18): HH:MM-HH:MM local hours for filling ahead of demand; "" = any time. */
+  /** ours: HH:MM-HH:MM local hours for filling ahead of demand; "" = any time. */
   PrewarmWindow?: string;
-  /** ours (issue 18): bytes per second all cache fills on the path take from the origin together, 0 = no cap. */
+  /** ours: bytes per second all cache fills on the path take from the origin together, 0 = no cap. */
   FillRateLimit: number;
-  /** ours (issue 11): shared second-level cache in a bucket; the loader always sets it (schema default). */
+  /** ours: shared second-level cache in a bucket; the loader always sets it (schema default). */
   S3?: ArtifactsCacheS3Config;
 }
 
@@ -66,7 +66,7 @@ export interface GatewayConfig {
       SystemID: string;
       DefaultInventory: DefaultInventoryItem[];
     };
-    /** ours (issue 10): reports kept on disk while upstream is unreachable, replayed later. */
+    /** ours: reports kept on disk while upstream is unreachable, replayed later. */
     ReportJournal: {
       Enabled: boolean;
       /** '' = <ArtifactsCache.Path>/journal with the cache on, else /var/lib/mender-gateway/journal */
@@ -99,7 +99,7 @@ export interface GatewayConfig {
   DebugLog: boolean;
   /** ours: Go duration; how long SIGTERM waits for requests in flight. */
   ShutdownTimeout: string;
-  /** ours (issue 11): worker processes (node:cluster); 0 = auto (lib/server/worker-count.ts). */
+  /** ours: worker processes (node:cluster); 0 = auto (lib/server/worker-count.ts). */
   Workers: number;
 }
 

@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '../config/types';
 
-// Features.DeviceSystem (issue 7, product doc §5): a device's inventory upload — a JSON array
+// Features.DeviceSystem (product doc §5): a device's inventory upload — a JSON array
 // of {"name", "value"} — gains mender_gateway_system_id and every DefaultInventory attribute
 // the device did not send itself. The device's own values always win, the system id included:
 // a gateway behind this one reports its own system id and must keep it.

@@ -28,7 +28,7 @@ export interface Route {
 
 /**
  * A request's context. Its logger adds request_id, but the child logger is only made when a
- * line is actually written: most requests log nothing below warn (issue 8, per-request cost).
+ * line is actually written: most requests log nothing below warn (per-request cost).
  */
 export function createRequestContext(requestId: string, clientAddress: string, protocol: 'http' | 'https', base: Logger): RequestContext {
   return { requestId, clientAddress, protocol, log: new RequestLogger(base, requestId) };

@@ -16,7 +16,7 @@ import { callUpstream } from './upstream-call';
 // gets that token back, until its own expiry, instead of a 502. Why: Mender client 5.1 fetches
 // a new token before ArtifactCommit (3.4 kept using its old one); with a 502 its mender-update
 // gets no token, cannot send the `installing` status even to the journal, and waits 60 s per
-// retry (issue 17, client5-outage.test.ts).
+// retry (client5-outage.test.ts).
 
 const AUTH_PATH = '/api/devices/v1/authentication/auth_requests';
 const MAX_AUTH_BODY = 64 * 1024;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 
 // The last device token upstream issued for each (identity, auth key), kept in memory so an auth
-// request made while upstream is unreachable can get that same token back (issue 17: client 5.1
+// request made while upstream is unreachable can get that same token back (client 5.1
 // asks mender-auth for a fresh token before ArtifactCommit and cannot report without one).
 // Nothing is forged or extended: an entry is only served until the token's own `exp`, minus a
 // margin, and only to a request signed by the same key (checked by the caller).

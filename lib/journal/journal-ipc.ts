@@ -2,7 +2,7 @@ import type { GatewayConfig } from '../config/types';
 import type { DeskAnswer, DeskReport, ReportDesk } from './report-desk';
 import type { JournalStats } from '../observe/metrics';
 
-// The journal with worker processes (issue 10 × 11): one writer, the cluster primary. A worker
+// The journal with worker processes: one writer, the cluster primary. A worker
 // hands every report to the primary over cluster's IPC channel and answers the device with
 // what comes back, so a report the journal took is on disk (synced) before the device's 204.
 // Bodies travel in base64 (IPC is JSON). This file is the worker's end; journal-host.ts is

@@ -12,7 +12,7 @@ import type { ReplayOptions } from './report-replay';
 import { createReportRoutes } from './report-routes';
 import { reportsFirst } from './reports-first';
 
-// Features.ReportJournal (issue 10) as the gateway composes it: the journal opened (and what it
+// Features.ReportJournal as the gateway composes it: the journal opened (and what it
 // held before a restart queued for replay), the replay loop (owned-journal.ts), the device
 // routes. In a worker process the journal is the cluster primary's (journal-ipc.ts,
 // journal-host.ts): the worker has the routes and a desk that asks the primary.

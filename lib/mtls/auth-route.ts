@@ -11,7 +11,7 @@ import type { Preauthorizer } from './preauthorize';
 import { readBoundedBody } from './read-bounded-body';
 import { mtlsMetrics } from '../observe/metrics';
 
-// POST /api/devices/v1/authentication/auth_requests with mTLS on (issue 6), in order:
+// POST /api/devices/v1/authentication/auth_requests with mTLS on, in order:
 // client certificate present (the listener has verified it) → body read with a cap → parsed
 // → X-MEN-Signature verified with the request's key → [key bound to the certificate] →
 // preauthorized upstream → the original bytes forwarded → the server's answer (the device
@@ -25,7 +25,7 @@ export interface AuthRouteOptions {
   preauthorizer: Preauthorizer;
   requireKeyMatchesCertificate: boolean;
   /**
-   * With the report journal (issue 17): tokens upstream issued, given back to the same key while
+   * With the report journal: tokens upstream issued, given back to the same key while
    * upstream (or its management API) is unreachable, as lib/journal/auth-during-outage.ts does.
    */
   outageTokens?: IssuedTokens;

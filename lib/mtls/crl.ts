@@ -2,7 +2,7 @@ import { verify, type X509Certificate } from 'node:crypto';
 import { normaliseSerial } from '../server/serial-blocklist';
 import { children, content, decodeOid, DerError, expect, fail, isTime, parseTime, readTlv, type Tlv } from './der-reader';
 
-// Features.mTLS CRL file (issue 6): the CA's certificate revocation lists (RFC 5280 section 5),
+// Features.mTLS CRL file: the CA's certificate revocation lists (RFC 5280 section 5),
 // read without OpenSSL so a bad file is refused with a reason and the TLS layer only needs the
 // revoked serials, which it compares like the serial blocklist.
 

@@ -20,7 +20,7 @@ import { PreauthorizationCache } from './preauthorization-cache';
 import { createPreauthorizer } from './preauthorize';
 import { mtlsMetrics } from '../observe/metrics';
 
-// Features.mTLS (issue 6) as one piece the gateway plugs in: TLS options for the HTTPS
+// Features.mTLS as one piece the gateway plugs in: TLS options for the HTTPS
 // listener, a check on every connection and request, and the auth_requests route that
 // preauthorizes devices upstream.
 

@@ -1,7 +1,7 @@
 // Features.mTLS.EnableCache: devices recently preauthorized with this identity and key
 // (gateway 2.0 MEN-6928). In memory, bounded; the oldest entry goes first when full. One entry
 // per device that authenticated within the lifetime: its key (SHA-256 hex of identity and
-// public key, ~150 B with the Map's share, issue 16) and when it expires. Entries are kept in
+// public key, ~150 B with the Map's share) and when it expires. Entries are kept in
 // insertion order, which is expiry order (one lifetime for all, and add re-inserts), so each
 // add drops the expired ones from the front: devices that left do not stay until the cap.
 

@@ -4,7 +4,7 @@ import { normaliseSerial } from '../server/serial-blocklist';
 import { readFileBytes, watchLoadedFile, type Loaded } from '../server/watched-file';
 import { parseCrls, type Crl } from './crl';
 
-// Features.mTLS.CRLPath (ours, issue 6): the CA's certificate revocation list. Its serials are
+// Features.mTLS.CRLPath (ours): the CA's certificate revocation list. Its serials are
 // refused like blocklisted ones, per issuer (serial numbers are unique only within one CA),
 // at the handshake and on every request. The file is reloaded when it changes and again when
 // the CA is replaced (its signature must verify against the CA in use).

@@ -14,7 +14,7 @@ export function logWhenDone(req: IncomingMessage, res: ServerResponse, ctx: Requ
   const socket = req.socket;
   const bytesBefore = socket.bytesWritten;
   const started = performance.now();
-  const observed = observeRequest(req, res, ctx, route); // metrics and the status page (issue 7)
+  const observed = observeRequest(req, res, ctx, route); // metrics and the status page
   res.on('close', () => {
     const status = res.headersSent ? res.statusCode : 499;
     const bytes = socket.bytesWritten - bytesBefore;

@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import { statusBoard } from './status-page/status-board';
 import { Tally, type GaugeReading } from './tally';
 
-// Metrics.* (issue 7, product doc §7.2): one registry per process, served by the admin listener.
+// Metrics.* (product doc §7.2): one registry per process, served by the admin listener.
 // Every label set is bounded: methods outside the known list become OTHER, routes are the route
 // table's names, mTLS refusal reasons are folded into a few kinds. Modules call the typed
 // functions below; they also feed the status page's board. The counts are kept in Tallies;
@@ -98,7 +98,7 @@ export function countInventoryRewrite(result: 'rewritten' | 'unchanged' | 'malfo
   inventoryRewrites.inc({ result });
 }
 
-/** The artifact cache reports through these (issue 5's modules). */
+/** The artifact cache reports through these (lib/cache's modules). */
 export const cacheMetrics = {
   watch(read: () => CacheGauges): void {
     cacheGauges = read;
@@ -122,7 +122,7 @@ export const cacheMetrics = {
   },
 };
 
-// Report journal (issue 10): reports kept while upstream was unreachable and how each ended.
+// Report journal: reports kept while upstream was unreachable and how each ended.
 /** The journal's counts, as the journal keeps them and the metrics and status page show them. */
 export interface JournalStats {
   queued: number;

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { Logger } from './log';
 
-// Running out of file descriptors (issue 16). Every place that meets EMFILE/ENFILE (an upstream
+// Running out of file descriptors. Every place that meets EMFILE/ENFILE (an upstream
 // connection, a WebSocket dial, a listener's accept) reports it here instead of logging a line
 // per connection: one line a second at most, with what was refused since the last one. libuv
 // itself refuses a burst of new connections in silence (it accepts and closes the backlog with

@@ -7,7 +7,7 @@ import { Exchange } from './exchange';
 import type { Upstream } from './upstream';
 import type { BodyRewrite, Dial } from './upstream-handler';
 
-// The lean path for ordinary device requests to the Mender server (issue 8): one handler
+// The lean path for ordinary device requests to the Mender server: one handler
 // object per request, fed by undici's dispatcher (or, behind an outbound proxy, by
 // http.request with the tunnel agent). The body streams straight through unless the route
 // asked to rewrite a 200 JSON answer, decided from status and headers before any body byte.

@@ -5,7 +5,7 @@ import type { RequestContext } from '../http/route';
 import { isOutOfFiles, noteOutOfFiles } from '../observe/out-of-files';
 
 // A device's WebSocket (any Upgrade) to the Mender server, held for hours by 10,000 devices at
-// once (issue 16): one upstream connection, the request head written once, the response head
+// once: one upstream connection, the request head written once, the response head
 // passed through as upstream sent it, then the two sockets joined byte for byte. Nothing of the
 // request stays referenced once the upgrade is through: per device only the two sockets and
 // the few listeners joining them remain (http-proxy's ws pass kept the request, the upstream

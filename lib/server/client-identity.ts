@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { RevocationList } from '../mtls/revocation-list';
 import type { SerialBlocklist } from './serial-blocklist';
 
-// Who is on the other end of a TLS connection, and may it talk to us (issue 6). Checked when
+// Who is on the other end of a TLS connection, and may it talk to us. Checked when
 // the handshake completes and again on every request: a resumed TLS session skips
 // certificate verification, so a device revoked after its first handshake would otherwise
 // keep going (peers-and-performance.md §0.10 and §6; nginx CVE-2025-23419 is the same class).
@@ -25,7 +25,7 @@ const OK: ClientVerdict = { ok: true };
 
 // A connection's certificate never changes: its chain verdict is made once, at the handshake,
 // and reused by every request on it until the CA is replaced; the certificate is parsed only
-// when OpenSSL refused it or a blocklist needs its serial (issue 8: it was parsed twice per
+// when OpenSSL refused it or a blocklist needs its serial (it was parsed twice per
 // handshake and again per request). The blocklist and the CRL, which can change while a
 // connection lives, are still consulted on every request.
 interface Known {

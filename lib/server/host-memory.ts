@@ -3,7 +3,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { HostFacts } from './worker-count';
 
-// What the host gives the gateway (issue 16): cores, and the memory it can really use, that is
+// What the host gives the gateway: cores, and the memory it can really use, that is
 // MemAvailable (not MemTotal: on a gateway box most RAM belongs to other services) or the
 // memory cgroup's limit (a container, a systemd MemoryMax=), whichever is lower. The roots are
 // parameters so that tests can lay out /proc and /sys files of their own.

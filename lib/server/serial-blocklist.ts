@@ -1,7 +1,7 @@
 import type { Logger } from '../observe/log';
 import { readFileBytes, watchLoadedFile, type Loaded } from './watched-file';
 
-// Features.mTLS.BlacklistPath: client certificate serial numbers that are refused (issue 6).
+// Features.mTLS.BlacklistPath: client certificate serial numbers that are refused.
 // The product documents only "a new-line separated list of hexadecimal serial numbers", so
 // we accept what operators paste from openssl or Node: any case, `0x`, colons, leading zeros.
 

@@ -1,12 +1,12 @@
 import type { GatewayConfig } from '../config/types';
 
-// How many worker processes `Workers` asks for (issue 11). Pure, so the choice is table-tested.
+// How many worker processes `Workers` asks for. Pure, so the choice is table-tested.
 // Auto (0) takes one worker per core only when that is a gain and safe:
 //  - one core: a cluster only adds a primary process and IPC;
 //  - memory: 256 MiB per worker after 512 MiB kept for the primary, the page cache the artifact
 //    cache lives on and the box's other services, counted from the memory the host really
 //    gives (MemAvailable or the cgroup limit, lib/server/host-memory.ts), so a box with less
-//    than 1 GiB available runs one process. Measured (issue 16): a worker idles at ~65 MB and
+//    than 1 GiB available runs one process. Measured: a worker idles at ~65 MB and
 //    peaks at ~105 MB serving 200 HTTPS downloads; one more worker held ~165 MB more at
 //    10,000 held WebSockets;
 //  - Metrics: counters live in each worker, a scrape would see one worker's share;

@@ -3,11 +3,11 @@ import { isToPrimary } from '../journal/journal-ipc';
 import type { JournalHost } from '../journal/journal-host';
 import type { Logger, Sink } from '../observe/log';
 
-// The cluster primary (issue 11): forks N workers that each run the whole gateway; cluster
+// The cluster primary: forks N workers that each run the whole gateway; cluster
 // shares their listeners (each worker accepts its own connections, below). A worker that dies
 // after it was serving is replaced; SIGTERM/SIGINT drain every worker (each finishes its requests in flight, as a
 // single process would). SIGHUP is passed to every worker, which reloads in place as a
-// single process does (issue 7: certificate, key, mTLS files, log level; open connections,
+// single process does (certificate, key, mTLS files, log level; open connections,
 // WebSockets included, go on). SIGUSR2 replaces the workers one at a time, each new one
 // serving before the old one is told to stop, so no request is refused and the new workers
 // read the whole configuration afresh; a replacement that cannot start leaves the old one
@@ -211,7 +211,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
 // V8's young generation grows to 16 MiB semi-spaces (32 MiB and more of RSS) under a download
 // burst, and the flag cannot be changed once a process runs, so workers get it at fork unless the
 // operator chose a size. 200 HTTPS downloads of a cached 1 GiB artifact, one process: peak RSS
-// 147 MB without, 123 MB with --max-semi-space-size=2 (BENCH_CASES=memory, issue 16).
+// 147 MB without, 123 MB with --max-semi-space-size=2 (BENCH_CASES=memory).
 const SEMI_SPACE_FLAG = '--max-semi-space-size=2';
 
 /** The node flags a worker starts with: the primary's own, plus a small young generation. */

@@ -1,6 +1,6 @@
 import type { CacheView } from './status-snapshot';
 
-// Adapts issue 5's ArtifactCache to what the status page reads. Fills in progress need a
+// Adapts lib/cache's ArtifactCache to what the status page reads. Fills in progress need a
 // public accessor on the cache (its SingleFlight map is private): `fillsInProgress()`.
 
 export interface ObservableCache {

@@ -26,7 +26,7 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, ctx: R
 
   return (status, bytes) => {
     countRequest(req.method, status, route.name, bytes);
-    // A report the journal took (issue 10) was answered by the gateway, not upstream.
+    // A report the journal took was answered by the gateway, not upstream.
     if (!LOCAL_ROUTES.has(route.name) && status !== 499 && !res.hasHeader('x-men-gateway-journaled')) board.upstreamAnswered(status);
     if (!deviceId || status >= 400) return;
     board.deviceSeen(deviceId, ctx.clientAddress, `${req.method} ${route.sensitivePath ? `<${route.name}>` : pathnameOf(req)}`);
@@ -36,7 +36,7 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, ctx: R
 }
 
 // A device sends the same token on every request of a connection until it renews it: the
-// JWT is decoded once per connection and token, not on every poll (issue 8, per-request cost).
+// JWT is decoded once per connection and token, not on every poll (per-request cost).
 const decoded = new WeakMap<Socket, { authorization: string; deviceId: string | undefined }>();
 
 function deviceIdOfConnection(req: IncomingMessage): string | undefined {

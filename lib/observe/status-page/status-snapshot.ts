@@ -4,7 +4,7 @@ import { statusBoard, type StatusBoard } from './status-board';
 // The JSON behind the status page (GET /api/status on the admin listener). Times are ISO
 // strings, sizes bytes; the page renders exactly this, so both always agree.
 
-/** What the status page needs from the artifact cache (issue 5's ArtifactCache, adapted). */
+/** What the status page needs from the artifact cache (lib/cache's ArtifactCache, adapted). */
 export interface CacheView {
   entries(): { id: string; key: string; size: number; lastServed: number }[];
   fills(): { id: string; key: string; size: number; written: number; state: string }[];
@@ -30,7 +30,7 @@ export interface StatusSnapshot {
     bytes_saved: number;
   };
   upstream: { url: string; healthy: boolean | null; last_ok: string | null; last_error: { at: string; code: number } | null; errors: number };
-  /** Reports kept while upstream was unreachable (issue 10); replayed and failed count since start. */
+  /** Reports kept while upstream was unreachable; replayed and failed count since start. */
   journal: { enabled: boolean; queued: number; devices: number; bytes: number; replayed: number; failed: number };
 }
 
