@@ -67,7 +67,7 @@ faults: build
 demo: build
 	$(NODE) dist/fixtures/demo/run-demo.js
 
-# `make bench` compares the gateway with nginx (issue 8): Debian's nginx and wrk are installed
+# `make bench` compares the gateway with nginx: Debian's nginx and wrk are installed
 # with apt-get when missing. Debian starts the packaged nginx service on install; the bench runs
 # its own nginx from a temp prefix, so a service started by this install is stopped again.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

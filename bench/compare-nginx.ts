@@ -24,7 +24,7 @@ import { timed } from './part-timer';
 // started here is stopped. Not a test: nothing fails on speed; missed targets are printed.
 // Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (every window; default 3 s, 4 s for latency),
 // BENCH_CASES (passthrough,workers,mtls,cached,cold,memory; `workers` adds a gateway with the
-// other worker count to the pass-through and cached cases, issue 11),
+// other worker count to the pass-through and cached cases),
 // BENCH_GATEWAY_WORKERS (the `Workers` key; default: the gateway's choice),
 // BENCH_NGINX_WORKERS (default: as many as the gateway runs), BENCH_CACHED_MB (64), BENCH_BIG_MB (1024),
 // BENCH_COLD_DEVICES/_MB/_RATE_MB/_ROUNDS (500/4/0.5/2), BENCH_MEM_CLIENTS/_SECONDS (200/10).
@@ -47,7 +47,7 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   let fileOrigin: FileOrigin | undefined;
   const ctxRef: { ctx?: BenchContext } = {};
   try {
-    print(`# gateway vs nginx (issue 8): ${new Date().toISOString()}, ${versions}`);
+    print(`# gateway vs nginx: ${new Date().toISOString()}, ${versions}`);
     print(`# machine: ${machineLine()}`);
     mkdirSync(path.join(dir, 'tls'));
     const tls = makeTlsMaterial(path.join(dir, 'tls'));

@@ -267,7 +267,7 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   process.on('exit', removeDir);
   try {
-    print(`# 10,000 connected devices (issue 16, target 5): ${new Date().toISOString()}, ${toolVersion(NGINX)}; node ${process.version}`);
+    print(`# 10,000 connected devices (target 5): ${new Date().toISOString()}, ${toolVersion(NGINX)}; node ${process.version}`);
     print(`# machine: ${machineLine()}; open files ${limit} per process; ephemeral ports ${ports[0]}-${ports[1]}`);
     print(`# ${k.devices} devices from ${k.clients} processes, ${k.pollers} of them also polling every ${k.pollEveryMs / 1000} s; pings every ${k.pingMs / 1000} s each way (mender-connect and deviceconnect: 54 s${k.pingMs === 54_000 ? '' : ', scaled'}); ${k.echoRate} echoes/s; ${k.seconds} s measured`);
     // Each device takes two loopback ports (device → proxy, proxy → upstream), each poller one or two.

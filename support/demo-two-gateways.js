@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// Two gateways sharing one S3 bucket as their second-level cache (issue 11), all on loopback,
+// Two gateways sharing one S3 bucket as their second-level cache, all on loopback,
 // no Docker: the S3 store as artifact origin, a second S3 store as the shared bucket, the
 // Mender server emulator, two gateways (`node bin/gateway.js`, each its own cache directory,
 // one SignatureSecret), a round-robin TCP balancer in front of them, scripted devices behind it,

@@ -3,7 +3,7 @@ import { burst } from './case-cold';
 import { compare, gatewaySides, gbps, verdictLine, viaNginx, workersVerdict, type BenchContext } from './context';
 
 // Cached artifacts: throughput of concurrent downloads over HTTP and HTTPS, also with the
-// other worker count (issue 11).
+// other worker count.
 
 const MiB = 1024 * 1024;
 

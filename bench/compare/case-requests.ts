@@ -4,7 +4,7 @@ import { compare, gatewaySides, ms, perSec, verdictLine, workersVerdict, type Be
 import { median } from './rounds';
 
 // Small requests: pass-through of deployments/next (204 from the lean stub, keep-alive) at
-// peak rate (also with the other worker count, issue 11) and at a fixed 1,000 req/s. (mTLS
+// peak rate (also with the other worker count) and at a fixed 1,000 req/s. (mTLS
 // handshakes: case-mtls.ts.)
 
 const NEXT = '/api/devices/v1/deployments/device/deployments/next?artifact_name=bench-current&device_type=bench';

@@ -27,7 +27,7 @@ export interface BenchContext {
   nginx: NginxProcess;
   nginxBinary: string;
   nginxPorts: { http: number; https: number; mtls: number; mtlsResume: number; pass: number };
-  /** The mTLS case's devices (issue 16), when that case runs. */
+  /** The mTLS case's devices, when that case runs. */
   fleet?: DeviceFleet;
   setup: GatewaySetup;
   tls: { ca: CertPair; serverCert: string; serverKey: string };

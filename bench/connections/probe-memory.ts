@@ -7,7 +7,7 @@ import { rssBytes } from '../load/system-sample';
 import { startEchoUpstream, startFleet } from './fleet';
 import { startGatewaySide } from './servers';
 
-// Where a one-process gateway's memory per held WebSocket goes (issue 16, target 5): N devices
+// Where a one-process gateway's memory per held WebSocket goes (target 5): N devices
 // connect, then the gateway's /proc smaps_rollup and, with BENCH_GATEWAY_NODE_OPTIONS=
 // --heapsnapshot-signal=SIGTTIN, a heap snapshot (written to the gateway's cwd, the repository)
 // are taken at N and after every device left. A tool for measuring changes, not part of a bench

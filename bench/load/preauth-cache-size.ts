@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 import { PreauthorizationCache } from '../../lib/mtls/preauthorization-cache';
 
 // Heap bytes per entry of the mTLS preauthorization cache (the only admission state kept per
-// device beyond a connection's life, issue 16): `count` keys as the gateway makes them (SHA-256
+// device beyond a connection's life): `count` keys as the gateway makes them (SHA-256
 // hex of identity and key), heap after a full GC before and after. Output: one JSON line.
 
 setFlagsFromString('--expose-gc');

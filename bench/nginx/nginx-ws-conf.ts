@@ -1,4 +1,4 @@
-// nginx as a WebSocket reverse proxy over TLS for the connection bench (issue 16, target 5), as
+// nginx as a WebSocket reverse proxy over TLS for the connection bench (target 5), as
 // nginx's own guide configures one (nginx.org/en/docs/http/websocket.html): Upgrade and
 // Connection passed on, a read timeout above the ping period; deployments/next through a
 // keep-alive upstream. Enough descriptors for every device twice (device side and upstream

@@ -1,4 +1,4 @@
-// mender-gateway check-config (issue 18 §1) as an operator runs it: `node bin/gateway.js` in a
+// mender-gateway check-config as an operator runs it: `node bin/gateway.js` in a
 // child process, on real files, real ports and the Mender server emulator.
 
 import { test, before, after } from 'node:test';

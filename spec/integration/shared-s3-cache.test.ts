@@ -12,7 +12,7 @@ import { entryId } from '../../lib/cache/cache-key';
 import { REPO_ROOT, startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// ArtifactsCache.S3 (issue 11) as operators run it: real gateway processes (`node
+// ArtifactsCache.S3 as operators run it: real gateway processes (`node
 // bin/gateway.js`), each with its own local cache directory, one S3 store as the shared
 // bucket, another as the artifact origin (throttled, so fills overlap), counted at the far
 // end. The S3 credentials come from the environment; the gateways share SignatureSecret, so a

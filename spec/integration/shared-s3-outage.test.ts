@@ -11,7 +11,7 @@ import { cacheKey, entryId } from '../../lib/cache/cache-key';
 import { captureLog } from '../support/capture-log';
 import { cacheConfig, download, md5, startFront, startOrigin, tempDir, waitFor, type TestOrigin } from './cache-harness';
 
-// ArtifactsCache.S3 through an outage and back (issue 11), in process: the bucket sits behind a
+// ArtifactsCache.S3 through an outage and back, in process: the bucket sits behind a
 // TCP relay the test turns off and on. While it is off, fills go to the origin and the local
 // cache (one warn line for the whole outage); once the retry delay has passed, the next fill
 // uses the bucket again and shares what it fetched. The copy to the bucket streams while the

@@ -13,7 +13,7 @@ import { connectProxy } from './connect-proxy';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 // HTTPS listener, minimum TLS version, both listeners at once, upstream TLS trust and the
-// outbound proxy (issue 2).
+// outbound proxy.
 
 function get(url: string, options: https.RequestOptions = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

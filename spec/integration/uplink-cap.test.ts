@@ -14,7 +14,7 @@ import type { GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 import { cacheConfig, download, quietLog, startFront, startOrigin } from './cache-harness';
 
-// ArtifactsCache.FillRateLimit (issue 18 §2) as an operator runs it: `node bin/gateway.js`
+// ArtifactsCache.FillRateLimit as an operator runs it: `node bin/gateway.js`
 // with Workers: 2 and a cap of 4 MiB/s; three cold artifacts asked at once by devices on
 // both workers, so fills run in both processes at once. The rate is measured where the fills
 // land (the cache's growing files): it is the cap (±10 %), shared, not per fill, and devices

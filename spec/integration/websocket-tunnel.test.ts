@@ -9,7 +9,7 @@ import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// A device's WebSocket through the gateway (lib/proxy/websocket-tunnel.ts, issue 16): the
+// A device's WebSocket through the gateway (lib/proxy/websocket-tunnel.ts): the
 // upgrade as upstream sees it, both directions, either side leaving, a refused upgrade, and an
 // upstream that cannot be reached or does not answer.
 

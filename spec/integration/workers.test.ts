@@ -11,7 +11,7 @@ import { childPids, deviceGet, listeningWorkers, rewrittenLink as linkOf, startT
 import type { GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// Workers (issue 11) as an operator runs them: `node bin/gateway.js` with Workers: 2, the
+// Workers as an operator runs them: `node bin/gateway.js` with Workers: 2, the
 // artifact cache on and no SignatureSecret (the primary generates it once). A scripted
 // Mender server hands out a presigned link into the S3 store; the gateway rewrites it; 50
 // devices on fresh connections (cluster spreads them over both workers) download it.

@@ -1,4 +1,4 @@
-// The documentation pages against the code (issue 18 §4): every configuration key and variable is
+// The documentation pages against the code: every configuration key and variable is
 // in docs/configuration.md, the help of every command is quoted verbatim in docs/operations.md,
 // every relative link (and heading anchor) of README.md and docs/*.md leads somewhere, and the
 // README stays a front door of at most 200 lines.

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { hostFacts, type HostRoots } from '../../lib/server/host-memory';
 import { planWorkers } from '../../lib/server/worker-count';
 
-// The memory the auto worker rule counts (issue 16): MemAvailable or the memory cgroup's limit,
+// The memory the auto worker rule counts: MemAvailable or the memory cgroup's limit,
 // whichever is lower, read from a /proc and /sys laid out in a temp dir.
 
 const MiB = 2 ** 20;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { authKeyOf, IssuedTokens, jwtExpiry } from '../../lib/journal/issued-tokens';
 
-// The outage token memory (issue 17): only JWTs with an exp are kept, served until a minute
+// The outage token memory: only JWTs with an exp are kept, served until a minute
 // before that exp, forgotten when upstream refuses the device.
 
 const jwt = (claims: Record<string, unknown>): string =>

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { renewTime } from '../../lib/mtls/management-session';
 import { PreauthorizationCache } from '../../lib/mtls/preauthorization-cache';
 
-// When the management token is renewed, and how long a preauthorization is remembered (issue 6).
+// When the management token is renewed, and how long a preauthorization is remembered.
 
 const jwt = (claims: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { checkS3Config } from '../../lib/cache/s3-presigner';
 import type { ArtifactsCacheS3Config } from '../../lib/config/types';
 
-// ArtifactsCache.S3 (issue 11): what start-up refuses, one line naming the key.
+// ArtifactsCache.S3: what start-up refuses, one line naming the key.
 
 const ok: ArtifactsCacheS3Config = { Enabled: true, Endpoint: 'http://127.0.0.1:9000', Bucket: 'cache', Region: 'us-east-1', AccessKeyID: 'AK', SecretAccessKey: 'SK', Prefix: 'gw/' };
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { normaliseSerial, parseBlocklist } from '../../lib/server/serial-blocklist';
 
-// Features.mTLS.BlacklistPath (issue 6): one serial per line in whatever notation operators
+// Features.mTLS.BlacklistPath: one serial per line in whatever notation operators
 // paste (openssl x509 -serial, Node's serialNumber, colon-separated), normalised to one form.
 
 test('normaliseSerial', () => {

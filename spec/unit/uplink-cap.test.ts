@@ -8,7 +8,7 @@ import { cacheLayout, fillsDir, ownerTag } from '../../lib/cache/cache-layout';
 import { UplinkCap } from '../../lib/cache/uplink-cap';
 import { createLogger } from '../../lib/observe/log';
 
-// ArtifactsCache.FillRateLimit (issue 18 §2): the token bucket of one fill, and the cap
+// ArtifactsCache.FillRateLimit: the token bucket of one fill, and the cap
 // divided among the fills registered on the path, whichever process runs them.
 
 const quiet = createLogger({ level: 'fatal', sink: { write: () => true } });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MEMORY_PER_WORKER, planWorkers, type HostFacts, type WorkerPlan } from '../../lib/server/worker-count';
 
-// Workers (issue 11): what 0 (auto) and explicit counts become on a given host.
+// Workers: what 0 (auto) and explicit counts become on a given host.
 
 const GiB = 1024 * 1024 * 1024;
 // The report journal is on in some rows: it no longer bears on the count (the primary is its writer).

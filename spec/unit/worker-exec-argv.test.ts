@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { workerExecArgv } from '../../lib/server/workers';
 
-// Workers start with a small V8 young generation (issue 16: ≤ 100 MB per serving process) unless
+// Workers start with a small V8 young generation (≤ 100 MB per serving process) unless
 // the operator chose one, on the command line or in NODE_OPTIONS.
 
 test('a worker gets --max-semi-space-size=2 when nothing chose a size', () => {

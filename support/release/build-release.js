@@ -1,5 +1,5 @@
 'use strict';
-// `make release` (issue 18 §3): from a `make build` checkout, into release/ (or the directory
+// `make release`: from a `make build` checkout, into release/ (or the directory
 // given as argv[2]): mender-gateway-<version>.tar.gz, mender-gateway_<version>_all.deb and
 // mender-gateway_<version>_all.ipk, then their sizes.
 const { existsSync, mkdirSync, rmSync, statSync } = require('node:fs');
