@@ -1,7 +1,12 @@
 import { verify, type X509Certificate } from 'node:crypto';
-import * as asn1js from 'asn1js';
-import { Certificate, CertificateRevocationList, type Extension } from 'pkijs';
+import type * as Asn1js from 'asn1js';
+import type { Extension } from 'pkijs';
 import { normaliseSerial } from '../server/serial-blocklist';
+
+// pkijs costs ~12 MB RSS once loaded (asn1js alone ~1.3 MB): loaded at the first CRL parsed, so an
+// mTLS gateway without a CRLPath never pays for it.
+const loadAsn1js = () => require('asn1js') as typeof Asn1js;
+const loadPkijs = () => require('pkijs') as typeof import('pkijs');
 
 // Features.mTLS CRL file (issue 6): the CA's certificate revocation lists (RFC 5280 section 5).
 // The ASN.1 is read by pkijs/asn1js, so a bad file is refused with a reason, and the TLS layer only
@@ -80,10 +85,12 @@ function splitFile(bytes: Buffer): Buffer[] | string {
 }
 
 function parseOne(der: Buffer, trusted: readonly X509Certificate[]): Crl | string {
+  const asn1js = loadAsn1js();
+  const { CertificateRevocationList } = loadPkijs();
   const asn = asn1js.fromBER(der);
   if (asn.offset === -1) fail(asn.result.error || 'not ASN.1');
   if (asn.offset !== der.length) fail(`${der.length - asn.offset} bytes after the CRL`);
-  let crl: CertificateRevocationList;
+  let crl: InstanceType<typeof CertificateRevocationList>;
   try {
     crl = new CertificateRevocationList({ schema: asn.result });
   } catch (err) {
@@ -144,9 +151,9 @@ function parseOne(der: Buffer, trusted: readonly X509Certificate[]): Crl | strin
   return { issuer, serials, thisUpdate, nextUpdate };
 }
 
-function isCertificate(block: asn1js.AsnType): boolean {
+function isCertificate(block: Asn1js.AsnType): boolean {
   try {
-    new Certificate({ schema: block });
+    new (loadPkijs().Certificate)({ schema: block });
     return true;
   } catch {
     return false;
@@ -154,13 +161,13 @@ function isCertificate(block: asn1js.AsnType): boolean {
 }
 
 /** The elements inside a constructed block (SEQUENCE, SET, [n] EXPLICIT); none for a primitive one. */
-function elementsOf(block: asn1js.AsnType | undefined): asn1js.AsnType[] {
+function elementsOf(block: Asn1js.AsnType | undefined): Asn1js.AsnType[] {
   if (!block?.idBlock.isConstructed) return [];
   const value = (block.valueBlock as { value?: unknown }).value;
   return Array.isArray(value) ? value : [];
 }
 
-function hasIndefiniteLength(block: asn1js.AsnType): boolean {
+function hasIndefiniteLength(block: Asn1js.AsnType): boolean {
   return block.lenBlock.isIndefiniteForm || elementsOf(block).some(hasIndefiniteLength);
 }
 
@@ -168,7 +175,8 @@ function hasIndefiniteLength(block: asn1js.AsnType): boolean {
 // YYYYMMDDHHMMSSZ, whole seconds. asn1js also reads fractions, offsets and impossible dates (it
 // rolls month 13 over), so the text must be exactly what the date it read prints as. (Its
 // GeneralizedTime extends UTCTime: test for GeneralizedTime.)
-function timeOf(block: asn1js.AsnType | undefined, what: string): Date {
+function timeOf(block: Asn1js.AsnType | undefined, what: string): Date {
+  const asn1js = loadAsn1js();
   if (!(block instanceof asn1js.UTCTime || block instanceof asn1js.GeneralizedTime)) return fail(`${what} is missing`);
   const text = Buffer.from(block.valueBlock.valueHexView).toString('latin1');
   const date = block.toDate();
