@@ -1,8 +1,16 @@
-// Range request header parsing (RFC 9110 §14.1-14.4), pure: the caller knows the size.
-// Only a single byte range is served; several ranges are answered with the whole
-// representation (200), as `send` does, since no Mender client asks for multipart.
-// Syntax errors are ignored per RFC 9110 §14.2 ("a server MAY ignore the Range header"):
-// callers treat 'malformed' like 'none' and may log it.
+import parseRange from 'range-parser';
+
+// Range request header (RFC 9110 §14.1-14.4; RFC 7233 §2-4 before it), pure: the caller knows the size.
+// The arithmetic (suffix ranges, open ranges, clamping the last position to the size, what is
+// unsatisfiable) is `range-parser`, the parser `send` and Express use. Our own rules sit around it:
+// - Only a single byte range is served; several ranges are answered with the whole representation
+//   (200), as `send` does, since no Mender client asks for multipart.
+// - Syntax errors are ignored per RFC 9110 §14.2 ("a server MAY ignore the Range header"): callers
+//   treat 'malformed' like 'none' and may log it. range-parser is more lenient than the grammar
+//   (it trims blanks around positions, reads a reversed range or a position past 2^53 as merely
+//   unsatisfiable), so the range-spec is checked against RFC 9110's ABNF first.
+// - An empty representation satisfies no range, a suffix range included (range-parser would
+//   answer `bytes=-5` on it with an empty list).
 
 export type ByteRange =
   | { kind: 'none' }
@@ -14,12 +22,10 @@ const NONE: ByteRange = { kind: 'none' };
 const MALFORMED: ByteRange = { kind: 'malformed' };
 const UNSATISFIABLE: ByteRange = { kind: 'unsatisfiable' };
 
-// Digits only, and small enough to stay exact in a double.
-function parsePosition(text: string): number | null {
-  if (!/^[0-9]{1,16}$/.test(text)) return null;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : null;
-}
+// int-range = first-pos "-" [ last-pos ] / suffix-range = "-" suffix-length (RFC 9110 §14.1.1),
+// positions 1*DIGIT; we also want them exact in a double.
+const RANGE_SPEC = /^([0-9]*)-([0-9]*)$/;
+const exact = (digits: string): boolean => digits === '' || (digits.length <= 16 && Number.isSafeInteger(Number(digits)));
 
 export function parseByteRange(header: string | undefined, size: number): ByteRange {
   if (header === undefined) return NONE;
@@ -31,29 +37,18 @@ export function parseByteRange(header: string | undefined, size: number): ByteRa
   if (value.slice(0, eq).trim().toLowerCase() !== 'bytes') return NONE;
   const spec = value.slice(eq + 1).trim();
   if (spec.includes(',')) return NONE;
-  const dash = spec.indexOf('-');
-  if (dash < 0) return MALFORMED;
-  const first = spec.slice(0, dash);
-  const last = spec.slice(dash + 1);
+  const m = RANGE_SPEC.exec(spec);
+  if (!m || (m[1] === '' && m[2] === '') || !exact(m[1]) || !exact(m[2])) return MALFORMED;
+  if (m[1] !== '' && m[2] !== '' && Number(m[2]) < Number(m[1])) return MALFORMED;
+  if (size === 0) return UNSATISFIABLE;
 
-  if (first === '') {
-    // bytes=-N: the last N bytes.
-    const suffix = parsePosition(last);
-    if (suffix === null) return MALFORMED;
-    if (suffix === 0 || size === 0) return UNSATISFIABLE;
-    return { kind: 'single', start: Math.max(0, size - suffix), end: size - 1 };
-  }
-
-  const start = parsePosition(first);
-  if (start === null) return MALFORMED;
-  let end: number;
-  if (last === '') end = size - 1;
-  else {
-    const parsed = parsePosition(last);
-    if (parsed === null || parsed < start) return MALFORMED;
-    end = Math.min(parsed, size - 1);
-  }
-  if (start >= size) return UNSATISFIABLE;
+  // A suffix longer than the representation means all of it (RFC 9110 §14.1.1); range-parser 1.x
+  // would compute a negative start and call it unsatisfiable, so it is given the size instead.
+  const suffixTooLong = m[1] === '' && Number(m[2]) > size;
+  const ranges = parseRange(size, suffixTooLong ? `bytes=-${size}` : `bytes=${spec}`);
+  if (ranges === -2) return MALFORMED; // not reached after the check above; kept for safety
+  if (ranges === -1 || ranges.length !== 1) return UNSATISFIABLE;
+  const [{ start, end }] = ranges;
   return { kind: 'single', start, end };
 }
 

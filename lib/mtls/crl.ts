@@ -1,10 +1,18 @@
 import { verify, type X509Certificate } from 'node:crypto';
+import type * as Asn1js from 'asn1js';
+import type { Extension } from 'pkijs';
 import { normaliseSerial } from '../server/serial-blocklist';
-import { children, content, decodeOid, DerError, expect, fail, isTime, parseTime, readTlv, type Tlv } from './der-reader';
 
-// Features.mTLS CRL file: the CA's certificate revocation lists (RFC 5280 section 5),
-// read without OpenSSL so a bad file is refused with a reason and the TLS layer only needs the
-// revoked serials, which it compares like the serial blocklist.
+// pkijs costs ~12 MB RSS once loaded (asn1js alone ~1.3 MB): loaded at the first CRL parsed, so an
+// mTLS gateway without a CRLPath never pays for it.
+const loadAsn1js = () => require('asn1js') as typeof Asn1js;
+const loadPkijs = () => require('pkijs') as typeof import('pkijs');
+
+// Features.mTLS CRL file: the CA's certificate revocation lists (RFC 5280 section 5).
+// The ASN.1 is read by pkijs/asn1js, so a bad file is refused with a reason, and the TLS layer only
+// needs the revoked serials, which it compares like the serial blocklist. The signature is checked
+// with node:crypto over the tbsCertList bytes exactly as they are in the file: synchronous (the
+// file is loaded and reloaded synchronously) and the same OpenSSL that runs the handshake.
 
 export interface Crl {
   /** The trusted CA certificate whose public key verified the CRL's signature. */
@@ -18,7 +26,7 @@ export interface Crl {
 
 export type ParsedCrls = { ok: true; crls: Crl[] } | { ok: false; error: string };
 
-const BOOLEAN = 0x01, INTEGER = 0x02, BIT_STRING = 0x03, OID = 0x06, SEQUENCE = 0x30, EXPLICIT_0 = 0xa0;
+const SEQUENCE = 0x30;
 
 // signatureAlgorithm OID → [hash for crypto.verify, the key type that can have made it]
 const ALGORITHMS: Record<string, [string | null, string]> = {
@@ -31,6 +39,13 @@ const ALGORITHMS: Record<string, [string | null, string]> = {
   '1.2.840.10045.4.3.4': ['sha512', 'ec'],
   '1.3.101.112': [null, 'ed25519'],
 };
+
+/** A structural problem: reported as "not a CRL: <message>". */
+class CrlError extends Error {}
+
+function fail(message: string): never {
+  throw new CrlError(message);
+}
 
 /**
  * One or more CRLs: PEM (any number of `-----BEGIN X509 CRL-----` blocks, other text ignored) or one
@@ -47,7 +62,8 @@ export function parseCrls(bytes: Buffer, trusted: readonly X509Certificate[]): P
     try {
       crl = parseOne(der, trusted);
     } catch (err) {
-      crl = `not a CRL: ${err instanceof DerError ? err.message : String(err)}`;
+      const message = err instanceof Error ? err.message : String(err);
+      crl = `not a CRL: ${message.replace(/\s*\n\s*/g, ' ')}`;
     }
     if (typeof crl === 'string') return { ok: false, error: `CRL ${i + 1}: ${crl}` };
     crls.push(crl);
@@ -69,56 +85,105 @@ function splitFile(bytes: Buffer): Buffer[] | string {
 }
 
 function parseOne(der: Buffer, trusted: readonly X509Certificate[]): Crl | string {
-  const outer = expect(readTlv(der, 0, der.length), SEQUENCE, 'CertificateList');
-  if (outer.end !== der.length) fail(`${der.length - outer.end} bytes after the CRL`);
-  const [tbs, algorithm, signatureValue, extra] = children(der, outer);
-  expect(tbs, SEQUENCE, 'tbsCertList');
-  expect(algorithm, SEQUENCE, 'signatureAlgorithm');
-  expect(signatureValue, BIT_STRING, 'signatureValue');
-  if (extra) fail(`unexpected element at byte ${extra.start}`);
-
-  const fields = children(der, tbs);
-  let i = 0;
-  if (fields[0]?.tag === INTEGER) {
-    if (!content(der, fields[i++]).equals(Buffer.of(1))) fail('version is not v2');
+  const asn1js = loadAsn1js();
+  const { CertificateRevocationList } = loadPkijs();
+  const asn = asn1js.fromBER(der);
+  if (asn.offset === -1) fail(asn.result.error || 'not ASN.1');
+  if (asn.offset !== der.length) fail(`${der.length - asn.offset} bytes after the CRL`);
+  let crl: InstanceType<typeof CertificateRevocationList>;
+  try {
+    crl = new CertificateRevocationList({ schema: asn.result });
+  } catch (err) {
+    // A certificate is the likeliest wrong file: say so rather than "schema not verified".
+    if (isCertificate(asn.result)) fail('this is a certificate');
+    throw err;
   }
-  // A certificate's TBS starts with [0] version: say so rather than "expected tag 0x30".
-  if (fields[i]?.tag === EXPLICIT_0) fail('this is a certificate');
-  const tbsAlgorithm = expect(fields[i++], SEQUENCE, 'signature');
-  expect(fields[i++], SEQUENCE, 'issuer');
-  const thisUpdate = parseTime(der, fields[i++], 'thisUpdate');
-  const nextUpdate = isTime(fields[i]) ? parseTime(der, fields[i++], 'nextUpdate') : null;
+  // RFC 5280 §5.1: a CRL is DER. asn1js reads BER, so refuse what DER does not allow:
+  // indefinite or non-minimal lengths (the DER re-encoding would differ).
+  if (hasIndefiniteLength(asn.result) || !Buffer.from(asn.result.toBER(false)).equals(der)) fail('not DER-encoded');
+
+  // The schema match allows elements beyond the ones it names: none may be there.
+  const outer = elementsOf(asn.result);
+  if (outer.length !== 3) fail('unexpected element after signatureValue');
+  const [tbs, algorithm] = outer;
+  const fields = elementsOf(tbs);
+  const hasVersion = fields[0] instanceof asn1js.Integer;
+  // RFC 5280 §5.1.2.1: version, when present, MUST be v2 (1).
+  if (hasVersion && crl.version !== 1) fail('version is not v2');
+  let i = hasVersion ? 3 : 2; // signature, issuer
+  const thisUpdate = timeOf(fields[i++], 'thisUpdate');
+  const nextUpdate = crl.nextUpdate ? timeOf(fields[i++], 'nextUpdate') : null;
   const serials = new Set<string>();
-  if (fields[i]?.tag === SEQUENCE) {
-    for (const entry of children(der, fields[i++])) {
-      const [serial, date, extensions, more] = children(der, expect(entry, SEQUENCE, 'revokedCertificate'));
-      const hex = content(der, expect(serial, INTEGER, 'userCertificate')).toString('hex');
-      parseTime(der, date, 'revocationDate');
-      if (extensions) refuseCritical(der, expect(extensions, SEQUENCE, 'crlEntryExtensions'));
-      if (more || hex === '') fail(`bad revokedCertificate at byte ${entry.start}`);
+  // revokedCertificates is a SEQUENCE, crlExtensions a [0]; pkijs leaves an empty list undefined.
+  if (fields[i] instanceof asn1js.Sequence) {
+    const entries = elementsOf(fields[i++]);
+    const revoked = crl.revokedCertificates ?? [];
+    if (revoked.length !== entries.length) fail('revokedCertificates do not match the schema');
+    for (const [n, entry] of revoked.entries()) {
+      const [, date, ...more] = elementsOf(entries[n]);
+      if (more.length !== (entry.crlEntryExtensions ? 1 : 0)) fail(`unexpected element in revokedCertificate ${n + 1}`);
+      const hex = Buffer.from(entry.userCertificate.valueBlock.valueHexView).toString('hex');
+      if (hex === '') fail(`bad revokedCertificate ${n + 1}: empty serial`);
+      timeOf(date, 'revocationDate');
+      refuseCritical(entry.crlEntryExtensions?.extensions);
       serials.add(normaliseSerial(hex) as string);
     }
   }
-  if (fields[i]?.tag === EXPLICIT_0) {
-    const [extensions, more] = children(der, fields[i++]);
-    if (more) fail(`unexpected element at byte ${more.start}`);
-    refuseCritical(der, expect(extensions, SEQUENCE, 'crlExtensions'));
+  if (crl.crlExtensions) {
+    if (elementsOf(fields[i++]).length !== 1) fail('unexpected element in crlExtensions');
+    refuseCritical(crl.crlExtensions.extensions);
   }
-  if (i !== fields.length) fail(`unexpected element at byte ${fields[i].start}`);
+  if (i !== fields.length) fail('unexpected element in tbsCertList');
 
-  // The outer algorithm is not covered by the signature: it must repeat the signed one.
-  if (!der.subarray(algorithm.start, algorithm.end).equals(der.subarray(tbsAlgorithm.start, tbsAlgorithm.end))) {
+  // The outer algorithm is not covered by the signature: it must repeat the signed one, byte for byte.
+  const signedAlgorithm = fields[hasVersion ? 1 : 0];
+  if (!Buffer.from(algorithm.valueBeforeDecodeView).equals(Buffer.from(signedAlgorithm.valueBeforeDecodeView))) {
     fail('signatureAlgorithm differs from the signature field of tbsCertList');
   }
-  const oid = decodeOid(content(der, expect(children(der, algorithm)[0], OID, 'algorithm')));
+  const oid = crl.signatureAlgorithm.algorithmId;
   const known = ALGORITHMS[oid];
   if (!known) return `CRL signature algorithm ${oid} is not supported`;
-  const bits = content(der, signatureValue);
-  if (bits.length < 2 || bits[0] !== 0) fail('signatureValue is not whole bytes');
-  const signed = der.subarray(tbs.start, tbs.end);
-  const issuer = trusted.find((ca) => verifies(known, signed, ca, bits.subarray(1)));
+  if (crl.signatureValue.valueBlock.unusedBits !== 0) fail('signatureValue is not whole bytes');
+  const signature = Buffer.from(crl.signatureValue.valueBlock.valueHexView);
+  const signed = Buffer.from(crl.tbsView);
+  const issuer = trusted.find((ca) => verifies(known, signed, ca, signature));
   if (!issuer) return 'not signed by any certificate of the CA file';
   return { issuer, serials, thisUpdate, nextUpdate };
+}
+
+function isCertificate(block: Asn1js.AsnType): boolean {
+  try {
+    new (loadPkijs().Certificate)({ schema: block });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The elements inside a constructed block (SEQUENCE, SET, [n] EXPLICIT); none for a primitive one. */
+function elementsOf(block: Asn1js.AsnType | undefined): Asn1js.AsnType[] {
+  if (!block?.idBlock.isConstructed) return [];
+  const value = (block.valueBlock as { value?: unknown }).value;
+  return Array.isArray(value) ? value : [];
+}
+
+function hasIndefiniteLength(block: Asn1js.AsnType): boolean {
+  return block.lenBlock.isIndefiniteForm || elementsOf(block).some(hasIndefiniteLength);
+}
+
+// RFC 5280 §5.1.2.4-5 (§4.1.2.5): UTCTime YYMMDDHHMMSSZ (YY 50-99 is 19YY) or GeneralizedTime
+// YYYYMMDDHHMMSSZ, whole seconds. asn1js also reads fractions, offsets and impossible dates (it
+// rolls month 13 over), so the text must be exactly what the date it read prints as. (Its
+// GeneralizedTime extends UTCTime: test for GeneralizedTime.)
+function timeOf(block: Asn1js.AsnType | undefined, what: string): Date {
+  const asn1js = loadAsn1js();
+  if (!(block instanceof asn1js.UTCTime || block instanceof asn1js.GeneralizedTime)) return fail(`${what} is missing`);
+  const text = Buffer.from(block.valueBlock.valueHexView).toString('latin1');
+  const date = block.toDate();
+  const iso = Number.isNaN(date.getTime()) ? '' : date.toISOString();
+  const canonical = (block instanceof asn1js.GeneralizedTime ? iso.slice(0, 4) : iso.slice(2, 4)) + iso.slice(5, 19).replace(/[-T:]/g, '') + 'Z';
+  if (iso === '' || text !== canonical) fail(`${what} is not a valid time: ${JSON.stringify(text.slice(0, 20))}`);
+  return date;
 }
 
 function verifies([hash, keyType]: [string | null, string], signed: Buffer, ca: X509Certificate, signature: Buffer): boolean {
@@ -129,12 +194,10 @@ function verifies([hash, keyType]: [string | null, string], signed: Buffer, ca: 
   }
 }
 
-// RFC 5280: a CRL with a critical extension we cannot process (delta CRL, issuing distribution
-// point, indirect CRL entries) must not be used; reading it as a full list would miss revocations.
-function refuseCritical(der: Buffer, extensions: Tlv): void {
-  for (const extension of children(der, extensions)) {
-    const [id, critical] = children(der, expect(extension, SEQUENCE, 'extension'));
-    const oid = decodeOid(content(der, expect(id, OID, 'extnID')));
-    if (critical?.tag === BOOLEAN && content(der, critical)[0] !== 0) fail(`critical extension ${oid} is not supported`);
+// RFC 5280 §5.2, §5.3: a CRL with a critical extension we cannot process (delta CRL, issuing
+// distribution point, indirect CRL entries) must not be used; reading it as a full list would miss revocations.
+function refuseCritical(extensions: readonly Extension[] | undefined): void {
+  for (const extension of extensions ?? []) {
+    if (extension.critical) fail(`critical extension ${extension.extnID} is not supported`);
   }
 }

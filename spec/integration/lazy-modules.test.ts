@@ -36,7 +36,7 @@ test('features load their modules when configured or first used, not at start', 
   const { log } = captureLog();
   const gateway = await startGateway(config, log);
   try {
-    for (const lazy of ['node_modules/undici/', 'node_modules/prom-client/', 'node_modules/proper-lockfile/', 'node_modules/https-proxy-agent/', 'lib/mtls/mtls-admission', 'lib/mtls/preauthorize', 'lib/mtls/management-session', 's3-shared-cache']) {
+    for (const lazy of ['node_modules/undici/', 'node_modules/prom-client/', 'node_modules/proper-lockfile/', 'node_modules/https-proxy-agent/', 'node_modules/pkijs/', 'lib/mtls/mtls-admission', 'lib/mtls/preauthorize', 'lib/mtls/management-session', 's3-shared-cache']) {
       assert.equal(loaded(lazy), false, `${lazy} loaded at start`);
     }
     // The admin listener is configured, so its module is there; prom-client waits for a scrape.

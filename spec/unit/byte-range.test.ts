@@ -53,6 +53,25 @@ const cases: [header: string | undefined, size: number, expected: ByteRange][] =
   ['bytes=0-', 0, { kind: 'unsatisfiable' }],
   ['bytes=-5', 0, { kind: 'unsatisfiable' }],
   ['bytes=0-0', 0, { kind: 'unsatisfiable' }],
+  // where range-parser alone would answer otherwise, the project's rule holds
+  ['bytes=0-0,5-9', SIZE, { kind: 'none' }], // several ranges: range-parser returns both
+  ['bytes=0-1,', SIZE, { kind: 'none' }], // an empty list element: range-parser reads one range
+  ['bytes=-5,0-1', SIZE, { kind: 'none' }],
+  ['bytes=5-2', SIZE, { kind: 'malformed' }], // range-parser: unsatisfiable (-1)
+  ['bytes=5 - 9', SIZE, { kind: 'malformed' }], // range-parser trims around positions
+  ['bytes= -5', SIZE, { kind: 'single', start: 995, end: 999 }],
+  ['bytes=\t5-9\t', SIZE, { kind: 'single', start: 5, end: 9 }],
+  ['bytes =5-9', SIZE, { kind: 'single', start: 5, end: 9 }],
+  ['bytes=5', SIZE, { kind: 'malformed' }],
+  ['bytes=0--1', SIZE, { kind: 'malformed' }],
+  ['bytes=9007199254740992-', SIZE, { kind: 'malformed' }], // 2^53: range-parser says unsatisfiable
+  ['bytes=0-9007199254740992', SIZE, { kind: 'malformed' }], // range-parser clamps it to 0-999
+  ['bytes=-9007199254740992', SIZE, { kind: 'malformed' }],
+  ['bytes=0-9007199254740991', SIZE, { kind: 'single', start: 0, end: 999 }], // 2^53-1 is still exact
+  ['items=0-1', SIZE, { kind: 'none' }], // range-parser returns it with type 'items'
+  ['items=garbage', SIZE, { kind: 'none' }],
+  ['items', SIZE, { kind: 'malformed' }],
+  ['bytes=0-1', Number.MAX_SAFE_INTEGER, { kind: 'single', start: 0, end: 1 }], // as serve-from-origin asks
   // large artifacts stay exact
   ['bytes=4294967296-', 8589934592, { kind: 'single', start: 4294967296, end: 8589934591 }],
 ];

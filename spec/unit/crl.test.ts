@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseCrls, type ParsedCrls } from '../../lib/mtls/crl';
-import { children, readTlv } from '../../lib/mtls/der-reader';
+import * as asn1js from 'asn1js';
 import { makeCa, makeKey, type CertPair, type KeyType } from '../support/tls-material';
 
 // Issue 6's CRL file: real CRLs made by `openssl ca -gencrl`, checked against what openssl itself
@@ -143,15 +143,24 @@ function tlv(tag: number, body: Buffer): Buffer {
   return Buffer.concat([Buffer.of(tag), length, body]);
 }
 
+/** The CertificateList's three elements and the tbsCertList's fields, as asn1js reads them. */
+function elements(der: Buffer): { outer: asn1js.AsnType[]; tbs: asn1js.AsnType[] } {
+  const parsed = asn1js.fromBER(der);
+  assert.equal(parsed.offset, der.length);
+  const outer = (parsed.result as asn1js.Sequence).valueBlock.value;
+  return { outer, tbs: (outer[0] as asn1js.Sequence).valueBlock.value };
+}
+const raw = (block: asn1js.AsnType): Buffer => Buffer.from(block.valueBeforeDecodeView);
+
 test('a CRL without nextUpdate (re-signed, and accepted by openssl) gives nextUpdate null', () => {
   const [, issuer] = cas[2];
   const der = gencrl(issuer, ['F1E2D3C4B5A69788']).der;
-  const [tbs, algorithm] = children(der, readTlv(der, 0, der.length));
-  const fields = children(der, tbs).filter((field, i) => !(i === 4 && field.tag === 0x17)); // version, sig, issuer, thisUpdate, [nextUpdate]
-  assert.equal(fields.length, children(der, tbs).length - 1, 'nextUpdate was the fifth field');
-  const newTbs = tlv(0x30, Buffer.concat(fields.map((f) => der.subarray(f.start, f.end))));
+  const { outer: [, algorithm], tbs } = elements(der);
+  const fields = tbs.filter((field, i) => !(i === 4 && field instanceof asn1js.UTCTime)); // version, sig, issuer, thisUpdate, [nextUpdate]
+  assert.equal(fields.length, tbs.length - 1, 'nextUpdate was the fifth field');
+  const newTbs = tlv(0x30, Buffer.concat(fields.map(raw)));
   const signature = sign('sha256', newTbs, createPrivateKey(readFileSync(issuer.key)));
-  const crl = tlv(0x30, Buffer.concat([newTbs, der.subarray(algorithm.start, algorithm.end), tlv(0x03, Buffer.concat([Buffer.of(0), signature]))]));
+  const crl = tlv(0x30, Buffer.concat([newTbs, raw(algorithm), tlv(0x03, Buffer.concat([Buffer.of(0), signature]))]));
   const path = join(dir, 'no-next.der');
   writeFileSync(path, crl);
   assert.match(execFileSync('openssl', ['crl', '-inform', 'DER', '-in', path, '-CAfile', issuer.cert, '-noout', '-nextupdate'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), /nextUpdate=NONE/);
@@ -223,10 +232,38 @@ test('refused: RSA-PSS signatures, a critical extension, an outer algorithm unli
 
   // sha256WithRSAEncryption (…01 01 0b) relabelled sha512 (…0d) outside the signed part only.
   const der = gencrl(rsa, ['0A0B'], { md: 'sha256' }).der;
-  const [, algorithm] = children(der, readTlv(der, 0, der.length));
+  const { outer: [, algorithm, signatureValue] } = elements(der);
+  const algorithmStart = der.length - raw(signatureValue).length - raw(algorithm).length;
   const relabelled = Buffer.from(der);
-  const oidEnd = algorithm.start + 2 + 2 + 9 - 1; // SEQUENCE hdr, OID hdr, 9 OID bytes
+  const oidEnd = algorithmStart + 2 + 2 + 9 - 1; // SEQUENCE hdr, OID hdr, 9 OID bytes
   assert.equal(relabelled[oidEnd], 0x0b);
   relabelled[oidEnd] = 0x0d;
   assert.equal(errorOf(parseCrls(relabelled, [rsa.x509])), 'CRL 1: not a CRL: signatureAlgorithm differs from the signature field of tbsCertList');
+});
+
+// pkijs/asn1js read BER and lenient times and ignore elements their schema does not name; RFC 5280
+// asks for DER and exact times, so parseCrls refuses these (each re-signed, so only the check stops it).
+test('refused where the ASN.1 library alone would accept: BER lengths, extra elements, impossible or inexact times, version not v2', () => {
+  const [, issuer] = cas[2];
+  const der = gencrl(issuer, ['0A0B', '00FF']).der;
+  const { outer, tbs } = elements(der);
+  const key = createPrivateKey(readFileSync(issuer.key));
+  const resign = (fields: Buffer[]): Buffer => {
+    const newTbs = tlv(0x30, Buffer.concat(fields));
+    return tlv(0x30, Buffer.concat([newTbs, raw(outer[1]), tlv(0x03, Buffer.concat([Buffer.of(0), sign('sha256', newTbs, key)]))]));
+  };
+  const withField = (at: number, field: Buffer): Buffer => resign(tbs.map((f, i) => (i === at ? field : raw(f))));
+  assert.ok(parseCrls(resign(tbs.map(raw)), [issuer.x509]).ok, 're-signing alone keeps it valid');
+  const body = der.subarray(der[1] === 0x81 ? 3 : 4);
+  const cases: [string, Buffer, string][] = [
+    ['indefinite length', Buffer.concat([Buffer.of(0x30, 0x80), body, Buffer.of(0, 0)]), 'not a CRL: not DER-encoded'],
+    ['non-minimal length', Buffer.concat([Buffer.of(0x30, 0x83, 0, body.length >> 8, body.length & 0xff), body]), 'not a CRL: not DER-encoded'],
+    ['element after signatureValue', tlv(0x30, Buffer.concat([...outer.map(raw), Buffer.of(0x05, 0)])), 'not a CRL: unexpected element after signatureValue'],
+    ['element after crlExtensions', resign([...tbs.map(raw), Buffer.of(0x02, 0x01, 0x05)]), 'not a CRL: unexpected element in tbsCertList'],
+    ['version 1 (v1) present', withField(0, Buffer.of(0x02, 0x01, 0x00)), 'not a CRL: version is not v2'],
+    ['month 13', withField(3, tlv(0x17, Buffer.from('991332120000Z'))), 'not a CRL: thisUpdate is not a valid time: "991332120000Z"'],
+    ['fractional seconds', withField(3, tlv(0x18, Buffer.from('20261201120000.5Z'))), 'not a CRL: thisUpdate is not a valid time: "20261201120000.5Z"'],
+    ['no seconds, no Z', withField(4, tlv(0x17, Buffer.from('2612011200'))), 'not a CRL: nextUpdate is not a valid time: "2612011200"'],
+  ];
+  for (const [label, bytes, error] of cases) assert.equal(errorOf(parseCrls(bytes, [issuer.x509])), `CRL 1: ${error}`, label);
 });
