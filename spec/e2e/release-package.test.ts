@@ -10,6 +10,8 @@ import { startMenderServer, type MenderServer } from '../../fixtures/mender-serv
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { buildNodejsStandIn, cannotInstall, dpkg, installedVersion, run, versionAtLeast } from '../support/dpkg';
 import { REPO_ROOT } from '../support/gateway-process';
+import { makeCrl } from '../support/device-certs';
+import { makeTlsMaterial } from '../support/tls-material';
 
 // Issue 18 §3: the .deb `make release` builds, installed on this machine as on a box: the
 // installed command, the shipped configuration, a device request through the installed gateway
@@ -98,7 +100,7 @@ describe('release package (.deb) installed, used and purged', { skip: skip ?? fa
   });
 
   it('installs the command, the bundle, the assets, the unit, and the configuration as a conffile readable by the service user', () => {
-    for (const f of [BIN, '/usr/lib/mender-gateway/lib/mender-gateway.js', '/usr/lib/mender-gateway/lib/observe/status-page/assets/index.html', '/lib/systemd/system/mender-gateway.service', CONF]) {
+    for (const f of [BIN, '/usr/lib/mender-gateway/lib/mender-gateway.js', '/usr/lib/mender-gateway/lib/crl-libs.js', '/usr/lib/mender-gateway/lib/observe/status-page/assets/index.html', '/lib/systemd/system/mender-gateway.service', CONF]) {
       assert.ok(files.includes(f), `${f} in dpkg -L`);
     }
     assert.ok(!files.some((f) => f.includes('node_modules')), 'no node_modules');
@@ -124,6 +126,21 @@ describe('release package (.deb) installed, used and purged', { skip: skip ?? fa
     const r = run(BIN, ['check-config', '--config', CONF]);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /configuration OK/);
+  });
+
+  it('the installed gateway reads a CRL (its parser libraries ship beside the bundle, loaded at the first CRL)', () => {
+    const tls = makeTlsMaterial(mkdtempSync(join(dir, 'tls-')));
+    const der = makeCrl(dir, 'crl', tls.ca, { revoked: ['1A2B'], der: true });
+    const conf = join(dir, 'mtls.conf');
+    writeFileSync(conf, JSON.stringify({
+      UpstreamServer: { URL: 'https://hosted.mender.io' },
+      HTTP: { Enabled: false },
+      HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
+      Features: { mTLS: { Enabled: true, CACertificate: tls.ca.cert, CRLPath: der, MenderUsername: 'gateway@example.com', MenderPassword: 'x' } },
+    }));
+    const r = run(BIN, ['check-config', '--config', conf]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /CRL \(CRL 1 list\(s\), 1 revoked\)/);
   });
 
   it('the installed gateway serves a device\'s authentication through to the Mender server', async () => {

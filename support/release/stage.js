@@ -3,7 +3,7 @@
 // /usr/lib/mender-gateway; the rest of the tarball (config, service files, INSTALL) beside it.
 const { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
-const { bundleGateway, ROOT } = require('./bundle');
+const { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT } = require('./bundle');
 const { checkExample, exampleConfig } = require('./example-config');
 const { thirdPartyNotices } = require('./third-party');
 
@@ -36,7 +36,9 @@ function serviceFiles() {
 /** Writes the tarball's tree into dir; returns esbuild's metafile. */
 async function stageRelease(dir) {
   mkdirSync(join(dir, 'bin'), { recursive: true });
-  const metafile = await bundleGateway(join(dir, 'lib', 'mender-gateway.js'));
+  const gateway = await bundleGateway(join(dir, 'lib', 'mender-gateway.js'));
+  const crlLibs = await bundleCrlLibs(join(dir, 'lib', CRL_LIBS));
+  const metafile = { inputs: { ...gateway.inputs, ...crlLibs.inputs }, outputs: { ...gateway.outputs, ...crlLibs.outputs } };
   writeFileSync(join(dir, 'bin', 'mender-gateway'), SHIM, { mode: 0o755 });
   writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile));
   // What lib/config/install-root.ts's users read: the version (--version, status page) and the assets.
