@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { createArtifactCache } from '../../lib/cache/artifact-cache';
 import { cacheLayout, fillsDir } from '../../lib/cache/cache-layout';
-import { deviceGet, rewrittenLink as linkOf, startTwoWorkers, stopWithWorkers, until, type Got } from '../support/worker-gateway';
+import { deviceGet, pinnedConnections, rewrittenLink as linkOf, startTwoWorkers, stopWithWorkers, type Got } from '../support/worker-gateway';
 import type { GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 import { cacheConfig, download, quietLog, startFront, startOrigin } from './cache-harness';
@@ -72,25 +72,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/**
- * Keep-alive connections, `perWorker` on each worker: a connection stays on the worker that
- * accepted it, and a probe request's logged path tells which one that is.
- */
-async function connectionsPerWorker(perWorker: number): Promise<Map<string, http.Agent[]>> {
-  const byWorker = new Map<string, http.Agent[]>();
-  for (let n = 0; n < 40 && [...byWorker.values()].filter((a) => a.length >= perWorker).length < 2; n++) {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    await deviceGet(port, `/probe-${n}`, { agent });
-    const re = new RegExp(`path=/probe-${n} [^\\n]* worker=(\\d+)\\n`);
-    let worker: string | undefined;
-    await until(`probe ${n} logged`, () => (worker = re.exec(gw.output())?.[1]) !== undefined, 5000);
-    const list = byWorker.get(worker!) ?? [];
-    list.push(agent);
-    byWorker.set(worker!, list);
-  }
-  assert.equal([...byWorker.values()].filter((a) => a.length >= perWorker).length, 2, 'connections on both workers');
-  return byWorker;
-}
+const connectionsPerWorker = (perWorker: number) => pinnedConnections(gw, port, perWorker);
 
 /** Bytes the gateway has taken from the origin: its fills' tmp files and the entries they published. */
 function filledBytes(cachePath: string): number {

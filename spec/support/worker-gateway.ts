@@ -109,3 +109,24 @@ export async function rewrittenLink(port: number, gatewayUrl: string): Promise<s
   if (!uri.startsWith(gatewayUrl + ARTIFACT_LINK_PREFIX)) throw new Error(`not a gateway link: ${uri}`);
   return uri.slice(gatewayUrl.length);
 }
+
+/**
+ * Keep-alive connections, `perWorker` on each of the two workers, by worker id: a connection
+ * stays on the worker that accepted it, and a probe request's logged path tells which one.
+ * Fresh connections are not dealt evenly (each worker accepts its own), so a test that needs
+ * both workers pins devices to them this way.
+ */
+export async function pinnedConnections(gw: GatewayProcess, port: number, perWorker: number): Promise<Map<string, http.Agent[]>> {
+  const byWorker = new Map<string, http.Agent[]>();
+  const enough = () => [...byWorker.values()].filter((a) => a.length >= perWorker).length === 2;
+  for (let n = 0; n < 40 && !enough(); n++) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const probe = `/probe-${process.pid}-${n}`;
+    await deviceGet(port, probe, { agent });
+    const re = new RegExp(`path=${probe} [^\\n]* worker=(\\d+)\\n`);
+    const worker = await until(`probe ${n} logged`, () => re.exec(gw.output())?.[1], 5000);
+    byWorker.set(worker, [...(byWorker.get(worker) ?? []), agent]);
+  }
+  if (!enough()) throw new Error(`40 probe connections did not give ${perWorker} on each worker`);
+  return byWorker;
+}

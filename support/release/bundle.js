@@ -35,49 +35,27 @@ const crlLibsApart = {
   },
 };
 
+// Both bundles: CommonJS for Node 20, whitespace and syntax minified only (names stay, so stack
+// traces still name functions; the whole source is held in memory once loaded, and minified the
+// bundle's idle RSS is the checkout's), licence comments at the end, the metafile for the notices.
+const COMMON = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', legalComments: 'eof', minifyWhitespace: true, minifySyntax: true, metafile: true, logLevel: 'warning' };
+
 /** lib/crl-libs.js: { pkijs, asn1js }, for the bundle's lazy CRL parser. */
 async function bundleCrlLibs(outfile) {
-  const result = await esbuild.build({
-    stdin: { contents: "module.exports = { pkijs: require('pkijs'), asn1js: require('asn1js') };", resolveDir: ROOT, sourcefile: 'crl-libs-entry.js' },
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile,
-    legalComments: 'eof',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    metafile: true,
-    logLevel: 'warning',
-  });
-  return result.metafile;
+  const stdin = { contents: "module.exports = { pkijs: require('pkijs'), asn1js: require('asn1js') };", resolveDir: ROOT, sourcefile: 'crl-libs-entry.js' };
+  return (await esbuild.build({ ...COMMON, stdin, outfile })).metafile;
 }
 
 /** Writes outfile; returns esbuild's metafile (inputs and their sizes). */
 async function bundleGateway(outfile) {
-  const result = await esbuild.build({
-    stdin: {
-      // The bundle runs the CLI when executed, so cluster workers (fork of process.argv[1]) run it too.
-      contents: "require('./dist/lib/cli.js').main(process.argv.slice(2));",
-      resolveDir: ROOT,
-      sourcefile: 'mender-gateway-entry.js',
-    },
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile,
-    define: { MENDER_GATEWAY_BUNDLE: 'true' },
-    plugins: [noAjvFallback, crlLibsApart],
-    legalComments: 'eof',
-    // Whitespace and syntax only: names stay, so stack traces still name functions. The whole
-    // source is held in memory once loaded; minified, the bundle's idle RSS is the checkout's.
-    minifyWhitespace: true,
-    minifySyntax: true,
-    metafile: true,
-    logLevel: 'warning',
-  });
-  return result.metafile;
+  const stdin = {
+    // The bundle runs the CLI when executed, so cluster workers (fork of process.argv[1]) run it too.
+    contents: "require('./dist/lib/cli.js').main(process.argv.slice(2));",
+    resolveDir: ROOT,
+    sourcefile: 'mender-gateway-entry.js',
+  };
+  const plugins = [noAjvFallback, crlLibsApart];
+  return (await esbuild.build({ ...COMMON, stdin, outfile, define: { MENDER_GATEWAY_BUNDLE: 'true' }, plugins })).metafile;
 }
 
 module.exports = { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT };
