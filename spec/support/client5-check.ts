@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { client5Unavailable } from './client5-fleet';
 import { REPO_ROOT } from './gateway-process';
 import { menderConnectUnavailable } from './mender-connect-process';
-import { cannotInstall } from './dpkg';
 
 // `make test` runs this before the end-to-end files: when Mender client 5 cannot run here, one
 // line names the client-5 test files that will skip and says how to get the binaries. The files
@@ -22,6 +21,3 @@ if (connect) {
   process.stdout.write(`mender-connect end-to-end tests not run (${files.join(', ')}): ${connect}\n`);
 }
 
-// The release package test installs a .deb: it needs root and dpkg, and no mender-gateway package already installed.
-const release = cannotInstall();
-if (release) process.stdout.write(`release package end-to-end test not run (release-package.test.ts): ${release}\n`);
