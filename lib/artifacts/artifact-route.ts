@@ -1,20 +1,13 @@
-import type { GatewayConfig } from '../config/types';
-import { parseDuration } from '../config/parse-duration';
-import { createDeploymentRoutes } from '../deployments/deployment-routes';
-import { createDomainAllowlist, type DomainAllowlist } from '../deployments/domain-allowlist';
 import { GatewayError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { Route } from '../http/route';
-import type { Logger } from '../observe/log';
 import { redactUrl } from '../observe/log';
-import type { Upstream } from '../proxy/upstream';
 import type { ArtifactServer } from './artifact-server';
-import { resolveLinkSecret } from './link-secret';
-import { createOriginArtifactServer } from './serve-from-origin';
-import { ARTIFACT_LINK_PREFIX, createLinkSigner, linkError, type LinkSigner } from './signed-link';
+import type { DomainAllowlist } from './domain-allowlist';
+import { ARTIFACT_LINK_PREFIX, linkError, type LinkSigner } from './signed-link';
 
-// Features.ArtifactsProxy: the deployments/next rewrite plus the route that serves the
-// signed links it hands out. A link request reads top to bottom: verify the signature
+// The route that serves the signed links the deployments/next rewrite hands out
+// (lib/deployments/artifacts-proxy.ts wires both). A link request reads top to bottom: verify the signature
 // (403, nothing fetched) → the origin host is still whitelisted → the artifact server.
 
 export interface ArtifactRoutesDeps {
@@ -54,41 +47,4 @@ export function createArtifactRoutes(deps: ArtifactRoutesDeps): Route[] {
       },
     },
   ];
-}
-
-export interface ArtifactProxyDeps {
-  config: Readonly<GatewayConfig>;
-  log: Logger;
-  upstream: Upstream;
-  /** The cache's server when ArtifactsCache is enabled; default: stream from the origin. */
-  artifactServer?: ArtifactServer;
-}
-
-export interface ArtifactProxy {
-  routes: Route[];
-  close(): Promise<void>;
-}
-
-/** Everything Features.ArtifactsProxy adds to the route table (none when disabled). */
-export async function createArtifactProxy(deps: ArtifactProxyDeps): Promise<ArtifactProxy> {
-  const settings = deps.config.Features.ArtifactsProxy;
-  if (!settings.Enabled) return { routes: [], close: async () => undefined };
-  const cache = settings.ArtifactsCache;
-  if (!settings.GatewayURL) throw new Error('Features.ArtifactsProxy.GatewayURL must be set when the artifact proxy is enabled');
-  const secret = await resolveLinkSecret(cache.SignatureSecret, cache.Path, deps.log);
-  const signer = createLinkSigner({ secret, gatewayUrl: settings.GatewayURL });
-  const allowlist = createDomainAllowlist(settings.DomainWhitelist);
-  const artifactServer = deps.artifactServer ?? createOriginArtifactServer({ upstream: deps.upstream });
-  const linkTtlMs = parseDuration(cache.LinkExpireDuration);
-  deps.log.info('artifact proxy enabled', { gateway_url: settings.GatewayURL, whitelist: allowlist.domains.join(','), link_expire: cache.LinkExpireDuration });
-  const routes = [
-    ...createDeploymentRoutes({ upstream: deps.upstream, signer, allowlist, linkTtlMs, artifactServer }),
-    ...createArtifactRoutes({ signer, allowlist, artifactServer }),
-  ];
-  return {
-    routes,
-    async close() {
-      await artifactServer.close?.();
-    },
-  };
 }

@@ -4,7 +4,7 @@ import { evictEntry, listEntries, matchEntries, verifyEntry, type ListedEntry } 
 import { removeEntry } from '../cache/evict-lru';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from '../config/load-config';
 import type { GatewayConfig } from '../config/types';
-import { createDomainAllowlist } from '../deployments/domain-allowlist';
+import { createDomainAllowlist } from '../artifacts/domain-allowlist';
 import { createLogger, isLevel, LEVELS, redactUrl } from '../observe/log';
 import { createUpstream } from '../proxy/upstream';
 import { artifactTargets, LinkError, type PrewarmTarget } from './artifact-links';

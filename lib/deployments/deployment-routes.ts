@@ -7,7 +7,7 @@ import type { RequestContext, Route } from '../http/route';
 import { redactUrl } from '../observe/log';
 import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
-import type { DomainAllowlist } from './domain-allowlist';
+import type { DomainAllowlist } from '../artifacts/domain-allowlist';
 import { readInstructions } from './instructions-rewriter';
 import { rewriteInstructions } from './rewrite-instructions';
 

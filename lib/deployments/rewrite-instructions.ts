@@ -1,6 +1,6 @@
 import type { LinkSigner } from '../artifacts/signed-link';
 import { formatExpire } from '../artifacts/signed-link';
-import type { DomainAllowlist } from './domain-allowlist';
+import type { DomainAllowlist } from '../artifacts/domain-allowlist';
 
 // Deployment instructions (the 200 answer of deployments/next) → the same instructions
 // with artifact.source.uri pointing at a signed gateway link. Pure: the caller reads the

@@ -1,7 +1,7 @@
 import { verify, type X509Certificate } from 'node:crypto';
 import type * as Asn1js from 'asn1js';
 import type { Extension } from 'pkijs';
-import { normaliseSerial } from '../server/serial-blocklist';
+import { normaliseSerial } from './serial-blocklist';
 
 // pkijs costs ~12 MB RSS once loaded (asn1js alone ~1.3 MB): loaded at the first CRL parsed, so an
 // mTLS gateway without a CRLPath never pays for it.

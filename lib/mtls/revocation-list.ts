@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from '../observe/log';
-import { normaliseSerial } from '../server/serial-blocklist';
+import { normaliseSerial } from './serial-blocklist';
 import { readFileBytes, watchLoadedFile, type Loaded } from '../server/watched-file';
 import { parseCrls, type Crl } from './crl';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDomainAllowlist } from '../../lib/deployments/domain-allowlist';
+import { createDomainAllowlist } from '../../lib/artifacts/domain-allowlist';
 
 const list = createDomainAllowlist(['s3.amazonaws.com', 'S3.My-Min.IO', '.r2.cloudflarestorage.com', 'bücher.de', '127.0.0.1', 's3.docker.mender.io.', 'https://blob.example.net:8443/x', 'minio.local:9000', '::1']);
 

@@ -10,7 +10,7 @@ import { GatewayContract, type MessageName } from '../support/gateway-contract';
 import { MenderSpec } from '../support/spec-validator';
 import { rewriteInstructions } from '../../lib/deployments/rewrite-instructions';
 import { createLinkSigner } from '../../lib/artifacts/signed-link';
-import { createDomainAllowlist } from '../../lib/deployments/domain-allowlist';
+import { createDomainAllowlist } from '../../lib/artifacts/domain-allowlist';
 import { injectInventory } from '../../lib/device-system/inject-inventory';
 import { preauthorizeBody } from '../../lib/mtls/preauthorize';
 

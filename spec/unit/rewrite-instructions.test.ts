@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLinkSigner } from '../../lib/artifacts/signed-link';
-import { createDomainAllowlist } from '../../lib/deployments/domain-allowlist';
+import { createDomainAllowlist } from '../../lib/artifacts/domain-allowlist';
 import { rewriteInstructions, type RewriteOptions } from '../../lib/deployments/rewrite-instructions';
 
 const signer = createLinkSigner({ secret: Buffer.alloc(32, 7), gatewayUrl: 'https://gw.example.com' });

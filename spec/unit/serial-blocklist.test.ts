@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { normaliseSerial, parseBlocklist } from '../../lib/server/serial-blocklist';
+import { normaliseSerial, parseBlocklist } from '../../lib/mtls/serial-blocklist';
 
 // Features.mTLS.BlacklistPath: one serial per line in whatever notation operators
 // paste (openssl x509 -serial, Node's serialNumber, colon-separated), normalised to one form.

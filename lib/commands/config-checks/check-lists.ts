@@ -2,10 +2,10 @@
 // handshake): DomainWhitelist entries, the serial blocklist and the CRL. Each is parsed by
 // the module that uses it, so check-config and the gateway cannot disagree.
 
-import { createDomainAllowlist } from '../../deployments/domain-allowlist';
+import { createDomainAllowlist } from '../../artifacts/domain-allowlist';
 import { parseCrls } from '../../mtls/crl';
-import { parseCertificates } from '../../server/client-identity';
-import { parseBlocklist } from '../../server/serial-blocklist';
+import { parseCertificates } from '../../mtls/client-identity';
+import { parseBlocklist } from '../../mtls/serial-blocklist';
 import { readFileBytes } from '../../server/watched-file';
 import type { GatewayConfig } from '../../config/types';
 

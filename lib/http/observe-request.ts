@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RequestContext } from '../../http/route';
-import { pathnameOf } from '../../http/router';
-import { countRequest } from '../metrics';
-import { deploymentOfStatusPath, deviceIdFromAuthorization, statusOfReport } from './device-id';
-import { statusBoard, type StatusBoard } from './status-board';
+import type { RequestContext } from './route';
+import { pathnameOf } from './router';
+import { countRequest } from '../observe/metrics';
+import { deploymentOfStatusPath, deviceIdFromAuthorization, statusOfReport } from '../observe/status-page/device-id';
+import { statusBoard, type StatusBoard } from '../observe/status-page/status-board';
 
 // Called once per device request, as it starts; the function it returns counts the request
 // when its response is done and feeds the status board. A device is recorded only when upstream accepted its request (< 400), so

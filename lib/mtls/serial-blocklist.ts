@@ -1,5 +1,5 @@
 import type { Logger } from '../observe/log';
-import { readFileBytes, watchLoadedFile, type Loaded } from './watched-file';
+import { readFileBytes, watchLoadedFile, type Loaded } from '../server/watched-file';
 
 // Features.mTLS.BlacklistPath: client certificate serial numbers that are refused.
 // The product documents only "a new-line separated list of hexadecimal serial numbers", so

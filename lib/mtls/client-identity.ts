@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import type { RevocationList } from '../mtls/revocation-list';
+import type { RevocationList } from './revocation-list';
 import type { SerialBlocklist } from './serial-blocklist';
 
 // Who is on the other end of a TLS connection, and may it talk to us. Checked when

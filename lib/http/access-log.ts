@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathnameOf } from '../http/router';
-import type { RequestContext } from '../http/route';
-import { observeRequest } from './status-page/observe-request';
+import { pathnameOf } from './router';
+import type { RequestContext } from './route';
+import { observeRequest } from './observe-request';
 
 /**
  * One line per request once its response is done: request id, method, path without query

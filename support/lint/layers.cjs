@@ -1,0 +1,22 @@
+// The layers of lib/, bottom first. A module may import its own layer and the layers before
+// it, never one after it (.dependency-cruiser.cjs turns this list into rules; measure.cjs
+// counts the imports against it). docs/architecture.md says what each one holds.
+module.exports = [
+  'config',
+  'observe',
+  'http',
+  'server',
+  'proxy',
+  // The features, each above the ones it uses.
+  'artifacts',
+  'cache',
+  'deployments',
+  'device-system',
+  'admin',
+  'mtls',
+  'journal',
+  // The operator commands, then the wiring and the command line.
+  'commands',
+  'gateway.ts',
+  'cli.ts',
+];
