@@ -9,7 +9,7 @@ TEST_CONCURRENCY ?= 2
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint test test-unit test-integration e2e coverage demo bench bench-tools bench-connections release release-measure clean
+.PHONY: all install build lint layers test test-unit test-integration e2e coverage demo bench bench-tools bench-connections release release-measure clean
 
 all: build
 
@@ -31,6 +31,11 @@ build: install
 lint: install
 	node_modules/.bin/depcruise --config .dependency-cruiser.cjs --output-type err lib
 	$(TSC) -p tsconfig.json --noEmit --noUnusedLocals
+
+# The figures of docs/architecture.md: files and lines, circles, folder edges, imports against
+# the layer order (support/lint/layers.cjs), folder pairs importing each other.
+layers: install
+	@node_modules/.bin/depcruise --no-config --ts-config tsconfig.json --ts-pre-compilation-deps --output-type json lib | $(NODE) support/lint/measure.cjs
 
 test: build
 	@mkdir -p coverage
