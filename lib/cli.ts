@@ -115,7 +115,7 @@ async function run(argv: string[]): Promise<void> {
   // Worker processes run this same function; their lines end with worker=N.
   const log = createLogger({ level: levelFlag ?? 'info', sink: cluster.isWorker ? workerSink(cluster.worker!.id) : undefined });
 
-  let loaded;
+  let loaded: ReturnType<typeof loadConfig>;
   try {
     loaded = loadConfig({ file: flags.config, explicit: flags.config !== undefined, env: process.env });
   } catch (err) {
@@ -200,7 +200,10 @@ async function runCluster(config: Readonly<GatewayConfig>, count: number, log: L
 
 /** How many devices the open-file limit lets the gateway serve, warned about when it is few. */
 function logOpenFileLimit(limit: OpenFileLimit | null, processes: number, log: Logger): void {
-  if (limit === null) return log.warn('open-file limit unknown (no /proc/self/limits)');
+  if (limit === null) {
+    log.warn('open-file limit unknown (no /proc/self/limits)');
+    return;
+  }
   const devices = Number.isFinite(limit.soft) ? devicesServed(limit.soft) * processes : Infinity;
   const fields = { soft: limit.soft, hard: limit.hard, devices_at_once: devices, rule: `(soft - ${RESERVED_FILES}) / 2 per process` };
   if (devices < 1000) log.warn('open-file limit serves fewer than 1,000 devices at once: raise it (systemd LimitNOFILE=, ulimit -n)', fields);

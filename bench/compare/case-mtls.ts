@@ -84,7 +84,9 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
         resume, sessionsFile: resume ? path.join(ctx.dir, `sessions-${label}-${name}.json`) : undefined,
       });
       // The server's CPU per connection includes the untimed first visits of the resumed case.
-      (cpu[`${name} ${resume ? 'resumed' : 'full'}`] ??= []).push((cpuMs(pids(name)) - cpu0) / Math.max(1, r.handshakes + (resume ? r.primed : 0)));
+      const key = `${name} ${resume ? 'resumed' : 'full'}`;
+      cpu[key] ??= [];
+      cpu[key].push((cpuMs(pids(name)) - cpu0) / Math.max(1, r.handshakes + (resume ? r.primed : 0)));
       if (r.failed) problems.push(`${name}: ${r.failed} failed`);
       if (!resume && r.resumed) problems.push(`${name}: ${r.resumed} resumed in the full-handshake case`);
       if (resume && r.resumed < r.handshakes) problems.push(`${name}: ${r.handshakes - r.resumed} of ${r.handshakes} not resumed`);

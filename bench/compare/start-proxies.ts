@@ -36,7 +36,8 @@ export interface Proxies {
 }
 
 export async function startProxies(running: Running, o: ProxyOptions): Promise<Proxies> {
-  const gateway = (running.gateway = await startGatewayUnderTest(o.setup, 'main'));
+  const gateway = await startGatewayUnderTest(o.setup, 'main');
+  running.gateway = gateway;
   if (o.withWorkers) {
     const n = gateway.workers === 1 ? 2 : 1;
     running.other = await startGatewayUnderTest({ ...o.setup, cachePath: `${o.setup.cachePath}-${n}w` }, `workers-${n}`, n);

@@ -18,7 +18,10 @@ export interface NginxProcess {
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }
@@ -62,7 +65,11 @@ export async function startNginxWith(binary: string, prefix: string, text: strin
     }
   };
   process.on('exit', killOnExit);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => (process.off('exit', killOnExit), resolve())));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => {
+      process.off('exit', killOnExit);
+      resolve();
+    }),
+  );
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}): ${stderr}${readErrorLog(o.prefix)}`);

@@ -57,7 +57,10 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
   const assets = new Map<string, Buffer>();
   const asset = (file: string): Buffer => {
     let data = assets.get(file);
-    if (!data) assets.set(file, (data = readFileSync(join(ASSETS, file))));
+    if (!data) {
+      data = readFileSync(join(ASSETS, file));
+      assets.set(file, data);
+    }
     return data;
   };
   enableProcessMetrics();

@@ -130,7 +130,11 @@ class ByteWindow extends Transform {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.ended) return done(); // the origin sends on; the device has what it asked for
+    // The origin sends on; the device has what it asked for.
+    if (this.ended) {
+      done();
+      return;
+    }
     let part = chunk;
     if (this.skip > 0) {
       const cut = Math.min(this.skip, part.length);

@@ -245,7 +245,7 @@ async function prewarm(args: string[]): Promise<number> {
     for (const t of refused) complain(`cache prewarm: ${t.label}: ${t.url.host} is not in Features.ArtifactsProxy.DomainWhitelist; nothing fetched`);
     if (refused.length > 0) return EXIT_USAGE;
     const view = process.stdout.isTTY ? terminalView(process.stdout) : lineView(process.stdout, interval * 1000);
-    let result;
+    let result: Awaited<ReturnType<typeof runPrewarm>>;
     try {
       result = await runPrewarm({ cache: proxy.ArtifactsCache, targets, agentFor: (u) => upstream.originAgent(u), view, log, now: values.now === true, signal: interrupt.signal });
     } finally {

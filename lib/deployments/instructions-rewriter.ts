@@ -54,7 +54,10 @@ class BoundedCollector extends Writable {
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
     this.total += chunk.length;
-    if (this.total > this.cap) return done(tooLarge(this.cap));
+    if (this.total > this.cap) {
+      done(tooLarge(this.cap));
+      return;
+    }
     this.chunks.push(chunk);
     done();
   }

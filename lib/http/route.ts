@@ -41,7 +41,8 @@ class RequestLogger implements Logger {
     private readonly requestId: string,
   ) {}
   private get own(): Logger {
-    return (this.made ??= this.base.child({ request_id: this.requestId }));
+    this.made ??= this.base.child({ request_id: this.requestId });
+    return this.made;
   }
   debug(msg: string, fields?: Fields): void {
     if (this.base.enabled('debug')) this.own.debug(msg, fields);

@@ -63,7 +63,7 @@ test(`kill -9 of bin/gateway.js at random moments of a fill, ${TRIALS} trials: n
     assert.deepEqual(orphans, [], `trial ${i}: worker processes outlived the killed gateway`);
     logs.push(gw.output());
     for (const [k, d] of (await Promise.all(devices)).entries()) {
-      if (!d || !d.complete) {
+      if (!d?.complete) {
         broken++;
         continue;
       }

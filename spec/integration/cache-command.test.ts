@@ -237,6 +237,7 @@ describe('mender-gateway cache', () => {
       assert.equal(code, 0, screen);
       assert.match(screen, new RegExp(`${artifacts.tty!.id} \\|[\\u2588\\u2591]{24}\\| \\d+% [\\d.]+ (KiB|MiB) of 3\\.0 MiB [\\d.]+ (B|KiB|MiB)/s ETA (\\d+s|\\?)`));
       assert.match(screen, /\| 100% 3\.0 MiB of 3\.0 MiB/);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escape sequences are what is checked
       assert.match(screen, /\x1b\[\d*[AGK]|\r/, 'redrawn in place');
       assert.match(screen, /cached: 3\.0 MiB/);
     } finally {

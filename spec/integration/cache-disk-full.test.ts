@@ -53,7 +53,12 @@ function heldDownload(url: string): Promise<{ release(): Promise<{ md5: string; 
           length += c.length;
         });
         const done = new Promise<{ md5: string; length: number }>((r) => res.on('end', () => r({ md5: hash.digest('hex'), length })));
-        setTimeout(() => resolve({ release: () => (res.resume(), done) }), 200);
+        setTimeout(() => resolve({
+          release: () => {
+            res.resume();
+            return done;
+          },
+        }), 200);
       })
       .on('error', reject);
   });

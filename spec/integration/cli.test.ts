@@ -206,7 +206,7 @@ test('SIGINT lets a request in flight finish, then exits 0', async () => {
   let release: () => void = () => {};
   let arrived: () => void = () => {};
   const reachedUpstream = new Promise<void>((resolve) => (arrived = resolve));
-  const upstream = createServer((req, res) => {
+  const upstream = createServer((_req, res) => {
     release = () => res.end('late but whole');
     arrived();
   });

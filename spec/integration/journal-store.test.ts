@@ -15,7 +15,9 @@ import { startTimeOf } from '../../lib/server/process-liveness';
 // one process per journal directory.
 
 const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'journal-store-'));

@@ -39,7 +39,7 @@ const until = async (what: string, check: () => boolean, ms = 3000) => {
 };
 
 describe('websocket tunnel', () => {
-  const upstream = http.createServer((req, res) => res.writeHead(404).end());
+  const upstream = http.createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ noServer: true });
   let seen: http.IncomingMessage | undefined;
   const open = new Set<WebSocket>();

@@ -28,6 +28,7 @@ export function dpkg(args: string[]): Run {
 }
 
 export function installedVersion(pkg: string): string | null {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
   const r = run('dpkg-query', ['-W', '-f=${Status} ${Version}', pkg]);
   const m = /^install ok installed (\S+)$/.exec(r.stdout.trim());
   return r.status === 0 && m ? m[1] : null;

@@ -2,7 +2,7 @@
 // The tarball, the .deb and the .ipk, from the staged tree (stage.js), with standard tools only:
 // tar, gzip and dpkg-deb. Owners are root and times fixed, so a rebuild gives the same files.
 const { execFileSync } = require('node:child_process');
-const { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } = require('node:fs');
+const { chmodSync, cpSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 // Every file dated from the last commit (or SOURCE_DATE_EPOCH): a rebuild of a commit is byte-identical.

@@ -44,7 +44,7 @@ export async function checkListeners(config: Readonly<GatewayConfig>): Promise<L
   const open: Server[] = [];
   try {
     for (const [key, listen] of enabledListeners(config)) {
-      let address;
+      let address: ReturnType<typeof parseListen>;
       try {
         address = parseListen(listen);
       } catch (err) {
