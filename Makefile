@@ -90,14 +90,14 @@ bench:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/run-all.js; rc=$$?; \
 	echo "make bench: $$(( $$(date +%s) - start )) s in all (install, build, tools, benchmarks)"; exit $$rc
 
-# Issue 16, target 5: 10,000 devices hold TLS WebSockets through the gateway and through nginx
+# 10,000 devices hold TLS WebSockets through the gateway and through nginx
 # (a few minutes; not part of `make bench`). BENCH_CONN_DEVICES=1000 for a quick try; the other
 # BENCH_CONN_* knobs are listed in bench/connections-bench.ts and bench/README-bench.md.
 bench-connections:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/connections-bench.js; rc=$$?; \
 	echo "make bench-connections: $$(( $$(date +%s) - start )) s in all"; exit $$rc
 
-# Issue 18 §3: the gateway bundled (esbuild, no node_modules on the box) into release/: a
+# The gateway bundled (esbuild, no node_modules on the box) into release/: a
 # tarball, a .deb and an OpenWrt .ipk (support/release/build-release.js), then their sizes.
 release: build
 	$(NODE) support/release/build-release.js release

@@ -10,7 +10,7 @@ import { startOrigin, type Origin } from './bench-origin';
 import { fetchAll, load, type LoadResult } from './load-clients';
 import { timed } from './part-timer';
 
-// Issue 5 benchmark (not a timed test). Prints, for one machine and one run:
+// The artifact cache's benchmark (not a timed test). Prints, for one machine and one run:
 //  1. cold fill with 100 concurrent devices: upstream bytes / artifact size (must be 1.00)
 //     and wall time against one device alone;
 //  2. cached serve throughput with 50 concurrent downloads (BENCH_CLIENTS=50,200; by default
@@ -126,7 +126,7 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
       ['cache, adaptive reads, --max-semi-space-size=2', ['cache', cachePath, 'adaptive'], SEMI],
     ];
     // By default the reference and what the gateway ships (adaptive reads, with and without the
-    // semi-space flag): the fixed read sizes settled issue 5's design (bench/README.md has their
+    // semi-space flag): the fixed read sizes settled the cache's design (bench/README.md has their
     // figures) and cost a minute of `make bench`; BENCH_CACHE_VARIANTS=all measures them again.
     const variants = process.env.BENCH_CACHE_VARIANTS === 'all' ? all : [all[0], all[3], all[5]];
     const cases = (process.env.BENCH_CLIENTS ?? '200').split(',').map(Number);

@@ -18,7 +18,7 @@ import { startProxies, type Running } from './compare/start-proxies';
 import { deviceFleet } from './load/device-fleet';
 import { timed } from './part-timer';
 
-// Issue 8: the gateway against nginx configured to do the same job, on this machine, in the
+// The gateway against nginx configured to do the same job, on this machine, in the
 // same run: cases alternate A B A B, medians and gateway/nginx ratios per case, steal and load
 // per round (rounds above BENCH_MAX_STEAL % are dropped). Everything on 127.0.0.1; every process
 // started here is stopped. Not a test: nothing fails on speed; missed targets are printed.
@@ -67,10 +67,10 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     // come from the store through signed links, whatever the upstream.
     const setup: GatewaySetup = { dir, upstreamPort: origin.stubPort, cachePath: cacheDir(dir), serverCert: tls.server.cert, serverKey: tls.server.key };
     const withWorkers = cases.has('workers') && (cases.has('passthrough') || cases.has('cached'));
-    // Issue 16: the mTLS case's devices (made once, kept in the temp dir); nginx trusts their CA.
+    // The mTLS case's devices (made once, kept in the temp dir); nginx trusts their CA.
     const fleet = cases.has('mtls') ? await timed('nginx › mTLS device certificates', () => deviceFleet(Number(process.env.BENCH_MTLS_DEVICES ?? 1000)), print) : undefined;
     const started = await timed('nginx › start gateways + nginx', () => startProxies(running, { nginxBinary: NGINX, setup, origin: origin!, fileOrigin: fileOrigin!, tls, withWorkers, mtlsCa: fleet?.ca.cert }), print);
-    print(`# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} for issue 11)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
+    print(`# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} to compare worker counts)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
     const ctx: BenchContext = { dir, origin, gateway: started.gateway, otherWorkers: started.other, nginx: started.nginx, nginxBinary: NGINX, nginxPorts: started.nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds: windows(), print, verdicts: [], setup, fleet };
     ctxRef.ctx = ctx;
 

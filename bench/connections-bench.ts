@@ -11,7 +11,7 @@ import { startEchoUpstream, startFleet, type EchoUpstream, type Fleet } from './
 import { NGINX, startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTest } from './connections/servers';
 import { rssBytes } from './load/system-sample';
 
-// Issue 16, target 5: 10,000 devices over TLS each hold a WebSocket through the proxy to a
+// Small-box target 5 (docs/benchmarks.md): 10,000 devices over TLS each hold a WebSocket through the proxy to a
 // deviceconnect stand-in (connections/echo-upstream.ts, its own process), with mender-connect's
 // ping traffic (both sides ping every 54 s), while a tenth of them also poll deployments/next on keep-alive connections; the
 // gateway against nginx as a WebSocket reverse proxy (nginx/nginx-ws-conf.ts), the gateway at its

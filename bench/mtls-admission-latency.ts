@@ -8,7 +8,7 @@ import { startGateway, writeGatewayConfig } from '../spec/support/gateway-proces
 import { postAuth, signedAuthBody, tlsAgent } from '../spec/support/mtls-device';
 import { makeTlsMaterial } from '../spec/support/tls-material';
 
-// Issue 6: the admission latency the gateway adds for a device not yet preauthorized.
+// The admission latency the gateway adds for a device not yet preauthorized.
 // Reference: the same auth request straight to the emulator with auto-accept (one TLS
 // handshake, one request). Through the gateway (its own process, mTLS, emulator leaving
 // devices pending): handshake with client certificate, signature check, preauthorize upstream

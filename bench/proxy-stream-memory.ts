@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { closeServer, listenOnFreePort } from '../spec/support/listen';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from '../spec/support/gateway-process';
 
-// Issue 2: a 1 GiB body through the pass-through proxy, each way, must not grow the gateway's
+// A 1 GiB body through the pass-through proxy, each way, must not grow the gateway's
 // memory. Prints the gateway process's idle and peak RSS (sampled every 100 ms from /proc) and
 // the throughput through the gateway against the same transfer straight to the upstream.
 

@@ -7,7 +7,7 @@ import { MAX_STEAL_PCT } from './rounds';
 
 // Memory: a fresh gateway's idle RSS, then its peak (all its processes, and each on its own,
 // sampled every second) while 200 devices download a cached 1 GiB artifact over HTTPS; nginx's
-// under the same load beside it. Issue 16's targets are per process: a one-process gateway idles
+// under the same load beside it. The small-box targets (docs/benchmarks.md) are per process: a one-process gateway idles
 // at ≤ 50 MB, a cluster primary (it only supervises) at ≤ 45 MB, and each serving process peaks
 // at ≤ 100 MB under that load.
 

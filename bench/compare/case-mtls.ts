@@ -11,7 +11,7 @@ import { compare, perSec, verdictLine, type BenchContext } from './context';
 import { startGatewayUnderTest, type GatewayUnderTest } from './gateway-under-test';
 import { median } from './rounds';
 
-// Issue 16 target 6, the client-5 polling pattern: every request on a new TLS connection with
+// Small-box target 6 (docs/benchmarks.md), the client-5 polling pattern: every request on a new TLS connection with
 // the device's own client certificate (1,000 devices, one CA), GET deployments/next (→ 204 from
 // the lean stub behind both proxies) on the mTLS listener. Full handshakes (no session offered;
 // nginx without tickets or cache) and resumed ones (each device offers the TLS 1.3 ticket of its

@@ -31,7 +31,7 @@ export interface BenchContext {
   fleet?: DeviceFleet;
   setup: GatewaySetup;
   tls: { ca: CertPair; serverCert: string; serverKey: string };
-  /** Issue 11: the gateway with the other worker count (1 when the main one runs 2, else 2). */
+  /** The gateway with the other worker count (1 when the main one runs 2, else 2). */
   otherWorkers?: GatewayUnderTest;
   /** Load and steal of the last measured case, for its verdicts (set by compare()). */
   system?: string;
@@ -63,7 +63,7 @@ export function gatewaySides(ctx: BenchContext): { name: string; gateway: Gatewa
   return [{ name: 'gateway', gateway: ctx.gateway }, ...(other ? [{ name: `gateway ${other.workers}w`, gateway: other }] : [])];
 }
 
-/** Issue 11's figure: the same case with more and with fewer worker processes, and the ratio. */
+/** The worker-count figure: the same case with more and with fewer worker processes, and the ratio. */
 export function workersVerdict(ctx: BenchContext, what: string, medians: Map<string, { median: number }>, fmt: (v: number) => string): void {
   const other = ctx.otherWorkers;
   if (!other) return;

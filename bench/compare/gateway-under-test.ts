@@ -55,7 +55,7 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
       },
       ...(mtls ? { mTLS: { Enabled: true, CACertificate: s.mtlsCa, MenderUsername: 'admin@example.com', MenderPassword: 'correcthorse' } } : {}),
     },
-    // One process: Metrics on, as issue 16's one-process idle target has it. Not with workers:
+    // One process: Metrics on, as the one-process idle target has it (docs/benchmarks.md). Not with workers:
     // there the auto rule would fall back to one process (metrics are per process).
     ...(workersKey === 1 ? { Metrics: { Enabled: true, Listen: '127.0.0.1:0' } } : {}),
     ...(workersKey !== undefined ? { Workers: workersKey } : {}),

@@ -5,7 +5,7 @@ import { freePort, startNginx, type NginxProcess } from '../nginx/nginx-process'
 import { startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './gateway-under-test';
 import type { OriginHandle } from './origin';
 
-// The two proxies of the comparison: the gateway under test (and, for issue 11, the same with
+// The two proxies of the comparison: the gateway under test (and, to compare worker counts, the same with
 // the other worker count) and nginx with as many workers as the gateway chose. Each is put in
 // `running` as soon as it is up, so the caller stops whatever started if a later one fails.
 

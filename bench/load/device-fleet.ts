@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
-// Issue 16 target 6: a fleet of devices, each with its own P-256 key and client certificate,
+// Small-box target 6 (docs/benchmarks.md): a fleet of devices, each with its own P-256 key and client certificate,
 // all signed by one CA of their own. Made once with openssl (one `req -x509 -CA` per device,
 // two at a time: ~25 ms each here) and kept under the temp dir, so a second bench run reuses
 // them (a `complete` file marks a finished set; a half-made one is made again).

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import tls from 'node:tls';
 
 // TLS handshakes per second with client certificates, as client 5.1 polls: every request on a
-// new connection (issue 16 target 6). Devices take turns, each connection presenting the next
+// new connection (small-box target 6, docs/benchmarks.md). Devices take turns, each connection presenting the next
 // device's certificate. `resume`: each device offers the session (TLS 1.3 ticket / PSK) it got
 // on its previous connection; the sessions are kept in `sessionsFile` between rounds, and a
 // device without one first connects once, untimed. Without `resume` no session is offered

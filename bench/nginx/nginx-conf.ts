@@ -1,5 +1,5 @@
 // nginx configured to do the gateway's job, as a user would hand-configure it, for the
-// comparison (issue 8; peers-and-performance.md §0.6 and §2.3 for what "fair" takes):
+// comparison (peers-and-performance.md §0.6 and §2.3 for what "fair" takes):
 //  - API calls: proxy_pass to the Mender server through a keep-alive upstream;
 //  - artifacts: proxy_cache keyed on the store's host and path: no query string (presigned
 //    URLs differ on every deployments/next) and no client scheme (HTTP and HTTPS share one
@@ -7,8 +7,8 @@
 //    fill (else waiters go upstream after 5 s, uncached), proxy_cache_valid, sendfile;
 //  - HTTPS with ssl_protocols set explicitly; a second HTTPS server that demands a client
 //    certificate (ssl_verify_client on), no session cache or tickets: every handshake is full;
-//    a third, the same with session tickets and a shared session cache (resumed handshakes,
-//    issue 16). Both pass device API calls to the lean deployments/next stub, as the gateway
+//    a third, the same with session tickets and a shared session cache (resumed handshakes).
+//    Both pass device API calls to the lean deployments/next stub, as the gateway
 //    under test does.
 // Pure: returns the text; nginx-process.ts writes it and runs nginx.
 

@@ -97,7 +97,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   const signal = AbortSignal.any([ctx.closing, lock.signal]);
   const tmp = tmpPath(ctx.layout, p.id);
   const tmpMeta = tmpPath(ctx.layout, p.id, '.json');
-  // Issue 11: the bucket copy, or the bucket lock that makes this gateway the origin's one filler.
+  // Shared cache (docs/cache.md): the bucket copy, or the bucket lock that makes this gateway the origin's one filler.
   const claim: Claim | null = ctx.shared ? await ctx.shared.claim(p.id, p.key, signal) : null;
   const source = claim?.kind === 'bucket' ? claim.url : origin;
   let bucketLock = claim?.kind === 'origin' ? claim.lock : null;
@@ -126,7 +126,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
             }
             await lock.announce({ tmp, size, etag, key: p.key });
             if (bucketLock) {
-              // Issue 11: the bucket gets the bytes as they land; the upload owns the lock now.
+              // Shared cache: the bucket gets the bytes as they land; the upload owns the lock now.
               ctx.shared!.share(p, bucketLock, new Promise((resolve) => (verified = resolve)));
               bucketLock = null;
             }

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { deployToFleet, RETRY_STATES } from '../support/fleet-deployment';
 import { assertFleetCompleted, cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 
-// Issue 5 end to end: real clients update through the gateway with the artifact cache on;
+// The artifact cache end to end: real clients update through the gateway with the artifact cache on;
 // the store, throttled so the devices' downloads overlap the fill, counts one download.
 
 const CLIENTS = 8;

@@ -6,7 +6,7 @@ import { CLIENT5_RETRY, CLIENT5_STATUSES, client5Unavailable } from '../support/
 import { deployToFleet } from '../support/fleet-deployment';
 import { assertFleetCompleted, cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 
-// Issue 17 (2, first case): 8 Mender client 5.1 devices update at once through the gateway with
+// 8 Mender client 5.1 devices update at once through the gateway with
 // the artifact cache on; the store, throttled so the downloads overlap the fill, sends the
 // artifact once.
 

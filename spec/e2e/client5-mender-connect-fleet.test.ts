@@ -6,7 +6,7 @@ import { client5Unavailable } from '../support/client5-fleet';
 import { cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 import { menderConnectUnavailable, startMenderConnect, type MenderConnect } from '../support/mender-connect-process';
 
-// Issue 17 (3, at scale): 20 real mender-connect daemons, each beside its own client 5.1, hold
+// At scale: 20 real mender-connect daemons, each beside its own client 5.1, hold
 // their WebSockets through the gateway while a user opens 100 shell sessions in all (5 per
 // device) and each runs a command; the gateway's RSS before and after is in the output.
 

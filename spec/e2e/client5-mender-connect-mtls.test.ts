@@ -5,7 +5,7 @@ import { makeDeviceCert } from '../support/device-certs';
 import { e2eScenario, mtlsGatewayConfig } from '../support/e2e-scenario';
 import { menderConnectUnavailable, startMenderConnect, type MenderConnect } from '../support/mender-connect-process';
 
-// Issue 17 (3, mTLS): mender-connect dials deviceconnect through mender-auth's local forwarder,
+// mender-connect over mTLS: mender-connect dials deviceconnect through mender-auth's local forwarder,
 // which presents the device's client certificate on the gateway's mTLS listener. The emulator
 // accepts nobody by itself: the device is admitted by the gateway's preauthorization, and its
 // remote shell works through the same listener.

@@ -7,7 +7,7 @@ import { cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 import { startGateway, type GatewayProcess } from '../support/gateway-process';
 import { menderConnectUnavailable, startMenderConnect, uploadedFile, type MenderConnect } from '../support/mender-connect-process';
 
-// Issue 17 (3): a real mender-connect beside a real Mender client 5.1, through the gateway's
+// A real mender-connect beside a real Mender client 5.1, through the gateway's
 // HTTPS listener to the emulator's deviceconnect, driven as a user at the server's remote
 // terminal would: a shell command and its output, 5 shells at once on one device each with its
 // own output, a file up to the device and back byte-identical, and after the gateway restarts

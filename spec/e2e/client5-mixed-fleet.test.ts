@@ -4,7 +4,7 @@ import { CLIENT5_RETRY, CLIENT5_STATUSES, client5Unavailable } from '../support/
 import { deployToFleet, RETRY_STATES, type DeviceFleet } from '../support/fleet-deployment';
 import { assertFleetCompleted, cacheGatewayConfig, e2eScenario, EXPECTED_STATUSES } from '../support/e2e-scenario';
 
-// Issue 17 (2, mixed fleet): Debian's mender 3.4 and Mender client 5.1 devices get the same
+// Mixed fleet (docs/clients.md): Debian's mender 3.4 and Mender client 5.1 devices get the same
 // deployment at once through the gateway's cache: both kinds install it, the store sends the
 // artifact once.
 

@@ -8,7 +8,7 @@ import { makeDeviceCert, makeRogueCa, type DeviceCert } from '../support/device-
 import { deployToFleet } from '../support/fleet-deployment';
 import { assertFleetCompleted, e2eScenario, mtlsGatewayConfig } from '../support/e2e-scenario';
 
-// Issue 17 (2, mTLS) with Mender client 5.1 presenting its certificate on the mTLS listener: the
+// Mender client 5.1 presenting its certificate on the mTLS listener: the
 // emulator accepts nobody by itself; devices with CA-signed certificates (RSA 3072, P-256,
 // Ed25519) are preauthorized by the gateway and update. Client 5 signs its auth requests with
 // its own Ed25519 key, not the TLS key: that is the key preauthorized. A rogue-CA device is

@@ -7,7 +7,7 @@ import { waitForFleetOnline } from '../support/fleet-deployment';
 import { assertFleetCompleted } from '../support/e2e-scenario';
 import { assertStatusesOnce, journaledCount, nextServed, outageScenario } from './outage-scenario';
 
-// Issue 17 (2, uplink down) with client 5.1: the emulator stops as soon as every device got its
+// Uplink down with client 5.1: the emulator stops as soon as every device got its
 // deployment instructions; the artifact comes from the gateway's cache, the statuses and the
 // failed device's deployment log go to the journal. Once the emulator is back, each reaches it
 // once, in order. One device is made to fail (its install target is a file, so the single-file

@@ -8,7 +8,7 @@ import { deployToFleet } from '../support/fleet-deployment';
 import { assertFleetCompleted, cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// Issue 17 (2, resume): a client 5.1 download cut in the middle resumes through the gateway.
+// Resume: a client 5.1 download cut in the middle resumes through the gateway.
 // Devices reach the API on the HTTPS listener; GatewayURL (the artifact links) points at a
 // relay in front of the gateway's plain-HTTP listener, so the test reads the Range the client
 // sends and the Content-Range the gateway answers, and cuts the first download. The cache is

@@ -7,7 +7,7 @@ import { e2eScenario, mtlsGatewayConfig } from '../support/e2e-scenario';
 import { menderConnectUnavailable, startMenderConnect, type MenderConnect } from '../support/mender-connect-process';
 import { startPrivateBus, type PrivateBus } from '../support/private-bus';
 
-// Issue 17 (3, mTLS) with Debian's mender 3.4: its local proxy, which mender-connect dials,
+// mender-connect over mTLS with Debian's mender 3.4: its local proxy, which mender-connect dials,
 // presents the client certificate on the gateway's mTLS listener; the device is admitted by
 // preauthorization and its remote shell answers.
 

@@ -7,7 +7,7 @@ import { cacheGatewayConfig, e2eScenario } from '../support/e2e-scenario';
 import { menderConnectUnavailable, startMenderConnect, uploadedFile, type MenderConnect } from '../support/mender-connect-process';
 import { startPrivateBus, type PrivateBus } from '../support/private-bus';
 
-// Issue 17 (3) with Debian's mender 3.4: mender-connect takes the JWT and the client's local
+// mender-connect with Debian's mender 3.4: mender-connect takes the JWT and the client's local
 // proxy URL over a private system bus, and its WebSocket goes through that proxy and the gateway's
 // HTTPS listener to the emulator's deviceconnect; a shell command and a file round trip work.
 

@@ -6,7 +6,7 @@ import { deployToFleet, RETRY_STATES } from '../support/fleet-deployment';
 import { makeDeviceCert, makeRogueCa, type DeviceCert } from '../support/device-certs';
 import { assertFleetCompleted, e2eScenario, mtlsGatewayConfig } from '../support/e2e-scenario';
 
-// Issue 6 with real mender 3.4 clients: the emulator leaves devices pending (no auto-accept,
+// mTLS with real mender 3.4 clients: the emulator leaves devices pending (no auto-accept,
 // nobody accepts them); devices with CA-signed RSA 3072, P-256 and Ed25519 certificates are
 // preauthorized by the gateway with their own keys and complete a deployment. Devices with a
 // rogue-CA, expired, blocklisted or no certificate, and one blocklisted while running, never

@@ -4,7 +4,7 @@ import { waitForFleetOnline } from '../support/fleet-deployment';
 import { assertFleetCompleted, EXPECTED_STATUSES } from '../support/e2e-scenario';
 import { assertStatusesOnce, FINISHED, journaledCount, outageScenario } from './outage-scenario';
 
-// Issue 10: the Mender server comes and goes every few seconds during a fleet update. Every
+// The Mender server comes and goes every few seconds during a fleet update. Every
 // status the devices sent reaches it once, in order: 0 lost, 0 duplicates.
 
 const CLIENTS = 4;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { MenderServer } from '../../fixtures/mender-server';
 import { cacheGatewayConfig, e2eScenario, type E2eScenario } from '../support/e2e-scenario';
 
-// Issue 10 end to end: the scenario of the outage files. Real clients → gateway (HTTPS, artifact
+// The report journal end to end: the scenario of the outage files. Real clients → gateway (HTTPS, artifact
 // cache on, report journal on) → emulator, which the tests stop and start; the S3 store (the
 // artifact's origin) stays up. Helpers read what reached the emulator.
 

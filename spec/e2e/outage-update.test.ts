@@ -4,7 +4,7 @@ import { waitForFleetOnline } from '../support/fleet-deployment';
 import { assertFleetCompleted, EXPECTED_STATUSES } from '../support/e2e-scenario';
 import { assertStatusesOnce, FINISHED, journaledCount, nextServed, outageScenario } from './outage-scenario';
 
-// Issue 10: real clients complete an update while the Mender server is down. The emulator stops
+// Real clients complete an update while the Mender server is down. The emulator stops
 // as soon as every device got its deployment instructions; the artifact comes through the
 // gateway's cache (origin: the S3 store, still up), the statuses go to the journal; once the
 // emulator is back they reach it in order, each once, and so does the newest inventory.

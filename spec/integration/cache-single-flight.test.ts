@@ -7,7 +7,7 @@ import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { createArtifactCache, type ArtifactCache } from '../../lib/cache/artifact-cache';
 import { cacheConfig, download, md5, publishedIds, quietLog, startFront, tempDir, waitFor } from './cache-harness';
 
-// Issue 5, counted at the far end: N devices on a cold artifact through the throttled S3
+// Single-flight fills (docs/cache.md), counted at the far end: N devices on a cold artifact through the throttled S3
 // store → one full download, identical bytes everywhere, late joiners and Range offsets
 // during the fill correct; a device leaving does not stop the fill.
 

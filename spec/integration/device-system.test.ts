@@ -7,7 +7,7 @@ import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// Issue 7, DeviceSystem through the real gateway: a recording upstream on 127.0.0.1 sees what
+// DeviceSystem through the real gateway: a recording upstream on 127.0.0.1 sees what
 // the device's inventory upload became — sized or chunked, PUT or PATCH — and that anything it
 // cannot extend still arrives byte for byte.
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startGateway, writeGatewayConfig } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// Issue 16, target 7: the gateway under `ulimit -n 256` takes more connections than it has
+// The gateway under `ulimit -n 256` takes more connections than it has
 // descriptors for. It stays up, transfers already running finish byte-identical, a device it
 // accepted but cannot serve gets 503 with Mender's JSON body (never a 502), the refusals are
 // one rate-limited line (not a line per connection), and connections succeed again once the

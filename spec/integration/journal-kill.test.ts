@@ -4,7 +4,7 @@ import { startGateway, type GatewayProcess } from '../support/gateway-process';
 import { killed, startJournalBed, stopJournalBed, type JournalBed } from './journal-bed';
 import { testDevice, until, type Reply } from './journal-harness';
 
-// Issue 10: `kill -9` of the gateway (bin/gateway.js) with reports in its journal, and again in
+// `kill -9` of the gateway (bin/gateway.js) with reports in its journal, and again in
 // the middle of a burst of reports; restart, upstream back: every report a device got its 204
 // for is delivered exactly once, in order; one that got no answer is delivered at most once.
 

@@ -11,7 +11,7 @@ import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { call } from './journal-harness';
 
-// Issue 17: with the report journal on, an auth request made while upstream is unreachable gets
+// With the report journal on, an auth request made while upstream is unreachable gets
 // the token upstream last issued that identity and key (client 5.1 re-authenticates before
 // ArtifactCommit). Only a request signed by that key gets it; an unknown device, a bad
 // signature, or a gateway without the journal get the 502 as before; once upstream is back,

@@ -13,7 +13,7 @@ import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { testDevice, until, type TestDevice } from './journal-harness';
 
-// Issue 10 against the Mender server emulator, stopped and started on the same port: reports
+// The report journal (docs/journal.md) against the Mender server emulator, stopped and started on the same port: reports
 // sent while it is down are answered 204/200 by the gateway, kept on disk and delivered in
 // order, once each, when it is back; other calls still get the JSON 502; 409 and 401 on replay
 // are recorded; with the switch off the device gets the 502 as before.

@@ -5,7 +5,7 @@ import { startGateway, type GatewayProcess } from '../support/gateway-process';
 import { killed, startJournalBed, stopJournalBed, type JournalBed } from './journal-bed';
 import { testDevice, until, type TestDevice } from './journal-harness';
 
-// Issue 10 × 11: the report journal with Workers: 2 (bin/gateway.js). Devices on fresh
+// The report journal with Workers: 2 (bin/gateway.js). Devices on fresh
 // connections reach both workers; the primary is the journal's one writer. Reports answered
 // during an outage are delivered once, in order, when upstream is back; a device's `next`
 // waits for its reports; kill -9 of the whole gateway (primary and workers) with reports in the

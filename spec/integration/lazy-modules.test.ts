@@ -8,7 +8,7 @@ import { startGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 
-// Issue 16: an idle gateway pays only for the features it uses. Each module below costs RSS
+// An idle gateway pays only for the features it uses. Each module below costs RSS
 // (undici ~6 MB with its WASM parser, prom-client ~2 MB, proper-lockfile ~5 MB); they must load
 // at first use, and the modules of unconfigured features never (the auth-request parser in
 // lib/mtls/ is shared with the journal's outage auth route, so it loads with the journal). (Each test file runs in a

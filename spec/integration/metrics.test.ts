@@ -8,7 +8,7 @@ import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// Issue 7, Metrics.* and the status JSON on their own listener: counted at the far end by
+// Metrics.* and the status JSON on their own listener: counted at the far end by
 // scraping /metrics after known device traffic; a metrics port that is taken leaves devices
 // unaffected; nothing of it is reachable on the device listener.
 

@@ -20,7 +20,7 @@ import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
-// Issue 6, admission: a CA-signed device is preauthorized upstream (force) with its own key and
+// mTLS admission (docs/mtls.md): a CA-signed device is preauthorized upstream (force) with its own key and
 // gets the server's JWT; cache, X-Forwarded-For, bad input answered by the gateway alone, one
 // management login however many devices ask, login failures.
 

@@ -14,7 +14,7 @@ import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 import { metricsRegistry } from '../../lib/observe/metrics';
 
-// Issue 6, who gets in: verified against CACertificate (intermediates included); rogue CA,
+// mTLS, who gets in: verified against CACertificate (intermediates included); rogue CA,
 // self-signed, none, expired, not yet valid refused at the handshake; the serial blocklist on
 // every request, reloaded while running, with session tickets rotated so no old session resumes.
 

@@ -12,7 +12,7 @@ import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
-// Issue 17 on the mTLS listener: with the report journal on, a device upstream admitted gets its
+// Auth during an outage (docs/journal.md) on the mTLS listener: with the report journal on, a device upstream admitted gets its
 // last token back while upstream is unreachable, whether its preauthorization is cached (the
 // forward fails) or not (the management call fails); a device upstream never admitted gets 502.
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { REPO_ROOT } from '../support/gateway-process';
 
-// Issue 7, packaging: what can be checked on this machine is checked with the real tools —
+// Packaging: what can be checked on this machine is checked with the real tools —
 // systemd-analyze on the unit, shellcheck on the scripts, the inventory script run against
 // configurations — and the Dockerfile and package.json are held to what the README promises.
 

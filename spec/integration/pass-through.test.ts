@@ -11,7 +11,7 @@ import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
 import { connectProxy } from './connect-proxy';
 
-// The transparent proxy of issue 2 against real upstream servers on 127.0.0.1.
+// The transparent proxy (docs/proxy.md) against real upstream servers on 127.0.0.1.
 
 interface Seen {
   method: string;

@@ -10,7 +10,7 @@ import { startGateway, writeGatewayConfig, type GatewayProcess } from '../suppor
 import { closeServer, listenOnFreePort } from '../support/listen';
 import { makeLeaf, makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
-// Issue 7, SIGHUP on the real command: a new server certificate is served to new connections
+// SIGHUP on the real command: a new server certificate is served to new connections
 // while an open keep-alive connection goes on; a bad key, or an invalid configuration, keeps
 // what runs and says why; the log level follows LogLevel.
 

@@ -15,7 +15,7 @@ import { testConfig } from '../support/gateway-config';
 import { REPO_ROOT } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
-// Issue 7, the status page in a real browser: Debian's headless chromium driven by
+// The status page (docs/operations.md) in a real browser: Debian's headless chromium driven by
 // playwright-core opens the admin listener of a gateway through which a device (the demo's
 // scripted one, same calls as the real client) has just downloaded an artifact. The page must
 // show that device, its deployment status and the artifact, with no console error. The

@@ -107,7 +107,7 @@ test('a killed worker is replaced and the gateway keeps serving', async () => {
   for (let i = 0; i < 6; i++) assert.equal((await deviceGet(port, '/api/internal/v1/gateway/alive')).status, 204);
 });
 
-test('SIGHUP reloads every worker in place (issue 7 semantics): same processes, each logs its reload', async () => {
+test('SIGHUP reloads every worker in place (as with one process): same processes, each logs its reload', async () => {
   const before = childPids(gw.process.pid!).sort();
   const reloads = () => new Set([...gw.output().matchAll(/msg="SIGHUP: reloading certificates[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
   const seen = reloads().size;

@@ -9,7 +9,7 @@ import { parseCrls, type ParsedCrls } from '../../lib/mtls/crl';
 import * as asn1js from 'asn1js';
 import { makeCa, makeKey, type CertPair, type KeyType } from '../support/tls-material';
 
-// Issue 6's CRL file: real CRLs made by `openssl ca -gencrl`, checked against what openssl itself
+// The mTLS CRL file: real CRLs made by `openssl ca -gencrl`, checked against what openssl itself
 // reads from them (serials, lastUpdate, nextUpdate), then damaged in the ways a file can be.
 
 const dir = mkdtempSync(join(tmpdir(), 'gw-crl-'));

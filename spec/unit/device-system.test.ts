@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { injectInventory, type DeviceSystemSettings } from '../../lib/device-system/inject-inventory';
 
-// Issue 7, DeviceSystem: what a device's inventory upload becomes on its way upstream.
+// DeviceSystem: what a device's inventory upload becomes on its way upstream.
 
 const settings: DeviceSystemSettings = {
   SystemID: 'plant-7',

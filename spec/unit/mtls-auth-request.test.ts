@@ -3,7 +3,7 @@ import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node
 import { test } from 'node:test';
 import { parseAuthRequest, preauthorizationKey, sameKey, verifyAuthSignature } from '../../lib/mtls/auth-request';
 
-// The auth request as the gateway reads it (issue 6; device-protocol.md §3.1).
+// The auth request as the gateway reads it (device-protocol.md §3.1).
 
 const keys = {
   rsa: generateKeyPairSync('rsa', { modulusLength: 2048 }),

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { OutOfFilesAlarm, devicesServed, isOutOfFiles, parseOpenFileLimit } from '../../lib/observe/out-of-files';
 import { captureLog } from '../support/capture-log';
 
-// Issue 16, target 7: the open-file limit read at start, and refusals logged one line a second.
+// The open-file limit read at start, and refusals logged one line a second.
 
 test('the open-file limit from /proc/self/limits', () => {
   const limits = 'Limit                     Soft Limit           Hard Limit           Units\nMax cpu time              unlimited            unlimited            seconds\nMax open files            1024                 524288               files\n';

@@ -5,7 +5,7 @@ import { deploymentOfStatusPath, deviceIdFromAuthorization, statusOfReport } fro
 import { StatusBoard } from '../../lib/observe/status-page/status-board';
 import { statusSnapshot } from '../../lib/observe/status-page/status-snapshot';
 
-// Issue 7: what the status page and the metrics take from a request, as pure tables.
+// What the status page and the metrics take from a request, as pure tables.
 
 const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 const jwt = (payload: unknown): string => `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(payload)}.c2lnbmF0dXJl`;
