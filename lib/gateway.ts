@@ -18,7 +18,7 @@ import { cacheView } from './observe/status-page/cache-view';
 import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
 import { createOutageAuthRoute } from './journal/auth-during-outage';
-import { IssuedTokens } from './journal/issued-tokens';
+import { IssuedTokens } from './mtls/issued-tokens';
 import { openReportJournaling } from './journal/report-journaling';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream } from './proxy/upstream';

@@ -6,7 +6,7 @@ import type { RequestContext, Route } from '../http/route';
 import { parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
 import { createProxyServer, replyProxyError } from '../proxy/pass-through';
 import type { Upstream } from '../proxy/upstream';
-import { authKeyOf, IssuedTokens, replyWithIssuedToken, TOKEN_GIVEN_BACK } from './issued-tokens';
+import { authKeyOf, IssuedTokens, replyWithIssuedToken, TOKEN_GIVEN_BACK } from '../mtls/issued-tokens';
 import { replayHeaders } from './report-outcome';
 import { callUpstream } from './upstream-call';
 
