@@ -19,7 +19,7 @@ import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
 import { createOutageAuthRoute } from './journal/auth-during-outage';
 import { IssuedTokens } from './mtls/issued-tokens';
-import { openReportJournaling } from './journal/report-journaling';
+import { openReportJournaling } from './journal/report-routes';
 import { createPassThrough, type PassThrough } from './proxy/pass-through';
 import { createUpstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';

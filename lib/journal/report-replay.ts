@@ -1,9 +1,8 @@
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
-import type { JournalEntry } from './journal-record';
-import { outcomeOf } from './report-outcome';
+import type { JournalEntry, ReportResult } from './journal-file';
 import type { ReportJournal } from './report-journal';
-import { callUpstream } from './upstream-call';
+import { callUpstream, UNREACHABLE_STATUSES } from './upstream-call';
 
 // Sends journaled reports upstream again, per device in order, with the device's own token.
 // Every request of a device (live or replay) runs under that device's lock, so a live report
@@ -11,6 +10,26 @@ import { callUpstream } from './upstream-call';
 // upstream is unreachable the next probe waits 0.5 s, doubling up to 15 s. A 401 first tries the
 // newest token the device presented; with none newer, the device waits for one (its next request
 // brings it) and its reports end as 'unauthorized' at MaxAge.
+
+// What an upstream answer (or the lack of one) means for a device report. Pure, table-tested.
+// "unreachable" is exactly what gets journaled on the live path and retried on replay:
+// no connection, no answer in time, or a proxy/load balancer saying the server is not there.
+
+export type Outcome =
+  | { kind: 'unreachable' }
+  | { kind: 'unauthorized' }
+  | { kind: 'final'; result: Exclude<ReportResult, 'unauthorized' | 'expired' | 'superseded'> };
+
+/** status: the upstream response status, or undefined when the request failed (refused, reset, timeout). */
+export function outcomeOf(status: number | undefined): Outcome {
+  if (status === undefined || UNREACHABLE_STATUSES.has(status)) return { kind: 'unreachable' };
+  if (status >= 200 && status < 300) return { kind: 'final', result: 'delivered' };
+  if (status === 401) return { kind: 'unauthorized' };
+  if (status === 409) return { kind: 'final', result: 'aborted' };
+  // Another 5xx may pass: keep the report (MaxAge bounds it) rather than drop it on a hiccup.
+  if (status >= 500) return { kind: 'unreachable' };
+  return { kind: 'final', result: 'rejected' };
+}
 
 export interface ReplayOptions {
   minBackoffMs?: number;
