@@ -7,7 +7,7 @@ import { journalMetrics } from '../observe/metrics';
 import { createUpstream, type Upstream } from '../proxy/upstream';
 import type { ReportKind } from './journal-file';
 import { ReportJournal } from './report-journal';
-import { ReportReplay, type ReplayOptions } from './report-replay';
+import { ReportReplay } from './report-replay';
 import { callUpstream, UNREACHABLE_STATUSES, type BufferedRequest } from './upstream-call';
 
 // The journal in the process that owns the file (the only process, or the cluster primary for
@@ -62,7 +62,7 @@ export function journalDir(config: Readonly<GatewayConfig>): string {
   return config.Features.ArtifactsProxy.Enabled && cache.Enabled ? join(cache.Path, 'journal') : DEFAULT_JOURNAL_DIR;
 }
 
-export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger, options: ReplayOptions = {}): Promise<OwnedJournal> {
+export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger): Promise<OwnedJournal> {
   const settings = config.Features.ReportJournal;
   const dir = journalDir(config);
   const opening = { dir, maxBytes: settings.MaxSize, maxAgeMs: parseDuration(settings.MaxAge), log };
@@ -78,7 +78,7 @@ export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream
     log.error('report journal: cannot open the default journal; tried again at the first report that has to wait (set ReportJournal.Path)', { dir, err: err as Error });
     journal = ReportJournal.deferred(opening);
   }
-  const replay = new ReportReplay(journal, upstream, log, options);
+  const replay = new ReportReplay(journal, upstream, log);
   if (journal.stats.queued > 0) replay.wake();
   return {
     journal,

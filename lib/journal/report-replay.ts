@@ -31,12 +31,10 @@ export function outcomeOf(status: number | undefined): Outcome {
   return { kind: 'final', result: 'rejected' };
 }
 
-export interface ReplayOptions {
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** devices replayed at once */
-  concurrency?: number;
-}
+const MIN_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 15_000;
+/** devices replayed at once */
+const CONCURRENCY = 8;
 
 export type FlushResult = 'empty' | 'unreachable' | 'blocked';
 
@@ -52,20 +50,12 @@ export class ReportReplay {
   private timerAt = Infinity;
   private running = false;
   private closed = false;
-  private readonly minBackoffMs: number;
-  private readonly maxBackoffMs: number;
-  private readonly concurrency: number;
 
   constructor(
     private readonly journal: ReportJournal,
     private readonly upstream: Upstream,
     private readonly log: Logger,
-    options: ReplayOptions = {},
-  ) {
-    this.minBackoffMs = options.minBackoffMs ?? 500;
-    this.maxBackoffMs = options.maxBackoffMs ?? 15_000;
-    this.concurrency = options.concurrency ?? 8;
-  }
+  ) {}
 
   /** Run fn with the device's lock held (requests of one device, one at a time, in order). */
   withDevice<T>(device: string, fn: () => Promise<T>): Promise<T> {
@@ -106,7 +96,7 @@ export class ReportReplay {
   markDown(): void {
     if (!this.down) this.log.warn('upstream unreachable: device reports go to the journal');
     this.down = true;
-    this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs ? this.backoffMs * 2 : this.minBackoffMs);
+    this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs ? this.backoffMs * 2 : MIN_BACKOFF_MS);
     this.nextProbeAt = Date.now() + this.backoffMs;
     this.schedule(this.backoffMs);
   }
@@ -198,10 +188,10 @@ export class ReportReplay {
       // The first device alone is the probe; the rest go in parallel once it got through.
       const first = devices.shift();
       if (first !== undefined && (await this.withDevice(first, () => this.flush(first))) === 'unreachable') unreachable = true;
-      if (!unreachable && devices.length > 0) await Promise.all(Array.from({ length: this.concurrency }, worker));
+      if (!unreachable && devices.length > 0) await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     } catch (err) {
       this.log.error('report replay pass failed', { err: err as Error });
-      this.schedule(this.maxBackoffMs);
+      this.schedule(MAX_BACKOFF_MS);
     } finally {
       this.running = false;
     }

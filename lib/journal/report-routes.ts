@@ -17,7 +17,6 @@ import type { Upstream } from '../proxy/upstream';
 import type { ReportKind } from './journal-file';
 import { connectRemoteDesk } from './journal-ipc';
 import { openOwnedJournal, type DeskAnswer, type ReportDesk } from './journal-owner';
-import type { ReplayOptions } from './report-replay';
 import { answerHeaders, replayHeaders } from './upstream-call';
 
 // Features.ReportJournal as the gateway composes it, on the device side: the journal's desk
@@ -33,7 +32,7 @@ export interface ReportJournaling {
   close(): Promise<void>;
 }
 
-export async function openReportJournaling(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger, options: ReplayOptions = {}): Promise<ReportJournaling> {
+export async function openReportJournaling(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger): Promise<ReportJournaling> {
   let desk: ReportDesk;
   let close: () => Promise<void>;
   if (cluster.isWorker) {
@@ -42,7 +41,7 @@ export async function openReportJournaling(config: Readonly<GatewayConfig>, upst
     desk = remote;
     close = async () => remote.close();
   } else {
-    const owned = await openOwnedJournal(config, upstream, log, options);
+    const owned = await openOwnedJournal(config, upstream, log);
     desk = owned.desk;
     close = owned.close;
   }
