@@ -17,6 +17,7 @@ import type { GatewayConfig } from './config/types';
 import type { RunningGateway } from './gateway';
 import { LEVELS, createLogger, isLevel, type Logger } from './observe/log';
 import { devicesServed, readOpenFileLimit, RESERVED_FILES, watchOutOfFiles, type OpenFileLimit } from './observe/out-of-files';
+import { journalForWorkers } from './journal/journal-ipc';
 import { planWorkers } from './server/worker-count';
 import { hostFacts } from './server/host-memory';
 import { runPrimary, workerSink, type WorkerMessage } from './server/workers';
@@ -194,7 +195,9 @@ async function runCluster(config: Readonly<GatewayConfig>, count: number, log: L
   const proxy = config.Features.ArtifactsProxy;
   // A generated secret is written before any worker starts, so every worker signs alike.
   if (proxy.Enabled) await resolveLinkSecret(proxy.ArtifactsCache.SignatureSecret, proxy.ArtifactsCache.Path, log);
-  const code = await runPrimary({ count, log, drainMs: parseDuration(config.ShutdownTimeout) + 5_000 });
+  // The report journal's writer is wired whatever this configuration says: workers replaced on
+  // SIGUSR2 read theirs afresh. Its modules load only when a worker asks (journal-ipc.ts).
+  const code = await runPrimary({ count, log, drainMs: parseDuration(config.ShutdownTimeout) + 5_000, service: journalForWorkers(log) });
   process.exit(code);
 }
 

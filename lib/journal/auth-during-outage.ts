@@ -4,14 +4,13 @@ import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
 import { parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
+import { authKeyOf, IssuedTokens, replyWithIssuedToken, TOKEN_GIVEN_BACK } from '../mtls/issued-tokens';
 import { createProxyServer, replyProxyError } from '../proxy/pass-through';
 import type { Upstream } from '../proxy/upstream';
-import { authKeyOf, IssuedTokens, replyWithIssuedToken, TOKEN_GIVEN_BACK } from './issued-tokens';
-import { replayHeaders } from './report-outcome';
-import { callUpstream } from './upstream-call';
+import { answerHeaders, callUpstream, replayHeaders, UNREACHABLE_STATUSES } from './upstream-call';
 
 // With Features.ReportJournal, device auth requests go upstream as usual (the body byte for
-// byte) and the token upstream issues is remembered (issued-tokens.ts). While upstream cannot
+// byte) and the token upstream issues is remembered (mtls/issued-tokens.ts). While upstream cannot
 // be reached, a device that sends a correctly signed auth request for the same identity and key
 // gets that token back, until its own expiry, instead of a 502. Why: Mender client 5.1 fetches
 // a new token before ArtifactCommit (3.4 kept using its old one); with a 502 its mender-update
@@ -21,8 +20,6 @@ import { callUpstream } from './upstream-call';
 const AUTH_PATH = '/api/devices/v1/authentication/auth_requests';
 const MAX_AUTH_BODY = 64 * 1024;
 const MAX_TOKEN_BODY = 64 * 1024;
-/** Answers a load balancer gives when the server behind it is away: an outage too. */
-const OUTAGE_STATUSES = new Set([502, 503, 504]);
 
 export interface OutageAuthOptions {
   upstream: Upstream;
@@ -70,21 +67,17 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
       answer.destroy();
       return fallback(new GatewayError('UPSTREAM_BAD_RESPONSE', 'upstream auth answer cut or too large'));
     }
-    if (OUTAGE_STATUSES.has(status)) return fallback(new GatewayError('UPSTREAM_UNREACHABLE', `upstream answered ${status}`));
+    if (UNREACHABLE_STATUSES.has(status)) return fallback(new GatewayError('UPSTREAM_UNREACHABLE', `upstream answered ${status}`));
     if (key !== undefined) {
       if (status === 200) tokens.remember(key, answered.body, header(answer, 'content-type'));
       else tokens.forget(key);
     }
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
-    res.writeHead(status, { ...headers, 'Content-Length': answered.body.length });
+    res.writeHead(status, { ...answerHeaders(answer.headers), 'Content-Length': answered.body.length });
     res.end(answered.body);
   }
 
   return { name: 'auth-request', methods: ['POST'], match: (path) => path === AUTH_PATH, handle };
 }
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
 
 function header(msg: IncomingMessage, name: string): string | undefined {
   const v = msg.headers[name];

@@ -1,12 +1,16 @@
+import cluster, { type Worker } from 'node:cluster';
 import type { GatewayConfig } from '../config/types';
-import type { DeskAnswer, DeskReport, ReportDesk } from './report-desk';
+import type { Logger } from '../observe/log';
 import type { JournalStats } from '../observe/metrics';
+import type { WorkerService } from '../server/workers';
+import type { DeskAnswer, DeskReport, OwnedJournal, ReportDesk } from './journal-owner';
 
-// The journal with worker processes: one writer, the cluster primary. A worker
-// hands every report to the primary over cluster's IPC channel and answers the device with
-// what comes back, so a report the journal took is on disk (synced) before the device's 204.
-// Bodies travel in base64 (IPC is JSON). This file is the worker's end; journal-host.ts is
-// the primary's.
+// The journal with worker processes: one writer, the cluster primary. A worker hands every
+// report to the primary over cluster's IPC channel and answers the device with what comes back,
+// so a report the journal took is on disk (synced) before the device's 204. Bodies travel in
+// base64 (IPC is JSON). Below: the messages, the worker's end (a desk that asks the primary),
+// the primary's end (the owner's desk, journal-owner.ts, loaded when the first worker asks, so a
+// primary without the journal carries none of it).
 
 export interface WireReport extends Omit<DeskReport, 'request'> {
   request: { method: string; path: string; headers: Record<string, string>; body: string };
@@ -25,7 +29,7 @@ export type ToWorker =
   /** broadcast when it changes: the status page and metrics of every worker show the journal */
   | { type: 'journal-state'; down: boolean; stats: JournalStats };
 
-export function isToPrimary(m: unknown): m is ToPrimary {
+function isToPrimary(m: unknown): m is ToPrimary {
   const type = (m as { type?: unknown } | null)?.type;
   return typeof type === 'string' && ['journal-open', 'journal-submit', 'journal-settle', 'journal-upstream-answer'].includes(type);
 }
@@ -38,7 +42,7 @@ export interface RemoteDesk extends ReportDesk {
 
 type Channel = Pick<NodeJS.Process, 'send' | 'on' | 'off'>;
 
-/** Ask the primary to open the journal (once; later workers find it open), then talk to it. */
+/** The worker's end: ask the primary to open the journal (once; later workers find it open), then talk to it. */
 export async function connectRemoteDesk(config: GatewayConfig, channel: Channel = process): Promise<RemoteDesk> {
   if (!channel.send) throw new Error('ReportJournal: a worker process without an IPC channel to its primary');
   let nextId = 1;
@@ -108,6 +112,82 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
     close() {
       channel.off('message', onMessage);
       channel.off('disconnect', onDisconnect);
+    },
+  };
+}
+
+const STATE_EVERY_MS = 250;
+
+/**
+ * The primary's end: the first worker to start asks it to open the journal with the
+ * configuration it loaded; the primary then takes every worker's reports through the same desk
+ * a single process uses (per-device order, journal, replay with the devices' tokens) and
+ * broadcasts the journal's state when it changes.
+ */
+export function journalForWorkers(log: Logger): WorkerService {
+  let opening: Promise<OwnedJournal> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let lastState = '';
+
+  const send = (worker: Worker, message: ToWorker): void => {
+    if (worker.isConnected()) worker.send(message, undefined, () => undefined);
+  };
+  const state = (owned: OwnedJournal): ToWorker => ({ type: 'journal-state', down: owned.replay.upstreamDown, stats: { ...owned.journal.stats } });
+  const broadcast = (owned: OwnedJournal): void => {
+    const message = state(owned);
+    const text = JSON.stringify(message);
+    if (text === lastState) return;
+    lastState = text;
+    for (const w of Object.values(cluster.workers ?? {})) if (w) send(w, message);
+  };
+
+  async function handle(worker: Worker, m: ToPrimary): Promise<void> {
+    if (m.type === 'journal-open') {
+      opening ??= (async () => {
+        const owned = await (await import('./journal-owner')).openForWorkers(m.config, log);
+        log.info('report journal kept by the cluster primary for every worker');
+        timer = setInterval(() => broadcast(owned), STATE_EVERY_MS);
+        timer.unref();
+        return owned;
+      })();
+      try {
+        const owned = await opening;
+        send(worker, { type: 'journal-opened' });
+        send(worker, state(owned));
+      } catch (err) {
+        opening = undefined; // the next worker tries again
+        send(worker, { type: 'journal-opened', error: (err as Error).message });
+      }
+      return;
+    }
+    const owned = opening && (await opening);
+    if (!owned) return log.warn('journal message before the journal was opened: ignored', { type: m.type });
+    const { desk } = owned;
+    if (m.type === 'journal-submit') {
+      const { request } = m.report;
+      const answer = await desk
+        .submit({ ...m.report, request: { ...request, body: Buffer.from(request.body, 'base64') } })
+        .catch((err: Error): DeskAnswer => ({ t: 'error', message: err.message }));
+      // Every worker hears of the queued report before the device hears its 204: a worker
+      // lets `next` through without asking while the broadcast says nothing waits.
+      if (answer.t === 'journaled') broadcast(owned);
+      send(worker, { type: 'journal-answer', id: m.id, answer });
+    } else if (m.type === 'journal-settle') {
+      const settled = await desk.settle(m.device, m.authorization).catch(() => false);
+      send(worker, { type: 'journal-settled', id: m.id, settled });
+    } else desk.noteUpstreamAnswer(m.status);
+  }
+
+  return {
+    handle(worker, message) {
+      if (!isToPrimary(message)) return false;
+      handle(worker, message).catch((err: unknown) => log.error('report journal: a worker message failed in the primary', { err: err as Error }));
+      return true;
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      const owned = opening && (await opening.catch(() => undefined));
+      await owned?.close().catch((err: unknown) => log.error('report journal: close failed', { err: err as Error }));
     },
   };
 }

@@ -2,8 +2,7 @@ import type { Logger } from '../observe/log';
 import { journalMetrics, type JournalStats } from '../observe/metrics';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { JOURNAL_FILE, JournalFile } from './journal-file';
-import { encodeRecord, type JournalEntry, type JournalRecord, type ReportResult } from './journal-record';
+import { encodeRecord, JOURNAL_FILE, JournalFile, type JournalEntry, type JournalRecord, type ReportResult } from './journal-file';
 
 // The reports waiting for upstream, per device in arrival order, backed by the journal file.
 // It enforces the bounds (MaxSize of waiting reports, MaxAge), keeps only the newest inventory

@@ -1,9 +1,8 @@
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
-import type { JournalEntry } from './journal-record';
-import { outcomeOf } from './report-outcome';
+import type { JournalEntry, ReportResult } from './journal-file';
 import type { ReportJournal } from './report-journal';
-import { callUpstream } from './upstream-call';
+import { callUpstream, UNREACHABLE_STATUSES } from './upstream-call';
 
 // Sends journaled reports upstream again, per device in order, with the device's own token.
 // Every request of a device (live or replay) runs under that device's lock, so a live report
@@ -12,12 +11,30 @@ import { callUpstream } from './upstream-call';
 // newest token the device presented; with none newer, the device waits for one (its next request
 // brings it) and its reports end as 'unauthorized' at MaxAge.
 
-export interface ReplayOptions {
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** devices replayed at once */
-  concurrency?: number;
+// What an upstream answer (or the lack of one) means for a device report. Pure, table-tested.
+// "unreachable" is exactly what gets journaled on the live path and retried on replay:
+// no connection, no answer in time, or a proxy/load balancer saying the server is not there.
+
+export type Outcome =
+  | { kind: 'unreachable' }
+  | { kind: 'unauthorized' }
+  | { kind: 'final'; result: Exclude<ReportResult, 'unauthorized' | 'expired' | 'superseded'> };
+
+/** status: the upstream response status, or undefined when the request failed (refused, reset, timeout). */
+export function outcomeOf(status: number | undefined): Outcome {
+  if (status === undefined || UNREACHABLE_STATUSES.has(status)) return { kind: 'unreachable' };
+  if (status >= 200 && status < 300) return { kind: 'final', result: 'delivered' };
+  if (status === 401) return { kind: 'unauthorized' };
+  if (status === 409) return { kind: 'final', result: 'aborted' };
+  // Another 5xx may pass: keep the report (MaxAge bounds it) rather than drop it on a hiccup.
+  if (status >= 500) return { kind: 'unreachable' };
+  return { kind: 'final', result: 'rejected' };
 }
+
+const MIN_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 15_000;
+/** devices replayed at once */
+const CONCURRENCY = 8;
 
 export type FlushResult = 'empty' | 'unreachable' | 'blocked';
 
@@ -33,20 +50,12 @@ export class ReportReplay {
   private timerAt = Infinity;
   private running = false;
   private closed = false;
-  private readonly minBackoffMs: number;
-  private readonly maxBackoffMs: number;
-  private readonly concurrency: number;
 
   constructor(
     private readonly journal: ReportJournal,
     private readonly upstream: Upstream,
     private readonly log: Logger,
-    options: ReplayOptions = {},
-  ) {
-    this.minBackoffMs = options.minBackoffMs ?? 500;
-    this.maxBackoffMs = options.maxBackoffMs ?? 15_000;
-    this.concurrency = options.concurrency ?? 8;
-  }
+  ) {}
 
   /** Run fn with the device's lock held (requests of one device, one at a time, in order). */
   withDevice<T>(device: string, fn: () => Promise<T>): Promise<T> {
@@ -87,7 +96,7 @@ export class ReportReplay {
   markDown(): void {
     if (!this.down) this.log.warn('upstream unreachable: device reports go to the journal');
     this.down = true;
-    this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs ? this.backoffMs * 2 : this.minBackoffMs);
+    this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs ? this.backoffMs * 2 : MIN_BACKOFF_MS);
     this.nextProbeAt = Date.now() + this.backoffMs;
     this.schedule(this.backoffMs);
   }
@@ -179,10 +188,10 @@ export class ReportReplay {
       // The first device alone is the probe; the rest go in parallel once it got through.
       const first = devices.shift();
       if (first !== undefined && (await this.withDevice(first, () => this.flush(first))) === 'unreachable') unreachable = true;
-      if (!unreachable && devices.length > 0) await Promise.all(Array.from({ length: this.concurrency }, worker));
+      if (!unreachable && devices.length > 0) await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     } catch (err) {
       this.log.error('report replay pass failed', { err: err as Error });
-      this.schedule(this.maxBackoffMs);
+      this.schedule(MAX_BACKOFF_MS);
     } finally {
       this.running = false;
     }

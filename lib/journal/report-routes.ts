@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { GatewayConfig } from '../config/types';
@@ -7,33 +8,67 @@ import { readBounded } from '../device-system/read-bounded';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
-import { countInventoryRewrite } from '../observe/metrics';
+import { pathnameOf, type Router } from '../http/router';
+import type { Logger } from '../observe/log';
+import { countInventoryRewrite, journalMetrics } from '../observe/metrics';
 import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
 import { createProxyServer, replyProxyError } from '../proxy/pass-through';
 import type { Upstream } from '../proxy/upstream';
-import type { ReportKind } from './journal-record';
-import type { DeskAnswer, ReportDesk } from './report-desk';
-import { replayHeaders } from './report-outcome';
+import type { ReportKind } from './journal-file';
+import { connectRemoteDesk } from './journal-ipc';
+import { openOwnedJournal, type DeskAnswer, type ReportDesk } from './journal-owner';
+import { answerHeaders, replayHeaders } from './upstream-call';
 
-// Features.ReportJournal: status reports, deployment logs and inventory uploads. The body is
-// read (bounded) and handed to the desk (report-desk.ts: this process's journal, or the cluster
-// primary's over IPC), whose answer goes to the device: upstream's own, or the one upstream
-// would give for a report the journal took.
+// Features.ReportJournal as the gateway composes it, on the device side: the journal's desk
+// (this process's journal, journal-owner.ts, or in a worker the cluster primary's, journal-ipc.ts),
+// the routes that hand it status reports, deployment logs and inventory uploads, and the router
+// with a device's `next` held back while its reports wait.
+
+export interface ReportJournaling {
+  routes: Route[];
+  desk: ReportDesk;
+  /** The router, with a device's `next` held back while its reports wait (reportsFirst below). */
+  ordered(router: Router): Router;
+  close(): Promise<void>;
+}
+
+export async function openReportJournaling(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger): Promise<ReportJournaling> {
+  let desk: ReportDesk;
+  let close: () => Promise<void>;
+  if (cluster.isWorker) {
+    const remote = await connectRemoteDesk(config as GatewayConfig);
+    journalMetrics.watch(() => remote.stats() ?? { queued: 0, bytes: 0, devices: 0, journaled: 0, replayed: 0, failed: 0, superseded: 0 });
+    desk = remote;
+    close = async () => remote.close();
+  } else {
+    const owned = await openOwnedJournal(config, upstream, log);
+    desk = owned.desk;
+    close = owned.close;
+  }
+  return {
+    routes: createReportRoutes({ desk, upstream, deviceSystem: config.Features.DeviceSystem }),
+    desk,
+    ordered: (router) => reportsFirst(router, desk),
+    close,
+  };
+}
+
+// The routes: the body is read (bounded) and handed to the desk, whose answer goes to the
+// device: upstream's own, or the one upstream would give for a report the journal took.
 
 const STATUS_OR_LOG = /^\/api\/devices\/v1\/deployments\/device\/deployments\/[^/]{1,128}\/(status|log)$/;
 /** A failed deployment's log is the largest report (~9 KB observed); far past that, forward untouched. */
 const MAX_REPORT_BYTES = 4 * 1024 * 1024;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
 /** Set on answers the gateway gave for upstream; the status page does not count them as upstream's. */
 export const JOURNALED_HEADER = 'x-men-gateway-journaled';
 
-export interface ReportRoutesOptions {
+interface ReportRoutesOptions {
   desk: ReportDesk;
   upstream: Upstream;
   deviceSystem: GatewayConfig['Features']['DeviceSystem'];
 }
 
-export function createReportRoutes(opts: ReportRoutesOptions): Route[] {
+function createReportRoutes(opts: ReportRoutesOptions): Route[] {
   const proxy = createProxyServer({ upstream: opts.upstream });
   const forwardStream = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body: Readable): void => {
     proxy.web(req, res, { buffer: body as never }, (err) => replyProxyError(req, res, err, ctx));
@@ -88,12 +123,43 @@ function reply(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, a
     res.end();
   } else if (answer.t === 'upstream') {
     const body = Buffer.from(answer.body, 'base64');
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
-    res.writeHead(answer.status, { ...headers, 'Content-Length': body.length });
+    res.writeHead(answer.status, { ...answerHeaders(answer.headers), 'Content-Length': body.length });
     res.end(body);
   } else {
     const err = answer.code === 'UPSTREAM_TIMEOUT' ? new GatewayError('UPSTREAM_TIMEOUT', answer.message) : upstreamError(Object.assign(new Error(answer.message), { code: answer.code }));
     replyError(req, res, err, ctx.log);
   }
+}
+
+// A device's `next` must not overtake its journaled reports: the server decides what to offer
+// from the statuses it has, and a device whose `success` still waits would be offered the same
+// deployment again (the server then records `already-installed` after the `success`). So a
+// device with reports waiting gets them replayed first; while some still wait, its `next` gets
+// the upstream error (the client asks again at its next poll), whatever route would serve it.
+
+const NEXT = /^\/api\/devices\/v[12]\/deployments\/device\/deployments\/next$/;
+
+function reportsFirst(router: Router, desk: ReportDesk): Router {
+  return {
+    select(req) {
+      const route = router.select(req);
+      if (!NEXT.test(pathnameOf(req))) return route;
+      return {
+        ...route,
+        async handle(req, res, ctx) {
+          const authorization = req.headers.authorization;
+          const device = deviceIdFromAuthorization(authorization);
+          if (device && !(await desk.settle(device, authorization))) {
+            req.resume();
+            ctx.log.debug('deployments/next held back: reports of the device wait for upstream');
+            return replyError(req, res, new GatewayError('UPSTREAM_UNREACHABLE', 'upstream server unreachable: reports of this device are waiting for it'), ctx.log);
+          }
+          // Settling may have waited (a worker asks the primary): a device that left meanwhile
+          // is not forwarded, its half-sent body would hold an upstream connection open.
+          if (req.destroyed || req.socket.destroyed) return void ctx.log.debug('device left while its next waited for its reports', { status: 499 });
+          return route.handle(req, res, ctx);
+        },
+      };
+    },
+  };
 }

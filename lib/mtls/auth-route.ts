@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../http/gateway-error';
-import { authKeyOf, replyWithIssuedToken, TOKEN_GIVEN_BACK, type IssuedTokens } from '../journal/issued-tokens';
+import { authKeyOf, replyWithIssuedToken, TOKEN_GIVEN_BACK, type IssuedTokens } from './issued-tokens';
 import type { RequestContext, Route } from '../http/route';
 import { createProxyServer, replyProxyError } from '../proxy/pass-through';
 import type { Upstream } from '../proxy/upstream';

@@ -13,7 +13,7 @@ import type { Upstream } from '../proxy/upstream';
 import { parseCertificates, verifyClient, verifyPeerChain, type ClientIdentityPolicy } from './client-identity';
 import { watchSerialBlocklist } from './serial-blocklist';
 import { watchRevocationList } from './revocation-list';
-import type { IssuedTokens } from '../journal/issued-tokens';
+import type { IssuedTokens } from './issued-tokens';
 import { createAuthRoute } from './auth-route';
 import { createManagementSession, type ManagementSession } from './management-session';
 import { PreauthorizationCache } from './preauthorization-cache';

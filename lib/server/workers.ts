@@ -1,6 +1,4 @@
 import cluster, { type Worker } from 'node:cluster';
-import { isToPrimary } from '../journal/journal-ipc';
-import type { JournalHost } from '../journal/journal-host';
 import type { Logger, Sink } from '../observe/log';
 
 // The cluster primary: forks N workers that each run the whole gateway; cluster
@@ -11,17 +9,27 @@ import type { Logger, Sink } from '../observe/log';
 // WebSockets included, go on). SIGUSR2 replaces the workers one at a time, each new one
 // serving before the old one is told to stop, so no request is refused and the new workers
 // read the whole configuration afresh; a replacement that cannot start leaves the old one
-// serving. The primary serves no device itself; with Features.ReportJournal it is the
-// journal's one writer for every worker (lib/journal/journal-host.ts, loaded on first use).
+// serving. The primary serves no device itself; what else it does for its workers (the report
+// journal's one writer) comes in as a WorkerService, wired by the CLI, so this layer knows no
+// feature.
 
 /** Messages between primary and worker (over cluster's IPC channel). */
 export type WorkerMessage = { type: 'ready' } | { type: 'shutdown' };
+
+/** Something the primary does for its workers besides running them. */
+export interface WorkerService {
+  /** A worker's message: true when it was this service's (the primary's own are not). */
+  handle(worker: Worker, message: unknown): boolean;
+  /** After the last worker exited: what they answered is final. */
+  close(): Promise<void>;
+}
 
 export interface PrimaryOptions {
   count: number;
   log: Logger;
   /** How long a draining worker may take before it is killed (ShutdownTimeout plus a margin). */
   drainMs: number;
+  service?: WorkerService;
 }
 
 /** A worker that dies faster than this after starting is not restarted again and again. */
@@ -42,9 +50,6 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((resolve) => (resolveExit = resolve));
   let exitCode = 0;
-  let journal: Promise<JournalHost> | undefined;
-  const journalHost = (): Promise<JournalHost> =>
-    (journal ??= import('../journal/journal-host').then((m) => m.createJournalHost(log, () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined))));
 
   function fork(replacement = false): Promise<Worker> {
     const worker = cluster.fork();
@@ -52,7 +57,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
     const startedAt = Date.now();
     const ready = new Promise<Worker>((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
-        if (isToPrimary(m)) return void journalHost().then((host) => host.handle(worker, m));
+        if (opts.service?.handle(worker, m)) return;
         if (m?.type !== 'ready') return;
         starting.delete(worker);
         serving.add(worker);
@@ -156,10 +161,9 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   let closing: Promise<void> | undefined;
   function maybeDone(): void {
     if (!stopping || Object.keys(cluster.workers ?? {}).length > 0) return;
-    // The journal closes after the last worker: every report a worker answered is on disk.
-    closing ??= (journal ?? Promise.resolve(undefined))
-      .then((host) => host?.close())
-      .catch((err: unknown) => log.error('report journal: close failed', { err: err as Error }))
+    // The service closes after the last worker: every report a worker answered is on disk.
+    closing ??= (opts.service?.close() ?? Promise.resolve())
+      .catch((err: unknown) => log.error('closing the service for the workers failed', { err: err as Error }))
       .then(() => resolveExit(exitCode));
   }
 

@@ -4,7 +4,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { decodeRecords, type JournalEntry } from '../../lib/journal/journal-record';
+import { decodeRecords, type JournalEntry } from '../../lib/journal/journal-file';
 import { ReportJournal } from '../../lib/journal/report-journal';
 import { captureLog } from '../support/capture-log';
 import { startTimeOf } from '../../lib/server/process-liveness';

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeRecords, encodeRecord, type JournalRecord } from '../../lib/journal/journal-record';
-import { acceptedStatus, outcomeOf, replayHeaders } from '../../lib/journal/report-outcome';
+import { decodeRecords, encodeRecord, type JournalRecord } from '../../lib/journal/journal-file';
+import { acceptedStatus } from '../../lib/journal/journal-owner';
+import { outcomeOf } from '../../lib/journal/report-replay';
+import { replayHeaders } from '../../lib/journal/upstream-call';
 
 const add = (seq: number, body = '{"status":"downloading"}\n'): JournalRecord => ({
   t: 'add',

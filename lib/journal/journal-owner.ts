@@ -1,19 +1,25 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { journalMetrics } from '../observe/metrics';
+import { join } from 'node:path';
+import { parseDuration } from '../config/parse-duration';
+import type { GatewayConfig } from '../config/types';
 import type { Logger } from '../observe/log';
-import type { Upstream } from '../proxy/upstream';
-import type { ReportKind } from './journal-record';
-import type { ReportJournal } from './report-journal';
-import { acceptedStatus, UNREACHABLE_STATUSES } from './report-outcome';
-import type { ReportReplay } from './report-replay';
-import { callUpstream, type BufferedRequest } from './upstream-call';
+import { journalMetrics } from '../observe/metrics';
+import { createUpstream, type Upstream } from '../proxy/upstream';
+import type { ReportKind } from './journal-file';
+import { ReportJournal } from './report-journal';
+import { ReportReplay } from './report-replay';
+import { callUpstream, UNREACHABLE_STATUSES, type BufferedRequest } from './upstream-call';
 
-// Where a device's report goes, decided in the one process that owns the journal (the only
-// process, or the cluster primary for its workers). Under the device's lock: reports still
-// waiting are replayed first; if none wait and upstream is not known to be down, the report
-// goes upstream and upstream's answer is the device's; if upstream is unreachable (or reports
-// still wait, to keep the order), it is journaled and synced, and the device gets the answer
-// upstream would give. Answers are plain data, so a worker can get them over IPC.
+// The journal in the process that owns the file (the only process, or the cluster primary for
+// its workers): the file opened with what it held queued for replay, the replay loop, and the
+// desk that decides where a device's report goes. No routes and no proxy here, so the primary
+// loads little.
+//
+// The desk, under the device's lock: reports still waiting are replayed first; if none wait and
+// upstream is not known to be down, the report goes upstream and upstream's answer is the
+// device's; if upstream is unreachable (or reports still wait, to keep the order), it is
+// journaled and synced, and the device gets the answer upstream would give. Answers are plain
+// data, so a worker can get them over IPC (journal-ipc.ts).
 
 export interface DeskReport {
   kind: ReportKind;
@@ -39,10 +45,77 @@ export interface ReportDesk {
   noteUpstreamAnswer(status: number): void;
 }
 
+/** The journal, its replay loop and the desk, in the process that owns the file. */
+export interface OwnedJournal {
+  journal: ReportJournal;
+  replay: ReportReplay;
+  desk: ReportDesk;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_JOURNAL_DIR = '/var/lib/mender-gateway/journal';
+
+export function journalDir(config: Readonly<GatewayConfig>): string {
+  const settings = config.Features.ReportJournal;
+  if (settings.Path) return settings.Path;
+  const cache = config.Features.ArtifactsProxy.ArtifactsCache;
+  return config.Features.ArtifactsProxy.Enabled && cache.Enabled ? join(cache.Path, 'journal') : DEFAULT_JOURNAL_DIR;
+}
+
+export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger): Promise<OwnedJournal> {
+  const settings = config.Features.ReportJournal;
+  const dir = journalDir(config);
+  const opening = { dir, maxBytes: settings.MaxSize, maxAgeMs: parseDuration(settings.MaxAge), log };
+  // An explicit Path must work at start. The default one (under the cache, or /var/lib) is made
+  // when first needed; if it cannot be opened (not writable, another gateway's), the gateway
+  // still starts and a report that has to wait gets the upstream error, as with the journal off.
+  const implicit = settings.Path === '';
+  let journal: ReportJournal;
+  try {
+    journal = await ReportJournal.open({ ...opening, lazy: implicit });
+  } catch (err) {
+    if (!implicit) throw new Error(`ReportJournal: cannot open the journal in ${dir}: ${(err as Error).message}`);
+    log.error('report journal: cannot open the default journal; tried again at the first report that has to wait (set ReportJournal.Path)', { dir, err: err as Error });
+    journal = ReportJournal.deferred(opening);
+  }
+  const replay = new ReportReplay(journal, upstream, log);
+  if (journal.stats.queued > 0) replay.wake();
+  return {
+    journal,
+    replay,
+    desk: createDesk(journal, replay, upstream, log),
+    async close() {
+      replay.close();
+      await journal.close();
+    },
+  };
+}
+
+/** The journal for a cluster's workers, opened in the primary with the configuration a worker loaded. */
+export async function openForWorkers(config: Readonly<GatewayConfig>, log: Logger): Promise<OwnedJournal> {
+  const upstream = createUpstream(config.UpstreamServer, process.env);
+  const owned = await openOwnedJournal(config, upstream, log).catch((err: unknown) => {
+    upstream.close();
+    throw err;
+  });
+  return {
+    ...owned,
+    async close() {
+      await owned.close();
+      upstream.close();
+    },
+  };
+}
+
+/** The answer the device expects when the gateway took its report (real-client.md §7.7). */
+export function acceptedStatus(kind: ReportKind): number {
+  return kind === 'inventory' ? 200 : 204;
+}
+
 /** An upstream answer to a report is a few bytes (204, or an error body); far past that: unreachable. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
-export function localDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upstream, log: Logger): ReportDesk {
+function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upstream, log: Logger): ReportDesk {
   async function live(report: DeskReport, device: string | undefined): Promise<DeskAnswer> {
     let failure: unknown = new Error('reports of this device are waiting for upstream');
     if (device) {
