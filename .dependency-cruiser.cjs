@@ -1,9 +1,29 @@
-// Import rules of lib/, checked by `make lint` (dependency-cruiser): no circles, the layers
-// below hold. The folder layers as they stand are in docs/architecture.md; rules join this file
-// as the folders come into order.
+// Import rules of lib/, checked by `make lint` (dependency-cruiser): no circles, and no import
+// against the layer order of support/lint/layers.cjs (docs/architecture.md explains the layers).
+const layers = require('./support/lint/layers.cjs');
+
+const escapeDots = (name) => name.replace(/[.]/g, '\\.');
+const pathOf = (layer) => (layer.endsWith('.ts') ? `^lib/${escapeDots(layer)}$` : `^lib/${escapeDots(layer)}/`);
+
+// One rule per layer: it may not import any layer above it.
+const layerRules = layers.slice(0, -1).map((layer, i) => ({
+  name: `layer-${layer.replace(/\.ts$/, '')}`,
+  severity: 'error',
+  comment: `lib/${layer} sits below ${layers.slice(i + 1).join(', ')} (support/lint/layers.cjs): it imports none of them.`,
+  from: { path: pathOf(layer) },
+  to: { path: layers.slice(i + 1).map(pathOf) },
+}));
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
+    ...layerRules,
+    {
+      name: 'every-folder-has-a-layer',
+      severity: 'error',
+      comment: 'A new folder or top-level file of lib/ gets its place in support/lint/layers.cjs.',
+      from: { path: '^lib/' },
+      to: { path: '^lib/', pathNot: layers.map(pathOf) },
+    },
     {
       name: 'no-circular',
       severity: 'error',
@@ -12,25 +32,11 @@ module.exports = {
       to: { circular: true },
     },
     {
-      name: 'config-is-the-bottom',
-      severity: 'error',
-      comment: 'lib/config is read by every feature: it imports nothing else of lib/.',
-      from: { path: '^lib/config/' },
-      to: { path: '^lib/', pathNot: '^lib/config/' },
-    },
-    {
       name: 'commands-are-the-top',
       severity: 'error',
       comment: 'The operator commands (lib/commands) are loaded by the CLI only; nothing the gateway runs imports them.',
       from: { path: '^lib/', pathNot: ['^lib/commands/', '^lib/cli\\.ts$'] },
       to: { path: '^lib/commands/' },
-    },
-    {
-      name: 'only-the-cli-starts-the-gateway',
-      severity: 'error',
-      comment: 'lib/cli.ts and lib/gateway.ts are the top of the tree: no module below imports them.',
-      from: { path: '^lib/', pathNot: '^lib/cli\\.ts$' },
-      to: { path: '^lib/(cli|gateway)\\.ts$' },
     },
     {
       name: 'lib-does-not-import-tests',
