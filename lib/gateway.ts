@@ -113,7 +113,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     : undefined;
 
   async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {
-    let tls;
+    let tls: https.ServerOptions | undefined;
     try {
       tls = protocol === 'https' ? { ...tlsOptionsFor(config.HTTPS), ...mtls?.tlsOptions } : undefined;
     } catch (err) {

@@ -142,7 +142,10 @@ export class ReportJournal {
 
   private remember(entry: JournalEntry, size = encodeRecord({ t: 'add', entry }).length): void {
     let queue = this.queues.get(entry.device);
-    if (!queue) this.queues.set(entry.device, (queue = []));
+    if (!queue) {
+      queue = [];
+      this.queues.set(entry.device, queue);
+    }
     queue.push(entry);
     this.sizes.set(entry.seq, size);
     this.liveBytes += size;

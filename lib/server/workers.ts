@@ -158,11 +158,12 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
     maybeDone();
   }
 
-  let closing: Promise<void> | undefined;
+  let closing = false;
   function maybeDone(): void {
-    if (!stopping || Object.keys(cluster.workers ?? {}).length > 0) return;
+    if (closing || !stopping || Object.keys(cluster.workers ?? {}).length > 0) return;
+    closing = true;
     // The service closes after the last worker: every report a worker answered is on disk.
-    closing ??= (opts.service?.close() ?? Promise.resolve())
+    void (opts.service?.close() ?? Promise.resolve())
       .catch((err: unknown) => log.error('closing the service for the workers failed', { err: err as Error }))
       .then(() => resolveExit(exitCode));
   }
