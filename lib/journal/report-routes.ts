@@ -9,7 +9,7 @@ import { replyError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
 import { countInventoryRewrite } from '../observe/metrics';
 import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
-import { createProxyServer, replyProxyError } from '../proxy/pass-through';
+import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import type { ReportKind } from './journal-record';
 import type { DeskAnswer, ReportDesk } from './report-desk';
@@ -34,9 +34,9 @@ export interface ReportRoutesOptions {
 }
 
 export function createReportRoutes(opts: ReportRoutesOptions): Route[] {
-  const proxy = createProxyServer({ upstream: opts.upstream });
+  const forwarder = createForwarder(opts.upstream);
   const forwardStream = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body: Readable): void => {
-    proxy.web(req, res, { buffer: body as never }, (err) => replyProxyError(req, res, err, ctx));
+    forwarder.forward(req, res, ctx, { body });
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, kind: ReportKind, maxBytes: number): Promise<void> {
