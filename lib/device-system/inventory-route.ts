@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/types';
 import type { RequestContext, Route } from '../http/route';
@@ -20,8 +20,8 @@ export const MAX_INVENTORY_BYTES = 1024 * 1024;
 
 export function createInventoryRoute(settings: GatewayConfig['Features']['DeviceSystem'], upstream: Upstream, maxBytes = MAX_INVENTORY_BYTES): Route {
   const forwarder = createForwarder(upstream);
-  const forward = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body?: Readable, bodyLength?: number): void => {
-    forwarder.forward(req, res, ctx, { body, bodyLength });
+  const forward = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body?: Buffer | Readable): void => {
+    forwarder.forward(req, res, ctx, { body });
   };
 
   return {
@@ -56,7 +56,7 @@ export function createInventoryRoute(settings: GatewayConfig['Features']['Device
       }
       countInventoryRewrite(result.kind);
       // The body is now complete in memory: send it sized, whatever framing the device used.
-      forward(req, res, ctx, Readable.from([body]), body.length);
+      forward(req, res, ctx, body);
     },
   };
 }

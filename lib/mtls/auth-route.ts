@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../http/gateway-error';
 import { authKeyOf, replyWithIssuedToken, TOKEN_GIVEN_BACK, type IssuedTokens } from '../journal/issued-tokens';
@@ -95,8 +94,7 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
 
     // Same bytes; only the framing may change (a chunked body gets a Content-Length).
     forwarder.forward(req, res, ctx, {
-      body: Readable.from([raw]),
-      bodyLength: raw.length,
+      body: raw,
       onResponse: (status, headers) => learn(request, status, headers['content-type']),
       onFailure: (err) => givenBack(request, res, ctx, err),
     });

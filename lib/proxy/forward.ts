@@ -35,20 +35,21 @@ export function createForwarder(upstream: Upstream, options: ForwarderOptions = 
     forward(req, res, ctx, opts = NONE) {
       const source = req.headers;
       const headers = upstreamHeaders(source, opts.rewrite !== undefined);
-      let chunked = source['transfer-encoding'] !== undefined;
-      let hasBody = chunked || (source['content-length'] !== undefined && source['content-length'] !== '0');
-      if (opts.bodyLength !== undefined) {
-        headers['content-length'] = String(opts.bodyLength);
-        chunked = false;
-        hasBody = opts.bodyLength > 0;
-      }
       const exchange = new Exchange(req, res, ctx, opts, onUpstreamAnswer);
       res.on('close', exchange.deviceClosed);
-      // Piped in this tick, like http.request's pipe: a listener added alongside (the status
-      // board's report tap) sees every chunk too. undici measures a stream that has ended by the
-      // time it writes; an iterable it never measures, so a chunked body stays chunked.
-      const piped = hasBody ? (opts.body ?? req).pipe(new PassThrough()) : null;
-      const body = piped && chunked ? chunksOf(piped) : piped;
+      let body: Buffer | Readable | AsyncGenerator<Buffer> | null;
+      if (Buffer.isBuffer(opts.body)) {
+        headers['content-length'] = String(opts.body.length);
+        body = opts.body;
+      } else {
+        const chunked = source['transfer-encoding'] !== undefined;
+        const hasBody = chunked || (source['content-length'] !== undefined && source['content-length'] !== '0');
+        // Piped in this tick, like http.request's pipe: a listener added alongside (the status
+        // board's report tap) sees every chunk too. undici measures a stream that has ended by the
+        // time it writes; an iterable it never measures, so a chunked body stays chunked.
+        const piped = hasBody ? (opts.body ?? req).pipe(new PassThrough()) : null;
+        body = piped && chunked ? chunksOf(piped) : piped;
+      }
       // (undici takes async iterables; its types do not say so.) `origin` is for the ProxyAgent;
       // a Pool ignores it. Made at the first request, not at start: undici costs ~12-18 MB of
       // RSS (its llhttp WASM is compiled as it loads), which an idle gateway need not pay.
