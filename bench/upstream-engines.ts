@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { BLOB_MIB } from './engines/blob-size';
 import { cpuSnapshot, rssBytes, systemNoteSince } from './load/system-sample';
 import { runWrk, type WrkResult } from './load/wrk';
 
@@ -14,6 +15,7 @@ import { runWrk, type WrkResult } from './load/wrk';
 // - POST of a 2 KiB body read first and handed over (the auth, inventory and report routes);
 // - 1,000 WebSocket upgrades (50 at a time): setups/s, p50/p99 of a setup, RSS per 1,000 held;
 // - RSS growth of the engine's process over its idle start (undici's WASM parser included).
+// - artifact-origin fetches: 128 MiB downloads with http.Agent and with undici (MB/s, peak RSS).
 // Direct and through a CONNECT proxy (HTTP_PROXY). Rounds interleave the engines (CPU steal on
 // this VM is bursty); the best round per engine is shown, steal and load per round printed.
 // Knobs: BENCH_ENGINES_SECONDS (2 per wrk run), BENCH_ENGINES_ROUNDS (2), BENCH_ENGINES_WS (1000).
@@ -93,6 +95,34 @@ async function upgrades(port: number, count: number, parallel: number): Promise<
   const seconds = (Date.now() - t0) / 1000;
   times.sort((a, b) => a - b);
   return { perSec: times.length / seconds, p50: pct(times, 50), p99: pct(times, 99), failed, release: () => sockets.forEach((s) => s.destroy()) };
+}
+
+/** The cache's origin fetch (bench/engines/origin-fetch.ts), each client in a process of its own, alternating. */
+async function originFetches(upstreamPort: number, proxyPort: number): Promise<void> {
+  const count = Number(process.env.BENCH_ENGINES_BLOBS ?? 4);
+  const rows: string[] = [];
+  for (const proxied of [false, true]) {
+    const best = new Map<string, { mbps: number; peak: number }>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const client of ['agent', 'undici']) {
+        const args = [client, `http://127.0.0.1:${upstreamPort}/blob`, String(count), ...(proxied ? [`http://127.0.0.1:${proxyPort}`] : [])];
+        const m = await new Promise<{ seconds: number; peakGrowth: number }>((resolve, reject) => {
+          const proc = fork(path.join(__dirname, 'engines/origin-fetch.js'), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+          proc.once('message', resolve);
+          proc.once('exit', (code) => code !== 0 && reject(new Error(`origin-fetch ${args.join(' ')} exited with ${code}`)));
+        });
+        const mbps = (count * BLOB_MIB * 1.048576) / m.seconds;
+        const prev = best.get(client);
+        best.set(client, { mbps: Math.max(prev?.mbps ?? 0, mbps), peak: Math.max(prev?.peak ?? 0, m.peakGrowth) });
+      }
+    }
+    for (const [client, b] of best) {
+      const name = client === 'agent' ? (proxied ? 'http.get + https-proxy-agent' : 'http.get + keep-alive http.Agent') : proxied ? 'undici.request + ProxyAgent' : 'undici.request + Pool';
+      rows.push(`| ${proxied ? 'via CONNECT proxy: ' : ''}${name} | ${Math.round(b.mbps)} MB/s | +${(b.peak / 1048576).toFixed(1)} MiB |`);
+    }
+  }
+  process.stdout.write(`artifact-origin fetch, ${count} × ${BLOB_MIB} MiB one after the other to /dev/null (best of ${ROUNDS} rounds; RSS = highest peak over the process's start):\n\n`);
+  process.stdout.write(`| client | throughput | peak RSS growth |\n|---|---|---|\n${rows.join('\n')}\n\n`);
 }
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -205,6 +235,7 @@ export async function runUpstreamEngines(): Promise<void> {
       if (errors > 0) process.stdout.write(`|   ↳ ${errors} wrk errors or non-2xx answers | | | | | | | |\n`);
     }
     process.stdout.write('\n');
+    await originFetches(upstream.port, proxy.port);
   } finally {
     for (const c of children) c.proc.kill();
     rmSync(dir, { recursive: true, force: true });

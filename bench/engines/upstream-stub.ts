@@ -1,11 +1,12 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { connectProxy } from '../../spec/integration/connect-proxy';
+import { BLOB_MIB } from './blob-size';
 
 // The loopback Mender server for bench/upstream-engines.ts, in a process of its own (argv[2]
 // 'proxy': the CONNECT proxy of the outbound-proxy rows instead). It answers a
 // deployments/next poll with JSON, any other request with 200 and no body once the request body
-// is read, and an Upgrade with 101, then holds the socket (echoing) until the client leaves.
+// is read (GET /blob: a 128 MiB artifact), and an Upgrade with 101, then holds the socket (echoing) until the client leaves.
 
 const NEXT = JSON.stringify({
   id: 'f8ab2a2c-52d9-4e1d-9d8e-0a1f5e6c3b21',
@@ -16,10 +17,26 @@ const NEXT = JSON.stringify({
   },
 });
 
+/** An artifact from the origin: BLOB_MIB MiB of one repeated MiB, with back-pressure. */
+const MIB = Buffer.alloc(1024 * 1024, 7);
+function blob(res: http.ServerResponse): void {
+  res.writeHead(200, { 'Content-Length': BLOB_MIB * MIB.length, 'Content-Type': 'application/octet-stream' });
+  let left = BLOB_MIB;
+  const more = (): void => {
+    while (left > 0) {
+      left--;
+      if (!res.write(MIB)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  more();
+}
+
 function stub(): http.Server {
   const server = http.createServer((req, res) => {
     req.on('data', () => undefined);
     req.on('end', () => {
+      if (req.url === '/blob') return blob(res);
       if (req.url?.endsWith('/deployments/next')) res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(NEXT) }).end(NEXT);
       else res.writeHead(200, { 'Content-Length': 0 }).end();
     });
