@@ -39,9 +39,8 @@ interface Child {
 
 function start(script: string, args: string[]): Promise<Child> {
   return new Promise((resolve, reject) => {
-    // The young-generation cap the service files and the workers run the gateway with: without
-    // it the semi-spaces grow under load and their scavenges make the 1-connection p99 (≈2.4 ms
-    // instead of ≈0.7 ms for undici's engine).
+    // The young-generation cap the service files and the workers run the gateway with: memory and
+    // latency tails as deployed.
     const proc = fork(path.join(__dirname, script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc', '--max-semi-space-size=2'] });
     proc.once('message', (m: { port: number }) => resolve({ proc, port: m.port }));
     proc.once('exit', (code) => reject(new Error(`${script} ${args.join(' ')} exited with ${code}`)));
