@@ -9,7 +9,7 @@ TEST_CONCURRENCY ?= 2
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint layers test test-unit test-integration e2e coverage demo bench bench-tools bench-connections release release-measure clean
+.PHONY: all install build lint format layers test test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
 
 all: build
 
@@ -96,6 +96,13 @@ bench:
 bench-connections:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/connections-bench.js; rc=$$?; \
 	echo "make bench-connections: $$(( $$(date +%s) - start )) s in all"; exit $$rc
+
+# The ways of reaching the Mender server side by side against one loopback upstream (~2 min, not
+# part of `make bench`): docs/architecture.md "Reaching upstream". http-proxy is no dependency any
+# more: `npm i --no-save http-proxy@1.18.1` (after the first build) to measure its rows too.
+bench-engines:
+	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/upstream-engines.js; rc=$$?; \
+	echo "make bench-engines: $$(( $$(date +%s) - start )) s in all"; exit $$rc
 
 # The gateway bundled (esbuild, no node_modules on the box) into release/: a
 # tarball, a .deb and an OpenWrt .ipk (support/release/build-release.js), then their sizes.

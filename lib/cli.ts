@@ -165,7 +165,7 @@ async function run(argv: string[]): Promise<void> {
   let gateway: RunningGateway;
   try {
     // Loaded here, not at the top: a cluster primary serves nothing and never loads the
-    // gateway's modules (http-proxy, TLS, the cache: ~15 MB of RSS it would hold for nothing).
+    // gateway's modules (the proxy, TLS, the cache: ~15 MB of RSS it would hold for nothing).
     const { startGateway } = await import('./gateway');
     watchOutOfFiles(log, fileLimit?.soft ?? null);
     gateway = await startGateway(config, log);

@@ -43,11 +43,14 @@ export interface WrkOptions {
   threads?: number;
   headers?: Record<string, string>;
   timeoutSeconds?: number;
+  /** A wrk Lua script (method, body). */
+  script?: string;
 }
 
 export function runWrk(o: WrkOptions): Promise<WrkResult> {
   const args = ['-t', String(o.threads ?? 1), '-c', String(o.connections), '-d', `${o.seconds}s`, '--latency', '--timeout', `${o.timeoutSeconds ?? 30}s`];
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  if (o.script) args.push('-s', o.script);
   args.push(o.url);
   return new Promise((resolve, reject) => {
     execFile(process.env.BENCH_WRK ?? 'wrk', args, { timeout: (o.seconds + 60) * 1000 }, (err, stdout, stderr) => {

@@ -33,7 +33,7 @@ export interface DeploymentRoutesDeps {
 export function createDeploymentRoutes(deps: DeploymentRoutesDeps): Route[] {
   const forwarder = createForwarder(deps.upstream);
   const rewrite = (body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext) => rewriteBody(body, headers, ctx, deps);
-  const handle: Route['handle'] = (req, res, ctx) => forwarder.forward(req, res, ctx, rewrite);
+  const handle: Route['handle'] = (req, res, ctx) => forwarder.forward(req, res, ctx, { rewrite });
   return [
     { name: 'deployments-next-v2', methods: ['POST'], match: (p) => p === NEXT_V2, handle },
     { name: 'deployments-next-v1', methods: ['POST', 'GET'], match: (p) => p === NEXT_V1, handle },

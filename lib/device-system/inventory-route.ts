@@ -1,9 +1,9 @@
-import { PassThrough } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/types';
 import type { RequestContext, Route } from '../http/route';
 import { countInventoryRewrite } from '../observe/metrics';
-import { createProxyServer, replyProxyError } from '../proxy/pass-through';
+import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import { injectInventory, type DeviceSystemSettings } from './inject-inventory';
 import { readBounded } from './read-bounded';
@@ -19,9 +19,9 @@ export const INVENTORY_PATH = '/api/devices/v1/inventory/device/attributes';
 export const MAX_INVENTORY_BYTES = 1024 * 1024;
 
 export function createInventoryRoute(settings: GatewayConfig['Features']['DeviceSystem'], upstream: Upstream, maxBytes = MAX_INVENTORY_BYTES): Route {
-  const proxy = createProxyServer({ upstream });
-  const forward = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, buffer?: NodeJS.ReadableStream): void => {
-    proxy.web(req, res, buffer ? { buffer: buffer as never } : {}, (err) => replyProxyError(req, res, err, ctx));
+  const forwarder = createForwarder(upstream);
+  const forward = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body?: Buffer | Readable): void => {
+    forwarder.forward(req, res, ctx, { body });
   };
 
   return {
@@ -56,9 +56,7 @@ export function createInventoryRoute(settings: GatewayConfig['Features']['Device
       }
       countInventoryRewrite(result.kind);
       // The body is now complete in memory: send it sized, whatever framing the device used.
-      req.headers['content-length'] = String(body.length);
-      delete req.headers['transfer-encoding'];
-      forward(req, res, ctx, new PassThrough().end(body));
+      forward(req, res, ctx, body);
     },
   };
 }

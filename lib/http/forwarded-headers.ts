@@ -8,7 +8,7 @@ const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'proxy-authorization', 'te
 const FORWARDED = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip'];
 
 /**
- * Prepare a device request's headers for upstream, in place and before http-proxy copies
+ * Prepare a device request's headers for upstream, in place and before the forwarder copies
  * them: drop hop-by-hop headers and anything forwarded-looking the device sent (never
  * trusted), then state the device's address, scheme and the host it asked for.
  */

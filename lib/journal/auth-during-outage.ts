@@ -5,7 +5,7 @@ import { replyError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
 import { parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
 import { authKeyOf, IssuedTokens, replyWithIssuedToken, TOKEN_GIVEN_BACK } from '../mtls/issued-tokens';
-import { createProxyServer, replyProxyError } from '../proxy/pass-through';
+import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import { answerHeaders, callUpstream, replayHeaders, UNREACHABLE_STATUSES } from './upstream-call';
 
@@ -28,7 +28,7 @@ export interface OutageAuthOptions {
 }
 
 export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new IssuedTokens()): Route {
-  const proxy = createProxyServer({ upstream: opts.upstream });
+  const forwarder = createForwarder(opts.upstream);
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     let read;
@@ -39,7 +39,7 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
       return;
     }
     if (read.kind === 'too-large') {
-      proxy.web(req, res, { buffer: read.stream as never }, (err) => replyProxyError(req, res, err, ctx));
+      forwarder.forward(req, res, ctx, { body: read.stream });
       return;
     }
     const body = read.body;

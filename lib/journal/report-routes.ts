@@ -12,7 +12,7 @@ import { pathnameOf, type Router } from '../http/router';
 import type { Logger } from '../observe/log';
 import { countInventoryRewrite, journalMetrics } from '../observe/metrics';
 import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
-import { createProxyServer, replyProxyError } from '../proxy/pass-through';
+import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import type { ReportKind } from './journal-file';
 import { connectRemoteDesk } from './journal-ipc';
@@ -69,9 +69,9 @@ interface ReportRoutesOptions {
 }
 
 function createReportRoutes(opts: ReportRoutesOptions): Route[] {
-  const proxy = createProxyServer({ upstream: opts.upstream });
+  const forwarder = createForwarder(opts.upstream);
   const forwardStream = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body: Readable): void => {
-    proxy.web(req, res, { buffer: body as never }, (err) => replyProxyError(req, res, err, ctx));
+    forwarder.forward(req, res, ctx, { body });
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, kind: ReportKind, maxBytes: number): Promise<void> {

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../http/gateway-error';
 import { authKeyOf, replyWithIssuedToken, TOKEN_GIVEN_BACK, type IssuedTokens } from './issued-tokens';
 import type { RequestContext, Route } from '../http/route';
-import { createProxyServer, replyProxyError } from '../proxy/pass-through';
+import { createForwarder } from '../proxy/forward';
+import type { BodyTap } from '../proxy/upstream-handler';
 import type { Upstream } from '../proxy/upstream';
 import { parseAuthRequest, sameKey, verifyAuthSignature, type AuthRequest } from './auth-request';
 import type { Preauthorizer } from './preauthorize';
@@ -36,28 +36,29 @@ const MAX_TOKEN_BYTES = 64 * 1024;
 
 export function createAuthRoute(options: AuthRouteOptions): Route {
   const { upstream, preauthorizer } = options;
-  const proxy = createProxyServer({ upstream });
-  const pending = new WeakMap<IncomingMessage, AuthRequest>();
-  proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => {
+  const forwarder = createForwarder(upstream);
+  /** Upstream's answer to a forwarded auth request: what the preauthorization cache and the kept tokens learn. */
+  const learn = (request: AuthRequest, status: number, contentType: string | undefined): BodyTap | undefined => {
     // Preauthorized and still refused (rejected in the UI meanwhile, or a server that lost
     // it): the next attempt must preauthorize again instead of trusting the cache.
-    const request = pending.get(req);
-    if (request && proxyRes.statusCode === 401) preauthorizer.forget(request);
+    if (status === 401) preauthorizer.forget(request);
     const tokens = options.outageTokens;
-    if (!request || !tokens) return;
+    if (!tokens) return undefined;
     const key = keyOf(request);
-    if (proxyRes.statusCode !== 200) return tokens.forget(key);
+    if (status !== 200) return void tokens.forget(key);
     // The body streams to the device as usual; a copy is kept once complete.
     const chunks: Buffer[] = [];
     let size = 0;
-    proxyRes.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_TOKEN_BYTES) chunks.push(chunk);
-    });
-    proxyRes.on('end', () => {
-      if (size <= MAX_TOKEN_BYTES) tokens.remember(key, Buffer.concat(chunks), proxyRes.headers['content-type']);
-    });
-  });
+    return {
+      data(chunk) {
+        size += chunk.length;
+        if (size <= MAX_TOKEN_BYTES) chunks.push(chunk);
+      },
+      end() {
+        if (size <= MAX_TOKEN_BYTES) tokens.remember(key, Buffer.concat(chunks), contentType);
+      },
+    };
+  };
 
   /** Upstream could not be reached for this request: a kept token if there is one, else the error. */
   const givenBack = (request: AuthRequest, res: ServerResponse, ctx: RequestContext, cause: unknown): boolean => {
@@ -92,11 +93,10 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
     ctx.log.info('device admitted by client certificate', { serial: cert.serialNumber, subject: cert.subject.replace(/\n/g, ', ') });
 
     // Same bytes; only the framing may change (a chunked body gets a Content-Length).
-    delete req.headers['transfer-encoding'];
-    req.headers['content-length'] = String(raw.length);
-    pending.set(req, request);
-    proxy.web(req, res, { buffer: Readable.from([raw]) }, (err) => {
-      if (!givenBack(request, res, ctx, err)) replyProxyError(req, res, err, ctx);
+    forwarder.forward(req, res, ctx, {
+      body: raw,
+      onResponse: (status, headers) => learn(request, status, headers['content-type']),
+      onFailure: (err) => givenBack(request, res, ctx, err),
     });
   }
 

@@ -3,10 +3,10 @@ import { PassThrough } from 'node:stream';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
-import type { BodyRewrite, UpstreamHandler } from './upstream-handler';
+import type { BodyRewrite, BodyTap, ForwardOptions, UpstreamHandler } from './upstream-handler';
 
-// One device request's answer from upstream (forward.ts): fed by the dialer, written to the
-// device. Streams the body through, or collects a 200 JSON body for the route's rewrite.
+// One device request's answer from upstream (forward.ts): fed by undici's dispatcher, written to
+// the device. Streams the body through, or collects a 200 JSON body for the route's rewrite.
 
 // Per connection, or describing a body we replace (RFC 9110 §7.6.1, §8.6, §8.4).
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -17,15 +17,20 @@ export class Exchange implements UpstreamHandler {
   private resume?: () => void;
   /** Set while a 200 JSON body is being collected for the rewrite. */
   private collected?: PassThrough;
+  /** The route's copy of the body (auth-route keeps the token). */
+  private tap?: BodyTap;
   private done = false;
+  private readonly rewrite?: BodyRewrite;
 
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly ctx: RequestContext,
-    private readonly rewrite: BodyRewrite | undefined,
+    private readonly options: ForwardOptions,
     private readonly onUpstreamAnswer: ((status: number) => void) | undefined,
-  ) {}
+  ) {
+    this.rewrite = options.rewrite;
+  }
 
   /** The device left before its response was complete: stop upstream too. */
   readonly deviceClosed = (): void => {
@@ -44,6 +49,7 @@ export class Exchange implements UpstreamHandler {
     this.resume = resume;
     const res = this.res;
     if (res.destroyed) return false;
+    if (this.options.onResponse) this.tap = this.options.onResponse(status, headersObject(raw));
     if (this.rewrite && status === 200 && isJson(raw)) {
       this.collected = new PassThrough();
       this.rewriteBody(this.rewrite, this.collected, headersObject(raw));
@@ -54,6 +60,7 @@ export class Exchange implements UpstreamHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    this.tap?.data(chunk);
     if (this.collected) {
       // Small JSON, capped by the rewrite: no backpressure; a refused body was aborted already.
       if (!this.collected.destroyed) this.collected.write(chunk);
@@ -66,6 +73,7 @@ export class Exchange implements UpstreamHandler {
 
   onComplete(): void {
     this.done = true;
+    this.tap?.end();
     if (this.collected) this.collected.end();
     else this.res.end();
   }
@@ -86,6 +94,7 @@ export class Exchange implements UpstreamHandler {
       ctx.log.debug('device went away before upstream answered', { status: 499 });
       return;
     }
+    if (this.options.onFailure?.(err)) return;
     const code = (err as NodeJS.ErrnoException).code;
     replyError(req, res, code === 'UND_ERR_BODY_TIMEOUT' ? new GatewayError('UPSTREAM_TIMEOUT', 'upstream server timed out', { cause: err }) : upstreamError(err), ctx.log);
   }

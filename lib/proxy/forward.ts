@@ -2,21 +2,20 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import { PassThrough, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../http/route';
-import { dialWithAgent } from './agent-dial';
 import { Exchange } from './exchange';
 import type { Upstream } from './upstream';
-import type { BodyRewrite, Dial } from './upstream-handler';
+import type { ForwardOptions } from './upstream-handler';
 
-// The lean path for ordinary device requests to the Mender server: one handler
-// object per request, fed by undici's dispatcher (or, behind an outbound proxy, by
-// http.request with the tunnel agent). The body streams straight through unless the route
-// asked to rewrite a 200 JSON answer, decided from status and headers before any body byte.
-// Guards kept from the http-proxy path: upstream cut when the device leaves, a cut upstream
+// Every device HTTP request to the Mender server: one handler object per request, fed by
+// undici's dispatcher (a Pool, or a ProxyAgent behind an outbound proxy). The body streams
+// straight through unless the route asked to rewrite a 200 JSON answer, decided from status and
+// headers before any body byte; a route that read the body already hands it over instead.
+// Guards kept from the http-proxy days: upstream cut when the device leaves, a cut upstream
 // body cuts the device's response, 502/504 JSON, upstream timeout, no Content-Length
 // invention for chunked DELETE/OPTIONS (CVE-2026-29057), Host rewritten to upstream's.
 
 export interface Forwarder {
-  forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, rewrite?: BodyRewrite): void;
+  forward(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, options?: ForwardOptions): void;
 }
 
 // Request headers undici sets itself or refuses; Host becomes upstream's (changeOrigin).
@@ -27,28 +26,40 @@ export interface ForwarderOptions {
   onUpstreamAnswer?: (status: number) => void;
 }
 
+const NONE: ForwardOptions = {};
+
 export function createForwarder(upstream: Upstream, options: ForwarderOptions = {}): Forwarder {
-  // Chosen at the first request, not at start: undici costs ~18 MB of RSS (its llhttp WASM is
-  // compiled as it loads), which an idle gateway need not pay.
-  let chosen: Dial | undefined;
-  const dial: Dial = (req, headers, hasBody, handler) => {
-    chosen ??= upstream.pool ? dialWithPool(upstream.pool) : dialWithAgent(upstream);
-    chosen(req, headers, hasBody, handler);
-  };
   const onUpstreamAnswer = options.onUpstreamAnswer;
+  const origin = upstream.target.origin;
   return {
-    forward(req, res, ctx, rewrite) {
+    forward(req, res, ctx, opts = NONE) {
       const source = req.headers;
-      const headers = upstreamHeaders(source, rewrite !== undefined);
-      const hasBody = source['transfer-encoding'] !== undefined || (source['content-length'] !== undefined && source['content-length'] !== '0');
-      const exchange = new Exchange(req, res, ctx, rewrite, onUpstreamAnswer);
+      const headers = upstreamHeaders(source, opts.rewrite !== undefined);
+      const exchange = new Exchange(req, res, ctx, opts, onUpstreamAnswer);
       res.on('close', exchange.deviceClosed);
-      dial(req, headers, hasBody, exchange);
+      let body: Buffer | Readable | AsyncGenerator<Buffer> | null;
+      if (Buffer.isBuffer(opts.body)) {
+        headers['content-length'] = String(opts.body.length);
+        body = opts.body;
+      } else {
+        const chunked = source['transfer-encoding'] !== undefined;
+        const hasBody = chunked || (source['content-length'] !== undefined && source['content-length'] !== '0');
+        // Piped in this tick, like http.request's pipe: a listener added alongside (the status
+        // board's report tap) sees every chunk too. undici measures a stream that has ended by the
+        // time it writes; an iterable it never measures, so a chunked body stays chunked.
+        const piped = hasBody ? (opts.body ?? req).pipe(new PassThrough()) : null;
+        body = piped && chunked ? chunksOf(piped) : piped;
+      }
+      // (undici takes async iterables; its types do not say so.) `origin` is for the ProxyAgent;
+      // a Pool ignores it. Made at the first request, not at start: undici costs ~12-18 MB of
+      // RSS (its llhttp WASM is compiled as it loads), which an idle gateway need not pay.
+      const dispatch: Dispatcher.DispatchOptions = { origin, path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body: body as Readable | null };
+      upstream.pool.dispatch(dispatch, exchange as Dispatcher.DispatchHandlers);
     },
   };
 }
 
-/** A device request's headers for upstream (after setForwardedHeaders); Host is the dialer's. */
+/** A device request's headers for upstream (after setForwardedHeaders); Host is undici's, upstream's own. */
 export function upstreamHeaders(source: IncomingHttpHeaders, forRewrite: boolean): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   for (const name in source) {
@@ -57,19 +68,6 @@ export function upstreamHeaders(source: IncomingHttpHeaders, forRewrite: boolean
   // Plain JSON is cheaper to read; a server that compresses anyway is decoded by `rewrite`.
   if (forRewrite) headers['accept-encoding'] = 'identity';
   return headers;
-}
-
-function dialWithPool(pool: Dispatcher): Dial {
-  return (req, headers, hasBody, handler) => {
-    // Piped in this tick, like http.request's pipe: a listener added alongside (the status
-    // board's report tap) sees every chunk too. undici measures a stream that has ended by the
-    // time it writes; an iterable it never measures, so a chunked body stays chunked.
-    const piped = hasBody ? req.pipe(new PassThrough()) : null;
-    const body = piped && req.headers['transfer-encoding'] !== undefined ? chunksOf(piped) : piped;
-    // (undici takes async iterables; its types do not say so)
-    const opts: Dispatcher.DispatchOptions = { path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body: body as Readable | null };
-    pool.dispatch(opts, handler as Dispatcher.DispatchHandlers);
-  };
 }
 
 async function* chunksOf(body: Readable): AsyncGenerator<Buffer> {

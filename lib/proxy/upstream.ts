@@ -17,18 +17,21 @@ import { parseDuration } from '../config/parse-duration';
 export interface Upstream {
   /** Scheme, host and port of UpstreamServer.URL (its path is ignored, as the product does). */
   readonly target: URL;
-  /** Keep-alive agent for the Mender server. */
+  /**
+   * Keep-alive agent for the Mender server, for the gateway's own small calls (journal replay
+   * in the cluster primary, which must not load undici; mTLS management calls; check-config).
+   */
   readonly agent: http.Agent;
   /**
-   * undici pool for device requests to the Mender server (forward.ts): ≈1.7× the request rate
-   * of http.request here. Absent when an outbound proxy applies (the agent tunnels then).
+   * undici dispatcher for device requests to the Mender server (forward.ts): a Pool, or a
+   * ProxyAgent (CONNECT tunnels) where an outbound proxy applies. Made at first use.
    */
-  readonly pool?: Dispatcher;
+  readonly pool: Dispatcher;
   /**
-   * A new connection to the Mender server (TCP or TLS with the upstream trust settings), for
-   * a WebSocket tunnel (websocket-tunnel.ts). Absent when an outbound proxy applies.
+   * A new connection to the Mender server (TCP or TLS with the upstream trust settings; through a
+   * CONNECT tunnel where an outbound proxy applies), for a WebSocket (websocket-tunnel.ts).
    */
-  readonly dial?: () => Socket;
+  readonly dial: () => Socket | Promise<Socket>;
   /** No response headers within this many ms → 504. */
   readonly timeoutMs: number;
   /** Agent for an artifact origin (presigned storage URL); undefined only in tests with no TLS. */
@@ -71,31 +74,41 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
   const timeoutMs = parseDuration(settings.Timeout);
   const origin = new URL(`${target.protocol}//${target.host}`);
   // Made (and undici loaded, ~12 MB of RSS) on first use: the cluster primary replaying the
-  // journal uses only the agent.
-  const direct = !proxyFor(origin, env);
+  // journal uses only the agent. NO_PROXY is proxyFor's to decide, not undici's.
+  const proxy = proxyFor(origin, env);
+  const upstreamTls = { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) };
+  const secure = origin.protocol === 'https:';
   let pool: Dispatcher | undefined;
   const makePool = (): Dispatcher => {
-    const { Pool } = require('undici') as typeof import('undici');
-    return new Pool(origin.origin, {
+    const { Pool, ProxyAgent } = require('undici') as typeof import('undici');
+    const common = {
       // No headers (or no body byte) for this long → 504, as the agent's socket timeout does.
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveMaxTimeout: IDLE_SOCKET_MS,
-      connect: origin.protocol === 'https:' ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : undefined,
-    });
+    };
+    if (proxy) return new ProxyAgent({ uri: proxy, ...common, requestTls: upstreamTls });
+    return new Pool(origin.origin, { ...common, connect: secure ? upstreamTls : undefined });
   };
-  const port = Number(origin.port || (origin.protocol === 'https:' ? 443 : 80));
+  const port = Number(origin.port || (secure ? 443 : 80));
   const host = origin.hostname.replace(/^\[|\]$/g, '');
-  const dial =
-    origin.protocol === 'https:'
-      ? () => tlsConnect({ host, port, servername: isIP(host) ? undefined : host, rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) })
+  const servername = isIP(host) ? undefined : host;
+  let tunnels: ReturnType<typeof connectTunnels> | undefined;
+  const dial = proxy
+    ? async (): Promise<Socket> => {
+        tunnels ??= connectTunnels(proxy, timeoutMs);
+        const socket = await tunnels.open(`${origin.hostname}:${port}`);
+        return secure ? tlsConnect({ socket, servername, ...upstreamTls }) : socket;
+      }
+    : secure
+      ? () => tlsConnect({ host, port, servername, ...upstreamTls })
       : () => netConnect({ host, port });
   return {
     target: origin,
     agent: agentFor(target),
-    ...(direct ? { dial } : {}),
+    dial,
     get pool() {
-      if (direct) pool ??= makePool();
+      pool ??= makePool();
       return pool;
     },
     timeoutMs,
@@ -103,7 +116,40 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
     close() {
       for (const agent of agents.values()) agent.destroy();
       pool?.destroy().catch(() => undefined);
+      tunnels?.close();
     },
+  };
+}
+
+/**
+ * CONNECT tunnels through the outbound proxy, for WebSockets: undici's Dispatcher#connect (as its
+ * ProxyAgent opens its own), so no HTTP parsing of our own. Credentials in the proxy URL become
+ * Proxy-Authorization.
+ */
+function connectTunnels(proxyUrl: string, timeoutMs: number): { open(authority: string): Promise<Socket>; close(): void } {
+  const { Pool } = require('undici') as typeof import('undici');
+  const url = new URL(proxyUrl);
+  const headers: Record<string, string> = {};
+  if (url.username) headers['proxy-authorization'] = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  const proxies = new Pool(url.origin, { headersTimeout: timeoutMs, connectTimeout: timeoutMs });
+  return {
+    async open(authority) {
+      let answer;
+      try {
+        answer = await proxies.connect({ path: authority, headers: { ...headers, host: authority } });
+      } catch (err) {
+        // A proxy silent past UpstreamServer.Timeout: a timeout, as the direct dial reports it.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') throw Object.assign(new Error('outbound proxy timed out'), { code: 'ETIMEDOUT' });
+        throw err;
+      }
+      if (answer.statusCode !== 200) {
+        answer.socket.destroy();
+        throw Object.assign(new Error(`outbound proxy answered ${answer.statusCode} to CONNECT`), { code: 'EPROXY' });
+      }
+      return answer.socket as Socket;
+    },
+    close: () => void proxies.destroy().catch(() => undefined),
   };
 }
 

@@ -20,8 +20,8 @@ const MAX_HEAD = 16 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 export interface TunnelOptions {
-  /** A new connection to upstream (TCP or TLS), not yet connected. */
-  dial(): Socket;
+  /** A new connection to upstream (TCP or TLS), maybe not yet connected; through an outbound proxy, once its CONNECT tunnel is up. */
+  dial(): Socket | Promise<Socket>;
   /** The Host upstream is asked for (its own, as http-proxy's changeOrigin did). */
   host: string;
   /** No response head within this long → the device's connection is closed. */
@@ -30,11 +30,35 @@ export interface TunnelOptions {
 
 /** `req.headers` must already hold what goes upstream (setForwardedHeaders). */
 export function tunnelUpgrade(o: TunnelOptions, req: IncomingMessage, device: Socket, head: Buffer, ctx: RequestContext): void {
-  const upstream = o.dial();
+  let dialed: Socket | Promise<Socket>;
+  try {
+    dialed = o.dial();
+  } catch (err) {
+    return refuse(err as Error, device, ctx.log, ctx.requestId);
+  }
+  if (!(dialed instanceof Promise)) return relay(o, dialed, req, device, head, ctx);
+  // Through a CONNECT tunnel: nothing reads the device's socket until it is up (its bytes wait).
+  dialed.then(
+    (upstream) => {
+      if (device.destroyed) return void upstream.destroy();
+      relay(o, upstream, req, device, head, ctx);
+    },
+    (err: Error) => refuse(err, device, ctx.log, ctx.requestId),
+  );
+}
+
+function refuse(err: Error & { code?: string }, device: Socket, log: RequestContext['log'], requestId: string): void {
+  const [status, message] = answerFor(err);
+  if (!noteOutOfFiles(err, 'websocket dials')) log.warn('websocket to upstream failed', { err: err.code ?? err.message });
+  if (device.writable) device.end(rawJsonResponse(status, message, requestId));
+  else device.destroy();
+}
+
+function relay(o: TunnelOptions, upstream: Socket, req: IncomingMessage, device: Socket, head: Buffer, ctx: RequestContext): void {
   upstream.write(requestHead(req, o.host));
+  // Only these two stay referenced by the listeners, not the request's context.
+  const { log, requestId } = ctx;
   if (head.length > 0) upstream.write(head);
-  const requestId = ctx.requestId;
-  const log = ctx.log;
   let received: Buffer | undefined;
   let answered = false;
 
@@ -42,10 +66,7 @@ export function tunnelUpgrade(o: TunnelOptions, req: IncomingMessage, device: So
     if (answered) return;
     answered = true;
     upstream.destroy();
-    const [status, message] = answerFor(err);
-    if (!noteOutOfFiles(err, 'websocket dials')) log.warn('websocket to upstream failed', { err: err.code ?? err.message });
-    if (device.writable) device.end(rawJsonResponse(status, message, requestId));
-    else device.destroy();
+    refuse(err, device, log, requestId);
   };
   upstream.setTimeout(o.timeoutMs, () => fail(Object.assign(new Error('no response head'), { code: 'ETIMEDOUT' })));
   upstream.on('error', fail);

@@ -14,6 +14,9 @@ export function connectProxy(): { server: http.Server; tunnels: string[] } {
       upstream.pipe(client).pipe(upstream);
     });
     upstream.on('error', () => client.destroy());
+    // Upstream gone: pipe() has unpiped and paused the client, which would then never read the
+    // gateway's FIN and hold the proxy's close (a TLS tunnel closed by upstream showed it).
+    upstream.on('close', () => client.resume());
     client.on('error', () => upstream.destroy());
   });
   return { server, tunnels };

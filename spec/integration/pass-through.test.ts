@@ -359,9 +359,8 @@ describe('large bodies stream without being buffered', () => {
   });
 });
 
-// Behind an outbound proxy (HTTP_PROXY) the pass-through dials with http.request and the
-// per-origin tunnel agent instead of undici's pool (lib/proxy/agent-dial.ts): the same guards
-// must hold on that path.
+// Behind an outbound proxy (HTTP_PROXY) the pass-through dispatches through undici's ProxyAgent
+// (CONNECT tunnels) instead of its Pool: the same guards must hold on that path.
 describe('pass-through through an outbound proxy (CONNECT tunnel)', () => {
   const { server: proxy, tunnels } = connectProxy();
   let upstreamClosed: () => void = () => undefined;

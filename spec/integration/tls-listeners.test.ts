@@ -119,6 +119,10 @@ describe('upstream over TLS', () => {
     secureUpstream = https.createServer({ cert: readFileSync(material.server.cert), key: readFileSync(material.server.key) }, (req, res) =>
       res.writeHead(200).end(`secure ${req.headers.host}`),
     );
+    // An upgrade answered 101 with the Host it came with, then the connection ends.
+    secureUpstream.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) =>
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Host: ${req.headers.host}\r\n\r\n`),
+    );
     securePort = await listenOnFreePort(secureUpstream);
   });
   after(() => closeServer(secureUpstream));
@@ -150,6 +154,35 @@ describe('upstream over TLS', () => {
       assert.equal(tunnels.length, 1, 'NO_PROXY (space-separated) must bypass the proxy');
     } finally {
       await Promise.all([viaProxy.close(100), bypass.close(100)]);
+      await closeServer(proxy);
+    }
+  });
+
+  it('applies the upstream trust settings inside the tunnel, for requests and WebSockets', async () => {
+    const { server: proxy, tunnels } = connectProxy();
+    const proxyPort = await listenOnFreePort(proxy);
+    const env = { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` };
+    const trusting = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, CACertificate: material.ca.cert } }), captureLog().log, { env });
+    const untrusting = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}` } }), captureLog().log, { env });
+    const upgrade = (port: number) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () =>
+          socket.write('GET /api/devices/v1/deviceconnect/connect HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+        );
+        let text = '';
+        socket.setEncoding('latin1').on('data', (t: string) => (text += t));
+        socket.on('error', reject).on('close', () => resolve(text));
+      });
+    try {
+      assert.equal((await get(`http://127.0.0.1:${untrusting.addresses.http!.port}/`)).status, 502);
+      assert.match(await upgrade(untrusting.addresses.http!.port), /^HTTP\/1\.1 502 /);
+      assert.deepEqual(await get(`http://127.0.0.1:${trusting.addresses.http!.port}/`), { status: 200, body: `secure 127.0.0.1:${securePort}` });
+      const answer = await upgrade(trusting.addresses.http!.port);
+      assert.match(answer, /^HTTP\/1\.1 101 /);
+      assert.match(answer, new RegExp(`\r\nX-Host: 127\\.0\\.0\\.1:${securePort}\r\n`));
+      assert.ok(tunnels.length >= 4 && tunnels.every((t) => t === `127.0.0.1:${securePort}`), tunnels.join(' | '));
+    } finally {
+      await Promise.all([trusting.close(100), untrusting.close(100)]);
       await closeServer(proxy);
     }
   });

@@ -8,6 +8,7 @@ import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
+import { connectProxy } from './connect-proxy';
 
 // A device's WebSocket through the gateway (lib/proxy/websocket-tunnel.ts): the
 // upgrade as upstream sees it, both directions, either side leaving, a refused upgrade, and an
@@ -157,6 +158,78 @@ describe('websocket tunnel, upstream failing', () => {
       assert.ok(closedMs < 3000, `closed after ${closedMs} ms`);
     } finally {
       await gateway.close(100);
+      silent.close();
+    }
+  });
+});
+
+// Behind an outbound proxy (HTTP_PROXY) the tunnel dials through a CONNECT tunnel first; the
+// rest is the same path as a direct dial.
+describe('websocket tunnel through an outbound proxy (CONNECT)', () => {
+  const { server: proxy, tunnels } = connectProxy();
+  const upstream = http.createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ noServer: true });
+  let seen: http.IncomingMessage | undefined;
+  const open = new Set<WebSocket>();
+  upstream.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    seen = req;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      open.add(ws);
+      ws.on('close', () => open.delete(ws));
+      ws.on('message', (data, binary) => ws.send(data, { binary }));
+    });
+  });
+  let gateway: RunningGateway;
+  let port: number;
+  let upstreamPort: number;
+  let proxyPort: number;
+
+  before(async () => {
+    proxyPort = await listenOnFreePort(proxy);
+    upstreamPort = await listenOnFreePort(upstream);
+    gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` } }), captureLog().log, { env: { HTTP_PROXY: `http://dev%40ice:p%3Ass@127.0.0.1:${proxyPort}` } });
+    port = gateway.addresses.http!.port;
+  });
+  after(async () => {
+    await gateway.close(1000);
+    await closeServer(upstream);
+    await closeServer(proxy);
+  });
+
+  it('tunnels the upgrade with the proxy credentials, upstream as Host, frames both ways', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${CONNECT}`, { headers: { Authorization: 'Bearer device-jwt' } });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    assert.equal(tunnels.at(-1), `127.0.0.1:${upstreamPort} Basic ${Buffer.from('dev@ice:p:ss').toString('base64')}`);
+    assert.equal(seen?.headers.host, `127.0.0.1:${upstreamPort}`);
+    assert.equal(seen?.headers.authorization, 'Bearer device-jwt');
+    assert.equal(seen?.headers['proxy-authorization'], undefined);
+    const payload = randomBytes(200_000);
+    const echoed = new Promise<Buffer>((resolve) => ws.once('message', (d) => resolve(d as Buffer)));
+    ws.send(payload);
+    assert.deepEqual(await echoed, payload);
+    ws.terminate();
+    await until('upstream to see the device leave', () => open.size === 0);
+  });
+
+  it('answers 502 JSON when the proxy refuses the tunnel, 504 when it never answers', async () => {
+    const refusing = http.createServer();
+    refusing.on('connect', (_req, socket: net.Socket) => socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'));
+    const silent = net.createServer((s) => s.on('data', () => undefined));
+    const refusingPort = await listenOnFreePort(refusing);
+    const silentPort = await listenOnFreePort(silent);
+    const config = (timeout: string) => testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}`, Timeout: timeout } });
+    const refused = await startGateway(config('30s'), captureLog().log, { env: { HTTP_PROXY: `http://127.0.0.1:${refusingPort}` } });
+    const stuck = await startGateway(config('300ms'), captureLog().log, { env: { HTTP_PROXY: `http://127.0.0.1:${silentPort}` } });
+    try {
+      const a = await rawUpgrade(refused.addresses.http!.port, CONNECT);
+      assert.match(a.text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+      assert.match(a.text, /"request_id":"req-ws-1"/);
+      const b = await rawUpgrade(stuck.addresses.http!.port, CONNECT);
+      assert.match(b.text, /^HTTP\/1\.1 504 Gateway Timeout\r\n/);
+      assert.ok(b.closedMs < 3000, `closed after ${b.closedMs} ms`);
+    } finally {
+      await Promise.all([refused.close(100), stuck.close(100)]);
+      refusing.close();
       silent.close();
     }
   });
