@@ -80,7 +80,9 @@ async function upgrades(port: number, count: number, parallel: number): Promise<
       let text = '';
       socket.on('error', () => undefined);
       socket.on('close', () => {
-        if (!text.includes('\r\n\r\n')) (failed++, resolve());
+        if (text.includes('\r\n\r\n')) return;
+        failed++;
+        resolve();
       });
       socket.on('data', (d: Buffer) => {
         const had = text.includes('\r\n\r\n');
@@ -102,7 +104,10 @@ async function upgrades(port: number, count: number, parallel: number): Promise<
   );
   const seconds = (Date.now() - t0) / 1000;
   times.sort((a, b) => a - b);
-  return { perSec: times.length / seconds, p50: pct(times, 50), p99: pct(times, 99), failed, release: () => sockets.forEach((s) => s.destroy()) };
+  return { perSec: times.length / seconds, p50: pct(times, 50), p99: pct(times, 99), failed, release: () => {
+      for (const s of sockets) s.destroy();
+    },
+  };
 }
 
 /** The cache's origin fetch (bench/engines/origin-fetch.ts), each client in a process of its own, alternating. */

@@ -118,4 +118,8 @@ server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) =
 });
 server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
 // RSS read after a full collection (the bench forks with --expose-gc).
-process.on('message', (m) => m === 'gc' && (global.gc?.(), process.send?.('gc-done')));
+process.on('message', (m) => {
+  if (m !== 'gc') return;
+  global.gc?.();
+  process.send?.('gc-done');
+});

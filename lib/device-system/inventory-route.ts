@@ -6,7 +6,7 @@ import { countInventoryRewrite } from '../observe/metrics';
 import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import { injectInventory, type DeviceSystemSettings } from './inject-inventory';
-import { readBounded } from './read-bounded';
+import { type BoundedBody, readBounded } from './read-bounded';
 
 // Features.DeviceSystem: PUT and PATCH of the device's inventory attributes go through
 // injectInventory, then upstream with a Content-Length that matches the new body (product fix
@@ -35,7 +35,7 @@ export function createInventoryRoute(settings: GatewayConfig['Features']['Device
         countInventoryRewrite('too_large');
         return forward(req, res, ctx);
       }
-      let read;
+      let read: BoundedBody;
       try {
         read = await readBounded(req, maxBytes);
       } catch (err) {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readBounded } from '../device-system/read-bounded';
+import { type BoundedBody, readBounded } from '../device-system/read-bounded';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
@@ -31,7 +31,7 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
   const forwarder = createForwarder(opts.upstream);
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
-    let read;
+    let read: BoundedBody;
     try {
       read = await readBounded(req, MAX_AUTH_BODY);
     } catch (err) {
@@ -49,7 +49,8 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
       const kept = key === undefined ? undefined : tokens.lookup(key);
       if (parsed.ok && kept && verifyAuthSignature(body, parsed.request.key, header(req, 'x-men-signature'))) {
         ctx.log.info(TOKEN_GIVEN_BACK, { reason: (cause as Error).message ?? String(cause), expires: new Date(kept.expiresAt).toISOString() });
-        return replyWithIssuedToken(res, kept, ctx.requestId);
+        replyWithIssuedToken(res, kept, ctx.requestId);
+        return;
       }
       replyError(req, res, cause instanceof GatewayError ? cause : upstreamError(cause), ctx.log);
     };

@@ -134,7 +134,7 @@ function connectTunnels(proxyUrl: string, timeoutMs: number): { open(authority: 
   const proxies = new Pool(url.origin, { headersTimeout: timeoutMs, connectTimeout: timeoutMs });
   return {
     async open(authority) {
-      let answer;
+      let answer: Dispatcher.ConnectData;
       try {
         answer = await proxies.connect({ path: authority, headers: { ...headers, host: authority } });
       } catch (err) {

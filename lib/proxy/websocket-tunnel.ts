@@ -34,9 +34,13 @@ export function tunnelUpgrade(o: TunnelOptions, req: IncomingMessage, device: So
   try {
     dialed = o.dial();
   } catch (err) {
-    return refuse(err as Error, device, ctx.log, ctx.requestId);
+    refuse(err as Error, device, ctx.log, ctx.requestId);
+    return;
   }
-  if (!(dialed instanceof Promise)) return relay(o, dialed, req, device, head, ctx);
+  if (!(dialed instanceof Promise)) {
+    relay(o, dialed, req, device, head, ctx);
+    return;
+  }
   // Through a CONNECT tunnel: nothing reads the device's socket until it is up (its bytes wait).
   dialed.then(
     (upstream) => {
@@ -145,7 +149,10 @@ function finishRefused(upstream: Socket, device: Socket, all: Buffer, bodyStart:
     upstream.destroy();
     device.end();
   };
-  if (left <= 0) return done();
+  if (left <= 0) {
+    done();
+    return;
+  }
   upstream.setTimeout(timeoutMs, done);
   upstream.on('data', (chunk: Buffer) => {
     device.write(chunk);
