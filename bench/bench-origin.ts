@@ -16,13 +16,22 @@ export interface Origin {
 }
 
 export async function startOrigin(dir: string): Promise<Origin> {
-  const origin: Origin = { port: 0, url: (f) => new URL(`http://127.0.0.1:${port}/bucket/${f}?X-Amz-Signature=${randomBytes(6).toString('hex')}`), bytes: 0, throttle: 0, close: async () => void server.close() };
+  const origin: Origin = {
+    port: 0,
+    url: (f) => new URL(`http://127.0.0.1:${port}/bucket/${f}?X-Amz-Signature=${randomBytes(6).toString('hex')}`),
+    bytes: 0,
+    throttle: 0,
+    close: async () => void server.close(),
+  };
   const server = http.createServer(async (req, res) => {
     const file = path.join(dir, path.basename(new URL(req.url ?? '/', 'http://x').pathname));
     const { size } = await fsp.stat(file);
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = m ? Number(m[1]) : 0;
-    res.writeHead(m ? 206 : 200, { 'Content-Length': size - start, ...(m ? { 'Content-Range': `bytes ${start}-${size - 1}/${size}` } : {}) });
+    res.writeHead(m ? 206 : 200, {
+      'Content-Length': size - start,
+      ...(m ? { 'Content-Range': `bytes ${start}-${size - 1}/${size}` } : {}),
+    });
     const t0 = Date.now();
     let sent = 0;
     for await (const chunk of createReadStream(file, { start, highWaterMark: 256 * 1024 })) {
@@ -37,7 +46,9 @@ export async function startOrigin(dir: string): Promise<Origin> {
     }
     res.end();
   });
-  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+  );
   origin.port = port;
   return origin;
 }

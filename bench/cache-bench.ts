@@ -42,7 +42,9 @@ interface Server {
 
 async function startServer(args: string[], extraFlags: string[] = []): Promise<Server> {
   const flags = [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...extraFlags];
-  const proc = spawn(process.execPath, [...flags, path.join(__dirname, 'cache-server.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...flags, path.join(__dirname, 'cache-server.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   // An abrupt end of the bench (a signal, a closed pipe) must not leave the server behind.
   const killOnExit = () => proc.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -63,7 +65,12 @@ async function startServer(args: string[], extraFlags: string[] = []): Promise<S
 }
 
 /** Cold fill: `devices` at once on an artifact the cache has never seen; wall time until the last finishes. */
-async function coldFill(dir: string, origin: Origin, file: string, devices: number): Promise<{ seconds: number; upstream: number; received: number }> {
+async function coldFill(
+  dir: string,
+  origin: Origin,
+  file: string,
+  devices: number,
+): Promise<{ seconds: number; upstream: number; received: number }> {
   const cachePath = path.join(dir, `cold-${devices}`);
   const server = await startServer(['cache', cachePath, 'adaptive']);
   try {
@@ -72,7 +79,11 @@ async function coldFill(dir: string, origin: Origin, file: string, devices: numb
     const agent = new http.Agent({ keepAlive: true, maxSockets: devices });
     const stop = { now: false };
     const t0 = process.hrtime.bigint();
-    const got = await Promise.all(Array.from({ length: devices }, () => fetchAll(`http://127.0.0.1:${server.port}/a?o=${encodeURIComponent(origin.url(file).href)}`, agent, stop)));
+    const got = await Promise.all(
+      Array.from({ length: devices }, () =>
+        fetchAll(`http://127.0.0.1:${server.port}/a?o=${encodeURIComponent(origin.url(file).href)}`, agent, stop),
+      ),
+    );
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     agent.destroy();
     return { seconds, upstream: origin.bytes - before, received: got.reduce((a, b) => a + b, 0) };
@@ -92,26 +103,44 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
   process.on('exit', removeDir);
   const origin = await startOrigin(dir);
   try {
-    await timed('cache-bench › files', async () => {
-      await makeArtifactFile(path.join(dir, 'cold.bin'), COLD);
-      await makeArtifactFile(path.join(dir, 'big.bin'), BIG);
-    }, print);
+    await timed(
+      'cache-bench › files',
+      async () => {
+        await makeArtifactFile(path.join(dir, 'cold.bin'), COLD);
+        await makeArtifactFile(path.join(dir, 'big.bin'), BIG);
+      },
+      print,
+    );
 
-    print(`# artifact cache benchmark (node ${process.version}, loadavg ${(await fsp.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')})`);
+    print(
+      `# artifact cache benchmark (node ${process.version}, loadavg ${(await fsp.readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')})`,
+    );
     print(`\n## cold fill: ${COLD / MiB} MiB artifact, origin throttled to ${COLD_RATE / MiB} MiB/s per response`);
-    const { one, hundred } = await timed('cache-bench › cold fill', async () => ({ one: await coldFill(dir, origin, 'cold.bin', 1), hundred: await coldFill(dir, origin, 'cold.bin', 100) }), print);
+    const { one, hundred } = await timed(
+      'cache-bench › cold fill',
+      async () => ({ one: await coldFill(dir, origin, 'cold.bin', 1), hundred: await coldFill(dir, origin, 'cold.bin', 100) }),
+      print,
+    );
     print(`1 device alone      : ${one.seconds.toFixed(2)} s, upstream bytes / artifact size = ${(one.upstream / COLD).toFixed(2)}`);
-    print(`100 devices at once : ${hundred.seconds.toFixed(2)} s (${(hundred.seconds / one.seconds).toFixed(2)}× one device), upstream bytes / artifact size = ${(hundred.upstream / COLD).toFixed(2)}, bytes to devices / (100 × size) = ${(hundred.received / (100 * COLD)).toFixed(2)}`);
+    print(
+      `100 devices at once : ${hundred.seconds.toFixed(2)} s (${(hundred.seconds / one.seconds).toFixed(2)}× one device), upstream bytes / artifact size = ${(hundred.upstream / COLD).toFixed(2)}, bytes to devices / (100 × size) = ${(hundred.received / (100 * COLD)).toFixed(2)}`,
+    );
 
     // One cache directory holding the big artifact, filled once; every cache server adopts it at start.
     const cachePath = path.join(dir, 'warm');
     const bigUrl = origin.url('big.bin');
-    const fillBytes = await timed('cache-bench › warm-up fill', async () => {
-      const filler = await startServer(['cache', cachePath, 'adaptive']);
-      const n = await fetchAll(`http://127.0.0.1:${filler.port}/a?o=${encodeURIComponent(bigUrl.href)}`, new http.Agent(), { now: false });
-      await filler.stop();
-      return n;
-    }, print);
+    const fillBytes = await timed(
+      'cache-bench › warm-up fill',
+      async () => {
+        const filler = await startServer(['cache', cachePath, 'adaptive']);
+        const n = await fetchAll(`http://127.0.0.1:${filler.port}/a?o=${encodeURIComponent(bigUrl.href)}`, new http.Agent(), {
+          now: false,
+        });
+        await filler.stop();
+        return n;
+      },
+      print,
+    );
     if (fillBytes !== BIG) throw new Error(`warm-up fill got ${fillBytes} of ${BIG} bytes`);
 
     // The young generation is what grows under 200 streams (per-chunk promises), so each
@@ -131,19 +160,25 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
     const variants = process.env.BENCH_CACHE_VARIANTS === 'all' ? all : [all[0], all[3], all[5]];
     const cases = (process.env.BENCH_CLIENTS ?? '200').split(',').map(Number);
     for (const clients of cases) {
-      print(`\n## cached serve: ${BIG / MiB} MiB artifact, ${clients} concurrent downloads, ${SECONDS} s window, ${ROUNDS} interleaved rounds (median GB/s of rounds with steal ≤ ${MAX_STEAL_PCT}%, others marked *; highest RSS)${clients >= 200 ? ', RSS target ≤ 100 MB' : ''}`);
+      print(
+        `\n## cached serve: ${BIG / MiB} MiB artifact, ${clients} concurrent downloads, ${SECONDS} s window, ${ROUNDS} interleaved rounds (median GB/s of rounds with steal ≤ ${MAX_STEAL_PCT}%, others marked *; highest RSS)${clients >= 200 ? ', RSS target ≤ 100 MB' : ''}`,
+      );
       const results = new Map<string, LoadResult[]>(variants.map(([name]) => [name, []]));
       // Rounds A B C D A B C D …: this VM's load and steal come in bursts (peers-and-performance §2.3).
-      await timed(`cache-bench › cached serve ×${clients}`, async () => {
-        for (let round = 0; round < ROUNDS; round++) {
-          for (const [name, args, flags] of variants) {
-            const server = await startServer(args, flags);
-            const url = () => `http://127.0.0.1:${server.port}/a?o=${encodeURIComponent(origin.url('big.bin').href)}`;
-            results.get(name)!.push(await load(url, clients, SECONDS, server.proc.pid!));
-            await server.stop();
+      await timed(
+        `cache-bench › cached serve ×${clients}`,
+        async () => {
+          for (let round = 0; round < ROUNDS; round++) {
+            for (const [name, args, flags] of variants) {
+              const server = await startServer(args, flags);
+              const url = () => `http://127.0.0.1:${server.port}/a?o=${encodeURIComponent(origin.url('big.bin').href)}`;
+              results.get(name)!.push(await load(url, clients, SECONDS, server.proc.pid!));
+              await server.stop();
+            }
           }
-        }
-      }, print);
+        },
+        print,
+      );
       // Throughput: the median of rounds within the steal limit (all when none is); RSS: the highest.
       const summary = (rs: LoadResult[]) => {
         const calm = rs.filter((r) => r.stealPct <= MAX_STEAL_PCT);
@@ -159,8 +194,13 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
       const ref = summary(results.get(variants[0][0])!);
       for (const [name] of variants) {
         const r = summary(results.get(name)!);
-        const ratio = r === ref || name === variants[0][0] ? '' : ` → ${(r.gbps / ref.gbps).toFixed(2)}× reference throughput, ${(r.rss / ref.rss).toFixed(2)}× its RSS`;
-        print(`${name.padEnd(52)}: ${r.gbps.toFixed(2)} GB/s (rounds ${r.spread}), peak RSS ${mb(r.rss)} (sampled 1/s; VmHWM ${mb(r.hwm)}), steal% ${r.steal}, load ${r.load}${ratio}`);
+        const ratio =
+          r === ref || name === variants[0][0]
+            ? ''
+            : ` → ${(r.gbps / ref.gbps).toFixed(2)}× reference throughput, ${(r.rss / ref.rss).toFixed(2)}× its RSS`;
+        print(
+          `${name.padEnd(52)}: ${r.gbps.toFixed(2)} GB/s (rounds ${r.spread}), peak RSS ${mb(r.rss)} (sampled 1/s; VmHWM ${mb(r.hwm)}), steal% ${r.steal}, load ${r.load}${ratio}`,
+        );
       }
     }
     print(`\nupstream bytes during the whole run: ${mb(origin.bytes)} (cold ${mb(COLD)} ×2 cases + ${mb(BIG)} once)`);

@@ -35,7 +35,9 @@ async function main(): Promise<void> {
   if (process.env.BENCH_MEM_DEBUG) {
     setInterval(() => {
       const m = process.memoryUsage();
-      process.stderr.write(`${mode} rss ${(m.rss / 1e6).toFixed(0)} heapTotal ${(m.heapTotal / 1e6).toFixed(0)} heapUsed ${(m.heapUsed / 1e6).toFixed(0)} external ${(m.external / 1e6).toFixed(0)}\n`);
+      process.stderr.write(
+        `${mode} rss ${(m.rss / 1e6).toFixed(0)} heapTotal ${(m.heapTotal / 1e6).toFixed(0)} heapUsed ${(m.heapUsed / 1e6).toFixed(0)} external ${(m.external / 1e6).toFixed(0)}\n`,
+      );
     }, 1000).unref();
   }
   const server = http.createServer(handler);

@@ -57,31 +57,77 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
     const bigSize = Number(process.env.BENCH_BIG_MB ?? 1024) * MiB;
     const coldSize = Number(process.env.BENCH_COLD_MB ?? 4) * MiB;
     const files = { cached: path.join(dir, 'cached.mender'), big: path.join(dir, 'big.mender'), cold: path.join(dir, 'cold.mender') };
-    await timed('nginx › files', async () => {
-      await makeArtifactFile(files.cached, cachedSize);
-      if (cases.has('memory')) await makeArtifactFile(files.big, bigSize);
-      if (cases.has('cold')) await makeArtifactFile(files.cold, coldSize);
-    }, print);
+    await timed(
+      'nginx › files',
+      async () => {
+        await makeArtifactFile(files.cached, cachedSize);
+        if (cases.has('memory')) await makeArtifactFile(files.big, bigSize);
+        if (cases.has('cold')) await makeArtifactFile(files.cold, coldSize);
+      },
+      print,
+    );
 
     // Upstream: the lean stub, for the pass-through case (origin-process.ts says why); artifacts
     // come from the store through signed links, whatever the upstream.
-    const setup: GatewaySetup = { dir, upstreamPort: origin.stubPort, cachePath: cacheDir(dir), serverCert: tls.server.cert, serverKey: tls.server.key };
+    const setup: GatewaySetup = {
+      dir,
+      upstreamPort: origin.stubPort,
+      cachePath: cacheDir(dir),
+      serverCert: tls.server.cert,
+      serverKey: tls.server.key,
+    };
     const withWorkers = cases.has('workers') && (cases.has('passthrough') || cases.has('cached'));
     // The mTLS case's devices (made once, kept in the temp dir); nginx trusts their CA.
-    const fleet = cases.has('mtls') ? await timed('nginx › mTLS device certificates', () => deviceFleet(Number(process.env.BENCH_MTLS_DEVICES ?? 1000)), print) : undefined;
-    const started = await timed('nginx › start gateways + nginx', () => startProxies(running, { nginxBinary: NGINX, setup, origin: origin!, fileOrigin: fileOrigin!, tls, withWorkers, mtlsCa: fleet?.ca.cert }), print);
-    print(`# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} to compare worker counts)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`);
-    const ctx: BenchContext = { dir, origin, gateway: started.gateway, otherWorkers: started.other, nginx: started.nginx, nginxBinary: NGINX, nginxPorts: started.nginxPorts, tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key }, rounds, seconds: windows(), print, verdicts: [], setup, fleet };
+    const fleet = cases.has('mtls')
+      ? await timed('nginx › mTLS device certificates', () => deviceFleet(Number(process.env.BENCH_MTLS_DEVICES ?? 1000)), print)
+      : undefined;
+    const started = await timed(
+      'nginx › start gateways + nginx',
+      () =>
+        startProxies(running, {
+          nginxBinary: NGINX,
+          setup,
+          origin: origin!,
+          fileOrigin: fileOrigin!,
+          tls,
+          withWorkers,
+          mtlsCa: fleet?.ca.cert,
+        }),
+      print,
+    );
+    print(
+      `# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} to compare worker counts)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`,
+    );
+    const ctx: BenchContext = {
+      dir,
+      origin,
+      gateway: started.gateway,
+      otherWorkers: started.other,
+      nginx: started.nginx,
+      nginxBinary: NGINX,
+      nginxPorts: started.nginxPorts,
+      tls: { ca: tls.ca, serverCert: tls.server.cert, serverKey: tls.server.key },
+      rounds,
+      seconds: windows(),
+      print,
+      verdicts: [],
+      setup,
+      fleet,
+    };
     ctxRef.ctx = ctx;
 
     if (cases.has('passthrough')) await timed('nginx › pass-through + latency', () => passThroughCase(ctx), print);
     if (cases.has('mtls')) await timed('nginx › mTLS', () => mtlsCase(ctx), print);
     if (cases.has('cached')) {
-      const presigned = await timed('nginx › cached: upload + warm-up', async () => {
-        const url = await origin!.put('cached.mender', files.cached);
-        await warm(ctx, url, cachedSize);
-        return url;
-      }, print);
+      const presigned = await timed(
+        'nginx › cached: upload + warm-up',
+        async () => {
+          const url = await origin!.put('cached.mender', files.cached);
+          await warm(ctx, url, cachedSize);
+          return url;
+        },
+        print,
+      );
       await timed('nginx › cached', () => cachedCase(ctx, presigned, 'cached.mender', cachedSize), print);
     }
     // The worker figures are taken; the later cases measure one gateway (memory: its RSS).

@@ -102,7 +102,11 @@ async function warmUp(port: number, ca: Buffer): Promise<void> {
   const agent = new https.Agent({ ca, keepAlive: false });
   for (let i = 0; i < 4; i++) {
     await new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(`wss://127.0.0.1:${port}/api/devices/v1/deviceconnect/connect`, { ca, servername: 'localhost', perMessageDeflate: false } as WebSocket.ClientOptions);
+      const ws = new WebSocket(`wss://127.0.0.1:${port}/api/devices/v1/deviceconnect/connect`, {
+        ca,
+        servername: 'localhost',
+        perMessageDeflate: false,
+      } as WebSocket.ClientOptions);
       ws.on('open', () => ws.send(Buffer.alloc(32)));
       ws.on('message', () => ws.close());
       ws.on('close', () => resolve());
@@ -110,16 +114,33 @@ async function warmUp(port: number, ca: Buffer): Promise<void> {
     });
     await new Promise<void>((resolve, reject) => {
       https
-        .get({ host: '127.0.0.1', port, servername: 'localhost', agent, path: '/api/devices/v1/deployments/device/deployments/next', headers: { Authorization: 'Bearer x' } }, (res) => {
-          res.resume();
-          res.on('end', resolve);
-        })
+        .get(
+          {
+            host: '127.0.0.1',
+            port,
+            servername: 'localhost',
+            agent,
+            path: '/api/devices/v1/deployments/device/deployments/next',
+            headers: { Authorization: 'Bearer x' },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', resolve);
+          },
+        )
         .on('error', reject);
     });
   }
 }
 
-async function runSide(k: Knobs, devices: number, pollers: number, start: (upstreamPort: number) => Promise<ServerUnderTest>, ca: string, print: (l: string) => void): Promise<SideResult> {
+async function runSide(
+  k: Knobs,
+  devices: number,
+  pollers: number,
+  start: (upstreamPort: number) => Promise<ServerUnderTest>,
+  ca: string,
+  print: (l: string) => void,
+): Promise<SideResult> {
   let upstream: EchoUpstream | undefined;
   let server: ServerUnderTest | undefined;
   let fleet: Fleet | undefined;
@@ -153,7 +174,9 @@ async function runSide(k: Knobs, devices: number, pollers: number, start: (upstr
     await sleep(2000);
     const rssFull = rssOf(pids);
     const throughUpstream = await upstream.connected();
-    print(`  ${server.name} (${server.workers} worker${server.workers === 1 ? '' : 's'}): ${established}/${devices} connected in ${(setupMs / 1000).toFixed(1)} s; RSS ${mb(rssBefore)} before, ${mb(rssTenth)} at ${tenth}, ${mb(rssFull)} at ${established}`);
+    print(
+      `  ${server.name} (${server.workers} worker${server.workers === 1 ? '' : 's'}): ${established}/${devices} connected in ${(setupMs / 1000).toFixed(1)} s; RSS ${mb(rssBefore)} before, ${mb(rssTenth)} at ${tenth}, ${mb(rssFull)} at ${established}`,
+    );
 
     // Under that load: pollers, echoes, pings.
     const polled = await fleet.pollers(pollers);
@@ -213,10 +236,18 @@ async function runSide(k: Knobs, devices: number, pollers: number, start: (upstr
 }
 
 function printSide(r: SideResult, print: (l: string) => void): void {
-  print(`    established ${r.established} (${r.throughUpstream} reached upstream), failed ${r.failed}${r.firstError ? ` (first: ${r.firstError})` : ''}, dropped ${r.dropped}, pongs missing ${r.pongsMissing} of ${r.pingsSent} pings`);
-  print(`    memory per device ${kib((r.rssFull - r.rssBefore) / r.established)}; setup ${r.setupPerSec.toFixed(0)} conn/s, server CPU ${r.cpuPerConnMs.toFixed(2)} ms per connection set up (load generator ${r.clientSetupCpuPct.toFixed(0)} % of a core)`);
-  print(`    under load: echo p50 ${r.echoP50.toFixed(2)} / p99 ${r.echoP99.toFixed(2)} ms (${r.echoes}, lost ${r.echoLost}); poll p50 ${r.pollP50.toFixed(2)} / p99 ${r.pollP99.toFixed(2)} ms (${r.polls}, failed ${r.pollFailed}); server CPU ${r.serverCpuPctMeasure.toFixed(0)} %, load generator ${r.clientCpuPctMeasure.toFixed(0)} % of a core; loadavg ${r.load}`);
-  print(`    after every device left: RSS ${mb(r.rssAfter)} (before ${mb(r.rssBefore)}: ${((100 * (r.rssAfter - r.rssBefore)) / r.rssBefore).toFixed(0)} %)`);
+  print(
+    `    established ${r.established} (${r.throughUpstream} reached upstream), failed ${r.failed}${r.firstError ? ` (first: ${r.firstError})` : ''}, dropped ${r.dropped}, pongs missing ${r.pongsMissing} of ${r.pingsSent} pings`,
+  );
+  print(
+    `    memory per device ${kib((r.rssFull - r.rssBefore) / r.established)}; setup ${r.setupPerSec.toFixed(0)} conn/s, server CPU ${r.cpuPerConnMs.toFixed(2)} ms per connection set up (load generator ${r.clientSetupCpuPct.toFixed(0)} % of a core)`,
+  );
+  print(
+    `    under load: echo p50 ${r.echoP50.toFixed(2)} / p99 ${r.echoP99.toFixed(2)} ms (${r.echoes}, lost ${r.echoLost}); poll p50 ${r.pollP50.toFixed(2)} / p99 ${r.pollP99.toFixed(2)} ms (${r.polls}, failed ${r.pollFailed}); server CPU ${r.serverCpuPctMeasure.toFixed(0)} %, load generator ${r.clientCpuPctMeasure.toFixed(0)} % of a core; loadavg ${r.load}`,
+  );
+  print(
+    `    after every device left: RSS ${mb(r.rssAfter)} (before ${mb(r.rssBefore)}: ${((100 * (r.rssAfter - r.rssBefore)) / r.rssBefore).toFixed(0)} %)`,
+  );
 }
 
 interface Row {
@@ -234,15 +265,78 @@ function compareRows(g: SideResult, n: SideResult): Row[] {
   const back = (r: SideResult) => (r.rssAfter - r.rssBefore) / r.rssBefore;
   const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
   return [
-    { what: 'established / dropped', gateway: `${g.established} / ${g.dropped}`, nginx: `${n.established} / ${n.dropped}`, ratio: '', target: '0 dropped', met: g.dropped === 0 && g.failed === 0 && g.established === g.devices },
-    { what: 'memory per connected device', gateway: kib(gPer), nginx: kib(nPer), ratio: x(gPer, nPer), target: '≤ 1.0×', met: gPer <= nPer },
-    { what: `total RSS at ${g.established}`, gateway: mb(g.rssFull), nginx: mb(n.rssFull), ratio: x(g.rssFull, n.rssFull), target: '≤ 1.2×', met: g.rssFull <= 1.2 * n.rssFull },
-    { what: `total RSS at ${Math.round(g.devices / 10)}`, gateway: mb(g.rssTenth), nginx: mb(n.rssTenth), ratio: x(g.rssTenth, n.rssTenth), target: '', met: null },
-    { what: 'setup rate', gateway: `${g.setupPerSec.toFixed(0)}/s`, nginx: `${n.setupPerSec.toFixed(0)}/s`, ratio: x(g.setupPerSec, n.setupPerSec), target: '', met: null },
-    { what: 'CPU per connection set up', gateway: `${g.cpuPerConnMs.toFixed(2)} ms`, nginx: `${n.cpuPerConnMs.toFixed(2)} ms`, ratio: x(g.cpuPerConnMs, n.cpuPerConnMs), target: '≤ 1.5×', met: g.cpuPerConnMs <= 1.5 * n.cpuPerConnMs },
-    { what: 'echo round trip p99', gateway: `${g.echoP99.toFixed(2)} ms`, nginx: `${n.echoP99.toFixed(2)} ms`, ratio: x(g.echoP99, n.echoP99), target: '', met: null },
-    { what: 'poll p99 under that load', gateway: `${g.pollP99.toFixed(2)} ms`, nginx: `${n.pollP99.toFixed(2)} ms`, ratio: x(g.pollP99, n.pollP99), target: '≤ 1.5×', met: g.pollP99 <= 1.5 * n.pollP99 },
-    { what: 'RSS after all left vs before', gateway: `${mb(g.rssBefore)} → ${mb(g.rssAfter)} (${(100 * back(g)).toFixed(0)} %)`, nginx: `${mb(n.rssBefore)} → ${mb(n.rssAfter)} (${(100 * back(n)).toFixed(0)} %)`, ratio: '', target: '≤ +20 %', met: back(g) <= 0.2 },
+    {
+      what: 'established / dropped',
+      gateway: `${g.established} / ${g.dropped}`,
+      nginx: `${n.established} / ${n.dropped}`,
+      ratio: '',
+      target: '0 dropped',
+      met: g.dropped === 0 && g.failed === 0 && g.established === g.devices,
+    },
+    {
+      what: 'memory per connected device',
+      gateway: kib(gPer),
+      nginx: kib(nPer),
+      ratio: x(gPer, nPer),
+      target: '≤ 1.0×',
+      met: gPer <= nPer,
+    },
+    {
+      what: `total RSS at ${g.established}`,
+      gateway: mb(g.rssFull),
+      nginx: mb(n.rssFull),
+      ratio: x(g.rssFull, n.rssFull),
+      target: '≤ 1.2×',
+      met: g.rssFull <= 1.2 * n.rssFull,
+    },
+    {
+      what: `total RSS at ${Math.round(g.devices / 10)}`,
+      gateway: mb(g.rssTenth),
+      nginx: mb(n.rssTenth),
+      ratio: x(g.rssTenth, n.rssTenth),
+      target: '',
+      met: null,
+    },
+    {
+      what: 'setup rate',
+      gateway: `${g.setupPerSec.toFixed(0)}/s`,
+      nginx: `${n.setupPerSec.toFixed(0)}/s`,
+      ratio: x(g.setupPerSec, n.setupPerSec),
+      target: '',
+      met: null,
+    },
+    {
+      what: 'CPU per connection set up',
+      gateway: `${g.cpuPerConnMs.toFixed(2)} ms`,
+      nginx: `${n.cpuPerConnMs.toFixed(2)} ms`,
+      ratio: x(g.cpuPerConnMs, n.cpuPerConnMs),
+      target: '≤ 1.5×',
+      met: g.cpuPerConnMs <= 1.5 * n.cpuPerConnMs,
+    },
+    {
+      what: 'echo round trip p99',
+      gateway: `${g.echoP99.toFixed(2)} ms`,
+      nginx: `${n.echoP99.toFixed(2)} ms`,
+      ratio: x(g.echoP99, n.echoP99),
+      target: '',
+      met: null,
+    },
+    {
+      what: 'poll p99 under that load',
+      gateway: `${g.pollP99.toFixed(2)} ms`,
+      nginx: `${n.pollP99.toFixed(2)} ms`,
+      ratio: x(g.pollP99, n.pollP99),
+      target: '≤ 1.5×',
+      met: g.pollP99 <= 1.5 * n.pollP99,
+    },
+    {
+      what: 'RSS after all left vs before',
+      gateway: `${mb(g.rssBefore)} → ${mb(g.rssAfter)} (${(100 * back(g)).toFixed(0)} %)`,
+      nginx: `${mb(n.rssBefore)} → ${mb(n.rssAfter)} (${(100 * back(n)).toFixed(0)} %)`,
+      ratio: '',
+      target: '≤ +20 %',
+      met: back(g) <= 0.2,
+    },
   ];
 }
 
@@ -269,9 +363,12 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
   try {
     print(`# 10,000 connected devices (target 5): ${new Date().toISOString()}, ${toolVersion(NGINX)}; node ${process.version}`);
     print(`# machine: ${machineLine()}; open files ${limit} per process; ephemeral ports ${ports[0]}-${ports[1]}`);
-    print(`# ${k.devices} devices from ${k.clients} processes, ${k.pollers} of them also polling every ${k.pollEveryMs / 1000} s; pings every ${k.pingMs / 1000} s each way (mender-connect and deviceconnect: 54 s${k.pingMs === 54_000 ? '' : ', scaled'}); ${k.echoRate} echoes/s; ${k.seconds} s measured`);
+    print(
+      `# ${k.devices} devices from ${k.clients} processes, ${k.pollers} of them also polling every ${k.pollEveryMs / 1000} s; pings every ${k.pingMs / 1000} s each way (mender-connect and deviceconnect: 54 s${k.pingMs === 54_000 ? '' : ', scaled'}); ${k.echoRate} echoes/s; ${k.seconds} s measured`,
+    );
     // Each device takes two loopback ports (device → proxy, proxy → upstream), each poller one or two.
-    if (2 * (k.devices + k.pollers) > ephemeral) print(`# WARNING: ${2 * (k.devices + k.pollers)} loopback connections need more than the ${ephemeral} ephemeral ports`);
+    if (2 * (k.devices + k.pollers) > ephemeral)
+      print(`# WARNING: ${2 * (k.devices + k.pollers)} loopback connections need more than the ${ephemeral} ephemeral ports`);
     mkdirSync(path.join(dir, 'tls'));
     const tls = makeTlsMaterial(path.join(dir, 'tls'));
     const results: { label: string; gateway: SideResult; nginx: SideResult }[] = [];
@@ -285,10 +382,29 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
       await probe.stop();
       const nginxCount = nginxWorkers === 'auto' ? Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) : nginxWorkers;
       const devices = devicesWithin(limit, Math.min(workers, nginxCount), k.devices, k.pollers);
-      const label = pair === 'default' ? `default settings: gateway Workers auto (${workers}) vs nginx worker_processes auto (${nginxCount})` : `gateway Workers ${pair} vs nginx worker_processes ${pair}`;
-      print(`\n## ${label}: ${devices} devices${devices < k.devices ? ` (not ${k.devices}: ${limit} descriptors per process hold 2 per device and per poller)` : ''}`);
-      const g = await runSide(k, devices, k.pollers, (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers), tls.ca.cert, print);
-      const n = await runSide(k, devices, k.pollers, (up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers), tls.ca.cert, print);
+      const label =
+        pair === 'default'
+          ? `default settings: gateway Workers auto (${workers}) vs nginx worker_processes auto (${nginxCount})`
+          : `gateway Workers ${pair} vs nginx worker_processes ${pair}`;
+      print(
+        `\n## ${label}: ${devices} devices${devices < k.devices ? ` (not ${k.devices}: ${limit} descriptors per process hold 2 per device and per poller)` : ''}`,
+      );
+      const g = await runSide(
+        k,
+        devices,
+        k.pollers,
+        (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers),
+        tls.ca.cert,
+        print,
+      );
+      const n = await runSide(
+        k,
+        devices,
+        k.pollers,
+        (up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers),
+        tls.ca.cert,
+        print,
+      );
       results.push({ label, gateway: g, nginx: n });
     }
     print('\n## summary (gateway vs nginx, this machine, this run)');
@@ -296,7 +412,10 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
       print(`\n### ${r.label}; loadavg ${r.gateway.load} (gateway), ${r.nginx.load} (nginx)`);
       print('| figure | gateway | nginx | ratio | target | |');
       print('|---|---|---|---|---|---|');
-      for (const row of compareRows(r.gateway, r.nginx)) print(`| ${row.what} | ${row.gateway} | ${row.nginx} | ${row.ratio} | ${row.target} | ${row.met === null ? '' : row.met ? 'met' : 'MISSED'} |`);
+      for (const row of compareRows(r.gateway, r.nginx))
+        print(
+          `| ${row.what} | ${row.gateway} | ${row.nginx} | ${row.ratio} | ${row.target} | ${row.met === null ? '' : row.met ? 'met' : 'MISSED'} |`,
+        );
     }
     print(`\nconnections bench took ${((Date.now() - t0) / 1000).toFixed(0)} s; loadavg at the end ${loadAverage()}`);
   } finally {

@@ -19,7 +19,12 @@ export async function cpuTimes(): Promise<{ steal: number; total: number }> {
 }
 
 /** Download `url` once; resolves with the byte count; `count` sees every chunk as it arrives. */
-export function fetchAll(url: string, agent: http.Agent, stop: { now: boolean }, count: (n: number) => void = () => undefined): Promise<number> {
+export function fetchAll(
+  url: string,
+  agent: http.Agent,
+  stop: { now: boolean },
+  count: (n: number) => void = () => undefined,
+): Promise<number> {
   return new Promise((resolve) => {
     let n = 0;
     const req = http.get(url, { agent }, (res) => {
@@ -50,7 +55,14 @@ export async function load(url: () => string, clients: number, seconds: number, 
   const stop = { now: false };
   let bytes = 0;
   let peakRss = 0;
-  const sampler = setInterval(() => void rssOf(pid).then((r) => (peakRss = Math.max(peakRss, r.rss)), () => undefined), 1000);
+  const sampler = setInterval(
+    () =>
+      void rssOf(pid).then(
+        (r) => (peakRss = Math.max(peakRss, r.rss)),
+        () => undefined,
+      ),
+    1000,
+  );
   const c0 = await cpuTimes();
   const t0 = process.hrtime.bigint();
   const loops = Array.from({ length: clients }, async () => {
@@ -65,6 +77,12 @@ export async function load(url: () => string, clients: number, seconds: number, 
   const c1 = await cpuTimes();
   const final = await rssOf(pid);
   agent.destroy();
-  return { bytes: counted, seconds: elapsed, peakRss: Math.max(peakRss, final.rss), hwm: final.hwm, stealPct: (100 * (c1.steal - c0.steal)) / Math.max(1, c1.total - c0.total), load1: Number((await fsp.readFile('/proc/loadavg', 'utf8')).split(' ')[0]) };
+  return {
+    bytes: counted,
+    seconds: elapsed,
+    peakRss: Math.max(peakRss, final.rss),
+    hwm: final.hwm,
+    stealPct: (100 * (c1.steal - c0.steal)) / Math.max(1, c1.total - c0.total),
+    load1: Number((await fsp.readFile('/proc/loadavg', 'utf8')).split(' ')[0]),
+  };
 }
-

@@ -23,7 +23,13 @@ function stats(ms: number[]): { median: number; p90: number } {
   return { median: at(0.5), p90: at(0.9) };
 }
 
-async function timeAuths(url: string, agentFor: () => import('node:https').Agent, keyFile: string, macPrefix: string, repeatSameIdentity = false): Promise<number[]> {
+async function timeAuths(
+  url: string,
+  agentFor: () => import('node:https').Agent,
+  keyFile: string,
+  macPrefix: string,
+  repeatSameIdentity = false,
+): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < SAMPLES + 10; i++) {
     const mac = `${macPrefix}:${((repeatSameIdentity ? 0 : i) >> 8).toString(16).padStart(2, '0')}:${(repeatSameIdentity ? 0 : i & 0xff).toString(16).padStart(2, '0')}`;
@@ -45,7 +51,12 @@ export async function benchMtlsAdmissionLatency(): Promise<void> {
   const device = makeDeviceCert(dir, 'bench-device', tls.ca, { keyType: 'ec' });
   const store = await startS3Store();
   const direct = await startMenderServer({ store, tls: tls.server, autoAccept: true });
-  const upstream = await startMenderServer({ store, tls: tls.server, autoAccept: false, users: [{ email: 'gw@example.com', password: 'pw' }] });
+  const upstream = await startMenderServer({
+    store,
+    tls: tls.server,
+    autoAccept: false,
+    users: [{ email: 'gw@example.com', password: 'pw' }],
+  });
   const configFile = writeGatewayConfig(dir, {
     HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
     HTTP: { Enabled: false },
@@ -60,7 +71,8 @@ export async function benchMtlsAdmissionLatency(): Promise<void> {
     const admitted = stats(await timeAuths(gateway.url('https'), mutual, device.key, '02:00:00:b1'));
     const cached = stats(await timeAuths(gateway.url('https'), mutual, device.key, '02:00:00:b2', true));
     const preauths = upstream.preauthorizations.length;
-    const line = (name: string, s: { median: number; p90: number }) => `${name.padEnd(46)} median ${s.median.toFixed(2)} ms  p90 ${s.p90.toFixed(2)} ms`;
+    const line = (name: string, s: { median: number; p90: number }) =>
+      `${name.padEnd(46)} median ${s.median.toFixed(2)} ms  p90 ${s.p90.toFixed(2)} ms`;
     process.stdout.write(
       [
         `mTLS admission latency, ${SAMPLES} auth requests each, one at a time, new TLS connection each (EC P-256 device key)`,

@@ -14,7 +14,11 @@ export function partTimes(): readonly PartTime[] {
 }
 
 /** Run `fn` as the part `name`; its wall time is recorded (also when it throws) and printed. */
-export async function timed<T>(name: string, fn: () => Promise<T>, print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<T> {
+export async function timed<T>(
+  name: string,
+  fn: () => Promise<T>,
+  print: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Promise<T> {
   const t0 = process.hrtime.bigint();
   try {
     return await fn();

@@ -35,12 +35,17 @@ function rssOf(pid: number): number {
 function roundTrip(port: number, size: number): Promise<number> {
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/api/devices/v1/bench', agent: false, headers: { 'X-Bench-Size': String(size) } }, (res) => {
-      let n = 0;
-      res.on('data', (c: Buffer) => (n += c.length));
-      res.on('end', () => (n === size ? resolve((2 * size) / (Number(process.hrtime.bigint() - started) / 1e9)) : reject(new Error(`got ${n} bytes`))));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'PUT', path: '/api/devices/v1/bench', agent: false, headers: { 'X-Bench-Size': String(size) } },
+      (res) => {
+        let n = 0;
+        res.on('data', (c: Buffer) => (n += c.length));
+        res.on('end', () =>
+          n === size ? resolve((2 * size) / (Number(process.hrtime.bigint() - started) / 1e9)) : reject(new Error(`got ${n} bytes`)),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     body(size).pipe(req);
   });
@@ -80,7 +85,9 @@ export async function benchProxyStreamMemory(): Promise<void> {
     const gibps = (n: number) => (n / 1024 ** 3).toFixed(2);
     console.log(`proxy stream: ${mib(SIZE)} MiB up + ${mib(SIZE)} MiB down through the gateway process`);
     console.log(`  gateway RSS idle ${mib(idle)} MiB, peak ${mib(peak)} MiB (growth ${mib(peak - idle)} MiB)`);
-    console.log(`  throughput via gateway ${gibps(viaGateway)} GiB/s, direct ${gibps(direct)} GiB/s (${mib(DIRECT_SIZE)} MiB each way), gateway/direct ${(viaGateway / direct).toFixed(2)}`);
+    console.log(
+      `  throughput via gateway ${gibps(viaGateway)} GiB/s, direct ${gibps(direct)} GiB/s (${mib(DIRECT_SIZE)} MiB each way), gateway/direct ${(viaGateway / direct).toFixed(2)}`,
+    );
   } finally {
     await gateway?.stop();
     await closeServer(upstream);

@@ -41,7 +41,10 @@ function start(script: string, args: string[]): Promise<Child> {
   return new Promise((resolve, reject) => {
     // The young-generation cap the service files and the workers run the gateway with: memory and
     // latency tails as deployed.
-    const proc = fork(path.join(__dirname, script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc', '--max-semi-space-size=2'] });
+    const proc = fork(path.join(__dirname, script), args, {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: ['--expose-gc', '--max-semi-space-size=2'],
+    });
     proc.once('message', (m: { port: number }) => resolve({ proc, port: m.port }));
     proc.once('exit', (code) => reject(new Error(`${script} ${args.join(' ')} exited with ${code}`)));
   });
@@ -62,10 +65,15 @@ interface Target {
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-const better = (a: WrkResult | undefined, b: WrkResult, by: 'rate' | 'p99') => (!a ? b : by === 'rate' ? (b.requestsPerSec > a.requestsPerSec ? b : a) : b.p99Ms < a.p99Ms ? b : a);
+const better = (a: WrkResult | undefined, b: WrkResult, by: 'rate' | 'p99') =>
+  !a ? b : by === 'rate' ? (b.requestsPerSec > a.requestsPerSec ? b : a) : b.p99Ms < a.p99Ms ? b : a;
 
 /** `count` upgrades, `parallel` at a time; the sockets stay open until `release`. */
-async function upgrades(port: number, count: number, parallel: number): Promise<{ perSec: number; p50: number; p99: number; failed: number; release(): void }> {
+async function upgrades(
+  port: number,
+  count: number,
+  parallel: number,
+): Promise<{ perSec: number; p50: number; p99: number; failed: number; release(): void }> {
   const sockets: Socket[] = [];
   const times: number[] = [];
   let failed = 0;
@@ -74,7 +82,9 @@ async function upgrades(port: number, count: number, parallel: number): Promise<
     new Promise<void>((resolve) => {
       const t0 = process.hrtime.bigint();
       const socket = connect(port, '127.0.0.1', () =>
-        socket.write(`GET /api/devices/v1/deviceconnect/connect HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: ${AUTH.Authorization}\r\n\r\n`),
+        socket.write(
+          `GET /api/devices/v1/deviceconnect/connect HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: ${AUTH.Authorization}\r\n\r\n`,
+        ),
       );
       sockets.push(socket);
       let text = '';
@@ -104,7 +114,12 @@ async function upgrades(port: number, count: number, parallel: number): Promise<
   );
   const seconds = (Date.now() - t0) / 1000;
   times.sort((a, b) => a - b);
-  return { perSec: times.length / seconds, p50: pct(times, 50), p99: pct(times, 99), failed, release: () => {
+  return {
+    perSec: times.length / seconds,
+    p50: pct(times, 50),
+    p99: pct(times, 99),
+    failed,
+    release: () => {
       for (const s of sockets) s.destroy();
     },
   };
@@ -118,9 +133,17 @@ async function originFetches(upstreamPort: number, proxyPort: number): Promise<v
     const best = new Map<string, { mbps: number; peak: number }>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const client of ['agent', 'undici']) {
-        const args = [client, `http://127.0.0.1:${upstreamPort}/blob`, String(count), ...(proxied ? [`http://127.0.0.1:${proxyPort}`] : [])];
+        const args = [
+          client,
+          `http://127.0.0.1:${upstreamPort}/blob`,
+          String(count),
+          ...(proxied ? [`http://127.0.0.1:${proxyPort}`] : []),
+        ];
         const m = await new Promise<{ seconds: number; peakGrowth: number }>((resolve, reject) => {
-          const proc = fork(path.join(__dirname, 'engines/origin-fetch.js'), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-semi-space-size=2'] });
+          const proc = fork(path.join(__dirname, 'engines/origin-fetch.js'), args, {
+            stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+            execArgv: ['--max-semi-space-size=2'],
+          });
           proc.once('message', resolve);
           proc.once('exit', (code) => code !== 0 && reject(new Error(`origin-fetch ${args.join(' ')} exited with ${code}`)));
         });
@@ -130,11 +153,20 @@ async function originFetches(upstreamPort: number, proxyPort: number): Promise<v
       }
     }
     for (const [client, b] of best) {
-      const name = client === 'agent' ? (proxied ? 'http.get + https-proxy-agent' : 'http.get + keep-alive http.Agent') : proxied ? 'undici.request + ProxyAgent' : 'undici.request + Pool';
+      const name =
+        client === 'agent'
+          ? proxied
+            ? 'http.get + https-proxy-agent'
+            : 'http.get + keep-alive http.Agent'
+          : proxied
+            ? 'undici.request + ProxyAgent'
+            : 'undici.request + Pool';
       rows.push(`| ${proxied ? 'via CONNECT proxy: ' : ''}${name} | ${Math.round(b.mbps)} MB/s | +${(b.peak / 1048576).toFixed(1)} MiB |`);
     }
   }
-  process.stdout.write(`artifact-origin fetch, ${count} × ${BLOB_MIB} MiB one after the other to /dev/null (best of ${ROUNDS} rounds; RSS = highest peak over the process's start):\n\n`);
+  process.stdout.write(
+    `artifact-origin fetch, ${count} × ${BLOB_MIB} MiB one after the other to /dev/null (best of ${ROUNDS} rounds; RSS = highest peak over the process's start):\n\n`,
+  );
   process.stdout.write(`| client | throughput | peak RSS growth |\n|---|---|---|\n${rows.join('\n')}\n\n`);
 }
 
@@ -165,7 +197,9 @@ export async function runUpstreamEngines(): Promise<void> {
     const upstream = await start('engines/upstream-stub.js', []);
     const proxy = await start('engines/upstream-stub.js', ['proxy']);
     children.push(upstream, proxy);
-    const targets: Target[] = [{ label: 'direct client → upstream (reference)', port: upstream.port, pid: upstream.proc.pid!, ws: true, idleRss: 0, best: {} }];
+    const targets: Target[] = [
+      { label: 'direct client → upstream (reference)', port: upstream.port, pid: upstream.proc.pid!, ws: true, idleRss: 0, best: {} },
+    ];
     const engines: [string, string, boolean][] = [
       ['gateway: undici Pool + Exchange; websocket-tunnel', 'gateway', false],
       ['http-proxy 1.18.1 web (buffer) / ws, keep-alive agent', 'http-proxy', false],
@@ -182,11 +216,25 @@ export async function runUpstreamEngines(): Promise<void> {
       const child = await start('engines/engine-process.js', [engine, String(upstream.port), ...(proxied ? [String(proxy.port)] : [])]);
       children.push(child);
       await settle(300);
-      targets.push({ label, child, port: child.port, pid: child.proc.pid!, ws: engine !== 'http-agent', idleRss: await heldRss(child), best: {} });
+      targets.push({
+        label,
+        child,
+        port: child.port,
+        pid: child.proc.pid!,
+        ws: engine !== 'http-agent',
+        idleRss: await heldRss(child),
+        best: {},
+      });
     }
     targets[0].child = upstream;
     const gatewayTarget = targets[1];
-    targets.splice(2, 0, { ...gatewayTarget, label: 'gateway, the read body handed over as a stream (A/B)', ws: false, postOnly: '/buffered-stream', best: {} });
+    targets.splice(2, 0, {
+      ...gatewayTarget,
+      label: 'gateway, the read body handed over as a stream (A/B)',
+      ws: false,
+      postOnly: '/buffered-stream',
+      best: {},
+    });
 
     // JIT and connection warm-up, discarded: the first seconds of a fresh process run at half speed.
     for (const t of targets) {
@@ -200,12 +248,20 @@ export async function runUpstreamEngines(): Promise<void> {
       for (const t of targets) {
         const base = `http://127.0.0.1:${t.port}`;
         if (t.postOnly) {
-          t.best.post = better(t.best.post, await runWrk({ url: base + t.postOnly, connections: 32, seconds: SECONDS, headers: AUTH, script: post }), 'rate');
+          t.best.post = better(
+            t.best.post,
+            await runWrk({ url: base + t.postOnly, connections: 32, seconds: SECONDS, headers: AUTH, script: post }),
+            'rate',
+          );
           continue;
         }
         t.best.get = better(t.best.get, await runWrk({ url: base + NEXT, connections: 32, seconds: SECONDS, headers: AUTH }), 'rate');
         t.best.one = better(t.best.one, await runWrk({ url: base + NEXT, connections: 1, seconds: P99_SECONDS, headers: AUTH }), 'p99');
-        t.best.post = better(t.best.post, await runWrk({ url: `${base}/buffered`, connections: 32, seconds: SECONDS, headers: AUTH, script: post }), 'rate');
+        t.best.post = better(
+          t.best.post,
+          await runWrk({ url: `${base}/buffered`, connections: 32, seconds: SECONDS, headers: AUTH, script: post }),
+          'rate',
+        );
       }
       const note = systemNoteSince(cpu);
       process.stdout.write(`  round ${round}: steal ${note.stealPct.toFixed(1)} %, load ${note.load1}\n`);
@@ -225,8 +281,12 @@ export async function runUpstreamEngines(): Promise<void> {
     const ref = targets[0];
     const mb = (b: number) => (b / 1048576).toFixed(1);
     const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-    process.stdout.write(`\nupstream engines (best of ${ROUNDS} rounds, ${SECONDS} s per rate run, ${P99_SECONDS} s at 1 connection; ratios against the direct reference):\n\n`);
-    process.stdout.write('| engine | GET next req/s (32 conns) | p50 / p99 at 1 conn | POST 2 KiB buffered req/s | RSS growth | WS setups/s | WS setup p50 / p99 | RSS per 1,000 WS |\n|---|---|---|---|---|---|---|---|\n');
+    process.stdout.write(
+      `\nupstream engines (best of ${ROUNDS} rounds, ${SECONDS} s per rate run, ${P99_SECONDS} s at 1 connection; ratios against the direct reference):\n\n`,
+    );
+    process.stdout.write(
+      '| engine | GET next req/s (32 conns) | p50 / p99 at 1 conn | POST 2 KiB buffered req/s | RSS growth | WS setups/s | WS setup p50 / p99 | RSS per 1,000 WS |\n|---|---|---|---|---|---|---|---|\n',
+    );
     for (const t of targets) {
       const g = t.best.get;
       const o = t.best.one;
@@ -239,7 +299,9 @@ export async function runUpstreamEngines(): Promise<void> {
         !o ? '–' : `${o.p50Ms.toFixed(2)} / ${o.p99Ms.toFixed(2)} ms`,
         `${Math.round(p.requestsPerSec)}${isRef ? '' : ` (${x(p.requestsPerSec, ref.best.post!.requestsPerSec)})`}`,
         isRef || t.afterHttpRss === undefined ? '–' : `+${mb(t.afterHttpRss - t.idleRss)} MiB (idle ${mb(t.idleRss)})`,
-        u ? `${Math.round(u.perSec)}${isRef ? '' : ` (${x(u.perSec, ref.upgrades!.perSec)})`}${u.failed ? `, ${u.failed} failed` : ''}` : '–',
+        u
+          ? `${Math.round(u.perSec)}${isRef ? '' : ` (${x(u.perSec, ref.upgrades!.perSec)})`}${u.failed ? `, ${u.failed} failed` : ''}`
+          : '–',
         u ? `${u.p50.toFixed(2)} / ${u.p99.toFixed(2)} ms` : '–',
         u && !isRef ? `${mb(u.rssPer1000)} MiB` : '–',
       ];

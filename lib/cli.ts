@@ -209,7 +209,8 @@ function logOpenFileLimit(limit: OpenFileLimit | null, processes: number, log: L
   }
   const devices = Number.isFinite(limit.soft) ? devicesServed(limit.soft) * processes : Infinity;
   const fields = { soft: limit.soft, hard: limit.hard, devices_at_once: devices, rule: `(soft - ${RESERVED_FILES}) / 2 per process` };
-  if (devices < 1000) log.warn('open-file limit serves fewer than 1,000 devices at once: raise it (systemd LimitNOFILE=, ulimit -n)', fields);
+  if (devices < 1000)
+    log.warn('open-file limit serves fewer than 1,000 devices at once: raise it (systemd LimitNOFILE=, ulimit -n)', fields);
   else log.info('open-file limit', fields);
 }
 

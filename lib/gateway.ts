@@ -82,7 +82,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     routes.push(createOutageAuthRoute({ upstream, onUpstreamAnswer: (status) => desk.noteUpstreamAnswer(status) }, outageTokens));
   }
   // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
-  const passThrough = createPassThrough(upstream, { onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)) });
+  const passThrough = createPassThrough(upstream, {
+    onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)),
+  });
   // Features.DeviceSystem: inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(loadInventory().createInventoryRoute(config.Features.DeviceSystem, upstream));
   const routed = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
@@ -109,7 +111,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     cacheMetrics.watch(() => ({ entries: cache.index.all().length, bytes: cache.index.usedBytes(), fillsInProgress: cache.activeFills }));
   }
   const admin = config.Metrics.Enabled
-    ? loadAdmin().startAdminServer({ listen: config.Metrics.Listen, log, sources: { upstreamUrl: upstream.target.href, cache: artifactCache && cacheView(artifactCache) } })
+    ? loadAdmin().startAdminServer({
+        listen: config.Metrics.Listen,
+        log,
+        sources: { upstreamUrl: upstream.target.href, cache: artifactCache && cacheView(artifactCache) },
+      })
     : undefined;
 
   async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {
@@ -148,7 +154,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       socket.end(rawJsonResponse(405, 'CONNECT is not supported', ctx.requestId));
     });
     if (protocol === 'https') {
-      server.on('tlsClientError', (err: Error, socket: Socket) => log.debug('TLS handshake failed', { err: err.message, client: socket.remoteAddress }));
+      server.on('tlsClientError', (err: Error, socket: Socket) =>
+        log.debug('TLS handshake failed', { err: err.message, client: socket.remoteAddress }),
+      );
     }
     const address = await listen(server, listenSetting, key);
     // An accept that fails (descriptors ran out and libuv's reserve was spent) must not crash

@@ -41,7 +41,10 @@ function stopAll(code, why) {
   if (stopping) return stopping;
   say(`\n${why}: stopping everything...`);
   stopping = (async () => {
-    while (cleanups.length) await Promise.resolve().then(cleanups.pop()).catch((err) => say(`  cleanup step failed: ${err.message}`));
+    while (cleanups.length)
+      await Promise.resolve()
+        .then(cleanups.pop())
+        .catch((err) => say(`  cleanup step failed: ${err.message}`));
     process.exit(code);
   })();
   return stopping;
@@ -61,7 +64,13 @@ async function startBalancer(targets) {
     client.pipe(up).pipe(client);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: server.address().port, close: () => { for (const s of sockets) s.destroy(); return new Promise((r) => server.close(r)); } };
+  return {
+    port: server.address().port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(r));
+    },
+  };
 }
 
 async function main() {
@@ -108,7 +117,12 @@ async function main() {
       },
     });
     // Credentials from the environment, as a Kubernetes Secret would give them.
-    const gwEnv = { ...env, WORKERS: '', ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID: bucket.accessKey, ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY: bucket.secretKey };
+    const gwEnv = {
+      ...env,
+      WORKERS: '',
+      ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID: bucket.accessKey,
+      ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY: bucket.secretKey,
+    };
     const gw = await startGateway({ configFile, env: gwEnv, detached: true, timeoutMs: 30_000 });
     cleanups.push(() => gw.stop());
     const [host, port] = gw.listeners.https.split(/:(?=\d+$)/);
@@ -132,12 +146,15 @@ async function main() {
   const timer = setInterval(() => {
     const updated = ids.filter((id) => server.statuses(deployment.id, id).at(-1) === 'success').length;
     const secs = Math.round((Date.now() - started) / 1000);
-    say(`[${String(secs).padStart(4)}s] updated ${updated}/${ids.length} | origin served ${mib(origin.totalBytesServed())} | bucket served ${mib(bucket.totalBytesServed())}`);
+    say(
+      `[${String(secs).padStart(4)}s] updated ${updated}/${ids.length} | origin served ${mib(origin.totalBytesServed())} | bucket served ${mib(bucket.totalBytesServed())}`,
+    );
     if (updated === ids.length && doneAt === undefined) {
       doneAt = Date.now();
       say(`all updated; the artifact crossed the uplink ${(origin.totalBytesServed() / (MIB * 1048576)).toFixed(2)} times`);
     }
-    if (EXIT_AFTER !== undefined && doneAt !== undefined && Date.now() - doneAt >= EXIT_AFTER * 1000) void stopAll(0, 'DEMO_EXIT_AFTER_SECONDS reached');
+    if (EXIT_AFTER !== undefined && doneAt !== undefined && Date.now() - doneAt >= EXIT_AFTER * 1000)
+      void stopAll(0, 'DEMO_EXIT_AFTER_SECONDS reached');
     if (doneAt === undefined && secs >= TIMEOUT) {
       for (const d of fleet.devices.slice(0, 2)) say(`--- ${d.identity.mac}\n${d.tail()}`);
       void stopAll(1, `not every device updated within ${TIMEOUT} s`);

@@ -34,7 +34,9 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
   const idleEach = idlePids.map(rssBytes);
   const idle = idleEach.reduce((a, b) => a + b, 0);
   const bare = await bareNodeRss();
-  ctx.print(`\n## memory: ${clients} devices downloading a ${size / MiB} MiB cached artifact in a loop for ${seconds} s (wrk -t2 -c${clients}), RSS sampled every second`);
+  ctx.print(
+    `\n## memory: ${clients} devices downloading a ${size / MiB} MiB cached artifact in a loop for ${seconds} s (wrk -t2 -c${clients}), RSS sampled every second`,
+  );
   const notes: SystemNote[] = [];
   const peakOf = async (pids: () => number[], url: string) => {
     const sampler = sampleRss(pids, 1000);
@@ -43,7 +45,12 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
     const note = systemNoteSince(before);
     notes.push(note);
     const peak = sampler.stop();
-    return { peak, each: sampler.peakEach(), bytesPerSec: r.bytesPerSec, system: `steal ${note.stealPct.toFixed(0)}%, load ${note.load1.toFixed(1)}${note.stealPct > MAX_STEAL_PCT ? ' (steal above the limit: noisy)' : ''}` };
+    return {
+      peak,
+      each: sampler.peakEach(),
+      bytesPerSec: r.bytesPerSec,
+      system: `steal ${note.stealPct.toFixed(0)}%, load ${note.load1.toFixed(1)}${note.stealPct > MAX_STEAL_PCT ? ' (steal above the limit: noisy)' : ''}`,
+    };
   };
   const g = await peakOf(() => gateway.pids(), gateway.link(presigned, 'https'));
   const n = await peakOf(() => ctx.nginx.workerPids(), viaNginx(ctx, presigned, 'https'));
@@ -53,17 +60,50 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
   const serving = workers.length > 0 ? workers : [primary];
   const servingPeaks = serving.map((pid) => g.each.get(pid) ?? 0);
   const busiest = Math.max(...servingPeaks);
-  ctx.print(`  gateway: idle ${mb(idle)}${each} (a bare node process: ${mb(bare)}), peak ${mb(g.peak)} (all its processes; each serving process: ${servingPeaks.map(mb).join(', ')}) at ${gbps(g.bytesPerSec)}; ${g.system}`);
+  ctx.print(
+    `  gateway: idle ${mb(idle)}${each} (a bare node process: ${mb(bare)}), peak ${mb(g.peak)} (all its processes; each serving process: ${servingPeaks.map(mb).join(', ')}) at ${gbps(g.bytesPerSec)}; ${g.system}`,
+  );
   ctx.print(`  nginx  : peak ${mb(n.peak)} (master + workers) at ${gbps(n.bytesPerSec)}; ${n.system}`);
-  ctx.system = systemRange(notes.map((x) => x.load1), notes.map((x) => x.stealPct));
+  ctx.system = systemRange(
+    notes.map((x) => x.load1),
+    notes.map((x) => x.stealPct),
+  );
   const who = workers.length > 0 ? `each of ${workers.length} workers` : 'one process';
-  verdictLine(ctx, { name: `peak RSS per serving process, ${clients} HTTPS downloads of ${size / MiB} MiB`, gateway: `${mb(busiest)} (${who})`, nginx: mb(n.peak), ratio: `all processes ${mb(g.peak)} vs nginx ${mb(n.peak)}: ${(g.peak / n.peak).toFixed(1)}×`, target: '≤ 100 MB', met: busiest <= 100e6 });
+  verdictLine(ctx, {
+    name: `peak RSS per serving process, ${clients} HTTPS downloads of ${size / MiB} MiB`,
+    gateway: `${mb(busiest)} (${who})`,
+    nginx: mb(n.peak),
+    ratio: `all processes ${mb(g.peak)} vs nginx ${mb(n.peak)}: ${(g.peak / n.peak).toFixed(1)}×`,
+    target: '≤ 100 MB',
+    met: busiest <= 100e6,
+  });
   if (workers.length > 0) {
     const idleWorker = Math.max(...idleEach.slice(1));
-    verdictLine(ctx, { name: 'idle RSS, cluster primary', gateway: mb(idleEach[0]), nginx: '–', ratio: `all ${idlePids.length} processes ${mb(idle)}`, target: '≤ 45 MB', met: idleEach[0] <= 45e6 });
-    verdictLine(ctx, { name: 'idle RSS, each worker', gateway: mb(idleWorker), nginx: '–', ratio: `bare node ${mb(bare)}`, target: '≤ 50 MB (as one process)', met: idleWorker <= 50e6 });
+    verdictLine(ctx, {
+      name: 'idle RSS, cluster primary',
+      gateway: mb(idleEach[0]),
+      nginx: '–',
+      ratio: `all ${idlePids.length} processes ${mb(idle)}`,
+      target: '≤ 45 MB',
+      met: idleEach[0] <= 45e6,
+    });
+    verdictLine(ctx, {
+      name: 'idle RSS, each worker',
+      gateway: mb(idleWorker),
+      nginx: '–',
+      ratio: `bare node ${mb(bare)}`,
+      target: '≤ 50 MB (as one process)',
+      met: idleWorker <= 50e6,
+    });
   } else {
-    verdictLine(ctx, { name: 'idle RSS, one process', gateway: mb(idle), nginx: '–', ratio: `bare node ${mb(bare)}`, target: '≤ 50 MB', met: idle <= 50e6 });
+    verdictLine(ctx, {
+      name: 'idle RSS, one process',
+      gateway: mb(idle),
+      nginx: '–',
+      ratio: `bare node ${mb(bare)}`,
+      target: '≤ 50 MB',
+      met: idle <= 50e6,
+    });
   }
   return gateway;
 }

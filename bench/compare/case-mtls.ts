@@ -30,7 +30,13 @@ interface MtlsNginx {
 
 /** An nginx of its own for this case, with the fleet's CA and `workers` worker processes. */
 async function startMtlsNginx(ctx: BenchContext, fleet: DeviceFleet, workers: number): Promise<MtlsNginx> {
-  const ports = { httpPort: await freePort(), httpsPort: await freePort(), mtlsPort: await freePort(), mtlsResumePort: await freePort(), passPort: await freePort() };
+  const ports = {
+    httpPort: await freePort(),
+    httpsPort: await freePort(),
+    mtlsPort: await freePort(),
+    mtlsResumePort: await freePort(),
+    passPort: await freePort(),
+  };
   const proc = await startNginx(ctx.nginxBinary, {
     prefix: path.join(ctx.dir, `nginx-mtls-${workers}w`),
     workers,
@@ -65,7 +71,15 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
   const tokens = { first: 0 };
   const start = (name: string, workers?: number, nodeOptions?: string) =>
     startGatewayUnderTest(
-      { dir: ctx.dir, upstreamPort: ctx.origin.stubPort, cachePath: path.join(ctx.dir, `mtls-cache-${name}`), serverCert: ctx.tls.serverCert, serverKey: ctx.tls.serverKey, mtlsCa: fleet.ca.cert, nodeOptions },
+      {
+        dir: ctx.dir,
+        upstreamPort: ctx.origin.stubPort,
+        cachePath: path.join(ctx.dir, `mtls-cache-${name}`),
+        serverCert: ctx.tls.serverCert,
+        serverKey: ctx.tls.serverKey,
+        mtlsCa: fleet.ca.cert,
+        nodeOptions,
+      },
       `mtls-${name}`,
       workers,
     );
@@ -80,8 +94,15 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
     const run = async (name: string, port: number, resume: boolean): Promise<number> => {
       const cpu0 = cpuMs(pids(name));
       const r = await runJsonChild<HandshakeResult>('handshake-process.js', {
-        port, path: NEXT, tokens, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency, seconds: ctx.seconds.rate,
-        resume, sessionsFile: resume ? path.join(ctx.dir, `sessions-${label}-${name}.json`) : undefined,
+        port,
+        path: NEXT,
+        tokens,
+        ca: ctx.tls.ca.cert,
+        devices: fleet.devices,
+        concurrency,
+        seconds: ctx.seconds.rate,
+        resume,
+        sessionsFile: resume ? path.join(ctx.dir, `sessions-${label}-${name}.json`) : undefined,
       });
       // The server's CPU per connection includes the untimed first visits of the resumed case.
       const key = `${name} ${resume ? 'resumed' : 'full'}`;
@@ -92,32 +113,86 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       if (resume && r.resumed < r.handshakes) problems.push(`${name}: ${r.handshakes - r.resumed} of ${r.handshakes} not resumed`);
       return resume ? r.resumed / (r.handshakes / r.perSec) : r.perSec;
     };
-    ctx.print(`\n## mTLS, client-5 polling (${label}): new TLS 1.3 connection per request, ${fleet.devices.length} devices each with its own P-256 client certificate, GET deployments/next → 204, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${rounds} rounds; server key ${keyName} on both; gateway workers ${gateway.workers}, nginx worker_processes ${gateway.workers}`);
+    ctx.print(
+      `\n## mTLS, client-5 polling (${label}): new TLS 1.3 connection per request, ${fleet.devices.length} devices each with its own P-256 client certificate, GET deployments/next → 204, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${rounds} rounds; server key ${keyName} on both; gateway workers ${gateway.workers}, nginx worker_processes ${gateway.workers}`,
+    );
     // Untimed, as in the pass-through case: a fresh Node process's first second is JIT.
-    await runJsonChild('handshake-process.js', { port: gwPort, path: NEXT, tokens, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency, seconds: 1 });
-    ctx.print('  full handshakes/s after a 1 s untimed warm-up of the gateway (no session offered; nginx: ssl_session_tickets off, no cache)');
-    const full = await compare(ctx, [
-      { name: 'gateway', run: () => run('gateway', gwPort, false) },
-      { name: 'nginx', run: () => run('nginx', nginx.full, false) },
-      // Context, first round only: what nginx's default (tickets on) costs per full handshake.
-      { name: 'nginx tickets', once: true, run: () => run('nginx tickets', nginx.resume, false) },
-    ], perSec, rounds);
+    await runJsonChild('handshake-process.js', {
+      port: gwPort,
+      path: NEXT,
+      tokens,
+      ca: ctx.tls.ca.cert,
+      devices: fleet.devices,
+      concurrency,
+      seconds: 1,
+    });
+    ctx.print(
+      '  full handshakes/s after a 1 s untimed warm-up of the gateway (no session offered; nginx: ssl_session_tickets off, no cache)',
+    );
+    const full = await compare(
+      ctx,
+      [
+        { name: 'gateway', run: () => run('gateway', gwPort, false) },
+        { name: 'nginx', run: () => run('nginx', nginx.full, false) },
+        // Context, first round only: what nginx's default (tickets on) costs per full handshake.
+        { name: 'nginx tickets', once: true, run: () => run('nginx tickets', nginx.resume, false) },
+      ],
+      perSec,
+      rounds,
+    );
     const fg = full.summary.get('gateway')!.median;
     const fn = full.summary.get('nginx')!.median;
     const ft = full.summary.get('nginx tickets')!.median;
-    ctx.print(`  (nginx tickets: the resumable server, tickets on and a shared cache, as nginx's default issues tickets; gateway/nginx tickets ${(fg / ft).toFixed(2)}×)`);
-    verdictLine(ctx, { name: `mTLS full handshakes/s, ${fleet.devices.length} devices (${label})`, gateway: perSec(fg), nginx: perSec(fn), ratio: `gateway/nginx ${(fg / fn).toFixed(2)}× (vs nginx with tickets ${(fg / ft).toFixed(2)}×)`, target: '≥ 1.0×', met: fg / fn >= 1 });
-    ctx.print('  resumed handshakes/s (each device offers its previous session; nginx: tickets on, shared cache; a device without a session first connects once, untimed)');
-    const resumed = await compare(ctx, [{ name: 'gateway', run: () => run('gateway', gwPort, true) }, { name: 'nginx', run: () => run('nginx', nginx.resume, true) }], perSec, rounds);
+    ctx.print(
+      `  (nginx tickets: the resumable server, tickets on and a shared cache, as nginx's default issues tickets; gateway/nginx tickets ${(fg / ft).toFixed(2)}×)`,
+    );
+    verdictLine(ctx, {
+      name: `mTLS full handshakes/s, ${fleet.devices.length} devices (${label})`,
+      gateway: perSec(fg),
+      nginx: perSec(fn),
+      ratio: `gateway/nginx ${(fg / fn).toFixed(2)}× (vs nginx with tickets ${(fg / ft).toFixed(2)}×)`,
+      target: '≥ 1.0×',
+      met: fg / fn >= 1,
+    });
+    ctx.print(
+      '  resumed handshakes/s (each device offers its previous session; nginx: tickets on, shared cache; a device without a session first connects once, untimed)',
+    );
+    const resumed = await compare(
+      ctx,
+      [
+        { name: 'gateway', run: () => run('gateway', gwPort, true) },
+        { name: 'nginx', run: () => run('nginx', nginx.resume, true) },
+      ],
+      perSec,
+      rounds,
+    );
     const rg = resumed.summary.get('gateway')!.median;
     const rn = resumed.summary.get('nginx')!.median;
-    verdictLine(ctx, { name: `mTLS resumed handshakes/s (${label})`, gateway: perSec(rg), nginx: perSec(rn), ratio: `gateway/nginx ${(rg / rn).toFixed(2)}×`, target: '(measure)', met: null });
-    ctx.print(`  server CPU per connection (ms, per round): ${Object.entries(cpu).map(([k, v]) => `${k} ${v.map((x) => x.toFixed(2)).join('/')}`).join(', ')}`);
+    verdictLine(ctx, {
+      name: `mTLS resumed handshakes/s (${label})`,
+      gateway: perSec(rg),
+      nginx: perSec(rn),
+      ratio: `gateway/nginx ${(rg / rn).toFixed(2)}×`,
+      target: '(measure)',
+      met: null,
+    });
+    ctx.print(
+      `  server CPU per connection (ms, per round): ${Object.entries(cpu)
+        .map(([k, v]) => `${k} ${v.map((x) => x.toFixed(2)).join('/')}`)
+        .join(', ')}`,
+    );
     // The capacity figure: handshakes/s above are capped by the one load-generating process and
     // by whatever else runs on the box; CPU per handshake is what a site's cores divide.
     const cg = median(cpu['gateway full']);
     const cn = median(cpu['nginx full']);
-    verdictLine(ctx, { name: `mTLS server CPU per full handshake (${label})`, gateway: `${cg.toFixed(2)} ms`, nginx: `${cn.toFixed(2)} ms (with tickets ${median(cpu['nginx tickets full']).toFixed(2)} ms)`, ratio: `gateway/nginx ${(cg / cn).toFixed(2)}×`, target: '≤ 1.0×', met: cg / cn <= 1 });
+    verdictLine(ctx, {
+      name: `mTLS server CPU per full handshake (${label})`,
+      gateway: `${cg.toFixed(2)} ms`,
+      nginx: `${cn.toFixed(2)} ms (with tickets ${median(cpu['nginx tickets full']).toFixed(2)} ms)`,
+      ratio: `gateway/nginx ${(cg / cn).toFixed(2)}×`,
+      target: '≤ 1.0×',
+      met: cg / cn <= 1,
+    });
     if (problems.length) ctx.print(`  problems: ${problems.join('; ')}`);
   };
 
@@ -147,17 +222,33 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
 }
 
 /** BENCH_MTLS_PROFILE=FILE: a CPU profile of the one-process gateway through a full-handshake window. */
-async function profileFull(ctx: BenchContext, fleet: DeviceFleet, start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>, file: string): Promise<void> {
+async function profileFull(
+  ctx: BenchContext,
+  fleet: DeviceFleet,
+  start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>,
+  file: string,
+): Promise<void> {
   const inspectPort = await freePort();
   const gateway = await start('profile', 1, `--inspect=127.0.0.1:${inspectPort}`);
   const probe = await openHeapProbe(inspectPort);
   try {
     const port = Number(new URL(gateway.url('https')).port);
-    const load = () => runJsonChild<HandshakeResult>('handshake-process.js', { port, path: NEXT, tokens: { first: 0 }, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency: 8, seconds: ctx.seconds.rate });
+    const load = () =>
+      runJsonChild<HandshakeResult>('handshake-process.js', {
+        port,
+        path: NEXT,
+        tokens: { first: 0 },
+        ca: ctx.tls.ca.cert,
+        devices: fleet.devices,
+        concurrency: 8,
+        seconds: ctx.seconds.rate,
+      });
     await load();
     let r: HandshakeResult | undefined;
     // BENCH_MTLS_PERF=1: perf too (the V8 profile counts TLS work in I/O callbacks as idle).
-    const perf = process.env.BENCH_MTLS_PERF ? spawn('perf', ['record', '-F', '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`], { stdio: 'ignore' }) : undefined;
+    const perf = process.env.BENCH_MTLS_PERF
+      ? spawn('perf', ['record', '-F', '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`], { stdio: 'ignore' })
+      : undefined;
     writeFileSync(file, await probe.profile(async () => (r = await load())));
     if (perf) {
       perf.kill('SIGINT');
@@ -175,14 +266,27 @@ async function profileFull(ctx: BenchContext, fleet: DeviceFleet, start: (name: 
  * and after every device of the fleet has connected once (and a second time: state that grows
  * per visit, not per device, would show there).
  */
-async function admissionState(ctx: BenchContext, fleet: DeviceFleet, start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>): Promise<void> {
+async function admissionState(
+  ctx: BenchContext,
+  fleet: DeviceFleet,
+  start: (name: string, workers?: number, nodeOptions?: string) => Promise<GatewayUnderTest>,
+): Promise<void> {
   const inspectPort = await freePort();
   const gateway = await start('heap', 1, `--inspect=127.0.0.1:${inspectPort}`);
   const probe = await openHeapProbe(inspectPort);
   try {
     const port = Number(new URL(gateway.url('https')).port);
     const visit = (from: number, to: number, count: number) =>
-      runJsonChild<HandshakeResult>('handshake-process.js', { port, path: NEXT, tokens: { first: from }, ca: ctx.tls.ca.cert, devices: fleet.devices.slice(from, to), concurrency: 8, seconds: 60, count });
+      runJsonChild<HandshakeResult>('handshake-process.js', {
+        port,
+        path: NEXT,
+        tokens: { first: from },
+        ca: ctx.tls.ca.cert,
+        devices: fleet.devices.slice(from, to),
+        concurrency: 8,
+        seconds: 60,
+        count,
+      });
     // Warm-up: JIT, pools, the first connections' buffers, with 20 devices that stay out of the count.
     const total = fleet.devices.length;
     await visit(total - 20, total, 400);
@@ -199,10 +303,27 @@ async function admissionState(ctx: BenchContext, fleet: DeviceFleet, start: (nam
       after.push(per(before, last));
     }
     const cache = await runJsonChild<{ bytesPerEntry: number }>('preauth-cache-size.js', n);
-    ctx.print(`\n## mTLS admission state: gateway heap (heapUsed + external, after a full GC) per distinct device, ${n} devices each polling once per visit, ${after.length} visits (${failed} failed)`);
-    ctx.print(`  before ${(before.heapUsed / 1e6).toFixed(2)} MB heap + ${(before.external / 1e6).toFixed(2)} MB external; B/device after each visit: ${after.map((b) => b.toFixed(0)).join(', ')} (RSS ${(before.rss / 1e6).toFixed(0)} → ${(last.rss / 1e6).toFixed(0)} MB)`);
-    ctx.print(`  per-device admission state kept beyond a connection: the preauthorization cache only (auth requests, not polls): ${cache.bytesPerEntry.toFixed(0)} B/entry at ${n} entries, expired entries dropped, at most 100,000`);
-    ctx.verdicts.push({ system: ctx.system, name: `mTLS admission state after ${n} distinct devices`, gateway: `${after[0].toFixed(0)} B/device heap (later visits: ${after.slice(1).map((b) => b.toFixed(0)).join(', ')}); preauth cache ${cache.bytesPerEntry.toFixed(0)} B/entry`, nginx: '–', ratio: 'heap delta after GC', target: 'bounded, no growth per visit', met: null });
+    ctx.print(
+      `\n## mTLS admission state: gateway heap (heapUsed + external, after a full GC) per distinct device, ${n} devices each polling once per visit, ${after.length} visits (${failed} failed)`,
+    );
+    ctx.print(
+      `  before ${(before.heapUsed / 1e6).toFixed(2)} MB heap + ${(before.external / 1e6).toFixed(2)} MB external; B/device after each visit: ${after.map((b) => b.toFixed(0)).join(', ')} (RSS ${(before.rss / 1e6).toFixed(0)} → ${(last.rss / 1e6).toFixed(0)} MB)`,
+    );
+    ctx.print(
+      `  per-device admission state kept beyond a connection: the preauthorization cache only (auth requests, not polls): ${cache.bytesPerEntry.toFixed(0)} B/entry at ${n} entries, expired entries dropped, at most 100,000`,
+    );
+    ctx.verdicts.push({
+      system: ctx.system,
+      name: `mTLS admission state after ${n} distinct devices`,
+      gateway: `${after[0].toFixed(0)} B/device heap (later visits: ${after
+        .slice(1)
+        .map((b) => b.toFixed(0))
+        .join(', ')}); preauth cache ${cache.bytesPerEntry.toFixed(0)} B/entry`,
+      nginx: '–',
+      ratio: 'heap delta after GC',
+      target: 'bounded, no growth per visit',
+      met: null,
+    });
   } finally {
     probe.close();
     await gateway.stop();

@@ -64,7 +64,12 @@ export function gatewaySides(ctx: BenchContext): { name: string; gateway: Gatewa
 }
 
 /** The worker-count figure: the same case with more and with fewer worker processes, and the ratio. */
-export function workersVerdict(ctx: BenchContext, what: string, medians: Map<string, { median: number }>, fmt: (v: number) => string): void {
+export function workersVerdict(
+  ctx: BenchContext,
+  what: string,
+  medians: Map<string, { median: number }>,
+  fmt: (v: number) => string,
+): void {
   const other = ctx.otherWorkers;
   if (!other) return;
   const byWorkers = [
@@ -73,8 +78,18 @@ export function workersVerdict(ctx: BenchContext, what: string, medians: Map<str
   ].sort((a, b) => a.workers - b.workers);
   const [few, many] = byWorkers;
   const ratio = many.value / few.value;
-  ctx.verdicts.push({ system: ctx.system, name: `${what}: ${many.workers} vs ${few.workers} gateway workers`, gateway: `${few.workers}w ${fmt(few.value)}, ${many.workers}w ${fmt(many.value)}`, nginx: '–', ratio: `${many.workers}/${few.workers} workers ${ratio.toFixed(2)}×`, target: '(measure)', met: null });
-  ctx.print(`  → workers ${few.workers}: ${fmt(few.value)}, workers ${many.workers}: ${fmt(many.value)}: ${many.workers}/${few.workers} = ${ratio.toFixed(2)}×`);
+  ctx.verdicts.push({
+    system: ctx.system,
+    name: `${what}: ${many.workers} vs ${few.workers} gateway workers`,
+    gateway: `${few.workers}w ${fmt(few.value)}, ${many.workers}w ${fmt(many.value)}`,
+    nginx: '–',
+    ratio: `${many.workers}/${few.workers} workers ${ratio.toFixed(2)}×`,
+    target: '(measure)',
+    met: null,
+  });
+  ctx.print(
+    `  → workers ${few.workers}: ${fmt(few.value)}, workers ${many.workers}: ${fmt(many.value)}: ${many.workers}/${few.workers} = ${ratio.toFixed(2)}×`,
+  );
 }
 
 export function nginxUrl(ctx: BenchContext, listener: 'http' | 'https'): string {
@@ -88,7 +103,12 @@ export function viaNginx(ctx: BenchContext, presigned: string, listener: 'http' 
 }
 
 /** Run sides alternately, print one line each; returns the summaries by name. */
-export async function compare(ctx: BenchContext, sides: Side[], fmt: (v: number) => string, rounds = ctx.rounds): Promise<{ samples: Samples; summary: Map<string, Summary> }> {
+export async function compare(
+  ctx: BenchContext,
+  sides: Side[],
+  fmt: (v: number) => string,
+  rounds = ctx.rounds,
+): Promise<{ samples: Samples; summary: Map<string, Summary> }> {
   const samples = await alternate(rounds, sides);
   const summary = new Map<string, Summary>();
   for (const [name, list] of samples) {
@@ -97,11 +117,15 @@ export async function compare(ctx: BenchContext, sides: Side[], fmt: (v: number)
     ctx.print(describe(name, s, list, fmt));
   }
   const notes = [...samples.values()].flat().map((x) => x.note);
-  ctx.system = systemRange(notes.map((n) => n.load1), notes.map((n) => n.stealPct));
+  ctx.system = systemRange(
+    notes.map((n) => n.load1),
+    notes.map((n) => n.stealPct),
+  );
   return { samples, summary };
 }
 
-export const systemRange = (loads: number[], steals: number[]) => `load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}, steal ≤ ${Math.max(...steals).toFixed(0)}%`;
+export const systemRange = (loads: number[], steals: number[]) =>
+  `load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}, steal ≤ ${Math.max(...steals).toFixed(0)}%`;
 
 export function verdictLine(ctx: BenchContext, v: Verdict): void {
   ctx.verdicts.push({ system: ctx.system, ...v });

@@ -53,7 +53,9 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
         DomainWhitelist: ['127.0.0.1'],
         ArtifactsCache: { Enabled: true, Path: s.cachePath, SignatureSecret: SECRET.toString('base64') },
       },
-      ...(mtls ? { mTLS: { Enabled: true, CACertificate: s.mtlsCa, MenderUsername: 'admin@example.com', MenderPassword: 'correcthorse' } } : {}),
+      ...(mtls
+        ? { mTLS: { Enabled: true, CACertificate: s.mtlsCa, MenderUsername: 'admin@example.com', MenderPassword: 'correcthorse' } }
+        : {}),
     },
     // One process: Metrics on, as the one-process idle target has it (docs/benchmarks.md). Not with workers:
     // there the auto rule would fall back to one process (metrics are per process).
@@ -64,7 +66,12 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
   };
   const nodeOptions = s.nodeOptions ?? process.env.BENCH_GATEWAY_NODE_OPTIONS;
   const configFile = writeGatewayConfig(s.dir, config, `gateway-${name}.conf`);
-  const proc = await startGateway({ configFile, waitFor: mtls ? ['https'] : ['http', 'https'], timeoutMs: 30_000, env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } });
+  const proc = await startGateway({
+    configFile,
+    waitFor: mtls ? ['https'] : ['http', 'https'],
+    timeoutMs: 30_000,
+    env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+  });
   // ... then warn through SIGHUP (as an operator would): no access log, as nginx runs here.
   writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `gateway-${name}.conf`);
   proc.process.kill('SIGHUP');

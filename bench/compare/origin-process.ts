@@ -29,7 +29,8 @@ export interface OriginReady {
 function nextStub(): http.Server {
   return http.createServer((req, res) => {
     req.resume();
-    const ok = req.url?.startsWith('/api/devices/v1/deployments/device/deployments/next') && req.headers.authorization?.startsWith('Bearer ');
+    const ok =
+      req.url?.startsWith('/api/devices/v1/deployments/device/deployments/next') && req.headers.authorization?.startsWith('Bearer ');
     res.writeHead(ok ? 204 : 401).end();
   });
 }
@@ -42,10 +43,22 @@ async function deviceToken(port: number): Promise<string> {
   // autoAccept accepts the auth set on the first request; the second one gets the token.
   for (let attempt = 0; attempt < 2; attempt++) {
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/devices/v1/authentication/auth_requests', headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': signature, 'Content-Length': raw.length } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/api/devices/v1/authentication/auth_requests',
+          headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': signature, 'Content-Length': raw.length },
+        },
+        (res) => {
+          let text = '';
+          res
+            .setEncoding('utf8')
+            .on('data', (c: string) => (text += c))
+            .on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
       req.on('error', reject);
       req.end(raw);
     });
@@ -68,12 +81,25 @@ async function main(): Promise<void> {
   process.on('message', (m: OriginRequest) => {
     const reply = (result: unknown) => send({ id: m.id, result });
     const fail = (err: Error) => send({ id: m.id, error: err.message });
-    if (m.cmd === 'put') store.putObject(m.key, m.file).then(() => store.presignGet(m.key, 6 * 3600)).then(reply, fail);
+    if (m.cmd === 'put')
+      store
+        .putObject(m.key, m.file)
+        .then(() => store.presignGet(m.key, 6 * 3600))
+        .then(reply, fail);
     else if (m.cmd === 'stats') reply(store.stats(m.key));
     else if (m.cmd === 'throttle') reply(store.setThrottle(m.bytesPerSecond));
   });
-  process.on('disconnect', () => void Promise.all([server.close(), store.close(), new Promise((r) => stub.close(r))]).finally(() => process.exit(0)));
-  send({ ready: true, emulatorPort: server.port, s3Port: store.port, deviceToken: token, stubPort: (stub.address() as { port: number }).port } satisfies OriginReady);
+  process.on(
+    'disconnect',
+    () => void Promise.all([server.close(), store.close(), new Promise((r) => stub.close(r))]).finally(() => process.exit(0)),
+  );
+  send({
+    ready: true,
+    emulatorPort: server.port,
+    s3Port: store.port,
+    deviceToken: token,
+    stubPort: (stub.address() as { port: number }).port,
+  } satisfies OriginReady);
 }
 
 main().catch((err) => {

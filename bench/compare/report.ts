@@ -8,7 +8,8 @@ import type { Verdict } from './context';
 /** The tool's version line; a readable error when it is missing. */
 export function toolVersion(name: string): string {
   const r = spawnSync(name, ['-v'], { encoding: 'utf8' });
-  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new Error(`${name} is not installed: \`make bench\` installs Debian's nginx and wrk with apt-get`);
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
+    throw new Error(`${name} is not installed: \`make bench\` installs Debian's nginx and wrk with apt-get`);
   return `${r.stderr}${r.stdout}`.split('\n')[0].replace(/ Copyright.*/, '');
 }
 
@@ -23,7 +24,10 @@ export function printSummary(print: (l: string) => void, verdicts: Verdict[]): v
   print('\n## summary (gateway vs nginx, this machine, this run)');
   print(`| case | gateway | nginx | result | target | | machine during the case |`);
   print(`|---|---|---|---|---|---|---|`);
-  for (const v of verdicts) print(`| ${v.name} | ${v.gateway} | ${v.nginx} | ${v.ratio} | ${v.target} | ${v.met === null ? '' : v.met ? 'met' : '**MISSED**'} | ${v.system ?? ''} |`);
+  for (const v of verdicts)
+    print(
+      `| ${v.name} | ${v.gateway} | ${v.nginx} | ${v.ratio} | ${v.target} | ${v.met === null ? '' : v.met ? 'met' : '**MISSED**'} | ${v.system ?? ''} |`,
+    );
   const missed = verdicts.filter((v) => v.met === false);
   print(missed.length ? `\nMISSED targets: ${missed.map((v) => v.name).join('; ')}` : '\nevery target met');
 }

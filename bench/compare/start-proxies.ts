@@ -44,7 +44,13 @@ export async function startProxies(running: Running, o: ProxyOptions): Promise<P
   }
   // Equal work: nginx gets as many worker processes as the gateway chose for itself.
   const nginxWorkers = process.env.BENCH_NGINX_WORKERS ? Number(process.env.BENCH_NGINX_WORKERS) : gateway.workers;
-  const nginxPorts = { http: await freePort(), https: await freePort(), mtls: await freePort(), mtlsResume: await freePort(), pass: await freePort() };
+  const nginxPorts = {
+    http: await freePort(),
+    https: await freePort(),
+    mtls: await freePort(),
+    mtlsResume: await freePort(),
+    pass: await freePort(),
+  };
   running.nginx = await startNginx(o.nginxBinary, {
     prefix: path.join(o.setup.dir, 'nginx'),
     workers: nginxWorkers,

@@ -55,7 +55,10 @@ function asker(proc: ChildProcess): Child['ask'] {
 
 const share = (total: number, i: number, n: number) => Math.floor(total / n) + (i < total % n ? 1 : 0);
 
-export async function startFleet(n: number, setup: { host: string; port: number; ca: string; pingMs: number; concurrency: number }): Promise<Fleet> {
+export async function startFleet(
+  n: number,
+  setup: { host: string; port: number; ca: string; pingMs: number; concurrency: number },
+): Promise<Fleet> {
   const children: Child[] = [];
   for (let i = 0; i < n; i++) {
     const { proc } = await forkReady('../load/ws-devices-process.js', setup);

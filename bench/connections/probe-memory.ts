@@ -51,14 +51,19 @@ async function main(): Promise<void> {
   let fleet: Awaited<ReturnType<typeof startFleet>> | undefined;
   try {
     upstream = await startEchoUpstream(5400);
-    gw = await startGatewaySide({ dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 }, Number(process.env.BENCH_CONN_PROBE_WORKERS ?? 1));
+    gw = await startGatewaySide(
+      { dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 },
+      Number(process.env.BENCH_CONN_PROBE_WORKERS ?? 1),
+    );
     fleet = await startFleet(4, { host: '127.0.0.1', port: gw.port, ca: tls.ca.cert, pingMs: 5400, concurrency: 32 });
     const pid = gw.pids()[0];
     await new Promise((r) => setTimeout(r, 1000));
     process.stdout.write(`before: ${rollup(pid)}\n`);
     await snapshot(pid, 'before');
     if (process.env.BENCH_CONN_PROF === '1') process.kill(pid, 'SIGTTOU');
-    const perf = process.env.BENCH_CONN_PERF ? spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', process.env.BENCH_CONN_PERF], { stdio: 'ignore' }) : undefined;
+    const perf = process.env.BENCH_CONN_PERF
+      ? spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', process.env.BENCH_CONN_PERF], { stdio: 'ignore' })
+      : undefined;
     if (perf) await new Promise((r) => setTimeout(r, 1000));
     const r = await fleet.connect(n);
     if (perf) {
@@ -78,7 +83,9 @@ async function main(): Promise<void> {
       // --trace-gc in BENCH_GATEWAY_NODE_OPTIONS) says what it did meanwhile.
       const mark = gw.log().length;
       await fleet.pollers(Math.round(n / 10));
-      const perfLoad = process.env.BENCH_CONN_PERF_LOAD ? spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', process.env.BENCH_CONN_PERF_LOAD], { stdio: 'ignore' }) : undefined;
+      const perfLoad = process.env.BENCH_CONN_PERF_LOAD
+        ? spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', process.env.BENCH_CONN_PERF_LOAD], { stdio: 'ignore' })
+        : undefined;
       if (process.env.BENCH_CONN_PROF_LOAD === '1') process.kill(pid, 'SIGTTOU');
       const m = await fleet.measure(Number(process.env.BENCH_CONN_MEASURE_S), 1000, 2000);
       if (process.env.BENCH_CONN_PROF_LOAD === '1') process.kill(pid, 'SIGTTIN');
@@ -87,12 +94,26 @@ async function main(): Promise<void> {
         await new Promise((r) => perfLoad.once('exit', r));
       }
       const p = (v: number[], q: number) => [...v].sort((a, b) => a - b)[Math.ceil(q * v.length) - 1]?.toFixed(2);
-      process.stdout.write(`under load: echo p50 ${p(m.echoMs, 0.5)} p99 ${p(m.echoMs, 0.99)} max ${p(m.echoMs, 1)}; poll p50 ${p(m.pollMs, 0.5)} p99 ${p(m.pollMs, 0.99)} max ${p(m.pollMs, 1)} ms\n`);
-      const gcs = gw.log().slice(mark).split('\n').filter((l) => /Mark-Compact|Scavenge|Mark-sweep/.test(l));
+      process.stdout.write(
+        `under load: echo p50 ${p(m.echoMs, 0.5)} p99 ${p(m.echoMs, 0.99)} max ${p(m.echoMs, 1)}; poll p50 ${p(m.pollMs, 0.5)} p99 ${p(m.pollMs, 0.99)} max ${p(m.pollMs, 1)} ms\n`,
+      );
+      const gcs = gw
+        .log()
+        .slice(mark)
+        .split('\n')
+        .filter((l) => /Mark-Compact|Scavenge|Mark-sweep/.test(l));
       const ms = gcs.map((l) => Number(/ ([\d.]+) \/ [\d.]+ ms/.exec(l)?.[1] ?? 0));
-      process.stdout.write(`  gateway GCs meanwhile: ${gcs.length}, longest ${Math.max(0, ...ms).toFixed(1)} ms, total ${ms.reduce((a, b) => a + b, 0).toFixed(0)} ms\n`);
+      process.stdout.write(
+        `  gateway GCs meanwhile: ${gcs.length}, longest ${Math.max(0, ...ms).toFixed(1)} ms, total ${ms.reduce((a, b) => a + b, 0).toFixed(0)} ms\n`,
+      );
       for (const l of gcs.filter((_, i) => ms[i] > 20).slice(0, 8)) process.stdout.write(`    ${l.trim().slice(0, 160)}\n`);
-      for (const l of gw.log().slice(mark).split('\n').filter((x) => x.startsWith('ELD')).slice(0, 12)) process.stdout.write(`    ${l}\n`);
+      for (const l of gw
+        .log()
+        .slice(mark)
+        .split('\n')
+        .filter((x) => x.startsWith('ELD'))
+        .slice(0, 12))
+        process.stdout.write(`    ${l}\n`);
     }
     await fleet.leave();
     for (let t = 5; t <= Number(process.env.BENCH_CONN_SETTLE_S ?? 5); t += 5) {
@@ -106,7 +127,17 @@ async function main(): Promise<void> {
       execFileSync('gdb', ['-p', String(pid), '-batch', '-ex', 'call (int)malloc_trim(0)'], { stdio: 'ignore' });
       process.stdout.write(`after malloc_trim(0) through gdb: ${rollup(pid)}\n`);
     }
-    if (process.env.BENCH_CONN_SS === '1') process.stdout.write(execFileSync('sh', ['-c', `ls -l /proc/${pid}/fd | awk '{print $NF}' | sed -E 's/[0-9]+//g' | sort | uniq -c; ss -tanH state close-wait state fin-wait-2 state last-ack state established | wc -l`], { encoding: 'utf8' }));
+    if (process.env.BENCH_CONN_SS === '1')
+      process.stdout.write(
+        execFileSync(
+          'sh',
+          [
+            '-c',
+            `ls -l /proc/${pid}/fd | awk '{print $NF}' | sed -E 's/[0-9]+//g' | sort | uniq -c; ss -tanH state close-wait state fin-wait-2 state last-ack state established | wc -l`,
+          ],
+          { encoding: 'utf8' },
+        ),
+      );
     for (const line of gw.log().split('\n')) if (line.startsWith('MEM')) process.stdout.write(`${line}\n`);
   } finally {
     fleet?.stop();

@@ -42,7 +42,10 @@ export async function startGatewaySide(s: ServerSetup, workers: number | undefin
   };
   const name = `gateway-conn-${workers ?? 'auto'}`;
   const configFile = writeGatewayConfig(s.dir, config, `${name}.conf`);
-  const env = { ...process.env, ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}) };
+  const env = {
+    ...process.env,
+    ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}),
+  };
   const proc = await startGateway({ configFile, waitFor: ['https'], timeoutMs: 30_000, env });
   // ... then warn through SIGHUP, as an operator would: no line per device, as nginx runs here.
   writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `${name}.conf`);
@@ -64,7 +67,16 @@ export async function startGatewaySide(s: ServerSetup, workers: number | undefin
 export async function startNginxSide(s: ServerSetup, workers: number | 'auto'): Promise<ServerUnderTest> {
   const port = await freePort();
   const prefix = path.join(s.dir, `nginx-conn-${workers}`);
-  const text = nginxWsConf({ prefix, workers, user: process.getuid?.() === 0 ? 'root' : undefined, port, upstreamPort: s.upstreamPort, serverCert: s.serverCert, serverKey: s.serverKey, descriptors: s.descriptors });
+  const text = nginxWsConf({
+    prefix,
+    workers,
+    user: process.getuid?.() === 0 ? 'root' : undefined,
+    port,
+    upstreamPort: s.upstreamPort,
+    serverCert: s.serverCert,
+    serverKey: s.serverKey,
+    descriptors: s.descriptors,
+  });
   const nginx = await startNginxWith(NGINX, prefix, text, [port]);
   // The master and its workers are up once the port accepts; workers are the master's children.
   await new Promise((r) => setTimeout(r, 300));

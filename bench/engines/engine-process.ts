@@ -26,7 +26,17 @@ type Engine = {
 const [engineName, upstreamPort, proxyPort] = process.argv.slice(2);
 const target = `http://127.0.0.1:${upstreamPort}`;
 const proxyUrl = proxyPort ? `http://127.0.0.1:${proxyPort}` : undefined;
-const quiet = { debug() {}, info() {}, warn() {}, error() {}, fatal() {}, enabled: () => false, setLevel() {}, level: 'info', child: () => quiet } as unknown as RequestContext['log'];
+const quiet = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  fatal() {},
+  enabled: () => false,
+  setLevel() {},
+  level: 'info',
+  child: () => quiet,
+} as unknown as RequestContext['log'];
 const ctx: RequestContext = { requestId: 'bench', log: quiet, clientAddress: '127.0.0.1', protocol: 'http' };
 
 function keepAliveAgent(): http.Agent {
@@ -36,7 +46,10 @@ function keepAliveAgent(): http.Agent {
 }
 
 function gateway(): Engine {
-  const upstream = createUpstream({ URL: target, CACertificate: '', InsecureSkipVerify: false, Timeout: '30s' }, proxyUrl ? { HTTP_PROXY: proxyUrl } : {});
+  const upstream = createUpstream(
+    { URL: target, CACertificate: '', InsecureSkipVerify: false, Timeout: '30s' },
+    proxyUrl ? { HTTP_PROXY: proxyUrl } : {},
+  );
   const passThrough = createPassThrough(upstream);
   const forwarder = createForwarder(upstream);
   return {
@@ -62,7 +75,7 @@ function httpProxy(): Engine {
     }),
   );
   proxy.on('error', () => undefined);
-  const failed = (res: http.ServerResponse) => () => res.headersSent ? res.destroy() : res.writeHead(502).end();
+  const failed = (res: http.ServerResponse) => () => (res.headersSent ? res.destroy() : res.writeHead(502).end());
   return {
     web(req, res, body) {
       if (Buffer.isBuffer(body)) req.headers['content-length'] = String(body.length);
@@ -78,10 +91,13 @@ function httpAgent(): Engine {
     web(req, res, body) {
       const headers = { ...req.headers, host: `127.0.0.1:${upstreamPort}` };
       if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
-      const out = http.request({ agent, hostname: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
+      const out = http.request(
+        { agent, hostname: '127.0.0.1', port: Number(upstreamPort), method: req.method, path: req.url, headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
       out.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
       res.on('close', () => {
         if (!res.writableFinished) out.destroy();

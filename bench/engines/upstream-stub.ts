@@ -37,7 +37,8 @@ function stub(): http.Server {
     req.on('data', () => undefined);
     req.on('end', () => {
       if (req.url === '/blob') return blob(res);
-      if (req.url?.endsWith('/deployments/next')) res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(NEXT) }).end(NEXT);
+      if (req.url?.endsWith('/deployments/next'))
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(NEXT) }).end(NEXT);
       else res.writeHead(200, { 'Content-Length': 0 }).end();
     });
   });

@@ -37,7 +37,9 @@ async function main(): Promise<void> {
   const cpu = process.cpuUsage();
   // Share of one core this client used: near 1 means the client, not the server, set the pace.
   const clientCpu = (cpu.user + cpu.system) / 1e6 / seconds;
-  process.stdout.write(`${JSON.stringify({ seconds, clientCpu, complete, devices: o.devices, fastest: times[0], slowest: times[times.length - 1], statuses, bytes })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ seconds, clientCpu, complete, devices: o.devices, fastest: times[0], slowest: times[times.length - 1], statuses, bytes })}\n`,
+  );
 }
 
 main().catch((err) => {

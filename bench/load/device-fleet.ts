@@ -21,7 +21,11 @@ const devicePaths = (dir: string, i: number) => ({ cert: path.join(dir, `device-
 const REQ_CONFIG = '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n';
 
 function run(args: string[], cwd: string): Promise<void> {
-  return new Promise((resolve, reject) => execFile('openssl', args, { cwd }, (err, _out, stderr) => (err ? reject(new Error(`openssl ${args[0]}: ${stderr || err.message}`)) : resolve())));
+  return new Promise((resolve, reject) =>
+    execFile('openssl', args, { cwd }, (err, _out, stderr) =>
+      err ? reject(new Error(`openssl ${args[0]}: ${stderr || err.message}`)) : resolve(),
+    ),
+  );
 }
 
 export async function deviceFleet(count: number): Promise<DeviceFleet> {
@@ -32,18 +36,74 @@ export async function deviceFleet(count: number): Promise<DeviceFleet> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(path.join(dir, 'req.cnf'), REQ_CONFIG);
-  execFileSync('openssl', ['req', '-x509', '-new', '-config', 'req.cnf', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', ca.key, '-out', ca.cert, '-subj', '/CN=Bench Device CA', '-days', '3650',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { cwd: dir, stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-config',
+      'req.cnf',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      ca.key,
+      '-out',
+      ca.cert,
+      '-subj',
+      '/CN=Bench Device CA',
+      '-days',
+      '3650',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    { cwd: dir, stdio: 'pipe' },
+  );
   let next = 0;
   const worker = async () => {
     while (next < count) {
       const i = next++;
       const d = devices[i];
-      await run(['req', '-x509', '-new', '-config', 'req.cnf', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-        '-keyout', d.key, '-out', d.cert, '-subj', `/CN=bench-device-${i}`, '-CA', ca.cert, '-CAkey', ca.key,
-        '-set_serial', String(0x10000 + i), '-days', '3650',
-        '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=clientAuth'], dir);
+      await run(
+        [
+          'req',
+          '-x509',
+          '-new',
+          '-config',
+          'req.cnf',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          d.key,
+          '-out',
+          d.cert,
+          '-subj',
+          `/CN=bench-device-${i}`,
+          '-CA',
+          ca.cert,
+          '-CAkey',
+          ca.key,
+          '-set_serial',
+          String(0x10000 + i),
+          '-days',
+          '3650',
+          '-addext',
+          'basicConstraints=critical,CA:FALSE',
+          '-addext',
+          'keyUsage=critical,digitalSignature',
+          '-addext',
+          'extendedKeyUsage=clientAuth',
+        ],
+        dir,
+      );
     }
   };
   await Promise.all([worker(), worker()]);

@@ -65,7 +65,9 @@ async function main(): Promise<void> {
   agent.destroy();
   const measured = latencies.slice(skip).sort();
   const ms = (p: number) => Number(percentile(measured, p).toFixed(3));
-  process.stdout.write(`${JSON.stringify({ requests: measured.length, errors, achievedRate: total / elapsed, p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: ms(100) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ requests: measured.length, errors, achievedRate: total / elapsed, p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: ms(100) })}\n`,
+  );
 }
 
 main().catch((err) => {

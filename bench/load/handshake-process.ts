@@ -38,7 +38,13 @@ interface Result {
   resumed: boolean;
 }
 
-function once(o: Input, request: string, secureContext: tls.SecureContext, session: Buffer | undefined, keep: (s: Buffer) => void): Promise<Result> {
+function once(
+  o: Input,
+  request: string,
+  secureContext: tls.SecureContext,
+  session: Buffer | undefined,
+  keep: (s: Buffer) => void,
+): Promise<Result> {
   return new Promise((resolve) => {
     let head = '';
     let resumed = false;
@@ -61,8 +67,11 @@ function once(o: Input, request: string, secureContext: tls.SecureContext, sessi
 
 async function main(): Promise<void> {
   const o = JSON.parse(process.argv[2]) as Input;
-  const headers = Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  const requestOf = (i: number) => `GET ${o.path} HTTP/1.1\r\nHost: localhost\r\n${headers}${o.tokens ? `Authorization: Bearer ${fakeDeviceToken(o.tokens.first + i)}\r\n` : ''}Connection: close\r\n\r\n`;
+  const headers = Object.entries(o.headers ?? {})
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  const requestOf = (i: number) =>
+    `GET ${o.path} HTTP/1.1\r\nHost: localhost\r\n${headers}${o.tokens ? `Authorization: Bearer ${fakeDeviceToken(o.tokens.first + i)}\r\n` : ''}Connection: close\r\n\r\n`;
   const requests = o.devices.map((_, i) => requestOf(i));
   // One context per device, made before the clock starts: building it per connection (parsing
   // the CA, the key) would cost the client more than the handshake it measures.
@@ -82,9 +91,11 @@ async function main(): Promise<void> {
     // Untimed: devices that have no session yet get one.
     const missing = contexts.map((_, i) => i).filter((i) => !sessions[i]);
     primed = missing.length;
-    await Promise.all(Array.from({ length: o.concurrency }, async () => {
-      for (let i = missing.shift(); i !== undefined; i = missing.shift()) await connect(i);
-    }));
+    await Promise.all(
+      Array.from({ length: o.concurrency }, async () => {
+        for (let i = missing.shift(); i !== undefined; i = missing.shift()) await connect(i);
+      }),
+    );
   }
 
   let ok = 0;
@@ -105,7 +116,9 @@ async function main(): Promise<void> {
   );
   const seconds = (performance.now() - t0) / 1000;
   if (o.resume && o.sessionsFile) writeFileSync(o.sessionsFile, JSON.stringify(sessions.map((s) => s?.toString('base64') ?? null)));
-  process.stdout.write(`${JSON.stringify({ handshakes: ok, failed, resumed, seconds, perSec: ok / seconds, primed, devices: Math.min(turn, contexts.length) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ handshakes: ok, failed, resumed, seconds, perSec: ok / seconds, primed, devices: Math.min(turn, contexts.length) })}\n`,
+  );
 }
 
 main().catch((err) => {

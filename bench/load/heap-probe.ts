@@ -34,7 +34,9 @@ export async function openHeapProbe(inspectPort: number): Promise<HeapProbe> {
       await call('HeapProfiler.collectGarbage');
       await new Promise((r) => setTimeout(r, 200));
       await call('HeapProfiler.collectGarbage');
-      const r = (await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
+      const r = (await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as {
+        result: { value: string };
+      };
       return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
     },
     async profile(during) {

@@ -32,7 +32,9 @@ export function processTree(pid: number): number[] {
   let children: number[] = [];
   try {
     for (const task of readdirSync(`/proc/${pid}/task`)) {
-      children = children.concat(readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+      children = children.concat(
+        readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+      );
     }
   } catch {
     // gone already
@@ -80,7 +82,9 @@ export function cpuMs(pids: number[]): number {
   for (const pid of pids) {
     try {
       // Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        .replace(/^.*\) /, '')
+        .split(' ');
       ticks += Number(fields[11]) + Number(fields[12]);
     } catch {
       // gone already

@@ -48,7 +48,17 @@ export interface WrkOptions {
 }
 
 export function runWrk(o: WrkOptions): Promise<WrkResult> {
-  const args = ['-t', String(o.threads ?? 1), '-c', String(o.connections), '-d', `${o.seconds}s`, '--latency', '--timeout', `${o.timeoutSeconds ?? 30}s`];
+  const args = [
+    '-t',
+    String(o.threads ?? 1),
+    '-c',
+    String(o.connections),
+    '-d',
+    `${o.seconds}s`,
+    '--latency',
+    '--timeout',
+    `${o.timeoutSeconds ?? 30}s`,
+  ];
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
   if (o.script) args.push('-s', o.script);
   args.push(o.url);

@@ -256,11 +256,14 @@ async function leave(): Promise<ConnectResult> {
   const all = [...sockets];
   // mender-connect's Close() closes the connection without a close frame.
   await Promise.all(
-    all.map((ws) => new Promise<void>((resolve) => {
-      if (ws.readyState === WebSocket.CLOSED) return resolve();
-      ws.once('close', () => resolve());
-      ws.terminate();
-    })),
+    all.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve();
+          ws.once('close', () => resolve());
+          ws.terminate();
+        }),
+    ),
   );
   for (const p of pollers) p.close();
   pollers.length = 0;

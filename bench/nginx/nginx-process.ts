@@ -47,10 +47,13 @@ export async function startNginx(binary: string, o: NginxConfOptions): Promise<N
 /** nginx with a given configuration text, ready once every port in `ports` accepts. */
 export async function startNginxWith(binary: string, prefix: string, text: string, ports: number[]): Promise<NginxProcess> {
   const o = { prefix };
-  for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'cache']) mkdirSync(path.join(o.prefix, d), { recursive: true });
+  for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'cache'])
+    mkdirSync(path.join(o.prefix, d), { recursive: true });
   const conf = path.join(o.prefix, 'nginx.conf');
   writeFileSync(conf, text);
-  const child: ChildProcess = spawn(binary, ['-p', o.prefix, '-c', conf, '-e', path.join(o.prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(binary, ['-p', o.prefix, '-c', conf, '-e', path.join(o.prefix, 'error.log')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
   // If the bench dies abruptly (a closed stdout pipe, an exception), SIGKILL to the master
@@ -65,7 +68,8 @@ export async function startNginxWith(binary: string, prefix: string, text: strin
     }
   };
   process.on('exit', killOnExit);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
       process.off('exit', killOnExit);
       resolve();
     }),

@@ -83,18 +83,24 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
     }
     if (path === '/metrics') {
       const text = await metricsRegistry.metrics();
-      res.writeHead(200, { 'Content-Type': metricsRegistry.contentType, 'Cache-Control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text);
+      res
+        .writeHead(200, { 'Content-Type': metricsRegistry.contentType, 'Cache-Control': 'no-store' })
+        .end(req.method === 'HEAD' ? undefined : text);
       return;
     }
     if (path === '/api/status') {
       const body = JSON.stringify(statusSnapshot(sources));
-      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', ...SECURITY_HEADERS }).end(req.method === 'HEAD' ? undefined : body);
+      res
+        .writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', ...SECURITY_HEADERS })
+        .end(req.method === 'HEAD' ? undefined : body);
       return;
     }
     const page = PAGES[path];
     if (page) {
       const data = asset(page.file);
-      res.writeHead(200, { 'Content-Type': page.type, 'Content-Length': data.length, ...SECURITY_HEADERS }).end(req.method === 'HEAD' ? undefined : data);
+      res
+        .writeHead(200, { 'Content-Type': page.type, 'Content-Length': data.length, ...SECURITY_HEADERS })
+        .end(req.method === 'HEAD' ? undefined : data);
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');

@@ -28,7 +28,12 @@ export function logLevelOf(config: Readonly<GatewayConfig>, levelFlag: Level | u
   return config.DebugLog ? 'debug' : 'info';
 }
 
-export function reloadConfig(current: Readonly<GatewayConfig>, target: ReloadTarget, opts: ReloadOptions, log: Logger): Readonly<GatewayConfig> {
+export function reloadConfig(
+  current: Readonly<GatewayConfig>,
+  target: ReloadTarget,
+  opts: ReloadOptions,
+  log: Logger,
+): Readonly<GatewayConfig> {
   log.info('SIGHUP: reloading certificates, mTLS files and log level');
   let next: Readonly<GatewayConfig>;
   try {
@@ -43,10 +48,18 @@ export function reloadConfig(current: Readonly<GatewayConfig>, target: ReloadTar
     log.info('reload: log level changed', { from: log.level, to: level });
     log.setLevel(level);
   }
-  const needRestart = Object.keys(next).filter((k) => !RELOADABLE.has(k) && !sameJson(k === 'Features' ? withoutMtlsFiles(next) : next[k as keyof GatewayConfig], k === 'Features' ? withoutMtlsFiles(current) : current[k as keyof GatewayConfig]));
+  const needRestart = Object.keys(next).filter(
+    (k) =>
+      !RELOADABLE.has(k) &&
+      !sameJson(
+        k === 'Features' ? withoutMtlsFiles(next) : next[k as keyof GatewayConfig],
+        k === 'Features' ? withoutMtlsFiles(current) : current[k as keyof GatewayConfig],
+      ),
+  );
   const httpsShape = (c: Readonly<GatewayConfig>) => ({ ...c.HTTPS, ServerCertificate: '', ServerKey: '' });
   if (!sameJson(httpsShape(next), httpsShape(current))) needRestart.push('HTTPS (other than ServerCertificate/ServerKey)');
-  if (needRestart.length > 0) log.warn('reload: these settings changed but take effect only after a restart', { sections: needRestart.join(',') });
+  if (needRestart.length > 0)
+    log.warn('reload: these settings changed but take effect only after a restart', { sections: needRestart.join(',') });
   target.reload(next);
   return next;
 }

@@ -10,7 +10,11 @@ import { tlsOptionsFor } from '../server/listeners';
 // already open keep the context they were made with: nothing is dropped.
 
 /** `servers`: each HTTPS listener with the options it was made with (mTLS CA included). */
-export function reloadServerCertificate(servers: Map<https.Server, https.ServerOptions>, settings: GatewayConfig['HTTPS'], log: Logger): boolean {
+export function reloadServerCertificate(
+  servers: Map<https.Server, https.ServerOptions>,
+  settings: GatewayConfig['HTTPS'],
+  log: Logger,
+): boolean {
   if (servers.size === 0) return true;
   let fresh: https.ServerOptions;
   try {

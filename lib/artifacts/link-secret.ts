@@ -31,7 +31,9 @@ export async function resolveLinkSecret(configured: string, cachePath: string, l
     throw new Error(`SignatureSecret is empty and ${file} cannot be written: ${(err as Error).message}`);
   }
   await chmod(file, 0o600); // in case the umask widened it
-  log.info(`no SignatureSecret configured: generated one and stored it in ${file} (mode 0600); set SignatureSecret to the same value on every replica`);
+  log.info(
+    `no SignatureSecret configured: generated one and stored it in ${file} (mode 0600); set SignatureSecret to the same value on every replica`,
+  );
   return fresh;
 }
 

@@ -46,7 +46,14 @@ export function createOriginArtifactServer(deps: ServeFromOriginDeps = {}): Arti
   };
 }
 
-async function reply(req: IncomingMessage, res: ServerResponse, up: OriginResponse, head: boolean, origin: URL, ctx: RequestContext): Promise<void> {
+async function reply(
+  req: IncomingMessage,
+  res: ServerResponse,
+  up: OriginResponse,
+  head: boolean,
+  origin: URL,
+  ctx: RequestContext,
+): Promise<void> {
   const held = heldBytes(up, origin, ctx); // which bytes of how large an object the body holds
   if (held.total === null) {
     // S3 answers 416 with an XML body and no Content-Range: the size is then unknown here.
@@ -55,7 +62,8 @@ async function reply(req: IncomingMessage, res: ServerResponse, up: OriginRespon
   }
   const total = held.total;
   const range = parseByteRange(req.headers.range, total);
-  if (range.kind === 'unsatisfiable') throw new GatewayError('RANGE_NOT_SATISFIABLE', 'range not satisfiable', { headers: { 'Content-Range': unsatisfiedRange(total) } });
+  if (range.kind === 'unsatisfiable')
+    throw new GatewayError('RANGE_NOT_SATISFIABLE', 'range not satisfiable', { headers: { 'Content-Range': unsatisfiedRange(total) } });
   const [start, end] = range.kind === 'single' ? [range.start, range.end] : [0, total - 1];
   const headers: OutgoingHttpHeaders = {
     'content-type': up.headers['content-type'] ?? 'application/octet-stream',
@@ -112,7 +120,12 @@ function heldBytes(up: OriginResponse, origin: URL, ctx: RequestContext): Held {
     return { total: null, size: m ? Number(m[1]) : null, start: 0, end: -1 };
   }
   if (up.status === 403) {
-    throw originFailure('artifact origin refused the presigned URL (403): it has most likely expired; the device gets fresh instructions on its next poll', up, origin, ctx);
+    throw originFailure(
+      'artifact origin refused the presigned URL (403): it has most likely expired; the device gets fresh instructions on its next poll',
+      up,
+      origin,
+      ctx,
+    );
   }
   if (up.status === 404) throw originFailure('artifact not found at the origin (404)', up, origin, ctx);
   throw originFailure(`artifact origin answered ${up.status}`, up, origin, ctx);
@@ -126,7 +139,10 @@ function originFailure(why: string, up: OriginResponse, origin: URL, ctx: Reques
 /** Passes `length` bytes after skipping `skip`, then ends. */
 class ByteWindow extends Transform {
   private ended = false;
-  constructor(private skip: number, private remaining: number) {
+  constructor(
+    private skip: number,
+    private remaining: number,
+  ) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {

@@ -57,14 +57,16 @@ export function createLinkSigner({ secret, gatewayUrl }: LinkSignerOptions): Lin
       if (!path.startsWith(ARTIFACT_LINK_PREFIX)) return fail('malformed', 'not an artifact link');
       const token = path.slice(ARTIFACT_LINK_PREFIX.length);
       // Only the base64url alphabet: `..`, `/`, `%2F`, `%00` and friends cannot appear.
-      if (token.length === 0 || token.length > MAX_TOKEN_LENGTH || !TOKEN.test(token)) return fail('malformed', 'link path is not a link token');
+      if (token.length === 0 || token.length > MAX_TOKEN_LENGTH || !TOKEN.test(token))
+        return fail('malformed', 'link path is not a link token');
       if (q < 0) return fail('incomplete', 'link has no signature');
       const query = parseQuery(target.slice(q + 1));
       if (query === null) return fail('malformed', 'link query is malformed');
       const expire = query.get('x-men-expire');
       const signature = query.get('x-men-signature');
       if (expire === undefined || signature === undefined) return fail('incomplete', 'link lacks x-men-expire or x-men-signature');
-      if (signature.length < SIGNATURE_LENGTH && /^[A-Za-z0-9_-]*$/.test(signature)) return fail('incomplete', 'link signature is truncated');
+      if (signature.length < SIGNATURE_LENGTH && /^[A-Za-z0-9_-]*$/.test(signature))
+        return fail('incomplete', 'link signature is truncated');
       const expected = Buffer.from(sign(token, expire));
       const given = Buffer.from(signature);
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) return fail('forged', 'link signature does not match');

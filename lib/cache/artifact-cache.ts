@@ -93,7 +93,10 @@ export class ArtifactCache implements ArtifactServer {
       closing: this.closing.signal,
       shared: opts.shared,
       // No registration, no timer when there is no cap.
-      cap: config.FillRateLimit > 0 ? new UplinkCap({ layout: this.layout, bytesPerSecond: config.FillRateLimit, log: log.child({ component: 'artifact-cache' }) }) : undefined,
+      cap:
+        config.FillRateLimit > 0
+          ? new UplinkCap({ layout: this.layout, bytesPerSecond: config.FillRateLimit, log: log.child({ component: 'artifact-cache' }) })
+          : undefined,
     };
   }
 
@@ -196,7 +199,14 @@ export class ArtifactCache implements ArtifactServer {
     if (size === undefined) return true;
     // A cache directory that cannot even be measured (deleted under us) is the fill's to
     // handle: it streams uncached and makes the layout again.
-    const fits = await makeRoom({ layout: this.layout, index: this.index, incoming: size, reserved: this.reservedBytes(), maxSize: this.opts.config.MaxSize, log: this.fillContext.log }).catch(() => true);
+    const fits = await makeRoom({
+      layout: this.layout,
+      index: this.index,
+      incoming: size,
+      reserved: this.reservedBytes(),
+      maxSize: this.opts.config.MaxSize,
+      log: this.fillContext.log,
+    }).catch(() => true);
     if (fits) this.tooBig.delete(id);
     return fits;
   }
@@ -211,11 +221,16 @@ export class ArtifactCache implements ArtifactServer {
 
 export async function createArtifactCache(opts: ArtifactCacheOptions): Promise<ArtifactCache> {
   const { config } = opts;
-  if (typeof config.Path !== 'string' || config.Path === '') throw new TypeError('expected ArtifactsCache.Path to be a directory, got an empty value');
-  if (!Number.isSafeInteger(config.MaxSize) || config.MaxSize < 0) throw new TypeError(`expected ArtifactsCache.MaxSize to be a byte count ≥ 0, got ${String(config.MaxSize)}`);
+  if (typeof config.Path !== 'string' || config.Path === '')
+    throw new TypeError('expected ArtifactsCache.Path to be a directory, got an empty value');
+  if (!Number.isSafeInteger(config.MaxSize) || config.MaxSize < 0)
+    throw new TypeError(`expected ArtifactsCache.MaxSize to be a byte count ≥ 0, got ${String(config.MaxSize)}`);
   const rate = config.FillRateLimit ?? 0;
-  if (!Number.isSafeInteger(rate) || rate < 0) throw new TypeError(`expected ArtifactsCache.FillRateLimit to be bytes per second ≥ 0, got ${String(rate)}`);
-  const shared = config.S3?.Enabled ? (opts.shared ?? loadSharedCache().createSharedCache(config.S3, opts.log, opts.tuning?.shared)) : undefined;
+  if (!Number.isSafeInteger(rate) || rate < 0)
+    throw new TypeError(`expected ArtifactsCache.FillRateLimit to be bytes per second ≥ 0, got ${String(rate)}`);
+  const shared = config.S3?.Enabled
+    ? (opts.shared ?? loadSharedCache().createSharedCache(config.S3, opts.log, opts.tuning?.shared))
+    : undefined;
   const cache = new ArtifactCache({ ...opts, shared });
   const staleMs = opts.tuning?.staleMs ?? DEFAULT_STALE_MS;
   await recoverCache({ layout: cache.layout, index: cache.index, log: opts.log.child({ component: 'artifact-cache' }), staleMs });

@@ -53,10 +53,17 @@ export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContex
       p.skip({ kind: 'uncached', reason: code });
       return;
     }
-    const gw = err instanceof GatewayError ? err : new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache fill failed, try again', { cause: err });
+    const gw =
+      err instanceof GatewayError ? err : new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache fill failed, try again', { cause: err });
     // Stopped by our own close (shutdown, Ctrl-C of a prewarm) is not a failure of the fill.
     if (ctx.closing.aborted) ctx.log.info('artifact fill stopped: closing', { key: p.key, written: p.written });
-    else ctx.log.error('artifact fill failed', { key: p.key, origin: redactUrl(origin.href), written: p.written, cause: (err as Error).message });
+    else
+      ctx.log.error('artifact fill failed', {
+        key: p.key,
+        origin: redactUrl(origin.href),
+        written: p.written,
+        cause: (err as Error).message,
+      });
     p.fail(gw);
   }
 }
@@ -87,7 +94,8 @@ async function adoptPublished(p: FillProgress, ctx: FillContext): Promise<boolea
   const entry = await readPublished(ctx.layout, p.id);
   if (!entry) return false;
   ctx.index.set(entry);
-  if (p.state === 'growing') p.publish(); // followers hold the holder's file open: all bytes, verified
+  if (p.state === 'growing')
+    p.publish(); // followers hold the holder's file open: all bytes, verified
   else p.skip({ kind: 'published' });
   return true;
 }
@@ -117,7 +125,14 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
         source,
         {
           start: async (size, etag) => {
-            const fits = await makeRoom({ layout: ctx.layout, index: ctx.index, incoming: size, reserved: ctx.reserved(), maxSize: ctx.maxSize, log: ctx.log });
+            const fits = await makeRoom({
+              layout: ctx.layout,
+              index: ctx.index,
+              incoming: size,
+              reserved: ctx.reserved(),
+              maxSize: ctx.maxSize,
+              log: ctx.log,
+            });
             if (!fits) throw new SinkRefused(`no room for ${size} bytes in the cache`);
             p.begin(size, etag, tmp, objectPath(ctx.layout, p.id));
             if (position > 0) {
@@ -166,7 +181,8 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
     const etagMd5 = plainMd5Etag(got.etag);
     if (p.written !== got.size) throw new OriginRefused('ORIGIN_ERROR', `artifact origin sent ${p.written} of ${got.size} bytes`);
     if (etagMd5 !== null && etagMd5 !== digest) throw new OriginRefused('ORIGIN_ERROR', 'artifact bytes do not match the origin ETag');
-    if (claim?.kind === 'bucket' && claim.sidecar.md5 !== digest) throw new OriginRefused('ORIGIN_ERROR', 'bucket copy does not match its metadata (MD5 differs)');
+    if (claim?.kind === 'bucket' && claim.sidecar.md5 !== digest)
+      throw new OriginRefused('ORIGIN_ERROR', 'bucket copy does not match its metadata (MD5 differs)');
     await fh.sync();
     open = false;
     await fh.close();
@@ -184,7 +200,15 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
   } catch (err) {
     // A bucket copy that broke off: the next fill of any key goes to the origin for a while.
     if (claim?.kind === 'bucket' && !signal.aborted && !(err instanceof SinkRefused)) ctx.shared!.fillFailed(err as Error);
-    if (open && ctx.closing.aborted && source === origin && p.state === 'growing' && p.etag !== null && p.written > 0 && p.written < p.size) {
+    if (
+      open &&
+      ctx.closing.aborted &&
+      source === origin &&
+      p.state === 'growing' &&
+      p.etag !== null &&
+      p.written > 0 &&
+      p.written < p.size
+    ) {
       // Closing (shutdown, Ctrl-C of a prewarm): keep what arrived for the next fill to resume.
       open = false;
       await fh.sync().catch(() => undefined);

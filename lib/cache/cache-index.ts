@@ -99,7 +99,10 @@ export class CacheIndex {
         if (e.readers === 0) this.delete(id);
         continue;
       }
-      const mtime = await fsp.stat(objectPath(this.layout, id)).then((st) => st.mtimeMs, () => 0);
+      const mtime = await fsp.stat(objectPath(this.layout, id)).then(
+        (st) => st.mtimeMs,
+        () => 0,
+      );
       if (mtime > e.lastServed) e.lastServed = mtime;
     }
     for (const name of names) {
@@ -136,5 +139,8 @@ export function recordHit(layout: CacheLayout, id: string): void {
 }
 
 export async function readHits(layout: CacheLayout, id: string): Promise<number> {
-  return fsp.stat(hitsPath(layout, id)).then((st) => st.size, () => 0);
+  return fsp.stat(hitsPath(layout, id)).then(
+    (st) => st.size,
+    () => 0,
+  );
 }

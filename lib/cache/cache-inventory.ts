@@ -42,10 +42,28 @@ export async function listEntries(layout: CacheLayout): Promise<ListedEntry[]> {
     const meta = await fsp.readFile(sidecarPath(layout, id), 'utf8').then(parseSidecar, () => null);
     const st = await fsp.stat(objectPath(layout, id)).catch(() => null);
     if (!meta || !st) continue;
-    out.push({ id, key: meta.key, artifact: artifactOf(meta.key), state: 'complete', size: meta.size, bytes: st.size, lastUsed: st.mtime, hits: await readHits(layout, id) });
+    out.push({
+      id,
+      key: meta.key,
+      artifact: artifactOf(meta.key),
+      state: 'complete',
+      size: meta.size,
+      bytes: st.size,
+      lastUsed: st.mtime,
+      hits: await readHits(layout, id),
+    });
   }
   for (const p of await listPartials(layout)) {
-    out.push({ id: p.id, key: p.key, artifact: artifactOf(p.key), state: 'partial', size: p.size, bytes: p.written, lastUsed: new Date(p.mtimeMs), hits: 0 });
+    out.push({
+      id: p.id,
+      key: p.key,
+      artifact: artifactOf(p.key),
+      state: 'partial',
+      size: p.size,
+      bytes: p.written,
+      lastUsed: new Date(p.mtimeMs),
+      hits: 0,
+    });
   }
   for (const f of await runningFills(layout)) out.push(f);
   return out.sort((a, b) => a.key.localeCompare(b.key) || a.state.localeCompare(b.state));
@@ -66,7 +84,16 @@ async function runningFills(layout: CacheLayout): Promise<ListedEntry[]> {
     if (!st) continue;
     seen.add(id);
     const key = announced.key ?? id;
-    out.push({ id, key, artifact: artifactOf(key), state: 'filling', size: announced.size, bytes: st.size, lastUsed: st.mtime, hits: await readHits(layout, id) });
+    out.push({
+      id,
+      key,
+      artifact: artifactOf(key),
+      state: 'filling',
+      size: announced.size,
+      bytes: st.size,
+      lastUsed: st.mtime,
+      hits: await readHits(layout, id),
+    });
   }
   return out;
 }

@@ -29,10 +29,18 @@ export interface FillAnnouncement {
 /** What the lock holder announced, or null (not yet, unreadable, or a dead holder's leftover). */
 export async function readAnnouncement(layout: CacheLayout, id: string): Promise<FillAnnouncement | null> {
   try {
-    const rec = JSON.parse(await fsp.readFile(ownerPath(layout, id), 'utf8')) as Partial<FillAnnouncement> & { host?: string; pid?: number };
+    const rec = JSON.parse(await fsp.readFile(ownerPath(layout, id), 'utf8')) as Partial<FillAnnouncement> & {
+      host?: string;
+      pid?: number;
+    };
     if (typeof rec.tmp !== 'string' || !Number.isSafeInteger(rec.size) || typeof rec.pid !== 'number') return null;
     if (deadOwnerHere(rec)) return null;
-    return { tmp: rec.tmp, size: rec.size as number, etag: typeof rec.etag === 'string' ? rec.etag : null, key: typeof rec.key === 'string' ? rec.key : undefined };
+    return {
+      tmp: rec.tmp,
+      size: rec.size as number,
+      etag: typeof rec.etag === 'string' ? rec.etag : null,
+      key: typeof rec.key === 'string' ? rec.key : undefined,
+    };
   } catch {
     return null;
   }
@@ -113,7 +121,10 @@ export async function bytesToComeElsewhere(layout: CacheLayout, known: ReadonlyM
     if (!m) continue;
     const fill = await readAnnouncement(layout, m[1]!);
     if (!fill || known.has(fill.tmp)) continue;
-    const written = await fsp.stat(fill.tmp).then((st) => st.size, () => fill.size);
+    const written = await fsp.stat(fill.tmp).then(
+      (st) => st.size,
+      () => fill.size,
+    );
     total += Math.max(0, fill.size - written);
   }
   return total;

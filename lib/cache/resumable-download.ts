@@ -45,7 +45,11 @@ export function parseContentRange(value: string | undefined): { start: number; e
 }
 
 /** Check a response against what we asked; returns the body to read or throws. */
-export function checkResponse(r: Pick<OriginResponse, 'status' | 'headers' | 'contentLength' | 'etag'>, offset: number, expected: { size: number; etag: string | null } | null): void {
+export function checkResponse(
+  r: Pick<OriginResponse, 'status' | 'headers' | 'contentLength' | 'etag'>,
+  offset: number,
+  expected: { size: number; etag: string | null } | null,
+): void {
   if (r.status >= 500) throw new GatewayError('ORIGIN_ERROR', `artifact origin answered ${r.status}`);
   if (expected === null) {
     if (r.status === 404) throw new OriginRefused('NOT_FOUND', 'artifact not found at its origin');
@@ -56,7 +60,10 @@ export function checkResponse(r: Pick<OriginResponse, 'status' | 'headers' | 'co
   if (r.status !== 206) throw new OriginRefused('ORIGIN_ERROR', `artifact origin answered ${r.status} to a resume at ${offset}`);
   const cr = parseContentRange(r.headers['content-range'] as string | undefined);
   if (!cr || cr.start !== offset || cr.end !== expected.size - 1 || cr.size !== expected.size) {
-    throw new OriginRefused('ORIGIN_ERROR', `artifact origin resumed with Content-Range ${String(r.headers['content-range'])}, expected bytes ${offset}-${expected.size - 1}/${expected.size}`);
+    throw new OriginRefused(
+      'ORIGIN_ERROR',
+      `artifact origin resumed with Content-Range ${String(r.headers['content-range'])}, expected bytes ${offset}-${expected.size - 1}/${expected.size}`,
+    );
   }
   if (expected.etag !== null && r.etag !== null && r.etag !== expected.etag) {
     throw new OriginRefused('ORIGIN_ERROR', 'artifact changed at its origin during the download (ETag differs)');
@@ -72,7 +79,11 @@ export interface DownloadOptions {
   from?: { offset: number; size: number; etag: string };
 }
 
-export async function resumableDownload(url: URL, sink: DownloadSink, opts: DownloadOptions): Promise<{ size: number; etag: string | null }> {
+export async function resumableDownload(
+  url: URL,
+  sink: DownloadSink,
+  opts: DownloadOptions,
+): Promise<{ size: number; etag: string | null }> {
   const retry = opts.retry ?? DEFAULT_RETRY;
   let expected: { size: number; etag: string | null } | null = opts.from ? { size: opts.from.size, etag: opts.from.etag } : null;
   let offset = opts.from?.offset ?? 0;
@@ -81,7 +92,12 @@ export async function resumableDownload(url: URL, sink: DownloadSink, opts: Down
   for (let attempt = 1; ; attempt++) {
     const before = offset;
     try {
-      const r = await fetchOrigin(url, { range: expected ? { start: offset } : undefined, signal: opts.signal, agent: opts.agent, timeoutMs: retry.timeoutMs });
+      const r = await fetchOrigin(url, {
+        range: expected ? { start: offset } : undefined,
+        signal: opts.signal,
+        agent: opts.agent,
+        timeoutMs: retry.timeoutMs,
+      });
       try {
         checkResponse(r, offset, expected);
         expected ??= { size: r.contentLength as number, etag: r.etag };
@@ -90,7 +106,8 @@ export async function resumableDownload(url: URL, sink: DownloadSink, opts: Down
           await sink.start(expected.size, expected.etag);
         }
         for await (const chunk of r.body as AsyncIterable<Buffer>) {
-          if (offset + chunk.length > expected.size) throw new OriginRefused('ORIGIN_ERROR', 'artifact origin sent more bytes than its Content-Length');
+          if (offset + chunk.length > expected.size)
+            throw new OriginRefused('ORIGIN_ERROR', 'artifact origin sent more bytes than its Content-Length');
           await sink.write(chunk);
           offset += chunk.length;
           cacheMetrics.fetched(chunk.length);
@@ -101,8 +118,16 @@ export async function resumableDownload(url: URL, sink: DownloadSink, opts: Down
       if (offset === expected.size) return expected;
       throw new GatewayError('ORIGIN_ERROR', `artifact origin ended the body at ${offset} of ${expected.size} bytes`);
     } catch (err) {
-      if (opts.signal.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new GatewayError('SERVICE_UNAVAILABLE', 'artifact fill aborted');
-      if (err instanceof OriginRefused || err instanceof NoContentLength || err instanceof SinkRefused || !(err instanceof Error) || isLocal(err)) throw err;
+      if (opts.signal.aborted)
+        throw opts.signal.reason instanceof Error ? opts.signal.reason : new GatewayError('SERVICE_UNAVAILABLE', 'artifact fill aborted');
+      if (
+        err instanceof OriginRefused ||
+        err instanceof NoContentLength ||
+        err instanceof SinkRefused ||
+        !(err instanceof Error) ||
+        isLocal(err)
+      )
+        throw err;
       barren = offset > before ? 0 : barren + 1;
       if (barren > retry.retries || attempt >= MAX_ATTEMPTS) throw err;
       opts.onRetry?.(offset, err);

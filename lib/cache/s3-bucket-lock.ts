@@ -121,7 +121,10 @@ export class BucketLocks {
 
   private held(key: string, owner: string): BucketLock {
     // Renewed well inside the lease, so a slow origin download never looks dead.
-    const renew = setInterval(() => void this.write(key, owner, false).catch(() => undefined), Math.max(250, Math.floor(this.timing.leaseMs / 3)));
+    const renew = setInterval(
+      () => void this.write(key, owner, false).catch(() => undefined),
+      Math.max(250, Math.floor(this.timing.leaseMs / 3)),
+    );
     renew.unref();
     let released = false;
     return {

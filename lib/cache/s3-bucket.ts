@@ -26,7 +26,11 @@ export class Bucket {
   sidecarKey = (id: string) => `${this.prefix}v1/objects/${id}.json`;
   lockKey = (id: string) => `${this.prefix}v1/locks/${id}`;
 
-  async send(method: BucketMethod, key: string, opts: Omit<BucketRequest, 'method' | 'timeoutMs'> & { timeoutMs?: number } = {}): Promise<BucketAnswer> {
+  async send(
+    method: BucketMethod,
+    key: string,
+    opts: Omit<BucketRequest, 'method' | 'timeoutMs'> & { timeoutMs?: number } = {},
+  ): Promise<BucketAnswer> {
     const url = await this.presigner.url(method, key, REQUEST_EXPIRY_S);
     return bucketRequest(url, { timeoutMs: this.timeoutMs, ...opts, method });
   }

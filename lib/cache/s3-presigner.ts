@@ -24,10 +24,13 @@ export function checkS3Config(s3: ArtifactsCacheS3Config): void {
   const key = 'Features.ArtifactsProxy.ArtifactsCache.S3';
   if (s3.Endpoint === '') throw new TypeError(`${key}.Endpoint: required when S3 is enabled, got nothing`);
   if (s3.Bucket === '') throw new TypeError(`${key}.Bucket: required when S3 is enabled, got nothing`);
-  if (s3.Region === '') throw new TypeError(`${key}.Region: required when S3 is enabled (signing without it costs a request per call), got nothing`);
+  if (s3.Region === '')
+    throw new TypeError(`${key}.Region: required when S3 is enabled (signing without it costs a request per call), got nothing`);
   // Every request is a presigned one: anonymous buckets would need a different client path.
-  if (s3.AccessKeyID === '') throw new TypeError(`${key}.AccessKeyID: required when S3 is enabled (or ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID), got nothing`);
-  if (s3.SecretAccessKey === '') throw new TypeError(`${key}.SecretAccessKey: required when S3 is enabled (or ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY), got nothing`);
+  if (s3.AccessKeyID === '')
+    throw new TypeError(`${key}.AccessKeyID: required when S3 is enabled (or ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID), got nothing`);
+  if (s3.SecretAccessKey === '')
+    throw new TypeError(`${key}.SecretAccessKey: required when S3 is enabled (or ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY), got nothing`);
 }
 
 function loadMinio(): { Client: new (opts: Record<string, unknown>) => MinioClient } {
@@ -36,7 +39,9 @@ function loadMinio(): { Client: new (opts: Record<string, unknown>) => MinioClie
     return require('minio') as { Client: new (opts: Record<string, unknown>) => MinioClient };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
-    throw new Error('Features.ArtifactsProxy.ArtifactsCache.S3.Enabled: needs the optional npm package minio (npm install minio@8), which is not installed');
+    throw new Error(
+      'Features.ArtifactsProxy.ArtifactsCache.S3.Enabled: needs the optional npm package minio (npm install minio@8), which is not installed',
+    );
   }
 }
 

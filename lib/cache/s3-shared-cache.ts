@@ -32,7 +32,6 @@ export const DEFAULT_SHARED_TIMING: SharedTiming = { pollMs: 500, leaseMs: 30_00
 /** Failures of our own disk say nothing about the bucket. */
 const LOCAL_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'ENOENT']);
 
-
 export type Claim =
   /** Fill from the bucket copy at `url`; `sidecar` is what its uploader verified. */
   | { kind: 'bucket'; url: URL; sidecar: Sidecar }
@@ -49,10 +48,18 @@ export class SharedCache {
   private downUntil = 0;
   private outage = false;
 
-  constructor(presigner: Presigner, prefix: string, private readonly log: Logger, private readonly timing: SharedTiming) {
+  constructor(
+    presigner: Presigner,
+    prefix: string,
+    private readonly log: Logger,
+    private readonly timing: SharedTiming,
+  ) {
     this.bucket = new Bucket(presigner, prefix, timing.timeoutMs);
     this.locks = new BucketLocks(this.bucket, timing, () =>
-      this.log.warn('shared cache bucket ignores conditional writes (If-None-Match): two gateways missing at once may both fill from the origin', { bucket: this.bucket.where }),
+      this.log.warn(
+        'shared cache bucket ignores conditional writes (If-None-Match): two gateways missing at once may both fill from the origin',
+        { bucket: this.bucket.where },
+      ),
     );
   }
 
@@ -148,7 +155,10 @@ export class SharedCache {
     this.downUntil = Date.now() + this.timing.retryMs;
     if (this.outage) return;
     this.outage = true;
-    this.log.warn(`shared cache bucket unreachable: filling from the origin, trying the bucket again in ${Math.round(this.timing.retryMs / 1000)} s`, { bucket: this.bucket.where, cause: err.message });
+    this.log.warn(
+      `shared cache bucket unreachable: filling from the origin, trying the bucket again in ${Math.round(this.timing.retryMs / 1000)} s`,
+      { bucket: this.bucket.where, cause: err.message },
+    );
   }
 }
 

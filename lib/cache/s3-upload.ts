@@ -43,7 +43,12 @@ export interface UploadResult {
 }
 
 /** Upload `p` as it lands; resolves once object and sidecar are in the bucket (or not shared). */
-export async function uploadGrowing(bucket: Bucket, p: FillProgress, verified: Promise<Sidecar | null>, signal: AbortSignal): Promise<UploadResult> {
+export async function uploadGrowing(
+  bucket: Bucket,
+  p: FillProgress,
+  verified: Promise<Sidecar | null>,
+  signal: AbortSignal,
+): Promise<UploadResult> {
   const started = Date.now();
   const fh = await fsp.open(p.path, 'r'); // held open: the rename on publish or an eviction cannot cut it
   try {
@@ -55,7 +60,10 @@ export async function uploadGrowing(bucket: Bucket, p: FillProgress, verified: P
     if (!sidecar) return { shared: false, ms: Date.now() - started };
     const etag = plainMd5Etag(put.headers.etag as string | undefined);
     if (etag !== null && etag !== sidecar.md5) throw new Error('the bucket stored other bytes than ours (ETag differs)');
-    const meta = await bucket.send('PUT', bucket.sidecarKey(p.id), { headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(sidecar)) });
+    const meta = await bucket.send('PUT', bucket.sidecarKey(p.id), {
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify(sidecar)),
+    });
     if (meta.status !== 200) throw new BucketUnreachable(`sidecar PUT answered ${meta.status} ${s3ErrorCode(meta)}`);
     return { shared: true, ms: Date.now() - started };
   } finally {

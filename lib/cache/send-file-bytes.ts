@@ -28,7 +28,14 @@ export class ClientGone extends Error {
   }
 }
 
-export async function sendFileBytes(fh: FileHandle, res: ServerResponse, start: number, end: number, source: ByteSource, sizer: ReadSizer): Promise<void> {
+export async function sendFileBytes(
+  fh: FileHandle,
+  res: ServerResponse,
+  start: number,
+  end: number,
+  source: ByteSource,
+  sizer: ReadSizer,
+): Promise<void> {
   // One wake-up slot, not a promise per chunk: a 1 GB download makes ~16k writes.
   let wake: (() => void) | null = null;
   let closed = false;

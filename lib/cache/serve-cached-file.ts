@@ -12,7 +12,12 @@ import { GatewayError } from '../http/gateway-error';
 // Returns false when the entry is gone from disk (evicted by another process): the caller
 // treats that as a miss.
 
-export async function serveCachedFile(req: IncomingMessage, res: ServerResponse, entry: CacheEntry, deps: { layout: CacheLayout; index: CacheIndex; sizer: ReadSizer }): Promise<boolean> {
+export async function serveCachedFile(
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: CacheEntry,
+  deps: { layout: CacheLayout; index: CacheIndex; sizer: ReadSizer },
+): Promise<boolean> {
   const plan = planResponse(req.headers.range, entry.size, entry.etag);
   if (plan.status === 416) throw new GatewayError('RANGE_NOT_SATISFIABLE', 'requested range not satisfiable', { headers: plan.headers });
   entry.readers++;

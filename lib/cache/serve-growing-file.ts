@@ -22,7 +22,14 @@ export async function serveGrowingFile(req: IncomingMessage, res: ServerResponse
       res.end();
       return;
     }
-    await sendFileBytes(fh, res, plan.start, plan.end, { available: () => p.available(), failure: () => (p.state === 'failed' ? p.error : null), changed: () => p.changed() }, sizer);
+    await sendFileBytes(
+      fh,
+      res,
+      plan.start,
+      plan.end,
+      { available: () => p.available(), failure: () => (p.state === 'failed' ? p.error : null), changed: () => p.changed() },
+      sizer,
+    );
     res.end();
   } catch (err) {
     if (!(err instanceof ClientGone)) res.destroy();

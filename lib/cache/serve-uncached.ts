@@ -29,7 +29,8 @@ export async function serveUncached(req: IncomingMessage, res: ServerResponse, o
   if (r.status !== 200 && r.status !== 206) {
     r.body.destroy();
     res.off('close', onClose);
-    if (r.status === 416) throw new GatewayError('RANGE_NOT_SATISFIABLE', 'requested range not satisfiable', { headers: pick(r.headers, ['content-range']) });
+    if (r.status === 416)
+      throw new GatewayError('RANGE_NOT_SATISFIABLE', 'requested range not satisfiable', { headers: pick(r.headers, ['content-range']) });
     if (r.status === 404) throw new GatewayError('NOT_FOUND', 'artifact not found at its origin');
     throw new GatewayError('ORIGIN_ERROR', `artifact origin answered ${r.status}`);
   }

@@ -176,7 +176,10 @@ export class UplinkCap {
   private warn(err: Error): void {
     if (this.warned) return;
     this.warned = true;
-    this.opts.log.warn('uplink cap: cannot register fills in the cache directory; the cap is shared by this process\'s fills only', { dir: this.dir, cause: err.message });
+    this.opts.log.warn("uplink cap: cannot register fills in the cache directory; the cap is shared by this process's fills only", {
+      dir: this.dir,
+      cause: err.message,
+    });
   }
 }
 
@@ -187,7 +190,12 @@ class Share implements FillShare {
   private last: number;
   private closed = false;
 
-  constructor(private readonly cap: UplinkCap, readonly file: string, private readonly burstMs: number, private readonly now: () => number) {
+  constructor(
+    private readonly cap: UplinkCap,
+    readonly file: string,
+    private readonly burstMs: number,
+    private readonly now: () => number,
+  ) {
     this.rate = cap.shareRate();
     this.tokens = 0; // no burst at the start: a fill joining others must not overshoot the cap
     this.last = now();

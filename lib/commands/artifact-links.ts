@@ -20,17 +20,30 @@ const DOWNLOAD = (id: string) => `/api/management/v1/deployments/artifacts/${enc
 
 export class LinkError extends Error {}
 
-export async function artifactTargets(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger, ids: { artifacts: string[]; deployments: string[] }): Promise<PrewarmTarget[]> {
+export async function artifactTargets(
+  config: Readonly<GatewayConfig>,
+  upstream: Upstream,
+  log: Logger,
+  ids: { artifacts: string[]; deployments: string[] },
+): Promise<PrewarmTarget[]> {
   const { MenderUsername: username, MenderPassword: password } = config.Features.mTLS;
   if (!username || !password) {
-    throw new LinkError('--artifact and --deployment need the management user: set Features.mTLS.MenderUsername and MenderPassword (MTLS_MENDER_USERNAME, MTLS_MENDER_PASSWORD)');
+    throw new LinkError(
+      '--artifact and --deployment need the management user: set Features.mTLS.MenderUsername and MenderPassword (MTLS_MENDER_USERNAME, MTLS_MENDER_PASSWORD)',
+    );
   }
   const session = createManagementSession({ upstream, username, password, log });
   const get = async (path: string, what: string): Promise<unknown> => {
     const token = await session.token().catch(() => {
-      throw new LinkError(`cannot log in to ${upstream.target.origin} as ${username}: check Features.mTLS.MenderUsername and MenderPassword`);
+      throw new LinkError(
+        `cannot log in to ${upstream.target.origin} as ${username}: check Features.mTLS.MenderUsername and MenderPassword`,
+      );
     });
-    const reply = await managementCall(upstream, { method: 'GET', path, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
+    const reply = await managementCall(upstream, {
+      method: 'GET',
+      path,
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+    });
     if (reply.status === 404) throw new LinkError(`${what}: not found on the Mender server`);
     if (reply.status !== 200) throw new LinkError(`${what}: the Mender server answered ${reply.status} (${errorText(reply)})`);
     try {

@@ -121,7 +121,11 @@ export async function runCacheCommand(argv: string[]): Promise<number> {
 }
 
 async function list(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
   if (values.help) return usage(LIST_USAGE);
   const { layout } = loadCacheConfig(values.config);
   const entries = await listEntries(layout);
@@ -133,10 +137,19 @@ async function list(args: string[]): Promise<number> {
     say(`cache is empty (${layout.root})`);
     return 0;
   }
-  const rows = entries.map((e) => [e.artifact, stateText(e), formatBytes(e.size), e.lastUsed ? e.lastUsed.toISOString().replace(/\.\d+Z$/, 'Z') : '-', String(e.hits), e.id.slice(0, 12)]);
+  const rows = entries.map((e) => [
+    e.artifact,
+    stateText(e),
+    formatBytes(e.size),
+    e.lastUsed ? e.lastUsed.toISOString().replace(/\.\d+Z$/, 'Z') : '-',
+    String(e.hits),
+    e.id.slice(0, 12),
+  ]);
   printTable(['ARTIFACT', 'STATE', 'SIZE', 'LAST USED', 'HITS', 'ENTRY'], rows);
   const complete = entries.filter((e) => e.state === 'complete');
-  say(`${complete.length} complete (${formatBytes(complete.reduce((n, e) => n + e.size, 0))}), ${entries.length - complete.length} filling or partial, in ${layout.root}`);
+  say(
+    `${complete.length} complete (${formatBytes(complete.reduce((n, e) => n + e.size, 0))}), ${entries.length - complete.length} filling or partial, in ${layout.root}`,
+  );
   return 0;
 }
 
@@ -151,7 +164,12 @@ function printTable(head: string[], rows: string[][]): void {
 }
 
 async function evict(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' }, all: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: { config: { type: 'string' }, all: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+    allowPositionals: true,
+  });
   if (values.help) return usage(EVICT_USAGE);
   if (!values.all && positionals.length === 0) throw new UsageError('cache evict: name an ARTIFACT or give --all');
   if (values.all && positionals.length > 0) throw new UsageError('cache evict: --all takes no ARTIFACT');
@@ -213,7 +231,8 @@ async function prewarm(args: string[]): Promise<number> {
   if (values.help) return usage(PREWARM_USAGE);
   const artifacts = values.artifact ?? [];
   const deployments = values.deployment ?? [];
-  if (positionals.length + artifacts.length + deployments.length === 0) throw new UsageError('cache prewarm: name a URL, an --artifact or a --deployment');
+  if (positionals.length + artifacts.length + deployments.length === 0)
+    throw new UsageError('cache prewarm: name a URL, an --artifact or a --deployment');
   const level = values['log-level'] ?? 'warn';
   if (!isLevel(level)) throw new UsageError(`invalid --log-level ${JSON.stringify(level)}: must be one of ${LEVELS.join(', ')}`);
   const interval = Number(values.interval ?? '5');
@@ -229,7 +248,8 @@ async function prewarm(args: string[]): Promise<number> {
   });
   const { config } = loadCacheConfig(values.config);
   const proxy = config.Features.ArtifactsProxy;
-  if (!proxy.ArtifactsCache.Enabled) throw new UsageError('cache prewarm: the artifact cache is off (Features.ArtifactsProxy.ArtifactsCache.Enabled)');
+  if (!proxy.ArtifactsCache.Enabled)
+    throw new UsageError('cache prewarm: the artifact cache is off (Features.ArtifactsProxy.ArtifactsCache.Enabled)');
   const log = createLogger({ level, sink: process.stderr });
   const upstream = createUpstream(config.UpstreamServer);
   const interrupt = new AbortController();
@@ -238,16 +258,28 @@ async function prewarm(args: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const targets = [...urls, ...(artifacts.length + deployments.length > 0 ? await artifactTargets(config, upstream, log, { artifacts, deployments }) : [])];
+    const targets = [
+      ...urls,
+      ...(artifacts.length + deployments.length > 0 ? await artifactTargets(config, upstream, log, { artifacts, deployments }) : []),
+    ];
     // The same rule as for devices: only whitelisted origins are ever fetched.
     const allowlist = createDomainAllowlist(proxy.DomainWhitelist);
     const refused = targets.filter((t) => !allowlist.allows(t.url));
-    for (const t of refused) complain(`cache prewarm: ${t.label}: ${t.url.host} is not in Features.ArtifactsProxy.DomainWhitelist; nothing fetched`);
+    for (const t of refused)
+      complain(`cache prewarm: ${t.label}: ${t.url.host} is not in Features.ArtifactsProxy.DomainWhitelist; nothing fetched`);
     if (refused.length > 0) return EXIT_USAGE;
     const view = process.stdout.isTTY ? terminalView(process.stdout) : lineView(process.stdout, interval * 1000);
     let result: Awaited<ReturnType<typeof runPrewarm>>;
     try {
-      result = await runPrewarm({ cache: proxy.ArtifactsCache, targets, agentFor: (u) => upstream.originAgent(u), view, log, now: values.now === true, signal: interrupt.signal });
+      result = await runPrewarm({
+        cache: proxy.ArtifactsCache,
+        targets,
+        agentFor: (u) => upstream.originAgent(u),
+        view,
+        log,
+        now: values.now === true,
+        signal: interrupt.signal,
+      });
     } finally {
       view.stop();
     }

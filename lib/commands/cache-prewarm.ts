@@ -54,7 +54,8 @@ export async function runPrewarm(opts: PrewarmOptions): Promise<PrewarmResult> {
     failed += results.filter((r) => r === 'failed').length;
     if (opts.signal.aborted) return 'interrupted';
     pending = pending.filter((_, i) => results[i] === 'stopped');
-    if (pending.length > 0) opts.view.say(`prewarm: the prewarm window ${window!.text} closed: partial files kept, resuming when it opens again`);
+    if (pending.length > 0)
+      opts.view.say(`prewarm: the prewarm window ${window!.text} closed: partial files kept, resuming when it opens again`);
   }
   return failed > 0 ? 'failed' : 'done';
 }
@@ -98,7 +99,9 @@ async function fillOne(cache: ArtifactCache, t: PrewarmTarget, view: ProgressVie
     const seconds = (Date.now() - started) / 1000;
     const fetched = p.size - already;
     const how = p.followed ? 'followed the fill of another process' : already > 0 ? `resumed at ${formatBytes(already)}` : 'downloaded';
-    view.say(`prewarm: ${t.label} cached: ${formatBytes(p.size)}, ${how}, ${formatSeconds(seconds)} (${formatBytes(Math.round(fetched / Math.max(seconds, 0.001)))}/s)`);
+    view.say(
+      `prewarm: ${t.label} cached: ${formatBytes(p.size)}, ${how}, ${formatSeconds(seconds)} (${formatBytes(Math.round(fetched / Math.max(seconds, 0.001)))}/s)`,
+    );
     return 'cached';
   }
   if (stop.aborted) return 'stopped';

@@ -66,7 +66,8 @@ function problemFrom(line: string, sourceOf: (key: string) => string): Problem {
   return { key, source: sourceOf(key), message };
 }
 
-const problemLine = (p: Problem) => (p.key === '' ? p.message : `${p.key}: ${p.message} (${p.source === 'default' ? 'default value' : `from ${p.source}`})`);
+const problemLine = (p: Problem) =>
+  p.key === '' ? p.message : `${p.key}: ${p.message} (${p.source === 'default' ? 'default value' : `from ${p.source}`})`;
 
 interface Findings {
   problems: Problem[];
@@ -113,10 +114,22 @@ function summary(loaded: LoadedConfig, f: Findings): string[] {
   const row = (name: string, text: string) => `  ${name.padEnd(12)} ${text}`;
   const out = [row('file', loaded.file ?? '(none: environment and defaults)')];
   out.push(row('environment', loaded.fromEnv.length > 0 ? loaded.fromEnv.join(', ') : '(no variables set)'));
-  for (const l of f.listeners) out.push(row('listener', `${l.key} ${l.listen}${l.key === 'HTTPS.Listen' ? ` (TLS ${c.HTTPS.MinimumTLSVersion}+)` : ''}: free`));
-  const trust = c.UpstreamServer.InsecureSkipVerify ? 'certificate NOT verified' : c.UpstreamServer.CACertificate ? `CA ${c.UpstreamServer.CACertificate}` : 'system CAs';
+  for (const l of f.listeners)
+    out.push(row('listener', `${l.key} ${l.listen}${l.key === 'HTTPS.Listen' ? ` (TLS ${c.HTTPS.MinimumTLSVersion}+)` : ''}: free`));
+  const trust = c.UpstreamServer.InsecureSkipVerify
+    ? 'certificate NOT verified'
+    : c.UpstreamServer.CACertificate
+      ? `CA ${c.UpstreamServer.CACertificate}`
+      : 'system CAs';
   out.push(row('upstream', `${withoutUserinfo(c.UpstreamServer.URL)} (${trust}, timeout ${c.UpstreamServer.Timeout})`));
-  out.push(row('proxy', proxy.Enabled ? `artifacts via ${withoutUserinfo(proxy.GatewayURL)}, whitelist ${proxy.DomainWhitelist.join(' ') || '(none)'}` : 'off'));
+  out.push(
+    row(
+      'proxy',
+      proxy.Enabled
+        ? `artifacts via ${withoutUserinfo(proxy.GatewayURL)}, whitelist ${proxy.DomainWhitelist.join(' ') || '(none)'}`
+        : 'off',
+    ),
+  );
   const cache = proxy.ArtifactsCache;
   const cacheExtras = [
     cache.S3?.Enabled ? `S3 ${withoutUserinfo(cache.S3.Endpoint)} bucket ${cache.S3.Bucket}` : '',
@@ -125,7 +138,14 @@ function summary(loaded: LoadedConfig, f: Findings): string[] {
   ].filter(Boolean);
   out.push(row('cache', f.cache ? [f.cache.line, ...cacheExtras].join(', ') : 'off'));
   const extra = [mtls.BlacklistPath && 'blocklist', mtls.CRLPath && 'CRL'].filter(Boolean).join(', ');
-  out.push(row('mTLS', mtls.Enabled ? `CA ${mtls.CACertificate}, user ${mtls.MenderUsername}${extra ? `, ${extra}` : ''}${f.notes.length ? ` (${f.notes.join('; ')})` : ''}` : 'off'));
+  out.push(
+    row(
+      'mTLS',
+      mtls.Enabled
+        ? `CA ${mtls.CACertificate}, user ${mtls.MenderUsername}${extra ? `, ${extra}` : ''}${f.notes.length ? ` (${f.notes.join('; ')})` : ''}`
+        : 'off',
+    ),
+  );
   for (const r of f.online) out.push(row('online', `${r.what}: ${r.line}`));
   return out;
 }
@@ -149,7 +169,12 @@ export async function runCheckConfig(argv: string[]): Promise<number> {
   } catch (err) {
     // An unreadable file or one that is not JSON: nothing further can be checked.
     if (!(err instanceof ConfigError)) throw err;
-    return report(flags.json === true, err.lines.map((l) => problemFrom(l, valueSources({ file, fromEnv: [] }))), [], null);
+    return report(
+      flags.json === true,
+      err.lines.map((l) => problemFrom(l, valueSources({ file, fromEnv: [] }))),
+      [],
+      null,
+    );
   }
   // The loader's lines already say "(from VAR)" for environment values; the rest come from the file.
   const loaderProblems = read.errors.map((l) => problemFrom(l, valueSources({ file, fromEnv: read.loaded?.fromEnv ?? [] })));
@@ -158,10 +183,24 @@ export async function runCheckConfig(argv: string[]): Promise<number> {
   // The network is tried only with a valid configuration: a repaired one may lack the very URL.
   const findings = await findProblems(read.loaded, flags.online === true && loaderProblems.length === 0);
   const problems = [...loaderProblems, ...findings.problems];
-  return report(flags.json === true, problems, read.loaded.warnings, problems.length === 0 ? summary(read.loaded, findings) : null, read.loaded, findings);
+  return report(
+    flags.json === true,
+    problems,
+    read.loaded.warnings,
+    problems.length === 0 ? summary(read.loaded, findings) : null,
+    read.loaded,
+    findings,
+  );
 }
 
-function report(json: boolean, problems: Problem[], warnings: string[], lines: string[] | null, loaded?: LoadedConfig, findings?: Findings): number {
+function report(
+  json: boolean,
+  problems: Problem[],
+  warnings: string[],
+  lines: string[] | null,
+  loaded?: LoadedConfig,
+  findings?: Findings,
+): number {
   const ok = problems.length === 0;
   if (json) {
     const body = {

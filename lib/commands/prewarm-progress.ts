@@ -54,7 +54,10 @@ class Track {
   bar?: SingleBar;
   private readonly meter = new RateMeter();
 
-  constructor(readonly size: number, already: number) {
+  constructor(
+    readonly size: number,
+    already: number,
+  ) {
     this.written = already;
     this.meter.add(Date.now(), already);
   }
@@ -88,7 +91,13 @@ export function terminalView(stream: NodeJS.WriteStream): ProgressView {
     Presets.shades_classic,
   );
   const tracks = new Map<string, Track>();
-  const payload = (label: string, t: Track) => ({ label, done: formatBytes(t.written), size: formatBytes(t.size), rate: t.rate(), etaText: t.eta() });
+  const payload = (label: string, t: Track) => ({
+    label,
+    done: formatBytes(t.written),
+    size: formatBytes(t.size),
+    rate: t.rate(),
+    etaText: t.eta(),
+  });
   return {
     begin(label, size, already) {
       const t = new Track(size, already);

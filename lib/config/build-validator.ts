@@ -18,7 +18,12 @@ export const GENERATED_FILE = 'schema-validator.generated.js';
 /** Options differing from ajv's defaults only. useDefaults mutates: it runs on the loader's private copy. */
 function configAjv(standalone: boolean): Ajv {
   // In the generated code a format is `formats.<name>`: the factory's argument, VALUE_FORMATS.
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, allowUnionTypes: true, code: standalone ? { source: true, formats: _`formats` } : {} });
+  const ajv = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    allowUnionTypes: true,
+    code: standalone ? { source: true, formats: _`formats` } : {},
+  });
   for (const [name, format] of Object.entries(VALUE_FORMATS)) ajv.addFormat(name, { validate: format.validate });
   return ajv;
 }

@@ -83,10 +83,10 @@ const EXAMPLES: Record<string, string> = {
   'UpstreamServer.Timeout': '"90s"',
   'Metrics.Enabled': 'true',
   'Metrics.Listen': '"127.0.0.1:9102"',
-  'LogLevel': '"debug"',
-  'DebugLog': 'true',
-  'ShutdownTimeout': '"45s"',
-  'Workers': '2',
+  LogLevel: '"debug"',
+  DebugLog: 'true',
+  ShutdownTimeout: '"45s"',
+  Workers: '2',
 };
 
 function typeOf(node: Node): string {
@@ -126,11 +126,11 @@ export function renderConfigMarkdown(): string {
   const head = [
     '## How the configuration is read',
     '',
-    'The gateway reads the commercial Mender Gateway\'s JSON file, `--config FILE` (default',
+    "The gateway reads the commercial Mender Gateway's JSON file, `--config FILE` (default",
     '`/etc/mender/mender-gateway.conf`; a missing default file is fine when the environment configures',
     'the gateway, a missing file named by `--config` is an error). Every environment variable below',
-    'overrides the file. Booleans in the environment parse like Go\'s `strconv.ParseBool`',
-    '(`1 t T TRUE true True 0 f F FALSE false False`), durations like Go\'s `time.ParseDuration`',
+    "overrides the file. Booleans in the environment parse like Go's `strconv.ParseBool`",
+    "(`1 t T TRUE true True 0 f F FALSE false False`), durations like Go's `time.ParseDuration`",
     '(`90s`, `30m`, `1h30m`), lists are comma- or space-separated or a JSON array; an empty variable',
     'counts as unset. Keys match case-insensitively, as in the product. Unknown keys are logged as',
     'warnings and ignored; every invalid value is reported at start, one line each, and the gateway',
@@ -140,7 +140,7 @@ export function renderConfigMarkdown(): string {
     '',
     '## Every key',
     '',
-    'From: *product* keys and variables are the commercial gateway\'s; *ours* are extensions of this',
+    "From: *product* keys and variables are the commercial gateway's; *ours* are extensions of this",
     'gateway (their meaning starts with *(ours)*). Defaults the product does not document are our',
     'choices; the meaning says why where it matters. Examples are written as in the JSON file; in the',
     'environment the same value goes without JSON quotes (`HTTPS_LISTEN=:8443`).',

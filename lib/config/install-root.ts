@@ -5,4 +5,5 @@ import { join } from 'node:path';
 // MENDER_GATEWAY_BUNDLE), the install directory whose lib/ holds the one bundled file.
 declare const MENDER_GATEWAY_BUNDLE: boolean | undefined;
 
-export const INSTALL_ROOT = typeof MENDER_GATEWAY_BUNDLE !== 'undefined' && MENDER_GATEWAY_BUNDLE ? join(__dirname, '..') : join(__dirname, '..', '..', '..');
+export const INSTALL_ROOT =
+  typeof MENDER_GATEWAY_BUNDLE !== 'undefined' && MENDER_GATEWAY_BUNDLE ? join(__dirname, '..') : join(__dirname, '..', '..', '..');

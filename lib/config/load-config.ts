@@ -146,6 +146,9 @@ function readConfig(options: LoadConfigOptions, keepGoing: boolean): { loaded: L
     for (const segments of invalid) removeAt(data, segments);
     valid = validate(data) as boolean;
   }
-  const loaded = valid && isObject ? { config: deepFreeze(data as GatewayConfig), file: text === null ? null : path, warnings, fromEnv: overlay.applied } : null;
+  const loaded =
+    valid && isObject
+      ? { config: deepFreeze(data as GatewayConfig), file: text === null ? null : path, warnings, fromEnv: overlay.applied }
+      : null;
   return { loaded, errors: [...new Set(errors)] };
 }

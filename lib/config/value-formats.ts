@@ -57,7 +57,10 @@ export function isPositiveDuration(value: string): boolean {
 }
 
 export const VALUE_FORMATS: Record<string, ValueFormat> = {
-  'prewarm-window': { validate: (v) => v === '' || isPrewarmWindow(v), message: 'must be HH:MM-HH:MM in local time ("01:00-05:00", "22:00-06:00")' },
+  'prewarm-window': {
+    validate: (v) => v === '' || isPrewarmWindow(v),
+    message: 'must be HH:MM-HH:MM in local time ("01:00-05:00", "22:00-06:00")',
+  },
   listen: { validate: isListenAddress, message: 'must be host:port (":443", "127.0.0.1:8080", "[::1]:8443")' },
   'http-url': { validate: isHttpUrl, message: 'must be an http:// or https:// URL with a host' },
   base64: { validate: isBase64, message: 'must be standard base64 (A-Z a-z 0-9 + /, = padding)' },

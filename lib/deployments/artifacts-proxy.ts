@@ -39,7 +39,11 @@ export async function createArtifactProxy(deps: ArtifactProxyDeps): Promise<Arti
   const allowlist = createDomainAllowlist(settings.DomainWhitelist);
   const artifactServer = deps.artifactServer ?? createOriginArtifactServer({ upstream: deps.upstream });
   const linkTtlMs = parseDuration(cache.LinkExpireDuration);
-  deps.log.info('artifact proxy enabled', { gateway_url: settings.GatewayURL, whitelist: allowlist.domains.join(','), link_expire: cache.LinkExpireDuration });
+  deps.log.info('artifact proxy enabled', {
+    gateway_url: settings.GatewayURL,
+    whitelist: allowlist.domains.join(','),
+    link_expire: cache.LinkExpireDuration,
+  });
   const routes = [
     ...createDeploymentRoutes({ upstream: deps.upstream, signer, allowlist, linkTtlMs, artifactServer }),
     ...createArtifactRoutes({ signer, allowlist, artifactServer }),

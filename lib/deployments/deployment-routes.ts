@@ -45,7 +45,10 @@ async function rewriteBody(body: Readable, headers: IncomingHttpHeaders, ctx: Re
   const result = rewriteInstructions(text, { signer: deps.signer, allowlist: deps.allowlist, linkTtlMs: deps.linkTtlMs, now: new Date() });
   switch (result.kind) {
     case 'rewritten':
-      ctx.log.info('artifact link rewritten to the gateway', { origin: redactUrl(result.origin.href), expires: result.expiresAt.toISOString() });
+      ctx.log.info('artifact link rewritten to the gateway', {
+        origin: redactUrl(result.origin.href),
+        expires: result.expiresAt.toISOString(),
+      });
       deps.artifactServer?.prewarm?.(result.origin);
       return result.body;
     case 'not-whitelisted':

@@ -31,7 +31,10 @@ export async function readInstructions(body: Readable, headers: IncomingHttpHead
 function decodersFor(header: string | undefined): Transform[] {
   if (!header) return [];
   // Codings are listed in the order applied; undo them last to first.
-  const codings = header.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  const codings = header
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
   return codings.reverse().map((coding) => {
     switch (coding) {
       case 'gzip':
@@ -49,7 +52,10 @@ function decodersFor(header: string | undefined): Transform[] {
 
 class BoundedCollector extends Writable {
   private total = 0;
-  constructor(private readonly cap: number, private readonly chunks: Buffer[]) {
+  constructor(
+    private readonly cap: number,
+    private readonly chunks: Buffer[],
+  ) {
     super();
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {

@@ -36,7 +36,10 @@ export function injectInventory(body: Buffer, settings: DeviceSystemSettings): I
     sent.add((item as { name: string }).name);
   }
 
-  const candidates = [{ name: SYSTEM_ID_ATTRIBUTE, value: settings.SystemID as unknown }, ...settings.DefaultInventory.map((i) => ({ name: i.Name, value: i.Value as unknown }))];
+  const candidates = [
+    { name: SYSTEM_ID_ATTRIBUTE, value: settings.SystemID as unknown },
+    ...settings.DefaultInventory.map((i) => ({ name: i.Name, value: i.Value as unknown })),
+  ];
   const additions: { name: string; value: unknown }[] = [];
   for (const c of candidates) {
     if (sent.has(c.name)) continue;

@@ -18,7 +18,11 @@ export const INVENTORY_PATH = '/api/devices/v1/inventory/device/attributes';
 /** A device sends a few KiB; a megabyte is far past any real inventory. */
 export const MAX_INVENTORY_BYTES = 1024 * 1024;
 
-export function createInventoryRoute(settings: GatewayConfig['Features']['DeviceSystem'], upstream: Upstream, maxBytes = MAX_INVENTORY_BYTES): Route {
+export function createInventoryRoute(
+  settings: GatewayConfig['Features']['DeviceSystem'],
+  upstream: Upstream,
+  maxBytes = MAX_INVENTORY_BYTES,
+): Route {
   const forwarder = createForwarder(upstream);
   const forward = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, body?: Buffer | Readable): void => {
     forwarder.forward(req, res, ctx, { body });
@@ -49,7 +53,8 @@ export function createInventoryRoute(settings: GatewayConfig['Features']['Device
       }
       const result = injectInventory(read.body, settings as DeviceSystemSettings);
       let body = read.body;
-      if (result.kind === 'malformed') ctx.log.warn('inventory not extended: malformed body forwarded untouched', { reason: result.reason });
+      if (result.kind === 'malformed')
+        ctx.log.warn('inventory not extended: malformed body forwarded untouched', { reason: result.reason });
       if (result.kind === 'rewritten') {
         body = result.body;
         ctx.log.debug('inventory extended', { added: result.added.join(',') });

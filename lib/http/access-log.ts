@@ -10,7 +10,12 @@ import { observeRequest } from './observe-request';
  * serves the line, the metrics and the status page; fields are built only when the line is
  * written (at LogLevel warn a good request costs a comparison).
  */
-export function logWhenDone(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, route: { name: string; sensitivePath?: boolean }): void {
+export function logWhenDone(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: RequestContext,
+  route: { name: string; sensitivePath?: boolean },
+): void {
   const socket = req.socket;
   const bytesBefore = socket.bytesWritten;
   const started = performance.now();

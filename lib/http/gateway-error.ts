@@ -55,7 +55,8 @@ export function upstreamError(err: unknown, what = 'upstream server'): GatewayEr
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
   const message = err instanceof Error ? err.message : String(err);
   // Our own descriptors ran out, not upstream: the device may retry soon.
-  if (code === 'EMFILE' || code === 'ENFILE') return new GatewayError('SERVICE_UNAVAILABLE', `gateway out of file descriptors (${code}): retry later`, { cause: err });
+  if (code === 'EMFILE' || code === 'ENFILE')
+    return new GatewayError('SERVICE_UNAVAILABLE', `gateway out of file descriptors (${code}): retry later`, { cause: err });
   if (TIMEOUT_CODES.has(code)) return new GatewayError('UPSTREAM_TIMEOUT', `${what} timed out`, { cause: err });
   return new GatewayError('UPSTREAM_UNREACHABLE', `${what} unreachable: ${code || message}`, { cause: err });
 }

@@ -18,7 +18,13 @@ const LOCAL_ROUTES = new Set(['alive', 'artifact-link']);
 /** Called when the response is done, with its status (499: the device left) and bytes written. */
 export type RequestObserved = (status: number, bytes: number) => void;
 
-export function observeRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, route: { name: string; sensitivePath?: boolean }, board: StatusBoard = statusBoard): RequestObserved {
+export function observeRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: RequestContext,
+  route: { name: string; sensitivePath?: boolean },
+  board: StatusBoard = statusBoard,
+): RequestObserved {
   const deviceId = deviceIdOfConnection(req);
   const deploymentId = deviceId && req.method === 'PUT' ? deploymentOfStatusPath(pathnameOf(req)) : undefined;
   // Only the pass-through pipes the body in this same tick; another route may read it later.

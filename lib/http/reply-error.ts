@@ -12,7 +12,13 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof id === 'string' ? id : '';
 }
 
-export function sendJsonError(res: ServerResponse, status: number, message: string, requestId: string, headers: Record<string, string> = {}): void {
+export function sendJsonError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  requestId: string,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;

@@ -48,7 +48,10 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
     const fallback = (cause: unknown): void => {
       const kept = key === undefined ? undefined : tokens.lookup(key);
       if (parsed.ok && kept && verifyAuthSignature(body, parsed.request.key, header(req, 'x-men-signature'))) {
-        ctx.log.info(TOKEN_GIVEN_BACK, { reason: (cause as Error).message ?? String(cause), expires: new Date(kept.expiresAt).toISOString() });
+        ctx.log.info(TOKEN_GIVEN_BACK, {
+          reason: (cause as Error).message ?? String(cause),
+          expires: new Date(kept.expiresAt).toISOString(),
+        });
         replyWithIssuedToken(res, kept, ctx.requestId);
         return;
       }

@@ -37,9 +37,7 @@ export interface JournalEntry {
   body: Buffer;
 }
 
-export type JournalRecord =
-  | { t: 'add'; entry: JournalEntry }
-  | { t: 'done'; seq: number; result: ReportResult; status?: number };
+export type JournalRecord = { t: 'add'; entry: JournalEntry } | { t: 'done'; seq: number; result: ReportResult; status?: number };
 
 /** An entry as one JSON line: the body in base64. */
 type AddLine = { t: 'add' } & Omit<JournalEntry, 'body'> & { body: string };

@@ -61,7 +61,8 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
   };
   // The primary gone (a worker outlives it only briefly): nothing answered will ever come.
   const onDisconnect = (): void => {
-    for (const resolve of waiting.values()) resolve({ type: 'journal-answer', id: 0, answer: { t: 'error', message: 'the journal (cluster primary) is gone' } });
+    for (const resolve of waiting.values())
+      resolve({ type: 'journal-answer', id: 0, answer: { t: 'error', message: 'the journal (cluster primary) is gone' } });
     waiting.clear();
   };
   channel.on('message', onMessage);
@@ -84,7 +85,11 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
       channel.send!(message, undefined, undefined, (err: Error | null) => {
         if (!err) return;
         waiting.delete(message.id);
-        resolve({ type: 'journal-answer', id: message.id, answer: { t: 'error', message: `the journal (cluster primary) is unreachable: ${err.message}` } });
+        resolve({
+          type: 'journal-answer',
+          id: message.id,
+          answer: { t: 'error', message: `the journal (cluster primary) is unreachable: ${err.message}` },
+        });
       });
     });
 
@@ -132,7 +137,11 @@ export function journalForWorkers(log: Logger): WorkerService {
   const send = (worker: Worker, message: ToWorker): void => {
     if (worker.isConnected()) worker.send(message, undefined, () => undefined);
   };
-  const state = (owned: OwnedJournal): ToWorker => ({ type: 'journal-state', down: owned.replay.upstreamDown, stats: { ...owned.journal.stats } });
+  const state = (owned: OwnedJournal): ToWorker => ({
+    type: 'journal-state',
+    down: owned.replay.upstreamDown,
+    stats: { ...owned.journal.stats },
+  });
   const broadcast = (owned: OwnedJournal): void => {
     const message = state(owned);
     const text = JSON.stringify(message);
@@ -181,7 +190,9 @@ export function journalForWorkers(log: Logger): WorkerService {
   return {
     handle(worker, message) {
       if (!isToPrimary(message)) return false;
-      handle(worker, message).catch((err: unknown) => log.error('report journal: a worker message failed in the primary', { err: err as Error }));
+      handle(worker, message).catch((err: unknown) =>
+        log.error('report journal: a worker message failed in the primary', { err: err as Error }),
+      );
       return true;
     },
     async close() {

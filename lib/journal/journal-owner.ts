@@ -75,7 +75,10 @@ export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream
     journal = await ReportJournal.open({ ...opening, lazy: implicit });
   } catch (err) {
     if (!implicit) throw new Error(`ReportJournal: cannot open the journal in ${dir}: ${(err as Error).message}`);
-    log.error('report journal: cannot open the default journal; tried again at the first report that has to wait (set ReportJournal.Path)', { dir, err: err as Error });
+    log.error(
+      'report journal: cannot open the default journal; tried again at the first report that has to wait (set ReportJournal.Path)',
+      { dir, err: err as Error },
+    );
     journal = ReportJournal.deferred(opening);
   }
   const replay = new ReportReplay(journal, upstream, log);

@@ -60,7 +60,8 @@ export class ReportJournal {
       ({ file, records, tornBytes }) => {
         this.file = file;
         this.load(records);
-        if (tornBytes > 0) this.options.log.warn('report journal: torn last record dropped (the device got no answer for it)', { bytes: tornBytes });
+        if (tornBytes > 0)
+          this.options.log.warn('report journal: torn last record dropped (the device got no answer for it)', { bytes: tornBytes });
         return file;
       },
       (err: unknown) => {
@@ -107,7 +108,14 @@ export class ReportJournal {
     if (!this.sizes.has(entry.seq) || !this.file) return;
     await this.file.append(encodeRecord({ t: 'done', seq: entry.seq, result, ...(status === undefined ? {} : { status }) }));
     this.forget(entry, result);
-    const fields = { device: entry.device, kind: entry.kind, path: entry.path.split('?')[0], result, status, age_s: Math.round((Date.now() - entry.at) / 1000) };
+    const fields = {
+      device: entry.device,
+      kind: entry.kind,
+      path: entry.path.split('?')[0],
+      result,
+      status,
+      age_s: Math.round((Date.now() - entry.at) / 1000),
+    };
     if (FAILED.has(result)) this.options.log.warn('report journal: report not delivered', fields);
     else this.options.log.debug('report journal: report replayed', fields);
     await this.compactIfWorth();

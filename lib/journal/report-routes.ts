@@ -126,7 +126,10 @@ function reply(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, a
     res.writeHead(answer.status, { ...answerHeaders(answer.headers), 'Content-Length': body.length });
     res.end(body);
   } else {
-    const err = answer.code === 'UPSTREAM_TIMEOUT' ? new GatewayError('UPSTREAM_TIMEOUT', answer.message) : upstreamError(Object.assign(new Error(answer.message), { code: answer.code }));
+    const err =
+      answer.code === 'UPSTREAM_TIMEOUT'
+        ? new GatewayError('UPSTREAM_TIMEOUT', answer.message)
+        : upstreamError(Object.assign(new Error(answer.message), { code: answer.code }));
     replyError(req, res, err, ctx.log);
   }
 }
@@ -152,11 +155,17 @@ function reportsFirst(router: Router, desk: ReportDesk): Router {
           if (device && !(await desk.settle(device, authorization))) {
             req.resume();
             ctx.log.debug('deployments/next held back: reports of the device wait for upstream');
-            return replyError(req, res, new GatewayError('UPSTREAM_UNREACHABLE', 'upstream server unreachable: reports of this device are waiting for it'), ctx.log);
+            return replyError(
+              req,
+              res,
+              new GatewayError('UPSTREAM_UNREACHABLE', 'upstream server unreachable: reports of this device are waiting for it'),
+              ctx.log,
+            );
           }
           // Settling may have waited (a worker asks the primary): a device that left meanwhile
           // is not forwarded, its half-sent body would hold an upstream connection open.
-          if (req.destroyed || req.socket.destroyed) return void ctx.log.debug('device left while its next waited for its reports', { status: 499 });
+          if (req.destroyed || req.socket.destroyed)
+            return void ctx.log.debug('device left while its next waited for its reports', { status: 499 });
           return route.handle(req, res, ctx);
         },
       };

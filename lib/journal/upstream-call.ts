@@ -42,7 +42,18 @@ export function callUpstream(upstream: Upstream, request: BufferedRequest): Prom
   });
 }
 
-const NOT_REPLAYED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect']);
+const NOT_REPLAYED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+  'expect',
+]);
 
 /** The device's headers worth keeping for a replay (Authorization included), framing dropped. */
 export function replayHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -54,7 +65,16 @@ export function replayHeaders(headers: Record<string, string | string[] | undefi
   return out;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+]);
 
 /** Upstream's answer headers to pass on to the device (its framing is the gateway's own). */
 export function answerHeaders(headers: http.IncomingHttpHeaders): Record<string, string | string[]> {

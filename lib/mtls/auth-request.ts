@@ -23,7 +23,8 @@ export function parseAuthRequest(raw: Buffer): Parsed {
   } catch {
     return { ok: false, error: 'auth request: body is not JSON' };
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, error: 'auth request: body must be a JSON object' };
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return { ok: false, error: 'auth request: body must be a JSON object' };
   const { id_data: idData, pubkey } = body as { id_data?: unknown; pubkey?: unknown };
   if (typeof idData !== 'string' || idData === '') return { ok: false, error: 'auth request: id_data: cannot be blank' };
   if (typeof pubkey !== 'string' || pubkey === '') return { ok: false, error: 'auth request: pubkey: cannot be blank' };
@@ -76,6 +77,12 @@ function spkiOf(key: KeyObject): Buffer {
  * the preauthorization cache key.
  */
 export function preauthorizationKey(request: AuthRequest): string {
-  const sorted = JSON.stringify(Object.fromEntries(Object.keys(request.identity).sort().map((k) => [k, request.identity[k]])));
+  const sorted = JSON.stringify(
+    Object.fromEntries(
+      Object.keys(request.identity)
+        .sort()
+        .map((k) => [k, request.identity[k]]),
+    ),
+  );
   return createHash('sha256').update(sorted).update('\0').update(spkiOf(request.key)).digest('hex');
 }

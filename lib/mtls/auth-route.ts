@@ -71,7 +71,11 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const cert = ctx.protocol === 'https' ? (req.socket as TLSSocket).getPeerX509Certificate() : undefined;
-    if (!cert) throw new GatewayError('FORBIDDEN', 'client certificate required: mTLS is enabled, authenticate over HTTPS with a client certificate');
+    if (!cert)
+      throw new GatewayError(
+        'FORBIDDEN',
+        'client certificate required: mTLS is enabled, authenticate over HTTPS with a client certificate',
+      );
     const raw = await readBoundedBody(req, MAX_AUTH_BODY_BYTES);
     const parsed = parseAuthRequest(raw);
     if (!parsed.ok) throw new GatewayError('BAD_REQUEST', parsed.error);

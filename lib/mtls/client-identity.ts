@@ -58,7 +58,8 @@ function peerChainVerdict(socket: TLSSocket, policy: ClientIdentityPolicy): Clie
   const code = String(socket.authorizationError ?? 'UNKNOWN');
   // OpenSSL reports one error code, not all of them: an expired certificate from a rogue
   // CA may be reported as just CERT_HAS_EXPIRED. So the expired case is re-verified here.
-  if (!(policy.allowExpired && code === 'CERT_HAS_EXPIRED')) return { ok: false, status: 401, reason: `client certificate refused: ${code}` };
+  if (!(policy.allowExpired && code === 'CERT_HAS_EXPIRED'))
+    return { ok: false, status: 401, reason: `client certificate refused: ${code}` };
   const why = chainIgnoringExpiry(cert, presentedChain(socket), policy.trusted, policy.now?.() ?? Date.now());
   if (why) return { ok: false, status: 401, reason: `client certificate refused: ${why}` };
   return OK;
@@ -75,7 +76,8 @@ export function verifyClient(socket: TLSSocket, policy: ClientIdentityPolicy): C
   }
   const serial = entry.serial;
   if (policy.blocklist?.has(serial)) return { ok: false, status: 403, reason: `client certificate serial ${serial} is blocklisted` };
-  if (policy.revoked?.has(serial, entry.issuer ?? '')) return { ok: false, status: 403, reason: `client certificate serial ${serial} is revoked by the CA's CRL` };
+  if (policy.revoked?.has(serial, entry.issuer ?? ''))
+    return { ok: false, status: 403, reason: `client certificate serial ${serial} is revoked by the CA's CRL` };
   return entry.verdict;
 }
 
@@ -98,7 +100,12 @@ const MAX_DEPTH = 8;
  * With the expiry check off, the chain is checked by hand: each certificate signed by the
  * next, ending at a trusted CA; NotBefore still enforced. Returns why not, or null when it holds.
  */
-export function chainIgnoringExpiry(leaf: X509Certificate, intermediates: readonly X509Certificate[], trusted: readonly X509Certificate[], now: number): string | null {
+export function chainIgnoringExpiry(
+  leaf: X509Certificate,
+  intermediates: readonly X509Certificate[],
+  trusted: readonly X509Certificate[],
+  now: number,
+): string | null {
   let current = leaf;
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     if (Date.parse(current.validFrom) > now) return 'CERT_NOT_YET_VALID';

@@ -181,7 +181,8 @@ function timeOf(block: Asn1js.AsnType | undefined, what: string): Date {
   const text = Buffer.from(block.valueBlock.valueHexView).toString('latin1');
   const date = block.toDate();
   const iso = Number.isNaN(date.getTime()) ? '' : date.toISOString();
-  const canonical = (block instanceof asn1js.GeneralizedTime ? iso.slice(0, 4) : iso.slice(2, 4)) + iso.slice(5, 19).replace(/[-T:]/g, '') + 'Z';
+  const canonical =
+    (block instanceof asn1js.GeneralizedTime ? iso.slice(0, 4) : iso.slice(2, 4)) + iso.slice(5, 19).replace(/[-T:]/g, '') + 'Z';
   if (iso === '' || text !== canonical) fail(`${what} is not a valid time: ${JSON.stringify(text.slice(0, 20))}`);
   return date;
 }

@@ -72,7 +72,11 @@ export class IssuedTokens {
 
 /** Answer an auth request with a kept token, as upstream answered it (status 200, its type). */
 export function replyWithIssuedToken(res: ServerResponse, token: IssuedToken, requestId: string): void {
-  res.writeHead(200, { ...(token.contentType ? { 'Content-Type': token.contentType } : {}), 'Content-Length': token.body.length, 'X-MEN-RequestID': requestId });
+  res.writeHead(200, {
+    ...(token.contentType ? { 'Content-Type': token.contentType } : {}),
+    'Content-Length': token.body.length,
+    'X-MEN-RequestID': requestId,
+  });
   res.end(token.body);
 }
 

@@ -28,14 +28,24 @@ export function managementCall(upstream: Upstream, call: ManagementRequest): Pro
     const headers: Record<string, string> = { ...call.headers, Host: target.host };
     if (call.body) headers['Content-Length'] = String(call.body.length);
     const req = request(
-      { protocol: target.protocol, hostname: target.hostname.replace(/^\[|\]$/g, ''), port: target.port, method: call.method, path: call.path, headers, agent: upstream.agent },
+      {
+        protocol: target.protocol,
+        hostname: target.hostname.replace(/^\[|\]$/g, ''),
+        port: target.port,
+        method: call.method,
+        path: call.path,
+        headers,
+        agent: upstream.agent,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > MAX_REPLY_BYTES) {
-            req.destroy(new GatewayError('UPSTREAM_BAD_RESPONSE', `management API answer to ${call.path} is larger than ${MAX_REPLY_BYTES} bytes`));
+            req.destroy(
+              new GatewayError('UPSTREAM_BAD_RESPONSE', `management API answer to ${call.path} is larger than ${MAX_REPLY_BYTES} bytes`),
+            );
             return;
           }
           chunks.push(chunk);

@@ -37,7 +37,11 @@ export function createManagementSession(options: SessionOptions): ManagementSess
   async function login(): Promise<string> {
     logins++;
     const basic = Buffer.from(`${username}:${password}`).toString('base64');
-    const reply = await managementCall(upstream, { method: 'POST', path: LOGIN_PATH, headers: { Authorization: `Basic ${basic}`, Accept: 'application/jwt' } });
+    const reply = await managementCall(upstream, {
+      method: 'POST',
+      path: LOGIN_PATH,
+      headers: { Authorization: `Basic ${basic}`, Accept: 'application/jwt' },
+    });
     if (reply.status !== 200) {
       const hint = reply.status === 401 ? ': check Features.mTLS.MenderUsername and MenderPassword' : '';
       log.error('management login failed', { user: username, status: reply.status, reason: errorText(reply) + hint });

@@ -43,7 +43,12 @@ export interface MtlsAdmission {
   close(): void;
 }
 
-export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'], upstream: Upstream, log: Logger, outageTokens?: IssuedTokens): MtlsAdmission {
+export function createMtlsAdmission(
+  settings: GatewayConfig['Features']['mTLS'],
+  upstream: Upstream,
+  log: Logger,
+  outageTokens?: IssuedTokens,
+): MtlsAdmission {
   const caPem = readFileSync(settings.CACertificate, 'utf8');
   const servers = new Set<https.Server>();
   const rotateTicketKeys = (): void => {
@@ -51,7 +56,11 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
     for (const server of servers) server.setTicketKeys(randomBytes(48));
   };
   const blocklist = settings.BlacklistPath ? watchSerialBlocklist(settings.BlacklistPath, log, rotateTicketKeys) : undefined;
-  const policy: ClientIdentityPolicy = { trusted: parseCertificates(caPem), allowExpired: settings.InsecureSkipClientExpireAfter, blocklist };
+  const policy: ClientIdentityPolicy = {
+    trusted: parseCertificates(caPem),
+    allowExpired: settings.InsecureSkipClientExpireAfter,
+    blocklist,
+  };
   if (settings.CRLPath) policy.revoked = watchRevocationList(settings.CRLPath, () => policy.trusted, log, rotateTicketKeys);
   if (settings.InsecureSkipClientExpireAfter) {
     log.warn('mTLS: expired client certificates are accepted (InsecureSkipClientExpireAfter); not for production');
@@ -60,7 +69,12 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
   const session = createManagementSession({ upstream, username: settings.MenderUsername, password: settings.MenderPassword, log });
   const cache = settings.EnableCache ? new PreauthorizationCache(parseDuration(settings.CacheLifetime)) : undefined;
   const preauthorizer = createPreauthorizer({ upstream, session, cache, log });
-  const route = createAuthRoute({ upstream, preauthorizer, requireKeyMatchesCertificate: settings.RequireAuthKeyMatchesCertificate, outageTokens });
+  const route = createAuthRoute({
+    upstream,
+    preauthorizer,
+    requireKeyMatchesCertificate: settings.RequireAuthKeyMatchesCertificate,
+    outageTokens,
+  });
   log.info('mTLS: admitting devices by client certificate', {
     ca_certificates: policy.trusted.length,
     blocklist: settings.BlacklistPath || undefined,
@@ -97,7 +111,13 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
       mtlsMetrics.refused(verdict.reason);
       ctx.log.warn('request refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
       req.resume();
-      sendJsonError(res, verdict.status, verdict.status === 403 ? 'client certificate revoked' : 'client certificate required', ctx.requestId, { Connection: 'close' });
+      sendJsonError(
+        res,
+        verdict.status,
+        verdict.status === 403 ? 'client certificate revoked' : 'client certificate required',
+        ctx.requestId,
+        { Connection: 'close' },
+      );
       return false;
     },
     admitUpgrade(req, socket, ctx) {
@@ -106,7 +126,13 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
       if (verdict.ok) return true;
       mtlsMetrics.refused(verdict.reason);
       ctx.log.warn('websocket refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
-      socket.end(rawJsonResponse(verdict.status, verdict.status === 403 ? 'client certificate revoked' : 'client certificate required', ctx.requestId));
+      socket.end(
+        rawJsonResponse(
+          verdict.status,
+          verdict.status === 403 ? 'client certificate revoked' : 'client certificate required',
+          ctx.requestId,
+        ),
+      );
       return false;
     },
     route,

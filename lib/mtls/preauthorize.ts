@@ -72,7 +72,12 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
       cache?.add(key);
       return;
     }
-    log.error('preauthorization refused by the Mender server', { status: reply.status, reason: errorText(reply), client: device.clientAddress, request_id: device.requestId });
+    log.error('preauthorization refused by the Mender server', {
+      status: reply.status,
+      reason: errorText(reply),
+      client: device.clientAddress,
+      request_id: device.requestId,
+    });
     throw new GatewayError('UPSTREAM_BAD_RESPONSE', `device preauthorization failed (Mender server answered ${reply.status})`);
   }
 

@@ -6,7 +6,8 @@ import { GatewayError } from '../http/gateway-error';
 // A refused body is not drained: the connection is closed after the answer.
 
 export function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const tooLarge = () => new GatewayError('PAYLOAD_TOO_LARGE', `request body larger than ${maxBytes} bytes`, { headers: { Connection: 'close' } });
+  const tooLarge = () =>
+    new GatewayError('PAYLOAD_TOO_LARGE', `request body larger than ${maxBytes} bytes`, { headers: { Connection: 'close' } });
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > maxBytes) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {

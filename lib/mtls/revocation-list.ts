@@ -25,7 +25,13 @@ export interface RevocationList {
 
 const STALE_LOG_EVERY_MS = 60 * 60 * 1000;
 
-export function watchRevocationList(path: string, trusted: () => readonly X509Certificate[], log: Logger, onReload: () => void, pollMs?: number): RevocationList {
+export function watchRevocationList(
+  path: string,
+  trusted: () => readonly X509Certificate[],
+  log: Logger,
+  onReload: () => void,
+  pollMs?: number,
+): RevocationList {
   let byIssuer = new Map<string, Set<string>>();
   let nextUpdate: number | null = null;
   let size = 0;
@@ -35,11 +41,14 @@ export function watchRevocationList(path: string, trusted: () => readonly X509Ce
     if (nextUpdate === null || Date.now() <= nextUpdate) return;
     if (Date.now() - staleLoggedAt < STALE_LOG_EVERY_MS) return;
     staleLoggedAt = Date.now();
-    log.error('mTLS CRL is past its next update: still enforcing the revocations it lists, admitting the rest; install a fresh CRL (or blocklist serials meanwhile)', {
-      path,
-      next_update: new Date(nextUpdate).toISOString(),
-      revoked: size,
-    });
+    log.error(
+      'mTLS CRL is past its next update: still enforcing the revocations it lists, admitting the rest; install a fresh CRL (or blocklist serials meanwhile)',
+      {
+        path,
+        next_update: new Date(nextUpdate).toISOString(),
+        revoked: size,
+      },
+    );
   };
   const load = (p: string): Loaded<Crl[]> => {
     const read = readFileBytes(p);
@@ -47,26 +56,37 @@ export function watchRevocationList(path: string, trusted: () => readonly X509Ce
     const parsed = parseCrls(read.value, trusted());
     return parsed.ok ? { ok: true, value: parsed.crls } : parsed;
   };
-  const file = watchLoadedFile('Features.mTLS.CRLPath', path, load, {
-    onLoad(crls, initial) {
-      byIssuer = new Map();
-      for (const crl of crls) {
-        const set = byIssuer.get(crl.issuer.subject) ?? new Set<string>();
-        for (const serial of crl.serials) set.add(serial);
-        byIssuer.set(crl.issuer.subject, set);
-      }
-      size = crls.reduce((n, c) => n + c.serials.size, 0);
-      const updates = crls.map((c) => c.nextUpdate?.getTime()).filter((t): t is number => t !== undefined);
-      nextUpdate = updates.length > 0 ? Math.min(...updates) : null;
-      staleLoggedAt = 0;
-      log.info(initial ? 'mTLS CRL loaded' : 'mTLS CRL reloaded', { path, crls: crls.length, revoked: size, next_update: nextUpdate === null ? 'none' : new Date(nextUpdate).toISOString() });
-      warnIfStale();
-      if (!initial) onReload();
+  const file = watchLoadedFile(
+    'Features.mTLS.CRLPath',
+    path,
+    load,
+    {
+      onLoad(crls, initial) {
+        byIssuer = new Map();
+        for (const crl of crls) {
+          const set = byIssuer.get(crl.issuer.subject) ?? new Set<string>();
+          for (const serial of crl.serials) set.add(serial);
+          byIssuer.set(crl.issuer.subject, set);
+        }
+        size = crls.reduce((n, c) => n + c.serials.size, 0);
+        const updates = crls.map((c) => c.nextUpdate?.getTime()).filter((t): t is number => t !== undefined);
+        nextUpdate = updates.length > 0 ? Math.min(...updates) : null;
+        staleLoggedAt = 0;
+        log.info(initial ? 'mTLS CRL loaded' : 'mTLS CRL reloaded', {
+          path,
+          crls: crls.length,
+          revoked: size,
+          next_update: nextUpdate === null ? 'none' : new Date(nextUpdate).toISOString(),
+        });
+        warnIfStale();
+        if (!initial) onReload();
+      },
+      onBad(reason) {
+        log.error('mTLS CRL not reloaded, keeping the last good one', { path, reason, revoked: size });
+      },
     },
-    onBad(reason) {
-      log.error('mTLS CRL not reloaded, keeping the last good one', { path, reason, revoked: size });
-    },
-  }, pollMs);
+    pollMs,
+  );
   const timer = setInterval(warnIfStale, 60_000);
   timer.unref();
 

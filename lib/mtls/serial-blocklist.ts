@@ -23,7 +23,8 @@ export function parseBlocklist(text: string): ParsedBlocklist {
     const line = raw.replace(/#.*$/, '').trim();
     if (line === '') continue;
     const serial = normaliseSerial(line);
-    if (serial === null) return { ok: false, error: `line ${index + 1}: not a hexadecimal serial number: ${JSON.stringify(raw.trim().slice(0, 80))}` };
+    if (serial === null)
+      return { ok: false, error: `line ${index + 1}: not a hexadecimal serial number: ${JSON.stringify(raw.trim().slice(0, 80))}` };
     serials.add(serial);
   }
   return { ok: true, serials };
@@ -42,16 +43,25 @@ export interface SerialBlocklist {
  */
 export function watchSerialBlocklist(path: string, log: Logger, onReload: (size: number) => void, pollMs?: number): SerialBlocklist {
   let serials = new Set<string>();
-  const file = watchLoadedFile('Features.mTLS.BlacklistPath', path, load, {
-    onLoad(next, initial) {
-      serials = next;
-      log.info(initial ? 'client certificate blocklist loaded' : 'client certificate blocklist reloaded', { path, serials: serials.size });
-      if (!initial) onReload(serials.size);
+  const file = watchLoadedFile(
+    'Features.mTLS.BlacklistPath',
+    path,
+    load,
+    {
+      onLoad(next, initial) {
+        serials = next;
+        log.info(initial ? 'client certificate blocklist loaded' : 'client certificate blocklist reloaded', {
+          path,
+          serials: serials.size,
+        });
+        if (!initial) onReload(serials.size);
+      },
+      onBad(reason) {
+        log.error('client certificate blocklist not reloaded, keeping the last good list', { path, reason, serials: serials.size });
+      },
     },
-    onBad(reason) {
-      log.error('client certificate blocklist not reloaded, keeping the last good list', { path, reason, serials: serials.size });
-    },
-  }, pollMs);
+    pollMs,
+  );
 
   return {
     has: (serial) => serials.has(normaliseSerial(serial) ?? serial),

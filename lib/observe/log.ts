@@ -60,7 +60,11 @@ function formatValue(key: string, value: unknown): string {
 }
 
 export function formatLine(level: Level, msg: string, fields: Fields, now = new Date()): string {
-  const parts = [`time=${JSON.stringify(now.toISOString())}`, `level=${level === 'warn' ? 'warning' : level}`, `msg=${JSON.stringify(redactText(msg))}`];
+  const parts = [
+    `time=${JSON.stringify(now.toISOString())}`,
+    `level=${level === 'warn' ? 'warning' : level}`,
+    `msg=${JSON.stringify(redactText(msg))}`,
+  ];
   for (const [key, value] of Object.entries(fields)) {
     if (value === undefined) continue;
     parts.push(`${key}=${formatValue(key, value)}`);

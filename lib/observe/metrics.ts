@@ -52,18 +52,39 @@ export function enableProcessMetrics(): void {
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const httpLabels = ['method', 'code', 'route'] as const;
 
-const requests = tally('mender_gateway_http_requests_total', 'Requests from devices, by method, status code and matched route.', httpLabels);
-const responseBytes = tally('mender_gateway_http_response_bytes_total', 'Bytes sent to devices (headers included), by method, status code and matched route.', httpLabels);
-const upstreamErrors = tally('mender_gateway_upstream_errors_total', 'Responses of 502 (upstream unreachable or failed) and 504 (upstream timed out) sent to devices.', ['code']);
-const inventoryRewrites = tally('mender_gateway_inventory_rewrites_total', 'Device inventory uploads seen by DeviceSystem, by outcome.', ['result']);
+const requests = tally(
+  'mender_gateway_http_requests_total',
+  'Requests from devices, by method, status code and matched route.',
+  httpLabels,
+);
+const responseBytes = tally(
+  'mender_gateway_http_response_bytes_total',
+  'Bytes sent to devices (headers included), by method, status code and matched route.',
+  httpLabels,
+);
+const upstreamErrors = tally(
+  'mender_gateway_upstream_errors_total',
+  'Responses of 502 (upstream unreachable or failed) and 504 (upstream timed out) sent to devices.',
+  ['code'],
+);
+const inventoryRewrites = tally('mender_gateway_inventory_rewrites_total', 'Device inventory uploads seen by DeviceSystem, by outcome.', [
+  'result',
+]);
 const cacheHits = tally('mender_gateway_cache_hits_total', 'Artifact requests served from a published cache entry.');
 const cacheMisses = tally('mender_gateway_cache_misses_total', 'Artifact requests that found no published cache entry.');
 const cacheFills = tally('mender_gateway_cache_fills_total', 'Cache fills finished, by result.', ['result']);
 const cacheEvictions = tally('mender_gateway_cache_evictions_total', 'Cache entries evicted to make room.');
 const bytesFetched = tally('mender_gateway_artifact_bytes_fetched_total', 'Artifact bytes fetched from the storage upstream.');
-const bytesServed = tally('mender_gateway_artifact_bytes_served_total', 'Bytes sent to devices on artifact links (the uplink would have carried them without the gateway).');
+const bytesServed = tally(
+  'mender_gateway_artifact_bytes_served_total',
+  'Bytes sent to devices on artifact links (the uplink would have carried them without the gateway).',
+);
 const mtlsAdmissions = tally('mender_gateway_mtls_admissions_total', 'Device requests admitted by client certificate.');
-const mtlsRefusals = tally('mender_gateway_mtls_refusals_total', 'Device connections or requests refused by client certificate, by reason.', ['reason']);
+const mtlsRefusals = tally(
+  'mender_gateway_mtls_refusals_total',
+  'Device connections or requests refused by client certificate, by reason.',
+  ['reason'],
+);
 
 export interface CacheGauges {
   entries: number;
@@ -134,12 +155,32 @@ export interface JournalStats {
   superseded: number;
 }
 export type JournalView = JournalStats;
-const journalJournaled = tally('mender_gateway_journal_journaled_total', 'Device reports answered by the gateway and kept in the journal because upstream was unreachable, by kind.', ['kind']);
-const journalEnded = tally('mender_gateway_journal_ended_total', 'Journaled reports that left the journal, by result (delivered, aborted, superseded, rejected, unauthorized, expired).', ['result']);
-const journalRefused = tally('mender_gateway_journal_refused_total', 'Reports not journaled (journal full or unwritable): the device got the upstream error.', ['reason']);
+const journalJournaled = tally(
+  'mender_gateway_journal_journaled_total',
+  'Device reports answered by the gateway and kept in the journal because upstream was unreachable, by kind.',
+  ['kind'],
+);
+const journalEnded = tally(
+  'mender_gateway_journal_ended_total',
+  'Journaled reports that left the journal, by result (delivered, aborted, superseded, rejected, unauthorized, expired).',
+  ['result'],
+);
+const journalRefused = tally(
+  'mender_gateway_journal_refused_total',
+  'Reports not journaled (journal full or unwritable): the device got the upstream error.',
+  ['reason'],
+);
 let journalView: (() => JournalView) | undefined;
-gauges.push({ name: 'mender_gateway_journal_queued', help: 'Reports waiting in the journal for upstream.', read: () => journalView?.().queued ?? 0 });
-gauges.push({ name: 'mender_gateway_journal_bytes', help: 'Bytes of the reports waiting in the journal.', read: () => journalView?.().bytes ?? 0 });
+gauges.push({
+  name: 'mender_gateway_journal_queued',
+  help: 'Reports waiting in the journal for upstream.',
+  read: () => journalView?.().queued ?? 0,
+});
+gauges.push({
+  name: 'mender_gateway_journal_bytes',
+  help: 'Bytes of the reports waiting in the journal.',
+  read: () => journalView?.().bytes ?? 0,
+});
 
 export const journalMetrics = {
   watch(read: () => JournalView): void {

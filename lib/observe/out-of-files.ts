@@ -73,7 +73,9 @@ export class OutOfFilesAlarm {
     const since = Number.isFinite(this.lastLine) ? ` in the last ${((this.now() - this.lastLine) / 1000).toFixed(1)} s` : '';
     const parts = [...this.counts].map(([what, n]) => `${n} ${what} refused${since}`);
     if (this.inUse !== null) parts.push(`${this.inUse} descriptors in use, new connections are being refused`);
-    this.log.error(`out of file descriptors (open-file limit ${this.limit ?? 'unknown'}): ${parts.join('; ')}; existing connections go on, new ones are taken again as descriptors free up`);
+    this.log.error(
+      `out of file descriptors (open-file limit ${this.limit ?? 'unknown'}): ${parts.join('; ')}; existing connections go on, new ones are taken again as descriptors free up`,
+    );
     this.counts.clear();
     this.inUse = null;
     this.lastLine = this.now();

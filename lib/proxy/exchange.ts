@@ -96,7 +96,14 @@ export class Exchange implements UpstreamHandler {
     }
     if (this.options.onFailure?.(err)) return;
     const code = (err as NodeJS.ErrnoException).code;
-    replyError(req, res, code === 'UND_ERR_BODY_TIMEOUT' ? new GatewayError('UPSTREAM_TIMEOUT', 'upstream server timed out', { cause: err }) : upstreamError(err), ctx.log);
+    replyError(
+      req,
+      res,
+      code === 'UND_ERR_BODY_TIMEOUT'
+        ? new GatewayError('UPSTREAM_TIMEOUT', 'upstream server timed out', { cause: err })
+        : upstreamError(err),
+      ctx.log,
+    );
   }
 
   private rewriteBody(rewrite: BodyRewrite, body: PassThrough, headers: IncomingHttpHeaders): void {
@@ -146,7 +153,8 @@ export function headersObject(raw: Buffer[] | string[]): IncomingHttpHeaders {
     const name = raw[i].toString().toLowerCase();
     const value = raw[i + 1].toString('latin1');
     const prev = out[name];
-    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : name === 'set-cookie' ? [prev, value] : `${prev}, ${value}`;
+    out[name] =
+      prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : name === 'set-cookie' ? [prev, value] : `${prev}, ${value}`;
   }
   return out;
 }

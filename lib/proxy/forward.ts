@@ -53,7 +53,13 @@ export function createForwarder(upstream: Upstream, options: ForwarderOptions = 
       // (undici takes async iterables; its types do not say so.) `origin` is for the ProxyAgent;
       // a Pool ignores it. Made at the first request, not at start: undici costs ~12-18 MB of
       // RSS (its llhttp WASM is compiled as it loads), which an idle gateway need not pay.
-      const dispatch: Dispatcher.DispatchOptions = { origin, path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body: body as Readable | null };
+      const dispatch: Dispatcher.DispatchOptions = {
+        origin,
+        path: req.url ?? '/',
+        method: req.method as Dispatcher.HttpMethod,
+        headers: headers as Record<string, string>,
+        body: body as Readable | null,
+      };
       upstream.pool.dispatch(dispatch, exchange as Dispatcher.DispatchHandlers);
     },
   };

@@ -130,7 +130,9 @@ function connectTunnels(proxyUrl: string, timeoutMs: number): { open(authority: 
   const { Pool } = require('undici') as typeof import('undici');
   const url = new URL(proxyUrl);
   const headers: Record<string, string> = {};
-  if (url.username) headers['proxy-authorization'] = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  if (url.username)
+    headers['proxy-authorization'] =
+      `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
   const proxies = new Pool(url.origin, { headersTimeout: timeoutMs, connectTimeout: timeoutMs });
   return {
     async open(authority) {
@@ -140,7 +142,8 @@ function connectTunnels(proxyUrl: string, timeoutMs: number): { open(authority: 
       } catch (err) {
         // A proxy silent past UpstreamServer.Timeout: a timeout, as the direct dial reports it.
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') throw Object.assign(new Error('outbound proxy timed out'), { code: 'ETIMEDOUT' });
+        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
+          throw Object.assign(new Error('outbound proxy timed out'), { code: 'ETIMEDOUT' });
         throw err;
       }
       if (answer.statusCode !== 200) {

@@ -19,7 +19,13 @@ export interface WatchedFile {
  * `onLoad` gets each good value, `onBad` the error of a broken or vanished file (the caller
  * keeps its last good value).
  */
-export function watchLoadedFile<T>(what: string, path: string, load: (path: string) => Loaded<T>, on: { onLoad(value: T, initial: boolean): void; onBad(error: string): void }, pollMs = POLL_MS): WatchedFile {
+export function watchLoadedFile<T>(
+  what: string,
+  path: string,
+  load: (path: string) => Loaded<T>,
+  on: { onLoad(value: T, initial: boolean): void; onBad(error: string): void },
+  pollMs = POLL_MS,
+): WatchedFile {
   const first = load(path);
   if (!first.ok) throw new Error(`${what}: ${path}: ${first.error}`);
   on.onLoad(first.value, true);

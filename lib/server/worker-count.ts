@@ -40,7 +40,8 @@ export function planWorkers(config: Relevant, host: HostFacts): WorkerPlan {
   if (config.Metrics.Enabled) return { count: 1, reason: 'auto: metrics are per process' };
   if (config.Features.mTLS.Enabled) return { count: 1, reason: 'auto: mTLS state is per process' };
   const byMemory = Math.floor((host.memory - MEMORY_RESERVE) / MEMORY_PER_WORKER);
-  if (byMemory < 2) return { count: 1, reason: `auto: ${gib(host.memory)} available is under ${gib(MEMORY_RESERVE + 2 * MEMORY_PER_WORKER)}` };
+  if (byMemory < 2)
+    return { count: 1, reason: `auto: ${gib(host.memory)} available is under ${gib(MEMORY_RESERVE + 2 * MEMORY_PER_WORKER)}` };
   return { count: Math.min(host.cores, byMemory, MAX_WORKERS), reason: 'auto: one per core' };
 }
 

@@ -79,7 +79,12 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
         if (!wasServing && serving.size > 0) {
           // The files changed since the first worker read them (an edit in progress): the
           // workers already serving go on; SIGUSR2 once the files are right starts the rest.
-          log.error('worker failed to start: serving with the workers already running', { pid: worker.process.pid, code, signal, workers: serving.size });
+          log.error('worker failed to start: serving with the workers already running', {
+            pid: worker.process.pid,
+            code,
+            signal,
+            workers: serving.size,
+          });
           return;
         }
         if (!wasServing) {
@@ -229,4 +234,3 @@ export function workerExecArgv(execArgv: readonly string[], nodeOptions: string 
 export function workerSink(id: number, out: Sink = process.stderr): Sink {
   return { write: (line: string) => out.write(line.endsWith('\n') ? `${line.slice(0, -1)} worker=${id}\n` : line) };
 }
-

@@ -92,7 +92,10 @@ test('a fleet installs through the artifact proxy; only the gateway reaches the 
   for (const r of downloads) assert.notEqual(r.userAgent, DEVICE_AGENT, 'a device fetched from the store directly');
   assert.equal(store.totalBytesServed() - bytesBefore, count * artifact.size);
   assert.equal((gateway.output().match(/msg="artifact link rewritten to the gateway"/g) ?? []).length >= count, true);
-  assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  assert.deepEqual(
+    fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`),
+    [],
+  );
   const logged = gateway.output();
   assert.doesNotMatch(logged, /X-Amz-Signature=[0-9a-f]/i, 'a presigned signature appears in the gateway log');
   assert.doesNotMatch(logged, /x-men-signature=[\w-]{10}/i, 'a gateway link signature appears in the gateway log');

@@ -35,7 +35,10 @@ test(`${CLIENTS} real clients update through the cache; the store counts one dow
   assert.equal(store.totalBytesServed() - bytesBefore, artifact.size);
   // The entry is on disk, published once.
   assert.equal(readdirSync(join(dir, 'cache', 'v1', 'objects')).filter((n) => n.endsWith('.json')).length, 1);
-  assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  assert.deepEqual(
+    fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`),
+    [],
+  );
   const logged = gateway.output();
   assert.match(logged, /msg="artifact cached"/);
   assert.doesNotMatch(logged, /X-Amz-Signature=[0-9a-f]/i, 'a presigned signature appears in the gateway log');

@@ -25,7 +25,10 @@ const scenario = e2eScenario({
 before(() => (unavailable ? undefined : scenario.start()));
 after(() => scenario.stop());
 
-test(`${CLIENTS} client 5.1 devices update through the cache; the store sends the artifact once`, { timeout: 150_000, skip: unavailable ?? false }, async (t) => {
+test(`${CLIENTS} client 5.1 devices update through the cache; the store sends the artifact once`, {
+  timeout: 150_000,
+  skip: unavailable ?? false,
+}, async (t) => {
   const { dir, server, store, artifact, gateway } = scenario;
   const bytesBefore = store.totalBytesServed();
   const getsBefore = store.requestLog.length;
@@ -38,11 +41,16 @@ test(`${CLIENTS} client 5.1 devices update through the cache; the store sends th
   const sent = store.totalBytesServed() - bytesBefore;
   assert.ok(sent <= 1.1 * artifact.size, `the store sent ${sent} bytes for a ${artifact.size}-byte artifact`);
   assert.equal(readdirSync(join(dir, 'cache', 'v1', 'objects')).filter((n) => n.endsWith('.json')).length, 1);
-  assert.deepEqual(fleet.logsMatching(CLIENT5_RETRY).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  assert.deepEqual(
+    fleet.logsMatching(CLIENT5_RETRY).map((c) => `${c.mac}\n${c.logTail()}`),
+    [],
+  );
   // Client 5.1 on the wire, as the emulator saw it through the gateway (3.4: Go-http-client/1.1,
   // Accept-Encoding: gzip, no Accept).
   const apiCall = server.calls.find((c) => c.deviceId === run.deviceIds[0] && /\/inventory\/device\/attributes$/.test(c.path))!;
-  t.diagnostic(`client 5.1 API call headers at the emulator: user-agent=${apiCall.headers['user-agent']} accept=${apiCall.headers.accept} accept-encoding=${apiCall.headers['accept-encoding'] ?? '(none)'}`);
+  t.diagnostic(
+    `client 5.1 API call headers at the emulator: user-agent=${apiCall.headers['user-agent']} accept=${apiCall.headers.accept} accept-encoding=${apiCall.headers['accept-encoding'] ?? '(none)'}`,
+  );
   assert.equal(apiCall.headers['user-agent'], 'Mender/5.1.0');
   assert.equal(apiCall.headers.accept, 'application/json');
   const logged = gateway.output();

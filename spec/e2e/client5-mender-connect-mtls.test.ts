@@ -29,12 +29,19 @@ after(async () => {
   await scenario.stop();
 });
 
-test('mender-connect beside client 5.1 on the mTLS listener: the device is admitted by certificate and its remote shell answers', { timeout: 120_000, skip: unavailable ?? false }, async (t) => {
+test('mender-connect beside client 5.1 on the mTLS listener: the device is admitted by certificate and its remote shell answers', {
+  timeout: 120_000,
+  skip: unavailable ?? false,
+}, async (t) => {
   const { server, gatewayTls: tls, gateway } = scenario;
   const cert = makeDeviceCert(tls.dir, 'connect-mtls-device', tls.ca, { keyType: 'ec' });
   const fleet = await scenario.startClient5Fleet({ count: 1, macPrefix: '02:00:00:63', clientCert: () => cert });
   const client = fleet.clients[0];
-  await fleet.waitFor(() => server.devices().some((d) => d.identity.mac === client.mac && d.status === 'accepted'), 45_000, 'the device admitted by preauthorization');
+  await fleet.waitFor(
+    () => server.devices().some((d) => d.identity.mac === client.mac && d.status === 'accepted'),
+    45_000,
+    'the device admitted by preauthorization',
+  );
   const id = server.deviceByIdentity(client.identity)!.id;
   connect = startMenderConnect({ dir: client.dir, busAddress: client.busAddress() });
   await server.deviceconnect.waitForDevice(id, 45_000).catch((err: Error) => {

@@ -32,7 +32,10 @@ after(async () => {
   await scenario.stop();
 });
 
-test('mender-connect beside client 5.1 through the HTTPS listener: shell, 5 shells at once, a file up and back, reconnect after a gateway restart', { timeout: 150_000, skip: unavailable ?? false }, async (t) => {
+test('mender-connect beside client 5.1 through the HTTPS listener: shell, 5 shells at once, a file up and back, reconnect after a gateway restart', {
+  timeout: 150_000,
+  skip: unavailable ?? false,
+}, async (t) => {
   const { server, dir } = scenario;
   const fleet = await scenario.startClient5Fleet({ count: 1, macPrefix: '02:00:00:61' });
   const client = fleet.clients[0];

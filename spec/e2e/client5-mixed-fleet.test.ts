@@ -24,7 +24,10 @@ const scenario = e2eScenario({
 before(() => (unavailable ? undefined : scenario.start()));
 after(() => scenario.stop());
 
-test(`a mixed fleet (${OLD} mender 3.4, ${NEW} client 5.1) updates at once through the cache: one store download`, { timeout: 150_000, skip: unavailable ?? false }, async (t) => {
+test(`a mixed fleet (${OLD} mender 3.4, ${NEW} client 5.1) updates at once through the cache: one store download`, {
+  timeout: 150_000,
+  skip: unavailable ?? false,
+}, async (t) => {
   const { server, store, artifact } = scenario;
   const bytesBefore = store.totalBytesServed();
   const getsBefore = store.requestLog.length;
@@ -33,7 +36,9 @@ test(`a mixed fleet (${OLD} mender 3.4, ${NEW} client 5.1) updates at once throu
   // One deployment for both: each fleet's waitFor watches its own processes for an early death.
   const mixed: DeviceFleet = {
     clients: [...old.clients, ...fresh.clients],
-    waitFor: async (predicate, ms, what) => { await Promise.all([old.waitFor(predicate, ms, what), fresh.waitFor(predicate, ms, what)]); },
+    waitFor: async (predicate, ms, what) => {
+      await Promise.all([old.waitFor(predicate, ms, what), fresh.waitFor(predicate, ms, what)]);
+    },
   };
   const run = await deployToFleet(mixed, server, artifact.name, 90_000);
   t.diagnostic(`mixed deployment: every device done ${run.elapsedMs} ms after it was created`);
@@ -46,8 +51,14 @@ test(`a mixed fleet (${OLD} mender 3.4, ${NEW} client 5.1) updates at once throu
   assert.equal(artifactGets.length, 1, `store requests: ${JSON.stringify(artifactGets)}`);
   const sent = store.totalBytesServed() - bytesBefore;
   assert.ok(sent <= 1.1 * artifact.size, `the store sent ${sent} bytes for a ${artifact.size}-byte artifact`);
-  assert.deepEqual(old.logsMatching(RETRY_STATES).map((c) => c.mac), []);
-  assert.deepEqual(fresh.logsMatching(CLIENT5_RETRY).map((c) => c.mac), []);
+  assert.deepEqual(
+    old.logsMatching(RETRY_STATES).map((c) => c.mac),
+    [],
+  );
+  assert.deepEqual(
+    fresh.logsMatching(CLIENT5_RETRY).map((c) => c.mac),
+    [],
+  );
   // What each kind sent on the wire, as the emulator saw it.
   const agents = new Set(server.calls.filter((c) => c.path.includes('/deployments/next')).map((c) => String(c.headers['user-agent'])));
   t.diagnostic(`user agents at the emulator: ${[...agents].join(', ')}`);

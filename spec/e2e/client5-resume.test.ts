@@ -42,7 +42,10 @@ const scenario = e2eScenario({
 before(() => (unavailable ? undefined : scenario.start()));
 after(() => scenario.stop());
 
-test('a client 5.1 download cut at 400 KB resumes through the gateway (Range, exact Content-Range); the store sends the artifact once', { timeout: 150_000, skip: unavailable ?? false }, async (t) => {
+test('a client 5.1 download cut at 400 KB resumes through the gateway (Range, exact Content-Range); the store sends the artifact once', {
+  timeout: 150_000,
+  skip: unavailable ?? false,
+}, async (t) => {
   const { server, store, artifact, gateway } = scenario;
   const r = relay!;
   const bytesBefore = store.totalBytesServed();
@@ -56,7 +59,7 @@ test('a client 5.1 download cut at 400 KB resumes through the gateway (Range, ex
 
   const downloads = r.exchanges.filter((e) => /^GET /.test(e.request));
   assert.equal(downloads.length, 2, `downloads seen by the relay:\n${downloads.map((d) => d.request).join('\n--\n')}`);
-  const [first, resumed] = downloads as [typeof downloads[0], typeof downloads[0]];
+  const [first, resumed] = downloads as [(typeof downloads)[0], (typeof downloads)[0]];
   assert.equal(first.cut, true);
   assert.equal(headerOf(first.request, 'Range'), undefined, 'the first download asked for a range');
   assert.match(first.response, /^HTTP\/1\.1 200 /);
@@ -71,7 +74,9 @@ test('a client 5.1 download cut at 400 KB resumes through the gateway (Range, ex
   assert.equal(headerOf(resumed.response, 'Content-Range'), `bytes ${start}-${artifact.size - 1}/${artifact.size}`);
   assert.equal(headerOf(resumed.response, 'Content-Length'), String(artifact.size - start));
   assert.equal(headerOf(resumed.request, 'User-Agent'), 'Mender/5.1.0');
-  t.diagnostic(`client 5.1 resume: "Range: ${headerOf(resumed.request, 'Range')}" answered "${resumed.response.split('\r\n')[0]}", "Content-Range: ${headerOf(resumed.response, 'Content-Range')}"`);
+  t.diagnostic(
+    `client 5.1 resume: "Range: ${headerOf(resumed.request, 'Range')}" answered "${resumed.response.split('\r\n')[0]}", "Content-Range: ${headerOf(resumed.response, 'Content-Range')}"`,
+  );
   assert.equal(fleet.logsMatching(/Resuming download/).length, 1, fleet.logTails(40));
   const resumeLine = /msg="[^"]*Resuming download[^"]*"/.exec(readFileSync(fleet.clients[0]!.logFile, 'utf8'));
   t.diagnostic(`client 5.1 log: ${resumeLine?.[0]}`);

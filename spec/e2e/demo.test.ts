@@ -14,12 +14,19 @@ import { menderConnectUnavailable } from '../support/mender-connect-process';
 
 const DEMO = join(REPO_ROOT, 'dist', 'fixtures', 'demo', 'run-demo.js');
 
-interface DemoRun { code: number | null; signal: NodeJS.Signals | null; output: string; tmp: string }
+interface DemoRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
+  tmp: string;
+}
 
 function runDemo(env: Record<string, string>, interruptWhen?: RegExp): Promise<DemoRun> {
   const tmp = mkdtempSync(join(tmpdir(), 'demo-test-'));
   const child = spawn(process.execPath, [DEMO], {
-    cwd: REPO_ROOT, env: { ...process.env, TMPDIR: tmp, DEMO_DEVICES: '5', DEMO_TIMEOUT_SECONDS: '90', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO_ROOT,
+    env: { ...process.env, TMPDIR: tmp, DEMO_DEVICES: '5', DEMO_TIMEOUT_SECONDS: '90', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   const collect = (chunk: Buffer): void => {
@@ -32,10 +39,12 @@ function runDemo(env: Record<string, string>, interruptWhen?: RegExp): Promise<D
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
   const killer = setTimeout(() => child.kill('SIGKILL'), 140_000);
-  return new Promise((resolve) => child.on('exit', (code, signal) => {
-    clearTimeout(killer);
-    resolve({ code, signal, output, tmp });
-  }));
+  return new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer);
+      resolve({ code, signal, output, tmp });
+    }),
+  );
 }
 
 /** Processes whose command line or environment-free argv mentions the path. */
@@ -64,7 +73,9 @@ function assertCleanExit(run: DemoRun): void {
   }
 }
 
-test('make demo with real clients: a mixed 3.4/5.1 fleet all updated, a remote shell command answered, exits 0, leaves nothing behind', { timeout: 150_000 }, async () => {
+test('make demo with real clients: a mixed 3.4/5.1 fleet all updated, a remote shell command answered, exits 0, leaves nothing behind', {
+  timeout: 150_000,
+}, async () => {
   const run = await runDemo({ DEMO_DEVICE_KIND: 'real', DEMO_EXIT_AFTER_SECONDS: '1' });
   assert.match(run.output, /5 real mender 3\.4 clients/);
   // Client 5.1 and mender-connect join when found (.ci/run requires both).
@@ -81,7 +92,10 @@ test('make demo with real clients: a mixed 3.4/5.1 fleet all updated, a remote s
 });
 
 test('make demo stops cleanly on Ctrl-C in the middle of a deployment', { timeout: 150_000 }, async () => {
-  const run = await runDemo({ DEMO_DEVICE_KIND: 'real', DEMO_CLIENT5_DEVICES: '0', DEMO_THROTTLE_KIB_PER_SECOND: '256' }, /devices updated 0\/5/);
+  const run = await runDemo(
+    { DEMO_DEVICE_KIND: 'real', DEMO_CLIENT5_DEVICES: '0', DEMO_THROTTLE_KIB_PER_SECOND: '256' },
+    /devices updated 0\/5/,
+  );
   assert.match(run.output, /Ctrl-C: stopping everything/);
   assertCleanExit(run);
 });

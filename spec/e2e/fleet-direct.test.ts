@@ -31,12 +31,16 @@ test(`${CLIENTS} real clients straight to the emulator complete one deployment`,
   assert.equal(store.totalBytesServed() - bytesBefore, CLIENTS * artifact.size);
   // No one-minute retry was needed on the way.
   assert.ok(run.elapsedMs < 55_000, `deployment took ${run.elapsedMs} ms`);
-  assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  assert.deepEqual(
+    fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`),
+    [],
+  );
 
   // After success the client reports its new artifact in inventory.
   await fleet.waitFor(
     () => run.deviceIds.every((id) => server.devices().find((d) => d.id === id)?.inventory.artifact_name === artifact.name),
-    15_000, 'inventory with the new artifact_name',
+    15_000,
+    'inventory with the new artifact_name',
   );
   console.log(`direct: ${CLIENTS} clients updated in ${run.elapsedMs} ms (fast start: ${fleet.fastCerts ? 'yes' : fleet.fastCertsNote})`);
 });

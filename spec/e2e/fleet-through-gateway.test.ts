@@ -45,8 +45,12 @@ test(`${CLIENTS} real clients complete a deployment through the gateway`, { time
       for (const expected of [
         'PUT /api/devices/v1/inventory/device/attributes',
         `PUT /api/devices/v1/deployments/device/deployments/${run.deploymentId}/status`,
-      ]) assert.ok(paths.includes(expected), `${client.mac} never sent ${expected}: ${paths.join(', ')}`);
-      assert.ok(paths.some((p) => p.endsWith('/deployments/device/deployments/next')), `${client.mac} never polled next`);
+      ])
+        assert.ok(paths.includes(expected), `${client.mac} never sent ${expected}: ${paths.join(', ')}`);
+      assert.ok(
+        paths.some((p) => p.endsWith('/deployments/device/deployments/next')),
+        `${client.mac} never polled next`,
+      );
     },
   });
   // Every device call the emulator saw came through the gateway.
@@ -59,11 +63,16 @@ test(`${CLIENTS} real clients complete a deployment through the gateway`, { time
   // Artifact proxy off: each device fetched the artifact once, whole, from the store.
   assert.equal(store.totalBytesServed() - bytesBefore, CLIENTS * artifact.size);
   assert.ok(run.elapsedMs < 55_000, `deployment took ${run.elapsedMs} ms`);
-  assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  assert.deepEqual(
+    fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`),
+    [],
+  );
   // Device JWTs and the presigned links' signatures crossed the gateway; none may be logged.
   const logged = gateway.output();
   assert.match(logged, /msg="request".*auth_requests/, 'the gateway did not log device requests');
   assert.doesNotMatch(logged, /eyJ[\w-]{10,}\.[\w-]{10,}/, 'a JWT appears in the gateway log');
   assert.doesNotMatch(logged, /X-Amz-Signature=[0-9a-f]/i, 'a presigned signature appears in the gateway log');
-  console.log(`through gateway: ${CLIENTS} clients updated in ${run.elapsedMs} ms (fast start: ${fleet.fastCerts ? 'yes' : fleet.fastCertsNote})`);
+  console.log(
+    `through gateway: ${CLIENTS} clients updated in ${run.elapsedMs} ms (fast start: ${fleet.fastCerts ? 'yes' : fleet.fastCertsNote})`,
+  );
 });

@@ -32,13 +32,20 @@ after(async () => {
   await bus?.stop();
 });
 
-test('mender-connect beside mender 3.4 on the mTLS listener: admitted by certificate, its remote shell answers', { timeout: 120_000, skip: unavailable ?? false }, async (t) => {
+test('mender-connect beside mender 3.4 on the mTLS listener: admitted by certificate, its remote shell answers', {
+  timeout: 120_000,
+  skip: unavailable ?? false,
+}, async (t) => {
   const { server, gatewayTls: tls, dir } = scenario;
   bus = await startPrivateBus(mkdtempSync(join(dir, 'bus-')));
   const cert = makeDeviceCert(tls.dir, 'connect34-mtls-device', tls.ca, { keyType: 'ec' });
   const fleet = await scenario.startFleet({ count: 1, macPrefix: '02:00:00:65', dbusAddress: bus.address, clientCert: () => cert });
   const client = fleet.clients[0];
-  await fleet.waitFor(() => server.devices().some((d) => d.identity.mac === client.identity.mac && d.status === 'accepted'), 45_000, 'the device admitted by preauthorization');
+  await fleet.waitFor(
+    () => server.devices().some((d) => d.identity.mac === client.identity.mac && d.status === 'accepted'),
+    45_000,
+    'the device admitted by preauthorization',
+  );
   const id = server.deviceByIdentity(client.identity)!.id;
   connect = startMenderConnect({ dir: mkdtempSync(join(dir, 'connect-')), busAddress: bus.address });
   await server.deviceconnect.waitForDevice(id, 45_000).catch((err: Error) => {

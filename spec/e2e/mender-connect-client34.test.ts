@@ -30,7 +30,10 @@ after(async () => {
   await bus?.stop();
 });
 
-test('mender-connect beside mender 3.4 through the HTTPS listener: a shell command and a file up and back', { timeout: 120_000, skip: unavailable ?? false }, async (t) => {
+test('mender-connect beside mender 3.4 through the HTTPS listener: a shell command and a file up and back', {
+  timeout: 120_000,
+  skip: unavailable ?? false,
+}, async (t) => {
   const { server, dir } = scenario;
   bus = await startPrivateBus(mkdtempSync(join(dir, 'bus-')));
   const fleet = await scenario.startFleet({ count: 1, macPrefix: '02:00:00:64', dbusAddress: bus.address });

@@ -38,11 +38,14 @@ after(() => scenario.stop());
 const authCallsFrom = (mac: string) =>
   scenario.server.calls.filter((c) => c.path === AUTH && scenario.server.deviceByIdentity({ mac })?.id === c.deviceId).length;
 
-test('devices with CA-signed RSA 3072, P-256 and Ed25519 certificates are admitted with no manual acceptance and complete an update', { timeout: 150_000 }, async () => {
+test('devices with CA-signed RSA 3072, P-256 and Ed25519 certificates are admitted with no manual acceptance and complete an update', {
+  timeout: 150_000,
+}, async () => {
   const { server, gatewayTls: tls, artifact, gateway } = scenario;
   const certs: DeviceCert[] = KEY_TYPES.map((keyType) => makeDeviceCert(tls.dir, `device-${keyType}`, tls.ca, { keyType }));
   const fleet = await scenario.startFleet({
-    count: KEY_TYPES.length, macPrefix: '02:00:00:66',
+    count: KEY_TYPES.length,
+    macPrefix: '02:00:00:66',
     clientCert: (i) => ({ cert: certs[i].cert, key: certs[i].key }),
   });
   const run = await deployToFleet(fleet, server, artifact.name, 90_000);
@@ -53,18 +56,26 @@ test('devices with CA-signed RSA 3072, P-256 and Ed25519 certificates are admitt
       // Preauthorized with its own key (the HttpsClient key is the auth key), with force.
       const preauth = server.preauthorizations.filter((p) => p.identity.mac === client.mac);
       assert.ok(preauth.length >= 1, `${client.mac} was never preauthorized`);
-      assert.ok(preauth.every((p) => p.force && p.status === 201 && p.pubkey === client.publicKeyPem), `${client.mac}: ${JSON.stringify(preauth)}`);
+      assert.ok(
+        preauth.every((p) => p.force && p.status === 201 && p.pubkey === client.publicKeyPem),
+        `${client.mac}: ${JSON.stringify(preauth)}`,
+      );
       assert.deepEqual(byId.get(id)!.pubkeys, [client.publicKeyPem]);
     },
   });
   assert.equal(server.logins.length, 1, 'one management login for the whole fleet');
-  assert.deepEqual(fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`), []);
+  assert.deepEqual(
+    fleet.logsMatching(RETRY_STATES).map((c) => `${c.mac}\n${c.logTail()}`),
+    [],
+  );
   const logged = gateway.output();
   assert.doesNotMatch(logged, new RegExp(USER.password));
   assert.doesNotMatch(logged, /eyJ[\w-]{10,}\.[\w-]{10,}/, 'a JWT appears in the gateway log');
 });
 
-test('rogue-CA, expired, blocklisted and certificate-less devices are refused; so is one blocklisted while running', { timeout: 120_000 }, async () => {
+test('rogue-CA, expired, blocklisted and certificate-less devices are refused; so is one blocklisted while running', {
+  timeout: 120_000,
+}, async () => {
   const { server, gatewayTls: tls, gateway } = scenario;
   const rogueCa = makeRogueCa(tls.dir, 'e2e-rogue-ca');
   const refused: (DeviceCert | undefined)[] = [
@@ -76,17 +87,27 @@ test('rogue-CA, expired, blocklisted and certificate-less devices are refused; s
   const later = makeDeviceCert(tls.dir, 'later-device', tls.ca, { serial: '7E57AB1E' });
   const authBefore = server.calls.filter((c) => c.path === AUTH).length;
   const badFleet = await scenario.startFleet({
-    count: refused.length, macPrefix: '02:00:00:67',
+    count: refused.length,
+    macPrefix: '02:00:00:67',
     clientCert: (i) => refused[i] && { cert: refused[i]!.cert, key: refused[i]!.key },
   });
   const goodFleet = await scenario.startFleet({
-    count: 1, macPrefix: '02:00:00:68',
+    count: 1,
+    macPrefix: '02:00:00:68',
     clientCert: () => ({ cert: later.cert, key: later.key }),
   });
   const laterMac = goodFleet.clients[0].mac;
-  await goodFleet.waitFor(() => server.devices().some((d) => d.identity.mac === laterMac && d.status === 'accepted'), 60_000, 'the later-listed device to be admitted');
+  await goodFleet.waitFor(
+    () => server.devices().some((d) => d.identity.mac === laterMac && d.status === 'accepted'),
+    60_000,
+    'the later-listed device to be admitted',
+  );
   // Every refused client has tried and failed at least twice by now.
-  await badFleet.waitFor(() => badFleet.clients.every((c) => (c.logTail(200).match(/authoriz|certificate|SSL/gi) ?? []).length >= 2), 60_000, 'refused clients to have tried');
+  await badFleet.waitFor(
+    () => badFleet.clients.every((c) => (c.logTail(200).match(/authoriz|certificate|SSL/gi) ?? []).length >= 2),
+    60_000,
+    'refused clients to have tried',
+  );
 
   appendFileSync(blocklist, '7e:57:ab:1e\n');
   const deadline = Date.now() + 10_000;
@@ -96,11 +117,23 @@ test('rogue-CA, expired, blocklisted and certificate-less devices are refused; s
   await new Promise((r) => setTimeout(r, 8000));
 
   for (const client of badFleet.clients) {
-    assert.equal(server.deviceByIdentity(client.identity), undefined, `refused device ${client.mac} reached the emulator\n${client.logTail()}`);
+    assert.equal(
+      server.deviceByIdentity(client.identity),
+      undefined,
+      `refused device ${client.mac} reached the emulator\n${client.logTail()}`,
+    );
   }
-  assert.equal(server.calls.filter((c) => c.path === AUTH).length - authBefore, authCallsFrom(laterMac), 'only the later-listed device ever authenticated');
+  assert.equal(
+    server.calls.filter((c) => c.path === AUTH).length - authBefore,
+    authCallsFrom(laterMac),
+    'only the later-listed device ever authenticated',
+  );
   const laterId = server.deviceByIdentity({ mac: laterMac })!.id;
-  assert.equal(server.calls.filter((c) => c.deviceId === laterId).length, callsAtRevocation, 'nothing from the revoked device reached the emulator after the reload');
+  assert.equal(
+    server.calls.filter((c) => c.deviceId === laterId).length,
+    callsAtRevocation,
+    'nothing from the revoked device reached the emulator after the reload',
+  );
   assert.match(gateway.output(), /request refused: client certificate.*blocklisted/);
   for (const reason of ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'no client certificate']) {
     assert.match(gateway.output(), new RegExp(`TLS client refused.*${reason}`));

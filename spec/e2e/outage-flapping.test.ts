@@ -17,7 +17,9 @@ const scenario = outageScenario('outage-flapping', 2, 256 * 1024);
 before(() => scenario.start());
 after(() => scenario.stop());
 
-test(`${CLIENTS} real clients update while the server flaps (${DOWN_MS / 1000} s down, ${UP_MS / 1000} s up): 0 lost reports, 0 duplicates`, { timeout: 180_000 }, async (t) => {
+test(`${CLIENTS} real clients update while the server flaps (${DOWN_MS / 1000} s down, ${UP_MS / 1000} s up): 0 lost reports, 0 duplicates`, {
+  timeout: 180_000,
+}, async (t) => {
   const { server, artifact, gateway } = scenario;
   const fleet = await scenario.startFleet({ count: CLIENTS, macPrefix: '02:00:00:11' });
   const ids = await waitForFleetOnline(fleet, server, 60_000);
@@ -50,9 +52,23 @@ test(`${CLIENTS} real clients update while the server flaps (${DOWN_MS / 1000} s
   assert.ok(outages >= 1, `outages during the update: ${outages}`);
   assert.ok(journaled > 0, 'no report was journaled: the outages missed the update');
 
-  await fleet.waitFor(() => ids.every((id) => server.statuses(deploymentId, id).length >= EXPECTED_STATUSES.length), 60_000, 'every status at the server');
+  await fleet.waitFor(
+    () => ids.every((id) => server.statuses(deploymentId, id).length >= EXPECTED_STATUSES.length),
+    60_000,
+    'every status at the server',
+  );
   await new Promise((r) => setTimeout(r, 2000)); // time for a duplicate to show up
   assertFleetCompleted(scenario, fleet, { deploymentId, deviceIds: ids, elapsedMs: 0 });
-  assertStatusesOnce(server, deploymentId, ids, EXPECTED_STATUSES, fleet.clients.map((c) => c.mac));
-  assert.deepEqual(fleet.logsMatching(/retry-report|report-retry/).map((c) => c.mac), [], 'a device had to retry a report');
+  assertStatusesOnce(
+    server,
+    deploymentId,
+    ids,
+    EXPECTED_STATUSES,
+    fleet.clients.map((c) => c.mac),
+  );
+  assert.deepEqual(
+    fleet.logsMatching(/retry-report|report-retry/).map((c) => c.mac),
+    [],
+    'a device had to retry a report',
+  );
 });

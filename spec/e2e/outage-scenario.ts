@@ -17,7 +17,12 @@ export function outageScenario(name: string, workers = 1, storeBytesPerSecond = 
     gatewayConfig: async (scenario) => {
       const config = await cacheGatewayConfig(scenario);
       const upstream = config.UpstreamServer as Record<string, unknown>;
-      return { ...config, Workers: workers, UpstreamServer: { ...upstream, Timeout: '5s' }, Features: { ...config.Features, ReportJournal: { Enabled: true } } };
+      return {
+        ...config,
+        Workers: workers,
+        UpstreamServer: { ...upstream, Timeout: '5s' },
+        Features: { ...config.Features, ReportJournal: { Enabled: true } },
+      };
     },
   });
 }
@@ -40,7 +45,13 @@ export function nextServed(server: MenderServer, deviceId: string): boolean {
  * Every device's statuses at the emulator are exactly `expected`, each recorded once: as many
  * status calls answered as statuses recorded (a replayed duplicate would add both).
  */
-export function assertStatusesOnce(server: MenderServer, deploymentId: string, deviceIds: string[], expected: string[], labels: string[]): void {
+export function assertStatusesOnce(
+  server: MenderServer,
+  deploymentId: string,
+  deviceIds: string[],
+  expected: string[],
+  labels: string[],
+): void {
   for (const [i, id] of deviceIds.entries()) {
     const got = server.statuses(deploymentId, id);
     assert.deepEqual(got, expected, `statuses of ${labels[i]}`);

@@ -28,11 +28,15 @@ const cannot = cannotInstall();
 
 function request(url: string, method: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers: body ? { ...headers, 'Content-Length': String(body.length) } : headers, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
+    const req = http.request(
+      url,
+      { method, headers: body ? { ...headers, 'Content-Length': String(body.length) } : headers, agent: false },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end(body);
@@ -54,7 +58,10 @@ function startInstalled(config: string): Promise<{ child: ChildProcess; address:
     };
     child.stderr!.setEncoding('utf8').on('data', onData);
     child.stdout!.setEncoding('utf8').on('data', onData);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${code} before listening:\n${text}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code} before listening:\n${text}`));
+    });
   });
 }
 
@@ -81,7 +88,9 @@ describe('release package (.deb) installed, used and purged', { timeout: 120_000
       console.log(`# release-package: nodejs ${process.version} is not a dpkg package: installed an empty stand-in nodejs package for it`);
     } else if (!versionAtLeast(node, '20')) {
       extra.push('--ignore-depends=nodejs');
-      console.log(`# release-package: the nodejs package is ${node} (< 20): installing with --ignore-depends=nodejs, running ${process.execPath}`);
+      console.log(
+        `# release-package: the nodejs package is ${node} (< 20): installing with --ignore-depends=nodejs, running ${process.execPath}`,
+      );
     }
     let r = dpkg([...extra, '-i', deb]);
     if (r.status !== 0) {
@@ -89,7 +98,9 @@ describe('release package (.deb) installed, used and purged', { timeout: 120_000
       r = run('apt-get', ['-f', 'install', '-y', '-q', '-o', 'DPkg::Lock::Timeout=60'], 120_000);
     }
     assert.equal(installedVersion('mender-gateway'), VERSION, r.stdout + r.stderr);
-    files = dpkg(['-L', 'mender-gateway']).stdout.split('\n').filter((f) => f.startsWith('/') && f !== '/.');
+    files = dpkg(['-L', 'mender-gateway'])
+      .stdout.split('\n')
+      .filter((f) => f.startsWith('/') && f !== '/.');
   });
 
   after(async () => {
@@ -103,7 +114,14 @@ describe('release package (.deb) installed, used and purged', { timeout: 120_000
   });
 
   it('installs the command, the bundle, the assets, the unit, and the configuration as a conffile readable by the service user', () => {
-    for (const f of [BIN, '/usr/lib/mender-gateway/lib/mender-gateway.js', '/usr/lib/mender-gateway/lib/crl-libs.js', '/usr/lib/mender-gateway/lib/observe/status-page/assets/index.html', '/lib/systemd/system/mender-gateway.service', CONF]) {
+    for (const f of [
+      BIN,
+      '/usr/lib/mender-gateway/lib/mender-gateway.js',
+      '/usr/lib/mender-gateway/lib/crl-libs.js',
+      '/usr/lib/mender-gateway/lib/observe/status-page/assets/index.html',
+      '/lib/systemd/system/mender-gateway.service',
+      CONF,
+    ]) {
       assert.ok(files.includes(f), `${f} in dpkg -L`);
     }
     assert.ok(!files.some((f) => f.includes('node_modules')), 'no node_modules');
@@ -112,9 +130,12 @@ describe('release package (.deb) installed, used and purged', { timeout: 120_000
     const user = run('getent', ['passwd', 'mender-gateway']);
     assert.equal(user.status, 0, 'the service user exists');
     const uid = Number(user.stdout.split(':')[2]);
-    assert.equal(statSync('/var/cache/mender-gateway').uid, uid, 'the cache directory is the user\'s');
+    assert.equal(statSync('/var/cache/mender-gateway').uid, uid, "the cache directory is the user's");
     assert.equal(statSync(CONF).mode & 0o777, 0o640);
-    assert.match(readFileSync('/lib/systemd/system/mender-gateway.service', 'utf8'), /^ExecStart=\/usr\/bin\/mender-gateway --config \/etc\/mender\/mender-gateway\.conf$/m);
+    assert.match(
+      readFileSync('/lib/systemd/system/mender-gateway.service', 'utf8'),
+      /^ExecStart=\/usr\/bin\/mender-gateway --config \/etc\/mender\/mender-gateway\.conf$/m,
+    );
     const verify = run('systemd-analyze', ['verify', '/lib/systemd/system/mender-gateway.service']);
     if (verify.status !== null && !/ENOENT/.test(verify.stderr)) assert.equal(verify.status, 0, verify.stderr);
   });
@@ -135,40 +156,65 @@ describe('release package (.deb) installed, used and purged', { timeout: 120_000
     const tls = makeTlsMaterial(mkdtempSync(join(dir, 'tls-')));
     const der = makeCrl(dir, 'crl', tls.ca, { revoked: ['1A2B'], der: true });
     const conf = join(dir, 'mtls.conf');
-    writeFileSync(conf, JSON.stringify({
-      UpstreamServer: { URL: 'https://hosted.mender.io' },
-      HTTP: { Enabled: false },
-      HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
-      Features: { mTLS: { Enabled: true, CACertificate: tls.ca.cert, CRLPath: der, MenderUsername: 'gateway@example.com', MenderPassword: 'x' } },
-    }));
+    writeFileSync(
+      conf,
+      JSON.stringify({
+        UpstreamServer: { URL: 'https://hosted.mender.io' },
+        HTTP: { Enabled: false },
+        HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
+        Features: {
+          mTLS: { Enabled: true, CACertificate: tls.ca.cert, CRLPath: der, MenderUsername: 'gateway@example.com', MenderPassword: 'x' },
+        },
+      }),
+    );
     const r = run(BIN, ['check-config', '--config', conf]);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /CRL \(CRL 1 list\(s\), 1 revoked\)/);
   });
 
-  it('the installed gateway serves a device\'s authentication through to the Mender server', async () => {
+  it("the installed gateway serves a device's authentication through to the Mender server", async () => {
     store = await startS3Store();
     server = await startMenderServer({ store, autoAccept: true });
     const conf = join(dir, 'gateway.conf');
-    writeFileSync(conf, JSON.stringify({
-      HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
-      UpstreamServer: { URL: server.url },
-      Features: { ReportJournal: { Enabled: false } },
-      Workers: 1,
-    }));
+    writeFileSync(
+      conf,
+      JSON.stringify({
+        HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+        UpstreamServer: { URL: server.url },
+        Features: { ReportJournal: { Enabled: false } },
+        Workers: 1,
+      }),
+    );
     const started = await startInstalled(conf);
     gateway = started.child;
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-    const body = Buffer.from(JSON.stringify({ id_data: JSON.stringify({ mac: '02:00:00:00:18:03' }), pubkey: publicKey.export({ type: 'spki', format: 'pem' }).toString() }) + '\n');
-    const auth = await request(`http://${started.address}/api/devices/v1/authentication/auth_requests`, 'POST', {
-      'Content-Type': 'application/json',
-      'X-MEN-Signature': sign(null, body, privateKey).toString('base64'),
-    }, body);
+    const body = Buffer.from(
+      JSON.stringify({
+        id_data: JSON.stringify({ mac: '02:00:00:00:18:03' }),
+        pubkey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      }) + '\n',
+    );
+    const auth = await request(
+      `http://${started.address}/api/devices/v1/authentication/auth_requests`,
+      'POST',
+      {
+        'Content-Type': 'application/json',
+        'X-MEN-Signature': sign(null, body, privateKey).toString('base64'),
+      },
+      body,
+    );
     assert.equal(auth.status, 200, `${auth.text}\n${started.output()}`);
     assert.match(auth.text, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT');
-    const next = await request(`http://${started.address}/api/devices/v1/deployments/device/deployments/next?artifact_name=a&device_type=t`, 'GET', { Authorization: `Bearer ${auth.text}` });
+    const next = await request(
+      `http://${started.address}/api/devices/v1/deployments/device/deployments/next?artifact_name=a&device_type=t`,
+      'GET',
+      { Authorization: `Bearer ${auth.text}` },
+    );
     assert.equal(next.status, 204, next.text);
-    assert.ok(server.calls.some((c) => c.path === '/api/devices/v1/authentication/auth_requests' && c.status === 200), 'the emulator answered it');
+    assert.ok(
+      server.calls.some((c) => c.path === '/api/devices/v1/authentication/auth_requests' && c.status === 200),
+      'the emulator answered it',
+    );
     const exited = new Promise((r) => gateway!.once('exit', r));
     gateway.kill('SIGTERM');
     await exited;
@@ -180,7 +226,18 @@ describe('release package (.deb) installed, used and purged', { timeout: 120_000
     assert.equal(r.status, 0, r.stderr);
     assert.equal(installedVersion('mender-gateway'), null);
     // Directories such as /usr/bin are shared; the package's own ones go with their files.
-    const shared = new Set(['/etc', '/etc/mender', '/lib', '/lib/systemd', '/lib/systemd/system', '/usr', '/usr/bin', '/usr/lib', '/usr/share', '/usr/share/doc']);
+    const shared = new Set([
+      '/etc',
+      '/etc/mender',
+      '/lib',
+      '/lib/systemd',
+      '/lib/systemd/system',
+      '/usr',
+      '/usr/bin',
+      '/usr/lib',
+      '/usr/share',
+      '/usr/share/doc',
+    ]);
     const left = files.filter((f) => !shared.has(f) && (existsSync(f) || isLink(f)));
     assert.deepEqual(left, []);
     assert.ok(!existsSync(CONF));

@@ -44,12 +44,22 @@ before(async () => {
   store = await startS3Store();
   server = await startMenderServer({ store, users: [{ email: 'gw@example.com', password: PASSWORD }] });
   gw = await runGateway({
-    dir, name: 'certificates', waitFor: ['https'],
+    dir,
+    name: 'certificates',
+    waitFor: ['https'],
     config: {
       HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
       UpstreamServer: { URL: server.url, Timeout: '5s' },
       ShutdownTimeout: '1s',
-      Features: { mTLS: { Enabled: true, CACertificate: tls.ca.cert, BlacklistPath: blocklist, MenderUsername: 'gw@example.com', MenderPassword: PASSWORD } },
+      Features: {
+        mTLS: {
+          Enabled: true,
+          CACertificate: tls.ca.cert,
+          BlacklistPath: blocklist,
+          MenderUsername: 'gw@example.com',
+          MenderPassword: PASSWORD,
+        },
+      },
     },
   });
 });
@@ -63,7 +73,10 @@ after(async () => {
 let mac = 0;
 function auth(cert: DeviceCert | undefined) {
   const agent = tlsAgent({ ca: tls.ca.cert, cert: cert?.chain, key: cert?.key });
-  const body = signedAuthBody({ mac: `02:00:00:09:01:${(mac++).toString(16).padStart(2, '0')}` }, cert?.key ?? (certs.good as DeviceCert).key);
+  const body = signedAuthBody(
+    { mac: `02:00:00:09:01:${(mac++).toString(16).padStart(2, '0')}` },
+    cert?.key ?? (certs.good as DeviceCert).key,
+  );
   return postAuth(gw.url('https'), agent, body).finally(() => agent.destroy());
 }
 
@@ -81,7 +94,10 @@ describe('client certificates', () => {
       const before = deviceCalls();
       const logins = server.logins.length;
       for (let i = 0; i < 3; i++) {
-        const outcome = await auth(certs[name]).then((r) => `HTTP ${r.status}`, (err: NodeJS.ErrnoException) => `refused (${err.code ?? err.message})`);
+        const outcome = await auth(certs[name]).then(
+          (r) => `HTTP ${r.status}`,
+          (err: NodeJS.ErrnoException) => `refused (${err.code ?? err.message})`,
+        );
         assert.match(outcome, /^refused|^HTTP 4\d\d$/, outcome);
       }
       assert.equal(deviceCalls(), before, 'no device call upstream');
@@ -98,6 +114,12 @@ describe('client certificates', () => {
     assert.match(log, /INVALID_PURPOSE|unsupported certificate purpose|purpose/i);
     assert.match(log, /blocklist|blacklist/i);
     assertNoSecrets(log, [PASSWORD]);
-    recordFigures('client certificates refused', { trials: 7, faults: refused, inputs: refused + 1, bytesLost: 0, note: 'rogue CA, self-signed, expired, not yet valid, wrong key usage, blocklisted, none; 0 admitted' });
+    recordFigures('client certificates refused', {
+      trials: 7,
+      faults: refused,
+      inputs: refused + 1,
+      bytesLost: 0,
+      note: 'rogue CA, self-signed, expired, not yet valid, wrong key usage, blocklisted, none; 0 admitted',
+    });
   });
 });

@@ -5,7 +5,19 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, waitFor, type TestOrigin } from '../integration/cache-harness';
 import type { GatewayProcess } from '../support/gateway-process';
-import { alive, assertNoSecrets, fdCount, openFds, gatewayConfig, knob, linkPath, newSecret, runGateway, settledFds, signerFor } from './fault-harness';
+import {
+  alive,
+  assertNoSecrets,
+  fdCount,
+  openFds,
+  gatewayConfig,
+  knob,
+  linkPath,
+  newSecret,
+  runGateway,
+  settledFds,
+  signerFor,
+} from './fault-harness';
 import { recordFigures } from './figures';
 
 // Devices by the hundreds leave mid-download, at random byte counts, from a cold artifact the
@@ -26,7 +38,11 @@ before(async () => {
   dir = await tempDir('faults-disconnect-');
   body = randomBytes(SIZE);
   origin = await startOrigin(body, { throttle: 2_000_000 });
-  gw = await runGateway({ dir, name: 'device-disconnects', config: gatewayConfig({ upstream: 'http://127.0.0.1:9', cachePath: path.join(dir, 'cache'), secret }) });
+  gw = await runGateway({
+    dir,
+    name: 'device-disconnects',
+    config: gatewayConfig({ upstream: 'http://127.0.0.1:9', cachePath: path.join(dir, 'cache'), secret }),
+  });
 });
 after(async () => {
   await gw?.stop();
@@ -34,7 +50,9 @@ after(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-test(`${DEVICES} devices disconnect mid-download: the fill completes once, those who stay get every byte, no descriptor leak`, { timeout: 120_000 }, async () => {
+test(`${DEVICES} devices disconnect mid-download: the fill completes once, those who stay get every byte, no descriptor leak`, {
+  timeout: 120_000,
+}, async () => {
   const base = gw.url('http');
   const pid = gw.process.pid!;
   const fdBefore = fdCount(pid);
@@ -43,7 +61,11 @@ test(`${DEVICES} devices disconnect mid-download: the fill completes once, those
   for (let i = 0; i < DEVICES; i++) {
     // Some before any byte, most somewhere in the first half, a few while a range is served.
     const abortAfter = i % 10 === 0 ? 1 : Math.floor(Math.random() * SIZE * 0.5);
-    leaving.push(download(link(), { abortAfter, range: i % 7 === 0 ? `bytes=${Math.floor(Math.random() * SIZE / 2)}-` : undefined }).catch(() => null));
+    leaving.push(
+      download(link(), { abortAfter, range: i % 7 === 0 ? `bytes=${Math.floor((Math.random() * SIZE) / 2)}-` : undefined }).catch(
+        () => null,
+      ),
+    );
     if (i % 50 === 49) await new Promise((r) => setTimeout(r, 50));
   }
   const staying = [download(link()), download(link()), download(link(), { range: `bytes=${SIZE - 1000}-` })];
@@ -64,5 +86,11 @@ test(`${DEVICES} devices disconnect mid-download: the fill completes once, those
   const fdAfter = await settledFds(pid, fdBefore, 25_000);
   assert.ok(fdAfter <= fdBefore + 1, `descriptors: ${fdBefore} before, ${fdAfter} after: ${await openFds(pid)}`);
   assertNoSecrets(gw.output(), [secret]);
-  recordFigures('devices disconnecting mid-download', { trials: 1, faults: DEVICES, inputs: DEVICES + 3, bytesLost: 0, note: `fd ${fdBefore}→${fdAfter}, 1 origin download` });
+  recordFigures('devices disconnecting mid-download', {
+    trials: 1,
+    faults: DEVICES,
+    inputs: DEVICES + 3,
+    bytesLost: 0,
+    note: `fd ${fdBefore}→${fdAfter}, 1 origin download`,
+  });
 });

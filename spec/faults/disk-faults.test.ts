@@ -6,7 +6,18 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, type TestOrigin } from '../integration/cache-harness';
 import type { GatewayProcess } from '../support/gateway-process';
-import { alive, assertNoSecrets, fdCount, gatewayConfig, linkPath, newSecret, runGateway, settledFds, signerFor, sleep } from './fault-harness';
+import {
+  alive,
+  assertNoSecrets,
+  fdCount,
+  gatewayConfig,
+  linkPath,
+  newSecret,
+  runGateway,
+  settledFds,
+  signerFor,
+  sleep,
+} from './fault-harness';
 import { recordFigures } from './figures';
 
 // The cache's disk misbehaves under the real gateway process: it fills up during a fill (a small
@@ -113,7 +124,11 @@ test('the cache directory is deleted under the running gateway: no crash, device
   const results = await Promise.all([download(link('gone.mender')), download(link('ro.mender')), download(link('full.mender'))]);
   await sleep(3000);
   results.push(await download(link('gone-later.mender')));
-  assert.deepEqual(results.map((d) => d.status), [200, 200, 200, 200], 'statuses right after the deletion and 3 s later');
+  assert.deepEqual(
+    results.map((d) => d.status),
+    [200, 200, 200, 200],
+    'statuses right after the deletion and 3 s later',
+  );
   const names = ['gone.mender', 'ro.mender', 'full.mender', 'gone-later.mender'];
   for (const [i, d] of results.entries()) {
     assert.equal(d.status, 200);
@@ -139,5 +154,11 @@ test('the cache directory is deleted under the running gateway: no crash, device
   assertNoSecrets(gw.output(), [secret]);
   faults += 2;
   served += 5;
-  recordFigures('cache disk faults', { trials: 3, faults, inputs: served, bytesLost: 0, note: 'full mid-fill, read-only, deleted idle and mid-fill' });
+  recordFigures('cache disk faults', {
+    trials: 3,
+    faults,
+    inputs: served,
+    bytesLost: 0,
+    note: 'full mid-fill, read-only, deleted idle and mid-fill',
+  });
 });

@@ -41,7 +41,13 @@ export interface RunOptions {
  *  A generous start timeout: with cluster workers on a loaded 2-core CI box a start takes seconds. */
 export async function runGateway(opts: RunOptions): Promise<GatewayProcess> {
   const file = writeGatewayConfig(opts.dir, opts.config, `${opts.name}.conf`);
-  const gw = await startGateway({ configFile: file, logLevel: 'debug', waitFor: opts.waitFor ?? ['http'], timeoutMs: 45_000, env: { ...process.env, NODE_OPTIONS: '' } });
+  const gw = await startGateway({
+    configFile: file,
+    logLevel: 'debug',
+    waitFor: opts.waitFor ?? ['http'],
+    timeoutMs: 45_000,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
   const stop = gw.stop.bind(gw);
   let saved = false;
   const save = (): void => {
@@ -118,13 +124,14 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-const sumOver = (pid: number, one: (p: number) => number): number => processTree(pid).reduce((n, p) => {
-  try {
-    return n + one(p);
-  } catch {
-    return n;
-  }
-}, 0);
+const sumOver = (pid: number, one: (p: number) => number): number =>
+  processTree(pid).reduce((n, p) => {
+    try {
+      return n + one(p);
+    } catch {
+      return n;
+    }
+  }, 0);
 
 /** Open file descriptors (sockets, files, pipes) of the gateway, workers included. */
 export function fdCount(pid: number): number {
@@ -167,14 +174,21 @@ export interface Reply {
   body: Buffer;
 }
 
-export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {}): Promise<Reply> {
+export function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false, timeout: opts.timeoutMs ?? 15_000 }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.headers, agent: false, timeout: opts.timeoutMs ?? 15_000 },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer from ${new URL(url).pathname} within ${opts.timeoutMs ?? 15_000} ms`)));
     req.on('error', reject);
     req.end(opts.body);
@@ -222,7 +236,14 @@ export function assertNoSecrets(logText: string, secrets: string[]): void {
 }
 
 /** Config for one gateway process on HTTP 127.0.0.1:0 with the artifact proxy (and cache) on. */
-export function gatewayConfig(o: { upstream: string; cachePath?: string; secret: string; gatewayUrl?: string; timeout?: string; extra?: Record<string, unknown> }): Record<string, unknown> {
+export function gatewayConfig(o: {
+  upstream: string;
+  cachePath?: string;
+  secret: string;
+  gatewayUrl?: string;
+  timeout?: string;
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
   return {
     HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
     UpstreamServer: { URL: o.upstream, Timeout: o.timeout ?? '2s' },
@@ -232,7 +253,9 @@ export function gatewayConfig(o: { upstream: string; cachePath?: string; secret:
         Enabled: true,
         GatewayURL: o.gatewayUrl ?? 'http://gateway.invalid',
         DomainWhitelist: ['127.0.0.1'],
-        ArtifactsCache: o.cachePath ? { Enabled: true, Path: o.cachePath, SignatureSecret: o.secret, LinkExpireDuration: '1h' } : { Enabled: false, SignatureSecret: o.secret },
+        ArtifactsCache: o.cachePath
+          ? { Enabled: true, Path: o.cachePath, SignatureSecret: o.secret, LinkExpireDuration: '1h' }
+          : { Enabled: false, SignatureSecret: o.secret },
       },
     },
     ...o.extra,

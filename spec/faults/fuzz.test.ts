@@ -10,7 +10,19 @@ import { generateCases, type FuzzCase } from '../support/fuzz-cases';
 import { sendRaw, type RawOutcome } from '../support/fuzz-raw-http';
 import type { GatewayProcess } from '../support/gateway-process';
 import { signedAuthBody } from '../support/mtls-device';
-import { alive, assertNoSecrets, fdCount, gatewayConfig, knob, linkPath, newSecret, request, runGateway, settledFds, signerFor } from './fault-harness';
+import {
+  alive,
+  assertNoSecrets,
+  fdCount,
+  gatewayConfig,
+  knob,
+  linkPath,
+  newSecret,
+  request,
+  runGateway,
+  settledFds,
+  signerFor,
+} from './fault-harness';
 import { recordFigures } from './figures';
 
 // Hostile input over raw sockets to the real gateway process (cache, artifact proxy and
@@ -39,7 +51,11 @@ before(async () => {
   server = await startMenderServer({ store, autoAccept: true });
   origin = await startOrigin(body);
   const config = gatewayConfig({ upstream: server.url, cachePath: path.join(dir, 'cache'), secret, timeout: '3s' });
-  (config.Features as Record<string, unknown>).DeviceSystem = { Enabled: true, SystemID: 'fuzz-system', DefaultInventory: [{ name: 'site', value: 'lab' }] };
+  (config.Features as Record<string, unknown>).DeviceSystem = {
+    Enabled: true,
+    SystemID: 'fuzz-system',
+    DefaultInventory: [{ name: 'site', value: 'lab' }],
+  };
   gw = await runGateway({ dir, name: 'fuzz', config });
 });
 after(async () => {
@@ -56,12 +72,13 @@ async function deviceJwt(base: string): Promise<string> {
   writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   const auth = signedAuthBody({ mac: '02:00:00:09:00:01' }, keyFile);
   const r = await request(`${base}/api/devices/v1/authentication/auth_requests`, {
-    method: 'POST', body: auth.raw, headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': auth.signature },
+    method: 'POST',
+    body: auth.raw,
+    headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': auth.signature },
   });
   assert.equal(r.status, 200, r.body.toString());
   return r.body.toString().trim();
 }
-
 
 function judge(c: FuzzCase, o: RawOutcome): string | null {
   if (o.kind === 'hang') return `hang: ${o.detail}`;
@@ -94,7 +111,8 @@ function judgeRange(header: string, o: RawOutcome, head: boolean): string | null
   const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
   const first = m?.[1] ? Number(m[1]) : undefined;
   const last = m?.[2] ? Number(m[2]) : undefined;
-  const unsatisfiable = m !== null && ((first !== undefined && first >= SIZE && (last === undefined || last >= first)) || (first === undefined && last === 0));
+  const unsatisfiable =
+    m !== null && ((first !== undefined && first >= SIZE && (last === undefined || last >= first)) || (first === undefined && last === 0));
   if (o.status === 200) {
     if (head) return o.headers!['content-length'] === String(SIZE) ? null : `HEAD 200 with Content-Length ${o.headers!['content-length']}`;
     return o.body!.equals(body) ? null : `200 with ${o.body!.length} wrong bytes`;
@@ -113,7 +131,9 @@ function judgeRange(header: string, o: RawOutcome, head: boolean): string | null
   return `${o.status} for Range ${header}`;
 }
 
-test(`fuzz: ${COUNT} hostile requests (seed ${SEED}): 0 crashes, 0 hangs, every answer well-formed and right`, { timeout: SECONDS * 1000 + 60_000 }, async () => {
+test(`fuzz: ${COUNT} hostile requests (seed ${SEED}): 0 crashes, 0 hangs, every answer well-formed and right`, {
+  timeout: SECONDS * 1000 + 60_000,
+}, async () => {
   const base = gw.url('http');
   const port = Number(base.split(':').pop());
   const pid = gw.process.pid!;
@@ -128,18 +148,23 @@ test(`fuzz: ${COUNT} hostile requests (seed ${SEED}): 0 crashes, 0 hangs, every 
   const started = Date.now();
   const deadline = started + SECONDS * 1000;
   let tried = 0;
-  await Promise.all(Array.from({ length: PARALLEL }, async () => {
-    while (next < cases.length && Date.now() < deadline && failures.length < 50) {
-      const i = next++;
-      const c = cases[i];
-      const outcome = await sendRaw(port, c.bytes, { timeoutMs: 8_000, head: c.head, halfClose: c.incomplete ?? false });
-      tried++;
-      families.set(c.family, (families.get(c.family) ?? 0) + 1);
-      const why = judge(c, outcome);
-      if (why) failures.push(`#${i} ${c.family}: ${why}\n    sent: ${JSON.stringify(c.bytes.subarray(0, 300).toString('latin1'))}${c.bytes.length > 300 ? ` … (${c.bytes.length} bytes)` : ''}`);
-      if (!alive(gw)) failures.push(`#${i} ${c.family}: the gateway exited (${gw.process.exitCode ?? gw.process.signalCode})`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: PARALLEL }, async () => {
+      while (next < cases.length && Date.now() < deadline && failures.length < 50) {
+        const i = next++;
+        const c = cases[i];
+        const outcome = await sendRaw(port, c.bytes, { timeoutMs: 8_000, head: c.head, halfClose: c.incomplete ?? false });
+        tried++;
+        families.set(c.family, (families.get(c.family) ?? 0) + 1);
+        const why = judge(c, outcome);
+        if (why)
+          failures.push(
+            `#${i} ${c.family}: ${why}\n    sent: ${JSON.stringify(c.bytes.subarray(0, 300).toString('latin1'))}${c.bytes.length > 300 ? ` … (${c.bytes.length} bytes)` : ''}`,
+          );
+        if (!alive(gw)) failures.push(`#${i} ${c.family}: the gateway exited (${gw.process.exitCode ?? gw.process.signalCode})`);
+      }
+    }),
+  );
   const ms = Date.now() - started;
   assert.ok(alive(gw), 'the gateway survived the run');
   assert.equal((await request(`${base}/api/internal/v1/gateway/alive`)).status, 204);
@@ -148,5 +173,11 @@ test(`fuzz: ${COUNT} hostile requests (seed ${SEED}): 0 crashes, 0 hangs, every 
   const fdAfter = await settledFds(pid, fdBefore, 20_000);
   assert.ok(fdAfter <= fdBefore + 2, `descriptors: ${fdBefore} before, ${fdAfter} after (fd ${fdCount(pid)})`);
   assertNoSecrets(gw.output(), [secret, jwt]);
-  recordFigures('fuzzed requests', { trials: 1, faults: tried, inputs: tried, bytesLost: 0, note: `seed ${SEED}, ${ms} ms, ${[...families].map(([f, n]) => `${f} ${n}`).join(', ')}` });
+  recordFigures('fuzzed requests', {
+    trials: 1,
+    faults: tried,
+    inputs: tried,
+    bytesLost: 0,
+    note: `seed ${SEED}, ${ms} ms, ${[...families].map(([f, n]) => `${f} ${n}`).join(', ')}`,
+  });
 });

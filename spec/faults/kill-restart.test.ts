@@ -32,7 +32,9 @@ after(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-test(`kill -9 of bin/gateway.js at random moments of a fill, ${TRIALS} trials: nothing corrupt or partial is served, every fill completes on demand`, { timeout: 60_000 + TRIALS * 6_000 }, async () => {
+test(`kill -9 of bin/gateway.js at random moments of a fill, ${TRIALS} trials: nothing corrupt or partial is served, every fill completes on demand`, {
+  timeout: 60_000 + TRIALS * 6_000,
+}, async () => {
   const cachePath = path.join(dir, 'cache');
   const signer = signerFor(secret, 'http://gateway.invalid');
   const config = gatewayConfig({ upstream: 'http://127.0.0.1:9', cachePath, secret });
@@ -96,5 +98,11 @@ test(`kill -9 of bin/gateway.js at random moments of a fill, ${TRIALS} trials: n
     logs.push(gw.output());
   }
   assertNoSecrets(logs.join(''), [secret]);
-  recordFigures('kill -9 during cache fills', { trials: TRIALS, faults: TRIALS, inputs: served + broken, bytesLost: bytesWrong, note: `${served} complete downloads verified, ${broken} cut by the kill` });
+  recordFigures('kill -9 during cache fills', {
+    trials: TRIALS,
+    faults: TRIALS,
+    inputs: served + broken,
+    bytesLost: bytesWrong,
+    note: `${served} complete downloads verified, ${broken} cut by the kill`,
+  });
 });

@@ -5,7 +5,19 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, type OriginBehaviour, type TestOrigin } from '../integration/cache-harness';
 import type { GatewayProcess } from '../support/gateway-process';
-import { alive, assertJsonError, assertNoSecrets, gatewayConfig, linkPath, newSecret, request, rssKiB, runGateway, settledFds, signerFor } from './fault-harness';
+import {
+  alive,
+  assertJsonError,
+  assertNoSecrets,
+  gatewayConfig,
+  linkPath,
+  newSecret,
+  request,
+  rssKiB,
+  runGateway,
+  settledFds,
+  signerFor,
+} from './fault-harness';
 import { recordFigures } from './figures';
 
 // Artifact origins that break, against the real gateway process with the cache on: nothing
@@ -42,10 +54,16 @@ const CASES: { name: string; behaviour: () => OriginBehaviour; outcome: Outcome 
   { name: 'answers 503', behaviour: () => ({ status: 503 }), outcome: 'error' },
   { name: 'resets the connection twice mid-body', behaviour: () => ({ cutAt: [SIZE / 4, (SIZE * 3) / 4] }), outcome: 'whole' },
   { name: 'is very slow (200 KB/s)', behaviour: () => ({ throttle: 200_000 }), outcome: 'whole' },
-  { name: 'stalls seconds between chunks (8 KB/s)', behaviour: () => ({ throttle: 8_000, truncateAt: 48 * 1024, cutAt: [] }), outcome: 'broken' },
+  {
+    name: 'stalls seconds between chunks (8 KB/s)',
+    behaviour: () => ({ throttle: 8_000, truncateAt: 48 * 1024, cutAt: [] }),
+    outcome: 'broken',
+  },
 ];
 
-test('origin faults: nothing wrong published, devices resume after the origin heals, no descriptor or memory leak', { timeout: 120_000 }, async () => {
+test('origin faults: nothing wrong published, devices resume after the origin heals, no descriptor or memory leak', {
+  timeout: 120_000,
+}, async () => {
   const base = gw.url('http');
   const pid = gw.process.pid!;
   // Warm up (first fill loads the code paths), then take the baseline.
@@ -57,48 +75,64 @@ test('origin faults: nothing wrong published, devices resume after the origin he
 
   let survived = 0;
   let lost = 0;
-  await Promise.all(CASES.map(async (c, i) => {
-    const origin = await startOrigin(body, c.behaviour());
-    origins.push(origin);
-    const name = `case-${i}.mender`;
-    const link = base + linkPath(signer, origin.url(name));
-    const devices = await Promise.all([download(link), download(link)]);
-    for (const d of devices) {
-      if (c.outcome === 'whole') {
-        assert.equal(d.status, 200, c.name);
-        assert.ok(d.complete, c.name);
-        assert.equal(d.md5, md5(body), c.name);
-      } else if (c.outcome === 'error') {
-        assert.match(String(d.status), /^5\d\d$/, c.name);
-        assert.equal(d.length > 0, true, `${c.name}: a JSON body`);
-      } else {
-        assert.equal(d.complete, false, `${c.name}: the device must see a broken download, not a clean end (got ${d.status}, ${d.length} bytes)`);
-        // What it got is a true prefix, so a resume yields the artifact (a lying origin's own bytes excepted).
-        if (!c.behaviour().corrupt && d.md5 !== md5(body.subarray(0, d.length))) lost += d.length;
+  await Promise.all(
+    CASES.map(async (c, i) => {
+      const origin = await startOrigin(body, c.behaviour());
+      origins.push(origin);
+      const name = `case-${i}.mender`;
+      const link = base + linkPath(signer, origin.url(name));
+      const devices = await Promise.all([download(link), download(link)]);
+      for (const d of devices) {
+        if (c.outcome === 'whole') {
+          assert.equal(d.status, 200, c.name);
+          assert.ok(d.complete, c.name);
+          assert.equal(d.md5, md5(body), c.name);
+        } else if (c.outcome === 'error') {
+          assert.match(String(d.status), /^5\d\d$/, c.name);
+          assert.equal(d.length > 0, true, `${c.name}: a JSON body`);
+        } else {
+          assert.equal(
+            d.complete,
+            false,
+            `${c.name}: the device must see a broken download, not a clean end (got ${d.status}, ${d.length} bytes)`,
+          );
+          // What it got is a true prefix, so a resume yields the artifact (a lying origin's own bytes excepted).
+          if (!c.behaviour().corrupt && d.md5 !== md5(body.subarray(0, d.length))) lost += d.length;
+        }
       }
-    }
-    // The origin heals: a device resumes from what it has, another downloads whole.
-    origin.behaviour = {};
-    const got = Math.min(SIZE - 1, ...devices.map((d) => (d.status === 200 ? d.length : 0)));
-    const resumed = await download(link, { range: `bytes=${got}-`, keep: true });
-    assert.equal(resumed.status, 206, `${c.name}: resume from ${got}`);
-    assert.ok(resumed.body!.equals(body.subarray(got)), `${c.name}: resumed bytes`);
-    const whole = await download(link);
-    assert.equal(whole.md5, md5(body), c.name);
-    survived++;
-  }));
-  assert.equal(lost, 0, 'bytes a device got before a break are the artifact\'s own');
+      // The origin heals: a device resumes from what it has, another downloads whole.
+      origin.behaviour = {};
+      const got = Math.min(SIZE - 1, ...devices.map((d) => (d.status === 200 ? d.length : 0)));
+      const resumed = await download(link, { range: `bytes=${got}-`, keep: true });
+      assert.equal(resumed.status, 206, `${c.name}: resume from ${got}`);
+      assert.ok(resumed.body!.equals(body.subarray(got)), `${c.name}: resumed bytes`);
+      const whole = await download(link);
+      assert.equal(whole.md5, md5(body), c.name);
+      survived++;
+    }),
+  );
+  assert.equal(lost, 0, "bytes a device got before a break are the artifact's own");
   // Everything published is whole.
-  for (const id of await publishedIds(cachePath)) assert.equal(md5(await fsp.readFile(path.join(cachePath, 'v1', 'objects', id))), md5(body), id);
+  for (const id of await publishedIds(cachePath))
+    assert.equal(md5(await fsp.readFile(path.join(cachePath, 'v1', 'objects', id))), md5(body), id);
   await Promise.all(origins.splice(0).map((o) => o.close()));
   assert.ok(alive(gw), 'gateway still running');
   assertJsonError(await request(`${base}/api/devices/v1/deployments/device/deployments/next`), 502);
 
   const fdAfter = await settledFds(pid, fdBefore, 20_000);
   const rssAfter = rssKiB(pid);
-  assert.ok(fdAfter <= fdBefore + 1, `descriptors: ${fdBefore} before, ${fdAfter} after (${JSON.stringify(await fsp.readdir(`/proc/${pid}/fd`).then((fds) => Promise.all(fds.map((f) => fsp.readlink(`/proc/${pid}/fd/${f}`).catch(() => '?')))))})`);
+  assert.ok(
+    fdAfter <= fdBefore + 1,
+    `descriptors: ${fdBefore} before, ${fdAfter} after (${JSON.stringify(await fsp.readdir(`/proc/${pid}/fd`).then((fds) => Promise.all(fds.map((f) => fsp.readlink(`/proc/${pid}/fd/${f}`).catch(() => '?')))))})`,
+  );
   assert.ok(rssAfter < rssBefore + 64 * 1024, `RSS ${rssBefore} KiB before, ${rssAfter} KiB after`);
   assertNoSecrets(gw.output(), [secret]);
   assert.match(gw.output(), /artifact fill failed|artifact origin cut, resuming/);
-  recordFigures('artifact origin faults', { trials: CASES.length, faults: survived, inputs: CASES.length * 4, bytesLost: lost, note: `fd ${fdBefore}→${fdAfter}, RSS ${rssBefore}→${rssAfter} KiB` });
+  recordFigures('artifact origin faults', {
+    trials: CASES.length,
+    faults: survived,
+    inputs: CASES.length * 4,
+    bytesLost: lost,
+    note: `fd ${fdBefore}→${fdAfter}, RSS ${rssBefore}→${rssAfter} KiB`,
+  });
 });

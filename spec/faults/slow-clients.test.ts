@@ -30,7 +30,11 @@ before(async () => {
     req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}'));
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  gw = await runGateway({ dir, name: 'slow-clients', config: gatewayConfig({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, secret, timeout: '5s' }) });
+  gw = await runGateway({
+    dir,
+    name: 'slow-clients',
+    config: gatewayConfig({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, secret, timeout: '5s' }),
+  });
 });
 after(async () => {
   await gw?.stop();
@@ -52,34 +56,51 @@ function trickle(port: number, text: string, everyMs: number): { closed: Promise
   const answered = new Promise<number>((r) => socket.once('data', () => r(Date.now() - started)));
   socket.on('data', () => undefined);
   socket.on('error', () => undefined);
-  const closed = new Promise<number>((r) => socket.on('close', () => {
-    clearInterval(timer);
-    r(Date.now() - started);
-  }));
+  const closed = new Promise<number>((r) =>
+    socket.on('close', () => {
+      clearInterval(timer);
+      r(Date.now() - started);
+    }),
+  );
   return { closed, answered, stop: () => socket.destroy() };
 }
 
-test(`${SLOW} slowloris and ${SLOW} slow-body clients: other devices unaffected, slowloris closed within ${BOUND_MS / 1000} s${BODY_BOUND_MS ? `, slow bodies within ${BODY_BOUND_MS / 1000} s` : ''}`, { timeout: BOUND_MS + BODY_BOUND_MS + 60_000 }, async () => {
+test(`${SLOW} slowloris and ${SLOW} slow-body clients: other devices unaffected, slowloris closed within ${BOUND_MS / 1000} s${BODY_BOUND_MS ? `, slow bodies within ${BODY_BOUND_MS / 1000} s` : ''}`, {
+  timeout: BOUND_MS + BODY_BOUND_MS + 60_000,
+}, async () => {
   const base = gw.url('http');
   const port = Number(base.split(':').pop());
   const pid = gw.process.pid!;
   const fdBefore = fdCount(pid);
   const normal = async (): Promise<number> => {
     const t = Date.now();
-    const r = await request(`${base}/api/devices/v1/inventory/device/attributes`, { method: 'PUT', body: '[]', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer x' } });
+    const r = await request(`${base}/api/devices/v1/inventory/device/attributes`, {
+      method: 'PUT',
+      body: '[]',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer x' },
+    });
     assert.equal(r.status, 200);
     return Date.now() - t;
   };
   const quiet = Math.max(...(await Promise.all(Array.from({ length: 20 }, normal))));
   const slow = [
     ...Array.from({ length: SLOW }, () => trickle(port, 'GET /api/internal/v1/gateway/alive HTTP/1.1\r\nHost: gw\r\nX-Slow: ', 1_000)),
-    ...Array.from({ length: SLOW }, () => trickle(port, `PUT /api/devices/v1/inventory/device/attributes HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[`, 5)),
+    ...Array.from({ length: SLOW }, () =>
+      trickle(
+        port,
+        `PUT /api/devices/v1/inventory/device/attributes HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[`,
+        5,
+      ),
+    ),
   ];
   try {
     await new Promise((r) => setTimeout(r, 2_000));
     const busy: number[] = [];
     for (let round = 0; round < 5; round++) busy.push(...(await Promise.all(Array.from({ length: 20 }, normal))));
-    assert.ok(Math.max(...busy) < Math.max(2_000, quiet * 5), `devices slowed down: ${Math.max(...busy)} ms with slow clients, ${quiet} ms without`);
+    assert.ok(
+      Math.max(...busy) < Math.max(2_000, quiet * 5),
+      `devices slowed down: ${Math.max(...busy)} ms with slow clients, ${quiet} ms without`,
+    );
     assert.equal((await request(`${base}/api/internal/v1/gateway/alive`)).status, 204);
     const within = (p: Promise<number>, ms: number) => Promise.race([p, new Promise<number>((r) => setTimeout(() => r(Infinity), ms))]);
     const lorisTimes = await Promise.all(slow.slice(0, SLOW).map((s) => within(s.closed, BOUND_MS)));
@@ -95,7 +116,10 @@ test(`${SLOW} slowloris and ${SLOW} slow-body clients: other devices unaffected,
     assert.ok(fdAfter <= fdBefore + 1, `descriptors: ${fdBefore} before, ${fdAfter} after: ${await openFds(pid)}`);
     assertNoSecrets(gw.output(), [secret]);
     recordFigures('slowloris and slow-body clients', {
-      trials: 1, faults: slow.length, inputs: slow.length + busy.length + 20, bytesLost: 0,
+      trials: 1,
+      faults: slow.length,
+      inputs: slow.length + busy.length + 20,
+      bytesLost: 0,
       note: `slowloris closed after ≤ ${Math.round(Math.max(...times.slice(0, SLOW)) / 1000)} s, slow bodies ${bodyTimes.length ? `closed after ≤ ${Math.round(Math.max(...bodyTimes) / 1000)} s` : 'not waited for'}; device latency ${quiet} ms → ${Math.max(...busy)} ms`,
     });
   } finally {

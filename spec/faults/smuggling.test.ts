@@ -29,12 +29,22 @@ before(async () => {
     req.setEncoding('latin1');
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', body, te: req.headers['transfer-encoding'], cl: req.headers['content-length'] });
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        body,
+        te: req.headers['transfer-encoding'],
+        cl: req.headers['content-length'],
+      });
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
     });
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  gw = await runGateway({ dir, name: 'smuggling', config: gatewayConfig({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, secret }) });
+  gw = await runGateway({
+    dir,
+    name: 'smuggling',
+    config: gatewayConfig({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, secret }),
+  });
 });
 after(async () => {
   await gw?.stop();
@@ -62,14 +72,18 @@ const head = (method: string, headers: string) => `${method} ${PATH} HTTP/1.1\r\
 
 describe('request smuggling', () => {
   it('CL.TE: Content-Length and Transfer-Encoding together are refused with 400, nothing upstream', async () => {
-    const r = await attempt(head('POST', `Content-Length: ${4 + SMUGGLED.length}\r\nTransfer-Encoding: chunked\r\n`) + `0\r\n\r\n${SMUGGLED}`);
+    const r = await attempt(
+      head('POST', `Content-Length: ${4 + SMUGGLED.length}\r\nTransfer-Encoding: chunked\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    );
     assert.equal(r.status, 400);
     assert.equal(r.upstreamSaw.length, 0);
   });
 
   it('TE.CL: a chunk that hides a request behind a short Content-Length is refused with 400', async () => {
     const chunk = SMUGGLED;
-    const r = await attempt(head('POST', `Content-Length: 4\r\nTransfer-Encoding: chunked\r\n`) + `${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`);
+    const r = await attempt(
+      head('POST', `Content-Length: 4\r\nTransfer-Encoding: chunked\r\n`) + `${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`,
+    );
     assert.equal(r.status, 400);
     assert.equal(r.upstreamSaw.length, 0);
   });
@@ -96,7 +110,9 @@ describe('request smuggling', () => {
 
   for (const method of ['DELETE', 'OPTIONS', 'GET']) {
     it(`chunked ${method} whose body is a request: forwarded as chunked, the upstream sees one request with that body`, async () => {
-      const r = await attempt(head(method, 'Transfer-Encoding: chunked\r\n') + `${SMUGGLED.length.toString(16)}\r\n${SMUGGLED}\r\n0\r\n\r\n`);
+      const r = await attempt(
+        head(method, 'Transfer-Encoding: chunked\r\n') + `${SMUGGLED.length.toString(16)}\r\n${SMUGGLED}\r\n0\r\n\r\n`,
+      );
       assert.equal(r.status, 200);
       assert.equal(r.upstreamSaw.length, 1, JSON.stringify(r.upstreamSaw));
       assert.equal(r.upstreamSaw[0].method, method);
@@ -110,11 +126,23 @@ describe('request smuggling', () => {
     const r = await attempt(one + one.replace('PUT', 'PATCH'));
     assert.equal(r.status, 200);
     await new Promise((res) => setTimeout(res, 300));
-    assert.deepEqual(seen.slice(-2).map((s) => [s.method, s.body]), [['PUT', '[]'], ['PATCH', '[]']]);
+    assert.deepEqual(
+      seen.slice(-2).map((s) => [s.method, s.body]),
+      [
+        ['PUT', '[]'],
+        ['PATCH', '[]'],
+      ],
+    );
   });
 
   it('nothing leaked into the log', () => {
     assertNoSecrets(gw.output(), [secret]);
-    recordFigures('request smuggling attempts', { trials: attempts, faults: attempts, inputs: attempts, bytesLost: 0, note: 'CL.TE, TE.CL, TE obfuscation ×5, duplicate CL, space before colon, chunked DELETE/OPTIONS/GET, pipelining' });
+    recordFigures('request smuggling attempts', {
+      trials: attempts,
+      faults: attempts,
+      inputs: attempts,
+      bytesLost: 0,
+      note: 'CL.TE, TE.CL, TE obfuscation ×5, duplicate CL, space before colon, chunked DELETE/OPTIONS/GET, pipelining',
+    });
   });
 });

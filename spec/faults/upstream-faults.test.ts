@@ -5,7 +5,19 @@ import type { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { tempDir } from '../integration/cache-harness';
 import type { GatewayProcess } from '../support/gateway-process';
-import { alive, assertJsonError, assertNoSecrets, fdCount, freePort, gatewayConfig, knob, newSecret, request, runGateway, settledFds } from './fault-harness';
+import {
+  alive,
+  assertJsonError,
+  assertNoSecrets,
+  fdCount,
+  freePort,
+  gatewayConfig,
+  knob,
+  newSecret,
+  request,
+  runGateway,
+  settledFds,
+} from './fault-harness';
 import { recordFigures } from './figures';
 
 // The Mender server behind the real gateway process goes down, turns slow, resets connections,
@@ -54,7 +66,11 @@ before(async () => {
   dir = await tempDir('faults-upstream-');
   port = await freePort();
   await upstreamUp();
-  gw = await runGateway({ dir, name: 'upstream-faults', config: gatewayConfig({ upstream: `http://127.0.0.1:${port}`, secret, timeout: '1s' }) });
+  gw = await runGateway({
+    dir,
+    name: 'upstream-faults',
+    config: gatewayConfig({ upstream: `http://127.0.0.1:${port}`, secret, timeout: '1s' }),
+  });
 });
 after(async () => {
   await gw?.stop();
@@ -64,7 +80,9 @@ after(async () => {
 
 const INVENTORY = '/api/devices/v1/inventory/device/attributes';
 
-test(`Mender server down, slow, resetting, garbage, cut bodies, ${CYCLES} cycles: 502/504 JSON, still up, recovers`, { timeout: 60_000 + CYCLES * 20_000 }, async () => {
+test(`Mender server down, slow, resetting, garbage, cut bodies, ${CYCLES} cycles: 502/504 JSON, still up, recovers`, {
+  timeout: 60_000 + CYCLES * 20_000,
+}, async () => {
   const base = gw.url('http');
   const pid = gw.process.pid!;
   const ok = async (): Promise<void> => {
@@ -79,7 +97,8 @@ test(`Mender server down, slow, resetting, garbage, cut bodies, ${CYCLES} cycles
   const probe = async (): Promise<void> => assert.equal((await request(`${base}/api/internal/v1/gateway/alive`)).status, 204);
   for (let c = 0; c < CYCLES; c++) {
     await upstreamDown();
-    for (let i = 0; i < 5; i++) assertJsonError(await request(base + INVENTORY, { method: i % 2 ? 'PUT' : 'GET', body: i % 2 ? '[]' : undefined }), 502);
+    for (let i = 0; i < 5; i++)
+      assertJsonError(await request(base + INVENTORY, { method: i % 2 ? 'PUT' : 'GET', body: i % 2 ? '[]' : undefined }), 502);
     await probe();
     await upstreamUp();
     await ok();
@@ -88,7 +107,10 @@ test(`Mender server down, slow, resetting, garbage, cut bodies, ${CYCLES} cycles
     const started = Date.now();
     const slow = await Promise.all(Array.from({ length: 5 }, () => request(base + INVENTORY)));
     for (const r of slow) assertJsonError(r, 504);
-    assert.ok(Date.now() - started < 2_900, `504 after UpstreamServer.Timeout (1s), not after the server's 3s (${Date.now() - started} ms)`);
+    assert.ok(
+      Date.now() - started < 2_900,
+      `504 after UpstreamServer.Timeout (1s), not after the server's 3s (${Date.now() - started} ms)`,
+    );
     await probe();
 
     for (const m of ['reset', 'garbage'] as const) {
@@ -97,7 +119,11 @@ test(`Mender server down, slow, resetting, garbage, cut bodies, ${CYCLES} cycles
     }
 
     mode = 'cut';
-    await assert.rejects(request(base + INVENTORY), /aborted|ECONNRESET|socket hang up/, 'a cut body reaches the device as a cut, not a clean end');
+    await assert.rejects(
+      request(base + INVENTORY),
+      /aborted|ECONNRESET|socket hang up/,
+      'a cut body reaches the device as a cut, not a clean end',
+    );
 
     mode = 'ok';
     await ok();
@@ -109,5 +135,11 @@ test(`Mender server down, slow, resetting, garbage, cut bodies, ${CYCLES} cycles
   assert.ok(fdAfter <= fdBefore + 1, `descriptors: ${fdBefore} before, ${fdAfter} after`);
   assert.match(gw.output(), /level=(warn|error)[^\n]*upstream/i, 'the log says the upstream failed');
   assertNoSecrets(gw.output(), [secret]);
-  recordFigures('Mender server faults', { trials: CYCLES, faults, inputs: requests, bytesLost: 0, note: `fd ${fdBefore}→${fdAfter}, ${fdCount(pid)} now` });
+  recordFigures('Mender server faults', {
+    trials: CYCLES,
+    faults,
+    inputs: requests,
+    bytesLost: 0,
+    note: `fd ${fdBefore}→${fdAfter}, ${fdCount(pid)} now`,
+  });
 });

@@ -62,5 +62,8 @@ test('an unwritable cache path is a readable startup error', async () => {
   const { log } = capture();
   const aFile = join(await tempDir(), 'plain-file');
   await writeFile(aFile, 'x');
-  await assert.rejects(resolveLinkSecret('', join(aFile, 'cache'), log), /link signature secret .*plain-file\/cache\/link-signature-secret: ENOTDIR/);
+  await assert.rejects(
+    resolveLinkSecret('', join(aFile, 'cache'), log),
+    /link signature secret .*plain-file\/cache\/link-signature-secret: ENOTDIR/,
+  );
 });

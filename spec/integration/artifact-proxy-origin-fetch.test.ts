@@ -93,7 +93,10 @@ test('abort before headers → rejects, origin request torn down', async () => {
 
 test('unsupported scheme is refused without a request', async () => {
   const before = seen.length;
-  await assert.rejects(fetchOrigin(new URL('ftp://127.0.0.1/x')), (err: unknown) => err instanceof GatewayError && err.code === 'ORIGIN_ERROR');
+  await assert.rejects(
+    fetchOrigin(new URL('ftp://127.0.0.1/x')),
+    (err: unknown) => err instanceof GatewayError && err.code === 'ORIGIN_ERROR',
+  );
   assert.equal(seen.length, before);
 });
 
@@ -139,10 +142,13 @@ test('a reset on a new connection is an error at once (no second request)', asyn
   });
   const resettingPort = await listenOnFreePort(resetting);
   try {
-    await assert.rejects(fetchOrigin(new URL(`http://127.0.0.1:${resettingPort}/o`), { agent: new http.Agent({ keepAlive: true }) }), (err: unknown) => {
-      assert.ok(err instanceof GatewayError, String(err));
-      return true;
-    });
+    await assert.rejects(
+      fetchOrigin(new URL(`http://127.0.0.1:${resettingPort}/o`), { agent: new http.Agent({ keepAlive: true }) }),
+      (err: unknown) => {
+        assert.ok(err instanceof GatewayError, String(err));
+        return true;
+      },
+    );
     assert.equal(requests, 1);
   } finally {
     await closeServer(resetting);

@@ -120,13 +120,23 @@ describe('artifact proxy (cache off)', () => {
   async function freshLink(): Promise<string> {
     const presigned = await store.presignGet(KEY, 3600);
     nextReply = async () => json(instructions(presigned));
-    const res = await request(gwPort, 'POST', '/api/devices/v1/deployments/device/deployments/next', { 'content-type': 'application/json' }, '{}');
+    const res = await request(
+      gwPort,
+      'POST',
+      '/api/devices/v1/deployments/device/deployments/next',
+      { 'content-type': 'application/json' },
+      '{}',
+    );
     assert.equal(res.status, 200);
     return linkPath(res.body);
   }
 
   const forms: [string, string, string][] = [
-    ['POST', '/api/devices/v2/deployments/device/deployments/next', '{"device_provides":{"artifact_name":"a","device_type":"test-device"}}'],
+    [
+      'POST',
+      '/api/devices/v2/deployments/device/deployments/next',
+      '{"device_provides":{"artifact_name":"a","device_type":"test-device"}}',
+    ],
     ['POST', '/api/devices/v1/deployments/device/deployments/next', '{"artifact_name":"a","device_type":"test-device"}'],
     ['GET', '/api/devices/v1/deployments/device/deployments/next?artifact_name=a&device_type=test-device', ''],
   ];
@@ -143,7 +153,13 @@ describe('artifact proxy (cache off)', () => {
         const presigned = await store.presignGet(KEY, 3600);
         const doc = instructions(presigned, { update_control_map: { id: 'x', priority: 1, states: {} } });
         nextReply = async () => json(doc, encode, encode ? encoding : undefined);
-        const res = await request(gwPort, method, path, { 'content-type': 'application/json', 'accept-encoding': 'gzip' }, body || undefined);
+        const res = await request(
+          gwPort,
+          method,
+          path,
+          { 'content-type': 'application/json', 'accept-encoding': 'gzip' },
+          body || undefined,
+        );
         assert.equal(res.status, 200);
         assert.equal(res.headers['content-encoding'], undefined);
         assert.equal(Number(res.headers['content-length']), res.body.length);
@@ -180,7 +196,13 @@ describe('artifact proxy (cache off)', () => {
   ] as [number, Record<string, string>, string | undefined][]) {
     it(`upstream ${status} passes through untouched`, async () => {
       nextReply = async () => ({ status, headers: { ...headers, 'x-men-requestid': `rid-${status}` }, body });
-      const res = await request(gwPort, 'POST', '/api/devices/v2/deployments/device/deployments/next', { 'content-type': 'application/json' }, '{}');
+      const res = await request(
+        gwPort,
+        'POST',
+        '/api/devices/v2/deployments/device/deployments/next',
+        { 'content-type': 'application/json' },
+        '{}',
+      );
       assert.equal(res.status, status);
       assert.equal(res.body.toString(), body ?? '');
       assert.equal(res.headers['x-men-requestid'], `rid-${status}`);
@@ -189,7 +211,11 @@ describe('artifact proxy (cache off)', () => {
   }
 
   it('a gzip 200 that is not JSON passes through untouched', async () => {
-    nextReply = async () => ({ status: 200, headers: { 'content-type': 'text/plain', 'content-encoding': 'gzip' }, body: zlib.gzipSync('hello') });
+    nextReply = async () => ({
+      status: 200,
+      headers: { 'content-type': 'text/plain', 'content-encoding': 'gzip' },
+      body: zlib.gzipSync('hello'),
+    });
     const res = await request(gwPort, 'GET', '/api/devices/v1/deployments/device/deployments/next?x=1');
     assert.equal(res.headers['content-encoding'], 'gzip');
     assert.equal(zlib.gunzipSync(res.body).toString(), 'hello');
@@ -198,7 +224,13 @@ describe('artifact proxy (cache off)', () => {
   it('a host not on the whitelist: instructions unchanged, the product warning logged', async () => {
     const doc = instructions('https://evil-s3.example.net/bucket/key?X-Amz-Signature=abc');
     nextReply = async () => json(doc);
-    const res = await request(gwPort, 'POST', '/api/devices/v1/deployments/device/deployments/next', { 'content-type': 'application/json' }, '{}');
+    const res = await request(
+      gwPort,
+      'POST',
+      '/api/devices/v1/deployments/device/deployments/next',
+      { 'content-type': 'application/json' },
+      '{}',
+    );
     assert.equal(res.status, 200);
     assert.deepEqual(JSON.parse(res.body.toString()), doc);
     assert.match(logs.text(), /level=warning msg="evil-s3\.example\.net returned by Mender server is not whitelisted"/);
@@ -215,7 +247,10 @@ describe('artifact proxy (cache off)', () => {
 
   for (const [name, reply] of [
     ['malformed JSON', { status: 200, headers: { 'content-type': 'application/json' }, body: '{"id": "x", "artifact": ' }],
-    ['a broken gzip stream', { status: 200, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: Buffer.from('not gzip at all') }],
+    [
+      'a broken gzip stream',
+      { status: 200, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: Buffer.from('not gzip at all') },
+    ],
     ['an unknown encoding', { status: 200, headers: { 'content-type': 'application/json', 'content-encoding': 'zstd' }, body: '{}' }],
   ] as [string, Reply][]) {
     it(`${name} → 502 JSON`, async () => {
@@ -292,7 +327,10 @@ describe('artifact proxy (cache off)', () => {
   it('origin errors map to 502 with the reason in the log: expired presigned URL, missing object', async () => {
     const expiredUrl = await store.presignGet(KEY, 1);
     const missing = await store.presignGet('no-such-object', 3600);
-    for (const [uri, why] of [[expiredUrl, /refused the presigned URL \(403\)/], [missing, /not found at the origin \(404\)/]] as [string, RegExp][]) {
+    for (const [uri, why] of [
+      [expiredUrl, /refused the presigned URL \(403\)/],
+      [missing, /not found at the origin \(404\)/],
+    ] as [string, RegExp][]) {
       nextReply = async () => json(instructions(uri));
       const res = await request(gwPort, 'POST', '/api/devices/v1/deployments/device/deployments/next', {}, '{}');
       if (uri === expiredUrl) await new Promise((r) => setTimeout(r, 2100));

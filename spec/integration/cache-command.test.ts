@@ -83,7 +83,13 @@ describe('mender-gateway cache', () => {
     cacheDir = join(dir, 'cache');
     store = await startS3Store();
     server = await startMenderServer({ store, linkExpirySeconds: 900 });
-    for (const [name, size] of [['small', 1 * MiB], ['big', 4 * MiB], ['other', 2 * MiB], ['tty', 3 * MiB], ['follow', 4 * MiB]] as const) {
+    for (const [name, size] of [
+      ['small', 1 * MiB],
+      ['big', 4 * MiB],
+      ['other', 2 * MiB],
+      ['tty', 3 * MiB],
+      ['follow', 4 * MiB],
+    ] as const) {
       const bytes = randomBytes(size);
       const file = join(dir, `${name}.mender`);
       await fsp.writeFile(file, bytes);
@@ -134,10 +140,16 @@ describe('mender-gateway cache', () => {
     assert.doesNotMatch(r.stdout + r.stderr, /correcthorse|X-Amz-Signature/);
     assert.equal(md5(await cachedBytes('small')), md5(artifacts.small!.bytes));
     const entries = await listJson();
-    assert.deepEqual(entries.map((e) => [e.artifact, e.state, e.size, e.hits]), [[artifacts.small!.id, 'complete', MiB, 0]]);
+    assert.deepEqual(
+      entries.map((e) => [e.artifact, e.state, e.size, e.hits]),
+      [[artifacts.small!.id, 'complete', MiB, 0]],
+    );
     const table = await run(['cache', 'list', '--config', configFile]);
     assert.match(table.stdout, /^ARTIFACT\s+STATE\s+SIZE\s+LAST USED\s+HITS\s+ENTRY\n/);
-    assert.match(table.stdout, new RegExp(`${artifacts.small!.id}\\s+complete\\s+1\\.0 MiB\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+0\\s+[0-9a-f]{12}`));
+    assert.match(
+      table.stdout,
+      new RegExp(`${artifacts.small!.id}\\s+complete\\s+1\\.0 MiB\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+0\\s+[0-9a-f]{12}`),
+    );
     assert.match(table.stdout, /1 complete \(1\.0 MiB\), 0 filling or partial/);
     const again = await run(['cache', 'prewarm', '--now', '--artifact', artifacts.small!.id, '--config', configFile]);
     assert.equal(again.code, 0);
@@ -151,7 +163,10 @@ describe('mender-gateway cache', () => {
       const dep = server.createDeployment({ name: 'd-other', artifactName: 'other', devices: ['dev-1'] });
       const r = await run(['cache', 'prewarm', '--now', '--deployment', dep.id, '--interval', '0.2', '--config', configFile]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, new RegExp(`prewarm: ${artifacts.other!.id} [\\d.]+ (KiB|MiB) of 2\\.0 MiB \\(\\d+%\\), [\\d.]+ (KiB|MiB)/s, ETA \\d+s`));
+      assert.match(
+        r.stdout,
+        new RegExp(`prewarm: ${artifacts.other!.id} [\\d.]+ (KiB|MiB) of 2\\.0 MiB \\(\\d+%\\), [\\d.]+ (KiB|MiB)/s, ETA \\d+s`),
+      );
       assert.match(r.stdout, new RegExp(`prewarm: ${artifacts.other!.id} cached: 2\\.0 MiB`));
       assert.equal(md5(await cachedBytes('other')), md5(artifacts.other!.bytes));
     } finally {
@@ -175,12 +190,17 @@ describe('mender-gateway cache', () => {
     const origin = await originOf('big');
     store.setThrottle(1 * MiB);
     const child = start(['cache', 'prewarm', '--now', origin.href, '--config', configFile]);
-    await until('1 MiB to arrive', async () => (await listJson()).some((e) => e.artifact === artifacts.big!.id && e.state === 'filling' && e.bytes >= MiB));
+    await until('1 MiB to arrive', async () =>
+      (await listJson()).some((e) => e.artifact === artifacts.big!.id && e.state === 'filling' && e.bytes >= MiB),
+    );
     child.kill('SIGINT');
     const stopped = await child.done;
     store.setThrottle(0);
     assert.equal(stopped.code, 130);
-    assert.match(stopped.stderr, /interrupted: what arrived is kept as partial files \(never served\); run the same command again to resume/);
+    assert.match(
+      stopped.stderr,
+      /interrupted: what arrived is kept as partial files \(never served\); run the same command again to resume/,
+    );
     const partial = (await listJson()).find((e) => e.artifact === artifacts.big!.id)!;
     assert.equal(partial.state, 'partial');
     assert.ok(partial.bytes >= MiB && partial.bytes < 4 * MiB, `partial holds ${partial.bytes} bytes`);
@@ -203,22 +223,45 @@ describe('mender-gateway cache', () => {
       const origin = await originOf('follow');
       store.setThrottle(2 * MiB);
       const child = start(['cache', 'prewarm', '--now', origin.href, '--config', configFile]);
-      await until('the prewarm to start filling', async () => (await listJson()).some((e) => e.artifact === artifacts.follow!.id && e.state === 'filling' && e.bytes > 0));
-      const link = new URL(createLinkSigner({ secret: Buffer.from(secret, 'base64'), gatewayUrl: gateway.url('http') }).mint(origin.href, new Date(Date.now() + 600_000)));
+      await until('the prewarm to start filling', async () =>
+        (await listJson()).some((e) => e.artifact === artifacts.follow!.id && e.state === 'filling' && e.bytes > 0),
+      );
+      const link = new URL(
+        createLinkSigner({ secret: Buffer.from(secret, 'base64'), gatewayUrl: gateway.url('http') }).mint(
+          origin.href,
+          new Date(Date.now() + 600_000),
+        ),
+      );
       const device = await new Promise<Buffer>((resolve, reject) =>
-        http.get(link, (res) => {
-          assert.equal(res.statusCode, 200);
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
-        }).on('error', reject),
+        http
+          .get(link, (res) => {
+            assert.equal(res.statusCode, 200);
+            const chunks: Buffer[] = [];
+            res
+              .on('data', (c: Buffer) => chunks.push(c))
+              .on('end', () => resolve(Buffer.concat(chunks)))
+              .on('error', reject);
+          })
+          .on('error', reject),
       );
       const r = await child.done;
       store.setThrottle(0);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(md5(device), md5(artifacts.follow!.bytes));
       assert.equal(store.stats(artifacts.follow!.id).requests, 1, 'the device followed the prewarm: one origin request');
-      await new Promise<Buffer>((resolve, reject) => http.get(link, (res) => { const c: Buffer[] = []; res.on('data', (d: Buffer) => c.push(d)).on('end', () => resolve(Buffer.concat(c))); }).on('error', reject));
-      await until('the hit to be counted', async () => (await listJson()).find((e) => e.artifact === artifacts.follow!.id)?.hits === 1, 5_000);
+      await new Promise<Buffer>((resolve, reject) =>
+        http
+          .get(link, (res) => {
+            const c: Buffer[] = [];
+            res.on('data', (d: Buffer) => c.push(d)).on('end', () => resolve(Buffer.concat(c)));
+          })
+          .on('error', reject),
+      );
+      await until(
+        'the hit to be counted',
+        async () => (await listJson()).find((e) => e.artifact === artifacts.follow!.id)?.hits === 1,
+        5_000,
+      );
     } finally {
       store.setThrottle(0);
       await gateway.stop();
@@ -228,14 +271,24 @@ describe('mender-gateway cache', () => {
   it('draws a progress bar per artifact on a terminal', async () => {
     store.setThrottle(2 * MiB);
     try {
-      const command = [process.execPath, BIN, 'cache', 'prewarm', '--now', '--artifact', artifacts.tty!.id, '--config', configFile].map((a) => `'${a}'`).join(' ');
+      const command = [process.execPath, BIN, 'cache', 'prewarm', '--now', '--artifact', artifacts.tty!.id, '--config', configFile]
+        .map((a) => `'${a}'`)
+        .join(' ');
       // util-linux script(1) runs the command on a new pseudo-terminal and copies what it draws.
-      const child = spawn('script', ['-qfec', `stty cols 160; ${command}`, '/dev/null'], { env: { ...CLEAN_ENV, TERM: 'xterm' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('script', ['-qfec', `stty cols 160; ${command}`, '/dev/null'], {
+        env: { ...CLEAN_ENV, TERM: 'xterm' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let screen = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (screen += d));
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       assert.equal(code, 0, screen);
-      assert.match(screen, new RegExp(`${artifacts.tty!.id} \\|[\\u2588\\u2591]{24}\\| \\d+% [\\d.]+ (KiB|MiB) of 3\\.0 MiB [\\d.]+ (B|KiB|MiB)/s ETA (\\d+s|\\?)`));
+      assert.match(
+        screen,
+        new RegExp(
+          `${artifacts.tty!.id} \\|[\\u2588\\u2591]{24}\\| \\d+% [\\d.]+ (KiB|MiB) of 3\\.0 MiB [\\d.]+ (B|KiB|MiB)/s ETA (\\d+s|\\?)`,
+        ),
+      );
       assert.match(screen, /\| 100% 3\.0 MiB of 3\.0 MiB/);
       // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escape sequences are what is checked
       assert.match(screen, /\x1b\[\d*[AGK]|\r/, 'redrawn in place');
@@ -252,10 +305,16 @@ describe('mender-gateway cache', () => {
     await fh.close();
     const r = await run(['cache', 'verify', '--config', configFile]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, new RegExp(`CORRUPT  ${artifacts.other!.id}: MD5 [0-9a-f]{32}, ${md5(artifacts.other!.bytes)} recorded; removed`));
+    assert.match(
+      r.stdout,
+      new RegExp(`CORRUPT  ${artifacts.other!.id}: MD5 [0-9a-f]{32}, ${md5(artifacts.other!.bytes)} recorded; removed`),
+    );
     assert.match(r.stdout, /^ok {7}/m);
     assert.match(r.stdout, /\d+ checked, 1 corrupt and removed\n$/);
-    assert.equal((await listJson()).some((e) => e.artifact === artifacts.other!.id), false);
+    assert.equal(
+      (await listJson()).some((e) => e.artifact === artifacts.other!.id),
+      false,
+    );
     const again = await run(['cache', 'verify', '--config', configFile]);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /, 0 corrupt\n$/);
@@ -268,7 +327,10 @@ describe('mender-gateway cache', () => {
     assert.equal(one.code, 1);
     assert.match(one.stdout, new RegExp(`evicted ${artifacts.small!.id} \\(complete, 1\\.0 MiB\\)`));
     assert.equal(one.stderr, 'mender-gateway: cache evict: no-such-artifact: not in the cache\n');
-    assert.equal((await listJson()).some((e) => e.artifact === artifacts.small!.id), false);
+    assert.equal(
+      (await listJson()).some((e) => e.artifact === artifacts.small!.id),
+      false,
+    );
     const all = await run(['cache', 'evict', '--all', '--config', configFile]);
     assert.equal(all.code, 0);
     assert.match(all.stdout, new RegExp(`${before.length - 1} evicted\\n$`));
@@ -279,11 +341,27 @@ describe('mender-gateway cache', () => {
   it('waits for the prewarm window before fetching anything; Ctrl-C while waiting fetches nothing', async () => {
     const now = new Date();
     const hh = (h: number) => String((now.getHours() + h) % 24).padStart(2, '0');
-    const windowed = writeGatewayConfig(dir, { ...JSON.parse(await fsp.readFile(configFile, 'utf8')), Features: { ...JSON.parse(await fsp.readFile(configFile, 'utf8')).Features, ArtifactsProxy: { ...JSON.parse(await fsp.readFile(configFile, 'utf8')).Features.ArtifactsProxy, ArtifactsCache: { Enabled: true, Path: cacheDir, SignatureSecret: secret, PrewarmWindow: `${hh(2)}:00-${hh(3)}:00` } } } }, 'windowed.conf');
+    const windowed = writeGatewayConfig(
+      dir,
+      {
+        ...JSON.parse(await fsp.readFile(configFile, 'utf8')),
+        Features: {
+          ...JSON.parse(await fsp.readFile(configFile, 'utf8')).Features,
+          ArtifactsProxy: {
+            ...JSON.parse(await fsp.readFile(configFile, 'utf8')).Features.ArtifactsProxy,
+            ArtifactsCache: { Enabled: true, Path: cacheDir, SignatureSecret: secret, PrewarmWindow: `${hh(2)}:00-${hh(3)}:00` },
+          },
+        },
+      },
+      'windowed.conf',
+    );
     const requests = store.stats(artifacts.small!.id).requests;
     const child = start(['cache', 'prewarm', '--artifact', artifacts.small!.id, '--config', windowed]);
     await until('the waiting line', () => /waiting for the prewarm window/.test(child.out.stdout));
-    assert.match(child.out.stdout, new RegExp(`waiting for the prewarm window ${hh(2)}:00-${hh(3)}:00 \\(opens in \\d+h\\d\\dm; --now ignores it\\)`));
+    assert.match(
+      child.out.stdout,
+      new RegExp(`waiting for the prewarm window ${hh(2)}:00-${hh(3)}:00 \\(opens in \\d+h\\d\\dm; --now ignores it\\)`),
+    );
     child.kill('SIGINT');
     const r = await child.done;
     assert.equal(r.code, 130);

@@ -53,12 +53,16 @@ function heldDownload(url: string): Promise<{ release(): Promise<{ md5: string; 
           length += c.length;
         });
         const done = new Promise<{ md5: string; length: number }>((r) => res.on('end', () => r({ md5: hash.digest('hex'), length })));
-        setTimeout(() => resolve({
-          release: () => {
-            res.resume();
-            return done;
-          },
-        }), 200);
+        setTimeout(
+          () =>
+            resolve({
+              release: () => {
+                res.resume();
+                return done;
+              },
+            }),
+          200,
+        );
       })
       .on('error', reject);
   });
@@ -185,7 +189,10 @@ test('two processes on one cache path: eviction and MaxSize see what the other p
     await a.close();
     await b.close();
     const capped = [cacheConfig(shared, { MaxSize: 25 * MiB }), cacheConfig(shared, { MaxSize: 25 * MiB })];
-    const [ca, cb] = [await createArtifactCache({ config: capped[0]!, log: quietLog() }), await createArtifactCache({ config: capped[1]!, log: quietLog() })];
+    const [ca, cb] = [
+      await createArtifactCache({ config: capped[0]!, log: quietLog() }),
+      await createArtifactCache({ config: capped[1]!, log: quietLog() }),
+    ];
     const [fca, fcb] = [await startFront(ca), await startFront(cb)];
     try {
       slow.behaviour.throttle = 0;

@@ -115,7 +115,10 @@ export async function startOrigin(body: Buffer, behaviour: OriginBehaviour = {})
 }
 
 /** A server standing where the gateway's artifact route would: GET /<anything>?o=<origin URL>. */
-export async function startFront(artifacts: ArtifactServer, log: Logger = quietLog()): Promise<{ url(origin: URL): string; close(): Promise<void> }> {
+export async function startFront(
+  artifacts: ArtifactServer,
+  log: Logger = quietLog(),
+): Promise<{ url(origin: URL): string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const o = new URL(req.url ?? '/', 'http://x').searchParams.get('o') ?? '';
     void artifacts.serve(req, res, new URL(o), { requestId: 'test', log, clientAddress: '127.0.0.1', protocol: 'http' });
@@ -135,7 +138,10 @@ export interface Download {
 }
 
 /** One device download; keeps the body only when asked (small artifacts). */
-export function download(url: string, opts: { range?: string; method?: string; keep?: boolean; abortAfter?: number; ratePerChunkMs?: number } = {}): Promise<Download> {
+export function download(
+  url: string,
+  opts: { range?: string; method?: string; keep?: boolean; abortAfter?: number; ratePerChunkMs?: number } = {},
+): Promise<Download> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (opts.range) headers.range = opts.range;
@@ -156,7 +162,14 @@ export function download(url: string, opts: { range?: string; method?: string; k
       });
       res.on('end', () => (finished = true));
       res.on('close', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, length, md5: hash.digest('hex'), complete: finished && res.complete, body: opts.keep ? Buffer.concat(parts) : undefined }),
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          length,
+          md5: hash.digest('hex'),
+          complete: finished && res.complete,
+          body: opts.keep ? Buffer.concat(parts) : undefined,
+        }),
       );
       res.on('error', () => undefined);
     });

@@ -4,7 +4,18 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { createArtifactCache } from '../../lib/cache/artifact-cache';
-import { cacheConfig, download, md5, publishedIds, quietLog, startFront, startOrigin, tempDir, waitFor, type OriginBehaviour } from './cache-harness';
+import {
+  cacheConfig,
+  download,
+  md5,
+  publishedIds,
+  quietLog,
+  startFront,
+  startOrigin,
+  tempDir,
+  waitFor,
+  type OriginBehaviour,
+} from './cache-harness';
 
 // Hostile or broken origins (peers-and-performance §5): a cut download is resumed with
 // Range and the file is byte-identical; an origin that lies about its length, truncates
@@ -28,19 +39,30 @@ after(async () => {
 async function setup(name: string, behaviour: OriginBehaviour) {
   const origin = await startOrigin(body, behaviour);
   const cachePath = path.join(dir, name);
-  const cache = await createArtifactCache({ config: cacheConfig(cachePath), log: quietLog(), tuning: { retry: { retries: 3, backoffMs: 20, maxBackoffMs: 100, timeoutMs: 5_000 } } });
+  const cache = await createArtifactCache({
+    config: cacheConfig(cachePath),
+    log: quietLog(),
+    tuning: { retry: { retries: 3, backoffMs: 20, maxBackoffMs: 100, timeoutMs: 5_000 } },
+  });
   const front = await startFront(cache);
-  cleanups.push(() => origin.close(), () => cache.close(), () => front.close());
+  cleanups.push(
+    () => origin.close(),
+    () => cache.close(),
+    () => front.close(),
+  );
   return { origin, cache, front, cachePath, link: () => front.url(origin.url('a.mender')) };
 }
 
 test('an origin cut mid-way twice is resumed with Range; the published file is byte-identical', async () => {
   const { origin, cachePath, link } = await setup('cut', { cutAt: [300_000, 700_000], throttle: 2_000_000 });
-  const devices = await Promise.all([download(link()), download(link(), { range: 'bytes=500000-' , keep: true }), download(link())]);
+  const devices = await Promise.all([download(link()), download(link(), { range: 'bytes=500000-', keep: true }), download(link())]);
   assert.equal(devices[0].md5, md5(body));
   assert.equal(devices[2].md5, md5(body));
   assert.ok(devices[1].body!.equals(body.subarray(500_000)));
-  assert.deepEqual(origin.requests.map((r) => r.range), [undefined, 'bytes=300000-', 'bytes=700000-']);
+  assert.deepEqual(
+    origin.requests.map((r) => r.range),
+    [undefined, 'bytes=300000-', 'bytes=700000-'],
+  );
   assert.equal(origin.bytesSent, SIZE);
   const [id] = await publishedIds(cachePath);
   assert.ok((await fsp.readFile(path.join(cachePath, 'v1', 'objects', id))).equals(body));

@@ -48,10 +48,13 @@ test('a cache closed mid-fill keeps a partial file nothing serves; the next fill
     origin.behaviour.throttle = 0;
     const p = await fillAll(dir, url);
     assert.equal(p.state, 'done');
-    assert.deepEqual(origin.requests.map((r) => r.range), [undefined, `bytes=${partial!.bytes}-`]);
+    assert.deepEqual(
+      origin.requests.map((r) => r.range),
+      [undefined, `bytes=${partial!.bytes}-`],
+    );
     const [id] = await publishedIds(dir);
     assert.equal(md5(await fsp.readFile(objectPath(cacheLayout(dir), id!))), md5(body));
-    assert.deepEqual((await fsp.readdir(path.join(dir, 'v1', 'partial'))), []);
+    assert.deepEqual(await fsp.readdir(path.join(dir, 'v1', 'partial')), []);
   } finally {
     await origin.close();
     await fsp.rm(dir, { recursive: true, force: true });
@@ -70,7 +73,11 @@ test('a partial file whose origin changed (another ETag) is dropped and the arti
     origin.behaviour = { etag: '"v2"' }; // a new upload under the same name
     const p = await fillAll(dir, url);
     assert.equal(p.state, 'done');
-    assert.deepEqual(origin.requests.map((r) => r.range), [undefined, `bytes=${partial!.bytes}-`, undefined], 'the resume refused, then one whole download');
+    assert.deepEqual(
+      origin.requests.map((r) => r.range),
+      [undefined, `bytes=${partial!.bytes}-`, undefined],
+      'the resume refused, then one whole download',
+    );
     assert.equal((await listEntries(cacheLayout(dir)))[0]?.state, 'complete');
   } finally {
     await origin.close();

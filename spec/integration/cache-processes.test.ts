@@ -27,7 +27,14 @@ async function runChild(): Promise<void> {
   });
   const front = await startFront(cache);
   process.stdout.write(`${JSON.stringify({ base: front.url(new URL('http://x/')).split('?')[0] })}\n`);
-  process.on('SIGTERM', () => void cache.close().then(() => front.close()).then(() => process.exit(0)));
+  process.on(
+    'SIGTERM',
+    () =>
+      void cache
+        .close()
+        .then(() => front.close())
+        .then(() => process.exit(0)),
+  );
 }
 
 interface Child {
@@ -54,7 +61,10 @@ function defineTests(): void {
   });
 
   async function startChild(cachePath: string): Promise<Child> {
-    const proc = spawn(process.execPath, [__filename], { env: { ...process.env, CACHE_CHILD: '1', CACHE_PATH: cachePath, STALE_MS: '3000' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [__filename], {
+      env: { ...process.env, CACHE_CHILD: '1', CACHE_PATH: cachePath, STALE_MS: '3000' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.add(proc);
     proc.on('exit', () => children.delete(proc));
     const line = await new Promise<string>((resolve, reject) => {
@@ -106,7 +116,9 @@ function defineTests(): void {
       const name = `victim-${i}.mender`;
       names.push(name);
       // A device that saw a clean end must have every byte right; a broken one is fine.
-      const devices = [name, names[Math.floor(Math.random() * names.length)]].map((n) => download(child.link(origin.url(n))).catch(() => null));
+      const devices = [name, names[Math.floor(Math.random() * names.length)]].map((n) =>
+        download(child.link(origin.url(n))).catch(() => null),
+      );
       await new Promise((r) => setTimeout(r, 30 + Math.random() * 900));
       await kill9(child);
       for (const d of await Promise.all(devices)) {

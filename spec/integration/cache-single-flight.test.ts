@@ -33,11 +33,16 @@ after(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-async function freshCache(name: string): Promise<{ cache: ArtifactCache; front: Awaited<ReturnType<typeof startFront>>; cachePath: string }> {
+async function freshCache(
+  name: string,
+): Promise<{ cache: ArtifactCache; front: Awaited<ReturnType<typeof startFront>>; cachePath: string }> {
   const cachePath = path.join(dir, name);
   const cache = await createArtifactCache({ config: cacheConfig(cachePath), log: quietLog() });
   const front = await startFront(cache);
-  cleanups.push(() => cache.close(), () => front.close());
+  cleanups.push(
+    () => cache.close(),
+    () => front.close(),
+  );
   return { cache, front, cachePath };
 }
 
@@ -56,7 +61,13 @@ test('60 devices on a cold artifact: one full origin download, identical bytes, 
     const start = Math.floor(Math.random() * SIZE);
     const end = i % 2 === 0 ? SIZE - 1 : Math.min(SIZE - 1, start + Math.floor(Math.random() * 200_000));
     const url = await link();
-    downloads.push(download(url, { range: `bytes=${start}-${i % 2 === 0 ? '' : end}`, keep: true }).then((d) => ({ kind: 'range', range: [start, end] as [number, number], d })));
+    downloads.push(
+      download(url, { range: `bytes=${start}-${i % 2 === 0 ? '' : end}`, keep: true }).then((d) => ({
+        kind: 'range',
+        range: [start, end] as [number, number],
+        d,
+      })),
+    );
     downloads.push(download(await link()).then((d) => ({ kind: 'full', d })));
   }
   const results = await Promise.all(downloads);

@@ -47,7 +47,12 @@ interface Run {
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}, as: { uid?: number; gid?: number } = {}, timeoutMs = 20_000): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...CLEAN_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...as,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -92,7 +97,12 @@ async function goodConfig(cachePath: string) {
     HTTPS: { Enabled: true, Listen: `127.0.0.1:${await freePort()}`, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
     UpstreamServer: { URL: menderServer.url, CACertificate: tls.ca.cert },
     Features: {
-      ArtifactsProxy: { Enabled: true, GatewayURL: 'https://gateway.example.com', DomainWhitelist: ['s3.amazonaws.com', '*.example.net'], ArtifactsCache: { Enabled: true, Path: cachePath } },
+      ArtifactsProxy: {
+        Enabled: true,
+        GatewayURL: 'https://gateway.example.com',
+        DomainWhitelist: ['s3.amazonaws.com', '*.example.net'],
+        ArtifactsCache: { Enabled: true, Path: cachePath },
+      },
       mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: USER.email, MenderPassword: PASSWORD },
     },
   };
@@ -170,11 +180,14 @@ test('mistakes the schema finds and mistakes only the deeper checks find are rep
   const r = await run(['check-config', '--config', file]);
   assert.equal(r.code, 2, r.stdout);
   const from = `(from file ${file})`;
-  assert.deepEqual(r.stderr.split('\n').filter((l) => l.startsWith('error: ')), [
-    `error: UpstreamServer.Timeout: must be a positive Go duration such as "90s", "30m" or "1h30m", got "30 parsecs" ${from}`,
-    `error: HTTPS.ServerKey: ${other.key} does not match the certificate in HTTPS.ServerCertificate ${tls.server.cert} ${from}`,
-    `error: HTTP.Listen: 127.0.0.1:${port}: in use (by a running gateway?) ${from}`,
-  ]);
+  assert.deepEqual(
+    r.stderr.split('\n').filter((l) => l.startsWith('error: ')),
+    [
+      `error: UpstreamServer.Timeout: must be a positive Go duration such as "90s", "30m" or "1h30m", got "30 parsecs" ${from}`,
+      `error: HTTPS.ServerKey: ${other.key} does not match the certificate in HTTPS.ServerCertificate ${tls.server.cert} ${from}`,
+      `error: HTTP.Listen: 127.0.0.1:${port}: in use (by a running gateway?) ${from}`,
+    ],
+  );
   assert.match(r.stderr, /configuration has 3 errors\n$/);
 });
 
@@ -185,7 +198,13 @@ test('schema mistakes (a malformed URL and duration) are reported together, with
   const file = confFile(config);
   const r = await run(['check-config', '--config', file], { SHUTDOWN_TIMEOUT: 'soon' });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, new RegExp(`^error: UpstreamServer\\.URL: must be an http:// or https:// URL with a host, got "hosted\\.mender\\.io" \\(from file ${file.replace(/[.]/g, '\\.')}\\)$`, 'm'));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^error: UpstreamServer\\.URL: must be an http:// or https:// URL with a host, got "hosted\\.mender\\.io" \\(from file ${file.replace(/[.]/g, '\\.')}\\)$`,
+      'm',
+    ),
+  );
   assert.match(r.stderr, /^error: UpstreamServer\.Timeout: must be a positive Go duration .*, got "30 parsecs" \(from file /m);
   assert.match(r.stderr, /^error: ShutdownTimeout: must be a positive Go duration .*, got "soon" \(from environment SHUTDOWN_TIMEOUT\)$/m);
   assert.match(r.stderr, /configuration has 3 errors/);
@@ -196,13 +215,23 @@ test('a variable overriding a key is named as the source of its error, and liste
   const file = confFile(await goodConfig(join(dir, 'cache-env')));
   const r = await run(['check-config', '--config', file], { HTTPS_SERVER_KEY: other.key });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^error: HTTPS\.ServerKey: .*other-env\.key does not match the certificate .* \(from environment HTTPS_SERVER_KEY\)$/m);
+  assert.match(
+    r.stderr,
+    /^error: HTTPS\.ServerKey: .*other-env\.key does not match the certificate .* \(from environment HTTPS_SERVER_KEY\)$/m,
+  );
 
   const port = await freePort();
-  const ok = await run(['check-config', '--config', file], { HTTP_LISTEN: `127.0.0.1:${port}`, ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT: '1048576', ARTIFACTS_PROXY_CACHE_PREWARM_WINDOW: '01:00-05:00' });
+  const ok = await run(['check-config', '--config', file], {
+    HTTP_LISTEN: `127.0.0.1:${port}`,
+    ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT: '1048576',
+    ARTIFACTS_PROXY_CACHE_PREWARM_WINDOW: '01:00-05:00',
+  });
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /environment +ARTIFACTS_PROXY_CACHE_PREWARM_WINDOW, ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT, HTTP_LISTEN\n/);
-  assert.match(ok.stdout, /cache +.*cache-env: does not exist yet; .* \([0-9.]+ GiB free\), fills capped at 1048576 bytes\/s, prewarm 01:00-05:00 only\n/);
+  assert.match(
+    ok.stdout,
+    /cache +.*cache-env: does not exist yet; .* \([0-9.]+ GiB free\), fills capped at 1048576 bytes\/s, prewarm 01:00-05:00 only\n/,
+  );
   assert.match(ok.stdout, new RegExp(`listener +HTTP\\.Listen 127\\.0\\.0\\.1:${port}: free`));
 });
 
@@ -218,7 +247,6 @@ test('a cache path that cannot be written is an error naming the key', async () 
   const r2 = await run(['check-config', '--config', existing]);
   assert.equal(r2.code, 2);
   assert.match(r2.stderr, /ArtifactsCache\.Path: .*plain-file: is not a directory/);
-
 });
 
 test('as an unprivileged user: a read-only cache directory, one that cannot be created, and a port below 1024', async () => {
@@ -231,18 +259,29 @@ test('as an unprivileged user: a read-only cache directory, one that cannot be c
   const unprivilegedFrom = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
   const write = (name: string, cache: string) => {
     const path = join(open, name);
-    const config = { HTTP: { Enabled: true, Listen: '127.0.0.1:1' }, UpstreamServer: { URL: 'http://127.0.0.1:9' }, Features: { ArtifactsProxy: { Enabled: true, GatewayURL: 'http://gw.example', ArtifactsCache: { Enabled: true, Path: cache } } } };
+    const config = {
+      HTTP: { Enabled: true, Listen: '127.0.0.1:1' },
+      UpstreamServer: { URL: 'http://127.0.0.1:9' },
+      Features: { ArtifactsProxy: { Enabled: true, GatewayURL: 'http://gw.example', ArtifactsCache: { Enabled: true, Path: cache } } },
+    };
     writeFileSync(path, JSON.stringify(config), { mode: 0o644 });
     return path;
   };
   try {
     const r = await run(['check-config', '--config', write('a.conf', locked)], {}, as);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^error: Features\.ArtifactsProxy\.ArtifactsCache\.Path: .*locked: not writable: permission denied \(from file /m);
-    if (unprivilegedFrom > 1) assert.match(r.stderr, /^error: HTTP\.Listen: 127\.0\.0\.1:1: port 1 needs root or CAP_NET_BIND_SERVICE \(from file /m);
+    assert.match(
+      r.stderr,
+      /^error: Features\.ArtifactsProxy\.ArtifactsCache\.Path: .*locked: not writable: permission denied \(from file /m,
+    );
+    if (unprivilegedFrom > 1)
+      assert.match(r.stderr, /^error: HTTP\.Listen: 127\.0\.0\.1:1: port 1 needs root or CAP_NET_BIND_SERVICE \(from file /m);
     const r2 = await run(['check-config', '--config', write('b.conf', join(locked, 'sub', 'cache'))], {}, as);
     assert.equal(r2.code, 2);
-    assert.match(r2.stderr, /ArtifactsCache\.Path: .*locked\/sub\/cache: does not exist and cannot be created in .*locked: permission denied/);
+    assert.match(
+      r2.stderr,
+      /ArtifactsCache\.Path: .*locked\/sub\/cache: does not exist and cannot be created in .*locked: permission denied/,
+    );
   } finally {
     rmSync(open, { recursive: true, force: true });
   }
@@ -265,7 +304,10 @@ test('--online with a wrong password: exit 2, the status, and neither password p
   const file = confFile(await goodConfig(join(dir, 'cache-wrong')));
   const r = await run(['check-config', '--online', '--config', file], { MTLS_MENDER_PASSWORD: wrong });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^error: Features\.mTLS\.MenderUsername: management login as gateway@example\.com: login failed: status 401: check Features\.mTLS\.MenderUsername and MenderPassword/m);
+  assert.match(
+    r.stderr,
+    /^error: Features\.mTLS\.MenderUsername: management login as gateway@example\.com: login failed: status 401: check Features\.mTLS\.MenderUsername and MenderPassword/m,
+  );
   for (const secret of [wrong, PASSWORD]) assert.ok(!`${r.stdout}${r.stderr}`.includes(secret), `${secret} printed`);
   assert.equal(menderServer.logins.at(-1)?.ok, false);
 });
@@ -280,7 +322,14 @@ test('--online without the upstream CA: a TLS error, named as such', async () =>
 
 test('--online with the S3 shared cache: the bucket is checked, a wrong bucket is an error', async () => {
   const config = await goodConfig(join(dir, 'cache-s3'));
-  const s3 = { Enabled: true, Endpoint: store.endpoint, Bucket: store.bucket, Region: store.region, AccessKeyID: store.accessKey, SecretAccessKey: store.secretKey };
+  const s3 = {
+    Enabled: true,
+    Endpoint: store.endpoint,
+    Bucket: store.bucket,
+    Region: store.region,
+    AccessKeyID: store.accessKey,
+    SecretAccessKey: store.secretKey,
+  };
   Object.assign(config.Features.ArtifactsProxy.ArtifactsCache, { S3: s3 });
   const r = await run(['check-config', '--online', '--config', confFile(config)]);
   assert.equal(r.code, 0, r.stderr);
@@ -290,7 +339,10 @@ test('--online with the S3 shared cache: the bucket is checked, a wrong bucket i
   Object.assign(config.Features.ArtifactsProxy.ArtifactsCache, { S3: { ...s3, Bucket: 'no-such-bucket' } });
   const bad = await run(['check-config', '--online', '--config', confFile(config)]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^error: Features\.ArtifactsProxy\.ArtifactsCache\.S3\.Bucket: S3 bucket .*no-such-bucket: answered 404 NoSuchBucket/m);
+  assert.match(
+    bad.stderr,
+    /^error: Features\.ArtifactsProxy\.ArtifactsCache\.S3\.Bucket: S3 bucket .*no-such-bucket: answered 404 NoSuchBucket/m,
+  );
 });
 
 test('--json: one object with the errors, each with key and source', async () => {
@@ -303,7 +355,9 @@ test('--json: one object with the errors, each with key and source', async () =>
   assert.equal(r.code, 2);
   const body = JSON.parse(r.stdout) as { ok: boolean; errors: { key: string; source: string; message: string }[] };
   assert.equal(body.ok, false);
-  assert.deepEqual(body.errors, [{ key: 'HTTP.Listen', source: `file ${file}`, message: `127.0.0.1:${port}: in use (by a running gateway?)` }]);
+  assert.deepEqual(body.errors, [
+    { key: 'HTTP.Listen', source: `file ${file}`, message: `127.0.0.1:${port}: in use (by a running gateway?)` },
+  ]);
 });
 
 test('--help prints the usage; an unknown flag is a usage error', async () => {
@@ -313,7 +367,7 @@ test('--help prints the usage; an unknown flag is a usage error', async () => {
   assert.match(r.stdout, /--online/);
   const h = await run(['-t', '-h']);
   assert.equal(h.code, 0);
-  assert.equal(h.stdout, CHECK_CONFIG_USAGE, '-h beside -t is the check\'s help');
+  assert.equal(h.stdout, CHECK_CONFIG_USAGE, "-h beside -t is the check's help");
   const bad = await run(['check-config', '--bogus']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /check-config: Unknown option '--bogus' \(see --help\)/);

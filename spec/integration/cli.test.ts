@@ -92,7 +92,10 @@ function get(address: string, path: string): Promise<{ status: number; body: str
   return new Promise((resolve, reject) => {
     const req = request({ host, port, path, method: 'GET', timeout: 5000 }, (res: IncomingMessage) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => (body += d))
+        .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject).end();
@@ -150,7 +153,11 @@ test('malformed JSON is one line with its position and exit 2', async () => {
 });
 
 test('schema errors: every one on its own line, exit 2', async () => {
-  const file = confFile({ HTTP: { Enabled: true, Listen: '8080' }, HTTPS: { Listen: '443x' }, UpstreamServer: { URL: 'https://hosted.mender.io', Timeout: '60' } });
+  const file = confFile({
+    HTTP: { Enabled: true, Listen: '8080' },
+    HTTPS: { Listen: '443x' },
+    UpstreamServer: { URL: 'https://hosted.mender.io', Timeout: '60' },
+  });
   const r = await run(['--config', file], { HTTP_ENABLED: 'maybe' });
   assert.equal(r.code, 2);
   assert.deepEqual(lines(r.stderr), [
@@ -170,7 +177,9 @@ test('a key that does not match the certificate: one line, exit 2, nothing liste
   });
   const r = await run(['--config', file, '--log-level', 'error']);
   assert.equal(r.code, 2);
-  assert.deepEqual(lines(r.stderr), [`mender-gateway: HTTPS.ServerKey: ${other.key} does not match the certificate in HTTPS.ServerCertificate ${tls.server.cert}`]);
+  assert.deepEqual(lines(r.stderr), [
+    `mender-gateway: HTTPS.ServerKey: ${other.key} does not match the certificate in HTTPS.ServerCertificate ${tls.server.cert}`,
+  ]);
 });
 
 test('a port in use: one line, exit 1', async () => {
@@ -189,7 +198,11 @@ test('a port in use: one line, exit 1', async () => {
 });
 
 test('starts, answers the health check, logs the file and the warnings, exits 0 on SIGTERM', async () => {
-  const file = confFile({ HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: 'http://127.0.0.1:9' }, NewerProductKey: 1 });
+  const file = confFile({
+    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+    UpstreamServer: { URL: 'http://127.0.0.1:9' },
+    NewerProductKey: 1,
+  });
   const child = start(['--config', file]);
   const address = await listeningAddress(child, 'http');
   const alive = await get(address, '/api/internal/v1/gateway/alive');
@@ -212,7 +225,11 @@ test('SIGINT lets a request in flight finish, then exits 0', async () => {
   });
   const upstreamPort = await listenOnFreePort(upstream);
   try {
-    const file = confFile({ HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` }, ShutdownTimeout: '10s' });
+    const file = confFile({
+      HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+      UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
+      ShutdownTimeout: '10s',
+    });
     const child = start(['--config', file]);
     const address = await listeningAddress(child, 'http');
     const inFlight = get(address, '/api/devices/v1/deployments/device/deployments/next');
@@ -233,7 +250,10 @@ test('DebugLog: true means debug level, secrets redacted; --log-level wins over 
   const config = {
     HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
     UpstreamServer: { URL: 'http://127.0.0.1:9' },
-    Features: { mTLS: { MenderPassword: 'correcthorsebatterystaple' }, ArtifactsProxy: { ArtifactsCache: { SignatureSecret: 'S0VZS0VZS0VZ' } } },
+    Features: {
+      mTLS: { MenderPassword: 'correcthorsebatterystaple' },
+      ArtifactsProxy: { ArtifactsCache: { SignatureSecret: 'S0VZS0VZS0VZ' } },
+    },
     DebugLog: true,
   };
   const file = confFile(config);

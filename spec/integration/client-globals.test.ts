@@ -29,23 +29,35 @@ const cases: Case[] = [
   { name: 'nothing there: nothing after', steps: ['install', 'restore'], after: null },
   {
     name: "someone's file: kept aside while ours is installed",
-    before: { text: THEIRS, mode: 0o700 }, steps: ['install'], after: { text: OURS, mode: 0o755 }, backupAfter: THEIRS,
+    before: { text: THEIRS, mode: 0o700 },
+    steps: ['install'],
+    after: { text: OURS, mode: 0o755 },
+    backupAfter: THEIRS,
   },
   {
     name: "someone's file: back, with its mode, after",
-    before: { text: THEIRS, mode: 0o700 }, steps: ['install', 'restore'], after: { text: THEIRS, mode: 0o700 },
+    before: { text: THEIRS, mode: 0o700 },
+    steps: ['install', 'restore'],
+    after: { text: THEIRS, mode: 0o700 },
   },
   {
     name: 'a crashed run left ours and the backup: the next install keeps their file, not ours, as the backup',
-    before: { text: OURS, mode: 0o755 }, backupBefore: THEIRS, steps: ['install', 'restore'], after: { text: THEIRS },
+    before: { text: OURS, mode: 0o755 },
+    backupBefore: THEIRS,
+    steps: ['install', 'restore'],
+    after: { text: THEIRS },
   },
   {
     name: 'a crashed run left only ours: removed after the next run',
-    before: { text: OURS, mode: 0o755 }, steps: ['install', 'restore'], after: null,
+    before: { text: OURS, mode: 0o755 },
+    steps: ['install', 'restore'],
+    after: null,
   },
   {
     name: 'restore never deletes a file that is not ours',
-    before: { text: THEIRS, mode: 0o644 }, steps: ['restore'], after: { text: THEIRS, mode: 0o644 },
+    before: { text: THEIRS, mode: 0o644 },
+    steps: ['restore'],
+    after: { text: THEIRS, mode: 0o644 },
   },
 ];
 

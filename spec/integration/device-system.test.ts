@@ -59,7 +59,19 @@ describe('DeviceSystem inventory injection', () => {
     const port = await listenOnFreePort(upstream);
     const base = { UpstreamServer: { URL: `http://127.0.0.1:${port}` } };
     on = await startGateway(
-      testConfig({ ...base, Features: { DeviceSystem: { Enabled: true, SystemID: 'line-3', DefaultInventory: [{ Name: 'site', Value: 'Hall B' }, { Name: 'floor', Value: 2 }] } } }),
+      testConfig({
+        ...base,
+        Features: {
+          DeviceSystem: {
+            Enabled: true,
+            SystemID: 'line-3',
+            DefaultInventory: [
+              { Name: 'site', Value: 'Hall B' },
+              { Name: 'floor', Value: 2 },
+            ],
+          },
+        },
+      }),
       logs.log,
     );
     off = await startGateway(testConfig(base), captureLog('error').log);
@@ -80,7 +92,10 @@ describe('DeviceSystem inventory injection', () => {
   ];
   for (const c of extended) {
     it(`${c.method} ${c.chunked ? 'chunked' : 'sized'}: system id and defaults added, device values win, Content-Length matches`, async () => {
-      const body = JSON.stringify([{ name: 'device_type', value: 'rpi4' }, { name: 'site', value: 'Hall A' }]);
+      const body = JSON.stringify([
+        { name: 'device_type', value: 'rpi4' },
+        { name: 'site', value: 'Hall A' },
+      ]);
       assert.equal(await send(onPort, c.method, PATH, body, { chunked: c.chunked }), 200);
       const got = last();
       assert.equal(got.method, c.method);

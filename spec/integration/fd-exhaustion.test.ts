@@ -29,18 +29,20 @@ function bigBody(): Buffer {
 /** A download read slowly (paused most of the time), so it is in flight during the flood. */
 function slowDownload(port: number): Promise<{ status: number; sha: string; bytes: number }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/api/devices/v1/big', agent: false }, (res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      res.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-        res.pause();
-        setTimeout(() => res.resume(), 15);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, sha: hash.digest('hex'), bytes }));
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: '/api/devices/v1/big', agent: false }, (res) => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => {
+          hash.update(chunk);
+          bytes += chunk.length;
+          res.pause();
+          setTimeout(() => res.resume(), 15);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, sha: hash.digest('hex'), bytes }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 
@@ -60,14 +62,18 @@ function floodConnection(port: number): { answer: Promise<string>; close(): void
 
 async function get(port: number): Promise<number> {
   return new Promise((resolve) => {
-    http.get({ host: '127.0.0.1', port, path: NEXT, agent: false, headers: { authorization: 'Bearer x' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    }).on('error', () => resolve(0));
+    http
+      .get({ host: '127.0.0.1', port, path: NEXT, agent: false, headers: { authorization: 'Bearer x' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', () => resolve(0));
   });
 }
 
-test('out of file descriptors: the gateway stays up, finishes what runs, answers 503 or refuses with a rate-limited line, and recovers', { timeout: 120_000 }, async (t) => {
+test('out of file descriptors: the gateway stays up, finishes what runs, answers 503 or refuses with a rate-limited line, and recovers', {
+  timeout: 120_000,
+}, async (t) => {
   const body = bigBody();
   const want = createHash('sha256').update(body).digest('hex');
   const upstream = http.createServer((req, res) => {
@@ -111,7 +117,10 @@ test('out of file descriptors: the gateway stays up, finishes what runs, answers
       assert.match(a, /^HTTP\/1\.1 (204|503) /, `a flood device got ${JSON.stringify(a.slice(0, 60))}`);
       if (a.startsWith('HTTP/1.1 503')) assert.match(a, /\{"error":"gateway out of file descriptors[^"]*","request_id":"[^"]*"\}/);
     }
-    assert.ok(answers.filter((a) => a.length === 0).length > 0, `with ${FLOOD} connections and ${LIMIT} descriptors some must have been refused`);
+    assert.ok(
+      answers.filter((a) => a.length === 0).length > 0,
+      `with ${FLOOD} connections and ${LIMIT} descriptors some must have been refused`,
+    );
 
     // Descriptors free again: new devices are served (the first tries may still meet the tail).
     let status = 0;
@@ -122,9 +131,14 @@ test('out of file descriptors: the gateway stays up, finishes what runs, answers
     assert.equal(status, 204, 'a device is served once the flood is gone');
     assert.equal(gateway.process.exitCode, null, 'the gateway is still running');
 
-    const lines = gateway.output().split('\n').filter((l) => l.includes('out of file descriptors'));
+    const lines = gateway
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('out of file descriptors'));
     const count = (re: RegExp) => answers.filter((a) => re.test(a)).length;
-    t.diagnostic(`flood of ${FLOOD}: ${count(/^HTTP\/1\.1 204/)} served 204, ${count(/^HTTP\/1\.1 503/)} answered 503, ${count(/^$/)} refused; ${lines.length} log lines: ${lines.map((l) => l.replace(/^.*msg=/, '')).join(' | ')}`);
+    t.diagnostic(
+      `flood of ${FLOOD}: ${count(/^HTTP\/1\.1 204/)} served 204, ${count(/^HTTP\/1\.1 503/)} answered 503, ${count(/^$/)} refused; ${lines.length} log lines: ${lines.map((l) => l.replace(/^.*msg=/, '')).join(' | ')}`,
+    );
     assert.ok(lines.length >= 1, `no out-of-descriptors line in the log:\n${gateway.output().slice(-3000)}`);
     assert.match(lines[0], new RegExp(`level=error msg="out of file descriptors \\(open-file limit ${LIMIT}\\): `));
     // One line a second at most over a flood of ~6 s, not one per refused connection.

@@ -10,16 +10,33 @@ export interface Reply {
   body: string;
 }
 
-export function call(baseUrl: string, method: string, path: string, token: string | undefined, body?: string, headers: Record<string, string> = {}): Promise<Reply> {
+export function call(
+  baseUrl: string,
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, baseUrl), {
-      method,
-      agent: false,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
+    const req = http.request(
+      new URL(path, baseUrl),
+      {
+        method,
+        agent: false,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res
+          .on('data', (c: Buffer) => chunks.push(c))
+          .on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -44,17 +61,45 @@ export async function testDevice(baseUrl: () => string, mac: string): Promise<Te
     async authenticate() {
       const body = JSON.stringify({ id_data: JSON.stringify({ mac }), pubkey, tenant_token: '' }) + '\n';
       const signature = sign('sha256', Buffer.from(body), privateKey).toString('base64');
-      const r = await call(baseUrl(), 'POST', '/api/devices/v1/authentication/auth_requests', undefined, body, { 'x-men-signature': signature });
+      const r = await call(baseUrl(), 'POST', '/api/devices/v1/authentication/auth_requests', undefined, body, {
+        'x-men-signature': signature,
+      });
       if (r.status !== 200) throw new Error(`auth of ${mac} answered ${r.status} ${r.body}`);
       device.token = r.body.trim();
       return device.token;
     },
-    status: (id, status) => call(baseUrl(), 'PUT', `/api/devices/v1/deployments/device/deployments/${id}/status`, device.token, JSON.stringify({ status }) + '\n'),
+    status: (id, status) =>
+      call(
+        baseUrl(),
+        'PUT',
+        `/api/devices/v1/deployments/device/deployments/${id}/status`,
+        device.token,
+        JSON.stringify({ status }) + '\n',
+      ),
     log: (id, message) =>
-      call(baseUrl(), 'PUT', `/api/devices/v1/deployments/device/deployments/${id}/log`, device.token, JSON.stringify({ messages: [{ level: 'error', message, timestamp: new Date().toISOString() }] }) + '\n'),
+      call(
+        baseUrl(),
+        'PUT',
+        `/api/devices/v1/deployments/device/deployments/${id}/log`,
+        device.token,
+        JSON.stringify({ messages: [{ level: 'error', message, timestamp: new Date().toISOString() }] }) + '\n',
+      ),
     inventory: (attributes) =>
-      call(baseUrl(), 'PUT', '/api/devices/v1/inventory/device/attributes', device.token, JSON.stringify(Object.entries(attributes).map(([name, value]) => ({ name, value }))) + '\n'),
-    next: () => call(baseUrl(), 'POST', '/api/devices/v1/deployments/device/deployments/next', device.token, JSON.stringify({ artifact_name: 'factory-image-0', device_type: 'test-device' })),
+      call(
+        baseUrl(),
+        'PUT',
+        '/api/devices/v1/inventory/device/attributes',
+        device.token,
+        JSON.stringify(Object.entries(attributes).map(([name, value]) => ({ name, value }))) + '\n',
+      ),
+    next: () =>
+      call(
+        baseUrl(),
+        'POST',
+        '/api/devices/v1/deployments/device/deployments/next',
+        device.token,
+        JSON.stringify({ artifact_name: 'factory-image-0', device_type: 'test-device' }),
+      ),
   };
   await device.authenticate();
   return device;

@@ -25,8 +25,12 @@ after(async () => {
   await stopJournalBed(bed);
 });
 
-it('kill -9 with reports in the journal and mid-burst: each answered report delivered exactly once, in order', { timeout: 90_000 }, async () => {
-  const devices = await Promise.all(Array.from({ length: DEVICES }, (_, i) => testDevice(() => gateway!.url('http'), `02:00:00:11:00:${String(i + 10)}`)));
+it('kill -9 with reports in the journal and mid-burst: each answered report delivered exactly once, in order', {
+  timeout: 90_000,
+}, async () => {
+  const devices = await Promise.all(
+    Array.from({ length: DEVICES }, (_, i) => testDevice(() => gateway!.url('http'), `02:00:00:11:00:${String(i + 10)}`)),
+  );
   const ids = devices.map((d) => server.deviceByIdentity({ mac: d.mac })!.id);
   const { id: deploymentId } = server.createDeployment({ name: 'kill', artifactName: 'release-3', devices: ids });
   for (const d of devices) assert.equal((await d.next()).status, 200);
@@ -38,7 +42,10 @@ it('kill -9 with reports in the journal and mid-burst: each answered report deli
     if (r?.status === 204) answered[i]!.push(status);
   };
   for (const status of ['downloading', 'downloading', 'downloading']) await Promise.all(devices.map((_, i) => send(i, status)));
-  assert.deepEqual(answered.map((a) => a.length), devices.map(() => 3));
+  assert.deepEqual(
+    answered.map((a) => a.length),
+    devices.map(() => 3),
+  );
 
   await killed(gateway!);
   gateway = await startGateway({ configFile, waitFor: ['http'] });
@@ -51,7 +58,11 @@ it('kill -9 with reports in the journal and mid-burst: each answered report deli
   assert.match(gateway.output(), /report journal open/);
 
   await server.start();
-  await until('every answered report at the server', () => ids.every((id, i) => server.statuses(deploymentId, id).length >= answered[i]!.length), 30_000);
+  await until(
+    'every answered report at the server',
+    () => ids.every((id, i) => server.statuses(deploymentId, id).length >= answered[i]!.length),
+    30_000,
+  );
   await new Promise((r) => setTimeout(r, 1500)); // time for a duplicate to show up
   for (const [i, id] of ids.entries()) {
     const got = server.statuses(deploymentId, id);

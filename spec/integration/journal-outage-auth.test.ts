@@ -42,7 +42,13 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'journal-outage-auth-'));
   store = await startS3Store({});
   server = await startMenderServer({ store, autoAccept: true });
-  gateway = await startGateway(testConfig({ UpstreamServer: { URL: server.url, Timeout: '2s' }, Features: { ReportJournal: { Enabled: true, Path: join(dir, 'journal') } } }), log.log);
+  gateway = await startGateway(
+    testConfig({
+      UpstreamServer: { URL: server.url, Timeout: '2s' },
+      Features: { ReportJournal: { Enabled: true, Path: join(dir, 'journal') } },
+    }),
+    log.log,
+  );
   off = await startGateway(testConfig({ UpstreamServer: { URL: server.url, Timeout: '2s' } }), captureLog('error').log);
 });
 
@@ -58,7 +64,8 @@ after(async () => {
 test('upstream down: a device gets back the token upstream issued it, only with a good signature; upstream back: fresh tokens', async () => {
   const known = authRequest('02:00:00:aa:00:01');
   const unknown = authRequest('02:00:00:aa:00:02');
-  const post = (g: RunningGateway | undefined, r: { body: string }, signature: string) => call(url(g), 'POST', AUTH, undefined, r.body, { 'x-men-signature': signature });
+  const post = (g: RunningGateway | undefined, r: { body: string }, signature: string) =>
+    call(url(g), 'POST', AUTH, undefined, r.body, { 'x-men-signature': signature });
 
   const issued = await post(gateway, known, known.good);
   assert.equal(issued.status, 200);

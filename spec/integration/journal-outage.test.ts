@@ -30,7 +30,8 @@ let off: RunningGateway | undefined;
 const log = captureLog('debug');
 
 const base = (g: RunningGateway | undefined = gateway): string => `http://127.0.0.1:${g!.addresses.http!.port}`;
-const statusCalls = (deviceId: string): number => server.calls.filter((c) => c.deviceId === deviceId && c.method === 'PUT' && /\/status$/.test(c.path)).length;
+const statusCalls = (deviceId: string): number =>
+  server.calls.filter((c) => c.deviceId === deviceId && c.method === 'PUT' && /\/status$/.test(c.path)).length;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'journal-outage-'));
@@ -40,7 +41,10 @@ before(async () => {
   writeFileSync(file, randomBytes(8192));
   await server.uploadArtifact(file, { name: 'release-2', deviceTypes: ['test-device'] });
   gateway = await startGateway(
-    testConfig({ UpstreamServer: { URL: server.url, Timeout: '2s' }, Features: { ReportJournal: { Enabled: true, Path: join(dir, 'journal') } } }),
+    testConfig({
+      UpstreamServer: { URL: server.url, Timeout: '2s' },
+      Features: { ReportJournal: { Enabled: true, Path: join(dir, 'journal') } },
+    }),
     log.log,
   );
   off = await startGateway(testConfig({ UpstreamServer: { URL: server.url, Timeout: '2s' } }), captureLog('error').log);
@@ -86,7 +90,10 @@ describe('reports while upstream is down', () => {
     assert.equal(next.status, 502);
     assert.match(JSON.parse(next.body).error, /unreachable/);
     assert.ok(JSON.parse(next.body).request_id);
-    assert.deepEqual(ids.map((id) => server.statuses(deploymentId, id)), [[], [], []]);
+    assert.deepEqual(
+      ids.map((id) => server.statuses(deploymentId, id)),
+      [[], [], []],
+    );
     // Two inventories per device, the older superseded: 4 status/log + 1 inventory each.
     assert.equal(journalMetrics.view()!.queued, 15);
     assert.equal(journalMetrics.view()!.superseded, 3);
@@ -98,7 +105,10 @@ describe('reports while upstream is down', () => {
     for (const [i, id] of ids.entries()) {
       assert.deepEqual(server.statuses(deploymentId, id), ['downloading', 'installing', 'failure']);
       assert.equal(statusCalls(id), 3, 'each status reached the server once');
-      assert.deepEqual((server.deploymentLogs(deploymentId, id) as { message: string }[]).map((m) => m.message), [`failed on ${devices[i]!.mac}`]);
+      assert.deepEqual(
+        (server.deploymentLogs(deploymentId, id) as { message: string }[]).map((m) => m.message),
+        [`failed on ${devices[i]!.mac}`],
+      );
       assert.equal(server.devices().find((d) => d.id === id)!.inventory.mac, devices[i]!.mac);
     }
     const metrics = await metricsRegistry.metrics();
@@ -141,7 +151,9 @@ describe('reports while upstream is down', () => {
     assert.equal(journalMetrics.view()!.failed, 0);
   });
 
-  it('a device call upstream answers ends the outage at once: the journal does not wait for the next probe', { timeout: 60_000 }, async () => {
+  it('a device call upstream answers ends the outage at once: the journal does not wait for the next probe', {
+    timeout: 60_000,
+  }, async () => {
     const d = await testDevice(() => base(), '02:00:00:10:03:01');
     const { deploymentId, ids } = await deployTo([d]);
     await d.authenticate(); // a fresh token, to outlive the outage
@@ -157,7 +169,10 @@ describe('reports while upstream is down', () => {
     assert.ok(next.status === 200 || next.status === 204, `next answered ${next.status}`);
     await until('the report at the server', () => server.statuses(deploymentId, ids[0]!).length === 1, 30_000);
     const delivered = server.calls.find((c) => c.deviceId === ids[0] && c.method === 'PUT' && /\/status$/.test(c.path))!.at;
-    assert.ok(delivered < nextProbeAt, `delivered ${delivered - nextProbeAt} ms after the next probe was due: the probe, not the answer, ended the outage`);
+    assert.ok(
+      delivered < nextProbeAt,
+      `delivered ${delivered - nextProbeAt} ms after the next probe was due: the probe, not the answer, ended the outage`,
+    );
     await until('the journal to drain', () => journalMetrics.view()!.queued === 0);
   });
 

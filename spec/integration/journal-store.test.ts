@@ -26,10 +26,17 @@ function tempDir(): string {
 }
 
 const report = (device: string, kind: JournalEntry['kind'], body: string, at = Date.now()): Omit<JournalEntry, 'seq'> => ({
-  at, device, kind, method: 'PUT', path: kind === 'inventory' ? '/api/devices/v1/inventory/device/attributes' : `/api/devices/v1/deployments/device/deployments/d1/${kind}`, headers: { authorization: `Bearer ${device}` }, body: Buffer.from(body),
+  at,
+  device,
+  kind,
+  method: 'PUT',
+  path: kind === 'inventory' ? '/api/devices/v1/inventory/device/attributes' : `/api/devices/v1/deployments/device/deployments/d1/${kind}`,
+  headers: { authorization: `Bearer ${device}` },
+  body: Buffer.from(body),
 });
 
-const open = (dir: string, maxBytes = 1 << 20, maxAgeMs = 3_600_000): Promise<ReportJournal> => ReportJournal.open({ dir, maxBytes, maxAgeMs, log: captureLog('error').log });
+const open = (dir: string, maxBytes = 1 << 20, maxAgeMs = 3_600_000): Promise<ReportJournal> =>
+  ReportJournal.open({ dir, maxBytes, maxAgeMs, log: captureLog('error').log });
 
 describe('report journal on disk', () => {
   it('keeps per-device order across a reopen, and the file and directory are private', async () => {
@@ -45,13 +52,22 @@ describe('report journal on disk', () => {
     assert.equal(statSync(join(dir, 'reports.journal')).mode & 0o777, 0o600);
 
     j = await open(dir);
-    assert.deepEqual(j.pendingOf('a').map((e) => e.body.toString()), ['{"status":"installing"}', '{"status":"success"}']);
-    assert.deepEqual(j.pendingOf('b').map((e) => e.body.toString()), ['{"status":"downloading"}', '{"status":"installing"}', '{"status":"success"}']);
+    assert.deepEqual(
+      j.pendingOf('a').map((e) => e.body.toString()),
+      ['{"status":"installing"}', '{"status":"success"}'],
+    );
+    assert.deepEqual(
+      j.pendingOf('b').map((e) => e.body.toString()),
+      ['{"status":"downloading"}', '{"status":"installing"}', '{"status":"success"}'],
+    );
     assert.equal(j.stats.queued, 5);
     // New sequence numbers continue after the old ones: order stays total.
     await j.add(report('a', 'log', '{"messages":[]}'));
     const seqs = j.pendingOf('a').map((e) => e.seq);
-    assert.deepEqual([...seqs].sort((x, y) => x - y), seqs);
+    assert.deepEqual(
+      [...seqs].sort((x, y) => x - y),
+      seqs,
+    );
     await j.close();
   });
 
@@ -78,7 +94,10 @@ describe('report journal on disk', () => {
     await j.add(report('a', 'status', '{"status":"success"}'));
     await j.add(report('a', 'inventory', '[{"name":"v","value":2}]'));
     await j.add(report('b', 'inventory', '[{"name":"v","value":3}]'));
-    assert.deepEqual(j.pendingOf('a').map((e) => e.body.toString()), ['{"status":"success"}', '[{"name":"v","value":2}]']);
+    assert.deepEqual(
+      j.pendingOf('a').map((e) => e.body.toString()),
+      ['{"status":"success"}', '[{"name":"v","value":2}]'],
+    );
     assert.equal(j.stats.superseded, 1);
     assert.equal(j.stats.queued, 3);
     await j.close();
@@ -111,7 +130,10 @@ describe('report journal on disk', () => {
     assert.equal(j.pendingOf('b').length, 1, 'a report within MaxAge stays');
     assert.equal(j.stats.failed, 1);
     const done = decodeRecords(readFileSync(join(dir, 'reports.journal'))).records.filter((r) => r.t === 'done');
-    assert.deepEqual(done.map((r) => r.t === 'done' && [r.result, r.status]), [['unauthorized', 401]]);
+    assert.deepEqual(
+      done.map((r) => r.t === 'done' && [r.result, r.status]),
+      [['unauthorized', 401]],
+    );
     await j.close();
   });
 

@@ -21,24 +21,33 @@ let ids: string[];
 
 const workersOf = (pid: number): number[] => {
   try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .map((s) => Number(s.trim()))
+      .filter((n) => n > 0);
   } catch {
     return []; // ps exits 1 when there are none
   }
 };
 const start = async (): Promise<GatewayProcess> => {
   const g = await startGateway({ configFile, waitFor: ['http'], logLevel: 'debug', env: { ...process.env, WORKERS: '' } });
-  await until('both workers listening', () => new Set([...g.output().matchAll(/msg="listening"[^\n]* worker=(\d+)\n/g)].map((m) => m[1])).size === 2);
+  await until(
+    'both workers listening',
+    () => new Set([...g.output().matchAll(/msg="listening"[^\n]* worker=(\d+)\n/g)].map((m) => m[1])).size === 2,
+  );
   return g;
 };
 const statusCalls = (deploymentId: string, id: string): number =>
-  server.calls.filter((c) => c.deviceId === id && c.method === 'PUT' && c.path.endsWith(`${deploymentId}/status`) && c.status === 204).length;
+  server.calls.filter((c) => c.deviceId === id && c.method === 'PUT' && c.path.endsWith(`${deploymentId}/status`) && c.status === 204)
+    .length;
 
 before(async () => {
   bed = await startJournalBed('journal-workers-', 'release-4', { Workers: 2, ShutdownTimeout: '5s' });
   ({ server, configFile } = bed);
   gateway = await start();
-  devices = await Promise.all(Array.from({ length: DEVICES }, (_, i) => testDevice(() => gateway!.url('http'), `02:00:00:12:00:${String(i + 10)}`)));
+  devices = await Promise.all(
+    Array.from({ length: DEVICES }, (_, i) => testDevice(() => gateway!.url('http'), `02:00:00:12:00:${String(i + 10)}`)),
+  );
   ids = devices.map((d) => server.deviceByIdentity({ mac: d.mac })!.id);
 });
 
@@ -56,13 +65,19 @@ after(async () => {
   await stopJournalBed(bed);
 });
 
-it('outage: both workers journal through the primary; replayed once, in order; next waits for the reports', { timeout: 60_000 }, async () => {
+it('outage: both workers journal through the primary; replayed once, in order; next waits for the reports', {
+  timeout: 60_000,
+}, async () => {
   const { id: deploymentId } = server.createDeployment({ name: 'workers', artifactName: 'release-4', devices: ids });
   for (const d of devices) assert.equal((await d.next()).status, 200);
   await server.stop();
   for (const status of ['downloading', 'installing', 'success']) {
     const replies = await Promise.all(devices.map((d) => d.status(deploymentId, status)));
-    assert.deepEqual(replies.map((r) => r.status), devices.map(() => 204), status);
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      devices.map(() => 204),
+      status,
+    );
   }
   const out = gateway!.output();
   assert.match(out, /msg="report journal kept by the cluster primary for every worker"/);
@@ -84,25 +99,36 @@ it('outage: both workers journal through the primary; replayed once, in order; n
   }
 });
 
-it('kill -9 of the primary with reports in the journal: no worker outlives it; after a restart every report is delivered once', { timeout: 60_000 }, async () => {
+it('kill -9 of the primary with reports in the journal: no worker outlives it; after a restart every report is delivered once', {
+  timeout: 60_000,
+}, async () => {
   const { id: deploymentId } = server.createDeployment({ name: 'workers-kill', artifactName: 'release-4', devices: ids });
   for (const d of devices) assert.equal((await d.next()).status, 200);
   await server.stop();
   for (const status of ['downloading', 'installing']) {
     const replies = await Promise.all(devices.map((d) => d.status(deploymentId, status)));
-    assert.deepEqual(replies.map((r) => r.status), devices.map(() => 204), status);
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      devices.map(() => 204),
+      status,
+    );
   }
   const workers = workersOf(gateway!.process.pid!);
   assert.equal(workers.length, 2);
   await killed(gateway!);
-  await until('the workers to exit with their primary', () => workers.every((w) => {
-    try {
-      process.kill(w, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }), 10_000);
+  await until(
+    'the workers to exit with their primary',
+    () =>
+      workers.every((w) => {
+        try {
+          process.kill(w, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    10_000,
+  );
   gateway = await start();
   assert.match(gateway.output(), /msg="report journal open"[^\n]* queued=12/);
   await server.start();

@@ -36,7 +36,17 @@ test('features load their modules when configured or first used, not at start', 
   const { log } = captureLog();
   const gateway = await startGateway(config, log);
   try {
-    for (const lazy of ['node_modules/undici/', 'node_modules/prom-client/', 'node_modules/proper-lockfile/', 'node_modules/https-proxy-agent/', 'node_modules/pkijs/', 'lib/mtls/mtls-admission', 'lib/mtls/preauthorize', 'lib/mtls/management-session', 's3-shared-cache']) {
+    for (const lazy of [
+      'node_modules/undici/',
+      'node_modules/prom-client/',
+      'node_modules/proper-lockfile/',
+      'node_modules/https-proxy-agent/',
+      'node_modules/pkijs/',
+      'lib/mtls/mtls-admission',
+      'lib/mtls/preauthorize',
+      'lib/mtls/management-session',
+      's3-shared-cache',
+    ]) {
       assert.equal(loaded(lazy), false, `${lazy} loaded at start`);
     }
     // The admin listener is configured, so its module is there; prom-client waits for a scrape.
@@ -44,10 +54,12 @@ test('features load their modules when configured or first used, not at start', 
 
     // The first device request brings undici (the pass-through's pool).
     const status = await new Promise<number>((resolve, reject) => {
-      http.get(`http://127.0.0.1:${gateway.addresses.http!.port}/api/devices/v1/inventory/device/attributes`, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      }).on('error', reject);
+      http
+        .get(`http://127.0.0.1:${gateway.addresses.http!.port}/api/devices/v1/inventory/device/attributes`, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+        .on('error', reject);
     });
     assert.equal(status, 204);
     assert.equal(loaded('node_modules/undici/'), true);
@@ -56,10 +68,15 @@ test('features load their modules when configured or first used, not at start', 
     const admin = gateway.admin!;
     for (let i = 0; i < 100 && !admin.address(); i++) await new Promise((r) => setTimeout(r, 20));
     const metrics = await new Promise<string>((resolve, reject) => {
-      http.get(`http://127.0.0.1:${admin.address()!.port}/metrics`, (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
-      }).on('error', reject);
+      http
+        .get(`http://127.0.0.1:${admin.address()!.port}/metrics`, (res) => {
+          let body = '';
+          res
+            .setEncoding('utf8')
+            .on('data', (c: string) => (body += c))
+            .on('end', () => resolve(body));
+        })
+        .on('error', reject);
     });
     assert.match(metrics, /process_cpu_user_seconds_total/);
     assert.equal(loaded('node_modules/prom-client/'), true);

@@ -27,7 +27,12 @@ describe('mender server emulator over TLS', () => {
     const reply = await new Promise<{ status: number; type?: string; body: string }>((resolve, reject) => {
       const req = https.request(
         server.url + '/api/management/v1/useradm/auth/login',
-        { method: 'POST', ca: readFileSync(tls.ca.cert), agent: false, headers: { Authorization: 'Basic ' + Buffer.from('admin@example.com:correcthorse').toString('base64') } },
+        {
+          method: 'POST',
+          ca: readFileSync(tls.ca.cert),
+          agent: false,
+          headers: { Authorization: 'Basic ' + Buffer.from('admin@example.com:correcthorse').toString('base64') },
+        },
         (res) => {
           let body = '';
           res.on('data', (c: Buffer) => (body += c.toString()));

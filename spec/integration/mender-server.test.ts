@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
-import { PROTO_CONTROL, PROTO_FILE_TRANSFER, PROTO_SHELL, decodeBody, decodeProtoMsg, encodeProtoMsg, type ProtoMsg } from '../../fixtures/mender-server/protomsg';
+import {
+  PROTO_CONTROL,
+  PROTO_FILE_TRANSFER,
+  PROTO_SHELL,
+  decodeBody,
+  decodeProtoMsg,
+  encodeProtoMsg,
+  type ProtoMsg,
+} from '../../fixtures/mender-server/protomsg';
 import { MenderSpec } from '../support/spec-validator';
 import { GatewayContract } from '../support/gateway-contract';
 
@@ -18,7 +26,12 @@ interface Reply {
   text: string;
 }
 
-function call(base: string, method: string, path: string, opts: { headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean } = {}): Promise<Reply> {
+function call(
+  base: string,
+  method: string,
+  path: string,
+  opts: { headers?: Record<string, string>; body?: string | Buffer; chunked?: boolean } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...opts.headers };
     if (opts.body !== undefined && !opts.chunked) headers['Content-Length'] = Buffer.byteLength(opts.body);
@@ -187,7 +200,10 @@ describe('mender server emulator', () => {
     assert.equal((await device.authenticate(server.url)).status, 200);
     const anonymous = await call(server.url, 'PUT', INVENTORY, { headers: { 'Content-Type': 'application/json' }, body: '[]' });
     assertMenderError(spec, 'put', INVENTORY, anonymous, 401);
-    const forged = await call(server.url, 'PUT', INVENTORY, { headers: { Authorization: `Bearer ${device.token.slice(0, -4)}AAAA`, 'Content-Type': 'application/json' }, body: '[]' });
+    const forged = await call(server.url, 'PUT', INVENTORY, {
+      headers: { Authorization: `Bearer ${device.token.slice(0, -4)}AAAA`, 'Content-Type': 'application/json' },
+      body: '[]',
+    });
     assert.equal(forged.status, 401);
     const attrs = [
       { name: 'device_type', value: 'test-device' },
@@ -196,13 +212,18 @@ describe('mender server emulator', () => {
     const ok = await device.api(server.url, 'PUT', INVENTORY, attrs);
     assert.equal(ok.status, 200);
     assert.equal(ok.text, '');
-    assert.deepEqual(server.devices().find((d) => d.id === id)?.inventory, { device_type: 'test-device', artifact_name: 'factory-image-0' });
+    assert.deepEqual(server.devices().find((d) => d.id === id)?.inventory, {
+      device_type: 'test-device',
+      artifact_name: 'factory-image-0',
+    });
     const patched = await device.api(server.url, 'PATCH', INVENTORY, [{ name: 'extra', value: '1' }]);
     assert.equal(patched.status, 200);
     assert.equal(server.devices().find((d) => d.id === id)?.inventory.extra, '1');
     // A rejected auth set makes its tokens worthless.
     const login = await call(server.url, 'POST', LOGIN, { headers: { Authorization: basic('admin@example.com', 'correcthorse') } });
-    const list = await call(server.url, 'GET', '/api/management/v2/devauth/devices', { headers: { Authorization: `Bearer ${login.text}` } });
+    const list = await call(server.url, 'GET', '/api/management/v2/devauth/devices', {
+      headers: { Authorization: `Bearer ${login.text}` },
+    });
     spec?.assertResponse('get', '/api/management/v2/devauth/devices', 200, JSON.parse(list.text));
     const listed = (JSON.parse(list.text) as { id: string; auth_sets: { id: string }[] }[]).find((d) => d.id === id)!;
     const reject = await call(server.url, 'PUT', `/api/management/v2/devauth/devices/${id}/auth/${listed.auth_sets[0].id}/status`, {
@@ -240,7 +261,10 @@ describe('mender server emulator', () => {
       deploymentId = server.createDeployment({ name: 'd1', artifactName: 'release-1', devices: [deviceId] }).id;
       const post = await device.api(server.url, 'POST', NEXT, installed);
       assert.equal(post.status, 200);
-      const body = JSON.parse(post.text) as { id: string; artifact: { id: string; artifact_name: string; source: { uri: string; expire: string }; device_types_compatible: string[] } };
+      const body = JSON.parse(post.text) as {
+        id: string;
+        artifact: { id: string; artifact_name: string; source: { uri: string; expire: string }; device_types_compatible: string[] };
+      };
       contract.assert('deployment-instructions', body);
       spec?.assertResponse('get', NEXT, 200, body);
       assert.equal(body.id, deploymentId);
@@ -271,9 +295,29 @@ describe('mender server emulator', () => {
         assert.equal(r.text, '');
       }
       assert.equal((await device.api(server.url, 'POST', NEXT, installed)).status, 200, 'still offered until final');
-      assertMenderError(spec, 'put', STATUS_T, await device.api(server.url, 'PUT', `/api/devices/v1/deployments/device/deployments/${deploymentId}/status`, { status: 'bogus' }), 400);
-      assert.equal((await device.api(server.url, 'PUT', `/api/devices/v1/deployments/device/deployments/${deploymentId}/status`, { status: 'success' })).status, 204);
-      assert.deepEqual(server.statuses(deploymentId, deviceId), ['downloading', 'downloading', 'downloading', 'installing', 'installing', 'success']);
+      assertMenderError(
+        spec,
+        'put',
+        STATUS_T,
+        await device.api(server.url, 'PUT', `/api/devices/v1/deployments/device/deployments/${deploymentId}/status`, { status: 'bogus' }),
+        400,
+      );
+      assert.equal(
+        (
+          await device.api(server.url, 'PUT', `/api/devices/v1/deployments/device/deployments/${deploymentId}/status`, {
+            status: 'success',
+          })
+        ).status,
+        204,
+      );
+      assert.deepEqual(server.statuses(deploymentId, deviceId), [
+        'downloading',
+        'downloading',
+        'downloading',
+        'installing',
+        'installing',
+        'success',
+      ]);
       assert.equal((await device.api(server.url, 'POST', NEXT, { artifact_name: 'release-1', device_type: 'test-device' })).status, 204);
     });
 
@@ -330,15 +374,30 @@ describe('mender server emulator', () => {
     const preauth = (force?: boolean): Promise<Reply> =>
       call(server.url, 'POST', PREAUTH, {
         headers: { Authorization: `Bearer ${good.text}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ identity_data: { serial: 'S1', mac: '02:00:00:00:06:01' }, pubkey: device.pubkey, ...(force === undefined ? {} : { force }) }),
+        body: JSON.stringify({
+          identity_data: { serial: 'S1', mac: '02:00:00:00:06:01' },
+          pubkey: device.pubkey,
+          ...(force === undefined ? {} : { force }),
+        }),
       });
     assert.equal((await preauth()).status, 201);
     const conflict = await preauth();
     assert.equal(conflict.status, 409);
     spec?.assertResponse('post', PREAUTH, 409, JSON.parse(conflict.text));
     assert.equal((await preauth(true)).status, 201);
-    assert.deepEqual(server.preauthorizations.slice(-3).map((p) => [p.status, p.force]), [[201, false], [409, false], [201, true]]);
-    assert.equal((await device.authenticate(server.url)).status, 200, 'a preauthorized device is accepted on its first auth request (identity key order does not matter)');
+    assert.deepEqual(
+      server.preauthorizations.slice(-3).map((p) => [p.status, p.force]),
+      [
+        [201, false],
+        [409, false],
+        [201, true],
+      ],
+    );
+    assert.equal(
+      (await device.authenticate(server.url)).status,
+      200,
+      'a preauthorized device is accepted on its first auth request (identity key order does not matter)',
+    );
     const noToken = await call(server.url, 'POST', PREAUTH, { headers: { 'Content-Type': 'application/json' }, body: '{}' });
     assert.equal(noToken.status, 401);
   });
@@ -411,7 +470,13 @@ describe('mender server emulator', () => {
       const shell = await opening;
       ws.on('message', (data) => {
         const m = decodeProtoMsg(data as Buffer)!;
-        if (m.hdr.typ === 'shell') ws.send(encodeProtoMsg({ hdr: { proto: PROTO_SHELL, typ: 'shell', sid, props: { status: 1 } }, body: Buffer.from(`out:${Buffer.from(m.body!).toString()}`) }));
+        if (m.hdr.typ === 'shell')
+          ws.send(
+            encodeProtoMsg({
+              hdr: { proto: PROTO_SHELL, typ: 'shell', sid, props: { status: 1 } },
+              body: Buffer.from(`out:${Buffer.from(m.body!).toString()}`),
+            }),
+          );
       });
       shell.write('uname\n');
       assert.equal(await shell.waitFor(/out:uname/, 5000), 'out:uname');
@@ -431,6 +496,9 @@ describe('mender server emulator', () => {
     } finally {
       ws.terminate();
     }
-    assert.deepEqual(server.calls.filter((c) => c.path.endsWith('/deviceconnect/connect')).map((c) => c.status), [401, 101]);
+    assert.deepEqual(
+      server.calls.filter((c) => c.path.endsWith('/deviceconnect/connect')).map((c) => c.status),
+      [401, 101],
+    );
   });
 });

@@ -49,7 +49,10 @@ describe('metrics and status JSON on the admin listener', () => {
 
   before(async () => {
     const up = await listenOnFreePort(upstream);
-    gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${up}` }, Metrics: { Enabled: true, Listen: '127.0.0.1:0' } }), logs.log);
+    gateway = await startGateway(
+      testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${up}` }, Metrics: { Enabled: true, Listen: '127.0.0.1:0' } }),
+      logs.log,
+    );
     await gateway.admin!.ready;
     port = gateway.addresses.http!.port;
     adminPort = gateway.admin!.address()!.port;
@@ -61,9 +64,23 @@ describe('metrics and status JSON on the admin listener', () => {
   });
 
   it('counts requests by method, status and route, never by raw URL; process metrics and cache gauges are there', async () => {
-    assert.equal((await request(port, 'GET', '/api/devices/v1/deployments/device/deployments/next?artifact_name=secret-q&device_type=x', AUTH)).status, 200);
+    assert.equal(
+      (await request(port, 'GET', '/api/devices/v1/deployments/device/deployments/next?artifact_name=secret-q&device_type=x', AUTH)).status,
+      200,
+    );
     assert.equal((await request(port, 'GET', '/api/devices/v1/inventory/x', AUTH)).status, 200);
-    assert.equal((await request(port, 'PUT', '/api/devices/v1/deployments/device/deployments/dep-9/status', { ...AUTH, 'content-type': 'application/json' }, '{"status":"downloading"}')).status, 204);
+    assert.equal(
+      (
+        await request(
+          port,
+          'PUT',
+          '/api/devices/v1/deployments/device/deployments/dep-9/status',
+          { ...AUTH, 'content-type': 'application/json' },
+          '{"status":"downloading"}',
+        )
+      ).status,
+      204,
+    );
     assert.equal((await request(port, 'POST', '/fail/1')).status, 500);
     assert.equal((await request(port, 'GET', '/cut/1')).status, 502);
     assert.equal((await request(port, 'HEAD', '/api/internal/v1/gateway/alive')).status, 204);
@@ -85,7 +102,14 @@ describe('metrics and status JSON on the admin listener', () => {
     assert.equal(value('mender_gateway_http_requests_total{method="OTHER",code="200",route="pass-through"}'), 1);
     assert.ok(value('mender_gateway_http_response_bytes_total{method="GET",code="200",route="pass-through"}') > 100);
     assert.equal(value('mender_gateway_upstream_errors_total{code="502"}'), 1);
-    for (const name of ['process_start_time_seconds', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'mender_gateway_cache_entries', 'mender_gateway_cache_fills_in_progress', 'mender_gateway_mtls_refusals_total']) {
+    for (const name of [
+      'process_start_time_seconds',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'mender_gateway_cache_entries',
+      'mender_gateway_cache_fills_in_progress',
+      'mender_gateway_mtls_refusals_total',
+    ]) {
       assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
     }
     assert.doesNotMatch(text, /secret-q|\/api\/devices|dep-9|dev-0001/, 'no URL, id or query in any label');
@@ -125,11 +149,20 @@ describe('metrics and status JSON on the admin listener', () => {
   it('a metrics port already taken is logged and device traffic goes on', async () => {
     const taken = await listenOnFreePort(blocker);
     const log = captureLog('info');
-    const other = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}` }, Metrics: { Enabled: true, Listen: `127.0.0.1:${taken}` } }), log.log);
+    const other = await startGateway(
+      testConfig({
+        UpstreamServer: { URL: `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}` },
+        Metrics: { Enabled: true, Listen: `127.0.0.1:${taken}` },
+      }),
+      log.log,
+    );
     try {
       assert.equal((await request(other.addresses.http!.port, 'GET', '/api/devices/v1/x', AUTH)).status, 200);
       await new Promise((r) => setTimeout(r, 50));
-      assert.match(log.text(), /level=error msg="metrics listener cannot listen; device traffic is not affected, retrying".*address already in use|EADDRINUSE/);
+      assert.match(
+        log.text(),
+        /level=error msg="metrics listener cannot listen; device traffic is not affected, retrying".*address already in use|EADDRINUSE/,
+      );
       assert.equal(other.admin!.address(), undefined);
     } finally {
       await other.close(0);

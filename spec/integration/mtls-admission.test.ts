@@ -47,7 +47,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startPair(opts: { mtls?: Partial<GatewayConfig['Features']['mTLS']>; jwtLifetimeSeconds?: number; password?: string; http?: boolean } = {}) {
+async function startPair(
+  opts: { mtls?: Partial<GatewayConfig['Features']['mTLS']>; jwtLifetimeSeconds?: number; password?: string; http?: boolean } = {},
+) {
   const server = await startMenderServer({ store, users: [USER], jwtLifetimeSeconds: opts.jwtLifetimeSeconds });
   const captured = captureLog('debug');
   const gateway = await startGateway(
@@ -57,7 +59,12 @@ async function startPair(opts: { mtls?: Partial<GatewayConfig['Features']['mTLS'
       UpstreamServer: { URL: server.url },
       Features: {
         mTLS: {
-          Enabled: true, CACertificate: tls.ca.cert, MenderUsername: USER.email, MenderPassword: opts.password ?? USER.password, EnableCache: true, ...opts.mtls,
+          Enabled: true,
+          CACertificate: tls.ca.cert,
+          MenderUsername: USER.email,
+          MenderPassword: opts.password ?? USER.password,
+          EnableCache: true,
+          ...opts.mtls,
         },
       },
     }),
@@ -65,7 +72,10 @@ async function startPair(opts: { mtls?: Partial<GatewayConfig['Features']['mTLS'
   );
   const url = `https://127.0.0.1:${gateway.addresses.https!.port}`;
   return {
-    server, gateway, url, captured,
+    server,
+    gateway,
+    url,
+    captured,
     async close() {
       await gateway.close(0);
       await server.close();
@@ -94,7 +104,10 @@ describe('mTLS admission', () => {
       assert.match(reply.body, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'bare JWT, no quotes or newline');
       const pubkey = createPublicKey(readFileSync(device.key)).export({ type: 'spki', format: 'pem' }).toString();
       const preauth = pair.server.preauthorizations.filter((p) => p.identity.mac === identity.mac);
-      assert.deepEqual(preauth.map((p) => ({ pubkey: p.pubkey, force: p.force, status: p.status })), [{ pubkey, force: true, status: 201 }]);
+      assert.deepEqual(
+        preauth.map((p) => ({ pubkey: p.pubkey, force: p.force, status: p.status })),
+        [{ pubkey, force: true, status: 201 }],
+      );
       const dev = pair.server.devices().find((d) => d.identity.mac === identity.mac);
       assert.equal(dev?.status, 'accepted');
       // The emulator verified X-MEN-Signature over the body it received: the bytes crossed unchanged.
@@ -130,12 +143,25 @@ describe('mTLS admission', () => {
     const other = signedAuthBody(identity, devices.rsa.key);
     const cases: [string, { raw: Buffer; signature?: string }, number, RegExp][] = [
       ['signature by another key', { raw: good.raw, signature: other.signature }, 400, /signature verification failed/],
-      ['body changed after signing', { raw: Buffer.from(good.raw.toString().replace('06:02:01', '06:02:02')), signature: good.signature }, 400, /signature verification failed/],
+      [
+        'body changed after signing',
+        { raw: Buffer.from(good.raw.toString().replace('06:02:01', '06:02:02')), signature: good.signature },
+        400,
+        /signature verification failed/,
+      ],
       ['signature missing', { raw: good.raw }, 400, /missing request signature/],
       ['signature not base64', { raw: good.raw, signature: '!!!' }, 400, /signature verification failed/],
       ['not JSON', { raw: Buffer.from('{"id_data":'), signature: 'AAAA' }, 400, /not JSON/],
       ['id_data not an object', { raw: Buffer.from('{"id_data":"[1]","pubkey":"x"}'), signature: 'AAAA' }, 400, /id_data/],
-      ['pubkey not a key', { raw: Buffer.from('{"id_data":"{\\"mac\\":\\"x\\"}","pubkey":"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n"}'), signature: 'AAAA' }, 400, /pubkey/],
+      [
+        'pubkey not a key',
+        {
+          raw: Buffer.from('{"id_data":"{\\"mac\\":\\"x\\"}","pubkey":"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n"}'),
+          signature: 'AAAA',
+        },
+        400,
+        /pubkey/,
+      ],
       ['oversized', { raw: Buffer.alloc(200 * 1024, 0x20), signature: 'AAAA' }, 413, /larger than/],
     ];
     for (const [what, body, status, error] of cases) {
@@ -145,7 +171,12 @@ describe('mTLS admission', () => {
       assert.match(json.error, error, what);
       assert.ok(json.request_id, `${what}: request_id`);
     }
-    const oversizedChunked = await postAuth(pair.url, agentFor(devices.ec), { raw: Buffer.alloc(200 * 1024, 0x20), signature: 'AAAA' }, { chunked: true });
+    const oversizedChunked = await postAuth(
+      pair.url,
+      agentFor(devices.ec),
+      { raw: Buffer.alloc(200 * 1024, 0x20), signature: 'AAAA' },
+      { chunked: true },
+    );
     assert.equal(oversizedChunked.status, 413);
     assert.equal(pair.server.calls.length, upstreamBefore, 'the emulator saw none of them');
   });
@@ -169,10 +200,15 @@ describe('management login', () => {
       await new Promise((resolve) => setTimeout(resolve, 3100));
       pair.server.setJwtLifetime(3600);
       const agent = tlsAgent({ ca: tls.ca.cert, cert: devices.ec.cert, key: devices.ec.key }, { keepAlive: true, maxSockets: 100 });
-      const bodies = Array.from({ length: 100 }, (_, i) => signedAuthBody({ mac: `02:00:00:06:04:${i.toString(16).padStart(2, '0')}` }, devices.ec.key));
+      const bodies = Array.from({ length: 100 }, (_, i) =>
+        signedAuthBody({ mac: `02:00:00:06:04:${i.toString(16).padStart(2, '0')}` }, devices.ec.key),
+      );
       const replies = await Promise.all(bodies.map((b) => postAuth(pair.url, agent, b)));
       agent.destroy();
-      assert.deepEqual(replies.map((r) => r.status), Array(100).fill(200));
+      assert.deepEqual(
+        replies.map((r) => r.status),
+        Array(100).fill(200),
+      );
       assert.equal(pair.server.logins.length, 2, 'one login at start, exactly one after expiry');
       assert.ok(pair.server.logins.every((l) => l.ok));
     } finally {
@@ -186,7 +222,13 @@ describe('management login', () => {
     try {
       const start = Date.now();
       // The gateway's clock lags: it keeps believing in tokens the server has expired.
-      const session = createManagementSession({ upstream, username: USER.email, password: USER.password, log: captureLog().log, now: () => start });
+      const session = createManagementSession({
+        upstream,
+        username: USER.email,
+        password: USER.password,
+        log: captureLog().log,
+        now: () => start,
+      });
       const preauthorizer = createPreauthorizer({ upstream, session, log: captureLog().log });
       await session.token();
       await new Promise((resolve) => setTimeout(resolve, 3100));
@@ -222,10 +264,16 @@ describe('management login', () => {
       assert.doesNotMatch(text, /wrong-Pa55word/);
       // Other traffic keeps flowing: a device call is passed through (the emulator answers 401).
       const other = await new Promise<number>((resolve, reject) => {
-        https.get(`${pair.url}/api/devices/v1/deployments/device/deployments/next?device_type=x&artifact_name=y`, { agent: agentFor(devices.ec) }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        }).on('error', reject);
+        https
+          .get(
+            `${pair.url}/api/devices/v1/deployments/device/deployments/next?device_type=x&artifact_name=y`,
+            { agent: agentFor(devices.ec) },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          )
+          .on('error', reject);
       });
       assert.equal(other, 401);
       assert.equal(callsTo(pair.server, '/api/devices/v1/deployments/device/deployments/next').length, 1);
@@ -314,4 +362,3 @@ describe('mTLS options', () => {
     }
   });
 });
-

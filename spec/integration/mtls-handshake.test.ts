@@ -22,7 +22,10 @@ let dir: string;
 let tls: TlsMaterial;
 let store: S3Store;
 let rogueCaFile: string;
-let certs: Record<'good' | 'chained' | 'rogue' | 'selfSigned' | 'expired' | 'notYetValid' | 'rogueExpired' | 'listed' | 'later', DeviceCert>;
+let certs: Record<
+  'good' | 'chained' | 'rogue' | 'selfSigned' | 'expired' | 'notYetValid' | 'rogueExpired' | 'listed' | 'later',
+  DeviceCert
+>;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mtls-handshake-'));
@@ -56,7 +59,9 @@ async function startPair(mtls: Partial<GatewayConfig['Features']['mTLS']> = {}) 
       HTTP: { Enabled: false },
       HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
       UpstreamServer: { URL: server.url },
-      Features: { mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: 'gw@example.com', MenderPassword: 'pw', ...mtls, ...more } },
+      Features: {
+        mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: 'gw@example.com', MenderPassword: 'pw', ...mtls, ...more },
+      },
     });
   const gateway = await startGateway(configWith({}), captured.log).catch(async (err: unknown) => {
     await server.close();
@@ -64,7 +69,11 @@ async function startPair(mtls: Partial<GatewayConfig['Features']['mTLS']> = {}) 
   });
   const url = `https://127.0.0.1:${gateway.addresses.https!.port}`;
   return {
-    server, url, captured, gateway, configWith,
+    server,
+    url,
+    captured,
+    gateway,
+    configWith,
     async close() {
       await gateway.close(0);
       await server.close();
@@ -114,7 +123,13 @@ describe('client certificate verification', () => {
 
   it('says why in its log', () => {
     const text = pair.captured.text();
-    for (const reason of ['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'no client certificate']) {
+    for (const reason of [
+      'CERT_HAS_EXPIRED',
+      'CERT_NOT_YET_VALID',
+      'UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT',
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'no client certificate',
+    ]) {
       assert.match(text, new RegExp(`TLS client refused.*(${reason})`), reason);
     }
     assert.doesNotMatch(text, /request refused/);
@@ -122,7 +137,13 @@ describe('client certificate verification', () => {
 
   it('counts admissions and refusals by reason in the metrics', async () => {
     const text = await metricsRegistry.metrics();
-    const count = (series: string) => Number(text.split('\n').find((l) => l.startsWith(series + ' '))?.split(' ')[1] ?? 0);
+    const count = (series: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(series + ' '))
+          ?.split(' ')[1] ?? 0,
+      );
     assert.ok(count('mender_gateway_mtls_admissions_total') >= 1);
     assert.ok(count('mender_gateway_mtls_refusals_total{reason="expired"}') >= 1);
     assert.ok(count('mender_gateway_mtls_refusals_total{reason="not_yet_valid"}') >= 1);
@@ -218,7 +239,10 @@ describe('serial blocklist', () => {
   });
 
   it('refuses to start with a missing or broken blocklist', async () => {
-    for (const [content, why] of [[null, /no such file/], ['xyz\n', /line 1: not a hexadecimal serial/]] as const) {
+    for (const [content, why] of [
+      [null, /no such file/],
+      ['xyz\n', /line 1: not a hexadecimal serial/],
+    ] as const) {
       const file = join(dir, `broken-${why.source.length}.txt`);
       if (content !== null) writeFileSync(file, content);
       await assert.rejects(startPair({ BlacklistPath: file }), why);
@@ -232,7 +256,9 @@ describe('CRL (CRLPath, ours)', () => {
     const revoked = makeDeviceCert(dir, 'crl-revoked', tls.ca, { serial: '0A1B2C3D' });
     const later = makeDeviceCert(dir, 'crl-later', tls.ca, { serial: '0CAFE0' });
     // The same serial from another CA (the intermediate): serials are unique only per CA.
-    const sameSerialOtherCa = makeDeviceCert(dir, 'crl-other-ca', makeIntermediate(dir, 'crl-intermediate', tls.ca), { serial: '0A1B2C3D' });
+    const sameSerialOtherCa = makeDeviceCert(dir, 'crl-other-ca', makeIntermediate(dir, 'crl-intermediate', tls.ca), {
+      serial: '0A1B2C3D',
+    });
     const file = join(dir, 'ca.crl');
     copyFileSync(makeCrl(dir, 'crl-1', tls.ca, { revoked: ['0A1B2C3D'] }), file);
     const pair = await startPair({ CRLPath: file });

@@ -40,15 +40,24 @@ after(async () => {
 });
 
 async function mtlsGateway(enableCache: boolean): Promise<string> {
-  const g = await startGateway(testConfig({
-    HTTP: { Enabled: false },
-    HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
-    UpstreamServer: { URL: server.url, Timeout: '2s' },
-    Features: {
-      ReportJournal: { Enabled: true, Path: join(dir, `journal-${enableCache}`) },
-      mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: USER.email, MenderPassword: USER.password, EnableCache: enableCache },
-    },
-  }), log.log);
+  const g = await startGateway(
+    testConfig({
+      HTTP: { Enabled: false },
+      HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
+      UpstreamServer: { URL: server.url, Timeout: '2s' },
+      Features: {
+        ReportJournal: { Enabled: true, Path: join(dir, `journal-${enableCache}`) },
+        mTLS: {
+          Enabled: true,
+          CACertificate: tls.ca.cert,
+          MenderUsername: USER.email,
+          MenderPassword: USER.password,
+          EnableCache: enableCache,
+        },
+      },
+    }),
+    log.log,
+  );
   gateways.push(g);
   return `https://127.0.0.1:${g.addresses.https!.port}`;
 }
@@ -58,7 +67,10 @@ test('mTLS: an admitted device gets its last token back while upstream is down (
   const uncached = await mtlsGateway(false);
   const device = (name: string) => {
     const cert = makeDeviceCert(dir, name, tls.ca, { keyType: 'ec' });
-    return { agent: tlsAgent({ ca: tls.ca.cert, cert: cert.cert, key: cert.key }), body: signedAuthBody({ mac: `02:00:00:bb:00:${name.length}` }, cert.key) };
+    return {
+      agent: tlsAgent({ ca: tls.ca.cert, cert: cert.cert, key: cert.key }),
+      body: signedAuthBody({ mac: `02:00:00:bb:00:${name.length}` }, cert.key),
+    };
   };
   const a = device('dev-a');
   const b = device('dev-bb');

@@ -17,7 +17,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** stdout+stderr and status of a tool; a missing tool is a failure that names the package. */
 function tool(cmd: string, args: string[], pkg: string, env?: NodeJS.ProcessEnv): { status: number | null; output: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env: env ?? process.env, timeout: 30_000 });
-  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${cmd} is not installed: apt-get install -y --no-install-recommends ${pkg}`);
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT')
+    throw new Error(`${cmd} is not installed: apt-get install -y --no-install-recommends ${pkg}`);
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -80,15 +81,40 @@ describe('inventory script', () => {
     });
   };
   const cases: [string, unknown | null, Record<string, string>, string][] = [
-    ['enabled: both attributes', { Features: { DeviceSystem: { Enabled: true, SystemID: 'plant-7' } } }, {}, 'mender_is_gateway=true\nmender_gateway_system_id=plant-7\n'],
-    ['keys match case-insensitively', { features: { devicesystem: { enabled: true, systemid: 'p8' } } }, {}, 'mender_is_gateway=true\nmender_gateway_system_id=p8\n'],
-    ['disabled: no system id (MEN-8937)', { Features: { DeviceSystem: { Enabled: false, SystemID: 'plant-7' } } }, {}, 'mender_is_gateway=true\n'],
+    [
+      'enabled: both attributes',
+      { Features: { DeviceSystem: { Enabled: true, SystemID: 'plant-7' } } },
+      {},
+      'mender_is_gateway=true\nmender_gateway_system_id=plant-7\n',
+    ],
+    [
+      'keys match case-insensitively',
+      { features: { devicesystem: { enabled: true, systemid: 'p8' } } },
+      {},
+      'mender_is_gateway=true\nmender_gateway_system_id=p8\n',
+    ],
+    [
+      'disabled: no system id (MEN-8937)',
+      { Features: { DeviceSystem: { Enabled: false, SystemID: 'plant-7' } } },
+      {},
+      'mender_is_gateway=true\n',
+    ],
     ['enabled without an id', { Features: { DeviceSystem: { Enabled: true } } }, {}, 'mender_is_gateway=true\n'],
     ['no DeviceSystem section', { HTTPS: { Enabled: true } }, {}, 'mender_is_gateway=true\n'],
     ['no configuration file', null, {}, 'mender_is_gateway=true\n'],
     ['malformed configuration file', '{"Features":', {}, 'mender_is_gateway=true\n'],
-    ['environment wins: enabled by DEVICE_SYSTEM_*', {}, { DEVICE_SYSTEM_ENABLED: 'true', DEVICE_SYSTEM_ID: 'env-id' }, 'mender_is_gateway=true\nmender_gateway_system_id=env-id\n'],
-    ['environment wins: disabled by DEVICE_SYSTEM_ENABLED=0', { Features: { DeviceSystem: { Enabled: true, SystemID: 'x' } } }, { DEVICE_SYSTEM_ENABLED: '0' }, 'mender_is_gateway=true\n'],
+    [
+      'environment wins: enabled by DEVICE_SYSTEM_*',
+      {},
+      { DEVICE_SYSTEM_ENABLED: 'true', DEVICE_SYSTEM_ID: 'env-id' },
+      'mender_is_gateway=true\nmender_gateway_system_id=env-id\n',
+    ],
+    [
+      'environment wins: disabled by DEVICE_SYSTEM_ENABLED=0',
+      { Features: { DeviceSystem: { Enabled: true, SystemID: 'x' } } },
+      { DEVICE_SYSTEM_ENABLED: '0' },
+      'mender_is_gateway=true\n',
+    ],
   ];
   for (const [name, config, env, want] of cases) it(name, () => assert.equal(run(config, env), want));
 });
@@ -120,6 +146,9 @@ describe('container and npm', () => {
     const bin = join(REPO_ROOT, pkg.bin['mender-gateway']);
     accessSync(bin, constants.X_OK);
     assert.match(readFileSync(bin, 'utf8'), /^#!\/usr\/bin\/env node\n/);
-    assert.match(execFileSync(bin, ['--version'], { encoding: 'utf8' }), new RegExp(`^mender-gateway ${pkg.version.replace(/\./g, '\\.')}\\n`));
+    assert.match(
+      execFileSync(bin, ['--version'], { encoding: 'utf8' }),
+      new RegExp(`^mender-gateway ${pkg.version.replace(/\./g, '\\.')}\\n`),
+    );
   });
 });

@@ -21,7 +21,10 @@ interface Seen {
   remotePort: number;
 }
 
-function request(port: number, opts: http.RequestOptions & { body?: Buffer | Readable }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+function request(
+  port: number,
+  opts: http.RequestOptions & { body?: Buffer | Readable },
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, agent: false, ...opts }, (res) => {
       const chunks: Buffer[] = [];
@@ -42,7 +45,13 @@ describe('pass-through proxy', () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks), remotePort: req.socket.remotePort ?? 0 });
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+        remotePort: req.socket.remotePort ?? 0,
+      });
       if (req.url === '/api/devices/v1/authentication/auth_requests') {
         res.writeHead(200, { 'Content-Type': 'application/jwt' }).end('token.jwt.value');
       } else if (req.url?.startsWith('/status')) {
@@ -93,7 +102,9 @@ describe('pass-through proxy', () => {
   });
 
   it('forwards the auth request exactly, trailing newline and Content-Length included', async () => {
-    const body = Buffer.from('{"id_data":"{\\"mac\\":\\"02:00:00:00:00:01\\"}","tenant_token":"","pubkey":"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n"}\n');
+    const body = Buffer.from(
+      '{"id_data":"{\\"mac\\":\\"02:00:00:00:00:01\\"}","tenant_token":"","pubkey":"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n"}\n',
+    );
     const res = await request(port, {
       method: 'POST',
       path: '/api/devices/v1/authentication/auth_requests',
@@ -119,11 +130,17 @@ describe('pass-through proxy', () => {
     assert.equal(last.headers['content-length'], undefined);
   });
 
-  it('sends the upstream Host and its own X-Forwarded-* headers, dropping the device\'s', async () => {
+  it("sends the upstream Host and its own X-Forwarded-* headers, dropping the device's", async () => {
     await request(port, {
       method: 'GET',
       path: '/status',
-      headers: { Host: 'gateway.local:8080', 'X-Forwarded-For': '6.6.6.6', 'X-Forwarded-Proto': 'https', Forwarded: 'for=6.6.6.6', 'X-Real-IP': '6.6.6.6' },
+      headers: {
+        Host: 'gateway.local:8080',
+        'X-Forwarded-For': '6.6.6.6',
+        'X-Forwarded-Proto': 'https',
+        Forwarded: 'for=6.6.6.6',
+        'X-Real-IP': '6.6.6.6',
+      },
     });
     const last = seen.at(-1)!;
     assert.equal(last.headers.host, `127.0.0.1:${(upstream.address() as net.AddressInfo).port}`);
@@ -148,7 +165,9 @@ describe('pass-through proxy', () => {
   });
 
   it('pipes WebSocket upgrades both ways with the device Authorization', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/devices/v1/deviceconnect/connect`, { headers: { Authorization: 'Bearer device-jwt' } });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/devices/v1/deviceconnect/connect`, {
+      headers: { Authorization: 'Bearer device-jwt' },
+    });
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
@@ -165,7 +184,11 @@ describe('pass-through proxy', () => {
   });
 
   it('never logs Authorization values or query strings', async () => {
-    await request(port, { method: 'GET', path: '/status?x-men-signature=SECRETSIG&token=abc', headers: { Authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig' } });
+    await request(port, {
+      method: 'GET',
+      path: '/status?x-men-signature=SECRETSIG&token=abc',
+      headers: { Authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig' },
+    });
     const text = capture.text();
     assert.match(text, /path=\/status /);
     assert.doesNotMatch(text, /SECRETSIG|eyJhbGciOiJSUzI1NiJ9|token=abc/);
@@ -179,7 +202,11 @@ describe('pass-through under failure', () => {
     await closeServer(closed);
     const gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${deadPort}` } }), captureLog().log);
     try {
-      const res = await request(gateway.addresses.http!.port, { method: 'GET', path: '/api/devices/v1/inventory/device/attributes', headers: { 'X-MEN-RequestID': 'req-42' } });
+      const res = await request(gateway.addresses.http!.port, {
+        method: 'GET',
+        path: '/api/devices/v1/inventory/device/attributes',
+        headers: { 'X-MEN-RequestID': 'req-42' },
+      });
       assert.equal(res.status, 502);
       assert.match(String(res.headers['content-type']), /application\/json/);
       const body = JSON.parse(res.body.toString());
@@ -193,7 +220,10 @@ describe('pass-through under failure', () => {
   it('answers 504 when upstream sends no response within UpstreamServer.Timeout', async () => {
     const slow = http.createServer(() => undefined);
     const slowPort = await listenOnFreePort(slow);
-    const gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${slowPort}`, Timeout: '300ms' } }), captureLog().log);
+    const gateway = await startGateway(
+      testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${slowPort}`, Timeout: '300ms' } }),
+      captureLog().log,
+    );
     try {
       const res = await request(gateway.addresses.http!.port, { method: 'GET', path: '/slow' });
       assert.equal(res.status, 504);
@@ -236,7 +266,11 @@ describe('pass-through under failure', () => {
       await new Promise<void>((resolve) => req.once('response', (res) => res.once('data', () => resolve())));
       req.destroy();
       const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('timeout'), 2000).unref());
-      assert.notEqual(await Promise.race([closedUpstream.then(() => 'closed'), timeout]), 'timeout', 'upstream request still open 2 s after the device left');
+      assert.notEqual(
+        await Promise.race([closedUpstream.then(() => 'closed'), timeout]),
+        'timeout',
+        'upstream request still open 2 s after the device left',
+      );
     } finally {
       await gateway.close(100);
       await closeServer(hanging);
@@ -332,16 +366,21 @@ describe('large bodies stream without being buffered', () => {
       for (let sent = 0; sent < size; sent += chunk.length) expected.update(chunk);
       const digest = expected.digest('hex');
       const got = await new Promise<{ received: string; sha: string; bytes: number; sha2: string }>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: gateway.addresses.http!.port, method: 'PUT', path: '/upload', agent: false }, (res) => {
-          const h = createHash('sha256');
-          let bytes = 0;
-          res.on('data', (c: Buffer) => {
-            bytes += c.length;
-            h.update(c);
-          });
-          res.on('end', () => resolve({ received: String(res.headers['x-received']), sha: String(res.headers['x-sha']), bytes, sha2: h.digest('hex') }));
-          res.on('error', reject);
-        });
+        const req = http.request(
+          { host: '127.0.0.1', port: gateway.addresses.http!.port, method: 'PUT', path: '/upload', agent: false },
+          (res) => {
+            const h = createHash('sha256');
+            let bytes = 0;
+            res.on('data', (c: Buffer) => {
+              bytes += c.length;
+              h.update(c);
+            });
+            res.on('end', () =>
+              resolve({ received: String(res.headers['x-received']), sha: String(res.headers['x-sha']), bytes, sha2: h.digest('hex') }),
+            );
+            res.on('error', reject);
+          },
+        );
         req.on('error', reject);
         source().pipe(req);
       });
@@ -391,7 +430,9 @@ describe('pass-through through an outbound proxy (CONNECT tunnel)', () => {
   let upstreamPort: number;
   let proxyPort: number;
   const viaProxy = (timeout: string) =>
-    startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}`, Timeout: timeout } }), captureLog().log, { env: { HTTP_PROXY: `http://127.0.0.1:${proxyPort}` } });
+    startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}`, Timeout: timeout } }), captureLog().log, {
+      env: { HTTP_PROXY: `http://127.0.0.1:${proxyPort}` },
+    });
 
   before(async () => {
     proxyPort = await listenOnFreePort(proxy);
@@ -408,7 +449,12 @@ describe('pass-through through an outbound proxy (CONNECT tunnel)', () => {
 
   it('forwards a sized body and a chunked DELETE through the tunnel, Host rewritten', async () => {
     const body = randomBytes(5000);
-    const res = await request(port, { method: 'POST', path: '/echo', headers: { 'Content-Length': body.length, Host: 'gateway.local' }, body });
+    const res = await request(port, {
+      method: 'POST',
+      path: '/echo',
+      headers: { 'Content-Length': body.length, Host: 'gateway.local' },
+      body,
+    });
     assert.equal(res.status, 201);
     assert.equal(res.headers['x-upstream'], 'yes');
     assert.deepEqual(res.body, body);
@@ -416,7 +462,12 @@ describe('pass-through through an outbound proxy (CONNECT tunnel)', () => {
     assert.equal(tunnels.at(-1), `127.0.0.1:${upstreamPort}`);
 
     const parts = [randomBytes(10), randomBytes(3000)];
-    const del = await request(port, { method: 'DELETE', path: '/echo', headers: { 'Transfer-Encoding': 'chunked' }, body: Readable.from(parts) });
+    const del = await request(port, {
+      method: 'DELETE',
+      path: '/echo',
+      headers: { 'Transfer-Encoding': 'chunked' },
+      body: Readable.from(parts),
+    });
     assert.equal(del.status, 201);
     assert.equal(seen.at(-1)!.headers['transfer-encoding'], 'chunked');
     assert.equal(seen.at(-1)!.headers['content-length'], undefined);
@@ -426,7 +477,11 @@ describe('pass-through through an outbound proxy (CONNECT tunnel)', () => {
   it('answers 504 JSON when upstream sends nothing within UpstreamServer.Timeout', async () => {
     const impatient = await viaProxy('300ms');
     try {
-      const res = await request(impatient.addresses.http!.port, { method: 'GET', path: '/slow', headers: { 'X-MEN-RequestID': 'req-504' } });
+      const res = await request(impatient.addresses.http!.port, {
+        method: 'GET',
+        path: '/slow',
+        headers: { 'X-MEN-RequestID': 'req-504' },
+      });
       assert.equal(res.status, 504);
       assert.deepEqual(JSON.parse(res.body.toString()), { error: 'upstream server timed out', request_id: 'req-504' });
     } finally {

@@ -31,11 +31,14 @@ function install(pair: { cert: string; key: string }): void {
 function probe(agent: https.Agent): Promise<{ cn: string; reused: boolean; status: number }> {
   const [host, port] = gateway.listeners.https.split(/:(?=\d+$)/);
   return new Promise((resolve, reject) => {
-    const req = https.get({ host, port: Number(port), path: '/api/internal/v1/gateway/alive', agent, ca: readFileSync(tls.ca.cert) }, (res) => {
-      res.resume();
-      const cert = (res.socket as TLSSocket).getPeerCertificate();
-      res.on('end', () => resolve({ cn: String(cert.subject.CN), reused: req.reusedSocket, status: res.statusCode ?? 0 }));
-    });
+    const req = https.get(
+      { host, port: Number(port), path: '/api/internal/v1/gateway/alive', agent, ca: readFileSync(tls.ca.cert) },
+      (res) => {
+        res.resume();
+        const cert = (res.socket as TLSSocket).getPeerCertificate();
+        res.on('end', () => resolve({ cn: String(cert.subject.CN), reused: req.reusedSocket, status: res.statusCode ?? 0 }));
+      },
+    );
     req.on('error', reject);
   });
 }

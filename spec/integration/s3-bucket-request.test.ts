@@ -40,15 +40,25 @@ describe('bucket requests on a reset keep-alive connection', () => {
       if (fault) nextFault = null;
       if (fault === 'reset-before') return req.socket.destroy();
       // The signature covers the store's host: forward with it.
-      const up = http.request({ host: store.host, port: store.port, method: req.method, path: req.url, headers: { ...req.headers, host: `${store.host}:${store.port}` }, agent }, (answer) => {
-        if (fault === 'reset-after') {
-          answer.resume();
-          answer.on('end', () => req.socket.destroy());
-          return;
-        }
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
+      const up = http.request(
+        {
+          host: store.host,
+          port: store.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: `${store.host}:${store.port}` },
+          agent,
+        },
+        (answer) => {
+          if (fault === 'reset-after') {
+            answer.resume();
+            answer.on('end', () => req.socket.destroy());
+            return;
+          }
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
       req.pipe(up);
     });
     hopPort = await listenOnFreePort(hop);
@@ -84,12 +94,18 @@ describe('bucket requests on a reset keep-alive connection', () => {
     const got = await send('GET', 'r/a');
     assert.equal(got.status, 200);
     assert.equal(got.text, 'first');
-    assert.deepEqual(seen.map((s) => `${s.method} ${s.reused}`), ['GET true', 'GET false']);
+    assert.deepEqual(
+      seen.map((s) => `${s.method} ${s.reused}`),
+      ['GET true', 'GET false'],
+    );
 
     await warm(); // the retry's own connection was closed after it
     nextFault = 'reset-before';
     assert.equal((await send('PUT', 'r/a', Buffer.from('second'))).status, 200);
-    assert.deepEqual(seen.map((s) => `${s.method} ${s.reused}`), ['PUT true', 'PUT false']);
+    assert.deepEqual(
+      seen.map((s) => `${s.method} ${s.reused}`),
+      ['PUT true', 'PUT false'],
+    );
     assert.equal((await send('GET', 'r/a')).text, 'second');
   });
 
@@ -101,7 +117,10 @@ describe('bucket requests on a reset keep-alive connection', () => {
       assert.match(err.message, /^bucket unreachable: /);
       return true;
     });
-    assert.deepEqual(seen.map((s) => s.method), ['PUT']);
+    assert.deepEqual(
+      seen.map((s) => s.method),
+      ['PUT'],
+    );
   });
 
   it('does not retry a reset on a new connection', async () => {
@@ -123,11 +142,14 @@ describe('bucket requests on a reset keep-alive connection', () => {
     nextFault = 'reset-after';
     const lock = await locks.tryTake('entry-1');
     assert.notEqual(typeof lock, 'string', `took ${String(lock)}`);
-    assert.deepEqual(seen.map((s) => `${s.method} ${s.path.replace(/^\/[^/]+\//, '')} ${s.reused}`), [
-      'PUT p/v1/locks/entry-1 true', // landed, answer lost
-      'PUT p/v1/locks/entry-1 false', // 412: the key exists
-      'GET p/v1/locks/entry-1 false', // our own owner in it
-    ]);
+    assert.deepEqual(
+      seen.map((s) => `${s.method} ${s.path.replace(/^\/[^/]+\//, '')} ${s.reused}`),
+      [
+        'PUT p/v1/locks/entry-1 true', // landed, answer lost
+        'PUT p/v1/locks/entry-1 false', // 412: the key exists
+        'GET p/v1/locks/entry-1 false', // our own owner in it
+      ],
+    );
     // Another gateway finds it held; once released, it is free.
     const other = new BucketLocks(bucket, { leaseMs: 30_000, settleMs: 100 }, () => undefined);
     assert.equal(await other.tryTake('entry-1'), 'held');

@@ -21,7 +21,9 @@ function get(url: string, opts: { method?: string; headers?: Record<string, stri
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), startedAt, endedAt: Date.now() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), startedAt, endedAt: Date.now() }),
+      );
       res.on('error', reject);
     });
     req.setTimeout(20_000, () => req.destroy(new Error('timeout')));
@@ -139,12 +141,15 @@ describe('s3 store (s3rver behind the counting front)', () => {
     assert.equal(stats.bytesServed, content.length + content.length - 1000);
     assert.ok(store.totalBytesServed() >= stats.bytesServed);
     const logged = store.requestLog.filter((e) => e.path === `/${store.bucket}/count/me.bin`);
-    assert.deepEqual(logged.map((e) => [e.method, e.status, e.range]), [
-      ['PUT', 200, undefined],
-      ['GET', 200, undefined],
-      ['GET', 206, 'bytes=1000-'],
-      ['GET', 403, undefined],
-    ]);
+    assert.deepEqual(
+      logged.map((e) => [e.method, e.status, e.range]),
+      [
+        ['PUT', 200, undefined],
+        ['GET', 200, undefined],
+        ['GET', 206, 'bytes=1000-'],
+        ['GET', 403, undefined],
+      ],
+    );
     assert.ok(logged.every((e) => !e.path.includes('?') && e.remoteAddress !== ''));
   });
 
@@ -156,7 +161,8 @@ describe('s3 store (s3rver behind the counting front)', () => {
       const [a, b] = await Promise.all([get(url), get(url)]);
       assert.equal(a.body.length, content.length);
       assert.equal(b.body.length, content.length);
-      for (const d of [a, b]) assert.ok(d.endedAt - d.startedAt >= 900 * seconds, `a throttled download took ${d.endedAt - d.startedAt} ms`);
+      for (const d of [a, b])
+        assert.ok(d.endedAt - d.startedAt >= 900 * seconds, `a throttled download took ${d.endedAt - d.startedAt} ms`);
       assert.ok(a.startedAt < b.endedAt && b.startedAt < a.endedAt, 'the two downloads overlap in time');
       // Per response, not shared: both finish well before the 2 s a shared cap would need
       // (the margin leaves room for a busy machine).

@@ -35,7 +35,15 @@ const outputs: string[] = [];
 const upstream = http.createServer((req, res) => {
   req.resume();
   req.on('end', () => {
-    const doc = { id: 'd1b4c2a0-0000-4000-8000-000000000011', artifact: { id: 'a7f0e1b2-0000-4000-8000-000000000012', artifact_name: 'release-11', source: { uri: presigned, expire: '2099-01-02T03:04:05Z' }, device_types_compatible: ['test-device'] } };
+    const doc = {
+      id: 'd1b4c2a0-0000-4000-8000-000000000011',
+      artifact: {
+        id: 'a7f0e1b2-0000-4000-8000-000000000012',
+        artifact_name: 'release-11',
+        source: { uri: presigned, expire: '2099-01-02T03:04:05Z' },
+        device_types_compatible: ['test-device'],
+      },
+    };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
   });
 });
@@ -48,7 +56,8 @@ before(async () => {
   // About 2 s per full origin download: both gateways miss while the first fill runs.
   origin = await startS3Store({ throttleBytesPerSecond: 1_000_000 });
   bucket = await startS3Store();
-  for (const key of ['artifacts/cold.mender', 'artifacts/down.mender', 'artifacts/down-2.mender', 'artifacts/no-condition.mender']) await origin.putObject(key, join(dir, 'a.mender'));
+  for (const key of ['artifacts/cold.mender', 'artifacts/down.mender', 'artifacts/down-2.mender', 'artifacts/no-condition.mender'])
+    await origin.putObject(key, join(dir, 'a.mender'));
   upstreamPort = await listenOnFreePort(upstream);
 });
 
@@ -61,27 +70,36 @@ after(async () => {
 });
 
 async function startOne(name: string, opts: { endpoint: string; secret?: string }): Promise<GatewayProcess> {
-  const configFile = writeGatewayConfig(dir, {
-    Workers: 1,
-    HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
-    UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
-    ShutdownTimeout: '3s',
-    Features: {
-      ArtifactsProxy: {
-        Enabled: true,
-        GatewayURL: GATEWAY_URL,
-        DomainWhitelist: ['127.0.0.1'],
-        ArtifactsCache: {
+  const configFile = writeGatewayConfig(
+    dir,
+    {
+      Workers: 1,
+      HTTP: { Enabled: true, Listen: '127.0.0.1:0' },
+      UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
+      ShutdownTimeout: '3s',
+      Features: {
+        ArtifactsProxy: {
           Enabled: true,
-          Path: join(dir, `cache-${name}`),
-          SignatureSecret: opts.secret ?? SECRET,
-          LinkExpireDuration: '1h',
-          S3: { Enabled: true, Endpoint: opts.endpoint, Bucket: bucket.bucket, Region: bucket.region, Prefix: 'gateway-cache' },
+          GatewayURL: GATEWAY_URL,
+          DomainWhitelist: ['127.0.0.1'],
+          ArtifactsCache: {
+            Enabled: true,
+            Path: join(dir, `cache-${name}`),
+            SignatureSecret: opts.secret ?? SECRET,
+            LinkExpireDuration: '1h',
+            S3: { Enabled: true, Endpoint: opts.endpoint, Bucket: bucket.bucket, Region: bucket.region, Prefix: 'gateway-cache' },
+          },
         },
       },
     },
-  }, `${name}.conf`);
-  const env = { ...process.env, WORKERS: '', ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID: bucket.accessKey, ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY: bucket.secretKey };
+    `${name}.conf`,
+  );
+  const env = {
+    ...process.env,
+    WORKERS: '',
+    ARTIFACTS_PROXY_CACHE_S3_ACCESS_KEY_ID: bucket.accessKey,
+    ARTIFACTS_PROXY_CACHE_S3_SECRET_ACCESS_KEY: bucket.secretKey,
+  };
   const gw = await startGateway({ configFile, waitFor: ['http'], env, timeoutMs: 30_000 });
   gateways.add(gw);
   return gw;
@@ -95,7 +113,12 @@ async function stopOne(gw: GatewayProcess): Promise<void> {
 
 const portOf = (gw: GatewayProcess) => Number(gw.listeners.http.split(':').pop());
 
-function get(port: number, path: string, method = 'GET', body?: string): Promise<{ status: number; md5: string; length: number; text: string }> {
+function get(
+  port: number,
+  path: string,
+  method = 'GET',
+  body?: string,
+): Promise<{ status: number; md5: string; length: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
       const hash = createHash('md5');
@@ -162,7 +185,9 @@ test('two gateways, separate cache dirs, one bucket: 50 devices on a cold artifa
   const warmMs = Date.now() - t1;
   assert.deepEqual(origin.stats(key), after2, 'the third gateway never asked the origin');
   assert.equal(bucket.stats(bucketKey(key)).fullDownloads, 2);
-  t.diagnostic(`origin downloads: 1 for 50 devices on 2 gateways (${coldMs} ms), 0 more for 10 devices on a third gateway (${warmMs} ms, from the bucket)`);
+  t.diagnostic(
+    `origin downloads: 1 for 50 devices on 2 gateways (${coldMs} ms), 0 more for 10 devices on a third gateway (${warmMs} ms, from the bucket)`,
+  );
   await Promise.all([a, b, c].map(stopOne));
 });
 
@@ -172,7 +197,10 @@ test('bucket unreachable: devices are served from the origin, one warn line, lin
   const deadPort = await listenOnFreePort(probe);
   await closeServer(probe);
   const otherSecret = randomBytes(32).toString('base64');
-  const [d, a] = await Promise.all([startOne('d', { endpoint: `http://127.0.0.1:${deadPort}`, secret: otherSecret }), startOne('a2', { endpoint: bucket.endpoint })]);
+  const [d, a] = await Promise.all([
+    startOne('d', { endpoint: `http://127.0.0.1:${deadPort}`, secret: otherSecret }),
+    startOne('a2', { endpoint: bucket.endpoint }),
+  ]);
   const link = await linkFor(d, 'artifacts/down.mender');
   await devices(Array.from({ length: 10 }, (): [GatewayProcess, string] => [d, link]));
   const link2 = await linkFor(d, 'artifacts/down-2.mender');
@@ -207,22 +235,35 @@ test('a bucket that ignores If-None-Match: the gateways notice, and lock by writ
 
 /** Run the gateway until it exits (a start-up failure): exit code and what it printed. */
 function runToExit(configFile: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'gateway.js'), '--config', configFile], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'gateway.js'), '--config', configFile], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (t: string) => (output += t));
   child.stderr.setEncoding('utf8').on('data', (t: string) => (output += t));
   const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  return new Promise((resolve) => child.on('exit', (code) => {
-    clearTimeout(timer);
-    resolve({ code, output });
-  }));
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    }),
+  );
 }
 
 test('S3 set from the environment only: without minio, or without a bucket, the gateway stops at start with one line naming the problem', async () => {
-  const configFile = writeGatewayConfig(dir, { HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` }, Workers: 1 }, 'env-only.conf');
+  const configFile = writeGatewayConfig(
+    dir,
+    { HTTP: { Enabled: true, Listen: '127.0.0.1:0' }, UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` }, Workers: 1 },
+    'env-only.conf',
+  );
   // minio is an optional dependency: hide it as an install without it would lack it.
   const hide = join(dir, 'hide-minio.js');
-  await writeFile(hide, "const M = require('module'); const r = M._resolveFilename; M._resolveFilename = function (req, ...rest) { if (req === 'minio') { const e = new Error(\"Cannot find module 'minio'\"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...rest); };\n");
+  await writeFile(
+    hide,
+    "const M = require('module'); const r = M._resolveFilename; M._resolveFilename = function (req, ...rest) { if (req === 'minio') { const e = new Error(\"Cannot find module 'minio'\"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...rest); };\n",
+  );
   const env = {
     ...process.env,
     WORKERS: '',

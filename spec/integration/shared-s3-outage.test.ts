@@ -54,13 +54,29 @@ after(async () => {
 
 function s3Config(cachePath: string) {
   return cacheConfig(cachePath, {
-    S3: { Enabled: true, Endpoint: `http://127.0.0.1:${relayPort}`, Bucket: bucket.bucket, Region: bucket.region, AccessKeyID: bucket.accessKey, SecretAccessKey: bucket.secretKey, Prefix: 'c/' },
+    S3: {
+      Enabled: true,
+      Endpoint: `http://127.0.0.1:${relayPort}`,
+      Bucket: bucket.bucket,
+      Region: bucket.region,
+      AccessKeyID: bucket.accessKey,
+      SecretAccessKey: bucket.secretKey,
+      Prefix: 'c/',
+    },
   });
 }
 
 /** An in-process gateway cache on its own directory and the shared bucket, closed after `run`. */
-async function withCache(name: string, opts: { log?: Logger; tuning?: CacheTuning }, run: (link: (origin: URL) => string) => Promise<void>): Promise<void> {
-  const cache = await createArtifactCache({ config: s3Config(path.join(dir, name)), log: opts.log ?? captureLog('info').log, tuning: opts.tuning });
+async function withCache(
+  name: string,
+  opts: { log?: Logger; tuning?: CacheTuning },
+  run: (link: (origin: URL) => string) => Promise<void>,
+): Promise<void> {
+  const cache = await createArtifactCache({
+    config: s3Config(path.join(dir, name)),
+    log: opts.log ?? captureLog('info').log,
+    tuning: opts.tuning,
+  });
   const front = await startFront(cache);
   try {
     await run((o) => front.url(o));
@@ -85,7 +101,9 @@ test('bucket down: origin fills, one warn line; bucket back after the retry dela
     const c = await download(link(origin.url('c.mender')));
     assert.equal(c.md5, md5(body));
     assert.equal(origin.fullDownloads, 3);
-    await waitFor(() => /msg="artifact shared in the bucket"/.test(text()), 10_000, 'the upload of c.mender').catch((err: Error) => assert.fail(`${err.message}\n${text()}`));
+    await waitFor(() => /msg="artifact shared in the bucket"/.test(text()), 10_000, 'the upload of c.mender').catch((err: Error) =>
+      assert.fail(`${err.message}\n${text()}`),
+    );
     assert.match(text(), /msg="shared cache bucket reachable again"/);
   });
 
@@ -106,7 +124,11 @@ test('an origin fill that fails for good publishes nothing in the bucket and fre
   const { log, text } = captureLog('info');
   const url = flaky.url('half.mender');
   const id = entryId(cacheKey(url));
-  const exists = (key: string) => bucket.client.statObject(bucket.bucket, key).then(() => true, () => false);
+  const exists = (key: string) =>
+    bucket.client.statObject(bucket.bucket, key).then(
+      () => true,
+      () => false,
+    );
   await withCache('broken', { log, tuning: { retry: { retries: 1, backoffMs: 10, maxBackoffMs: 20 } } }, async (link) => {
     const d = await download(link(url));
     assert.ok(!d.complete || d.status >= 500, `a broken download, got ${d.status} with ${d.length} bytes`);

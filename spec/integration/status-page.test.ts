@@ -48,7 +48,12 @@ before(async () => {
       UpstreamServer: { URL: server.url },
       Metrics: { Enabled: true, Listen: '127.0.0.1:0' },
       Features: {
-        ArtifactsProxy: { Enabled: true, GatewayURL: `http://127.0.0.1:${port}`, DomainWhitelist: [store.host], ArtifactsCache: { Enabled: true, Path: join(dir, 'cache') } },
+        ArtifactsProxy: {
+          Enabled: true,
+          GatewayURL: `http://127.0.0.1:${port}`,
+          DomainWhitelist: [store.host],
+          ArtifactsCache: { Enabled: true, Path: join(dir, 'cache') },
+        },
       },
     }),
     captureLog('warn').log,
@@ -86,7 +91,16 @@ it('shows the device, its deployment status and the bytes served, with no consol
   browser = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'chromium-')), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     viewport: { width: 1200, height: 900 },
     timeout: 30_000,
   });
@@ -121,7 +135,13 @@ it('shows the device, its deployment status and the bytes served, with no consol
 
   // The same download in the cache's metrics: one miss, one fill, the artifact fetched once.
   const metrics = await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text();
-  const value = (series: string) => Number(metrics.split('\n').find((l) => l.startsWith(series + ' '))?.split(' ')[1]);
+  const value = (series: string) =>
+    Number(
+      metrics
+        .split('\n')
+        .find((l) => l.startsWith(series + ' '))
+        ?.split(' ')[1],
+    );
   assert.ok(value('mender_gateway_cache_misses_total') >= 1);
   assert.equal(value('mender_gateway_cache_fills_total{result="done"}'), 1);
   assert.equal(value('mender_gateway_artifact_bytes_fetched_total'), 256 * 1024);

@@ -43,7 +43,9 @@ function handshake(port: number, ca: Buffer, maxVersion: tls.SecureVersion): Pro
 describe('HTTPS listener', () => {
   let material: TlsMaterial;
   let ca: Buffer;
-  const upstream = http.createServer((req, res) => res.writeHead(200, { 'Content-Type': 'text/plain' }).end(`upstream saw ${req.headers['x-forwarded-proto']}`));
+  const upstream = http.createServer((req, res) =>
+    res.writeHead(200, { 'Content-Type': 'text/plain' }).end(`upstream saw ${req.headers['x-forwarded-proto']}`),
+  );
   let upstreamPort: number;
 
   before(async () => {
@@ -99,10 +101,9 @@ describe('HTTPS listener', () => {
     const blocker = net.createServer();
     const port = await listenOnFreePort(blocker);
     try {
-      await assert.rejects(
-        startGateway(testConfig({ HTTP: { Enabled: true, Listen: `127.0.0.1:${port}` } }), captureLog().log),
-        { message: `HTTP.Listen 127.0.0.1:${port}: cannot listen: address already in use` },
-      );
+      await assert.rejects(startGateway(testConfig({ HTTP: { Enabled: true, Listen: `127.0.0.1:${port}` } }), captureLog().log), {
+        message: `HTTP.Listen 127.0.0.1:${port}: cannot listen: address already in use`,
+      });
     } finally {
       await closeServer(blocker);
     }
@@ -128,11 +129,20 @@ describe('upstream over TLS', () => {
   after(() => closeServer(secureUpstream));
 
   it('trusts UpstreamServer.CACertificate, and refuses an unknown CA with 502', async () => {
-    const trusting = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, CACertificate: material.ca.cert } }), captureLog().log);
+    const trusting = await startGateway(
+      testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, CACertificate: material.ca.cert } }),
+      captureLog().log,
+    );
     const untrusting = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}` } }), captureLog().log);
-    const skipping = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, InsecureSkipVerify: true } }), captureLog().log);
+    const skipping = await startGateway(
+      testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, InsecureSkipVerify: true } }),
+      captureLog().log,
+    );
     try {
-      assert.deepEqual(await get(`http://127.0.0.1:${trusting.addresses.http!.port}/`), { status: 200, body: `secure 127.0.0.1:${securePort}` });
+      assert.deepEqual(await get(`http://127.0.0.1:${trusting.addresses.http!.port}/`), {
+        status: 200,
+        body: `secure 127.0.0.1:${securePort}`,
+      });
       assert.equal((await get(`http://127.0.0.1:${untrusting.addresses.http!.port}/`)).status, 502);
       assert.equal((await get(`http://127.0.0.1:${skipping.addresses.http!.port}/`)).status, 200);
     } finally {
@@ -145,7 +155,9 @@ describe('upstream over TLS', () => {
     const proxyPort = await listenOnFreePort(proxy);
     const config = testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, CACertificate: material.ca.cert } });
     const viaProxy = await startGateway(config, captureLog().log, { env: { HTTPS_PROXY: `http://user:pass@127.0.0.1:${proxyPort}` } });
-    const bypass = await startGateway(config, captureLog().log, { env: { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NO_PROXY: 'example.com 127.0.0.1' } });
+    const bypass = await startGateway(config, captureLog().log, {
+      env: { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NO_PROXY: 'example.com 127.0.0.1' },
+    });
     try {
       assert.equal((await get(`http://127.0.0.1:${viaProxy.addresses.http!.port}/`)).status, 200);
       assert.equal(tunnels.length, 1);
@@ -162,12 +174,20 @@ describe('upstream over TLS', () => {
     const { server: proxy, tunnels } = connectProxy();
     const proxyPort = await listenOnFreePort(proxy);
     const env = { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` };
-    const trusting = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, CACertificate: material.ca.cert } }), captureLog().log, { env });
-    const untrusting = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}` } }), captureLog().log, { env });
+    const trusting = await startGateway(
+      testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}`, CACertificate: material.ca.cert } }),
+      captureLog().log,
+      { env },
+    );
+    const untrusting = await startGateway(testConfig({ UpstreamServer: { URL: `https://127.0.0.1:${securePort}` } }), captureLog().log, {
+      env,
+    });
     const upgrade = (port: number) =>
       new Promise<string>((resolve, reject) => {
         const socket = net.connect(port, '127.0.0.1', () =>
-          socket.write('GET /api/devices/v1/deviceconnect/connect HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+          socket.write(
+            'GET /api/devices/v1/deviceconnect/connect HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+          ),
         );
         let text = '';
         socket.setEncoding('latin1').on('data', (t: string) => (text += t));
@@ -176,7 +196,10 @@ describe('upstream over TLS', () => {
     try {
       assert.equal((await get(`http://127.0.0.1:${untrusting.addresses.http!.port}/`)).status, 502);
       assert.match(await upgrade(untrusting.addresses.http!.port), /^HTTP\/1\.1 502 /);
-      assert.deepEqual(await get(`http://127.0.0.1:${trusting.addresses.http!.port}/`), { status: 200, body: `secure 127.0.0.1:${securePort}` });
+      assert.deepEqual(await get(`http://127.0.0.1:${trusting.addresses.http!.port}/`), {
+        status: 200,
+        body: `secure 127.0.0.1:${securePort}`,
+      });
       const answer = await upgrade(trusting.addresses.http!.port);
       assert.match(answer, /^HTTP\/1\.1 101 /);
       assert.match(answer, new RegExp(`\r\nX-Host: 127\\.0\\.0\\.1:${securePort}\r\n`));

@@ -9,7 +9,14 @@ import { join } from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { createArtifactCache } from '../../lib/cache/artifact-cache';
 import { cacheLayout, fillsDir } from '../../lib/cache/cache-layout';
-import { deviceGet, pinnedConnections, rewrittenLink as linkOf, startTwoWorkers, stopWithWorkers, type Got } from '../support/worker-gateway';
+import {
+  deviceGet,
+  pinnedConnections,
+  rewrittenLink as linkOf,
+  startTwoWorkers,
+  stopWithWorkers,
+  type Got,
+} from '../support/worker-gateway';
 import type { GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 import { cacheConfig, download, quietLog, startFront, startOrigin } from './cache-harness';
@@ -28,7 +35,6 @@ const KEYS = ['artifacts/cap-0.mender', 'artifacts/cap-1.mender', 'artifacts/cap
 const GATEWAY_URL = 'http://gateway.example.test';
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-
 let dir: string;
 let store: S3Store;
 let gw: GatewayProcess;
@@ -43,7 +49,12 @@ const upstream = http.createServer((req, res) => {
     const i = nextArtifact++ % KEYS.length;
     const doc = {
       id: `d1b4c2a0-0000-4000-8000-00000000000${i}`,
-      artifact: { id: `a7f0e1b2-0000-4000-8000-00000000000${i}`, artifact_name: `release-${i}`, source: { uri: presigned[i], expire: '2099-01-02T03:04:05Z' }, device_types_compatible: ['test-device'] },
+      artifact: {
+        id: `a7f0e1b2-0000-4000-8000-00000000000${i}`,
+        artifact_name: `release-${i}`,
+        source: { uri: presigned[i], expire: '2099-01-02T03:04:05Z' },
+        device_types_compatible: ['test-device'],
+      },
     };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
   });
@@ -62,7 +73,13 @@ before(async () => {
   }
   const upstreamPort = await listenOnFreePort(upstream);
   // No prewarm: the devices start the fills, all at once.
-  ({ gw, port } = await startTwoWorkers({ dir, upstreamPort, gatewayUrl: GATEWAY_URL, cache: { Prewarm: false }, env: { ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT: String(CAP) } }));
+  ({ gw, port } = await startTwoWorkers({
+    dir,
+    upstreamPort,
+    gatewayUrl: GATEWAY_URL,
+    cache: { Prewarm: false },
+    env: { ARTIFACTS_PROXY_CACHE_FILL_RATE_LIMIT: String(CAP) },
+  }));
 });
 
 after(async () => {
@@ -151,7 +168,11 @@ test('2 workers, 3 artifacts filling at once: the fills take from the origin at 
   assert.equal(fillers.size, 2, 'both workers ran fills: one cap across processes');
 
   // Devices followed the fills: each had its first byte long before the fills ended.
-  for (const r of results) assert.ok(r.firstByteAt < last.at - 2000, `first byte ${(r.firstByteAt - first.at).toFixed(0)} ms after the fills began, they ended at ${(last.at - first.at).toFixed(0)} ms`);
+  for (const r of results)
+    assert.ok(
+      r.firstByteAt < last.at - 2000,
+      `first byte ${(r.firstByteAt - first.at).toFixed(0)} ms after the fills began, they ended at ${(last.at - first.at).toFixed(0)} ms`,
+    );
   assert.deepEqual(readdirSync(join(cachePath, 'v1', 'fills')), [], 'no registration left once the fills ended');
 });
 

@@ -21,7 +21,9 @@ function rawUpgrade(port: number, path: string, extra = ''): Promise<{ text: str
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: gw.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nX-MEN-RequestID: req-ws-1\r\n\r\n${extra}`);
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: gw.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nX-MEN-RequestID: req-ws-1\r\n\r\n${extra}`,
+      );
     });
     let text = '';
     socket.setEncoding('latin1');
@@ -75,7 +77,9 @@ describe('websocket tunnel', () => {
   });
 
   it('passes the upgrade with forwarded headers and upstream as Host, then frames both ways', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${CONNECT}`, { headers: { Authorization: 'Bearer device-jwt', 'X-Forwarded-For': '6.6.6.6' } });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${CONNECT}`, {
+      headers: { Authorization: 'Bearer device-jwt', 'X-Forwarded-For': '6.6.6.6' },
+    });
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     assert.equal(seen?.headers.authorization, 'Bearer device-jwt');
     assert.equal(seen?.headers.host, `127.0.0.1:${upstreamPort}`);
@@ -150,7 +154,10 @@ describe('websocket tunnel, upstream failing', () => {
   it('answers 504 when upstream sends no response head within UpstreamServer.Timeout', async () => {
     const silent = net.createServer((s) => s.on('data', () => undefined));
     const silentPort = await listenOnFreePort(silent);
-    const gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${silentPort}`, Timeout: '300ms' } }), captureLog().log);
+    const gateway = await startGateway(
+      testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${silentPort}`, Timeout: '300ms' } }),
+      captureLog().log,
+    );
     try {
       const { text, closedMs } = await rawUpgrade(gateway.addresses.http!.port, CONNECT);
       assert.match(text, /^HTTP\/1\.1 504 Gateway Timeout\r\n/);
@@ -187,7 +194,9 @@ describe('websocket tunnel through an outbound proxy (CONNECT)', () => {
   before(async () => {
     proxyPort = await listenOnFreePort(proxy);
     upstreamPort = await listenOnFreePort(upstream);
-    gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` } }), captureLog().log, { env: { HTTP_PROXY: `http://dev%40ice:p%3Ass@127.0.0.1:${proxyPort}` } });
+    gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` } }), captureLog().log, {
+      env: { HTTP_PROXY: `http://dev%40ice:p%3Ass@127.0.0.1:${proxyPort}` },
+    });
     port = gateway.addresses.http!.port;
   });
   after(async () => {

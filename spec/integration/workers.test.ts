@@ -7,7 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { SECRET_FILE } from '../../lib/artifacts/link-secret';
-import { childPids, deviceGet, pinnedConnections, listeningWorkers, rewrittenLink as linkOf, startTwoWorkers, stopWithWorkers, until } from '../support/worker-gateway';
+import {
+  childPids,
+  deviceGet,
+  pinnedConnections,
+  listeningWorkers,
+  rewrittenLink as linkOf,
+  startTwoWorkers,
+  stopWithWorkers,
+  until,
+} from '../support/worker-gateway';
 import type { GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
@@ -21,7 +30,6 @@ const SIZE = 3 * 1024 * 1024;
 const KEY = 'artifacts/workers.mender';
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-
 let dir: string;
 let store: S3Store;
 let gw: GatewayProcess;
@@ -34,7 +42,12 @@ const upstream = http.createServer((req, res) => {
   req.on('end', () => {
     const doc = {
       id: 'd1b4c2a0-0000-4000-8000-000000000001',
-      artifact: { id: 'a7f0e1b2-0000-4000-8000-000000000002', artifact_name: 'release-1', source: { uri: presigned, expire: '2099-01-02T03:04:05Z' }, device_types_compatible: ['test-device'] },
+      artifact: {
+        id: 'a7f0e1b2-0000-4000-8000-000000000002',
+        artifact_name: 'release-1',
+        source: { uri: presigned, expire: '2099-01-02T03:04:05Z' },
+        device_types_compatible: ['test-device'],
+      },
     };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
   });
@@ -86,7 +99,9 @@ test('2 workers, 50 concurrent devices on a cold artifact: one origin download, 
   assert.equal(served.size, 2, 'both workers served artifact downloads');
   const firstBytes = results.map((r) => r.firstByteAt - r.startedAt).sort((a, b) => a - b);
   const firstDone = Math.min(...results.map((r) => r.doneAt - r.startedAt));
-  t.diagnostic(`50 devices in ${elapsed} ms; first byte median ${firstBytes[25]} ms, max ${firstBytes[49]} ms; first device done at ${firstDone} ms`);
+  t.diagnostic(
+    `50 devices in ${elapsed} ms; first byte median ${firstBytes[25]} ms, max ${firstBytes[49]} ms; first device done at ${firstDone} ms`,
+  );
   // The devices of the worker that did not fill followed the other's growing file: every
   // device had bytes before any could finish (waiting for the publish would put half of
   // the first bytes after the fill's end).
@@ -133,14 +148,21 @@ test('SIGUSR2 replaces the workers one at a time without refusing a request', as
   })();
   const replacedBefore = (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length;
   gw.process.kill('SIGUSR2');
-  await until('the rolling restart to finish', () => (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length > replacedBefore, 30_000).catch((err: Error) => {
+  await until(
+    'the rolling restart to finish',
+    () => (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length > replacedBefore,
+    30_000,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n${gw.output().split('SIGUSR2').slice(1).join('SIGUSR2').slice(-4000)}`);
   });
   stop = true;
   await load;
   const now = childPids(gw.process.pid!);
   assert.equal(now.length, 2);
-  assert.ok(now.every((p) => !before.includes(p)), 'every worker is new');
+  assert.ok(
+    now.every((p) => !before.includes(p)),
+    'every worker is new',
+  );
   assert.deepEqual(errors, []);
   assert.ok(statuses.length > 10 && statuses.every((s) => s === 204), `statuses during the restart: ${statuses.length}`);
   // The new workers still sign and verify with the same secret: the artifact is served from the cache.
@@ -174,7 +196,11 @@ test('a replacement that cannot start (the config file broken meanwhile) leaves 
 
   const replacedBefore = (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length;
   gw.process.kill('SIGUSR2');
-  await until('the rolling restart to finish', () => (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length > replacedBefore, 30_000);
+  await until(
+    'the rolling restart to finish',
+    () => (gw.output().match(/msg="SIGUSR2: workers replaced"/g) ?? []).length > replacedBefore,
+    30_000,
+  );
   const now = childPids(gw.process.pid!);
   assert.equal(now.length, 2, 'the missing worker started');
   assert.ok(!now.includes(before[1]), 'the old worker was replaced too');

@@ -69,7 +69,9 @@ export async function startCapturingRelay(targetPort: () => number): Promise<Cap
   return {
     port,
     exchanges,
-    cutNextAfter(bytes) { cutAfter = bytes; },
+    cutNextAfter(bytes) {
+      cutAfter = bytes;
+    },
     armed: () => cutAfter > 0,
     async close() {
       for (const s of sockets) s.destroy();

@@ -68,7 +68,9 @@ export async function acquireClientGlobals(waitSeconds = 600): Promise<void> {
       }
       for (const [path, { text, mode }] of Object.entries(ours)) installGlobalFile(path, text, mode);
       release = unlock;
-    })().finally(() => { acquiring = null; });
+    })().finally(() => {
+      acquiring = null;
+    });
   }
   try {
     await acquiring;

@@ -10,14 +10,17 @@ import { menderConnectUnavailable } from './mender-connect-process';
 
 const reason = client5Unavailable();
 if (reason) {
-  const files = readdirSync(join(REPO_ROOT, 'dist', 'spec', 'e2e')).filter((n) => /^client5-.*\.test\.js$/.test(n)).map((n) => n.replace(/\.js$/, '.ts'));
+  const files = readdirSync(join(REPO_ROOT, 'dist', 'spec', 'e2e'))
+    .filter((n) => /^client5-.*\.test\.js$/.test(n))
+    .map((n) => n.replace(/\.js$/, '.ts'));
   process.stdout.write(`client 5 end-to-end tests not run (${files.join(', ')}): ${reason}\n`);
 }
 
 // mender-connect is a Debian package (`.ci/run` installs it): its files skip without it, saying so.
 const connect = menderConnectUnavailable();
 if (connect) {
-  const files = readdirSync(join(REPO_ROOT, 'dist', 'spec', 'e2e')).filter((n) => /mender-connect.*\.test\.js$/.test(n)).map((n) => n.replace(/\.js$/, '.ts'));
+  const files = readdirSync(join(REPO_ROOT, 'dist', 'spec', 'e2e'))
+    .filter((n) => /mender-connect.*\.test\.js$/.test(n))
+    .map((n) => n.replace(/\.js$/, '.ts'));
   process.stdout.write(`mender-connect end-to-end tests not run (${files.join(', ')}): ${connect}\n`);
 }
-

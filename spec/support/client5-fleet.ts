@@ -96,8 +96,13 @@ function macFor(prefix: string, index: number): string {
 function tail(file: string, lines: number): string {
   if (!existsSync(file)) return '(no log)';
   // Only the records' first lines: the header dumps of debug records would fill the tail.
-  const records = readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('record_id='));
-  const text = records.slice(-lines).map((l) => l.replace(/^record_id=\d+ /, '')).join('\n');
+  const records = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('record_id='));
+  const text = records
+    .slice(-lines)
+    .map((l) => l.replace(/^record_id=\d+ /, ''))
+    .join('\n');
   return text.replace(/(Bearer\s+)[\w.-]+/gi, '$1<redacted>');
 }
 
@@ -121,11 +126,20 @@ function makeClient(index: number, mac: string, dir: string): Client5 {
   const authLogFile = join(dir, 'mender-auth.log');
   const dataDir = join(dir, 'var', 'lib', 'mender');
   return {
-    index, mac, identity: { mac }, dir, dataDir, logFile, authLogFile,
+    index,
+    mac,
+    identity: { mac },
+    dir,
+    dataDir,
+    logFile,
+    authLogFile,
     // The module's cwd is <data>/modules/v3/payloads/0000/tree, as with 3.4.
     installedPath: (fileName) => join(dataDir, 'dest', fileName),
     logTail: (lines = 20) => `[mender-update]\n${tail(logFile, lines)}\n[mender-auth]\n${tail(authLogFile, Math.ceil(lines / 2))}`,
-    publicKeyPem: () => createPublicKey(readFileSync(join(dataDir, 'mender-agent.pem'))).export({ type: 'spki', format: 'pem' }).toString(),
+    publicKeyPem: () =>
+      createPublicKey(readFileSync(join(dataDir, 'mender-agent.pem')))
+        .export({ type: 'spki', format: 'pem' })
+        .toString(),
     busAddress: () => readFileSync(join(dir, 'run', 'dbus.address'), 'utf8').trim(),
     deadDaemon: () => ['mender-auth', 'mender-update'].find((d) => !pidAlive(join(dir, 'run', `${d}.pid`))) ?? null,
   };
@@ -143,7 +157,11 @@ function killLiveOnExit(): void {
       for (const d of ['mender-update', 'mender-auth', 'dbus']) {
         const pidFile = join(dir, 'run', `${d}.pid`);
         if (pidAlive(pidFile)) {
-          try { process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL'); } catch { /* gone */ }
+          try {
+            process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+          } catch {
+            /* gone */
+          }
         }
       }
     }
@@ -162,14 +180,19 @@ export async function startClient5Fleet(opts: Client5Options): Promise<Client5Fl
 
   const clients: Client5[] = [];
   const stopAll = async (): Promise<void> => {
-    await Promise.all(clients.map((c) => run(join(scripts, 'stop-instance.sh'), [c.dir], { env: { ...env, STOP_TIMEOUT: '5' } }).catch(() => undefined)));
+    await Promise.all(
+      clients.map((c) => run(join(scripts, 'stop-instance.sh'), [c.dir], { env: { ...env, STOP_TIMEOUT: '5' } }).catch(() => undefined)),
+    );
     for (const c of clients) live.delete(c.dir);
     // CLIENT5_KEEP=1 keeps the instances' dirs (configs, logs) to look into a failure.
     if (process.env.CLIENT5_KEEP === '1') process.stderr.write(`client 5 fleet kept in ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
   };
   const logTails = (lines = 15, maxClients = 3): string =>
-    clients.slice(0, maxClients).map((c) => `--- client5 ${c.index} (${c.mac}) ${c.dir}\n${c.logTail(lines)}`).join('\n');
+    clients
+      .slice(0, maxClients)
+      .map((c) => `--- client5 ${c.index} (${c.mac}) ${c.dir}\n${c.logTail(lines)}`)
+      .join('\n');
 
   // Every start is waited for before a failure is acted on (allSettled, not all): a stop made
   // while another instance is still starting would miss its pids and leave its daemons running.
@@ -178,31 +201,44 @@ export async function startClient5Fleet(opts: Client5Options): Promise<Client5Fl
     if (failed) throw failed.reason;
   };
   try {
-    await settled(Array.from({ length: opts.count }, async (_, index) => {
-      const mac = macFor(opts.macPrefix ?? '02:00:00:50', index + 1);
-      const instanceDir = join(dir, `dev-${String(index).padStart(3, '0')}`);
-      const args = [instanceDir, opts.serverUrl, '--mac', mac, '--poll', String(opts.pollSeconds ?? 2), '--log-level', opts.logLevel ?? 'debug'];
-      if (opts.ca) args.push('--ca', opts.ca);
-      const tls = opts.clientCert?.(index);
-      if (tls) args.push('--client-cert', tls.cert, '--client-key', tls.key);
-      await run(join(scripts, 'mkinstance.sh'), args, { env });
-      clients[index] = makeClient(index, mac, instanceDir);
-    }));
-    await settled(clients.map(async (c) => {
-      live.add(c.dir);
-      try {
-        await run(join(scripts, 'start-instance.sh'), [c.dir], { env });
-      } catch (err) {
-        // Seen once in a run of all client-5 files: "dbus-daemon did not come up". One more try,
-        // with what the daemon said, before failing the fleet.
-        const said = `${(err as Error).message.trim()}\n[dbus.log] ${rawTail(join(c.dir, 'dbus.log'))}`;
-        process.stderr.write(`client 5 instance ${c.dir} did not start, trying once more: ${said}\n`);
-        await run(join(scripts, 'stop-instance.sh'), [c.dir], { env }).catch(() => undefined);
-        await run(join(scripts, 'start-instance.sh'), [c.dir], { env }).catch((again: Error) => {
-          throw new Error(`${again.message.trim()}\n[dbus.log] ${rawTail(join(c.dir, 'dbus.log'))}\nfirst try: ${said}`);
-        });
-      }
-    }));
+    await settled(
+      Array.from({ length: opts.count }, async (_, index) => {
+        const mac = macFor(opts.macPrefix ?? '02:00:00:50', index + 1);
+        const instanceDir = join(dir, `dev-${String(index).padStart(3, '0')}`);
+        const args = [
+          instanceDir,
+          opts.serverUrl,
+          '--mac',
+          mac,
+          '--poll',
+          String(opts.pollSeconds ?? 2),
+          '--log-level',
+          opts.logLevel ?? 'debug',
+        ];
+        if (opts.ca) args.push('--ca', opts.ca);
+        const tls = opts.clientCert?.(index);
+        if (tls) args.push('--client-cert', tls.cert, '--client-key', tls.key);
+        await run(join(scripts, 'mkinstance.sh'), args, { env });
+        clients[index] = makeClient(index, mac, instanceDir);
+      }),
+    );
+    await settled(
+      clients.map(async (c) => {
+        live.add(c.dir);
+        try {
+          await run(join(scripts, 'start-instance.sh'), [c.dir], { env });
+        } catch (err) {
+          // Seen once in a run of all client-5 files: "dbus-daemon did not come up". One more try,
+          // with what the daemon said, before failing the fleet.
+          const said = `${(err as Error).message.trim()}\n[dbus.log] ${rawTail(join(c.dir, 'dbus.log'))}`;
+          process.stderr.write(`client 5 instance ${c.dir} did not start, trying once more: ${said}\n`);
+          await run(join(scripts, 'stop-instance.sh'), [c.dir], { env }).catch(() => undefined);
+          await run(join(scripts, 'start-instance.sh'), [c.dir], { env }).catch((again: Error) => {
+            throw new Error(`${again.message.trim()}\n[dbus.log] ${rawTail(join(c.dir, 'dbus.log'))}\nfirst try: ${said}`);
+          });
+        }
+      }),
+    );
   } catch (err) {
     const tails = logTails(30, opts.count);
     await stopAll();
@@ -214,13 +250,17 @@ export async function startClient5Fleet(opts: Client5Options): Promise<Client5Fl
     dir,
     clients,
     logTails,
-    logsMatching: (pattern) => clients.filter((c) => [c.logFile, c.authLogFile].some((f) => existsSync(f) && pattern.test(readFileSync(f, 'utf8')))),
+    logsMatching: (pattern) =>
+      clients.filter((c) => [c.logFile, c.authLogFile].some((f) => existsSync(f) && pattern.test(readFileSync(f, 'utf8')))),
     async waitFor(predicate, timeoutMs, what) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (predicate()) return;
         const dead = clients.find((c) => c.deadDaemon() !== null);
-        if (dead) throw new Error(`waiting for ${what}: ${dead.deadDaemon()} of client5 ${dead.index} (${dead.mac}) is not running\n${dead.logTail(40)}`);
+        if (dead)
+          throw new Error(
+            `waiting for ${what}: ${dead.deadDaemon()} of client5 ${dead.index} (${dead.mac}) is not running\n${dead.logTail(40)}`,
+          );
         if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${logTails()}`);
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -35,7 +35,14 @@ function asn1Time(daysFromNow: number): string {
 let serialCounter = 0x1000;
 
 /** Sign a CSR with `ca`, with the given extensions and dates, through a throwaway `openssl ca` database. */
-function sign(dir: string, name: string, ca: CertPair, csr: string, extensions: string[], opts: DeviceCertOptions): { cert: string; serial: string } {
+function sign(
+  dir: string,
+  name: string,
+  ca: CertPair,
+  csr: string,
+  extensions: string[],
+  opts: DeviceCertOptions,
+): { cert: string; serial: string } {
   const db = join(dir, `${name}.ca-db`);
   mkdirSync(db, { recursive: true });
   writeFileSync(join(db, 'index.txt'), '');
@@ -45,15 +52,46 @@ function sign(dir: string, name: string, ca: CertPair, csr: string, extensions: 
   writeFileSync(
     config,
     [
-      '[ca]', 'default_ca = local', '[local]', `database = ${join(db, 'index.txt')}`, `serial = ${join(db, 'serial')}`,
-      `new_certs_dir = ${db}`, 'default_md = sha256', 'policy = any', 'unique_subject = no', 'copy_extensions = none',
-      '[any]', 'commonName = supplied', '[ext]', ...extensions, '',
+      '[ca]',
+      'default_ca = local',
+      '[local]',
+      `database = ${join(db, 'index.txt')}`,
+      `serial = ${join(db, 'serial')}`,
+      `new_certs_dir = ${db}`,
+      'default_md = sha256',
+      'policy = any',
+      'unique_subject = no',
+      'copy_extensions = none',
+      '[any]',
+      'commonName = supplied',
+      '[ext]',
+      ...extensions,
+      '',
     ].join('\n'),
   );
   const cert = join(dir, `${name}.crt`);
   openssl(
-    ['ca', '-batch', '-notext', '-config', config, '-cert', ca.cert, '-keyfile', ca.key, '-in', csr, '-out', cert, '-extensions', 'ext',
-      '-startdate', asn1Time(opts.fromDays ?? -1), '-enddate', asn1Time(opts.toDays ?? 365)],
+    [
+      'ca',
+      '-batch',
+      '-notext',
+      '-config',
+      config,
+      '-cert',
+      ca.cert,
+      '-keyfile',
+      ca.key,
+      '-in',
+      csr,
+      '-out',
+      cert,
+      '-extensions',
+      'ext',
+      '-startdate',
+      asn1Time(opts.fromDays ?? -1),
+      '-enddate',
+      asn1Time(opts.toDays ?? 365),
+    ],
     dir,
   );
   return { cert, serial };
@@ -64,7 +102,14 @@ export function makeDeviceCert(dir: string, name: string, ca: CertPair & { chain
   const key = makeKey(dir, name, opts.keyType ?? 'ec');
   const csr = join(dir, `${name}.csr`);
   openssl(['req', '-new', '-key', key, '-subj', opts.subject ?? `/CN=${name}`, '-out', csr], dir);
-  const { cert, serial } = sign(dir, name, ca, csr, ['basicConstraints = CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = clientAuth'], opts);
+  const { cert, serial } = sign(
+    dir,
+    name,
+    ca,
+    csr,
+    ['basicConstraints = CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = clientAuth'],
+    opts,
+  );
   const chain = join(dir, `${name}.chain.crt`);
   writeFileSync(chain, readFileSync(cert, 'utf8') + (ca.chain ? readFileSync(ca.chain, 'utf8') : ''));
   return { cert, key, chain, serial };
@@ -75,7 +120,9 @@ export function makeIntermediate(dir: string, name: string, root: CertPair): Cer
   const key = makeKey(dir, name, 'ec');
   const csr = join(dir, `${name}.csr`);
   openssl(['req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr], dir);
-  const { cert } = sign(dir, name, root, csr, ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign'], { toDays: 3650 });
+  const { cert } = sign(dir, name, root, csr, ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign'], {
+    toDays: 3650,
+  });
   return { cert, key, chain: cert };
 }
 
@@ -88,8 +135,26 @@ export function makeRogueCa(dir: string, name = 'rogue-ca'): CertPair {
 export function makeSelfSignedDevice(dir: string, name: string): DeviceCert {
   const key = makeKey(dir, name, 'ec');
   const cert = join(dir, `${name}.crt`);
-  openssl(['req', '-x509', '-new', '-key', key, '-subj', `/CN=${name}`, '-days', '365', '-out', cert,
-    '-addext', 'basicConstraints=CA:FALSE', '-addext', 'extendedKeyUsage=clientAuth'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      key,
+      '-subj',
+      `/CN=${name}`,
+      '-days',
+      '365',
+      '-out',
+      cert,
+      '-addext',
+      'basicConstraints=CA:FALSE',
+      '-addext',
+      'extendedKeyUsage=clientAuth',
+    ],
+    dir,
+  );
   return { cert, key, chain: cert, serial: '' };
 }
 
@@ -108,14 +173,44 @@ export function makeCrl(dir: string, name: string, ca: CertPair, opts: CrlOption
   mkdirSync(db, { recursive: true });
   // One index line per revoked certificate: status, expiry, revocation time, serial, file, subject.
   const revokedAt = asn1Time(-1 / 24).slice(2);
-  const line = (serial: string) => `R\t351231000000Z\t${revokedAt}\t${(serial.length % 2 ? '0' : '') + serial.toUpperCase()}\tunknown\t/CN=revoked\n`;
+  const line = (serial: string) =>
+    `R\t351231000000Z\t${revokedAt}\t${(serial.length % 2 ? '0' : '') + serial.toUpperCase()}\tunknown\t/CN=revoked\n`;
   writeFileSync(join(db, 'index.txt'), opts.revoked.map(line).join(''));
   writeFileSync(join(db, 'crlnumber'), '01\n');
   const config = join(db, 'ca.cnf');
-  writeFileSync(config, ['[ca]', 'default_ca = local', '[local]', `database = ${join(db, 'index.txt')}`, `crlnumber = ${join(db, 'crlnumber')}`, 'default_md = sha256', 'unique_subject = no', ''].join('\n'));
+  writeFileSync(
+    config,
+    [
+      '[ca]',
+      'default_ca = local',
+      '[local]',
+      `database = ${join(db, 'index.txt')}`,
+      `crlnumber = ${join(db, 'crlnumber')}`,
+      'default_md = sha256',
+      'unique_subject = no',
+      '',
+    ].join('\n'),
+  );
   const pem = join(db, 'crl.pem');
-  openssl(['ca', '-gencrl', '-config', config, '-cert', ca.cert, '-keyfile', ca.key, '-out', pem,
-    '-crl_lastupdate', asn1Time(opts.lastUpdateDays ?? -1 / 24), '-crl_nextupdate', asn1Time(opts.nextUpdateDays ?? 7)], dir);
+  openssl(
+    [
+      'ca',
+      '-gencrl',
+      '-config',
+      config,
+      '-cert',
+      ca.cert,
+      '-keyfile',
+      ca.key,
+      '-out',
+      pem,
+      '-crl_lastupdate',
+      asn1Time(opts.lastUpdateDays ?? -1 / 24),
+      '-crl_nextupdate',
+      asn1Time(opts.nextUpdateDays ?? 7),
+    ],
+    dir,
+  );
   const out = join(dir, `${name}.crl`);
   openssl(['crl', '-in', pem, '-outform', opts.der ? 'DER' : 'PEM', '-out', out], dir);
   return out;

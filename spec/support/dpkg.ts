@@ -41,7 +41,8 @@ export function versionAtLeast(version: string, min: string): boolean {
 /** Why the test cannot run here, or null. */
 export function cannotInstall(): string | null {
   if (process.getuid?.() !== 0) return 'not root: dpkg -i needs root';
-  for (const tool of ['dpkg', 'dpkg-deb', 'dpkg-query']) if (run('sh', ['-c', `command -v ${tool}`]).status !== 0) return `no ${tool} on this machine`;
+  for (const tool of ['dpkg', 'dpkg-deb', 'dpkg-query'])
+    if (run('sh', ['-c', `command -v ${tool}`]).status !== 0) return `no ${tool} on this machine`;
   if (installedVersion('mender-gateway') !== null) return 'a mender-gateway package is already installed: the test does not replace it';
   return null;
 }
@@ -53,15 +54,18 @@ export function cannotInstall(): string | null {
 export function buildNodejsStandIn(dir: string): string {
   const root = join(dir, 'nodejs-stand-in');
   mkdirSync(join(root, 'DEBIAN'), { recursive: true });
-  writeFileSync(join(root, 'DEBIAN', 'control'), [
-    'Package: nodejs',
-    `Version: ${process.versions.node}-0standin`,
-    'Architecture: all',
-    'Maintainer: release-package test <noreply@open-mender-gateway.invalid>',
-    `Description: stand-in for the Node.js at ${process.execPath}`,
-    ' Installed by spec/integration/release-package.test.ts and purged by it.',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(root, 'DEBIAN', 'control'),
+    [
+      'Package: nodejs',
+      `Version: ${process.versions.node}-0standin`,
+      'Architecture: all',
+      'Maintainer: release-package test <noreply@open-mender-gateway.invalid>',
+      `Description: stand-in for the Node.js at ${process.execPath}`,
+      ' Installed by spec/integration/release-package.test.ts and purged by it.',
+      '',
+    ].join('\n'),
+  );
   const deb = join(dir, 'nodejs-stand-in.deb');
   const r = run('dpkg-deb', ['--root-owner-group', '--build', root, deb]);
   if (r.status !== 0) throw new Error(`dpkg-deb: ${r.stderr}`);

@@ -26,7 +26,13 @@ import { makeTlsMaterial, type TlsMaterial } from './tls-material';
  * files whose scenario is 'split'. GatewayURL must name the listener's port before the gateway
  * starts, so a free one is taken.
  */
-export async function cacheGatewayConfig({ dir, gatewayTls, upstreamTls, server, store }: E2eScenario): Promise<Record<string, unknown> & { Features: Record<string, unknown> }> {
+export async function cacheGatewayConfig({
+  dir,
+  gatewayTls,
+  upstreamTls,
+  server,
+  store,
+}: E2eScenario): Promise<Record<string, unknown> & { Features: Record<string, unknown> }> {
   const probe = net.createServer();
   const port = await listenOnFreePort(probe);
   await closeServer(probe);
@@ -49,14 +55,24 @@ export async function cacheGatewayConfig({ dir, gatewayTls, upstreamTls, server,
  * The mTLS listener alone (HTTPS with Features.mTLS, the artifact proxy off) in front of the
  * emulator, admitting certificates of the gateway's CA with `user`'s management login.
  */
-export function mtlsGatewayConfig({ gatewayTls: tls, server }: E2eScenario, user: { email: string; password: string }, blocklist = ''): Record<string, unknown> {
+export function mtlsGatewayConfig(
+  { gatewayTls: tls, server }: E2eScenario,
+  user: { email: string; password: string },
+  blocklist = '',
+): Record<string, unknown> {
   return {
     HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
     HTTP: { Enabled: false },
     UpstreamServer: { URL: server.url },
     Features: {
       ArtifactsProxy: { Enabled: false },
-      mTLS: { Enabled: true, CACertificate: tls.ca.cert, BlacklistPath: blocklist, MenderUsername: user.email, MenderPassword: user.password },
+      mTLS: {
+        Enabled: true,
+        CACertificate: tls.ca.cert,
+        BlacklistPath: blocklist,
+        MenderUsername: user.email,
+        MenderPassword: user.password,
+      },
     },
   };
 }
@@ -116,13 +132,27 @@ export function e2eScenario(opts: ScenarioOptions): E2eScenario {
   };
 
   const scenario: E2eScenario = {
-    get dir() { return started(dir, 'temp dir'); },
-    get upstreamTls() { return started(upstreamTls, 'upstream TLS material'); },
-    get gatewayTls() { return started(gatewayTls, 'gateway TLS material'); },
-    get store() { return started(store, 'store'); },
-    get server() { return started(server, 'emulator'); },
-    get artifact() { return started(artifact, 'artifact'); },
-    get gateway() { return started(gateway, 'gateway'); },
+    get dir() {
+      return started(dir, 'temp dir');
+    },
+    get upstreamTls() {
+      return started(upstreamTls, 'upstream TLS material');
+    },
+    get gatewayTls() {
+      return started(gatewayTls, 'gateway TLS material');
+    },
+    get store() {
+      return started(store, 'store');
+    },
+    get server() {
+      return started(server, 'emulator');
+    },
+    get artifact() {
+      return started(artifact, 'artifact');
+    },
+    get gateway() {
+      return started(gateway, 'gateway');
+    },
 
     async start() {
       dir = mkdtempSync(join(tmpdir(), opts.dirPrefix));
@@ -143,17 +173,21 @@ export function e2eScenario(opts: ScenarioOptions): E2eScenario {
     },
 
     async startFleet(fleetOpts) {
-      const fleet = await startFleet(gateway
-        ? { ...fleetOpts, serverUrl: gateway.url('https'), serverCertificate: scenario.gatewayTls.ca.cert }
-        : { ...fleetOpts, serverUrl: scenario.server.url, serverCertificate: scenario.upstreamTls.ca.cert });
+      const fleet = await startFleet(
+        gateway
+          ? { ...fleetOpts, serverUrl: gateway.url('https'), serverCertificate: scenario.gatewayTls.ca.cert }
+          : { ...fleetOpts, serverUrl: scenario.server.url, serverCertificate: scenario.upstreamTls.ca.cert },
+      );
       fleets.push(fleet);
       return fleet;
     },
 
     async startClient5Fleet(fleetOpts) {
-      const fleet = await startClient5Fleet(gateway
-        ? { ...fleetOpts, serverUrl: gateway.url('https'), ca: scenario.gatewayTls.ca.cert }
-        : { ...fleetOpts, serverUrl: scenario.server.url, ca: scenario.upstreamTls.ca.cert });
+      const fleet = await startClient5Fleet(
+        gateway
+          ? { ...fleetOpts, serverUrl: gateway.url('https'), ca: scenario.gatewayTls.ca.cert }
+          : { ...fleetOpts, serverUrl: scenario.server.url, ca: scenario.upstreamTls.ca.cert },
+      );
       fleets.push(fleet);
       return fleet;
     },
@@ -193,16 +227,25 @@ export interface CompletedOptions<C extends CompletedDevice = CompletedDevice> {
  * artifact's payload byte for byte.
  */
 export function assertFleetCompleted<C extends CompletedDevice>(
-  s: E2eScenario, fleet: { clients: readonly C[] }, run: FleetDeployment, opts: CompletedOptions<C> = {},
+  s: E2eScenario,
+  fleet: { clients: readonly C[] },
+  run: FleetDeployment,
+  opts: CompletedOptions<C> = {},
 ): void {
   const byId = new Map(s.server.devices().map((d) => [d.id, d]));
   for (const [i, id] of run.deviceIds.entries()) {
     const client = fleet.clients[i]!;
     const label = opts.label?.(client, i) ?? client.mac;
-    assert.deepEqual(s.server.statuses(run.deploymentId, id), opts.statuses ?? EXPECTED_STATUSES, `statuses of ${label}\n${client.logTail()}`);
+    assert.deepEqual(
+      s.server.statuses(run.deploymentId, id),
+      opts.statuses ?? EXPECTED_STATUSES,
+      `statuses of ${label}\n${client.logTail()}`,
+    );
     assert.deepEqual(byId.get(id)?.identity, { mac: client.mac }, `identity of ${label}`);
     assert.equal(byId.get(id)?.inventory.device_type, 'test-device', `inventory of ${label}`);
-    const installed = createHash('sha256').update(readFileSync(client.installedPath(s.artifact.payloadName))).digest('hex');
+    const installed = createHash('sha256')
+      .update(readFileSync(client.installedPath(s.artifact.payloadName)))
+      .digest('hex');
     assert.equal(installed, s.artifact.payloadSha256, `payload installed by ${label}`);
     opts.alsoPerDevice?.(client, id, i);
   }

@@ -1,6 +1,5 @@
 import type { MenderServer } from '../../fixtures/mender-server';
 
-
 // One deployment to a running fleet, in the order that keeps a healthy run off the client's
 // one-minute retry floor: every device authenticates (auto-accepted) and polls once, then the
 // deployment is created and found at the next regular poll (UpdatePollIntervalSeconds), never
@@ -28,17 +27,24 @@ export function deviceIdsOf(fleet: DeviceFleet, server: MenderServer): (string |
 export async function waitForFleetOnline(fleet: DeviceFleet, server: MenderServer, timeoutMs: number): Promise<string[]> {
   const polled = (id: string): boolean =>
     server.calls.some((c) => c.deviceId === id && /\/deployments\/device\/deployments\/next/.test(c.path));
-  await fleet.waitFor(() => {
-    const ids = deviceIdsOf(fleet, server);
-    if (ids.some((id) => !id)) return false;
-    const byId = new Map(server.devices().map((d) => [d.id, d]));
-    return ids.every((id) => byId.get(id!)?.status === 'accepted' && polled(id!));
-  }, timeoutMs, `all ${fleet.clients.length} devices accepted and polling`);
+  await fleet.waitFor(
+    () => {
+      const ids = deviceIdsOf(fleet, server);
+      if (ids.some((id) => !id)) return false;
+      const byId = new Map(server.devices().map((d) => [d.id, d]));
+      return ids.every((id) => byId.get(id!)?.status === 'accepted' && polled(id!));
+    },
+    timeoutMs,
+    `all ${fleet.clients.length} devices accepted and polling`,
+  );
   return deviceIdsOf(fleet, server) as string[];
 }
 
 export async function deployToFleet(
-  fleet: DeviceFleet, server: MenderServer, artifactName: string, timeoutMs: number,
+  fleet: DeviceFleet,
+  server: MenderServer,
+  artifactName: string,
+  timeoutMs: number,
 ): Promise<FleetDeployment> {
   const deviceIds = await waitForFleetOnline(fleet, server, timeoutMs);
   const { id: deploymentId } = server.createDeployment({ name: `e2e-${artifactName}`, artifactName, devices: deviceIds });

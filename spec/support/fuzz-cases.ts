@@ -101,7 +101,11 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
     const line = variants[v]();
     // Node's parser takes extra spaces, other versions and a missing version (HTTP/0.9 style) as a plain request.
     const lenient = v === 1 || v === 5 || v === 6 || v === 11;
-    return { family: 'request line', bytes: msg(`${line}\r\nHost: gw\r\nConnection: close\r\n\r\n`), expect: lenient ? { kind: 'answer' } : { kind: 'error' } };
+    return {
+      family: 'request line',
+      bytes: msg(`${line}\r\nHost: gw\r\nConnection: close\r\n\r\n`),
+      expect: lenient ? { kind: 'answer' } : { kind: 'error' },
+    };
   }
 
   function headerBlock(): FuzzCase {
@@ -116,7 +120,8 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
       () => `Content-Length: 5\r\nContent-Length: 6\r\n`,
       () => `Content-Length: ${pick(['-1', '1e3', '0x10', '99999999999999999999', ' 5 5', '+5'])}\r\n`,
       () => `Content-Length: 3\r\nTransfer-Encoding: chunked\r\n`,
-      () => `Transfer-Encoding: ${pick(['chunked, identity', 'identity', 'gzip', 'xchunked', 'chunked\x0b', 'CHUNKED ', 'chunked, chunked'])}\r\n`,
+      () =>
+        `Transfer-Encoding: ${pick(['chunked, identity', 'identity', 'gzip', 'xchunked', 'chunked\x0b', 'CHUNKED ', 'chunked, chunked'])}\r\n`,
       () => `Expect: ${pick(['100-continue', 'x'])}\r\nContent-Length: 1\r\n`,
       () => `Authorization: Bearer ${junk(1 + int(400), 'abcXYZ019.-_+/=')}\r\n`,
       () => `Range: ${junk(1 + int(40))}\r\n`,
@@ -125,8 +130,12 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
     const headers = pick(variants)();
     const body = /Content-Length: 1\r/.test(headers) ? 'x' : /Transfer-Encoding/.test(headers) ? '0\r\n\r\n' : '';
     // Odd Transfer-Encodings are the smuggling tests' business (spec/faults/smuggling.test.ts): here only well-formed.
-    const framingConflict = /Content-Length: 5\r\nContent-Length: 6|Content-Length: 3\r\nTransfer-Encoding|Content-Length: (-1|1e3|0x10|99999999999999999999| 5 5|\+5)/.test(headers);
-    const bad = framingConflict || /X-Big|X-Ctl|X-Fold|\r\n[^:\r\n]*\r\n$/.test(headers) || /^[^:]*[()<>@,;\\"/[\]?={} \t][^:]*: v/.test(headers);
+    const framingConflict =
+      /Content-Length: 5\r\nContent-Length: 6|Content-Length: 3\r\nTransfer-Encoding|Content-Length: (-1|1e3|0x10|99999999999999999999| 5 5|\+5)/.test(
+        headers,
+      );
+    const bad =
+      framingConflict || /X-Big|X-Ctl|X-Fold|\r\n[^:\r\n]*\r\n$/.test(headers) || /^[^:]*[()<>@,;\\"/[\]?={} \t][^:]*: v/.test(headers);
     return {
       family: 'headers',
       bytes: msg(`GET ${path} HTTP/1.1\r\nHost: gw\r\n${headers}Connection: close\r\n\r\n${body}`),
@@ -144,7 +153,14 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
       `3\r\nabc\r\n`,
     ]);
     const good = chunks.startsWith('5\r\nhello\r\n0') || chunks.startsWith('1;ext=1');
-    return { family: 'chunked framing', incomplete: chunks === '3\r\nabc\r\n', bytes: msg(`${pick(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])} ${path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${ctx.jwt}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunks}`), expect: good ? { kind: 'answer' } : { kind: 'error' } };
+    return {
+      family: 'chunked framing',
+      incomplete: chunks === '3\r\nabc\r\n',
+      bytes: msg(
+        `${pick(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])} ${path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${ctx.jwt}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunks}`,
+      ),
+      expect: good ? { kind: 'answer' } : { kind: 'error' },
+    };
   }
 
   function jsonBody(): FuzzCase {
@@ -152,20 +168,34 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
     const bodies: (() => Buffer)[] = [
       () => Buffer.from('['.repeat(depth) + ']'.repeat(depth)),
       () => Buffer.from('{"a":'.repeat(depth) + '1' + '}'.repeat(depth)),
-      () => Buffer.from(`[{"name":"x","value":${pick(['1e999999', '-1e999999', '9'.repeat(5000), '0.' + '0'.repeat(5000) + '1', 'NaN', 'Infinity', '-0'])}}]`),
-      () => Buffer.concat([Buffer.from('[{"name":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80]), Buffer.from('","value":"v"}]')]),
+      () =>
+        Buffer.from(
+          `[{"name":"x","value":${pick(['1e999999', '-1e999999', '9'.repeat(5000), '0.' + '0'.repeat(5000) + '1', 'NaN', 'Infinity', '-0'])}}]`,
+        ),
+      () =>
+        Buffer.concat([Buffer.from('[{"name":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80]), Buffer.from('","value":"v"}]')]),
       () => Buffer.from(JSON.stringify({ id_data: junk(int(200)), pubkey: junk(int(300)), tenant_token: '' })),
       () => Buffer.from(`{"id_data":"{\\"mac\\":\\"${'a'.repeat(int(100_000))}\\"}","pubkey":"x"}`),
       () => Buffer.from(JSON.stringify(Array.from({ length: int(5000) }, (_, i) => ({ name: `a${i}`, value: i })))),
       () => Buffer.from(junk(int(2000))),
-      () => Buffer.from(`{"device_provides":{"artifact_name":"${'\\u0000'.repeat(int(50))}","device_type":${pick(['null', '[]', '{}', '1', '"x"'])}}}`),
+      () =>
+        Buffer.from(
+          `{"device_provides":{"artifact_name":"${'\\u0000'.repeat(int(50))}","device_type":${pick(['null', '[]', '{}', '1', '"x"'])}}}`,
+        ),
       () => Buffer.from(`{"status":"${pick(['success', 'failure', 'downloading', '', 'x'.repeat(int(9000))])}"}`),
       () => Buffer.from(`{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}}}`),
     ];
     const body = pick(bodies)();
     const method = pick(['POST', 'PUT', 'PATCH']);
     const auth = rnd() < 0.8 ? `Authorization: Bearer ${ctx.jwt}\r\n` : '';
-    return { family: 'JSON bodies', bytes: msg(`${method} ${pick(DEVICE_PATHS.slice(0, 7))} HTTP/1.1\r\nHost: gw\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`, body), expect: { kind: 'answer' } };
+    return {
+      family: 'JSON bodies',
+      bytes: msg(
+        `${method} ${pick(DEVICE_PATHS.slice(0, 7))} HTTP/1.1\r\nHost: gw\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+        body,
+      ),
+      expect: { kind: 'answer' },
+    };
   }
 
   function flippedLink(at?: number): FuzzCase {
@@ -181,34 +211,78 @@ export function generateCases(seed: number, count: number, ctx: FuzzContext): Fu
     } catch {
       equivalent = false;
     }
-    return { family: 'signed links', bytes: msg(`GET ${target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`), expect: { kind: 'link', equivalent } };
+    return {
+      family: 'signed links',
+      bytes: msg(`GET ${target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`),
+      expect: { kind: 'link', equivalent },
+    };
   }
 
   function expiry(): FuzzCase {
     const q = ctx.link.indexOf('?');
     const token = ctx.link.slice(0, q).split('/').pop()!;
     const expire = pick([
-      '9999-12-31T23:59:59Z', '99999-01-01T00:00:00Z', '+275760-09-13T00:00:00Z', '2026-13-45T99:99:99Z', '0000-00-00T00:00:00Z',
-      '1970-01-01T00:00:00Z', '2026-02-30T00:00:00Z', '2038-01-19T03:14:08Z', `${'9'.repeat(int(300))}-01-01T00:00:00Z`, '', 'now', '-1', '1e308',
+      '9999-12-31T23:59:59Z',
+      '99999-01-01T00:00:00Z',
+      '+275760-09-13T00:00:00Z',
+      '2026-13-45T99:99:99Z',
+      '0000-00-00T00:00:00Z',
+      '1970-01-01T00:00:00Z',
+      '2026-02-30T00:00:00Z',
+      '2038-01-19T03:14:08Z',
+      `${'9'.repeat(int(300))}-01-01T00:00:00Z`,
+      '',
+      'now',
+      '-1',
+      '1e308',
     ]);
-    const signature = createHmac('sha256', Buffer.from(ctx.secret, 'base64')).update(`GATEWAY-ARTIFACT\n${token}\nx-men-expire=${expire}\n`).digest('base64url');
+    const signature = createHmac('sha256', Buffer.from(ctx.secret, 'base64'))
+      .update(`GATEWAY-ARTIFACT\n${token}\nx-men-expire=${expire}\n`)
+      .digest('base64url');
     const target = `${ctx.link.slice(0, q)}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`;
     // A real date in the future, signed with the secret, is a valid link; anything else is refused.
     const at = Date.parse(expire);
-    const valid = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(expire) && Number.isFinite(at) && new Date(at).toISOString().slice(0, 19) + 'Z' === expire && at > Date.now();
-    return { family: 'link expiry', bytes: msg(`GET ${target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`), expect: { kind: 'link', equivalent: valid } };
+    const valid =
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(expire) &&
+      Number.isFinite(at) &&
+      new Date(at).toISOString().slice(0, 19) + 'Z' === expire &&
+      at > Date.now();
+    return {
+      family: 'link expiry',
+      bytes: msg(`GET ${target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`),
+      expect: { kind: 'link', equivalent: valid },
+    };
   }
 
   function range(): FuzzCase {
     const n = () => String(pick([0, 1, ctx.size - 1, ctx.size, ctx.size + 1, int(ctx.size), int(ctx.size * 2)]));
     const header = pick([
-      () => `bytes=${n()}-${n()}`, () => `bytes=${n()}-`, () => `bytes=-${n()}`, () => 'bytes=-0', () => 'bytes=0-0',
-      () => `bytes=${n()}-${n()},${n()}-${n()}`, () => `bytes=0-1,2-3,${'4-5,'.repeat(int(2000))}6-7`,
-      () => `bytes=${'9'.repeat(10 + int(400))}-`, () => `bytes=0-${'9'.repeat(10 + int(400))}`, () => `bytes=-${'9'.repeat(10 + int(30))}`,
-      () => `bytes=${n()}-${n()}`.replace('=', pick([' = ', '=', ' ='])), () => `items=0-1`, () => `bytes=a-b`, () => `bytes=--1`, () => `bytes=1-0`,
-      () => `bytes=0x10-`, () => `bytes=1e3-`, () => `bytes= ${n()} - ${n()} `, () => `BYTES=${n()}-`,
+      () => `bytes=${n()}-${n()}`,
+      () => `bytes=${n()}-`,
+      () => `bytes=-${n()}`,
+      () => 'bytes=-0',
+      () => 'bytes=0-0',
+      () => `bytes=${n()}-${n()},${n()}-${n()}`,
+      () => `bytes=0-1,2-3,${'4-5,'.repeat(int(2000))}6-7`,
+      () => `bytes=${'9'.repeat(10 + int(400))}-`,
+      () => `bytes=0-${'9'.repeat(10 + int(400))}`,
+      () => `bytes=-${'9'.repeat(10 + int(30))}`,
+      () => `bytes=${n()}-${n()}`.replace('=', pick([' = ', '=', ' ='])),
+      () => `items=0-1`,
+      () => `bytes=a-b`,
+      () => `bytes=--1`,
+      () => `bytes=1-0`,
+      () => `bytes=0x10-`,
+      () => `bytes=1e3-`,
+      () => `bytes= ${n()} - ${n()} `,
+      () => `BYTES=${n()}-`,
     ])();
     const head = rnd() < 0.15;
-    return { family: 'ranges', head, bytes: msg(`${head ? 'HEAD' : 'GET'} ${ctx.link} HTTP/1.1\r\nHost: gw\r\nRange: ${header}\r\nConnection: close\r\n\r\n`), expect: { kind: 'range', header } };
+    return {
+      family: 'ranges',
+      head,
+      bytes: msg(`${head ? 'HEAD' : 'GET'} ${ctx.link} HTTP/1.1\r\nHost: gw\r\nRange: ${header}\r\nConnection: close\r\n\r\n`),
+      expect: { kind: 'range', header },
+    };
   }
 }

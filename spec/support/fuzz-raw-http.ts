@@ -13,7 +13,11 @@ export interface RawOutcome {
   ms: number;
 }
 
-export function sendRaw(port: number, bytes: Buffer, opts: { timeoutMs: number; head?: boolean; halfClose?: boolean }): Promise<RawOutcome> {
+export function sendRaw(
+  port: number,
+  bytes: Buffer,
+  opts: { timeoutMs: number; head?: boolean; halfClose?: boolean },
+): Promise<RawOutcome> {
   const started = Date.now();
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -28,7 +32,11 @@ export function sendRaw(port: number, bytes: Buffer, opts: { timeoutMs: number; 
     };
     const timer = setTimeout(() => {
       const got = Buffer.concat(parts);
-      finish(got.length ? { kind: 'hang', detail: `partial answer then silence: ${JSON.stringify(got.subarray(0, 200).toString('latin1'))}` } : { kind: 'hang', detail: 'no byte, connection left open' });
+      finish(
+        got.length
+          ? { kind: 'hang', detail: `partial answer then silence: ${JSON.stringify(got.subarray(0, 200).toString('latin1'))}` }
+          : { kind: 'hang', detail: 'no byte, connection left open' },
+      );
     }, opts.timeoutMs);
     socket.on('connect', () => {
       socket.write(bytes, () => {
@@ -42,13 +50,20 @@ export function sendRaw(port: number, bytes: Buffer, opts: { timeoutMs: number; 
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const got = Buffer.concat(parts);
-      if (got.length === 0) finish({ kind: err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'closed-silently' : 'error', detail: err.code ?? err.message });
+      if (got.length === 0)
+        finish({ kind: err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'closed-silently' : 'error', detail: err.code ?? err.message });
       else finish(parseResponse(got, opts.head ?? false, true) ?? { kind: 'malformed', detail: `reset mid-answer (${err.code})` });
     });
     socket.on('close', () => {
       const got = Buffer.concat(parts);
       if (got.length === 0) finish({ kind: 'closed-silently' });
-      else finish(parseResponse(got, opts.head ?? false, true) ?? { kind: 'malformed', detail: `closed mid-answer: ${JSON.stringify(got.subarray(0, 300).toString('latin1'))}` });
+      else
+        finish(
+          parseResponse(got, opts.head ?? false, true) ?? {
+            kind: 'malformed',
+            detail: `closed mid-answer: ${JSON.stringify(got.subarray(0, 300).toString('latin1'))}`,
+          },
+        );
     });
   });
 }
@@ -66,7 +81,8 @@ export function parseResponse(data: Buffer, head: boolean, closed: boolean): Omi
     const h = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/.exec(line);
     if (!h) return { kind: 'malformed', detail: `header line ${JSON.stringify(line)}` };
     const name = h[1].toLowerCase();
-    if (name in headers && (name === 'content-length' || name === 'transfer-encoding')) return { kind: 'malformed', detail: `duplicate ${name}` };
+    if (name in headers && (name === 'content-length' || name === 'transfer-encoding'))
+      return { kind: 'malformed', detail: `duplicate ${name}` };
     headers[name] = name in headers ? `${headers[name]}, ${h[2]}` : h[2];
   }
   const rest = data.subarray(end + 4);
@@ -74,7 +90,8 @@ export function parseResponse(data: Buffer, head: boolean, closed: boolean): Omi
   if (head || status === 204 || status === 304) return { kind: 'response', status, headers, body: Buffer.alloc(0) };
   if (headers['transfer-encoding'] !== undefined) {
     if (headers['content-length'] !== undefined) return { kind: 'malformed', detail: 'both Content-Length and Transfer-Encoding' };
-    if (!/(^|,)\s*chunked\s*$/i.test(headers['transfer-encoding'])) return { kind: 'malformed', detail: `Transfer-Encoding ${headers['transfer-encoding']}` };
+    if (!/(^|,)\s*chunked\s*$/i.test(headers['transfer-encoding']))
+      return { kind: 'malformed', detail: `Transfer-Encoding ${headers['transfer-encoding']}` };
     const body = dechunk(rest);
     if (body === 'bad') return { kind: 'malformed', detail: 'bad chunk framing' };
     if (body === null) return closed ? { kind: 'malformed', detail: 'chunked body cut' } : null;

@@ -10,7 +10,15 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
         Enabled: false,
         GatewayURL: '',
         DomainWhitelist: [],
-        ArtifactsCache: { Enabled: false, Path: '', SignatureSecret: '', LinkExpireDuration: '24h', MaxSize: 0, Prewarm: true, FillRateLimit: 0 },
+        ArtifactsCache: {
+          Enabled: false,
+          Path: '',
+          SignatureSecret: '',
+          LinkExpireDuration: '24h',
+          MaxSize: 0,
+          Prewarm: true,
+          FillRateLimit: 0,
+        },
       },
       mTLS: {
         Enabled: false,

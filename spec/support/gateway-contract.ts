@@ -24,7 +24,11 @@ export type MessageName =
 export const CONTRACT_FILE = join(REPO_ROOT, 'spec', 'contracts', 'gateway', 'messages.schema.json');
 
 export class GatewayContract {
-  private readonly ajv = new Ajv({ strict: true, allErrors: true, formats: { 'date-time': (v: string) => !Number.isNaN(Date.parse(v)) && /^\d{4}-\d\d-\d\dT/.test(v) } });
+  private readonly ajv = new Ajv({
+    strict: true,
+    allErrors: true,
+    formats: { 'date-time': (v: string) => !Number.isNaN(Date.parse(v)) && /^\d{4}-\d\d-\d\dT/.test(v) },
+  });
   private readonly validators = new Map<string, ValidateFunction>();
   readonly names: MessageName[];
 

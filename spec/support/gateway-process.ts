@@ -46,25 +46,42 @@ const LISTENING = /msg="?listening"?.*\blistener=(\w+).*\baddress=(\S+)/;
 export async function startGateway(opts: StartGatewayOptions): Promise<GatewayProcess> {
   const args = [GATEWAY_BIN, '--config', opts.configFile];
   if (opts.logLevel) args.push('--log-level', opts.logLevel);
-  const [command, argv] = opts.openFileLimit ? ['/bin/sh', ['-c', `ulimit -n ${opts.openFileLimit} && exec "$0" "$@"`, process.execPath, ...args]] : [process.execPath, args];
-  const child = spawn(command, argv, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
-  const killOnExit = (): void => { child.kill('SIGKILL'); };
+  const [command, argv] = opts.openFileLimit
+    ? ['/bin/sh', ['-c', `ulimit -n ${opts.openFileLimit} && exec "$0" "$@"`, process.execPath, ...args]]
+    : [process.execPath, args];
+  const child = spawn(command, argv, {
+    cwd: REPO_ROOT,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
+  });
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
   process.on('exit', killOnExit);
   const chunks: string[] = [];
   const listeners: Record<string, string> = {};
   let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => {
-    exitCode = code;
-    process.off('exit', killOnExit);
-    done(code);
-  }));
+  const exited = new Promise<number | null>((done) =>
+    child.on('exit', (code) => {
+      exitCode = code;
+      process.off('exit', killOnExit);
+      done(code);
+    }),
+  );
   const want = opts.waitFor ?? ['https'];
 
   await new Promise<void>((ready, fail) => {
     let partial = '';
-    const timer = setTimeout(() => fail(new Error(`gateway did not report ${want.join('+')} listening within ${opts.timeoutMs ?? 10_000} ms\n${chunks.join('')}`)), opts.timeoutMs ?? 10_000);
+    const timer = setTimeout(
+      () => fail(new Error(`gateway did not report ${want.join('+')} listening within ${opts.timeoutMs ?? 10_000} ms\n${chunks.join('')}`)),
+      opts.timeoutMs ?? 10_000,
+    );
     const check = (): void => {
-      if (want.every((l) => listeners[l])) { clearTimeout(timer); ready(); }
+      if (want.every((l) => listeners[l])) {
+        clearTimeout(timer);
+        ready();
+      }
     };
     child.stderr!.setEncoding('utf8').on('data', (text: string) => {
       chunks.push(text);
@@ -78,7 +95,10 @@ export async function startGateway(opts: StartGatewayOptions): Promise<GatewayPr
       check();
     });
     child.stdout!.setEncoding('utf8').on('data', (text: string) => chunks.push(text));
-    void exited.then((code) => { clearTimeout(timer); fail(new Error(`gateway exited (${code}) before listening\n${chunks.join('')}`)); });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      fail(new Error(`gateway exited (${code}) before listening\n${chunks.join('')}`));
+    });
   });
 
   return {

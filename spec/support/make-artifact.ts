@@ -18,19 +18,19 @@ const run = promisify(execFile);
 export const PER_INSTANCE_DEST_DIR = '../../../../../dest';
 
 export interface ArtifactOptions {
-  dir: string;              // where to build; the artifact and its inputs go here
-  name: string;             // artifact_name, must match the deployment
-  payloadBytes: number;     // ≥ 4096 so the artifact clears the client's minimum image size
+  dir: string; // where to build; the artifact and its inputs go here
+  name: string; // artifact_name, must match the deployment
+  payloadBytes: number; // ≥ 4096 so the artifact clears the client's minimum image size
   seed?: string;
-  deviceType?: string;      // default 'test-device'
-  payloadName?: string;     // file name installed under dest_dir, default 'payload.bin'
+  deviceType?: string; // default 'test-device'
+  payloadName?: string; // file name installed under dest_dir, default 'payload.bin'
 }
 
 export interface Artifact {
   path: string;
   name: string;
   deviceType: string;
-  size: number;             // bytes of the .mender file
+  size: number; // bytes of the .mender file
   payloadName: string;
   payloadBytes: number;
   payloadSha256: string;
@@ -67,8 +67,28 @@ export async function makeArtifact(opts: ArtifactOptions): Promise<Artifact> {
   const path = join(opts.dir, `${opts.name}.mender`);
   await run(
     'mender-artifact',
-    ['write', 'module-image', '-T', 'single-file', '-t', deviceType, '-n', opts.name, '-o', path,
-      '-f', 'dest_dir', '-f', 'filename', '-f', 'permissions', '-f', payloadName, '--compression', 'none'],
+    [
+      'write',
+      'module-image',
+      '-T',
+      'single-file',
+      '-t',
+      deviceType,
+      '-n',
+      opts.name,
+      '-o',
+      path,
+      '-f',
+      'dest_dir',
+      '-f',
+      'filename',
+      '-f',
+      'permissions',
+      '-f',
+      payloadName,
+      '--compression',
+      'none',
+    ],
     { cwd: work },
   );
   const { size } = statSync(path);

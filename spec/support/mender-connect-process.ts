@@ -16,7 +16,8 @@ export interface MenderConnect {
 }
 
 export function menderConnectUnavailable(): string | null {
-  if (spawnSync('sh', ['-c', 'command -v mender-connect']).status !== 0) return 'mender-connect is not installed; as root: apt-get install mender-connect';
+  if (spawnSync('sh', ['-c', 'command -v mender-connect']).status !== 0)
+    return 'mender-connect is not installed; as root: apt-get install mender-connect';
   return null;
 }
 
@@ -29,13 +30,31 @@ process.on('exit', () => {
 export function startMenderConnect(opts: { dir: string; busAddress: string; name?: string }): MenderConnect {
   const name = opts.name ?? 'mender-connect';
   const config = join(opts.dir, `${name}.conf`);
-  writeFileSync(config, JSON.stringify({ ShellCommand: '/bin/sh', ShellArguments: [], User: 'root', Sessions: { MaxPerUser: 20 }, ReconnectIntervalSeconds: 1 }, null, 2));
+  writeFileSync(
+    config,
+    JSON.stringify(
+      { ShellCommand: '/bin/sh', ShellArguments: [], User: 'root', Sessions: { MaxPerUser: 20 }, ReconnectIntervalSeconds: 1 },
+      null,
+      2,
+    ),
+  );
   const logFile = join(opts.dir, `${name}.log`);
   const fd = openSync(logFile, 'a');
-  const child = spawn('mender-connect', [...(process.env.MENDER_CONNECT_DEBUG ? ['--debug'] : []), '--config', config, '--fallback-config', join(opts.dir, `${name}.fallback.conf`), 'daemon'], {
-    env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: opts.busAddress },
-    stdio: ['ignore', fd, fd],
-  });
+  const child = spawn(
+    'mender-connect',
+    [
+      ...(process.env.MENDER_CONNECT_DEBUG ? ['--debug'] : []),
+      '--config',
+      config,
+      '--fallback-config',
+      join(opts.dir, `${name}.fallback.conf`),
+      'daemon',
+    ],
+    {
+      env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: opts.busAddress },
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
   live.add(child);
   child.once('exit', () => live.delete(child));
@@ -44,7 +63,11 @@ export function startMenderConnect(opts: { dir: string; busAddress: string; name
     process: child,
     logTail(lines = 15) {
       if (!existsSync(logFile)) return '(no log)';
-      return readFileSync(logFile, 'utf8').split('\n').slice(-lines).join('\n').replace(/(Bearer\s+|token[=: ]+)[\w.-]{20,}/gi, '$1<redacted>');
+      return readFileSync(logFile, 'utf8')
+        .split('\n')
+        .slice(-lines)
+        .join('\n')
+        .replace(/(Bearer\s+|token[=: ]+)[\w.-]{20,}/gi, '$1<redacted>');
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -57,16 +57,18 @@ export function postAuth(
     const headers: Record<string, string> = { 'Content-Type': 'application/json', Authorization: 'Bearer' };
     if (body.signature !== undefined) headers['X-MEN-Signature'] = body.signature;
     if (!options.chunked) headers['Content-Length'] = String(body.raw.length);
-    const req = https.request(`${url}${options.path ?? '/api/devices/v1/authentication/auth_requests'}`, { method: 'POST', agent, headers }, (res) => {
-      const sessionReused = (res.socket as import('node:tls').TLSSocket).isSessionReused();
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, sessionReused }),
-      );
-      res.on('error', reject);
-    });
+    const req = https.request(
+      `${url}${options.path ?? '/api/devices/v1/authentication/auth_requests'}`,
+      { method: 'POST', agent, headers },
+      (res) => {
+        const sessionReused = (res.socket as import('node:tls').TLSSocket).isSessionReused();
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, sessionReused }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     if (options.chunked) {
       // Two writes without Content-Length: chunked framing.

@@ -14,7 +14,9 @@ export interface PrivateBus {
 export async function startPrivateBus(dir: string): Promise<PrivateBus> {
   const socket = join(dir, 'bus.sock');
   const config = join(dir, 'bus.conf');
-  writeFileSync(config, `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+  writeFileSync(
+    config,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
@@ -28,8 +30,11 @@ export async function startPrivateBus(dir: string): Promise<PrivateBus> {
   </policy>
   <includedir>/usr/share/dbus-1/system.d</includedir>
 </busconfig>
-`);
-  const child: ChildProcess = spawn('dbus-daemon', ['--config-file', config, '--nofork', '--nopidfile'], { stdio: ['ignore', 'ignore', 'pipe'] });
+`,
+  );
+  const child: ChildProcess = spawn('dbus-daemon', ['--config-file', config, '--nofork', '--nopidfile'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let said = '';
   child.stderr?.on('data', (c: Buffer) => (said += c.toString()));
   const kill = (): void => void child.kill('SIGKILL');

@@ -50,7 +50,10 @@ let fastCertsProbe: string | null | undefined;
 export function probeFastCerts(emptyDir: string): string | null {
   if (fastCertsProbe !== undefined) return fastCertsProbe;
   const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount --bind "${emptyDir}" ${SYSTEM_CERT_DIR}`], { encoding: 'utf8' });
-  fastCertsProbe = r.status === 0 ? null : `unshare/mount not permitted (${(r.stderr || String(r.error)).trim()}); clients scan the system CA dir at start (~1.2 CPU-s each)`;
+  fastCertsProbe =
+    r.status === 0
+      ? null
+      : `unshare/mount not permitted (${(r.stderr || String(r.error)).trim()}); clients scan the system CA dir at start (~1.2 CPU-s each)`;
   return fastCertsProbe;
 }
 
@@ -61,7 +64,12 @@ function tail(file: string, lines: number): string {
 
 /** Prepare dir and start the client. fastCertsDir: the empty dir to mount over the CA dir, or null. */
 export function startRealClient(
-  index: number, mac: string, dir: string, settings: ClientSettings, fastCertsDir: string | null, env: NodeJS.ProcessEnv,
+  index: number,
+  mac: string,
+  dir: string,
+  settings: ClientSettings,
+  fastCertsDir: string | null,
+  env: NodeJS.ProcessEnv,
 ): RealClient {
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
@@ -97,7 +105,18 @@ export function startRealClient(
 
   // -b at a missing file: the default fallback config under /var/lib/mender is never read.
   const logFile = join(dir, 'mender.log');
-  const args = ['--no-syslog', '-l', settings.logLevel ?? 'info', '-c', confPath, '-b', join(dir, 'nonexistent.conf'), '-d', dataDir, 'daemon'];
+  const args = [
+    '--no-syslog',
+    '-l',
+    settings.logLevel ?? 'info',
+    '-c',
+    confPath,
+    '-b',
+    join(dir, 'nonexistent.conf'),
+    '-d',
+    dataDir,
+    'daemon',
+  ];
   const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const [cmd, cmdArgs]: [string, string[]] = fastCertsDir
     ? ['unshare', ['-m', 'sh', '-c', `mount --bind '${fastCertsDir}' ${SYSTEM_CERT_DIR} && exec mender ${quoted}`]]
@@ -105,17 +124,34 @@ export function startRealClient(
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(cmd, cmdArgs, { cwd: dir, env: { ...env, MENDER_TEST_MAC: mac, ...(settings.dbusAddress ? { DBUS_SYSTEM_BUS_ADDRESS: settings.dbusAddress } : {}) }, stdio: ['ignore', fd, fd], detached: settings.detached ?? false });
+    child = spawn(cmd, cmdArgs, {
+      cwd: dir,
+      env: { ...env, MENDER_TEST_MAC: mac, ...(settings.dbusAddress ? { DBUS_SYSTEM_BUS_ADDRESS: settings.dbusAddress } : {}) },
+      stdio: ['ignore', fd, fd],
+      detached: settings.detached ?? false,
+    });
   } finally {
     closeSync(fd);
   }
   const client: RealClient = {
-    index, mac, identity: { mac }, dir, dataDir, logFile, publicKeyPem, process: child, exitCode: undefined,
+    index,
+    mac,
+    identity: { mac },
+    dir,
+    dataDir,
+    logFile,
+    publicKeyPem,
+    process: child,
+    exitCode: undefined,
     installedPath: (fileName) => join(dataDir, 'dest', fileName),
     logTail: (lines = 20) => tail(logFile, lines),
   };
-  child.on('exit', (code, signal) => { client.exitCode = code ?? (signal ? -1 : null); });
-  child.on('error', () => { client.exitCode = -2; });
+  child.on('exit', (code, signal) => {
+    client.exitCode = code ?? (signal ? -1 : null);
+  });
+  child.on('error', () => {
+    client.exitCode = -2;
+  });
   return client;
 }
 

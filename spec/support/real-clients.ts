@@ -76,7 +76,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   mkdirSync(emptyDir);
   // MENDER_FASTCERTS=0 turns the fast start off, to try the path machines without unshare take.
   const disabled = opts.fastCerts === false || process.env.MENDER_FASTCERTS === '0';
-  const fastCertsNote = disabled ? 'disabled (option or MENDER_FASTCERTS=0)' : probeFastCerts(emptyDir) ?? undefined;
+  const fastCertsNote = disabled ? 'disabled (option or MENDER_FASTCERTS=0)' : (probeFastCerts(emptyDir) ?? undefined);
   const fastCerts = fastCertsNote === undefined;
 
   await acquireClientGlobals();
@@ -95,7 +95,14 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     for (let index = 0; index < opts.count; index++) {
       const clientDir = join(dir, `client-${String(index).padStart(3, '0')}`);
       const settings: ClientSettings = { ...opts, clientCert: opts.clientCert?.(index) };
-      const client = startRealClient(index, macFor(opts.macPrefix ?? '02:00:00:00', index + 1), clientDir, settings, fastCerts ? emptyDir : null, env);
+      const client = startRealClient(
+        index,
+        macFor(opts.macPrefix ?? '02:00:00:00', index + 1),
+        clientDir,
+        settings,
+        fastCerts ? emptyDir : null,
+        env,
+      );
       live.add(client.process);
       client.process.once('exit', () => live.delete(client.process));
       clients.push(client);
@@ -106,7 +113,10 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   }
 
   const logTails = (lines = 15, maxClients = 3): string =>
-    clients.slice(0, maxClients).map((c) => `--- client ${c.index} (${c.mac}) ${c.logFile}\n${c.logTail(lines)}`).join('\n');
+    clients
+      .slice(0, maxClients)
+      .map((c) => `--- client ${c.index} (${c.mac}) ${c.logFile}\n${c.logTail(lines)}`)
+      .join('\n');
 
   let stopping: Promise<void> | undefined;
   return {

@@ -43,7 +43,8 @@ export class MenderSpec {
       if (!validate) throw new Error(`spec: cannot compile the schema of ${key}`);
       this.compiled.set(key, validate);
     }
-    if (!validate(body)) throw new Error(`spec: ${key} body does not match: ${this.ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`);
+    if (!validate(body))
+      throw new Error(`spec: ${key} body does not match: ${this.ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`);
   }
 
   /** Throws unless `body` matches components/schemas/<name> (e.g. 'Error'). */
@@ -55,7 +56,8 @@ export class MenderSpec {
       if (!validate) throw new Error(`spec: no schema ${name}`);
       this.compiled.set(key, validate);
     }
-    if (!validate(body)) throw new Error(`spec: body does not match ${name}: ${this.ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`);
+    if (!validate(body))
+      throw new Error(`spec: body does not match ${name}: ${this.ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`);
   }
 
   /** Whether the spec documents a JSON body for this response. */
@@ -76,7 +78,10 @@ export class MenderSpec {
     let segments = ['paths', path, method, 'responses', status];
     let target: Json = response;
     if (typeof target.$ref === 'string') {
-      segments = target.$ref.replace(/^#\//, '').split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+      segments = target.$ref
+        .replace(/^#\//, '')
+        .split('/')
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
       target = segments.reduce<Json>((node, s) => node[s] as Json, this.doc);
     }
     const content = target.content as Record<string, Json> | undefined;

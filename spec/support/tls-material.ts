@@ -39,8 +39,23 @@ export function makeCa(dir: string, name = 'ca', subject = '/CN=Test CA'): CertP
   const key = makeKey(dir, name, 'ec');
   const cert = join(dir, `${name}.crt`);
   openssl(
-    ['req', '-x509', '-new', '-key', key, '-subj', subject, '-days', '3650', '-out', cert,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      key,
+      '-subj',
+      subject,
+      '-days',
+      '3650',
+      '-out',
+      cert,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
     dir,
   );
   return { cert, key };
@@ -67,8 +82,24 @@ export function makeLeaf(dir: string, name: string, ca: CertPair, opts: LeafOpti
   openssl(['req', '-new', '-key', key, '-subj', opts.subject ?? `/CN=${name}`, '-out', csr], dir);
   const serial = opts.serial ? ['-set_serial', opts.serial] : [];
   openssl(
-    ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, ...serial, ...(serial.length ? [] : ['-CAcreateserial']),
-      '-days', String(opts.days ?? 825), '-extfile', ext, '-out', cert],
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.cert,
+      '-CAkey',
+      ca.key,
+      ...serial,
+      ...(serial.length ? [] : ['-CAcreateserial']),
+      '-days',
+      String(opts.days ?? 825),
+      '-extfile',
+      ext,
+      '-out',
+      cert,
+    ],
     dir,
   );
   return { cert, key };

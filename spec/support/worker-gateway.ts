@@ -20,24 +20,41 @@ export interface Got {
   body: Buffer;
 }
 
-export function deviceGet(port: number, path: string, opts: { method?: string; body?: string; agent?: http.Agent | false } = {}): Promise<Got> {
+export function deviceGet(
+  port: number,
+  path: string,
+  opts: { method?: string; body?: string; agent?: http.Agent | false } = {},
+): Promise<Got> {
   const startedAt = performance.now();
   return new Promise((resolve, reject) => {
     const headers = opts.body ? { 'content-type': 'application/json' } : {};
-    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', agent: opts.agent ?? false, headers }, (res) => {
-      const hash = createHash('md5');
-      const keep: Buffer[] = [];
-      let length = 0;
-      let firstByteAt = -1;
-      res.on('data', (c: Buffer) => {
-        if (firstByteAt < 0) firstByteAt = performance.now();
-        hash.update(c);
-        length += c.length;
-        if (length < 1_000_000) keep.push(c);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, md5: hash.digest('hex'), length, startedAt, firstByteAt, doneAt: performance.now(), body: Buffer.concat(keep) }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', agent: opts.agent ?? false, headers },
+      (res) => {
+        const hash = createHash('md5');
+        const keep: Buffer[] = [];
+        let length = 0;
+        let firstByteAt = -1;
+        res.on('data', (c: Buffer) => {
+          if (firstByteAt < 0) firstByteAt = performance.now();
+          hash.update(c);
+          length += c.length;
+          if (length < 1_000_000) keep.push(c);
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            md5: hash.digest('hex'),
+            length,
+            startedAt,
+            firstByteAt,
+            doneAt: performance.now(),
+            body: Buffer.concat(keep),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(30_000, () => req.destroy(new Error('device timed out')));
     req.on('error', reject);
     req.end(opts.body);
@@ -46,7 +63,10 @@ export function deviceGet(port: number, path: string, opts: { method?: string; b
 
 export function childPids(pid: number): number[] {
   try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .map((s) => Number(s.trim()))
+      .filter((n) => n > 0);
   } catch {
     return []; // ps exits 1 when there are none
   }
@@ -62,13 +82,20 @@ export async function until<T>(what: string, probe: () => T | undefined | false,
   }
 }
 
-export const listeningWorkers = (gw: GatewayProcess) => new Set([...gw.output().matchAll(/msg="listening" listener=http[^\n]* worker=(\d+)\n/g)].map((m) => Number(m[1])));
+export const listeningWorkers = (gw: GatewayProcess) =>
+  new Set([...gw.output().matchAll(/msg="listening" listener=http[^\n]* worker=(\d+)\n/g)].map((m) => Number(m[1])));
 
 /**
  * `node bin/gateway.js` with 2 workers, HTTP on 127.0.0.1, the artifact proxy and cache on
  * (whitelist 127.0.0.1; `cache` adds ArtifactsCache keys), once both workers listen.
  */
-export async function startTwoWorkers(opts: { dir: string; upstreamPort: number; gatewayUrl: string; cache?: Record<string, unknown>; env?: NodeJS.ProcessEnv }): Promise<{ gw: GatewayProcess; port: number; configFile: string }> {
+export async function startTwoWorkers(opts: {
+  dir: string;
+  upstreamPort: number;
+  gatewayUrl: string;
+  cache?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+}): Promise<{ gw: GatewayProcess; port: number; configFile: string }> {
   const configFile = writeGatewayConfig(opts.dir, {
     Workers: 2,
     HTTP: { Enabled: true, Listen: '127.0.0.1:0' },

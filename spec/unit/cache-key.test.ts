@@ -52,7 +52,8 @@ test('tmp names carry their owner and are unique', () => {
   assert.equal(parseTmpName(b.slice(layout.tmp.length + 1))?.pid, process.pid);
   // Names written before start times were recorded still parse (the pid alone decides then).
   assert.deepEqual(parseTmpName(`${id}.h.12.aaaaaaaaaaaa`), { host: 'h', pid: 12 });
-  for (const bad of ['x', `${id}.h.12`, `${id}.h.x.aaaaaaaaaaaa`, `${id}.h.12-.aaaaaaaaaaaa`, '../etc']) assert.equal(parseTmpName(bad), null, bad);
+  for (const bad of ['x', `${id}.h.12`, `${id}.h.x.aaaaaaaaaaaa`, `${id}.h.12-.aaaaaaaaaaaa`, '../etc'])
+    assert.equal(parseTmpName(bad), null, bad);
 });
 
 test('process liveness: a pid that now names another process (another start time) is dead', () => {
@@ -62,7 +63,9 @@ test('process liveness: a pid that now names another process (another start time
   assert.equal(processAlive({ pid: process.pid }), true, 'no start time recorded: the pid decides');
   assert.equal(processAlive({ pid: process.pid, start: self! + 1 }), false);
   // A thread of this process has its own id in the same space and its own start time.
-  const thread = readdirSync('/proc/self/task').map(Number).find((tid) => tid !== process.pid && startTimeOf(tid) !== self);
+  const thread = readdirSync('/proc/self/task')
+    .map(Number)
+    .find((tid) => tid !== process.pid && startTimeOf(tid) !== self);
   if (thread !== undefined) assert.equal(processAlive({ pid: thread, start: self }), false, `thread ${thread}`);
   assert.equal(processAlive({ pid: 2 ** 22 + 1 }), false, 'beyond any pid_max');
 });
@@ -74,7 +77,11 @@ test('process liveness: a killed process not reaped yet (a zombie) is dead', asy
     let zombie: number | undefined;
     for (let i = 0; i < 100 && zombie === undefined; i++) {
       await new Promise((r) => setTimeout(r, 20));
-      const children = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+      const children = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8')
+        .trim()
+        .split(' ')
+        .filter(Boolean)
+        .map(Number);
       zombie = children.find((pid) => /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')));
     }
     assert.ok(zombie !== undefined, 'a zombie child of the sh process');

@@ -36,23 +36,39 @@ test('checkResponse: first answer needs 200 and a length; a resume must match ex
   const ok = { status: 200, headers: {}, contentLength: 10, etag: '"a"' };
   assert.doesNotThrow(() => checkResponse(ok, 0, null));
   assert.throws(() => checkResponse({ ...ok, contentLength: null }, 0, null), NoContentLength);
-  assert.throws(() => checkResponse({ ...ok, status: 404 }, 0, null), (e: OriginRefused) => e instanceof OriginRefused && e.code === 'NOT_FOUND');
+  assert.throws(
+    () => checkResponse({ ...ok, status: 404 }, 0, null),
+    (e: OriginRefused) => e instanceof OriginRefused && e.code === 'NOT_FOUND',
+  );
   assert.throws(() => checkResponse({ ...ok, status: 403 }, 0, null), OriginRefused);
-  assert.throws(() => checkResponse({ ...ok, status: 503 }, 0, null), (e: Error) => !(e instanceof OriginRefused));
+  assert.throws(
+    () => checkResponse({ ...ok, status: 503 }, 0, null),
+    (e: Error) => !(e instanceof OriginRefused),
+  );
   const expected = { size: 10, etag: '"a"' };
-  const resume = (cr: string, extra = {}) => ({ status: 206, headers: { 'content-range': cr }, contentLength: null, etag: '"a"', ...extra });
+  const resume = (cr: string, extra = {}) => ({
+    status: 206,
+    headers: { 'content-range': cr },
+    contentLength: null,
+    etag: '"a"',
+    ...extra,
+  });
   assert.doesNotThrow(() => checkResponse(resume('bytes 4-9/10'), 4, expected));
   assert.throws(() => checkResponse(resume('bytes 3-9/10'), 4, expected), OriginRefused);
   assert.throws(() => checkResponse(resume('bytes 4-9/11'), 4, expected), OriginRefused);
   assert.throws(() => checkResponse(resume('bytes 4-9/10', { etag: '"b"' }), 4, expected), /ETag/);
   assert.throws(() => checkResponse(resume('bytes 4-9/10', { status: 200 }), 4, expected), OriginRefused);
   assert.throws(() => checkResponse(resume('bytes */10', { status: 416 }), 4, expected), OriginRefused);
-  assert.throws(() => checkResponse(resume('bytes 4-9/10', { status: 502 }), 4, expected), (e: Error) => !(e instanceof OriginRefused));
+  assert.throws(
+    () => checkResponse(resume('bytes 4-9/10', { status: 502 }), 4, expected),
+    (e: Error) => !(e instanceof OriginRefused),
+  );
 });
 
 test('parseContentRange and originRange', () => {
   assert.deepEqual(parseContentRange('bytes 0-9/10'), { start: 0, end: 9, size: 10 });
-  for (const bad of [undefined, 'bytes 5-4/10', 'bytes 0-10/10', 'bytes */10', 'items 0-1/2']) assert.equal(parseContentRange(bad), null, String(bad));
+  for (const bad of [undefined, 'bytes 5-4/10', 'bytes 0-10/10', 'bytes */10', 'items 0-1/2'])
+    assert.equal(parseContentRange(bad), null, String(bad));
   assert.deepEqual(originRange('bytes=5-'), { start: 5, end: undefined });
   assert.deepEqual(originRange('bytes=5-9'), { start: 5, end: 9 });
   for (const other of [undefined, 'bytes=-5', 'bytes=9-5', 'bytes=1-2,4-5']) assert.equal(originRange(other), undefined, String(other));
@@ -82,14 +98,37 @@ test('SingleFlight runs once per key and forgets the key when the run settles', 
   let runs = 0;
   let finish!: () => void;
   const gate = new Promise<void>((r) => (finish = r));
-  const joins = Array.from({ length: 5 }, () => flight.join('k', () => ({ n: ++runs }), () => gate));
+  const joins = Array.from({ length: 5 }, () =>
+    flight.join(
+      'k',
+      () => ({ n: ++runs }),
+      () => gate,
+    ),
+  );
   assert.equal(runs, 1);
-  assert.deepEqual(joins.map((j) => j.started), [true, false, false, false, false]);
+  assert.deepEqual(
+    joins.map((j) => j.started),
+    [true, false, false, false, false],
+  );
   assert.ok(joins.every((j) => j.value === joins[0].value));
-  assert.equal(flight.join('other', () => ({ n: 99 }), () => Promise.reject(new Error('x'))).started, true);
+  assert.equal(
+    flight.join(
+      'other',
+      () => ({ n: 99 }),
+      () => Promise.reject(new Error('x')),
+    ).started,
+    true,
+  );
   finish();
   await gate;
   await new Promise((r) => setImmediate(r));
   assert.equal(flight.size, 0);
-  assert.equal(flight.join('k', () => ({ n: ++runs }), () => Promise.resolve()).value.n, 2);
+  assert.equal(
+    flight.join(
+      'k',
+      () => ({ n: ++runs }),
+      () => Promise.resolve(),
+    ).value.n,
+    2,
+  );
 });

@@ -25,30 +25,86 @@ const der = join(tls.dir, 'server.der');
 execFileSync('openssl', ['x509', '-in', tls.server.cert, '-outform', 'DER', '-out', der], { stdio: 'ignore' });
 
 function configWith(env: NodeJS.ProcessEnv) {
-  return loadConfig({ file: join(tls.dir, 'none.conf'), explicit: false, env: { UPSTREAM_SERVER_URL: 'https://x.example', HTTP_ENABLED: 'true', ...env } }).config;
+  return loadConfig({
+    file: join(tls.dir, 'none.conf'),
+    explicit: false,
+    env: { UPSTREAM_SERVER_URL: 'https://x.example', HTTP_ENABLED: 'true', ...env },
+  }).config;
 }
 const https = (cert: string, key: string) => ({ HTTPS_ENABLED: 'true', HTTPS_SERVER_CERTIFICATE: cert, HTTPS_SERVER_KEY: key });
 
 const cases: [string, NodeJS.ProcessEnv, string[]][] = [
   ['a matching pair', https(tls.server.cert, tls.server.key), []],
   ['HTTPS off: files not read', { HTTPS_SERVER_CERTIFICATE: '/nonexistent.pem' }, []],
-  ['key of another certificate', https(tls.server.cert, other.key), [`HTTPS.ServerKey: ${other.key} does not match the certificate in HTTPS.ServerCertificate ${tls.server.cert}`]],
-  ['missing certificate', https('/nonexistent/cert.pem', tls.server.key), ['HTTPS.ServerCertificate: cannot read /nonexistent/cert.pem: no such file']],
+  [
+    'key of another certificate',
+    https(tls.server.cert, other.key),
+    [`HTTPS.ServerKey: ${other.key} does not match the certificate in HTTPS.ServerCertificate ${tls.server.cert}`],
+  ],
+  [
+    'missing certificate',
+    https('/nonexistent/cert.pem', tls.server.key),
+    ['HTTPS.ServerCertificate: cannot read /nonexistent/cert.pem: no such file'],
+  ],
   ['missing key', https(tls.server.cert, '/nonexistent/key.pem'), ['HTTPS.ServerKey: cannot read /nonexistent/key.pem: no such file']],
-  ['certificate is a directory', https(tls.dir, tls.server.key), [`HTTPS.ServerCertificate: cannot read ${tls.dir}: is a directory, not a file`]],
-  ['key given as certificate', https(tls.server.key, tls.server.key), [`HTTPS.ServerCertificate: ${tls.server.key} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`]],
-  ['DER certificate', https(der, tls.server.key), [`HTTPS.ServerCertificate: ${der} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`]],
+  [
+    'certificate is a directory',
+    https(tls.dir, tls.server.key),
+    [`HTTPS.ServerCertificate: cannot read ${tls.dir}: is a directory, not a file`],
+  ],
+  [
+    'key given as certificate',
+    https(tls.server.key, tls.server.key),
+    [`HTTPS.ServerCertificate: ${tls.server.key} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`],
+  ],
+  [
+    'DER certificate',
+    https(der, tls.server.key),
+    [`HTTPS.ServerCertificate: ${der} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`],
+  ],
   ['certificate given as key', https(tls.server.cert, tls.server.cert), [`HTTPS.ServerKey: ${tls.server.cert} is not a PEM private key`]],
-  ['encrypted key', https(tls.server.cert, encryptedKey), [`HTTPS.ServerKey: ${encryptedKey} is an encrypted private key; the gateway needs it unencrypted`]],
+  [
+    'encrypted key',
+    https(tls.server.cert, encryptedKey),
+    [`HTTPS.ServerKey: ${encryptedKey} is an encrypted private key; the gateway needs it unencrypted`],
+  ],
   ['upstream CA bundle', { UPSTREAM_SERVER_CA_CERTIFICATE: bundle }, []],
-  ['upstream CA missing', { UPSTREAM_SERVER_CA_CERTIFICATE: '/nonexistent/ca.pem' }, ['UpstreamServer.CACertificate: cannot read /nonexistent/ca.pem: no such file']],
-  ['mTLS CA missing, HTTPS pair fine', { ...https(tls.server.cert, tls.server.key), MTLS_ENABLED: 'true', MTLS_CA_CERTIFICATE: '/nonexistent/tenant.pem', MTLS_MENDER_USERNAME: 'u@x', MTLS_MENDER_PASSWORD: 'p' }, ['Features.mTLS.CACertificate: cannot read /nonexistent/tenant.pem: no such file']],
-  ['mTLS CA fine', { ...https(tls.server.cert, tls.server.key), MTLS_ENABLED: 'true', MTLS_CA_CERTIFICATE: tls.ca.cert, MTLS_MENDER_USERNAME: 'u@x', MTLS_MENDER_PASSWORD: 'p' }, []],
-  ['every problem at once', { ...https('/nonexistent/c.pem', '/nonexistent/k.pem'), UPSTREAM_SERVER_CA_CERTIFICATE: tls.server.key }, [
-    'HTTPS.ServerCertificate: cannot read /nonexistent/c.pem: no such file',
-    'HTTPS.ServerKey: cannot read /nonexistent/k.pem: no such file',
-    `UpstreamServer.CACertificate: ${tls.server.key} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`,
-  ]],
+  [
+    'upstream CA missing',
+    { UPSTREAM_SERVER_CA_CERTIFICATE: '/nonexistent/ca.pem' },
+    ['UpstreamServer.CACertificate: cannot read /nonexistent/ca.pem: no such file'],
+  ],
+  [
+    'mTLS CA missing, HTTPS pair fine',
+    {
+      ...https(tls.server.cert, tls.server.key),
+      MTLS_ENABLED: 'true',
+      MTLS_CA_CERTIFICATE: '/nonexistent/tenant.pem',
+      MTLS_MENDER_USERNAME: 'u@x',
+      MTLS_MENDER_PASSWORD: 'p',
+    },
+    ['Features.mTLS.CACertificate: cannot read /nonexistent/tenant.pem: no such file'],
+  ],
+  [
+    'mTLS CA fine',
+    {
+      ...https(tls.server.cert, tls.server.key),
+      MTLS_ENABLED: 'true',
+      MTLS_CA_CERTIFICATE: tls.ca.cert,
+      MTLS_MENDER_USERNAME: 'u@x',
+      MTLS_MENDER_PASSWORD: 'p',
+    },
+    [],
+  ],
+  [
+    'every problem at once',
+    { ...https('/nonexistent/c.pem', '/nonexistent/k.pem'), UPSTREAM_SERVER_CA_CERTIFICATE: tls.server.key },
+    [
+      'HTTPS.ServerCertificate: cannot read /nonexistent/c.pem: no such file',
+      'HTTPS.ServerKey: cannot read /nonexistent/k.pem: no such file',
+      `UpstreamServer.CACertificate: ${tls.server.key} is not a PEM certificate (no "BEGIN CERTIFICATE" block)`,
+    ],
+  ],
 ];
 
 for (const [name, env, expected] of cases) {

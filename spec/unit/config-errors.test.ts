@@ -39,39 +39,162 @@ const cases: [string, unknown, NodeJS.ProcessEnv | undefined, string[]][] = [
   ['port out of range', { Metrics: { Listen: ':65536' } }, undefined, [`Metrics.Listen: ${HOSTPORT}, got ":65536"`]],
   ['unbracketed IPv6', { HTTP: { Listen: '::1:80' } }, undefined, [`HTTP.Listen: ${HOSTPORT}, got "::1:80"`]],
   ['bad IPv4', { HTTP: { Listen: '300.1.1.1:80' } }, undefined, [`HTTP.Listen: ${HOSTPORT}, got "300.1.1.1:80"`]],
-  ['boolean as string', { HTTP: { Enabled: 'true' } }, {}, ['HTTP.Enabled: must be a boolean (true or false), got "true"', 'UpstreamServer.URL: required (the Mender server to proxy to), got nothing']],
-  ['TLS version', { HTTPS: { MinimumTLSVersion: 1.2 } }, undefined, ['HTTPS.MinimumTLSVersion: must be a string, got 1.2', 'HTTPS.MinimumTLSVersion: must be one of "1.0", "1.1", "1.2", "1.3", got 1.2']],
-  ['TLS version unknown', { HTTPS: { MinimumTLSVersion: 'TLS1.3' } }, undefined, ['HTTPS.MinimumTLSVersion: must be one of "1.0", "1.1", "1.2", "1.3", got "TLS1.3"']],
-  ['URL without scheme', { UpstreamServer: { URL: 'hosted.mender.io' } }, { HTTP_ENABLED: '1' }, ['UpstreamServer.URL: must be an http:// or https:// URL with a host, got "hosted.mender.io"']],
+  [
+    'boolean as string',
+    { HTTP: { Enabled: 'true' } },
+    {},
+    [
+      'HTTP.Enabled: must be a boolean (true or false), got "true"',
+      'UpstreamServer.URL: required (the Mender server to proxy to), got nothing',
+    ],
+  ],
+  [
+    'TLS version',
+    { HTTPS: { MinimumTLSVersion: 1.2 } },
+    undefined,
+    ['HTTPS.MinimumTLSVersion: must be a string, got 1.2', 'HTTPS.MinimumTLSVersion: must be one of "1.0", "1.1", "1.2", "1.3", got 1.2'],
+  ],
+  [
+    'TLS version unknown',
+    { HTTPS: { MinimumTLSVersion: 'TLS1.3' } },
+    undefined,
+    ['HTTPS.MinimumTLSVersion: must be one of "1.0", "1.1", "1.2", "1.3", got "TLS1.3"'],
+  ],
+  [
+    'URL without scheme',
+    { UpstreamServer: { URL: 'hosted.mender.io' } },
+    { HTTP_ENABLED: '1' },
+    ['UpstreamServer.URL: must be an http:// or https:// URL with a host, got "hosted.mender.io"'],
+  ],
   ['duration without unit', { UpstreamServer: { Timeout: '60' } }, undefined, [`UpstreamServer.Timeout: ${DURATION}, got "60"`]],
   ['zero duration', { ShutdownTimeout: '0s' }, undefined, [`ShutdownTimeout: ${DURATION}, got "0s"`]],
-  ['negative duration', { Features: { ArtifactsProxy: { ArtifactsCache: { LinkExpireDuration: '-30m' } } } }, undefined, [`Features.ArtifactsProxy.ArtifactsCache.LinkExpireDuration: ${DURATION}, got "-30m"`]],
-  ['day unit', { Features: { ArtifactsProxy: { ArtifactsCache: { LinkExpireDuration: '1d' } } } }, undefined, [`Features.ArtifactsProxy.ArtifactsCache.LinkExpireDuration: ${DURATION}, got "1d"`]],
-  ['MaxSize fraction', { Features: { ArtifactsProxy: { ArtifactsCache: { MaxSize: 1.5 } } } }, undefined, ['Features.ArtifactsProxy.ArtifactsCache.MaxSize: must be an integer, got 1.5']],
-  ['secret never echoed', { Features: { ArtifactsProxy: { ArtifactsCache: { SignatureSecret: 'hunter2hunter' } } } }, undefined, ['Features.ArtifactsProxy.ArtifactsCache.SignatureSecret: must be standard base64 (A-Z a-z 0-9 + /, = padding), got [redacted, 13 characters]']],
-  ['password of wrong type never echoed', { Features: { mTLS: { MenderPassword: 12345 } } }, undefined, ['Features.mTLS.MenderPassword: must be a string, got [redacted]']],
-  ['inventory item missing Value', { Features: { DeviceSystem: { DefaultInventory: [{ Name: 'region' }] } } }, undefined, ['Features.DeviceSystem.DefaultInventory[0].Value: required, got nothing']],
-  ['inventory list of objects', { Features: { DeviceSystem: { DefaultInventory: [{ Name: 'a', Value: [{}] }] } } }, undefined, ['Features.DeviceSystem.DefaultInventory[0].Value[0]: must be a string, a number or a boolean (true or false), got {}']],
-  ['inventory not a list', { Features: { DeviceSystem: { DefaultInventory: { region: 'eu' } } } }, undefined, ['Features.DeviceSystem.DefaultInventory: must be a list, got {"region":"eu"}']],
+  [
+    'negative duration',
+    { Features: { ArtifactsProxy: { ArtifactsCache: { LinkExpireDuration: '-30m' } } } },
+    undefined,
+    [`Features.ArtifactsProxy.ArtifactsCache.LinkExpireDuration: ${DURATION}, got "-30m"`],
+  ],
+  [
+    'day unit',
+    { Features: { ArtifactsProxy: { ArtifactsCache: { LinkExpireDuration: '1d' } } } },
+    undefined,
+    [`Features.ArtifactsProxy.ArtifactsCache.LinkExpireDuration: ${DURATION}, got "1d"`],
+  ],
+  [
+    'MaxSize fraction',
+    { Features: { ArtifactsProxy: { ArtifactsCache: { MaxSize: 1.5 } } } },
+    undefined,
+    ['Features.ArtifactsProxy.ArtifactsCache.MaxSize: must be an integer, got 1.5'],
+  ],
+  [
+    'secret never echoed',
+    { Features: { ArtifactsProxy: { ArtifactsCache: { SignatureSecret: 'hunter2hunter' } } } },
+    undefined,
+    [
+      'Features.ArtifactsProxy.ArtifactsCache.SignatureSecret: must be standard base64 (A-Z a-z 0-9 + /, = padding), got [redacted, 13 characters]',
+    ],
+  ],
+  [
+    'password of wrong type never echoed',
+    { Features: { mTLS: { MenderPassword: 12345 } } },
+    undefined,
+    ['Features.mTLS.MenderPassword: must be a string, got [redacted]'],
+  ],
+  [
+    'inventory item missing Value',
+    { Features: { DeviceSystem: { DefaultInventory: [{ Name: 'region' }] } } },
+    undefined,
+    ['Features.DeviceSystem.DefaultInventory[0].Value: required, got nothing'],
+  ],
+  [
+    'inventory list of objects',
+    { Features: { DeviceSystem: { DefaultInventory: [{ Name: 'a', Value: [{}] }] } } },
+    undefined,
+    ['Features.DeviceSystem.DefaultInventory[0].Value[0]: must be a string, a number or a boolean (true or false), got {}'],
+  ],
+  [
+    'inventory not a list',
+    { Features: { DeviceSystem: { DefaultInventory: { region: 'eu' } } } },
+    undefined,
+    ['Features.DeviceSystem.DefaultInventory: must be a list, got {"region":"eu"}'],
+  ],
   ['section not an object', { HTTPS: true }, undefined, ['HTTPS: must be an object, got true']],
   ['top level not an object', [], undefined, ['(configuration): must be an object, got []']],
-  ['whitelist entry empty', { Features: { ArtifactsProxy: { DomainWhitelist: ['s3.amazonaws.com', ''] } } }, undefined, ['Features.ArtifactsProxy.DomainWhitelist[1]: must not be empty, got ""']],
-  ['no listener', {}, { UPSTREAM_SERVER_URL: 'https://hosted.mender.io' }, ['HTTP.Enabled, HTTPS.Enabled: at least one listener must be enabled, got both false']],
+  [
+    'whitelist entry empty',
+    { Features: { ArtifactsProxy: { DomainWhitelist: ['s3.amazonaws.com', ''] } } },
+    undefined,
+    ['Features.ArtifactsProxy.DomainWhitelist[1]: must not be empty, got ""'],
+  ],
+  [
+    'no listener',
+    {},
+    { UPSTREAM_SERVER_URL: 'https://hosted.mender.io' },
+    ['HTTP.Enabled, HTTPS.Enabled: at least one listener must be enabled, got both false'],
+  ],
   ['no upstream', {}, { HTTP_ENABLED: 'true' }, ['UpstreamServer.URL: required (the Mender server to proxy to), got nothing']],
-  ['HTTPS without files', { HTTPS: { Enabled: true } }, undefined, ['HTTPS.ServerCertificate: required when HTTPS.Enabled is true, got nothing', 'HTTPS.ServerKey: required when HTTPS.Enabled is true, got nothing']],
-  ['artifact proxy without GatewayURL', { Features: { ArtifactsProxy: { Enabled: true } } }, undefined, ['Features.ArtifactsProxy.GatewayURL: required when ArtifactsProxy.Enabled is true, got nothing']],
-  ['mTLS without anything', { Features: { mTLS: { Enabled: true } } }, undefined, [
-    'Features.mTLS.CACertificate: required when mTLS.Enabled is true, got nothing',
-    'Features.mTLS.MenderUsername: required when mTLS.Enabled is true, got nothing',
-    'Features.mTLS.MenderPassword: required when mTLS.Enabled is true, got nothing',
-    'Features.mTLS.Enabled: requires HTTPS.Enabled (client certificates need TLS), got HTTPS.Enabled false',
-  ]],
-  ['device system without id', { Features: { DeviceSystem: { Enabled: true } } }, undefined, ['Features.DeviceSystem.SystemID: required when DeviceSystem.Enabled is true, got nothing']],
-  ['env bool', {}, { ...BASE_ENV, HTTPS_ENABLED: 'yes' }, ['HTTPS_ENABLED: must be a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False), got "yes"']],
-  ['env integer', {}, { ...BASE_ENV, ARTIFACTS_PROXY_CACHE_MAX_SIZE: '-5' }, ['ARTIFACTS_PROXY_CACHE_MAX_SIZE: must be a non-negative integer, got "-5"']],
-  ['env list', {}, { ...BASE_ENV, ARTIFACTS_PROXY_DOMAIN_WHITELIST: '[1]' }, ['ARTIFACTS_PROXY_DOMAIN_WHITELIST: must be a JSON array of strings, got "[1]"']],
-  ['env value named by its variable', {}, { ...BASE_ENV, HTTPS_LISTEN: '443x' }, [`HTTPS.Listen: ${HOSTPORT}, got "443x" (from HTTPS_LISTEN)`]],
-  ['env duration', {}, { ...BASE_ENV, UPSTREAM_SERVER_TIMEOUT: '5 s' }, [`UpstreamServer.Timeout: ${DURATION}, got "5 s" (from UPSTREAM_SERVER_TIMEOUT)`]],
+  [
+    'HTTPS without files',
+    { HTTPS: { Enabled: true } },
+    undefined,
+    [
+      'HTTPS.ServerCertificate: required when HTTPS.Enabled is true, got nothing',
+      'HTTPS.ServerKey: required when HTTPS.Enabled is true, got nothing',
+    ],
+  ],
+  [
+    'artifact proxy without GatewayURL',
+    { Features: { ArtifactsProxy: { Enabled: true } } },
+    undefined,
+    ['Features.ArtifactsProxy.GatewayURL: required when ArtifactsProxy.Enabled is true, got nothing'],
+  ],
+  [
+    'mTLS without anything',
+    { Features: { mTLS: { Enabled: true } } },
+    undefined,
+    [
+      'Features.mTLS.CACertificate: required when mTLS.Enabled is true, got nothing',
+      'Features.mTLS.MenderUsername: required when mTLS.Enabled is true, got nothing',
+      'Features.mTLS.MenderPassword: required when mTLS.Enabled is true, got nothing',
+      'Features.mTLS.Enabled: requires HTTPS.Enabled (client certificates need TLS), got HTTPS.Enabled false',
+    ],
+  ],
+  [
+    'device system without id',
+    { Features: { DeviceSystem: { Enabled: true } } },
+    undefined,
+    ['Features.DeviceSystem.SystemID: required when DeviceSystem.Enabled is true, got nothing'],
+  ],
+  [
+    'env bool',
+    {},
+    { ...BASE_ENV, HTTPS_ENABLED: 'yes' },
+    ['HTTPS_ENABLED: must be a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False), got "yes"'],
+  ],
+  [
+    'env integer',
+    {},
+    { ...BASE_ENV, ARTIFACTS_PROXY_CACHE_MAX_SIZE: '-5' },
+    ['ARTIFACTS_PROXY_CACHE_MAX_SIZE: must be a non-negative integer, got "-5"'],
+  ],
+  [
+    'env list',
+    {},
+    { ...BASE_ENV, ARTIFACTS_PROXY_DOMAIN_WHITELIST: '[1]' },
+    ['ARTIFACTS_PROXY_DOMAIN_WHITELIST: must be a JSON array of strings, got "[1]"'],
+  ],
+  [
+    'env value named by its variable',
+    {},
+    { ...BASE_ENV, HTTPS_LISTEN: '443x' },
+    [`HTTPS.Listen: ${HOSTPORT}, got "443x" (from HTTPS_LISTEN)`],
+  ],
+  [
+    'env duration',
+    {},
+    { ...BASE_ENV, UPSTREAM_SERVER_TIMEOUT: '5 s' },
+    [`UpstreamServer.Timeout: ${DURATION}, got "5 s" (from UPSTREAM_SERVER_TIMEOUT)`],
+  ],
 ];
 
 for (const [name, config, env, expected] of cases) {
@@ -87,36 +210,48 @@ test('valid listen addresses pass', () => {
 
 test('malformed JSON: one line with the file, line and column', () => {
   const file = fileWith('{\n  "HTTP": { "Enabled": true, }\n}\n');
-  assert.throws(() => loadConfig({ file, explicit: true, env: BASE_ENV }), (err: ConfigError) => {
-    assert.equal(err.lines.length, 1);
-    assert.match(err.lines[0], new RegExp(`^${file}: invalid JSON at line 2 column 30: \\S`));
-    return true;
-  });
+  assert.throws(
+    () => loadConfig({ file, explicit: true, env: BASE_ENV }),
+    (err: ConfigError) => {
+      assert.equal(err.lines.length, 1);
+      assert.match(err.lines[0], new RegExp(`^${file}: invalid JSON at line 2 column 30: \\S`));
+      return true;
+    },
+  );
 });
 
 test('truncated JSON points at its end', () => {
   const file = fileWith('{\n  "HTTP": {');
-  assert.throws(() => loadConfig({ file, explicit: true, env: BASE_ENV }), (err: ConfigError) => {
-    assert.equal(err.lines.length, 1);
-    assert.match(err.lines[0], new RegExp(`^${file}: invalid JSON at line 2 column 12: \\S`));
-    return true;
-  });
+  assert.throws(
+    () => loadConfig({ file, explicit: true, env: BASE_ENV }),
+    (err: ConfigError) => {
+      assert.equal(err.lines.length, 1);
+      assert.match(err.lines[0], new RegExp(`^${file}: invalid JSON at line 2 column 12: \\S`));
+      return true;
+    },
+  );
 });
 
 test('an empty file is malformed JSON', () => {
   const file = fileWith('');
-  assert.throws(() => loadConfig({ file, explicit: true, env: BASE_ENV }), (err: ConfigError) => {
-    assert.deepEqual(err.lines, [`${file}: invalid JSON at line 1 column 1: Unexpected end of JSON input`]);
-    return true;
-  });
+  assert.throws(
+    () => loadConfig({ file, explicit: true, env: BASE_ENV }),
+    (err: ConfigError) => {
+      assert.deepEqual(err.lines, [`${file}: invalid JSON at line 1 column 1: Unexpected end of JSON input`]);
+      return true;
+    },
+  );
 });
 
 test('a file named by --config must exist', () => {
   const file = join(dir, 'absent.conf');
-  assert.throws(() => loadConfig({ file, explicit: true, env: BASE_ENV }), (err: ConfigError) => {
-    assert.deepEqual(err.lines, [`${file}: cannot read configuration file: no such file`]);
-    return true;
-  });
+  assert.throws(
+    () => loadConfig({ file, explicit: true, env: BASE_ENV }),
+    (err: ConfigError) => {
+      assert.deepEqual(err.lines, [`${file}: cannot read configuration file: no such file`]);
+      return true;
+    },
+  );
 });
 
 test('a missing default file is not an error: the environment configures the gateway', () => {
@@ -128,10 +263,13 @@ test('a missing default file is not an error: the environment configures the gat
 test('a directory is not a config file, even at the default path', () => {
   const sub = join(dir, 'a-directory.conf');
   mkdirSync(sub);
-  assert.throws(() => loadConfig({ file: sub, explicit: false, env: BASE_ENV }), (err: ConfigError) => {
-    assert.deepEqual(err.lines, [`${sub}: cannot read configuration file: is a directory, not a file`]);
-    return true;
-  });
+  assert.throws(
+    () => loadConfig({ file: sub, explicit: false, env: BASE_ENV }),
+    (err: ConfigError) => {
+      assert.deepEqual(err.lines, [`${sub}: cannot read configuration file: is a directory, not a file`]);
+      return true;
+    },
+  );
 });
 
 test('a UTF-8 byte order mark is tolerated', () => {
@@ -179,5 +317,7 @@ test('empty environment variables count as unset', () => {
 test('enabling the cache without the proxy is a warning', () => {
   const file = fileWith(JSON.stringify({ Features: { ArtifactsProxy: { ArtifactsCache: { Enabled: true } } } }));
   const loaded = loadConfig({ file, explicit: true, env: BASE_ENV });
-  assert.deepEqual(loaded.warnings, ['Features.ArtifactsProxy.ArtifactsCache.Enabled: has no effect while Features.ArtifactsProxy.Enabled is false']);
+  assert.deepEqual(loaded.warnings, [
+    'Features.ArtifactsProxy.ArtifactsCache.Enabled: has no effect while Features.ArtifactsProxy.Enabled is false',
+  ]);
 });

@@ -28,14 +28,25 @@ function runCase(name: string): unknown {
   const file = existsSync(conf) ? conf : join(DIR, `${name}.absent.conf`);
   try {
     const loaded = loadConfig({ file, explicit: false, env });
-    return { file: loaded.file === null ? null : `${name}.conf`, fromEnv: loaded.fromEnv, warnings: loaded.warnings, config: loaded.config };
+    return {
+      file: loaded.file === null ? null : `${name}.conf`,
+      fromEnv: loaded.fromEnv,
+      warnings: loaded.warnings,
+      config: loaded.config,
+    };
   } catch (err) {
     if (err instanceof ConfigError) return { errors: err.lines };
     throw err;
   }
 }
 
-const cases = [...new Set(readdirSync(DIR).filter((f) => /\.(conf|env)$/.test(f)).map((f) => f.replace(/\.(conf|env)$/, '')))].sort();
+const cases = [
+  ...new Set(
+    readdirSync(DIR)
+      .filter((f) => /\.(conf|env)$/.test(f))
+      .map((f) => f.replace(/\.(conf|env)$/, '')),
+  ),
+].sort();
 
 test('there are golden cases', () => assert.ok(cases.length >= 10, `found ${cases.length}`));
 

@@ -10,7 +10,8 @@ import { configKeys, renderConfigMarkdown } from '../../lib/config/config-table'
 import { ENV_OVERRIDES } from '../../lib/config/env-overrides';
 
 const PAGE = join(__dirname, '..', '..', '..', 'docs', 'configuration.md');
-const START = '<!-- config-table:start (generated from lib/config/schema.json: UPDATE_GOLDEN=1 node --test dist/spec/unit/config-readme.test.js) -->\n';
+const START =
+  '<!-- config-table:start (generated from lib/config/schema.json: UPDATE_GOLDEN=1 node --test dist/spec/unit/config-readme.test.js) -->\n';
 const END = '<!-- config-table:end -->';
 
 function section(page: string): { before: string; table: string; after: string } {
@@ -26,12 +27,17 @@ test('every environment variable sets a key of the schema', () => {
 });
 
 test('every key has an environment variable except the file-only ones', () => {
-  const fileOnly = configKeys().filter((k) => k.env.length === 0).map((k) => k.path);
+  const fileOnly = configKeys()
+    .filter((k) => k.env.length === 0)
+    .map((k) => k.path);
   assert.deepEqual(fileOnly, ['Features.DeviceSystem.DefaultInventory', 'DebugLog']);
 });
 
 test('every variable of the product 2.0.0 list, 2.0.0 mTLS expiry and 2.2.0 metrics is accepted', () => {
-  const product = 'ARTIFACTS_PROXY_CACHE_LINK_EXPIRE_DURATION, ARTIFACTS_PROXY_CACHE_ENABLED, ARTIFACTS_PROXY_CACHE_PATH, ARTIFACTS_PROXY_CACHE_SECRET, ARTIFACTS_PROXY_DOMAIN_WHITELIST, ARTIFACTS_PROXY_ENABLED, ARTIFACTS_PROXY_GATEWAY_URL, DEVICE_SYSTEM_ENABLED, DEVICE_SYSTEM_ID, HTTPS_ENABLED, HTTPS_LISTEN, HTTPS_MINIMUM_TLS_VERSION, HTTPS_SERVER_CERTIFICATE, HTTPS_SERVER_KEY, HTTP_ENABLED, HTTP_LISTEN, MTLS_BLACKLIST_PATH, MTLS_CA_CERTIFICATE, MTLS_ENABLED, MTLS_ENABLE_CACHE, MTLS_MENDER_PASSWORD, MTLS_MENDER_USERNAME, UPSTREAM_SERVER_CA_CERTIFICATE, UPSTREAM_SERVER_INSECURE_SKIP_VERIFY, UPSTREAM_SERVER_URL, MTLS_INSECURE_SKIP_CLIENT_EXPIRE_AFTER, METRICS_ENABLED, METRICS_LISTEN, UPSTREAM_SERVER'.split(', ');
+  const product =
+    'ARTIFACTS_PROXY_CACHE_LINK_EXPIRE_DURATION, ARTIFACTS_PROXY_CACHE_ENABLED, ARTIFACTS_PROXY_CACHE_PATH, ARTIFACTS_PROXY_CACHE_SECRET, ARTIFACTS_PROXY_DOMAIN_WHITELIST, ARTIFACTS_PROXY_ENABLED, ARTIFACTS_PROXY_GATEWAY_URL, DEVICE_SYSTEM_ENABLED, DEVICE_SYSTEM_ID, HTTPS_ENABLED, HTTPS_LISTEN, HTTPS_MINIMUM_TLS_VERSION, HTTPS_SERVER_CERTIFICATE, HTTPS_SERVER_KEY, HTTP_ENABLED, HTTP_LISTEN, MTLS_BLACKLIST_PATH, MTLS_CA_CERTIFICATE, MTLS_ENABLED, MTLS_ENABLE_CACHE, MTLS_MENDER_PASSWORD, MTLS_MENDER_USERNAME, UPSTREAM_SERVER_CA_CERTIFICATE, UPSTREAM_SERVER_INSECURE_SKIP_VERIFY, UPSTREAM_SERVER_URL, MTLS_INSECURE_SKIP_CLIENT_EXPIRE_AFTER, METRICS_ENABLED, METRICS_LISTEN, UPSTREAM_SERVER'.split(
+      ', ',
+    );
   const ours = new Set(ENV_OVERRIDES.map((r) => r.env));
   for (const name of product) assert.ok(ours.has(name), name);
   assert.equal(new Set(ENV_OVERRIDES.map((r) => r.env)).size, ENV_OVERRIDES.length, 'no variable listed twice');

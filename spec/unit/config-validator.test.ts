@@ -17,7 +17,15 @@ function generated(): { schemaDigest: string; makeValidator(formats: typeof VALU
 
 const cases: [string, unknown][] = [
   ['empty', {}],
-  ['a full valid config', { UpstreamServer: { URL: 'https://hosted.mender.io' }, HTTP: { Enabled: true, Listen: ':8080' }, HTTPS: { Enabled: false }, Features: { ArtifactsProxy: { Enabled: true, GatewayURL: 'https://gw.example', DomainWhitelist: ['s3.example'] } } }],
+  [
+    'a full valid config',
+    {
+      UpstreamServer: { URL: 'https://hosted.mender.io' },
+      HTTP: { Enabled: true, Listen: ':8080' },
+      HTTPS: { Enabled: false },
+      Features: { ArtifactsProxy: { Enabled: true, GatewayURL: 'https://gw.example', DomainWhitelist: ['s3.example'] } },
+    },
+  ],
   ['bad listen (format)', { HTTPS: { Listen: '443x' } }],
   ['bad URL (format)', { UpstreamServer: { URL: 'ftp://x' } }],
   ['bad base64 (format)', { Features: { ArtifactsProxy: { ArtifactsCache: { SignatureSecret: 'not base64!' } } } }],

@@ -28,8 +28,23 @@ function ca(name: string, type: KeyType): Ca {
   if (type === 'ec') pair = makeCa(dir, name, `/CN=${name}`);
   else {
     pair = { key: makeKey(dir, name, type), cert: join(dir, `${name}.crt`) };
-    openssl(['req', '-x509', '-new', '-key', pair.key, '-subj', `/CN=${name}`, '-days', '30', '-out', pair.cert,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    openssl([
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      pair.key,
+      '-subj',
+      `/CN=${name}`,
+      '-days',
+      '30',
+      '-out',
+      pair.cert,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
   }
   return { ...pair, x509: new X509Certificate(readFileSync(pair.cert)) };
 }
@@ -47,9 +62,21 @@ function gencrl(issuer: Ca, serials: string[], opts: { args?: string[]; md?: str
   const index = serials.map((s) => `R\t301231235959Z\t261101120000Z\t${s}\tunknown\t/CN=${s}\n`).join('');
   writeFileSync(join(dir, `${name}.index`), index);
   writeFileSync(join(dir, `${name}.number`), '01\n');
-  const cnf = ['[ca]', 'default_ca=CA_default', '[CA_default]', `database=${name}.index`, `crlnumber=${name}.number`,
-    `default_md=${opts.md ?? 'default'}`, 'default_crl_days=30', 'crl_extensions=crl_ext',
-    '[crl_ext]', 'authorityKeyIdentifier=keyid:always', opts.crlExt ?? '', '[idp]', 'fullname=URI:http://ca.test/ca.crl'];
+  const cnf = [
+    '[ca]',
+    'default_ca=CA_default',
+    '[CA_default]',
+    `database=${name}.index`,
+    `crlnumber=${name}.number`,
+    `default_md=${opts.md ?? 'default'}`,
+    'default_crl_days=30',
+    'crl_extensions=crl_ext',
+    '[crl_ext]',
+    'authorityKeyIdentifier=keyid:always',
+    opts.crlExt ?? '',
+    '[idp]',
+    'fullname=URI:http://ca.test/ca.crl',
+  ];
   writeFileSync(join(dir, `${name}.cnf`), cnf.join('\n') + '\n');
   const path = join(dir, `${name}.pem`);
   openssl(['ca', '-gencrl', '-config', `${name}.cnf`, '-keyfile', issuer.key, '-cert', issuer.cert, '-out', path, ...(opts.args ?? [])]);
@@ -101,7 +128,11 @@ const cas: [string, Ca, string | undefined][] = [
 for (const [label, issuer, md] of cas) {
   test(`${label}: serials, dates and issuer, PEM and DER, with and without revocations`, () => {
     for (const serials of [SERIALS, []]) {
-      const files = gencrl(issuer, serials.map(([written]) => written), { md });
+      const files = gencrl(
+        issuer,
+        serials.map(([written]) => written),
+        { md },
+      );
       const oracle = opensslView(files.path);
       const expected = new Set(serials.map(([, canonical]) => canonical));
       assert.deepEqual(oracle.serials, expected, 'openssl agrees with the table');
@@ -155,7 +186,10 @@ const raw = (block: asn1js.AsnType): Buffer => Buffer.from(block.valueBeforeDeco
 test('a CRL without nextUpdate (re-signed, and accepted by openssl) gives nextUpdate null', () => {
   const [, issuer] = cas[2];
   const der = gencrl(issuer, ['F1E2D3C4B5A69788']).der;
-  const { outer: [, algorithm], tbs } = elements(der);
+  const {
+    outer: [, algorithm],
+    tbs,
+  } = elements(der);
   const fields = tbs.filter((field, i) => !(i === 4 && field instanceof asn1js.UTCTime)); // version, sig, issuer, thisUpdate, [nextUpdate]
   assert.equal(fields.length, tbs.length - 1, 'nextUpdate was the fifth field');
   const newTbs = tlv(0x30, Buffer.concat(fields.map(raw)));
@@ -163,7 +197,13 @@ test('a CRL without nextUpdate (re-signed, and accepted by openssl) gives nextUp
   const crl = tlv(0x30, Buffer.concat([newTbs, raw(algorithm), tlv(0x03, Buffer.concat([Buffer.of(0), signature]))]));
   const path = join(dir, 'no-next.der');
   writeFileSync(path, crl);
-  assert.match(execFileSync('openssl', ['crl', '-inform', 'DER', '-in', path, '-CAfile', issuer.cert, '-noout', '-nextupdate'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), /nextUpdate=NONE/);
+  assert.match(
+    execFileSync('openssl', ['crl', '-inform', 'DER', '-in', path, '-CAfile', issuer.cert, '-noout', '-nextupdate'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    /nextUpdate=NONE/,
+  );
   const parsed = parseCrls(crl, [issuer.x509]);
   assert.ok(parsed.ok, JSON.stringify(parsed));
   assert.equal(parsed.crls[0].nextUpdate, null);
@@ -178,13 +218,22 @@ test('two CRLs from two CAs in one PEM file, text around them ignored', () => {
   const file = Buffer.concat([Buffer.from('# CA bundle\n'), a.pem, Buffer.from('\nsecond:\n'), b.pem]);
   const parsed = parseCrls(file, [ed.x509, rsa.x509]);
   assert.ok(parsed.ok, JSON.stringify(parsed));
-  assert.deepEqual(parsed.crls.map((c) => [c.issuer, c.serials]), [[rsa.x509, new Set(['A0B'])], [ed.x509, new Set(['FF', '1'])]]);
+  assert.deepEqual(
+    parsed.crls.map((c) => [c.issuer, c.serials]),
+    [
+      [rsa.x509, new Set(['A0B'])],
+      [ed.x509, new Set(['FF', '1'])],
+    ],
+  );
   assert.equal(errorOf(parseCrls(file, [rsa.x509])), 'CRL 2: not signed by any certificate of the CA file');
 });
 
 test('a signature that does not verify: another CA, a flipped signature or TBS byte', () => {
   const [, issuer] = cas[2];
-  const der = gencrl(issuer, SERIALS.map(([s]) => s)).der;
+  const der = gencrl(
+    issuer,
+    SERIALS.map(([s]) => s),
+  ).der;
   assert.equal(errorOf(parseCrls(der, [other.x509])), 'CRL 1: not signed by any certificate of the CA file');
   assert.equal(errorOf(parseCrls(der, [])), 'CRL 1: not signed by any certificate of the CA file');
   const serialAt = der.indexOf(Buffer.from('F1E2D3C4B5A69788', 'hex'));
@@ -232,13 +281,18 @@ test('refused: RSA-PSS signatures, a critical extension, an outer algorithm unli
 
   // sha256WithRSAEncryption (…01 01 0b) relabelled sha512 (…0d) outside the signed part only.
   const der = gencrl(rsa, ['0A0B'], { md: 'sha256' }).der;
-  const { outer: [, algorithm, signatureValue] } = elements(der);
+  const {
+    outer: [, algorithm, signatureValue],
+  } = elements(der);
   const algorithmStart = der.length - raw(signatureValue).length - raw(algorithm).length;
   const relabelled = Buffer.from(der);
   const oidEnd = algorithmStart + 2 + 2 + 9 - 1; // SEQUENCE hdr, OID hdr, 9 OID bytes
   assert.equal(relabelled[oidEnd], 0x0b);
   relabelled[oidEnd] = 0x0d;
-  assert.equal(errorOf(parseCrls(relabelled, [rsa.x509])), 'CRL 1: not a CRL: signatureAlgorithm differs from the signature field of tbsCertList');
+  assert.equal(
+    errorOf(parseCrls(relabelled, [rsa.x509])),
+    'CRL 1: not a CRL: signatureAlgorithm differs from the signature field of tbsCertList',
+  );
 });
 
 // pkijs/asn1js read BER and lenient times and ignore elements their schema does not name; RFC 5280
@@ -257,12 +311,24 @@ test('refused where the ASN.1 library alone would accept: BER lengths, extra ele
   const body = der.subarray(der[1] === 0x81 ? 3 : 4);
   const cases: [string, Buffer, string][] = [
     ['indefinite length', Buffer.concat([Buffer.of(0x30, 0x80), body, Buffer.of(0, 0)]), 'not a CRL: not DER-encoded'],
-    ['non-minimal length', Buffer.concat([Buffer.of(0x30, 0x83, 0, body.length >> 8, body.length & 0xff), body]), 'not a CRL: not DER-encoded'],
-    ['element after signatureValue', tlv(0x30, Buffer.concat([...outer.map(raw), Buffer.of(0x05, 0)])), 'not a CRL: unexpected element after signatureValue'],
+    [
+      'non-minimal length',
+      Buffer.concat([Buffer.of(0x30, 0x83, 0, body.length >> 8, body.length & 0xff), body]),
+      'not a CRL: not DER-encoded',
+    ],
+    [
+      'element after signatureValue',
+      tlv(0x30, Buffer.concat([...outer.map(raw), Buffer.of(0x05, 0)])),
+      'not a CRL: unexpected element after signatureValue',
+    ],
     ['element after crlExtensions', resign([...tbs.map(raw), Buffer.of(0x02, 0x01, 0x05)]), 'not a CRL: unexpected element in tbsCertList'],
     ['version 1 (v1) present', withField(0, Buffer.of(0x02, 0x01, 0x00)), 'not a CRL: version is not v2'],
     ['month 13', withField(3, tlv(0x17, Buffer.from('991332120000Z'))), 'not a CRL: thisUpdate is not a valid time: "991332120000Z"'],
-    ['fractional seconds', withField(3, tlv(0x18, Buffer.from('20261201120000.5Z'))), 'not a CRL: thisUpdate is not a valid time: "20261201120000.5Z"'],
+    [
+      'fractional seconds',
+      withField(3, tlv(0x18, Buffer.from('20261201120000.5Z'))),
+      'not a CRL: thisUpdate is not a valid time: "20261201120000.5Z"',
+    ],
     ['no seconds, no Z', withField(4, tlv(0x17, Buffer.from('2612011200'))), 'not a CRL: nextUpdate is not a valid time: "2612011200"'],
   ];
   for (const [label, bytes, error] of cases) assert.equal(errorOf(parseCrls(bytes, [issuer.x509])), `CRL 1: ${error}`, label);

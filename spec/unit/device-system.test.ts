@@ -14,7 +14,8 @@ const settings: DeviceSystemSettings = {
   ],
 };
 
-const parsed = (body: Buffer): { name: string; value: unknown }[] => JSON.parse(body.toString('utf8')) as { name: string; value: unknown }[];
+const parsed = (body: Buffer): { name: string; value: unknown }[] =>
+  JSON.parse(body.toString('utf8')) as { name: string; value: unknown }[];
 
 describe('injectInventory', () => {
   const rewritten: { name: string; body: string; expect: { name: string; value: unknown }[]; keepsPrefix?: string }[] = [
@@ -69,9 +70,14 @@ describe('injectInventory', () => {
   }
 
   it('nothing to add: unchanged', () => {
-    const body = '[{"name":"mender_gateway_system_id","value":"x"},{"name":"site","value":1},{"name":"rack","value":1},{"name":"tags","value":1}]';
+    const body =
+      '[{"name":"mender_gateway_system_id","value":"x"},{"name":"site","value":1},{"name":"rack","value":1},{"name":"tags","value":1}]';
     assert.deepEqual(injectInventory(Buffer.from(body), settings), { kind: 'unchanged' });
-    assert.deepEqual(injectInventory(Buffer.from('[]'), { SystemID: '', DefaultInventory: [] }).kind, 'rewritten', 'an empty SystemID is still a value');
+    assert.deepEqual(
+      injectInventory(Buffer.from('[]'), { SystemID: '', DefaultInventory: [] }).kind,
+      'rewritten',
+      'an empty SystemID is still a value',
+    );
   });
 
   const malformed: [string, string, RegExp][] = [

@@ -13,11 +13,25 @@ import { ENV_OVERRIDES } from '../../lib/config/env-overrides';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
-const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const PAGES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 
 /** The commands whose `--help` docs/operations.md quotes, each under a heading `mender-gateway <args>`.
  * A subcommand joins this list once it is built and its subsection holds its help. */
-const HELP_COMMANDS: string[][] = [[], ['check-config'], ['cache'], ['cache', 'list'], ['cache', 'evict'], ['cache', 'verify'], ['cache', 'prewarm']];
+const HELP_COMMANDS: string[][] = [
+  [],
+  ['check-config'],
+  ['cache'],
+  ['cache', 'list'],
+  ['cache', 'evict'],
+  ['cache', 'verify'],
+  ['cache', 'prewarm'],
+];
 
 interface Line {
   text: string;
@@ -56,7 +70,10 @@ function anchors(markdown: string): Set<string> {
   const out = new Set<string>();
   for (const h of headings(markdown)) {
     const text = h.text.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1');
-    const slug = text.toLowerCase().replace(/[^\p{L}\p{N}\p{M}\- _]/gu, '').replace(/ /g, '-');
+    const slug = text
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\p{M}\- _]/gu, '')
+      .replace(/ /g, '-');
     const n = seen.get(slug) ?? 0;
     seen.set(slug, n + 1);
     out.add(n === 0 ? slug : `${slug}-${n}`);

@@ -2,7 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDomainAllowlist } from '../../lib/artifacts/domain-allowlist';
 
-const list = createDomainAllowlist(['s3.amazonaws.com', 'S3.My-Min.IO', '.r2.cloudflarestorage.com', 'bücher.de', '127.0.0.1', 's3.docker.mender.io.', 'https://blob.example.net:8443/x', 'minio.local:9000', '::1']);
+const list = createDomainAllowlist([
+  's3.amazonaws.com',
+  'S3.My-Min.IO',
+  '.r2.cloudflarestorage.com',
+  'bücher.de',
+  '127.0.0.1',
+  's3.docker.mender.io.',
+  'https://blob.example.net:8443/x',
+  'minio.local:9000',
+  '::1',
+]);
 
 const cases: [url: string, allowed: boolean, why: string][] = [
   ['https://s3.amazonaws.com/bucket/key?X-Amz-Signature=x', true, 'exact host'],
@@ -43,7 +53,17 @@ for (const [url, allowed, why] of cases) {
 }
 
 test('normalized entries are what the log shows', () => {
-  assert.deepEqual(list.domains, ['s3.amazonaws.com', 's3.my-min.io', 'r2.cloudflarestorage.com', 'xn--bcher-kva.de', '127.0.0.1', 's3.docker.mender.io', 'blob.example.net', 'minio.local', '[::1]']);
+  assert.deepEqual(list.domains, [
+    's3.amazonaws.com',
+    's3.my-min.io',
+    'r2.cloudflarestorage.com',
+    'xn--bcher-kva.de',
+    '127.0.0.1',
+    's3.docker.mender.io',
+    'blob.example.net',
+    'minio.local',
+    '[::1]',
+  ]);
 });
 
 test('an empty list allows nothing', () => {

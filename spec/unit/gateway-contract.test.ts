@@ -19,7 +19,12 @@ const pubkey = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', f
 const expire = '2026-12-05T18:00:00Z';
 const instructions = {
   id: 'w81s4fae-7dec-11d0-a765-00a0c91e6bf6',
-  artifact: { id: 'a1', artifact_name: 'release-2', source: { uri: 'https://s3.example.com/bucket/a1?X-Amz-Signature=x', expire }, device_types_compatible: ['qemux86-64'] },
+  artifact: {
+    id: 'a1',
+    artifact_name: 'release-2',
+    source: { uri: 'https://s3.example.com/bucket/a1?X-Amz-Signature=x', expire },
+    device_types_compatible: ['qemux86-64'],
+  },
 };
 
 /** Valid samples per message, each with the OpenAPI component that defines it (the cross-check). */
@@ -29,18 +34,46 @@ const VALID: [MessageName, string | null, unknown][] = [
   ['deployment-status', 'DeploymentStatus', { status: 'downloading' }],
   ['deployment-log', 'DeploymentLog', { messages: [{ timestamp: expire, level: 'info', message: 'hello' }] }],
   ['artifact-link', 'ArtifactLink', { uri: 'https://s3.example.com/a1', expire }],
-  ['deployment', 'DeploymentV1', { id: 'd1', name: 'rollout', artifact_name: 'release-2', created: expire, status: 'inprogress', device_count: 1, artifacts: ['a1'] }],
-  ['preauthorize-request', 'PreAuthSet', JSON.parse(preauthorizeBody({ identity: { mac: '02:00:00:00:00:01' }, pubkeyPem: pubkey }).toString())],
-  ['inventory-attributes', null, [{ name: 'os', value: 'Linux' }, { name: 'cpus', value: 2 }, { name: 'ips', value: ['10.0.0.2'] }]],
+  [
+    'deployment',
+    'DeploymentV1',
+    { id: 'd1', name: 'rollout', artifact_name: 'release-2', created: expire, status: 'inprogress', device_count: 1, artifacts: ['a1'] },
+  ],
+  [
+    'preauthorize-request',
+    'PreAuthSet',
+    JSON.parse(preauthorizeBody({ identity: { mac: '02:00:00:00:00:01' }, pubkeyPem: pubkey }).toString()),
+  ],
+  [
+    'inventory-attributes',
+    null,
+    [
+      { name: 'os', value: 'Linux' },
+      { name: 'cpus', value: 2 },
+      { name: 'ips', value: ['10.0.0.2'] },
+    ],
+  ],
   ['next-v2-request', null, { device_provides: { device_type: 'qemux86-64', artifact_name: 'release-1', 'rootfs-image.version': '1' } }],
   ['error', 'Error', { error: 'unauthorized', request_id: 'r1' }],
   ['device-jwt', null, 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJkIn0.c2ln'],
 ];
 
 const INVALID: [MessageName, string, unknown][] = [
-  ['deployment-instructions', 'no link to rewrite', { id: 'd', artifact: { artifact_name: 'a', source: { expire }, device_types_compatible: ['x'] } }],
-  ['deployment-instructions', 'a link that is not http(s)', { ...instructions, artifact: { ...instructions.artifact, source: { uri: 'ftp://x/a', expire } } }],
-  ['deployment-instructions', 'an expiry that is not a time', { ...instructions, artifact: { ...instructions.artifact, source: { uri: 'https://x/a', expire: 'soon' } } }],
+  [
+    'deployment-instructions',
+    'no link to rewrite',
+    { id: 'd', artifact: { artifact_name: 'a', source: { expire }, device_types_compatible: ['x'] } },
+  ],
+  [
+    'deployment-instructions',
+    'a link that is not http(s)',
+    { ...instructions, artifact: { ...instructions.artifact, source: { uri: 'ftp://x/a', expire } } },
+  ],
+  [
+    'deployment-instructions',
+    'an expiry that is not a time',
+    { ...instructions, artifact: { ...instructions.artifact, source: { uri: 'https://x/a', expire: 'soon' } } },
+  ],
   ['auth-request', 'no public key', { id_data: '{"mac":"x"}' }],
   ['auth-request', 'a key that is not PEM', { id_data: '{"mac":"x"}', pubkey: 'AAAA' }],
   ['deployment-status', 'an unknown status', { status: 'exploded' }],
@@ -69,12 +102,20 @@ for (const [name, why, body] of INVALID) {
 
 test("the gateway's rewritten instructions and extended inventory satisfy the contract", () => {
   const signer = createLinkSigner({ secret: Buffer.alloc(32, 7), gatewayUrl: 'https://gateway.example.com' });
-  const r = rewriteInstructions(JSON.stringify(instructions), { signer, allowlist: createDomainAllowlist(['s3.example.com']), linkTtlMs: 3_600_000, now: new Date('2026-12-05T17:00:00Z') });
+  const r = rewriteInstructions(JSON.stringify(instructions), {
+    signer,
+    allowlist: createDomainAllowlist(['s3.example.com']),
+    linkTtlMs: 3_600_000,
+    now: new Date('2026-12-05T17:00:00Z'),
+  });
   assert.equal(r.kind, 'rewritten');
   const rewritten = JSON.parse((r as { body: string }).body) as typeof instructions;
   contract.assert('deployment-instructions', rewritten);
   assert.match(rewritten.artifact.source.uri, /^https:\/\/gateway\.example\.com\/api\/internal\/v1\/gateway\/artifacts\//);
-  const inv = injectInventory(Buffer.from('[{"name":"os","value":"Linux"}]'), { SystemID: 'site-7', DefaultInventory: [{ Name: 'site', Value: 'north' }] });
+  const inv = injectInventory(Buffer.from('[{"name":"os","value":"Linux"}]'), {
+    SystemID: 'site-7',
+    DefaultInventory: [{ Name: 'site', Value: 'north' }],
+  });
   assert.equal(inv.kind, 'rewritten');
   contract.assert('inventory-attributes', JSON.parse((inv as { body: Buffer }).body.toString()));
 });

@@ -19,7 +19,13 @@ test('counting does not load prom-client; the first scrape does, with every earl
   const text = await metricsRegistry.metrics();
   assert.equal(promClientLoaded(), true);
   assert.match(metricsRegistry.contentType, /^text\/plain; version=0\.0\.4/);
-  const value = (series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1));
+  const value = (series: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(`${series} `))
+        ?.slice(series.length + 1),
+    );
   assert.equal(value('mender_gateway_http_requests_total{method="GET",code="200",route="pass-through"}'), 2);
   assert.equal(value('mender_gateway_http_response_bytes_total{method="GET",code="200",route="pass-through"}'), 150);
   assert.equal(value('mender_gateway_http_requests_total{method="OTHER",code="418",route="pass-through"}'), 1);

@@ -38,7 +38,11 @@ test('parseAuthRequest refuses malformed requests with a reason', () => {
     ['id_data an array', body('["x"]', ec), /non-empty JSON object/],
     ['id_data empty', body('{}', ec), /non-empty JSON object/],
     ['no pubkey', Buffer.from(JSON.stringify({ id_data: '{"mac":"x"}' })), /pubkey: cannot be blank/],
-    ['private key as pubkey', body('{"mac":"x"}', keys.ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()), /must be a PEM PUBLIC KEY/],
+    [
+      'private key as pubkey',
+      body('{"mac":"x"}', keys.ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
+      /must be a PEM PUBLIC KEY/,
+    ],
     ['garbage PEM', body('{"mac":"x"}', '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n'), /cannot decode/],
     ['key that cannot sign', body('{"mac":"x"}', dsa), /unsupported key type x25519/],
   ];

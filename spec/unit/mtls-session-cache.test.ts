@@ -31,10 +31,16 @@ test('PreauthorizationCache: lifetime, delete, bounded with the oldest going fir
   assert.equal(cache.has('a'), false, 'expired at its lifetime');
   assert.equal(cache.size, 0, 'an expired entry is dropped when seen');
   for (const k of ['a', 'b', 'c', 'd']) cache.add(k);
-  assert.deepEqual(['a', 'b', 'c', 'd'].map((k) => cache.has(k)), [false, true, true, true]);
+  assert.deepEqual(
+    ['a', 'b', 'c', 'd'].map((k) => cache.has(k)),
+    [false, true, true, true],
+  );
   cache.add('b'); // refreshed: now the newest
   cache.add('e');
-  assert.deepEqual(['b', 'c', 'd', 'e'].map((k) => cache.has(k)), [true, false, true, true]);
+  assert.deepEqual(
+    ['b', 'c', 'd', 'e'].map((k) => cache.has(k)),
+    [true, false, true, true],
+  );
   cache.delete('e');
   assert.equal(cache.has('e'), false);
 });

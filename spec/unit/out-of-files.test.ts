@@ -6,9 +6,13 @@ import { captureLog } from '../support/capture-log';
 // The open-file limit read at start, and refusals logged one line a second.
 
 test('the open-file limit from /proc/self/limits', () => {
-  const limits = 'Limit                     Soft Limit           Hard Limit           Units\nMax cpu time              unlimited            unlimited            seconds\nMax open files            1024                 524288               files\n';
+  const limits =
+    'Limit                     Soft Limit           Hard Limit           Units\nMax cpu time              unlimited            unlimited            seconds\nMax open files            1024                 524288               files\n';
   assert.deepEqual(parseOpenFileLimit(limits), { soft: 1024, hard: 524288 });
-  assert.deepEqual(parseOpenFileLimit('Max open files            unlimited            unlimited            files\n'), { soft: Infinity, hard: Infinity });
+  assert.deepEqual(parseOpenFileLimit('Max open files            unlimited            unlimited            files\n'), {
+    soft: Infinity,
+    hard: Infinity,
+  });
   assert.equal(parseOpenFileLimit('no such line'), null);
 });
 
@@ -39,7 +43,10 @@ test('refusals: the first is logged at once, the rest counted into one line a se
   now += 1000;
   alarm.flush();
   assert.equal(lines.length, 2);
-  assert.match(lines[1], /263 connections \(EMFILE\) refused in the last 1\.0 s; 1 websocket dials \(ENFILE\) refused in the last 1\.0 s; 256 descriptors in use, new connections are being refused/);
+  assert.match(
+    lines[1],
+    /263 connections \(EMFILE\) refused in the last 1\.0 s; 1 websocket dials \(ENFILE\) refused in the last 1\.0 s; 256 descriptors in use, new connections are being refused/,
+  );
   alarm.flush();
   assert.equal(lines.length, 2, 'no line when nothing was refused');
 });

@@ -3,16 +3,42 @@ import assert from 'node:assert/strict';
 import { parseDuration, parseDurationNs } from '../../lib/config/parse-duration';
 
 // Cases from Go's time/time_test.go (parseDurationTests / parseDurationErrorTests), in ns.
-const NS = 1n, US = 1000n, MS = 1_000_000n, S = 1_000_000_000n, M = 60n * S, H = 60n * M;
+const NS = 1n,
+  US = 1000n,
+  MS = 1_000_000n,
+  S = 1_000_000_000n,
+  M = 60n * S,
+  H = 60n * M;
 
 const valid: [string, bigint][] = [
-  ['0', 0n], ['5s', 5n * S], ['30s', 30n * S], ['1478s', 1478n * S],
-  ['-5s', -5n * S], ['+5s', 5n * S], ['-0', 0n], ['+0', 0n],
-  ['5.0s', 5n * S], ['5.6s', 5n * S + 600n * MS], ['5.s', 5n * S], ['.5s', 500n * MS],
-  ['1.0s', S], ['1.00s', S], ['1.004s', S + 4n * MS], ['1.0040s', S + 4n * MS], ['100.00100s', 100n * S + MS],
-  ['10ns', 10n * NS], ['11us', 11n * US], ['12µs', 12n * US], ['12μs', 12n * US], ['13ms', 13n * MS],
-  ['14s', 14n * S], ['15m', 15n * M], ['16h', 16n * H],
-  ['3h30m', 3n * H + 30n * M], ['10.5s4m', 4n * M + 10n * S + 500n * MS], ['-2m3.4s', -(2n * M + 3n * S + 400n * MS)],
+  ['0', 0n],
+  ['5s', 5n * S],
+  ['30s', 30n * S],
+  ['1478s', 1478n * S],
+  ['-5s', -5n * S],
+  ['+5s', 5n * S],
+  ['-0', 0n],
+  ['+0', 0n],
+  ['5.0s', 5n * S],
+  ['5.6s', 5n * S + 600n * MS],
+  ['5.s', 5n * S],
+  ['.5s', 500n * MS],
+  ['1.0s', S],
+  ['1.00s', S],
+  ['1.004s', S + 4n * MS],
+  ['1.0040s', S + 4n * MS],
+  ['100.00100s', 100n * S + MS],
+  ['10ns', 10n * NS],
+  ['11us', 11n * US],
+  ['12µs', 12n * US],
+  ['12μs', 12n * US],
+  ['13ms', 13n * MS],
+  ['14s', 14n * S],
+  ['15m', 15n * M],
+  ['16h', 16n * H],
+  ['3h30m', 3n * H + 30n * M],
+  ['10.5s4m', 4n * M + 10n * S + 500n * MS],
+  ['-2m3.4s', -(2n * M + 3n * S + 400n * MS)],
   ['1h2m3s4ms5us6ns', H + 2n * M + 3n * S + 4n * MS + 5n * US + 6n * NS],
   ['39h9m14.425s', 39n * H + 9n * M + 14n * S + 425n * MS],
   ['52763797000ns', 52763797000n],
@@ -53,7 +79,10 @@ const invalid: [string, RegExp][] = [
 
 for (const [input, message] of invalid) {
   test(`parseDurationNs(${JSON.stringify(input)}) throws ${message}`, () => {
-    assert.throws(() => parseDurationNs(input), (err: Error) => message.test(err.message));
+    assert.throws(
+      () => parseDurationNs(input),
+      (err: Error) => message.test(err.message),
+    );
   });
 }
 

@@ -17,7 +17,10 @@ const doc = (source: Record<string, unknown>, extra: Record<string, unknown> = {
   });
 
 test('uri becomes a signed gateway link that verifies to the original; every other field unchanged', () => {
-  const input = doc({ uri: origin, expire: '2026-05-02T00:00:00Z', method: 'GET' }, { update_control_map: { priority: 2, states: { ArtifactInstall_Enter: { action: 'pause' } } } });
+  const input = doc(
+    { uri: origin, expire: '2026-05-02T00:00:00Z', method: 'GET' },
+    { update_control_map: { priority: 2, states: { ArtifactInstall_Enter: { action: 'pause' } } } },
+  );
   const result = rewriteInstructions(input, opts);
   assert.equal(result.kind, 'rewritten');
   if (result.kind !== 'rewritten') return;
@@ -51,7 +54,12 @@ for (const [name, sourceExpire, ttlMs, expected] of expiryCases) {
 
 const otherCases: [name: string, input: string, kind: string, detail?: RegExp | string][] = [
   ['host not whitelisted', doc({ uri: 'https://evil-s3.example.com/x' }), 'not-whitelisted', 'evil-s3.example.com'],
-  ['listed host as prefix of another', doc({ uri: 'https://s3.example.com.attacker.net/x' }), 'not-whitelisted', 's3.example.com.attacker.net'],
+  [
+    'listed host as prefix of another',
+    doc({ uri: 'https://s3.example.com.attacker.net/x' }),
+    'not-whitelisted',
+    's3.example.com.attacker.net',
+  ],
   ['port is reported with the host', doc({ uri: 'https://other.example.net:9000/x' }), 'not-whitelisted', 'other.example.net:9000'],
   ['no artifact', '{"id":"d1"}', 'no-link'],
   ['no source', '{"id":"d1","artifact":{"artifact_name":"a"}}', 'no-link'],

@@ -5,7 +5,15 @@ import type { ArtifactsCacheS3Config } from '../../lib/config/types';
 
 // ArtifactsCache.S3: what start-up refuses, one line naming the key.
 
-const ok: ArtifactsCacheS3Config = { Enabled: true, Endpoint: 'http://127.0.0.1:9000', Bucket: 'cache', Region: 'us-east-1', AccessKeyID: 'AK', SecretAccessKey: 'SK', Prefix: 'gw/' };
+const ok: ArtifactsCacheS3Config = {
+  Enabled: true,
+  Endpoint: 'http://127.0.0.1:9000',
+  Bucket: 'cache',
+  Region: 'us-east-1',
+  AccessKeyID: 'AK',
+  SecretAccessKey: 'SK',
+  Prefix: 'gw/',
+};
 
 const cases: [string, Partial<ArtifactsCacheS3Config>, RegExp | null][] = [
   ['complete', {}, null],

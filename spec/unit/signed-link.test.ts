@@ -5,7 +5,8 @@ import { ARTIFACT_LINK_PREFIX, createLinkSigner, formatExpire, linkError } from 
 
 const secret = Buffer.from('KDbQ+Z9asYtPdRQoakM5lGs6xgkWyNx4', 'base64');
 const signer = createLinkSigner({ secret, gatewayUrl: 'https://gateway.example.com/' });
-const origin = 'https://s3.example.com/mender-artifact-storage/tenant/3f1c?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&response-content-disposition=attachment%3B%20filename%3D%22r1.mender%22&X-Amz-Signature=deadbeef';
+const origin =
+  'https://s3.example.com/mender-artifact-storage/tenant/3f1c?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&response-content-disposition=attachment%3B%20filename%3D%22r1.mender%22&X-Amz-Signature=deadbeef';
 const now = new Date('2026-03-01T10:00:00Z');
 const expiresAt = new Date('2026-03-01T11:00:00.750Z');
 const link = signer.mint(origin, expiresAt);
@@ -52,13 +53,38 @@ const cases: [name: string, target: string, at: Date, expected: 'ok' | 'malforme
   ['valid one second before expiry', target, new Date('2026-03-01T10:59:59Z'), 'ok'],
   ['expired at the second', target, new Date('2026-03-01T11:00:00Z'), 'expired'],
   ['expired long ago', target, new Date('2027-01-01T00:00:00Z'), 'expired'],
-  ['expire pushed later (signature covers it)', `${path}?x-men-expire=2099-01-01T00%3A00%3A00Z&x-men-signature=${signature}`, now, 'forged'],
-  ['origin swapped (signature covers it)', `${ARTIFACT_LINK_PREFIX}${otherToken}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`, now, 'forged'],
+  [
+    'expire pushed later (signature covers it)',
+    `${path}?x-men-expire=2099-01-01T00%3A00%3A00Z&x-men-signature=${signature}`,
+    now,
+    'forged',
+  ],
+  [
+    'origin swapped (signature covers it)',
+    `${ARTIFACT_LINK_PREFIX}${otherToken}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`,
+    now,
+    'forged',
+  ],
   ['signature from another key', `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${otherSig}`, now, 'forged'],
-  ['signature one character changed', `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${flip(signature)}`, now, 'forged'],
+  [
+    'signature one character changed',
+    `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${flip(signature)}`,
+    now,
+    'forged',
+  ],
   ['signature too long', `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}A`, now, 'forged'],
-  ['signature with foreign characters', `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature.slice(0, 42)}%2B`, now, 'forged'],
-  ['signature truncated', `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature.slice(0, 20)}`, now, 'incomplete'],
+  [
+    'signature with foreign characters',
+    `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature.slice(0, 42)}%2B`,
+    now,
+    'forged',
+  ],
+  [
+    'signature truncated',
+    `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature.slice(0, 20)}`,
+    now,
+    'incomplete',
+  ],
   ['signature empty', `${path}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=`, now, 'incomplete'],
   ['signature missing', `${path}?x-men-expire=${encodeURIComponent(expire)}`, now, 'incomplete'],
   ['query cut off', path, now, 'incomplete'],
@@ -67,13 +93,28 @@ const cases: [name: string, target: string, at: Date, expected: 'ok' | 'malforme
   ['duplicated parameter', `${target}&x-men-signature=${signature}`, now, 'malformed'],
   ['extra parameter', `${target}&tenant_id=1`, now, 'malformed'],
   ['bad percent-encoding', `${path}?x-men-expire=%E0%A4%A&x-men-signature=${signature}`, now, 'malformed'],
-  ['dot-dot segment', `${ARTIFACT_LINK_PREFIX}../../api/devices/v1/x?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`, now, 'malformed'],
-  ['encoded slash', `${ARTIFACT_LINK_PREFIX}${token.slice(0, 10)}%2F${token.slice(10)}${target.slice(target.indexOf('?'))}`, now, 'malformed'],
+  [
+    'dot-dot segment',
+    `${ARTIFACT_LINK_PREFIX}../../api/devices/v1/x?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`,
+    now,
+    'malformed',
+  ],
+  [
+    'encoded slash',
+    `${ARTIFACT_LINK_PREFIX}${token.slice(0, 10)}%2F${token.slice(10)}${target.slice(target.indexOf('?'))}`,
+    now,
+    'malformed',
+  ],
   ['encoded NUL', `${path}%00${target.slice(target.indexOf('?'))}`, now, 'malformed'],
   ['extra path segment', `${path}/file.mender${target.slice(target.indexOf('?'))}`, now, 'malformed'],
   ['base64 padding', `${path}==${target.slice(target.indexOf('?'))}`, now, 'malformed'],
   ['empty token', `${ARTIFACT_LINK_PREFIX}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`, now, 'malformed'],
-  ['overlong token', `${ARTIFACT_LINK_PREFIX}${'A'.repeat(9000)}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`, now, 'malformed'],
+  [
+    'overlong token',
+    `${ARTIFACT_LINK_PREFIX}${'A'.repeat(9000)}?x-men-expire=${encodeURIComponent(expire)}&x-men-signature=${signature}`,
+    now,
+    'malformed',
+  ],
   ['other prefix', `/api/devices/v1/${token}${target.slice(target.indexOf('?'))}`, now, 'malformed'],
 ];
 

@@ -12,7 +12,11 @@ const jwt = (payload: unknown): string => `${b64({ alg: 'RS256', typ: 'JWT' })}.
 
 describe('deviceIdFromAuthorization', () => {
   const cases: [string, string | undefined, string | undefined][] = [
-    ['a device JWT', `Bearer ${jwt({ sub: '0b5f3c1e-8d2a-4c5e-9a71-3f2b1d0c9e88', 'mender.device': true })}`, '0b5f3c1e-8d2a-4c5e-9a71-3f2b1d0c9e88'],
+    [
+      'a device JWT',
+      `Bearer ${jwt({ sub: '0b5f3c1e-8d2a-4c5e-9a71-3f2b1d0c9e88', 'mender.device': true })}`,
+      '0b5f3c1e-8d2a-4c5e-9a71-3f2b1d0c9e88',
+    ],
     ['lower-case scheme', `bearer ${jwt({ sub: 'dev-1' })}`, 'dev-1'],
     ['no header', undefined, undefined],
     ['basic auth', 'Basic dXNlcjpwYXNz', undefined],
@@ -47,7 +51,13 @@ describe('status reports', () => {
 });
 
 describe('bounded metric labels', () => {
-  const methods: [string | undefined, string][] = [['GET', 'GET'], ['PATCH', 'PATCH'], ['PROPFIND', 'OTHER'], ['get', 'OTHER'], [undefined, 'OTHER']];
+  const methods: [string | undefined, string][] = [
+    ['GET', 'GET'],
+    ['PATCH', 'PATCH'],
+    ['PROPFIND', 'OTHER'],
+    ['get', 'OTHER'],
+    [undefined, 'OTHER'],
+  ];
   for (const [m, want] of methods) it(`method ${String(m)}`, () => assert.equal(methodLabel(m), want));
   const reasons: [string, string][] = [
     ['client certificate serial 1A2B is blocklisted', 'blocklisted'],
@@ -82,8 +92,20 @@ describe('statusSnapshot', () => {
       fills: () => [{ id: 'e3', key: 's3.local/bucket/filling', size: 100, written: 40, state: 'growing' }],
     };
     const s = statusSnapshot({ version: '1.2.3', upstreamUrl: 'https://mender.example/', cache }, board, 10_000);
-    assert.deepEqual(s.devices.map((d) => [d.id, d.last_request, d.deployment?.status ?? null]), [['dev-a', 'PUT /z', 'downloading'], ['dev-b', 'GET /y', null]]);
-    assert.deepEqual(s.cache.entries.map((e) => [e.artifact, e.hits]), [['s3.local/bucket/new', 2], ['s3.local/bucket/old', 0]]);
+    assert.deepEqual(
+      s.devices.map((d) => [d.id, d.last_request, d.deployment?.status ?? null]),
+      [
+        ['dev-a', 'PUT /z', 'downloading'],
+        ['dev-b', 'GET /y', null],
+      ],
+    );
+    assert.deepEqual(
+      s.cache.entries.map((e) => [e.artifact, e.hits]),
+      [
+        ['s3.local/bucket/new', 2],
+        ['s3.local/bucket/old', 0],
+      ],
+    );
     assert.deepEqual(s.cache.fills, [{ artifact: 's3.local/bucket/filling', size: 100, written: 40, state: 'growing' }]);
     assert.equal(s.cache.bytes_saved, 2000);
     assert.equal(s.upstream.healthy, false);

@@ -6,7 +6,11 @@ import { MEMORY_PER_WORKER, planWorkers, type HostFacts, type WorkerPlan } from 
 
 const GiB = 1024 * 1024 * 1024;
 // The report journal is on in some rows: it no longer bears on the count (the primary is its writer).
-const conf = (Workers: number, journal = false, metrics = false, mtls = false) => ({ Workers, Metrics: { Enabled: metrics, Listen: ':9102' }, Features: { ReportJournal: { Enabled: journal }, mTLS: { Enabled: mtls } } });
+const conf = (Workers: number, journal = false, metrics = false, mtls = false) => ({
+  Workers,
+  Metrics: { Enabled: metrics, Listen: ':9102' },
+  Features: { ReportJournal: { Enabled: journal }, mTLS: { Enabled: mtls } },
+});
 
 const cases: [string, ReturnType<typeof conf>, HostFacts, number][] = [
   ['auto, 2 cores, 24 GiB: one per core', conf(0), { cores: 2, memory: 24 * GiB }, 2],

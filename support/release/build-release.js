@@ -33,7 +33,12 @@ async function main() {
   mkdirSync(outDir, { recursive: true });
   const r = await buildRelease(outDir);
   process.stdout.write(`release ${VERSION} in ${outDir}\n`);
-  for (const [what, file] of [['bundle', r.bundle], ['tarball', r.tarball], ['deb', r.deb], ['ipk', r.ipk]]) {
+  for (const [what, file] of [
+    ['bundle', r.bundle],
+    ['tarball', r.tarball],
+    ['deb', r.deb],
+    ['ipk', r.ipk],
+  ]) {
     process.stdout.write(`  ${what.padEnd(8)} ${kib(statSync(file).size).padStart(9)}  ${basename(file)}\n`);
   }
   rmSync(join(outDir, 'work'), { recursive: true, force: true }); // the packages hold it all

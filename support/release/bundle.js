@@ -38,11 +38,25 @@ const crlLibsApart = {
 // Both bundles: CommonJS for Node 20, whitespace and syntax minified only (names stay, so stack
 // traces still name functions; the whole source is held in memory once loaded, and minified the
 // bundle's idle RSS is the checkout's), licence comments at the end, the metafile for the notices.
-const COMMON = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', legalComments: 'eof', minifyWhitespace: true, minifySyntax: true, metafile: true, logLevel: 'warning' };
+const COMMON = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  legalComments: 'eof',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  metafile: true,
+  logLevel: 'warning',
+};
 
 /** lib/crl-libs.js: { pkijs, asn1js }, for the bundle's lazy CRL parser. */
 async function bundleCrlLibs(outfile) {
-  const stdin = { contents: "module.exports = { pkijs: require('pkijs'), asn1js: require('asn1js') };", resolveDir: ROOT, sourcefile: 'crl-libs-entry.js' };
+  const stdin = {
+    contents: "module.exports = { pkijs: require('pkijs'), asn1js: require('asn1js') };",
+    resolveDir: ROOT,
+    sourcefile: 'crl-libs-entry.js',
+  };
   return (await esbuild.build({ ...COMMON, stdin, outfile })).metafile;
 }
 

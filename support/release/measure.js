@@ -20,7 +20,12 @@ function config(dir, proxy) {
     Features: {
       ReportJournal: { Enabled: false },
       ArtifactsProxy: proxy
-        ? { Enabled: true, GatewayURL: 'http://127.0.0.1:8080', DomainWhitelist: ['s3.example.com'], ArtifactsCache: { Enabled: true, Path: join(dir, 'cache') } }
+        ? {
+            Enabled: true,
+            GatewayURL: 'http://127.0.0.1:8080',
+            DomainWhitelist: ['s3.example.com'],
+            ArtifactsCache: { Enabled: true, Path: join(dir, 'cache') },
+          }
         : { Enabled: false },
     },
   };
@@ -35,7 +40,10 @@ function once(script, conf) {
     const child = spawn(process.execPath, [script, '--config', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let text = '';
     let startMs;
-    const timer = setTimeout(() => { child.kill('SIGKILL'); fail(new Error(`no "listening" within 10 s:\n${text}`)); }, 10_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new Error(`no "listening" within 10 s:\n${text}`));
+    }, 10_000);
     child.stderr.setEncoding('utf8').on('data', (chunk) => {
       text += chunk;
       if (startMs !== undefined || !/msg="?listening/.test(text)) return;
@@ -47,7 +55,12 @@ function once(script, conf) {
         child.kill('SIGTERM');
       }, SETTLE_MS);
     });
-    child.once('exit', (code) => { if (startMs === undefined) { clearTimeout(timer); fail(new Error(`exited ${code}:\n${text}`)); } });
+    child.once('exit', (code) => {
+      if (startMs === undefined) {
+        clearTimeout(timer);
+        fail(new Error(`exited ${code}:\n${text}`));
+      }
+    });
   });
 }
 
@@ -79,7 +92,9 @@ async function main() {
     process.stdout.write(`median of ${RUNS} starts, node ${process.version}; start = spawn to "listening", RSS ${SETTLE_MS} ms after\n`);
     process.stdout.write('                      start ms: checkout  bundle   ratio | RSS MiB: checkout  bundle   ratio\n');
     for (const [name, a, b] of rows) {
-      process.stdout.write(`  ${name.padEnd(18)}         ${f(a.startMs)}${f(b.startMs)}${f(b.startMs / a.startMs, 2)} |         ${f(a.rssMiB, 1)}${f(b.rssMiB, 1)}${f(b.rssMiB / a.rssMiB, 2)}\n`);
+      process.stdout.write(
+        `  ${name.padEnd(18)}         ${f(a.startMs)}${f(b.startMs)}${f(b.startMs / a.startMs, 2)} |         ${f(a.rssMiB, 1)}${f(b.rssMiB, 1)}${f(b.rssMiB / a.rssMiB, 2)}\n`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

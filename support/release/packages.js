@@ -9,7 +9,13 @@ const { join } = require('node:path');
 function sourceDateEpoch() {
   if (process.env.SOURCE_DATE_EPOCH) return process.env.SOURCE_DATE_EPOCH;
   try {
-    return execFileSync('git', ['log', '-1', '--format=%ct'], { cwd: __dirname, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || '0';
+    return (
+      execFileSync('git', ['log', '-1', '--format=%ct'], {
+        cwd: __dirname,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() || '0'
+    );
   } catch {
     return '0';
   }
@@ -17,7 +23,8 @@ function sourceDateEpoch() {
 const EPOCH = sourceDateEpoch();
 const TAR_OWNER = ['--owner=0', '--group=0', '--numeric-owner', '--sort=name', `--mtime=@${EPOCH}`];
 const MAINTAINER = 'Open Mender Gateway maintainers <noreply@open-mender-gateway.invalid>';
-const DESCRIPTION = 'Open-source drop-in Mender Gateway\n Device API proxy, artifact proxy and cache, mTLS provisioning for Mender\n devices, in one Node.js file (no node_modules).';
+const DESCRIPTION =
+  'Open-source drop-in Mender Gateway\n Device API proxy, artifact proxy and cache, mTLS provisioning for Mender\n devices, in one Node.js file (no node_modules).';
 
 function tarGz(out, cwd, entries) {
   execFileSync('tar', ['-I', 'gzip -n9', '-cf', out, ...TAR_OWNER, '-C', cwd, ...entries]);
@@ -62,19 +69,22 @@ function buildDeb(stage, version, work, outDir) {
   for (const f of ['INSTALL', 'THIRD-PARTY-LICENSES']) cpSync(join(stage, f), join(root, 'usr', 'share', 'doc', 'mender-gateway', f));
   const control = join(root, 'DEBIAN');
   mkdirSync(control);
-  writeFileSync(join(control, 'control'), [
-    'Package: mender-gateway',
-    `Version: ${version}`,
-    'Architecture: all',
-    `Maintainer: ${MAINTAINER}`,
-    `Installed-Size: ${duKiB(root)}`,
-    // Debian 12's nodejs is 18: NodeSource's nodejs 20 satisfies this (INSTALL says how).
-    'Depends: nodejs (>= 20), passwd',
-    'Section: net',
-    'Priority: optional',
-    `Description: ${DESCRIPTION}`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(control, 'control'),
+    [
+      'Package: mender-gateway',
+      `Version: ${version}`,
+      'Architecture: all',
+      `Maintainer: ${MAINTAINER}`,
+      `Installed-Size: ${duKiB(root)}`,
+      // Debian 12's nodejs is 18: NodeSource's nodejs 20 satisfies this (INSTALL says how).
+      'Depends: nodejs (>= 20), passwd',
+      'Section: net',
+      'Priority: optional',
+      `Description: ${DESCRIPTION}`,
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(control, 'conffiles'), '/etc/mender/mender-gateway.conf\n');
   for (const script of ['postinst', 'prerm', 'postrm']) {
     cpSync(join(__dirname, 'debian', script), join(control, script));
@@ -82,7 +92,10 @@ function buildDeb(stage, version, work, outDir) {
   }
   const out = join(outDir, `mender-gateway_${version}_all.deb`);
   // dpkg-deb clamps file times to SOURCE_DATE_EPOCH; the staged files are newer.
-  execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', root, out], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH } });
+  execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', root, out], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH },
+  });
   return out;
 }
 
@@ -99,21 +112,30 @@ function buildIpk(stage, version, work, outDir) {
   cpSync(join(stage, 'support', 'openwrt', 'mender-gateway.capabilities.json'), join(data, 'etc', 'capabilities', 'mender-gateway.json'));
   const control = join(dir, 'control');
   mkdirSync(control);
-  writeFileSync(join(control, 'control'), [
-    'Package: mender-gateway',
-    `Version: ${version}`,
-    'Depends: node',
-    'Architecture: all',
-    `Maintainer: ${MAINTAINER}`,
-    `Installed-Size: ${duKiB(data) * 1024}`,
-    'Section: net',
-    `Description: ${DESCRIPTION.split('\n')[0]}`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(control, 'control'),
+    [
+      'Package: mender-gateway',
+      `Version: ${version}`,
+      'Depends: node',
+      'Architecture: all',
+      `Maintainer: ${MAINTAINER}`,
+      `Installed-Size: ${duKiB(data) * 1024}`,
+      'Section: net',
+      `Description: ${DESCRIPTION.split('\n')[0]}`,
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(control, 'conffiles'), '/etc/mender/mender-gateway.conf\n');
   // Enabled, not started: the configuration must name the Mender server first (docs/openwrt.md).
-  writeFileSync(join(control, 'postinst'), '#!/bin/sh\n[ -n "$IPKG_INSTROOT" ] || /etc/init.d/mender-gateway enable\nexit 0\n', { mode: 0o755 });
-  writeFileSync(join(control, 'prerm'), '#!/bin/sh\n[ -n "$IPKG_INSTROOT" ] || { /etc/init.d/mender-gateway stop; /etc/init.d/mender-gateway disable; }\nexit 0\n', { mode: 0o755 });
+  writeFileSync(join(control, 'postinst'), '#!/bin/sh\n[ -n "$IPKG_INSTROOT" ] || /etc/init.d/mender-gateway enable\nexit 0\n', {
+    mode: 0o755,
+  });
+  writeFileSync(
+    join(control, 'prerm'),
+    '#!/bin/sh\n[ -n "$IPKG_INSTROOT" ] || { /etc/init.d/mender-gateway stop; /etc/init.d/mender-gateway disable; }\nexit 0\n',
+    { mode: 0o755 },
+  );
   const pkg = join(dir, 'pkg');
   mkdirSync(pkg);
   writeFileSync(join(pkg, 'debian-binary'), '2.0\n');

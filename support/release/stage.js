@@ -9,7 +9,8 @@ const { thirdPartyNotices } = require('./third-party');
 
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const VERSION = PKG.version;
-const SHIM = "#!/usr/bin/env node\n'use strict';\n// The bundle runs the gateway on load (support/release/bundle.js).\nrequire('../lib/mender-gateway.js');\n";
+const SHIM =
+  "#!/usr/bin/env node\n'use strict';\n// The bundle runs the gateway on load (support/release/bundle.js).\nrequire('../lib/mender-gateway.js');\n";
 
 /** text with each [from, to] replaced; a from that is not there is an error, so no edit is silently lost. */
 function edit(text, pairs, what) {
@@ -22,13 +23,22 @@ function edit(text, pairs, what) {
 
 /** The systemd unit and procd script, pointed at the bundle instead of a checkout. */
 function serviceFiles() {
-  const unit = edit(readFileSync(join(ROOT, 'support', 'mender-gateway.service'), 'utf8'), [
-    ['ExecStart=/usr/bin/node /usr/lib/mender-gateway/bin/gateway.js ', 'ExecStart=/usr/bin/mender-gateway '],
-    ['Install the gateway under\n# /usr/lib/mender-gateway (see docs/operations.md, "Packages"), then:', 'Installed by the .deb; by hand\n# (see INSTALL of the release tarball):'],
-  ], 'mender-gateway.service');
-  const init = edit(readFileSync(join(ROOT, 'support', 'openwrt', 'mender-gateway.init'), 'utf8'), [
-    ['GATEWAY=/usr/lib/mender-gateway/bin/gateway.js', 'GATEWAY=/usr/lib/mender-gateway/lib/mender-gateway.js'],
-  ], 'mender-gateway.init');
+  const unit = edit(
+    readFileSync(join(ROOT, 'support', 'mender-gateway.service'), 'utf8'),
+    [
+      ['ExecStart=/usr/bin/node /usr/lib/mender-gateway/bin/gateway.js ', 'ExecStart=/usr/bin/mender-gateway '],
+      [
+        'Install the gateway under\n# /usr/lib/mender-gateway (see docs/operations.md, "Packages"), then:',
+        'Installed by the .deb; by hand\n# (see INSTALL of the release tarball):',
+      ],
+    ],
+    'mender-gateway.service',
+  );
+  const init = edit(
+    readFileSync(join(ROOT, 'support', 'openwrt', 'mender-gateway.init'), 'utf8'),
+    [['GATEWAY=/usr/lib/mender-gateway/bin/gateway.js', 'GATEWAY=/usr/lib/mender-gateway/lib/mender-gateway.js']],
+    'mender-gateway.init',
+  );
   const caps = readFileSync(join(ROOT, 'support', 'openwrt', 'mender-gateway.capabilities.json'), 'utf8');
   return { unit, init, caps };
 }
@@ -42,7 +52,10 @@ async function stageRelease(dir) {
   writeFileSync(join(dir, 'bin', 'mender-gateway'), SHIM, { mode: 0o755 });
   writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile));
   // What lib/config/install-root.ts's users read: the version (--version, status page) and the assets.
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'mender-gateway', version: VERSION, license: PKG.license }, null, 2) + '\n');
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: 'mender-gateway', version: VERSION, license: PKG.license }, null, 2) + '\n',
+  );
   cpSync(join(ROOT, 'lib', 'observe', 'status-page', 'assets'), join(dir, 'lib', 'observe', 'status-page', 'assets'), { recursive: true });
 
   const conf = join(dir, 'mender-gateway.conf');

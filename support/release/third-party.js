@@ -21,7 +21,9 @@ function thirdPartyNotices(metafile) {
     const abs = join(ROOT, dir);
     const pkg = JSON.parse(readFileSync(join(abs, 'package.json'), 'utf8'));
     const file = existsSync(abs) ? readdirSync(abs).find((f) => /^(licen[cs]e|copying)(\.|$)/i.test(f)) : undefined;
-    const text = file ? readFileSync(join(abs, file), 'utf8').trim() : `(no license file in the package; package.json says: ${pkg.license ?? 'nothing'})`;
+    const text = file
+      ? readFileSync(join(abs, file), 'utf8').trim()
+      : `(no license file in the package; package.json says: ${pkg.license ?? 'nothing'})`;
     parts.push(`${'='.repeat(72)}\n${pkg.name}@${pkg.version} (${pkg.license ?? 'unknown'})\n${'='.repeat(72)}\n${text}\n`);
   }
   return `Packages bundled into lib/mender-gateway.js, with their licenses.\n\n${parts.join('\n')}`;

@@ -22,7 +22,9 @@ function checkWhitelist(entries: readonly string[], report: ListsReport): void {
       createDomainAllowlist([entry]);
     } catch (err) {
       // The allowlist's message starts "DomainWhitelist: "; the key path says which entry.
-      report.problems.push(`Features.ArtifactsProxy.DomainWhitelist[${index}]: ${(err as Error).message.replace(/^DomainWhitelist: /, '')}`);
+      report.problems.push(
+        `Features.ArtifactsProxy.DomainWhitelist[${index}]: ${(err as Error).message.replace(/^DomainWhitelist: /, '')}`,
+      );
     }
   }
 }

@@ -39,10 +39,20 @@ function headRoot(upstream: Upstream): Promise<number> {
   const target = upstream.target;
   const request = target.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
-    const req = request({ protocol: target.protocol, hostname: target.hostname.replace(/^\[|\]$/g, ''), port: target.port, method: 'HEAD', path: '/', agent: upstream.agent }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = request(
+      {
+        protocol: target.protocol,
+        hostname: target.hostname.replace(/^\[|\]$/g, ''),
+        port: target.port,
+        method: 'HEAD',
+        path: '/',
+        agent: upstream.agent,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.setTimeout(ONLINE_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${ONLINE_TIMEOUT_MS / 1000} s`)));
     req.on('error', reject);
     req.end();
@@ -64,7 +74,14 @@ async function checkLogin(upstream: Upstream, mtls: GatewayConfig['Features']['m
   const base = { key: 'Features.mTLS.MenderUsername', what: `management login as ${mtls.MenderUsername}` };
   const basic = Buffer.from(`${mtls.MenderUsername}:${mtls.MenderPassword}`).toString('base64');
   try {
-    const reply = await withTimeout(managementCall(upstream, { method: 'POST', path: LOGIN_PATH, headers: { Authorization: `Basic ${basic}`, Accept: 'application/jwt' } }), 'login');
+    const reply = await withTimeout(
+      managementCall(upstream, {
+        method: 'POST',
+        path: LOGIN_PATH,
+        headers: { Authorization: `Basic ${basic}`, Accept: 'application/jwt' },
+      }),
+      'login',
+    );
     // The token is dropped unread: only whether one came back matters here.
     if (reply.status === 200) return { ...base, ok: true, line: 'login OK' };
     const hint = reply.status === 401 ? ': check Features.mTLS.MenderUsername and MenderPassword' : '';
@@ -75,7 +92,10 @@ async function checkLogin(upstream: Upstream, mtls: GatewayConfig['Features']['m
 }
 
 async function checkBucket(s3: NonNullable<GatewayConfig['Features']['ArtifactsProxy']['ArtifactsCache']['S3']>): Promise<OnlineResult> {
-  const base = { key: 'Features.ArtifactsProxy.ArtifactsCache.S3.Bucket', what: `S3 bucket ${s3.Endpoint.replace(/\/$/, '')}/${s3.Bucket}` };
+  const base = {
+    key: 'Features.ArtifactsProxy.ArtifactsCache.S3.Bucket',
+    what: `S3 bucket ${s3.Endpoint.replace(/\/$/, '')}/${s3.Bucket}`,
+  };
   try {
     const presigner = createPresigner(s3);
     // A GET of a key that cannot exist: NoSuchKey proves bucket and credentials, and unlike

@@ -11,6 +11,9 @@ export interface ObservableCache {
 export function cacheView(cache: ObservableCache): CacheView {
   return {
     entries: () => cache.index.all().map((e) => ({ id: e.id, key: e.key, size: e.size, lastServed: e.lastServed })),
-    fills: () => [...(cache.fillsInProgress?.() ?? [])].filter((f) => f.state === 'starting' || f.state === 'growing').map((f) => ({ id: f.id, key: f.key, size: f.size, written: f.written, state: f.state })),
+    fills: () =>
+      [...(cache.fillsInProgress?.() ?? [])]
+        .filter((f) => f.state === 'starting' || f.state === 'growing')
+        .map((f) => ({ id: f.id, key: f.key, size: f.size, written: f.written, state: f.state })),
   };
 }

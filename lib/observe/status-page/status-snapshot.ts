@@ -20,7 +20,13 @@ export interface StatusSnapshot {
   generated_at: string;
   version: string;
   uptime_seconds: number;
-  devices: { id: string; address: string; last_seen: string; last_request: string; deployment: { id: string; status: string; at: string } | null }[];
+  devices: {
+    id: string;
+    address: string;
+    last_seen: string;
+    last_request: string;
+    deployment: { id: string; status: string; at: string } | null;
+  }[];
   cache: {
     enabled: boolean;
     entries: { artifact: string; size: number; hits: number; last_served: string }[];
@@ -29,7 +35,13 @@ export interface StatusSnapshot {
     bytes_served_to_devices: number;
     bytes_saved: number;
   };
-  upstream: { url: string; healthy: boolean | null; last_ok: string | null; last_error: { at: string; code: number } | null; errors: number };
+  upstream: {
+    url: string;
+    healthy: boolean | null;
+    last_ok: string | null;
+    last_error: { at: string; code: number } | null;
+    errors: number;
+  };
   /** Reports kept while upstream was unreachable; replayed and failed count since start. */
   journal: { enabled: boolean; queued: number; devices: number; bytes: number; replayed: number; failed: number };
 }
