@@ -26,11 +26,22 @@ build: install
 	$(TSC) -p tsconfig.json
 	$(NODE) dist/lib/config/build-validator.js
 
-# Import rules of lib/ (.dependency-cruiser.cjs): no circles, config at the bottom, commands and
-# the CLI at the top; and tsc with unused locals refused, so a moved type leaves no dead import.
+# Import rules of lib/ (.dependency-cruiser.cjs): no circles, no import against the layer order
+# of support/lint/layers.cjs; Biome's formatting and lint rules (biome.jsonc) over the tree; no
+# comment citing one of our issue numbers; tsc with unused locals refused, so a moved type leaves
+# no dead import. docs/architecture.md explains each.
 lint: install
 	node_modules/.bin/depcruise --config .dependency-cruiser.cjs --output-type err lib
+	node_modules/.bin/biome ci --error-on-warnings
+	@if grep -rnIE '\b[Ii]ssues? #?[0-9]+' lib spec fixtures bench support; then \
+	  echo 'make lint: the lines above cite our issue numbers: cite a public reference or a docs/ page'; exit 1; fi
 	$(TSC) -p tsconfig.json --noEmit --noUnusedLocals
+
+# Formats the whole tree as `make lint` wants it. Twice: Biome 2.6.9 settles a few chained calls
+# only on its second pass.
+format: install
+	node_modules/.bin/biome format --write
+	node_modules/.bin/biome format --write
 
 # The figures of docs/architecture.md: files and lines, circles, folder edges, imports against
 # the layer order (support/lint/layers.cjs), folder pairs importing each other.
