@@ -42,29 +42,7 @@ export function callUpstream(upstream: Upstream, request: BufferedRequest): Prom
   });
 }
 
-const NOT_REPLAYED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  'content-length',
-  'expect',
-]);
-
-/** The device's headers worth keeping for a replay (Authorization included), framing dropped. */
-export function replayHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || NOT_REPLAYED.has(name)) continue;
-    out[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
-}
-
+// Framing and connection headers (RFC 9110 §7.6.1): each hop sets its own.
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -75,6 +53,18 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'content-length',
 ]);
+// A replay also goes to upstream's own Host, and never waits for a 100 Continue.
+const NOT_REPLAYED = new Set([...HOP_BY_HOP, 'host', 'expect']);
+
+/** The device's headers worth keeping for a replay (Authorization included), framing dropped. */
+export function replayHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || NOT_REPLAYED.has(name)) continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
 
 /** Upstream's answer headers to pass on to the device (its framing is the gateway's own). */
 export function answerHeaders(headers: http.IncomingHttpHeaders): Record<string, string | string[]> {
