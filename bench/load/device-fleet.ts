@@ -8,6 +8,9 @@ import * as path from 'node:path';
 // two at a time: ~25 ms each here) and kept under the temp dir, so a second bench run reuses
 // them (a `complete` file marks a finished set; a half-made one is made again).
 
+// openssl req: a new P-256 key and a certificate for it (self-signed, or signed with -CA).
+const NEW_P256_CERT = ['req', '-x509', '-new', '-config', 'req.cnf', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+
 export interface DeviceFleet {
   dir: string;
   ca: { cert: string; key: string };
@@ -39,16 +42,7 @@ export async function deviceFleet(count: number): Promise<DeviceFleet> {
   execFileSync(
     'openssl',
     [
-      'req',
-      '-x509',
-      '-new',
-      '-config',
-      'req.cnf',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
+      ...NEW_P256_CERT,
       '-keyout',
       ca.key,
       '-out',
@@ -71,16 +65,7 @@ export async function deviceFleet(count: number): Promise<DeviceFleet> {
       const d = devices[i];
       await run(
         [
-          'req',
-          '-x509',
-          '-new',
-          '-config',
-          'req.cnf',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
+          ...NEW_P256_CERT,
           '-keyout',
           d.key,
           '-out',
