@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setForwardedHeaders } from '../../lib/http/forwarded-headers';
 import type { RequestContext } from '../../lib/http/route';
-import { readBounded } from '../../lib/device-system/read-bounded';
+import { readBounded } from '../../lib/http/bounded-body';
 import { createForwarder } from '../../lib/proxy/forward';
 import { createPassThrough } from '../../lib/proxy/pass-through';
 import { createUpstream } from '../../lib/proxy/upstream';

@@ -6,7 +6,7 @@ import { countInventoryRewrite } from '../observe/metrics';
 import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import { injectInventory, type DeviceSystemSettings } from './inject-inventory';
-import { type BoundedBody, readBounded } from './read-bounded';
+import { type BoundedBody, readBounded } from '../http/bounded-body';
 
 // Features.DeviceSystem: PUT and PATCH of the device's inventory attributes go through
 // injectInventory, then upstream with a Content-Length that matches the new body (product fix

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type BoundedBody, readBounded } from '../device-system/read-bounded';
+import { type BoundedBody, readBounded } from '../http/bounded-body';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
-import { parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
+import { AUTH_REQUESTS_PATH, MAX_AUTH_BODY_BYTES, parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
 import { authKeyOf, IssuedTokens, replyWithIssuedToken, TOKEN_GIVEN_BACK } from '../mtls/issued-tokens';
 import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
@@ -17,10 +17,6 @@ import { answerHeaders, callUpstream, replayHeaders, UNREACHABLE_STATUSES } from
 // gets no token, cannot send the `installing` status even to the journal, and waits 60 s per
 // retry (client5-outage.test.ts).
 
-const AUTH_PATH = '/api/devices/v1/authentication/auth_requests';
-const MAX_AUTH_BODY = 64 * 1024;
-const MAX_TOKEN_BODY = 64 * 1024;
-
 export interface OutageAuthOptions {
   upstream: Upstream;
   /** Told of every upstream answer: one below 500 ends the journal's outage at once. */
@@ -33,7 +29,7 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     let read: BoundedBody;
     try {
-      read = await readBounded(req, MAX_AUTH_BODY);
+      read = await readBounded(req, MAX_AUTH_BODY_BYTES);
     } catch (err) {
       ctx.log.debug('device left while sending its auth request', { err: err as Error, status: 499 });
       return;
@@ -60,13 +56,18 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
 
     let answer: IncomingMessage;
     try {
-      answer = await callUpstream(opts.upstream, { method: 'POST', path: req.url ?? AUTH_PATH, headers: replayHeaders(req.headers), body });
+      answer = await callUpstream(opts.upstream, {
+        method: 'POST',
+        path: req.url ?? AUTH_REQUESTS_PATH,
+        headers: replayHeaders(req.headers),
+        body,
+      });
     } catch (err) {
       return fallback(err);
     }
     const status = answer.statusCode ?? 502;
     opts.onUpstreamAnswer?.(status);
-    const answered = await readBounded(answer, MAX_TOKEN_BODY).catch((err: unknown) => err as Error);
+    const answered = await readBounded(answer, MAX_AUTH_BODY_BYTES).catch((err: unknown) => err as Error);
     if (answered instanceof Error || answered.kind === 'too-large') {
       answer.destroy();
       return fallback(new GatewayError('UPSTREAM_BAD_RESPONSE', 'upstream auth answer cut or too large'));
@@ -80,7 +81,7 @@ export function createOutageAuthRoute(opts: OutageAuthOptions, tokens = new Issu
     res.end(answered.body);
   }
 
-  return { name: 'auth-request', methods: ['POST'], match: (path) => path === AUTH_PATH, handle };
+  return { name: 'auth-request', methods: ['POST'], match: (path) => path === AUTH_REQUESTS_PATH, handle };
 }
 
 function header(msg: IncomingMessage, name: string): string | undefined {

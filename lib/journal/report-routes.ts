@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { GatewayConfig } from '../config/types';
 import { injectInventory } from '../device-system/inject-inventory';
 import { INVENTORY_PATH, MAX_INVENTORY_BYTES } from '../device-system/inventory-route';
-import { type BoundedBody, readBounded } from '../device-system/read-bounded';
+import { type BoundedBody, readBounded } from '../http/bounded-body';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';

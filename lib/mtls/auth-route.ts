@@ -6,9 +6,9 @@ import type { RequestContext, Route } from '../http/route';
 import { createForwarder } from '../proxy/forward';
 import type { BodyTap } from '../proxy/upstream-handler';
 import type { Upstream } from '../proxy/upstream';
-import { parseAuthRequest, sameKey, verifyAuthSignature, type AuthRequest } from './auth-request';
+import { AUTH_REQUESTS_PATH, type AuthRequest, MAX_AUTH_BODY_BYTES, parseAuthRequest, sameKey, verifyAuthSignature } from './auth-request';
 import type { Preauthorizer } from './preauthorize';
-import { readBoundedBody } from './read-bounded-body';
+import { readBoundedBody } from '../http/bounded-body';
 import { mtlsMetrics } from '../observe/metrics';
 
 // POST /api/devices/v1/authentication/auth_requests with mTLS on, in order:
@@ -16,9 +16,6 @@ import { mtlsMetrics } from '../observe/metrics';
 // → X-MEN-Signature verified with the request's key → [key bound to the certificate] →
 // preauthorized upstream → the original bytes forwarded → the server's answer (the device
 // JWT) returned unchanged.
-
-export const AUTH_REQUESTS_PATH = '/api/devices/v1/authentication/auth_requests';
-export const MAX_AUTH_BODY_BYTES = 64 * 1024;
 
 export interface AuthRouteOptions {
   upstream: Upstream;
@@ -32,7 +29,6 @@ export interface AuthRouteOptions {
 }
 
 /** Bounds what is kept of an auth answer: a device token is about 1 KB. */
-const MAX_TOKEN_BYTES = 64 * 1024;
 
 export function createAuthRoute(options: AuthRouteOptions): Route {
   const { upstream, preauthorizer } = options;
@@ -52,10 +48,10 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
     return {
       data(chunk) {
         size += chunk.length;
-        if (size <= MAX_TOKEN_BYTES) chunks.push(chunk);
+        if (size <= MAX_AUTH_BODY_BYTES) chunks.push(chunk);
       },
       end() {
-        if (size <= MAX_TOKEN_BYTES) tokens.remember(key, Buffer.concat(chunks), contentType);
+        if (size <= MAX_AUTH_BODY_BYTES) tokens.remember(key, Buffer.concat(chunks), contentType);
       },
     };
   };
