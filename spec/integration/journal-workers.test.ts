@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, it } from 'node:test';
 import { startGateway, type GatewayProcess } from '../support/gateway-process';
+import { childPids } from '../support/worker-gateway';
 import { killed, startJournalBed, stopJournalBed, type JournalBed } from './journal-bed';
 import { testDevice, until, type TestDevice } from './journal-harness';
 
@@ -19,16 +19,6 @@ let configFile: string;
 let devices: TestDevice[];
 let ids: string[];
 
-const workersOf = (pid: number): number[] => {
-  try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .map((s) => Number(s.trim()))
-      .filter((n) => n > 0);
-  } catch {
-    return []; // ps exits 1 when there are none
-  }
-};
 const start = async (): Promise<GatewayProcess> => {
   const g = await startGateway({ configFile, waitFor: ['http'], logLevel: 'debug', env: { ...process.env, WORKERS: '' } });
   await until(
@@ -53,7 +43,7 @@ before(async () => {
 
 after(async () => {
   const pid = gateway?.process.pid;
-  const children = pid ? workersOf(pid) : [];
+  const children = pid ? childPids(pid) : [];
   await gateway?.stop(15_000);
   for (const c of children) {
     try {
@@ -113,7 +103,7 @@ it('kill -9 of the primary with reports in the journal: no worker outlives it; a
       status,
     );
   }
-  const workers = workersOf(gateway!.process.pid!);
+  const workers = childPids(gateway!.process.pid!);
   assert.equal(workers.length, 2);
   await killed(gateway!);
   await until(

@@ -41,6 +41,15 @@ const until = async (what: string, check: () => boolean, ms = 3000) => {
   }
 };
 
+/** Upstream's side: accept the upgrade, echo every message, keep the socket in `open` until it closes. */
+function echoUpgrade(wss: WebSocketServer, open: Set<WebSocket>, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    open.add(ws);
+    ws.on('close', () => open.delete(ws));
+    ws.on('message', (data, binary) => ws.send(data, { binary }));
+  });
+}
+
 describe('websocket tunnel', () => {
   const upstream = http.createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ noServer: true });
@@ -56,11 +65,7 @@ describe('websocket tunnel', () => {
       socket.write('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{"error":"unauthorized ws"}');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      open.add(ws);
-      ws.on('close', () => open.delete(ws));
-      ws.on('message', (data, binary) => ws.send(data, { binary }));
-    });
+    echoUpgrade(wss, open, req, socket, head);
   });
   let gateway: RunningGateway;
   let port: number;
@@ -180,11 +185,7 @@ describe('websocket tunnel through an outbound proxy (CONNECT)', () => {
   const open = new Set<WebSocket>();
   upstream.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     seen = req;
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      open.add(ws);
-      ws.on('close', () => open.delete(ws));
-      ws.on('message', (data, binary) => ws.send(data, { binary }));
-    });
+    echoUpgrade(wss, open, req, socket, head);
   });
   let gateway: RunningGateway;
   let port: number;
