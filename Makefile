@@ -9,7 +9,7 @@ TEST_CONCURRENCY ?= 2
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
+.PHONY: all install build lint format layers test security test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
 
 all: build
 
@@ -52,9 +52,15 @@ test: build
 	@mkdir -p coverage
 	@$(NODE) dist/spec/support/client5-check.js
 	$(C8) bash -c 'set -o pipefail; \
-	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration dist/spec/faults | tee coverage/unit-integration.tap && \
+	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration dist/spec/faults dist/spec/security | tee coverage/unit-integration.tap && \
 	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=1 dist/spec/e2e | tee coverage/e2e.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/unit-integration.tap coverage/e2e.tap
+
+# The attacker suite alone (spec/security: a LAN host against the gateway), with its counts.
+security: build
+	@mkdir -p coverage
+	bash -c 'set -o pipefail; $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) dist/spec/security | tee coverage/security.tap'
+	@$(NODE) dist/spec/support/tap-summary.js coverage/security.tap
 
 test-unit: build
 	$(NODE) --test dist/spec/unit

@@ -60,6 +60,14 @@ export interface GatewayConfig {
       CacheLifetime: string;
       /** ours: the auth request's key must be the client certificate's key (ambassador rule). */
       RequireAuthKeyMatchesCertificate: boolean;
+      /** ours: id_data attribute that must equal IdentityCertificateField of the certificate; '' = off. */
+      IdentityAttribute: string;
+      /** ours: the certificate field IdentityAttribute is compared with. */
+      IdentityCertificateField: 'CN' | 'SAN' | 'serial';
+      /** ours: a forced preauthorization may replace the key upstream holds for the identity. */
+      AllowKeyReplacement: boolean;
+      /** ours: the device API over the HTTP listener too, without a client certificate. */
+      AllowPlainHTTP: boolean;
     };
     DeviceSystem: {
       Enabled: boolean;
@@ -75,6 +83,8 @@ export interface GatewayConfig {
       MaxSize: number;
       /** Go duration */
       MaxAge: string;
+      /** bytes of waiting reports of one device */
+      MaxDeviceSize: number;
     };
   };
   HTTP: { Enabled: boolean; Listen: string };
@@ -92,7 +102,12 @@ export interface GatewayConfig {
     /** ours: Go duration; no response headers from upstream within it → 504. */
     Timeout: string;
   };
-  Metrics: { Enabled: boolean; Listen: string };
+  Metrics: {
+    Enabled: boolean;
+    Listen: string;
+    /** ours: the status page and /api/status answer peers off loopback. */
+    StatusPageAllowRemote: boolean;
+  };
   /** ours: log level at start and on SIGHUP; '' = info (debug with DebugLog); --log-level wins. */
   LogLevel: '' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** Legacy top-level key of the 1.x product: true means log level debug. */

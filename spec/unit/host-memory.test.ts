@@ -23,7 +23,11 @@ function host(files: Record<string, string>): HostRoots {
 }
 
 const meminfo = (availableKiB: number) => `MemTotal:       24576000 kB\nMemFree:        20000000 kB\nMemAvailable:   ${availableKiB} kB\n`;
-const auto = { Workers: 0, Metrics: { Enabled: false, Listen: ':9102' }, Features: { mTLS: { Enabled: false } } };
+const auto = {
+  Workers: 0,
+  Metrics: { Enabled: false, Listen: ':9102', StatusPageAllowRemote: false },
+  Features: { mTLS: { Enabled: false } },
+};
 
 const cases: Array<[string, Record<string, string>, { memory: number; available: number | null; cgroupLimit: number | null }, number]> = [
   [

@@ -8,7 +8,7 @@ const GiB = 1024 * 1024 * 1024;
 // The report journal is on in some rows: it no longer bears on the count (the primary is its writer).
 const conf = (Workers: number, journal = false, metrics = false, mtls = false) => ({
   Workers,
-  Metrics: { Enabled: metrics, Listen: ':9102' },
+  Metrics: { Enabled: metrics, Listen: ':9102', StatusPageAllowRemote: false },
   Features: { ReportJournal: { Enabled: journal }, mTLS: { Enabled: mtls } },
 });
 
