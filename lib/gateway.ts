@@ -29,6 +29,7 @@ import { closeGracefully, createDeviceServer, listen, tlsOptionsFor, type Device
 // it uses); `import type` above keeps the types.
 const loadMtls = () => require('./mtls/mtls-admission') as typeof import('./mtls/mtls-admission');
 const loadAdmin = () => require('./admin/admin-server') as typeof import('./admin/admin-server');
+const loadPlainHttpGuard = () => require('./mtls/plain-http-guard') as typeof import('./mtls/plain-http-guard');
 const loadInventory = () => require('./device-system/inventory-route') as typeof import('./device-system/inventory-route');
 
 // Composes the running gateway from a validated config: upstream, route table, listeners.
@@ -46,6 +47,8 @@ export interface RunningGateway {
 
 export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
+  /** Which peers of the metrics listener count as local (default: loopback); tests replace it. */
+  isLocalPeer?: (address: string | undefined) => boolean;
 }
 
 interface Listener {
@@ -71,6 +74,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // outage (client 5.1 re-authenticates before ArtifactCommit), on either auth route.
   const outageTokens = config.Features.ReportJournal.Enabled ? new IssuedTokens() : undefined;
   const mtls = config.Features.mTLS.Enabled ? loadMtls().createMtlsAdmission(config.Features.mTLS, upstream, log, outageTokens) : undefined;
+  // With mTLS the HTTP listener serves the health probe only, unless Features.mTLS.AllowPlainHTTP.
+  const plainHttpGuard = mtls && loadPlainHttpGuard().createPlainHttpGuard(config, log);
   const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
   // Features.ReportJournal: reports kept on disk while upstream is unreachable; its
   // inventory route applies DeviceSystem itself, so it comes first.
@@ -114,6 +119,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     ? loadAdmin().startAdminServer({
         listen: config.Metrics.Listen,
         log,
+        statusPageAllowRemote: config.Metrics.StatusPageAllowRemote,
+        isLocalPeer: options.isLocalPeer,
         sources: { upstreamUrl: upstream.target.href, cache: artifactCache && cacheView(artifactCache) },
       })
     : undefined;
@@ -129,14 +136,17 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     if (tls) tlsOptions.set(server as https.Server, tls);
     const upgraded = new Set<Socket>();
     if (mtls && protocol === 'https') mtls.attach(server as https.Server);
+    const guard = protocol === 'http' ? plainHttpGuard : undefined;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const ctx = contextFor(req, protocol, log);
+      if (guard && !guard.admitRequest(req, res, ctx)) return;
       if (!mtls || mtls.admitRequest(req, res, ctx)) handleRequest(router, req, res, ctx);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       upgraded.add(socket);
       socket.once('close', () => upgraded.delete(socket));
       const ctx = contextFor(req, protocol, log);
+      if (guard && !guard.admitUpgrade(req, socket, ctx)) return;
       if (!mtls || mtls.admitUpgrade(req, socket, ctx)) handleUpgrade(passThrough, req, socket, head, ctx);
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -176,6 +186,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       const ca = mtls?.reloadCa(next.Features.mTLS.CACertificate);
       if (ca) for (const options of tlsOptions.values()) options.ca = ca;
       reloadServerCertificate(tlsOptions, next.HTTPS, log);
+      admin?.setStatusPageAllowRemote(next.Metrics.StatusPageAllowRemote);
     },
     async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {
       log.info('shutting down', { timeout_ms: timeoutMs });

@@ -8,16 +8,23 @@ import type { Logger } from '../observe/log';
 import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';
 import { statusSnapshot, type StatusSources } from '../observe/status-page/status-snapshot';
 import { formatAddress, parseListen } from '../server/listen-address';
+import { isLoopbackAddress } from '../server/peer-address';
+import { PUBLIC_ADMIN_PATHS, refuseRemotePeer, statusPageExposure, STATUS_REMOTE_KEY } from './status-access';
 
 // Metrics.Listen: Prometheus /metrics, the status page and its JSON, on a listener of
 // their own, never on the device listeners. It fails quietly: a port in use or any handler
 // error is logged and retried, and device traffic never notices. Unauthenticated, as the
-// product's: bind it to 127.0.0.1 or a trusted network.
+// product's: bind it to 127.0.0.1 or a trusted network. Off loopback only /metrics answers
+// unless Metrics.StatusPageAllowRemote (status-access.ts).
 
 export interface AdminServerOptions {
   listen: string;
   log: Logger;
   sources: Omit<StatusSources, 'version'>;
+  /** Metrics.StatusPageAllowRemote: the status page answers peers off loopback too. */
+  statusPageAllowRemote?: boolean;
+  /** Whether a peer (the socket's remote address) counts as local; tests replace it. */
+  isLocalPeer?: (address: string | undefined) => boolean;
   /** Wait before trying again to listen after a failure. */
   retryMs?: number;
 }
@@ -27,6 +34,8 @@ export interface AdminServer {
   address(): AddressInfo | undefined;
   /** Resolves when it listens (tests); never rejects. */
   readonly ready: Promise<void>;
+  /** SIGHUP: a changed Metrics.StatusPageAllowRemote applies to the next request. */
+  setStatusPageAllowRemote(allow: boolean): void;
   close(): Promise<void>;
 }
 
@@ -65,6 +74,15 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
   };
   enableProcessMetrics();
   const sources: StatusSources = { version: packageVersion(), ...opts.sources };
+  const isLocalPeer = opts.isLocalPeer ?? isLoopbackAddress;
+  let allowRemote = opts.statusPageAllowRemote ?? false;
+  const warnIfExposed = (): void => {
+    const exposure = statusPageExposure({ Enabled: true, Listen: opts.listen, StatusPageAllowRemote: allowRemote });
+    if (exposure) log.warn(exposure);
+  };
+  warnIfExposed();
+  // A LAN scan must not flood the log: one warning a minute, the rest at debug.
+  let lastRefusalWarning = 0;
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -77,6 +95,16 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = pathnameOf(req);
+    if (!allowRemote && !PUBLIC_ADMIN_PATHS.has(path) && !isLocalPeer(req.socket.remoteAddress)) {
+      const now = Date.now();
+      const fields = { client: req.socket.remoteAddress, path, key: STATUS_REMOTE_KEY };
+      if (now - lastRefusalWarning >= 60_000) {
+        lastRefusalWarning = now;
+        log.warn('status page refused to a peer off loopback', fields);
+      } else log.debug('status page refused to a peer off loopback', fields);
+      refuseRemotePeer(res, SECURITY_HEADERS);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
       return;
@@ -146,6 +174,12 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
   return {
     address: () => (server.listening ? (server.address() as AddressInfo) : undefined),
     ready,
+    setStatusPageAllowRemote(allow) {
+      if (allow === allowRemote) return;
+      allowRemote = allow;
+      log.info(`reload: ${STATUS_REMOTE_KEY} changed`, { status_page: allow ? 'every peer' : 'loopback peers only' });
+      warnIfExposed();
+    },
     async close() {
       closed = true;
       clearTimeout(timer);

@@ -4,7 +4,7 @@ import type { Level, Logger } from '../observe/log';
 
 // SIGHUP: read the configuration again as at start (file, then environment). An
 // invalid configuration changes nothing; a valid one hands its reloadable parts (certificate,
-// key, mTLS files, log level) to the running gateway. Everything else needs a restart, and the
+// key, mTLS files, log level, Metrics.StatusPageAllowRemote) to the running gateway. Everything else needs a restart, and the
 // log says which sections changed.
 
 export interface ReloadTarget {
@@ -48,7 +48,7 @@ export function reloadConfig(
     log.info('reload: log level changed', { from: log.level, to: level });
     log.setLevel(level);
   }
-  const needRestart = Object.keys(next).filter(
+  let needRestart = Object.keys(next).filter(
     (k) =>
       !RELOADABLE.has(k) &&
       !sameJson(
@@ -56,6 +56,9 @@ export function reloadConfig(
         k === 'Features' ? withoutMtlsFiles(current) : current[k as keyof GatewayConfig],
       ),
   );
+  // Who may read the status page applies at the next request: turning it off must not wait.
+  const metricsShape = (c: Readonly<GatewayConfig>) => ({ ...c.Metrics, StatusPageAllowRemote: false });
+  if (sameJson(metricsShape(next), metricsShape(current))) needRestart = needRestart.filter((k) => k !== 'Metrics');
   const httpsShape = (c: Readonly<GatewayConfig>) => ({ ...c.HTTPS, ServerCertificate: '', ServerKey: '' });
   if (!sameJson(httpsShape(next), httpsShape(current))) needRestart.push('HTTPS (other than ServerCertificate/ServerKey)');
   if (needRestart.length > 0)

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { checkConfigFiles } from '../config/check-files';
 import { checkCachePath, type CachePathResult } from './config-checks/check-cache-path';
+import { exposureWarnings } from './config-checks/exposure-warnings';
 import { checkListeners, type ListenerResult } from './config-checks/check-listeners';
 import { checkLists } from './config-checks/check-lists';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigKeepingGoing } from '../config/load-config';
@@ -186,7 +187,7 @@ export async function runCheckConfig(argv: string[]): Promise<number> {
   return report(
     flags.json === true,
     problems,
-    read.loaded.warnings,
+    [...read.loaded.warnings, ...exposureWarnings(read.loaded.config)],
     problems.length === 0 ? summary(read.loaded, findings) : null,
     read.loaded,
     findings,

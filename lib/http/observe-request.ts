@@ -13,7 +13,7 @@ import { statusBoard, type StatusBoard } from '../observe/status-page/status-boa
 const MAX_STATUS_BODY = 4096;
 
 /** Routes whose answer comes from upstream; the others say nothing about its health. */
-const LOCAL_ROUTES = new Set(['alive', 'artifact-link']);
+const LOCAL_ROUTES = new Set(['alive', 'artifact-link', 'plain-http-refused']);
 
 /** Called when the response is done, with its status (499: the device left) and bytes written. */
 export type RequestObserved = (status: number, bytes: number) => void;

@@ -202,6 +202,7 @@ export const journalMetrics = {
 
 /** mTLS refusal reasons are free text (serials, OpenSSL codes): fold them into bounded kinds. */
 export function mtlsReasonLabel(reason: string): string {
+  if (/^plain HTTP$/.test(reason)) return 'plain_http';
   if (/blocklist/i.test(reason)) return 'blocklisted';
   if (/revoked by the CA's CRL/.test(reason)) return 'revoked';
   if (/no client certificate/i.test(reason)) return 'no_certificate';

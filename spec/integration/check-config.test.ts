@@ -145,6 +145,28 @@ test('a cache directory that does not exist yet: OK when its parent lets it be c
   assert.match(r.stdout, /not-yet\/cache: does not exist yet; .* lets the gateway create it/);
 });
 
+test('warns, as a start would, when something private is open to the LAN: the status page, plain HTTP beside mTLS', async () => {
+  const quiet = await goodConfig(join(dir, 'cache-quiet'));
+  const ok = await run(['check-config', '--config', confFile(quiet)]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.doesNotMatch(ok.stderr, /warning:/, 'HTTP beside mTLS serves only the health probe: nothing to warn about');
+
+  const open = {
+    ...quiet,
+    Metrics: { Enabled: true, Listen: `:${await freePort()}`, StatusPageAllowRemote: true },
+    Features: { ...quiet.Features, mTLS: { ...quiet.Features.mTLS, AllowPlainHTTP: true } },
+  };
+  const r = await run(['check-config', '--config', confFile(open)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^warning: Metrics\.StatusPageAllowRemote: the status page and \/api\/status \(device ids, addresses, deployments\) are served to every peer/m,
+  );
+  assert.match(r.stderr, /^warning: Features\.mTLS\.AllowPlainHTTP: devices may use the device API over plain HTTP/m);
+  const json = JSON.parse((await run(['check-config', '--json', '--config', confFile(open)])).stdout) as { warnings: string[] };
+  assert.equal(json.warnings.filter((w) => /^(Metrics\.StatusPageAllowRemote|Features\.mTLS\.AllowPlainHTTP): /.test(w)).length, 2);
+});
+
 test('one file with several mistakes: exit 2 and every error at once, each naming its key and the file', async () => {
   const other = makeLeaf(join(dir, 'tls'), 'other', tls.ca, { subject: '/CN=other' });
   const port = await busyPort();

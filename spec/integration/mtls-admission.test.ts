@@ -337,28 +337,34 @@ describe('mTLS options', () => {
     }
   });
 
-  it('an auth request over plain HTTP while mTLS is on: 403 JSON, nothing upstream', async () => {
-    const pair = await startPair({ http: true });
-    try {
-      const body = signedAuthBody({ mac: '02:00:00:06:0b:01' }, devices.ec.key);
-      const status = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = http.request(
-          `http://127.0.0.1:${pair.gateway.addresses.http!.port}${AUTH}`,
-          { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': body.signature } },
-          (res) => {
-            let text = '';
-            res.on('data', (c: Buffer) => (text += c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-          },
-        );
-        req.on('error', reject);
-        req.end(body.raw);
-      });
-      assert.equal(status.status, 403);
-      assert.match(status.body, /client certificate required/);
-      assert.equal(pair.server.calls.length, 0);
-    } finally {
-      await pair.close();
+  it('an auth request over plain HTTP while mTLS is on: 403 JSON, nothing upstream, even with AllowPlainHTTP', async () => {
+    const body = signedAuthBody({ mac: '02:00:00:06:0b:01' }, devices.ec.key);
+    // The HTTP listener refuses it first; with AllowPlainHTTP the auth route itself still wants a certificate.
+    for (const [allowPlainHttp, error] of [
+      [false, /^mTLS is enabled: use HTTPS with a client certificate/],
+      [true, /client certificate required/],
+    ] as const) {
+      const pair = await startPair({ http: true, mtls: { AllowPlainHTTP: allowPlainHttp } });
+      try {
+        const status = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = http.request(
+            `http://127.0.0.1:${pair.gateway.addresses.http!.port}${AUTH}`,
+            { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': body.signature } },
+            (res) => {
+              let text = '';
+              res.on('data', (c: Buffer) => (text += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+            },
+          );
+          req.on('error', reject);
+          req.end(body.raw);
+        });
+        assert.equal(status.status, 403);
+        assert.match((JSON.parse(status.body) as { error: string }).error, error);
+        assert.equal(pair.server.calls.length, 0);
+      } finally {
+        await pair.close();
+      }
     }
   });
 });
