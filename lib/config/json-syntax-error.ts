@@ -45,7 +45,7 @@ function scanString(text: string, i: number): number | JsonSyntaxError {
   for (let j = i + 1; j < text.length; j++) {
     const c = text[j];
     if (c === '"') return j + 1;
-    if (c.charCodeAt(0) < 0x20) return at(text, j, 'a closing \'"\' (a control character in a string must be escaped, e.g. \\n)');
+    if (c.charCodeAt(0) < 0x20) return at(text, j, "a closing '\"' (a control character in a string must be escaped, e.g. \\n)");
     if (c === '\\') {
       const e = text[j + 1];
       if (e === 'u') {
@@ -55,7 +55,7 @@ function scanString(text: string, i: number): number | JsonSyntaxError {
       else return at(text, j + 1, 'an escape: \\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX');
     }
   }
-  return at(text, text.length, 'a closing \'"\'');
+  return at(text, text.length, "a closing '\"'");
 }
 
 /** End of the number starting at `i`, or the error inside it. */

@@ -80,7 +80,12 @@ describe('systemd unit', () => {
 });
 
 describe('shell scripts', () => {
-  for (const script of ['mender-inventory-mender-gateway', 'openwrt/mender-gateway.init', 'release/openwrt/postinst', 'release/debian/postinst']) {
+  for (const script of [
+    'mender-inventory-mender-gateway',
+    'openwrt/mender-gateway.init',
+    'release/openwrt/postinst',
+    'release/debian/postinst',
+  ]) {
     it(`shellcheck ${script}`, () => {
       const r = tool('shellcheck', [join(SUPPORT, script)], 'shellcheck');
       assert.equal(r.status, 0, r.output);
@@ -115,7 +120,12 @@ describe('packages: the environment file, the service user, the configuration mo
   writeFileSync(join(stage, 'package.json'), '{"version":"0.0.1"}\n');
   writeFileSync(join(stage, 'mender-gateway.conf'), '{"Features":{"mTLS":{"MenderPassword":""}}}\n');
   for (const f of ['INSTALL', 'THIRD-PARTY-LICENSES']) writeFileSync(join(stage, f), `${f}\n`);
-  for (const f of ['mender-gateway.service', 'mender-gateway.default', 'openwrt/mender-gateway.init', 'openwrt/mender-gateway.capabilities.json'])
+  for (const f of [
+    'mender-gateway.service',
+    'mender-gateway.default',
+    'openwrt/mender-gateway.init',
+    'openwrt/mender-gateway.capabilities.json',
+  ])
     cpSync(join(SUPPORT, f), join(stage, 'support', f));
   const deb = buildDeb(stage, '0.0.1', work, work);
   const ipk = buildIpk(stage, '0.0.1', work, work);
@@ -138,7 +148,11 @@ describe('packages: the environment file, the service user, the configuration mo
     assert.match(readFileSync(join(SUPPORT, 'openwrt', 'mender-gateway.init'), 'utf8'), /-r \/etc\/default\/mender-gateway/);
     assert.deepEqual(CONFFILES, ['/etc/mender/mender-gateway.conf', '/etc/default/mender-gateway']);
     const template = readFileSync(join(SUPPORT, 'mender-gateway.default'), 'utf8');
-    assert.deepEqual(template.split('\n').filter((l) => l !== '' && !l.startsWith('#')), [], 'comments only');
+    assert.deepEqual(
+      template.split('\n').filter((l) => l !== '' && !l.startsWith('#')),
+      [],
+      'comments only',
+    );
     assert.match(template, /^#MTLS_MENDER_PASSWORD=$/m);
   });
 
@@ -161,7 +175,7 @@ describe('packages: the environment file, the service user, the configuration mo
     assert.match(init, /procd_set_param capabilities \/etc\/capabilities\/mender-gateway\.json/);
   });
 
-  it('.ipk postinst: with OpenWrt\'s add_group_and_user, the configuration becomes 0640 root:<gateway group>', () => {
+  it(".ipk postinst: with OpenWrt's add_group_and_user, the configuration becomes 0640 root:<gateway group>", () => {
     // A router image root (IPKG_INSTROOT) with a stand-in for /lib/functions.sh that does what
     // OpenWrt's does with Require-User: the group and user appended with the next free ids.
     const root = join(work, 'router');
@@ -174,6 +188,7 @@ describe('packages: the environment file, the service user, the configuration mo
       [
         'add_group_and_user() {',
         '  for t in $(sed -ne "s/^Require-User: *//p" "$root/usr/lib/opkg/info/$1.control"); do',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
         '    u=${t%%:*}; g=${t#*:}',
         '    grep -q "^$g:" "$IPKG_INSTROOT/etc/group" || echo "$g:x:32768:$u" >> "$IPKG_INSTROOT/etc/group"',
         '    grep -q "^$u:" "$IPKG_INSTROOT/etc/passwd" || echo "$u:x:32768:32768:$u:/var/run/$u:/bin/false" >> "$IPKG_INSTROOT/etc/passwd"',

@@ -103,7 +103,11 @@ const cases: [string, unknown, NodeJS.ProcessEnv | undefined, string[]][] = [
   ],
   [
     'S3 credentials of wrong type never echoed',
-    { Features: { ArtifactsProxy: { ArtifactsCache: { S3: { AccessKeyID: ['AKIAEXAMPLEKEYID'], SecretAccessKey: { v: 'wJalrXUtnFEMI' } } } } } },
+    {
+      Features: {
+        ArtifactsProxy: { ArtifactsCache: { S3: { AccessKeyID: ['AKIAEXAMPLEKEYID'], SecretAccessKey: { v: 'wJalrXUtnFEMI' } } } },
+      },
+    },
     undefined,
     [
       'Features.ArtifactsProxy.ArtifactsCache.S3.AccessKeyID: must be a string, got [redacted]',
