@@ -28,6 +28,7 @@ function foundAt(text: string, i: number): string {
   if (i >= text.length) return 'the end of the file';
   const c = text[i];
   if (STRUCTURAL.has(c)) return `'${c}'`;
+  if (c === "'") return 'a single quote (JSON strings take double quotes)';
   if (/[A-Za-z]/.test(c)) return 'a letter';
   if (/[0-9]/.test(c)) return 'a digit';
   if (c.charCodeAt(0) < 0x20) return 'a control character';

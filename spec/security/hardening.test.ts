@@ -29,7 +29,7 @@ const BROKEN = `{
 }
 `;
 // Where the quote is: line 4, just after `"MenderPassword": `.
-const WHERE = new RegExp(`line 4 column ${BROKEN.split('\n')[3].indexOf("'") + 1}: expected a value`);
+const WHERE = new RegExp(`line 4 column ${BROKEN.split('\n')[3].indexOf("'") + 1}: expected a value .*, found a single quote`);
 
 /** No 6-character piece of any secret: Node's message quotes about 10 characters either side of an error. */
 function assertNoPieceOf(output: string, secrets: string[]): void {
