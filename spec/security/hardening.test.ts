@@ -23,7 +23,7 @@ const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 
 /** The file as an operator mistypes it: the password in single quotes, which JSON refuses. */
 const BROKEN = `{
-  "HTTP": { "Enabled": true, "Listen": "127.0.0.1:0" },
+  "Workers": 1, "HTTP": { "Enabled": true, "Listen": "127.0.0.1:0" },
   "UpstreamServer": { "URL": "http://127.0.0.1:9" },
   "Features": { "mTLS": { "MenderUsername": "gateway@example.com", "MenderPassword": '${PASSWORD}' } }
 }
