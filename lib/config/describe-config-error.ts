@@ -2,9 +2,8 @@
 // Node's validators: `HTTPS.Listen: must be host:port (…), got "443x"`. Secrets are never echoed.
 
 import type { ErrorObject } from 'ajv';
+import { isSecretConfigKey } from './secret-keys';
 import { VALUE_FORMATS } from './value-formats';
-
-const SECRET_KEYS = new Set(['MenderPassword', 'SignatureSecret']);
 
 /** "/Features/DeviceSystem/DefaultInventory/0/Name" → ["Features","DeviceSystem","DefaultInventory","0","Name"] */
 export function pointerSegments(pointer: string): string[] {
@@ -34,9 +33,10 @@ function valueAt(data: unknown, segments: readonly string[]): unknown {
   return node;
 }
 
-export function showValue(value: unknown, key?: string): string {
+/** `segments`: the key path of the value, so a secret's value is never shown. */
+export function showValue(value: unknown, segments?: readonly string[]): string {
   if (value === undefined) return 'nothing';
-  if (key !== undefined && SECRET_KEYS.has(key)) {
+  if (segments !== undefined && isSecretConfigKey(segments)) {
     return typeof value === 'string' ? `[redacted, ${value.length} characters]` : '[redacted]';
   }
   const text = JSON.stringify(value);
@@ -100,5 +100,5 @@ export function describeConfigError(err: ErrorObject, data: unknown, source: Rea
   }
   const envName = source.get(segments.join('.'));
   const from = envName ? ` (from ${envName})` : '';
-  return { kind: 'error', line: `${keyPath(segments)}: ${rule}, got ${showValue(value, segments[segments.length - 1])}${from}`, segments };
+  return { kind: 'error', line: `${keyPath(segments)}: ${rule}, got ${showValue(value, segments)}${from}`, segments };
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import schema from './schema.json';
 import { applyEnvOverrides } from './env-overrides';
 import { describeConfigError } from './describe-config-error';
+import { describeJsonSyntaxError } from './json-syntax-error';
 import { matchKeyCase } from './match-key-case';
 import { checkRequiredKeys } from './check-required-keys';
 import { configValidator } from './validate-config';
@@ -48,25 +49,12 @@ function readConfigText(path: string, explicit: boolean): string | null {
   }
 }
 
-/** JSON.parse's "at position N" → "line L column C", which an operator can find in an editor. */
-export function describeJsonError(text: string, err: Error): string {
-  const message = err.message;
-  const match = /at position ([0-9]+)/.exec(message);
-  const position = match ? Number(match[1]) : /end of JSON input/.test(message) ? text.length : -1;
-  const reason = message.replace(/ in JSON at position [0-9]+.*$/, '').replace(/^JSON\.parse: /, '');
-  if (position < 0) return `invalid JSON: ${reason}`;
-  const before = text.slice(0, position);
-  const line = before.split('\n').length;
-  const column = position - before.lastIndexOf('\n');
-  return `invalid JSON at line ${line} column ${column}: ${reason}`;
-}
-
 function parseConfigText(path: string, text: string): unknown {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // editors on Windows add a BOM
   try {
     return JSON.parse(body);
   } catch (err) {
-    throw new ConfigError([`${path}: ${describeJsonError(body, err as Error)}`]);
+    throw new ConfigError([`${path}: ${describeJsonSyntaxError(body, err as Error)}`]);
   }
 }
 

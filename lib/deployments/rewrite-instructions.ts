@@ -1,6 +1,7 @@
 import type { LinkSigner } from '../artifacts/signed-link';
 import { formatExpire } from '../artifacts/signed-link';
 import type { DomainAllowlist } from '../artifacts/domain-allowlist';
+import { describeJsonSyntaxError } from '../config/json-syntax-error';
 
 // Deployment instructions (the 200 answer of deployments/next) → the same instructions
 // with artifact.source.uri pointing at a signed gateway link. Pure: the caller reads the
@@ -29,7 +30,8 @@ export function rewriteInstructions(text: string, opts: RewriteOptions): Rewrite
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    return { kind: 'malformed', detail: `deployment instructions are not JSON: ${(err as Error).message}` };
+    // Node's message quotes the body around the error: a presigned URL's signature among it.
+    return { kind: 'malformed', detail: `deployment instructions are not JSON: ${describeJsonSyntaxError(text, err as Error)}` };
   }
   if (!isObject(doc)) return { kind: 'malformed', detail: 'deployment instructions are not a JSON object' };
   const artifact = doc.artifact;

@@ -1,8 +1,11 @@
 // One line per event, in logrus' text format (what operators of the commercial gateway
 // already grep for in journalctl): time="…" level=info msg="…" key=value …
-// Secrets never reach the output: fields with secret-looking names are masked and any
+// Secrets never reach the output: fields with secret-looking names are masked, any
 // URL-looking value loses its query string (presigned URLs and gateway links carry
-// credentials there).
+// credentials there), and a signature or credential parameter is masked wherever it appears.
+// What counts as secret is listed once, in config/secret-keys.ts.
+
+import { SECRET_FIELD_WORDS, SECRET_QUERY_PARAMETERS } from '../config/secret-keys';
 
 export const LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -25,7 +28,10 @@ export interface Sink {
   write(line: string): unknown;
 }
 
-const SECRET_KEY = /authorization|password|passwd|secret|token|jwt|signature|cookie|credential/i;
+const SECRET_KEY = new RegExp(SECRET_FIELD_WORDS.join('|'), 'i');
+// `X-Amz-Signature=…` in a path without a scheme, `Credential=…, Signature=…` of a SigV4
+// Authorization header: the value up to the next separator.
+const SECRET_PARAMETER = new RegExp(`\\b(${SECRET_QUERY_PARAMETERS.join('|')}|Credential)=[^&,\\s"]+`, 'gi');
 
 export function isLevel(value: string): value is Level {
   return (LEVELS as readonly string[]).includes(value);
@@ -44,7 +50,8 @@ function redactText(value: string): string {
   return value
     .replace(/(bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1[redacted]')
     .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[redacted-jwt]')
-    .replace(/(https?:\/\/[^\s"?]*)\?[^\s"]*/gi, '$1?[redacted]');
+    .replace(/(https?:\/\/[^\s"?]*)\?[^\s"]*/gi, '$1?[redacted]')
+    .replace(SECRET_PARAMETER, '$1=[redacted]');
 }
 
 function formatValue(key: string, value: unknown): string {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -49,10 +49,43 @@ describe('systemd unit', () => {
     assert.match(value('ExecStart')[0], /bin\/gateway\.js --config \/etc\/mender\/mender-gateway\.conf$/);
     assert.ok(Number(value('TimeoutStopSec')[0]) > 30, 'longer than the default ShutdownTimeout');
   });
+
+  it('is hardened: every directive present, systemd-analyze security exposure at most 2.0 (4.8 before)', () => {
+    for (const line of [
+      'UMask=0077',
+      'ProtectProc=invisible',
+      'RestrictNamespaces=yes',
+      'RestrictSUIDSGID=yes',
+      'SystemCallFilter=@system-service',
+      'SystemCallFilter=~@privileged @resources',
+      'SystemCallErrorNumber=EPERM',
+      'SystemCallArchitectures=native',
+      'ProtectClock=yes',
+      'ProtectKernelLogs=yes',
+      'ProtectHostname=yes',
+      'PrivateMounts=yes',
+      'RestrictRealtime=yes',
+      'RemoveIPC=yes',
+    ])
+      assert.match(unit, new RegExp(`^${line.replace(/[~@]/g, '\\$&')}$`, 'm'), line);
+    // What would break the gateway stays out: V8's JIT, ports below 1024, /proc/meminfo and /proc/stat.
+    assert.doesNotMatch(unit, /^(MemoryDenyWriteExecute|PrivateUsers|ProcSubset|PrivateNetwork)=/m);
+    const file = join(dir, 'mender-gateway.service');
+    writeFileSync(file, unit.replace('/usr/bin/node ', `${process.execPath} `));
+    const r = tool('systemd-analyze', ['security', '--offline=yes', '--no-pager', file], 'systemd');
+    const exposure = /Overall exposure level for mender-gateway\.service: ([0-9.]+)/.exec(r.output);
+    assert.ok(exposure, r.output);
+    assert.ok(Number(exposure[1]) <= 2, `exposure ${exposure[1]}\n${r.output}`);
+  });
 });
 
 describe('shell scripts', () => {
-  for (const script of ['mender-inventory-mender-gateway', 'openwrt/mender-gateway.init']) {
+  for (const script of [
+    'mender-inventory-mender-gateway',
+    'openwrt/mender-gateway.init',
+    'release/openwrt/postinst',
+    'release/debian/postinst',
+  ]) {
     it(`shellcheck ${script}`, () => {
       const r = tool('shellcheck', [join(SUPPORT, script)], 'shellcheck');
       assert.equal(r.status, 0, r.output);
@@ -68,6 +101,111 @@ describe('shell scripts', () => {
     assert.match(init, /procd_send_signal mender-gateway '\*' HUP/);
     const caps = JSON.parse(readFileSync(join(SUPPORT, 'openwrt', 'mender-gateway.capabilities.json'), 'utf8')) as Record<string, string[]>;
     for (const set of ['bounding', 'effective', 'ambient', 'permitted']) assert.deepEqual(caps[set], ['CAP_NET_BIND_SERVICE'], set);
+  });
+});
+
+describe('packages: the environment file, the service user, the configuration mode', () => {
+  // The packaging functions of `make release` on a small staged tree (the bundle itself is the
+  // release e2e test's): what dpkg and opkg would install, with their modes.
+  const { buildDeb, buildIpk, CONFFILES } = require(join(SUPPORT, 'release', 'packages.js')) as {
+    buildDeb: (stage: string, version: string, work: string, out: string) => string;
+    buildIpk: (stage: string, version: string, work: string, out: string) => string;
+    CONFFILES: string[];
+  };
+  const work = join(dir, 'release');
+  const stage = join(work, 'stage');
+  for (const d of ['bin', 'lib', 'support/openwrt']) mkdirSync(join(stage, d), { recursive: true });
+  writeFileSync(join(stage, 'bin', 'mender-gateway'), '#!/usr/bin/env node\n', { mode: 0o755 });
+  writeFileSync(join(stage, 'lib', 'mender-gateway.js'), '\n');
+  writeFileSync(join(stage, 'package.json'), '{"version":"0.0.1"}\n');
+  writeFileSync(join(stage, 'mender-gateway.conf'), '{"Features":{"mTLS":{"MenderPassword":""}}}\n');
+  for (const f of ['INSTALL', 'THIRD-PARTY-LICENSES']) writeFileSync(join(stage, f), `${f}\n`);
+  for (const f of [
+    'mender-gateway.service',
+    'mender-gateway.default',
+    'openwrt/mender-gateway.init',
+    'openwrt/mender-gateway.capabilities.json',
+  ])
+    cpSync(join(SUPPORT, f), join(stage, 'support', f));
+  const deb = buildDeb(stage, '0.0.1', work, work);
+  const ipk = buildIpk(stage, '0.0.1', work, work);
+  const ipkDir = join(work, 'ipk-unpacked');
+  mkdirSync(ipkDir);
+  execFileSync('tar', ['-xzf', ipk, '-C', ipkDir]);
+  const ipkControl = (name: string) => execFileSync('tar', ['-xzOf', join(ipkDir, 'control.tar.gz'), `./${name}`], { encoding: 'utf8' });
+  /** "mode owner/group path" of each file under etc/ in a package's data. */
+  const etcModes = (listing: string) =>
+    listing
+      .split('\n')
+      .filter((l) => /^-/.test(l) && /\.\/etc\/(default|mender)\//.test(l))
+      .map((l) => l.split(/\s+/))
+      .map((f) => `${f[0]} ${f[1].replace(/^0\/0$/, 'root/root')} ${f[f.length - 1]}`)
+      .sort();
+  const expectedModes = ['-rw------- root/root ./etc/default/mender-gateway', '-rw-r----- root/root ./etc/mender/mender-gateway.conf'];
+
+  it('the environment file the unit and the procd script read is the one the packages install', () => {
+    assert.match(readFileSync(join(SUPPORT, 'mender-gateway.service'), 'utf8'), /^EnvironmentFile=-\/etc\/default\/mender-gateway$/m);
+    assert.match(readFileSync(join(SUPPORT, 'openwrt', 'mender-gateway.init'), 'utf8'), /-r \/etc\/default\/mender-gateway/);
+    assert.deepEqual(CONFFILES, ['/etc/mender/mender-gateway.conf', '/etc/default/mender-gateway']);
+    const template = readFileSync(join(SUPPORT, 'mender-gateway.default'), 'utf8');
+    assert.deepEqual(
+      template.split('\n').filter((l) => l !== '' && !l.startsWith('#')),
+      [],
+      'comments only',
+    );
+    assert.match(template, /^#MTLS_MENDER_PASSWORD=$/m);
+  });
+
+  it('.deb: the environment file 0600 root:root and the configuration 0640, both conffiles', () => {
+    assert.deepEqual(etcModes(execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' })), expectedModes);
+    assert.equal(execFileSync('dpkg-deb', ['-I', deb, 'conffiles'], { encoding: 'utf8' }), `${CONFFILES.join('\n')}\n`);
+    const postinst = execFileSync('dpkg-deb', ['-I', deb, 'postinst'], { encoding: 'utf8' });
+    assert.match(postinst, /chgrp mender-gateway \/etc\/mender\/mender-gateway\.conf/);
+    assert.match(postinst, /chmod go-rwx \/etc\/default\/mender-gateway/);
+  });
+
+  it('.ipk: the same modes and conffiles, and the gateway user OpenWrt makes from Require-User', () => {
+    assert.deepEqual(etcModes(execFileSync('tar', ['-tvzf', join(ipkDir, 'data.tar.gz')], { encoding: 'utf8' })), expectedModes);
+    assert.equal(ipkControl('conffiles'), `${CONFFILES.join('\n')}\n`);
+    const init = readFileSync(join(SUPPORT, 'openwrt', 'mender-gateway.init'), 'utf8');
+    const runAs = /^RUN_AS=(\S+)$/m.exec(init)?.[1];
+    assert.equal(runAs, 'mender-gateway');
+    assert.match(ipkControl('control'), new RegExp(`^Require-User: ${runAs}:${runAs}$`, 'm'));
+    assert.match(init, /procd_set_param user "\$RUN_AS"/);
+    assert.match(init, /procd_set_param capabilities \/etc\/capabilities\/mender-gateway\.json/);
+  });
+
+  it(".ipk postinst: with OpenWrt's add_group_and_user, the configuration becomes 0640 root:<gateway group>", () => {
+    // A router image root (IPKG_INSTROOT) with a stand-in for /lib/functions.sh that does what
+    // OpenWrt's does with Require-User: the group and user appended with the next free ids.
+    const root = join(work, 'router');
+    for (const d of ['lib', 'etc/mender', 'usr/lib/opkg/info']) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/ash\n');
+    writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\n');
+    writeFileSync(join(root, 'usr', 'lib', 'opkg', 'info', 'mender-gateway.control'), ipkControl('control'));
+    writeFileSync(
+      join(root, 'lib', 'functions.sh'),
+      [
+        'add_group_and_user() {',
+        '  for t in $(sed -ne "s/^Require-User: *//p" "$root/usr/lib/opkg/info/$1.control"); do',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+        '    u=${t%%:*}; g=${t#*:}',
+        '    grep -q "^$g:" "$IPKG_INSTROOT/etc/group" || echo "$g:x:32768:$u" >> "$IPKG_INSTROOT/etc/group"',
+        '    grep -q "^$u:" "$IPKG_INSTROOT/etc/passwd" || echo "$u:x:32768:32768:$u:/var/run/$u:/bin/false" >> "$IPKG_INSTROOT/etc/passwd"',
+        '  done',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    execFileSync('tar', ['-xzf', join(ipkDir, 'data.tar.gz'), '-C', root, './etc/mender/mender-gateway.conf']);
+    const postinst = join(work, 'postinst');
+    writeFileSync(postinst, ipkControl('postinst'));
+    for (let i = 0; i < 2; i++) execFileSync('sh', [postinst, 'configure'], { env: { PATH: process.env.PATH ?? '', IPKG_INSTROOT: root } });
+    assert.match(readFileSync(join(root, 'etc', 'passwd'), 'utf8'), /^mender-gateway:x:32768:32768:/m);
+    assert.equal(readFileSync(join(root, 'etc', 'group'), 'utf8').match(/^mender-gateway:/gm)?.length, 1, 'made once');
+    const st = statSync(join(root, 'etc', 'mender', 'mender-gateway.conf'));
+    assert.equal((st.mode & 0o777).toString(8), '640');
+    assert.deepEqual([st.uid, st.gid], [0, 32768]);
   });
 });
 

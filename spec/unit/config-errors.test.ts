@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findJsonSyntaxError } from '../../lib/config/json-syntax-error';
 import { ConfigError, loadConfig } from '../../lib/config/load-config';
 
 const dir = mkdtempSync(join(tmpdir(), 'gw-config-'));
@@ -99,6 +100,19 @@ const cases: [string, unknown, NodeJS.ProcessEnv | undefined, string[]][] = [
     { Features: { mTLS: { MenderPassword: 12345 } } },
     undefined,
     ['Features.mTLS.MenderPassword: must be a string, got [redacted]'],
+  ],
+  [
+    'S3 credentials of wrong type never echoed',
+    {
+      Features: {
+        ArtifactsProxy: { ArtifactsCache: { S3: { AccessKeyID: ['AKIAEXAMPLEKEYID'], SecretAccessKey: { v: 'wJalrXUtnFEMI' } } } },
+      },
+    },
+    undefined,
+    [
+      'Features.ArtifactsProxy.ArtifactsCache.S3.AccessKeyID: must be a string, got [redacted]',
+      'Features.ArtifactsProxy.ArtifactsCache.S3.SecretAccessKey: must be a string, got [redacted]',
+    ],
   ],
   [
     'inventory item missing Value',
@@ -237,10 +251,48 @@ test('an empty file is malformed JSON', () => {
   assert.throws(
     () => loadConfig({ file, explicit: true, env: BASE_ENV }),
     (err: ConfigError) => {
-      assert.deepEqual(err.lines, [`${file}: invalid JSON at line 1 column 1: Unexpected end of JSON input`]);
+      assert.deepEqual(err.lines, [
+        `${file}: invalid JSON at line 1 column 1: expected a value (a "string", a number, true, false, null, an object or a list), found the end of the file`,
+      ]);
       return true;
     },
   );
+});
+
+// Every way JSON can be wrong: the line names where and what was expected, quotes none of the
+// file (the value beside a syntax error is often the password), and agrees with JSON.parse.
+const SYNTAX: [string, string, RegExp][] = [
+  ['unquoted value', '{"MenderPassword": s3cret, "a": 1}', /line 1 column 20: expected a value .*, found a letter$/],
+  ['missing comma', '{"a": "x",\n "MenderPassword": "s3cret" "b": 2}', /line 2 column 29: expected ',' or '}' after a value, found '"'$/],
+  ['unterminated string', '{"MenderPassword": "s3cret', /line 1 column 27: expected a closing '"', found the end of the file$/],
+  ['raw control character', '{"MenderPassword": "s3\u0001cret"}', /column 23: expected a closing '"' \(a control character/],
+  ['bad escape', '{"MenderPassword": "s3\\xcret"}', /column 24: expected an escape/],
+  ['short unicode escape', '{"MenderPassword": "\\u12s3cret"}', /column 23: expected four hex digits/],
+  ['missing colon', '{"MenderPassword" "s3cret"}', /column 19: expected ':' after the key, found '"'$/],
+  ['trailing comma in a list', '{"a": [1,]}', /column 10: expected a value .*, found ']'$/],
+  ['bare word', 'tru', /column 1: expected a value/],
+  ['number without digits', '{"a": -x}', /column 8: expected a digit, found a letter$/],
+  ['leading zero', '{"a": 01}', /column 8: expected ',' or '}' after a value, found a digit$/],
+  ['fraction without digits', '[1.]', /column 4: expected a digit after the decimal point, found ']'$/],
+  ['exponent without digits', '[1e+]', /column 5: expected a digit in the exponent, found ']'$/],
+  ['text after the document', '{} s3cret', /column 4: expected the end of the file after the value, found a letter$/],
+  ['list not closed', '[[1]', /column 5: expected ',' or ']' after a value, found the end of the file$/],
+];
+for (const [name, text, expected] of SYNTAX) {
+  test(`malformed JSON (${name}): position and expectation, no text of the file`, () => {
+    assert.throws(() => JSON.parse(text));
+    const [line] = errorsOf(text);
+    assert.match(line, /: invalid JSON at line [0-9]+ column [0-9]+: expected /);
+    assert.match(line, expected);
+    assert.doesNotMatch(line, /s3cret|cret|MenderPassword|tru\b/);
+  });
+}
+
+test('the syntax check accepts what JSON.parse accepts, nesting included', () => {
+  for (const text of ['{"a": [true, false, null, -0, 1.5e+10, "\\u00e9\\n"], "b": {}}', ` ${'['.repeat(50_000)}${']'.repeat(50_000)} `]) {
+    JSON.parse(text);
+    assert.equal(findJsonSyntaxError(text), null);
+  }
 });
 
 test('a file named by --config must exist', () => {

@@ -22,6 +22,7 @@ function sourceDateEpoch() {
 }
 const EPOCH = sourceDateEpoch();
 const TAR_OWNER = ['--owner=0', '--group=0', '--numeric-owner', '--sort=name', `--mtime=@${EPOCH}`];
+const OPENWRT_USER = 'mender-gateway';
 const MAINTAINER = 'Open Mender Gateway maintainers <noreply@open-mender-gateway.invalid>';
 const DESCRIPTION =
   'Open-source drop-in Mender Gateway\n Device API proxy, artifact proxy and cache, mTLS provisioning for Mender\n devices, in one Node.js file (no node_modules).';
@@ -42,7 +43,10 @@ function duKiB(dir) {
   return Math.ceil(bytes / 1024);
 }
 
-/** /usr/lib/mender-gateway, /usr/bin/mender-gateway and the config, under root. */
+// The package's configuration files: dpkg and opkg keep an edited one on upgrade.
+const CONFFILES = ['/etc/mender/mender-gateway.conf', '/etc/default/mender-gateway'];
+
+/** /usr/lib/mender-gateway, /usr/bin/mender-gateway, the config and the environment file, under root. */
 function installTree(stage, root) {
   const lib = join(root, 'usr', 'lib', 'mender-gateway');
   mkdirSync(lib, { recursive: true });
@@ -50,7 +54,15 @@ function installTree(stage, root) {
   mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
   symlinkSync('../lib/mender-gateway/bin/mender-gateway', join(root, 'usr', 'bin', 'mender-gateway'));
   mkdirSync(join(root, 'etc', 'mender'), { recursive: true });
+  // It may hold passwords: never world-readable, not even between unpacking and postinst
+  // (which gives it to the service's group).
   cpSync(join(stage, 'mender-gateway.conf'), join(root, 'etc', 'mender', 'mender-gateway.conf'));
+  chmodSync(join(root, 'etc', 'mender', 'mender-gateway.conf'), 0o640);
+  // Secrets as environment variables (MTLS_MENDER_PASSWORD, ...): read by root only, since
+  // systemd and procd read it before the gateway starts; comments only as shipped.
+  mkdirSync(join(root, 'etc', 'default'), { recursive: true });
+  cpSync(join(stage, 'support', 'mender-gateway.default'), join(root, 'etc', 'default', 'mender-gateway'));
+  chmodSync(join(root, 'etc', 'default', 'mender-gateway'), 0o600);
 }
 
 function writeTarball(stage, name, outDir) {
@@ -85,7 +97,7 @@ function buildDeb(stage, version, work, outDir) {
       '',
     ].join('\n'),
   );
-  writeFileSync(join(control, 'conffiles'), '/etc/mender/mender-gateway.conf\n');
+  writeFileSync(join(control, 'conffiles'), `${CONFFILES.join('\n')}\n`);
   for (const script of ['postinst', 'prerm', 'postrm']) {
     cpSync(join(__dirname, 'debian', script), join(control, script));
     chmodSync(join(control, script), 0o755);
@@ -122,15 +134,17 @@ function buildIpk(stage, version, work, outDir) {
       `Maintainer: ${MAINTAINER}`,
       `Installed-Size: ${duKiB(data) * 1024}`,
       'Section: net',
+      // OpenWrt's way to a service user (a package Makefile's USERID): add_group_and_user of
+      // /lib/functions.sh reads this field and writes /etc/passwd, /etc/group and /etc/shadow
+      // itself, so no shadow-useradd is needed; the ids are the next free ones.
+      `Require-User: ${OPENWRT_USER}:${OPENWRT_USER}`,
       `Description: ${DESCRIPTION.split('\n')[0]}`,
       '',
     ].join('\n'),
   );
-  writeFileSync(join(control, 'conffiles'), '/etc/mender/mender-gateway.conf\n');
-  // Enabled, not started: the configuration must name the Mender server first (docs/openwrt.md).
-  writeFileSync(join(control, 'postinst'), '#!/bin/sh\n[ -n "$IPKG_INSTROOT" ] || /etc/init.d/mender-gateway enable\nexit 0\n', {
-    mode: 0o755,
-  });
+  writeFileSync(join(control, 'conffiles'), `${CONFFILES.join('\n')}\n`);
+  cpSync(join(__dirname, 'openwrt', 'postinst'), join(control, 'postinst'));
+  chmodSync(join(control, 'postinst'), 0o755);
   writeFileSync(
     join(control, 'prerm'),
     '#!/bin/sh\n[ -n "$IPKG_INSTROOT" ] || { /etc/init.d/mender-gateway stop; /etc/init.d/mender-gateway disable; }\nexit 0\n',
@@ -146,4 +160,4 @@ function buildIpk(stage, version, work, outDir) {
   return out;
 }
 
-module.exports = { writeTarball, buildDeb, buildIpk, MAINTAINER };
+module.exports = { writeTarball, buildDeb, buildIpk, MAINTAINER, CONFFILES };

@@ -69,6 +69,8 @@ async function stageRelease(dir) {
   writeFileSync(join(dir, 'support', 'openwrt', 'mender-gateway.init'), init, { mode: 0o755 });
   writeFileSync(join(dir, 'support', 'openwrt', 'mender-gateway.capabilities.json'), caps);
   cpSync(join(ROOT, 'docs', 'openwrt.md'), join(dir, 'support', 'openwrt', 'README.md'));
+  // The environment file's template: the packages install it 0600, INSTALL says how by hand.
+  writeFileSync(join(dir, 'support', 'mender-gateway.default'), readFileSync(join(ROOT, 'support', 'mender-gateway.default'), 'utf8'));
   writeFileSync(join(dir, 'INSTALL'), readFileSync(join(__dirname, 'INSTALL'), 'utf8').split('@VERSION@').join(VERSION));
   for (const f of ['bin/mender-gateway', 'support/openwrt/mender-gateway.init']) chmodSync(join(dir, f), 0o755);
   return metafile;
