@@ -92,7 +92,12 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
   async function submit(request: AuthRequest, device: OnBehalfOf, force: boolean): Promise<ManagementReply> {
     const reply = await managed('POST', PREAUTHORIZE_PATH, device, preauthorizeBody(request, force));
     if (reply.status === 201 || reply.status === 409) {
-      log.debug('device preauthorization answered', { status: reply.status, force, client: device.clientAddress, request_id: device.requestId });
+      log.debug('device preauthorization answered', {
+        status: reply.status,
+        force,
+        client: device.clientAddress,
+        request_id: device.requestId,
+      });
       return reply;
     }
     throw failed('preauthorization', reply, device);

@@ -22,7 +22,11 @@ export interface MtlsPairOptions {
 }
 
 export async function startMtlsPair(opts: MtlsPairOptions) {
-  const server: MenderServer = await startMenderServer({ store: opts.store, users: [opts.user], jwtLifetimeSeconds: opts.jwtLifetimeSeconds });
+  const server: MenderServer = await startMenderServer({
+    store: opts.store,
+    users: [opts.user],
+    jwtLifetimeSeconds: opts.jwtLifetimeSeconds,
+  });
   const captured = captureLog('debug');
   const gateway = await startGateway(
     testConfig({
