@@ -12,7 +12,7 @@ import { makeTlsMaterial } from '../spec/support/tls-material';
 // Reference: the same auth request straight to the emulator with auto-accept (one TLS
 // handshake, one request). Through the gateway (its own process, mTLS, emulator leaving
 // devices pending): handshake with client certificate, signature check, preauthorize upstream
-// (force), forward. Each sample is a new device identity on a new TLS connection, one at a
+// (a new identity: no force), forward. Each sample is a new device identity on a new TLS connection, one at a
 // time; medians and p90 in ms. `node dist/bench/mtls-admission-latency.js [samples]`.
 
 const SAMPLES = Number(process.argv[2] ?? 200);

@@ -187,11 +187,22 @@ export async function runCheckConfig(argv: string[]): Promise<number> {
   return report(
     flags.json === true,
     problems,
-    [...read.loaded.warnings, ...exposureWarnings(read.loaded.config)],
+    [...read.loaded.warnings, ...exposureWarnings(read.loaded.config), ...trustWarnings(read.loaded.config)],
     problems.length === 0 ? summary(read.loaded, findings) : null,
     read.loaded,
     findings,
   );
+}
+
+/** Settings that work but leave a door open: said here, where the operator reviews the set-up. */
+function trustWarnings(c: Readonly<GatewayConfig>): string[] {
+  const out: string[] = [];
+  if (c.Features.mTLS.Enabled && c.Features.mTLS.IdentityAttribute === '') {
+    out.push(
+      "Features.mTLS.IdentityAttribute: empty, so a device with any valid certificate may claim another device's id_data; name the id_data attribute its certificate holds (docs/mtls.md)",
+    );
+  }
+  return out;
 }
 
 function report(

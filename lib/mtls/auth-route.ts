@@ -10,17 +10,20 @@ import { AUTH_REQUESTS_PATH, type AuthRequest, MAX_AUTH_BODY_BYTES, parseAuthReq
 import type { Preauthorizer } from './preauthorize';
 import { readBoundedBody } from '../http/bounded-body';
 import { mtlsMetrics } from '../observe/metrics';
+import { checkIdentityBinding, type IdentityBinding } from './identity-binding';
 
 // POST /api/devices/v1/authentication/auth_requests with mTLS on, in order:
 // client certificate present (the listener has verified it) → body read with a cap → parsed
 // → X-MEN-Signature verified with the request's key → [key bound to the certificate] →
-// preauthorized upstream → the original bytes forwarded → the server's answer (the device
+// [identity bound to the certificate] → preauthorized upstream (never over another key) → the original bytes forwarded → the server's answer (the device
 // JWT) returned unchanged.
 
 export interface AuthRouteOptions {
   upstream: Upstream;
   preauthorizer: Preauthorizer;
   requireKeyMatchesCertificate: boolean;
+  /** Features.mTLS.IdentityAttribute/IdentityCertificateField; undefined when IdentityAttribute is empty. */
+  identityBinding?: IdentityBinding;
   /**
    * With the report journal: tokens upstream issued, given back to the same key while
    * upstream (or its management API) is unreachable, as lib/journal/auth-during-outage.ts does.
@@ -82,11 +85,21 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
     if (options.requireKeyMatchesCertificate && !sameKey(request.key, cert.publicKey)) {
       throw new GatewayError('BAD_REQUEST', "certificate key and auth request key don't match");
     }
+    if (options.identityBinding) {
+      const bound = checkIdentityBinding(request.identity, cert, options.identityBinding);
+      if (!bound.ok) {
+        mtlsMetrics.refused(bound.reason);
+        ctx.log.warn('auth request refused: identity not bound to the certificate', { reason: bound.reason, serial: cert.serialNumber });
+        throw new GatewayError('BAD_REQUEST', `auth request: ${bound.reason}`);
+      }
+    }
     try {
       await preauthorizer.ensure(request, { clientAddress: ctx.clientAddress, requestId: ctx.requestId });
     } catch (err) {
       // The management API unreachable (5xx): a device upstream already admitted keeps its token.
       if (err instanceof GatewayError && err.status >= 500 && givenBack(request, res, ctx, err)) return;
+      // Refused (a rejected key, an identity held by another): no kept token for it during an outage either.
+      if (err instanceof GatewayError && err.status === 403) options.outageTokens?.forget(keyOf(request));
       throw err;
     }
     mtlsMetrics.admitted();

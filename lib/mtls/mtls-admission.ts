@@ -68,11 +68,14 @@ export function createMtlsAdmission(
 
   const session = createManagementSession({ upstream, username: settings.MenderUsername, password: settings.MenderPassword, log });
   const cache = settings.EnableCache ? new PreauthorizationCache(parseDuration(settings.CacheLifetime)) : undefined;
-  const preauthorizer = createPreauthorizer({ upstream, session, cache, log });
+  const preauthorizer = createPreauthorizer({ upstream, session, cache, log, allowKeyReplacement: settings.AllowKeyReplacement });
   const route = createAuthRoute({
     upstream,
     preauthorizer,
     requireKeyMatchesCertificate: settings.RequireAuthKeyMatchesCertificate,
+    identityBinding: settings.IdentityAttribute
+      ? { attribute: settings.IdentityAttribute, field: settings.IdentityCertificateField }
+      : undefined,
     outageTokens,
   });
   log.info('mTLS: admitting devices by client certificate', {

@@ -1,15 +1,20 @@
 import { GatewayError } from '../http/gateway-error';
 import type { Logger } from '../observe/log';
+import { mtlsMetrics } from '../observe/metrics';
 import type { Upstream } from '../proxy/upstream';
 import { preauthorizationKey, type AuthRequest } from './auth-request';
-import { errorText, managementCall } from './management-call';
+import { authSetsOf, deviceIdOf, judgeHolding, type Holding } from './held-identity';
+import { errorText, managementCall, type ManagementReply } from './management-call';
 import type { ManagementSession } from './management-session';
 import type { PreauthorizationCache } from './preauthorization-cache';
 
-// Make sure deviceauth holds a preauthorized auth set for this identity and key, so the
-// device's own auth request that follows is accepted (device-protocol.md §8, §11). `force`
-// turns an existing (pending, rejected, other-key) device into a preauthorized one: 201.
-// 409 can only come from a server without `force`, and then the set may already be accepted.
+// Make sure deviceauth holds a preauthorized (or accepted) auth set for this identity and key,
+// so the device's own auth request that follows is accepted (device-protocol.md §8, §11).
+// A preauthorization without `force` creates a new identity (201) or names the device that
+// holds it (409). Only then, and only when no other key holds that identity and the operator
+// did not reject this key, is `force` sent: it turns this key's (pending or new) auth set
+// into a preauthorized one. Forcing blindly, as the product does, lets any certificate holder
+// replace another device's key and undo a rejection; AllowKeyReplacement brings that back.
 
 export const PREAUTHORIZE_PATH = '/api/management/v2/devauth/devices';
 
@@ -30,55 +35,103 @@ export interface PreauthorizerOptions {
   session: ManagementSession;
   cache?: PreauthorizationCache;
   log: Logger;
+  /** Features.mTLS.AllowKeyReplacement: force over whatever upstream holds (the product's behaviour). */
+  allowKeyReplacement?: boolean;
 }
 
-/** The preauthorization the gateway sends: the device's identity and key, with `force` (above). */
-export function preauthorizeBody(request: Pick<AuthRequest, 'identity' | 'pubkeyPem'>): Buffer {
-  return Buffer.from(JSON.stringify({ identity_data: request.identity, pubkey: request.pubkeyPem, force: true }));
+/** The preauthorization the gateway sends: the device's identity and key, with `force` or without. */
+export function preauthorizeBody(request: Pick<AuthRequest, 'identity' | 'pubkeyPem'>, force: boolean): Buffer {
+  return Buffer.from(JSON.stringify({ identity_data: request.identity, pubkey: request.pubkeyPem, ...(force ? { force: true } : {}) }));
 }
+
+/** What the device is told when its identity is not given to its key; the log and metrics say the same. */
+const REFUSALS: Record<'rejected' | 'held', string> = {
+  rejected: 'device key rejected by the operator on the Mender server',
+  held: 'device identity is held by another key on the Mender server: remove that key there first, or set Features.mTLS.AllowKeyReplacement',
+};
 
 export function createPreauthorizer(options: PreauthorizerOptions): Preauthorizer {
   const { upstream, session, cache, log } = options;
   // A device retrying while its first attempt is still upstream joins it.
   const inflight = new Map<string, Promise<void>>();
 
-  async function call(request: AuthRequest, device: OnBehalfOf, token: string) {
-    const body = preauthorizeBody(request);
-    return managementCall(upstream, {
-      method: 'POST',
-      path: PREAUTHORIZE_PATH,
-      headers: {
-        Authorization: `Bearer ${token}`,
-        'Content-Type': 'application/json',
-        'X-Forwarded-For': device.clientAddress,
-        'X-Forwarded-Proto': 'https',
-        'X-MEN-RequestID': device.requestId,
-      },
-      body,
-    });
+  /** One management call with the gateway user's token: after a 401, one fresh login and one retry. */
+  async function managed(method: 'GET' | 'POST', path: string, device: OnBehalfOf, body?: Buffer): Promise<ManagementReply> {
+    const send = (token: string) =>
+      managementCall(upstream, {
+        method,
+        path,
+        headers: {
+          Authorization: `Bearer ${token}`,
+          ...(body ? { 'Content-Type': 'application/json' } : {}),
+          'X-Forwarded-For': device.clientAddress,
+          'X-Forwarded-Proto': 'https',
+          'X-MEN-RequestID': device.requestId,
+        },
+        body,
+      });
+    const token = await session.token();
+    const reply = await send(token);
+    if (reply.status !== 401) return reply;
+    // Expired or revoked between our clock and theirs.
+    session.invalidate(token);
+    return send(await session.token());
   }
 
-  async function preauthorize(key: string, request: AuthRequest, device: OnBehalfOf): Promise<void> {
-    let token = await session.token();
-    let reply = await call(request, device, token);
-    if (reply.status === 401) {
-      // Expired or revoked between our clock and theirs: one fresh login, one retry.
-      session.invalidate(token);
-      token = await session.token();
-      reply = await call(request, device, token);
-    }
-    if (reply.status === 201 || reply.status === 409) {
-      log.debug('device preauthorized', { status: reply.status, client: device.clientAddress, request_id: device.requestId });
-      cache?.add(key);
-      return;
-    }
-    log.error('preauthorization refused by the Mender server', {
+  function failed(what: string, reply: ManagementReply, device: OnBehalfOf): GatewayError {
+    log.error(`${what} refused by the Mender server`, {
       status: reply.status,
       reason: errorText(reply),
       client: device.clientAddress,
       request_id: device.requestId,
     });
-    throw new GatewayError('UPSTREAM_BAD_RESPONSE', `device preauthorization failed (Mender server answered ${reply.status})`);
+    return new GatewayError('UPSTREAM_BAD_RESPONSE', `device ${what} failed (Mender server answered ${reply.status})`);
+  }
+
+  /** 201, or 409 with the holding device's record; anything else is an error. */
+  async function submit(request: AuthRequest, device: OnBehalfOf, force: boolean): Promise<ManagementReply> {
+    const reply = await managed('POST', PREAUTHORIZE_PATH, device, preauthorizeBody(request, force));
+    if (reply.status === 201 || reply.status === 409) {
+      log.debug('device preauthorization answered', {
+        status: reply.status,
+        force,
+        client: device.clientAddress,
+        request_id: device.requestId,
+      });
+      return reply;
+    }
+    throw failed('preauthorization', reply, device);
+  }
+
+  /** The identity exists upstream (409): what its auth sets say about this key. */
+  async function holding(conflict: ManagementReply, request: AuthRequest, device: OnBehalfOf): Promise<{ id: string; holding: Holding }> {
+    const id = deviceIdOf(conflict.body);
+    if (!id) throw failed('preauthorization (a 409 without a device id)', conflict, device);
+    const record = await managed('GET', `${PREAUTHORIZE_PATH}/${encodeURIComponent(id)}`, device);
+    const sets = record.status === 200 ? authSetsOf(record.body) : undefined;
+    if (!sets) throw failed('lookup', record, device);
+    return { id, holding: judgeHolding(request.key, sets) };
+  }
+
+  async function preauthorize(key: string, request: AuthRequest, device: OnBehalfOf): Promise<void> {
+    // With AllowKeyReplacement, 409 only comes from a server without `force`: the set may already be accepted.
+    const first = await submit(request, device, options.allowKeyReplacement === true);
+    if (first.status === 409 && !options.allowKeyReplacement) {
+      const found = await holding(first, request, device);
+      if (found.holding === 'rejected' || found.holding === 'held') {
+        const reason = REFUSALS[found.holding];
+        mtlsMetrics.refused(reason);
+        log.warn('auth request refused: identity not given to this key', {
+          reason,
+          device_id: found.id,
+          client: device.clientAddress,
+          request_id: device.requestId,
+        });
+        throw new GatewayError('FORBIDDEN', reason);
+      }
+      if (found.holding === 'unclaimed') await submit(request, device, true);
+    }
+    cache?.add(key);
   }
 
   return {

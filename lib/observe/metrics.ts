@@ -208,6 +208,9 @@ export function mtlsReasonLabel(reason: string): string {
   if (/no client certificate/i.test(reason)) return 'no_certificate';
   if (/expired/i.test(reason)) return 'expired';
   if (/not.yet.valid/i.test(reason)) return 'not_yet_valid';
+  if (/^id_data /.test(reason)) return 'identity_mismatch';
+  if (/rejected by the operator/.test(reason)) return 'rejected_by_operator';
+  if (/held by another key/.test(reason)) return 'key_replacement';
   return 'untrusted';
 }
 

@@ -53,11 +53,13 @@ test('devices with CA-signed RSA 3072, P-256 and Ed25519 certificates are admitt
   assertFleetCompleted(scenario, fleet, run, {
     label: (client, i) => `${KEY_TYPES[i]} device ${client.mac}`,
     alsoPerDevice(client, id) {
-      // Preauthorized with its own key (the HttpsClient key is the auth key), with force.
+      // Preauthorized with its own key (the HttpsClient key is the auth key): created without
+      // force (201), found holding that very key on any later preauthorization (409), never forced.
       const preauth = server.preauthorizations.filter((p) => p.identity.mac === client.mac);
       assert.ok(preauth.length >= 1, `${client.mac} was never preauthorized`);
       assert.ok(
-        preauth.every((p) => p.force && p.status === 201 && p.pubkey === client.publicKeyPem),
+        preauth[0].status === 201 &&
+          preauth.every((p) => !p.force && (p.status === 201 || p.status === 409) && p.pubkey === client.publicKeyPem),
         `${client.mac}: ${JSON.stringify(preauth)}`,
       );
       assert.deepEqual(byId.get(id)!.pubkeys, [client.publicKeyPem]);

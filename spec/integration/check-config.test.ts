@@ -138,6 +138,23 @@ test('a good configuration: exit 0, "configuration OK" and a summary; the cache 
   }
 });
 
+test('mTLS without IdentityAttribute: OK, with one warning that names the risk and the key; none once it is set', async () => {
+  const config = await goodConfig(join(dir, 'not-yet-identity', 'cache'));
+  const open = await run(['check-config', '--config', confFile(config)]);
+  assert.equal(open.code, 0, open.stderr);
+  const warnings = open.stderr.split('\n').filter((l) => l.startsWith('warning: '));
+  assert.deepEqual(
+    warnings.filter((l) => /IdentityAttribute/.test(l)),
+    [
+      "warning: Features.mTLS.IdentityAttribute: empty, so a device with any valid certificate may claim another device's id_data; name the id_data attribute its certificate holds (docs/mtls.md)",
+    ],
+  );
+  const bound = { ...config, Features: { ...config.Features, mTLS: { ...config.Features.mTLS, IdentityAttribute: 'mac' } } };
+  const closed = await run(['check-config', '--config', confFile(bound)]);
+  assert.equal(closed.code, 0, closed.stderr);
+  assert.doesNotMatch(closed.stderr, /IdentityAttribute/);
+});
+
 test('a cache directory that does not exist yet: OK when its parent lets it be created', async () => {
   const file = confFile(await goodConfig(join(dir, 'not-yet', 'cache')));
   const r = await run(['check-config', '--config', file]);
@@ -149,7 +166,11 @@ test('warns, as a start would, when something private is open to the LAN: the st
   const quiet = await goodConfig(join(dir, 'cache-quiet'));
   const ok = await run(['check-config', '--config', confFile(quiet)]);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.doesNotMatch(ok.stderr, /warning:/, 'HTTP beside mTLS serves only the health probe: nothing to warn about');
+  assert.doesNotMatch(
+    ok.stderr.replace(/^warning: Features\.mTLS\.IdentityAttribute: .*$/m, ''),
+    /warning:/,
+    'HTTP beside mTLS serves only the health probe: nothing to warn about',
+  );
 
   const open = {
     ...quiet,

@@ -383,7 +383,20 @@ describe('mender server emulator', () => {
     assert.equal((await preauth()).status, 201);
     const conflict = await preauth();
     assert.equal(conflict.status, 409);
-    spec?.assertResponse('post', PREAUTH, 409, JSON.parse(conflict.text));
+    const record = JSON.parse(conflict.text) as { id: string; auth_sets?: unknown };
+    spec?.assertResponse('post', PREAUTH, 409, record);
+    contract.assert('devauth-device', record);
+    assert.equal(record.auth_sets, undefined, 'the device record alone, as the server reads it by identity');
+    // Its auth sets and their statuses: GET …/devices/{id} (what the mTLS admission reads).
+    const got = await call(server.url, 'GET', `${PREAUTH}/${record.id}`, { headers: { Authorization: `Bearer ${good.text}` } });
+    assert.equal(got.status, 200);
+    const full = JSON.parse(got.text) as { auth_sets: { pubkey: string; status: string }[] };
+    spec?.assertResponse('get', `${PREAUTH}/{id}`, 200, full);
+    contract.assert('devauth-device', full);
+    assert.deepEqual(
+      full.auth_sets.map((a) => a.status),
+      ['preauthorized'],
+    );
     assert.equal((await preauth(true)).status, 201);
     assert.deepEqual(
       server.preauthorizations.slice(-3).map((p) => [p.status, p.force]),

@@ -8,8 +8,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import type { GatewayConfig } from '../../lib/config/types';
-import { startGateway } from '../../lib/gateway';
 import { parseAuthRequest } from '../../lib/mtls/auth-request';
 import { createManagementSession } from '../../lib/mtls/management-session';
 import { createPreauthorizer } from '../../lib/mtls/preauthorize';
@@ -18,11 +16,13 @@ import { captureLog } from '../support/capture-log';
 import { makeDeviceCert, type DeviceCert } from '../support/device-certs';
 import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
+import { startMtlsPair, type MtlsPairOptions } from '../support/mtls-pair';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
-// mTLS admission (docs/mtls.md): a CA-signed device is preauthorized upstream (force) with its own key and
-// gets the server's JWT; cache, X-Forwarded-For, bad input answered by the gateway alone, one
-// management login however many devices ask, login failures.
+// mTLS admission (docs/mtls.md): a CA-signed device is preauthorized upstream with its own key
+// (force only over its own pending auth set) and gets the server's JWT; cache, X-Forwarded-For,
+// bad input answered by the gateway alone, one management login however many devices ask, login
+// failures. Takeovers of another device's identity: spec/security/identity-takeover.test.ts.
 
 const AUTH = '/api/devices/v1/authentication/auth_requests';
 const PREAUTH = '/api/management/v2/devauth/devices';
@@ -47,41 +47,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startPair(
-  opts: { mtls?: Partial<GatewayConfig['Features']['mTLS']>; jwtLifetimeSeconds?: number; password?: string; http?: boolean } = {},
-) {
-  const server = await startMenderServer({ store, users: [USER], jwtLifetimeSeconds: opts.jwtLifetimeSeconds });
-  const captured = captureLog('debug');
-  const gateway = await startGateway(
-    testConfig({
-      HTTP: { Enabled: opts.http ?? false },
-      HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
-      UpstreamServer: { URL: server.url },
-      Features: {
-        mTLS: {
-          Enabled: true,
-          CACertificate: tls.ca.cert,
-          MenderUsername: USER.email,
-          MenderPassword: opts.password ?? USER.password,
-          EnableCache: true,
-          ...opts.mtls,
-        },
-      },
-    }),
-    captured.log,
-  );
-  const url = `https://127.0.0.1:${gateway.addresses.https!.port}`;
-  return {
-    server,
-    gateway,
-    url,
-    captured,
-    async close() {
-      await gateway.close(0);
-      await server.close();
-    },
-  };
-}
+const startPair = (opts: Omit<MtlsPairOptions, 'store' | 'tls' | 'user'> = {}) => startMtlsPair({ store, tls, user: USER, ...opts });
 
 const agentFor = (device: DeviceCert) => tlsAgent({ ca: tls.ca.cert, cert: device.cert, key: device.key });
 const callsTo = (server: MenderServer, path: string) => server.calls.filter((c) => c.path.split('?')[0] === path);
@@ -106,7 +72,8 @@ describe('mTLS admission', () => {
       const preauth = pair.server.preauthorizations.filter((p) => p.identity.mac === identity.mac);
       assert.deepEqual(
         preauth.map((p) => ({ pubkey: p.pubkey, force: p.force, status: p.status })),
-        [{ pubkey, force: true, status: 201 }],
+        [{ pubkey, force: false, status: 201 }],
+        'a new identity needs no force',
       );
       const dev = pair.server.devices().find((d) => d.identity.mac === identity.mac);
       assert.equal(dev?.status, 'accepted');
@@ -128,6 +95,28 @@ describe('mTLS admission', () => {
       assert.equal(again.status, 200, again.body);
     }
     assert.equal(callsTo(pair.server, PREAUTH).length, preauthsBefore, 'a cached device causes no further management call');
+  });
+
+  it('a device the server holds pending with the same key (it asked without the gateway) is preauthorized with force', async () => {
+    const identity = { mac: '02:00:00:06:01:02' };
+    const body = signedAuthBody(identity, devices.rsa.key);
+    const direct = await fetch(`${pair.server.url}${AUTH}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': body.signature },
+      body: body.raw,
+    });
+    assert.equal(direct.status, 401, 'pending: the server accepts nobody by itself');
+    assert.equal(pair.server.devices().find((d) => d.identity.mac === identity.mac)?.status, 'pending');
+    const reply = await postAuth(pair.url, agentFor(devices.rsa), body);
+    assert.equal(reply.status, 200, reply.body);
+    assert.deepEqual(
+      pair.server.preauthorizations.filter((p) => p.identity.mac === identity.mac).map((p) => [p.status, p.force]),
+      [
+        [409, false],
+        [201, true],
+      ],
+    );
+    assert.equal(pair.server.devices().find((d) => d.identity.mac === identity.mac)?.status, 'accepted');
   });
 
   it('sends the device address on the management call made on its behalf', () => {
@@ -325,12 +314,22 @@ describe('mTLS options', () => {
     }
   });
 
-  it('EnableCache false: every auth request preauthorizes again', async () => {
+  it('EnableCache false: every auth request preauthorizes again, a known device without force (its own key is accepted)', async () => {
     const pair = await startPair({ mtls: { EnableCache: false } });
     try {
       const body = signedAuthBody({ mac: '02:00:00:06:0a:01' }, devices.ec.key);
       for (let i = 0; i < 3; i++) assert.equal((await postAuth(pair.url, agentFor(devices.ec), body)).status, 200);
       assert.equal(callsTo(pair.server, PREAUTH).length, 3);
+      assert.deepEqual(
+        pair.server.preauthorizations.map((p) => [p.status, p.force]),
+        [
+          [201, false],
+          [409, false],
+          [409, false],
+        ],
+      );
+      const id = pair.server.deviceByIdentity({ mac: '02:00:00:06:0a:01' })!.id;
+      assert.equal(callsTo(pair.server, `${PREAUTH}/${id}`).length, 2, 'its auth sets read after each 409');
       assert.equal(callsTo(pair.server, LOGIN).length, 1);
     } finally {
       await pair.close();

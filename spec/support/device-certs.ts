@@ -21,6 +21,8 @@ export interface DeviceCertOptions {
   fromDays?: number;
   toDays?: number;
   subject?: string;
+  /** subjectAltNames as TYPE:value, e.g. 'DNS:02:00:00:00:00:01' or 'email:a@example.com'; a value may hold commas. */
+  subjectAltNames?: string[];
 }
 
 function openssl(args: string[], cwd: string): string {
@@ -107,12 +109,27 @@ export function makeDeviceCert(dir: string, name: string, ca: CertPair & { chain
     name,
     ca,
     csr,
-    ['basicConstraints = CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = clientAuth'],
+    [
+      'basicConstraints = CA:FALSE',
+      'keyUsage = critical, digitalSignature',
+      'extendedKeyUsage = clientAuth',
+      ...altNameSection(opts.subjectAltNames ?? []),
+    ],
     opts,
   );
   const chain = join(dir, `${name}.chain.crt`);
   writeFileSync(chain, readFileSync(cert, 'utf8') + (ca.chain ? readFileSync(ca.chain, 'utf8') : ''));
   return { cert, key, chain, serial };
+}
+
+/** openssl config lines for subjectAltNames: a section of numbered entries, where a value may hold a comma. */
+function altNameSection(names: string[]): string[] {
+  if (names.length === 0) return [];
+  const lines = names.map((name, i) => {
+    const colon = name.indexOf(':');
+    return `${name.slice(0, colon)}.${i + 1} = ${name.slice(colon + 1)}`;
+  });
+  return ['subjectAltName = @alt', '[alt]', ...lines];
 }
 
 /** An intermediate CA under `root`; its `chain` file is the intermediate itself (devices send it). */

@@ -17,6 +17,7 @@ export type MessageName =
   | 'deployment-status'
   | 'deployment-log'
   | 'preauthorize-request'
+  | 'devauth-device'
   | 'artifact-link'
   | 'deployment'
   | 'error';

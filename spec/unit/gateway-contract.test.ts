@@ -42,7 +42,17 @@ const VALID: [MessageName, string | null, unknown][] = [
   [
     'preauthorize-request',
     'PreAuthSet',
-    JSON.parse(preauthorizeBody({ identity: { mac: '02:00:00:00:00:01' }, pubkeyPem: pubkey }).toString()),
+    JSON.parse(preauthorizeBody({ identity: { mac: '02:00:00:00:00:01' }, pubkeyPem: pubkey }, true).toString()),
+  ],
+  [
+    'devauth-device',
+    'Device',
+    {
+      id: 'd1',
+      identity_data: { mac: '02:00:00:00:00:01' },
+      status: 'accepted',
+      auth_sets: [{ id: 'a1', identity_data: { mac: '02:00:00:00:00:01' }, pubkey, status: 'accepted', ts: expire }],
+    },
   ],
   [
     'inventory-attributes',
@@ -81,6 +91,8 @@ const INVALID: [MessageName, string, unknown][] = [
   ['artifact-link', 'no uri', { expire }],
   ['deployment', 'no artifact ids', { id: 'd1' }],
   ['preauthorize-request', 'an extra field the server would refuse', { identity_data: { mac: 'x' }, pubkey, status: 'accepted' }],
+  ['devauth-device', 'no device id', { identity_data: { mac: 'x' }, status: 'accepted' }],
+  ['devauth-device', 'an auth set without its status', { id: 'd1', auth_sets: [{ id: 'a1', pubkey }] }],
   ['inventory-attributes', 'an attribute without a value', [{ name: 'os' }]],
   ['next-v2-request', 'no device type', { device_provides: { artifact_name: 'a' } }],
   ['device-jwt', 'not a JWT', '{"token":"x"}'],
