@@ -96,7 +96,7 @@ export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream
   // Beside the journal, written as soon as a token is known (the journal file itself waits for
   // a report that has to wait): a device that authenticated before an outage may report during
   // it even after the gateway restarted.
-  const known = await KnownTokens.load(dir, log);
+  const known = await KnownTokens.load(dir, log, !implicit);
   const replay = new ReportReplay(journal, upstream, log, known);
   if (journal.stats.queued > 0) replay.wake();
   return {

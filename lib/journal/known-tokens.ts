@@ -78,16 +78,20 @@ export class KnownTokens {
   private dirty = false;
   private saveFailed = false;
 
-  /** dir undefined: memory only (tests). */
+  /**
+   * dir undefined: memory only. makeParents false (the default journal directory): dir itself
+   * is made when missing, its parent (the cache, or systemd's StateDirectory) never is.
+   */
   constructor(
     private readonly dir: string | undefined,
     private readonly log: Logger,
+    private readonly makeParents = true,
     private readonly max = MAX_KNOWN_TOKENS,
   ) {}
 
   /** The set kept in dir (none yet, or unreadable: empty, logged). */
-  static async load(dir: string, log: Logger, now = Date.now()): Promise<KnownTokens> {
-    const known = new KnownTokens(dir, log);
+  static async load(dir: string, log: Logger, makeParents: boolean, now = Date.now()): Promise<KnownTokens> {
+    const known = new KnownTokens(dir, log, makeParents);
     let text = '';
     try {
       text = await readFile(join(dir, KNOWN_TOKENS_FILE), 'utf8');
@@ -168,7 +172,9 @@ export class KnownTokens {
       const path = join(dir, KNOWN_TOKENS_FILE);
       const tmp = `${path}.tmp`;
       try {
-        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await mkdir(dir, { recursive: this.makeParents, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
         const out = await open(tmp, 'w', 0o600);
         try {
           await out.chmod(0o600);
@@ -182,7 +188,7 @@ export class KnownTokens {
       } catch (err) {
         this.dirty = true;
         if (!this.saveFailed)
-          this.log.error('report journal: cannot save the known-good tokens; kept in memory', {
+          this.log.warn('report journal: cannot save the known-good tokens; kept in memory only (a restart forgets them)', {
             dir,
             err: (err as NodeJS.ErrnoException).code ?? (err as Error).message,
           });
