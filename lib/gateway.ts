@@ -81,14 +81,17 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // inventory route applies DeviceSystem itself, so it comes first.
   const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
   if (journaling) routes.push(...journaling.routes);
+  // A token upstream issued on either auth route is known good to the journal.
+  if (journaling && outageTokens) outageTokens.onIssued = (token) => journaling.noteIssued(token);
   // With mTLS its own route (above) handles auth requests.
   if (journaling && outageTokens && !mtls) {
     const desk = journaling.desk;
     routes.push(createOutageAuthRoute({ upstream, onUpstreamAnswer: (status) => desk.noteUpstreamAnswer(status) }, outageTokens));
   }
-  // Any device call upstream answers ends an outage for the journal at once, not at its next probe.
+  // Any device call upstream answers ends an outage for the journal at once, not at its next
+  // probe; one upstream accepted makes its token known good to the journal.
   const passThrough = createPassThrough(upstream, {
-    onUpstreamAnswer: journaling && ((status) => journaling.desk.noteUpstreamAnswer(status)),
+    onUpstreamAnswer: journaling && ((status, req) => journaling.noteAnswer(status, req)),
   });
   // Features.DeviceSystem: inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(loadInventory().createInventoryRoute(config.Features.DeviceSystem, upstream));

@@ -28,6 +28,12 @@ export interface JournalEntry {
   /** ms since epoch when the device sent it */
   at: number;
   device: string;
+  /**
+   * The device's token was known good (upstream had accepted or issued it) when the report was
+   * journaled. Older gateways keyed a report by the token's unverified `sub`: such a report is
+   * replayed with its own token only, never with a newer one of the device it names.
+   */
+  trusted?: boolean;
   kind: ReportKind;
   method: string;
   /** path and query as the device sent it */

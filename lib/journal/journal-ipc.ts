@@ -4,11 +4,13 @@ import type { Logger } from '../observe/log';
 import type { JournalStats } from '../observe/metrics';
 import type { WorkerService } from '../server/workers';
 import type { DeskAnswer, DeskReport, OwnedJournal, ReportDesk } from './journal-owner';
+import type { TokenVerdict } from './known-tokens';
 
 // The journal with worker processes: one writer, the cluster primary. A worker hands every
 // report to the primary over cluster's IPC channel and answers the device with what comes back,
 // so a report the journal took is on disk (synced) before the device's 204. Bodies travel in
-// base64 (IPC is JSON). Below: the messages, the worker's end (a desk that asks the primary),
+// base64 (IPC is JSON). The known-good tokens are the primary's too: a worker tells it what
+// upstream said of a token (hash, device, exp), once per token and verdict, not per request. Below: the messages, the worker's end (a desk that asks the primary),
 // the primary's end (the owner's desk, journal-owner.ts, loaded when the first worker asks, so a
 // primary without the journal carries none of it).
 
@@ -19,8 +21,9 @@ export interface WireReport extends Omit<DeskReport, 'request'> {
 export type ToPrimary =
   | { type: 'journal-open'; config: GatewayConfig }
   | { type: 'journal-submit'; id: number; report: WireReport }
-  | { type: 'journal-settle'; id: number; device: string; authorization?: string }
-  | { type: 'journal-upstream-answer'; status: number };
+  | { type: 'journal-settle'; id: number; authorization: string }
+  | { type: 'journal-upstream-answer'; status: number }
+  | { type: 'journal-token'; verdict: TokenVerdict };
 
 export type ToWorker =
   | { type: 'journal-opened'; error?: string }
@@ -31,7 +34,10 @@ export type ToWorker =
 
 function isToPrimary(m: unknown): m is ToPrimary {
   const type = (m as { type?: unknown } | null)?.type;
-  return typeof type === 'string' && ['journal-open', 'journal-submit', 'journal-settle', 'journal-upstream-answer'].includes(type);
+  return (
+    typeof type === 'string' &&
+    ['journal-open', 'journal-submit', 'journal-settle', 'journal-upstream-answer', 'journal-token'].includes(type)
+  );
 }
 
 export interface RemoteDesk extends ReportDesk {
@@ -42,6 +48,9 @@ export interface RemoteDesk extends ReportDesk {
 
 type Channel = Pick<NodeJS.Process, 'send' | 'on' | 'off'>;
 
+/** Verdicts a worker remembers having sent (oldest out): a device's every request costs no IPC. */
+const SENT_VERDICTS = 4096;
+
 /** The worker's end: ask the primary to open the journal (once; later workers find it open), then talk to it. */
 export async function connectRemoteDesk(config: GatewayConfig, channel: Channel = process): Promise<RemoteDesk> {
   if (!channel.send) throw new Error('ReportJournal: a worker process without an IPC channel to its primary');
@@ -50,6 +59,7 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
   let stats: JournalStats | undefined;
   const waiting = new Map<number, (m: ToWorker) => void>();
   let opened: ((m: ToWorker & { type: 'journal-opened' }) => void) | undefined;
+  const sentVerdicts = new Map<string, string>();
 
   const onMessage = (m: ToWorker): void => {
     if (m?.type === 'journal-opened') opened?.(m);
@@ -100,11 +110,11 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
       const m = await ask({ type: 'journal-submit', id: nextId++, report: wire });
       return m.type === 'journal-answer' ? m.answer : { t: 'error', message: 'unexpected journal reply' };
     },
-    async settle(device, authorization) {
+    async settle(authorization) {
       // Nothing queued anywhere (the primary broadcasts a journaled report before its 204):
       // no round trip to the primary on every poll.
       if (stats?.queued === 0) return true;
-      const m = await ask({ type: 'journal-settle', id: nextId++, device, authorization });
+      const m = await ask({ type: 'journal-settle', id: nextId++, authorization });
       return m.type === 'journal-settled' && m.settled;
     },
     noteUpstreamAnswer(status) {
@@ -112,6 +122,14 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
         down = false; // one note per outage is enough; the primary broadcasts the next change
         channel.send!({ type: 'journal-upstream-answer', status } satisfies ToPrimary);
       }
+    },
+    noteToken(verdict) {
+      const said = verdict.t === 'accepted' ? `${verdict.device} ${verdict.expiresAt}` : 'refused';
+      if (sentVerdicts.get(verdict.hash) === said) return;
+      sentVerdicts.delete(verdict.hash);
+      sentVerdicts.set(verdict.hash, said);
+      if (sentVerdicts.size > SENT_VERDICTS) sentVerdicts.delete(sentVerdicts.keys().next().value!);
+      channel.send!({ type: 'journal-token', verdict } satisfies ToPrimary, undefined, undefined, () => undefined);
     },
     stats: () => stats,
     close() {
@@ -182,9 +200,10 @@ export function journalForWorkers(log: Logger): WorkerService {
       if (answer.t === 'journaled') broadcast(owned);
       send(worker, { type: 'journal-answer', id: m.id, answer });
     } else if (m.type === 'journal-settle') {
-      const settled = await desk.settle(m.device, m.authorization).catch(() => false);
+      const settled = typeof m.authorization === 'string' ? await desk.settle(m.authorization).catch(() => false) : true;
       send(worker, { type: 'journal-settled', id: m.id, settled });
-    } else desk.noteUpstreamAnswer(m.status);
+    } else if (m.type === 'journal-token') desk.noteToken(m.verdict);
+    else desk.noteUpstreamAnswer(m.status);
   }
 
   return {

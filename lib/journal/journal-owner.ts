@@ -6,6 +6,7 @@ import type { Logger } from '../observe/log';
 import { journalMetrics } from '../observe/metrics';
 import { createUpstream, type Upstream } from '../proxy/upstream';
 import type { ReportKind } from './journal-file';
+import { KnownTokens, type TokenVerdict, verdictOf } from './known-tokens';
 import { ReportJournal } from './report-journal';
 import { ReportReplay } from './report-replay';
 import { callUpstream, UNREACHABLE_STATUSES, type BufferedRequest } from './upstream-call';
@@ -15,16 +16,17 @@ import { callUpstream, UNREACHABLE_STATUSES, type BufferedRequest } from './upst
 // desk that decides where a device's report goes. No routes and no proxy here, so the primary
 // loads little.
 //
-// The desk, under the device's lock: reports still waiting are replayed first; if none wait and
-// upstream is not known to be down, the report goes upstream and upstream's answer is the
-// device's; if upstream is unreachable (or reports still wait, to keep the order), it is
-// journaled and synced, and the device gets the answer upstream would give. Answers are plain
-// data, so a worker can get them over IPC (journal-ipc.ts).
+// The desk: a report's device is the one of its token, and only of a token known good
+// (known-tokens.ts: upstream accepted or issued that very token). Under that device's lock:
+// reports still waiting are replayed first; if none wait and upstream is not known to be down,
+// the report goes upstream and upstream's answer is the device's; if upstream is unreachable (or
+// reports still wait, to keep the order), it is journaled and synced, and the device gets the
+// answer upstream would give. A report whose token is not known good is only ever forwarded:
+// upstream unreachable, the device gets the error it would get without the journal (and keeps
+// its report). Answers are plain data, so a worker can get them over IPC (journal-ipc.ts).
 
 export interface DeskReport {
   kind: ReportKind;
-  /** the `sub` of the device's token; none: forwarded, never journaled */
-  device: string | undefined;
   request: BufferedRequest;
 }
 
@@ -39,16 +41,20 @@ export interface ReportDesk {
   /**
    * Before a device asks for deployments: its waiting reports go first (the server decides
    * `next` from the statuses it has). false: some still wait, the call must not overtake them.
+   * Only a token known good names a device here: any other is let through.
    */
-  settle(device: string, authorization: string | undefined): Promise<boolean>;
+  settle(authorization: string): Promise<boolean>;
   /** A device call that went through (pass-through): an answer below 500 ends an outage. */
   noteUpstreamAnswer(status: number): void;
+  /** Upstream accepted, refused or issued a device token (known-tokens.ts). */
+  noteToken(verdict: TokenVerdict): void;
 }
 
 /** The journal, its replay loop and the desk, in the process that owns the file. */
 export interface OwnedJournal {
   journal: ReportJournal;
   replay: ReportReplay;
+  known: KnownTokens;
   desk: ReportDesk;
   close(): Promise<void>;
 }
@@ -65,7 +71,13 @@ export function journalDir(config: Readonly<GatewayConfig>): string {
 export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger): Promise<OwnedJournal> {
   const settings = config.Features.ReportJournal;
   const dir = journalDir(config);
-  const opening = { dir, maxBytes: settings.MaxSize, maxAgeMs: parseDuration(settings.MaxAge), log };
+  const opening = {
+    dir,
+    maxBytes: settings.MaxSize,
+    maxDeviceBytes: settings.MaxDeviceSize,
+    maxAgeMs: parseDuration(settings.MaxAge),
+    log,
+  };
   // An explicit Path must work at start. The default one (under the cache, or /var/lib) is made
   // when first needed; if it cannot be opened (not writable, another gateway's), the gateway
   // still starts and a report that has to wait gets the upstream error, as with the journal off.
@@ -81,14 +93,20 @@ export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream
     );
     journal = ReportJournal.deferred(opening);
   }
-  const replay = new ReportReplay(journal, upstream, log);
+  // Beside the journal, written as soon as a token is known (the journal file itself waits for
+  // a report that has to wait): a device that authenticated before an outage may report during
+  // it even after the gateway restarted.
+  const known = await KnownTokens.load(dir, log, !implicit);
+  const replay = new ReportReplay(journal, upstream, log, known);
   if (journal.stats.queued > 0) replay.wake();
   return {
     journal,
     replay,
-    desk: createDesk(journal, replay, upstream, log),
+    known,
+    desk: createDesk(journal, replay, upstream, log, known),
     async close() {
       replay.close();
+      await known.flush();
       await journal.close();
     },
   };
@@ -118,16 +136,19 @@ export function acceptedStatus(kind: ReportKind): number {
 /** An upstream answer to a report is a few bytes (204, or an error body); far past that: unreachable. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
-function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upstream, log: Logger): ReportDesk {
+function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upstream, log: Logger, known: KnownTokens): ReportDesk {
   async function live(report: DeskReport, device: string | undefined): Promise<DeskAnswer> {
     let failure: unknown = new Error('reports of this device are waiting for upstream');
+    const { authorization } = report.request.headers;
     if (device) {
-      replay.noteAuthorization(device, report.request.headers.authorization);
+      replay.noteAuthorization(device, authorization);
       if (journal.pendingOf(device).length > 0 && !replay.skipUpstream) await replay.flush(device);
     }
     if (!device || (journal.pendingOf(device).length === 0 && !replay.skipUpstream)) {
       try {
         const answer = await forward(upstream, report.request);
+        const verdict = verdictOf(authorization, report.request.path, answer.status);
+        if (verdict) known.apply(verdict);
         if (!UNREACHABLE_STATUSES.has(answer.status)) {
           if (replay.upstreamDown) replay.markUp();
           return answer;
@@ -139,9 +160,9 @@ function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upst
       if (!device) return errorAnswer(failure);
       replay.markDown();
     }
-    let kept: 'journaled' | 'full';
+    let kept: 'journaled' | 'full' | 'device-full';
     try {
-      kept = await journal.add({ at: Date.now(), device, kind: report.kind, ...report.request });
+      kept = await journal.add({ at: Date.now(), device, trusted: true, kind: report.kind, ...report.request });
     } catch (err) {
       log.error('report journal: write failed; the device gets the upstream error', { err: err as Error });
       journalMetrics.failed('write_error');
@@ -151,17 +172,27 @@ function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upst
       log.warn('report journal full: the device gets the upstream error', { kind: report.kind, queued: journal.stats.queued });
       return errorAnswer(failure);
     }
+    if (kept === 'device-full') {
+      log.warn('report journal: the device is over its MaxDeviceSize; it gets the upstream error', {
+        device,
+        kind: report.kind,
+        bytes: journal.bytesOf(device),
+      });
+      return errorAnswer(failure);
+    }
     log.debug('report journaled', { kind: report.kind, device, queued: journal.pendingOf(device).length });
     return { t: 'journaled', status: acceptedStatus(report.kind) };
   }
 
   return {
     submit(report) {
-      const { device } = report;
+      const device = known.deviceOf(report.request.headers.authorization);
       return device ? replay.withDevice(device, () => live(report, device)) : live(report, undefined);
     },
-    async settle(device, authorization) {
-      if (journal.pendingOf(device).length === 0) return true;
+    async settle(authorization) {
+      if (journal.stats.queued === 0) return true;
+      const device = known.deviceOf(authorization);
+      if (device === undefined || journal.pendingOf(device).length === 0) return true;
       replay.noteAuthorization(device, authorization);
       // The device asks upstream anyway: its oldest report is the probe, even before one is due.
       return replay.withDevice(device, async () => {
@@ -170,6 +201,7 @@ function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upst
       });
     },
     noteUpstreamAnswer: (status) => replay.noteUpstreamAnswer(status),
+    noteToken: (verdict) => known.apply(verdict),
   };
 }
 

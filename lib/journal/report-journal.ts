@@ -11,6 +11,8 @@ import { encodeRecord, JOURNAL_FILE, JournalFile, type JournalEntry, type Journa
 export interface ReportJournalOptions {
   dir: string;
   maxBytes: number;
+  /** MaxDeviceSize: bytes of waiting reports of one device (default: no bound of its own) */
+  maxDeviceBytes?: number;
   maxAgeMs: number;
   log: Logger;
 }
@@ -20,6 +22,7 @@ const FAILED: ReadonlySet<ReportResult> = new Set(['rejected', 'unauthorized', '
 export class ReportJournal {
   private readonly queues = new Map<string, JournalEntry[]>();
   private readonly sizes = new Map<number, number>();
+  private readonly deviceBytes = new Map<string, number>();
   private liveBytes = 0;
   private nextSeq = 1;
   readonly stats: JournalStats = { queued: 0, bytes: 0, devices: 0, journaled: 0, replayed: 0, failed: 0, superseded: 0 };
@@ -82,8 +85,11 @@ export class ReportJournal {
     for (const entry of [...live.values()].sort((a, b) => a.seq - b.seq)) this.remember(entry);
   }
 
-  /** Make a report durable. 'full': over MaxSize, not journaled (the device gets the upstream error). */
-  async add(report: Omit<JournalEntry, 'seq'>): Promise<'journaled' | 'full'> {
+  /**
+   * Make a report durable. 'full': over MaxSize, 'device-full': over the device's MaxDeviceSize;
+   * not journaled either way (the device gets the upstream error).
+   */
+  async add(report: Omit<JournalEntry, 'seq'>): Promise<'journaled' | 'full' | 'device-full'> {
     const file = await this.fileNow();
     const entry: JournalEntry = { ...report, seq: this.nextSeq++ };
     const encoded = encodeRecord({ t: 'add', entry });
@@ -93,6 +99,12 @@ export class ReportJournal {
       this.stats.failed++;
       journalMetrics.failed('full');
       return 'full';
+    }
+    const deviceBytes = (this.deviceBytes.get(entry.device) ?? 0) - freed + encoded.length;
+    if (deviceBytes > (this.options.maxDeviceBytes ?? Infinity)) {
+      this.stats.failed++;
+      journalMetrics.failed('device_full');
+      return 'device-full';
     }
     const records = [...replaced.map((e) => encodeRecord({ t: 'done', seq: e.seq, result: 'superseded' })), encoded];
     await file.append(Buffer.concat(records));
@@ -119,6 +131,11 @@ export class ReportJournal {
     if (FAILED.has(result)) this.options.log.warn('report journal: report not delivered', fields);
     else this.options.log.debug('report journal: report replayed', fields);
     await this.compactIfWorth();
+  }
+
+  /** Bytes of the device's waiting reports (as encoded in the file). */
+  bytesOf(device: string): number {
+    return this.deviceBytes.get(device) ?? 0;
   }
 
   pendingOf(device: string): readonly JournalEntry[] {
@@ -157,6 +174,7 @@ export class ReportJournal {
     queue.push(entry);
     this.sizes.set(entry.seq, size);
     this.liveBytes += size;
+    this.deviceBytes.set(entry.device, this.bytesOf(entry.device) + size);
     this.updateGauges();
   }
 
@@ -164,8 +182,12 @@ export class ReportJournal {
     const queue = this.queues.get(entry.device) ?? [];
     const i = queue.findIndex((e) => e.seq === entry.seq);
     if (i >= 0) queue.splice(i, 1);
-    if (queue.length === 0) this.queues.delete(entry.device);
-    this.liveBytes -= this.sizes.get(entry.seq) ?? 0;
+    const size = this.sizes.get(entry.seq) ?? 0;
+    if (queue.length === 0) {
+      this.queues.delete(entry.device);
+      this.deviceBytes.delete(entry.device);
+    } else this.deviceBytes.set(entry.device, this.bytesOf(entry.device) - size);
+    this.liveBytes -= size;
     this.sizes.delete(entry.seq);
     if (result === 'superseded') this.stats.superseded++;
     else if (FAILED.has(result)) this.stats.failed++;

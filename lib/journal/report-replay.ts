@@ -1,6 +1,7 @@
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
 import type { JournalEntry, ReportResult } from './journal-file';
+import { type KnownTokens, bearerToken, tokenHash } from './known-tokens';
 import type { ReportJournal } from './report-journal';
 import { callUpstream, UNREACHABLE_STATUSES } from './upstream-call';
 
@@ -8,7 +9,8 @@ import { callUpstream, UNREACHABLE_STATUSES } from './upstream-call';
 // Every request of a device (live or replay) runs under that device's lock, so a live report
 // never overtakes one still waiting. The replay of the oldest waiting report is the probe: while
 // upstream is unreachable the next probe waits 0.5 s, doubling up to 15 s. A 401 first tries the
-// newest token the device presented; with none newer, the device waits for one (its next request
+// newest token the device presented, and only one known good for that same device (upstream
+// accepted or issued it, known-tokens.ts); with none, the device waits for one (its next request
 // brings it) and its reports end as 'unauthorized' at MaxAge.
 
 // What an upstream answer (or the lack of one) means for a device report. Pure, table-tested.
@@ -55,6 +57,7 @@ export class ReportReplay {
     private readonly journal: ReportJournal,
     private readonly upstream: Upstream,
     private readonly log: Logger,
+    private readonly known: KnownTokens,
   ) {}
 
   /** Run fn with the device's lock held (requests of one device, one at a time, in order). */
@@ -78,8 +81,9 @@ export class ReportReplay {
     return this.down;
   }
 
+  /** The device presented this token; only a token known good for this very device counts. */
   noteAuthorization(device: string, authorization: string | undefined): void {
-    if (!authorization) return;
+    if (!authorization || this.known.deviceOf(authorization) !== device) return;
     this.latestAuth.set(device, authorization);
     const refused = this.blocked.get(device);
     if (refused !== undefined && refused !== authorization) {
@@ -126,8 +130,11 @@ export class ReportReplay {
   private async deliver(entry: JournalEntry): Promise<FlushResult> {
     const tried = new Set<string>();
     for (;;) {
+      // Another token than the report's own only for a report journaled under a known-good
+      // token, and only one still known good for the same device.
       const latest = this.latestAuth.get(entry.device);
-      const authorization = tried.size === 0 ? entry.headers.authorization : latest;
+      const newer = entry.trusted && this.known.deviceOf(latest) === entry.device ? latest : undefined;
+      const authorization = tried.size === 0 ? entry.headers.authorization : newer;
       if (authorization === undefined || tried.has(authorization)) {
         this.blocked.set(entry.device, [...tried].pop() ?? '');
         return 'blocked';
@@ -140,7 +147,11 @@ export class ReportReplay {
         return 'unreachable';
       }
       if (this.down) this.markUp();
-      if (outcome.kind === 'unauthorized') continue;
+      if (outcome.kind === 'unauthorized') {
+        const token = bearerToken(authorization);
+        if (token !== undefined) this.known.apply({ t: 'refused', hash: tokenHash(token) });
+        continue;
+      }
       await this.journal.finish(entry, outcome.result, status);
       return 'empty';
     }

@@ -11,12 +11,12 @@ import type { RequestContext, Route } from '../http/route';
 import { pathnameOf, type Router } from '../http/router';
 import type { Logger } from '../observe/log';
 import { countInventoryRewrite, journalMetrics } from '../observe/metrics';
-import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
 import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
 import type { ReportKind } from './journal-file';
 import { connectRemoteDesk } from './journal-ipc';
 import { openOwnedJournal, type DeskAnswer, type ReportDesk } from './journal-owner';
+import { issuedVerdict, verdictOf } from './known-tokens';
 import { answerHeaders, replayHeaders } from './upstream-call';
 
 // Features.ReportJournal as the gateway composes it, on the device side: the journal's desk
@@ -29,6 +29,10 @@ export interface ReportJournaling {
   desk: ReportDesk;
   /** The router, with a device's `next` held back while its reports wait (reportsFirst below). */
   ordered(router: Router): Router;
+  /** Upstream answered a device request the gateway forwarded: an outage ends, a token is known good (or no more). */
+  noteAnswer(status: number, req: IncomingMessage): void;
+  /** An auth route got a token from upstream (a 200): known good for its device. */
+  noteIssued(token: string): void;
   close(): Promise<void>;
 }
 
@@ -49,6 +53,14 @@ export async function openReportJournaling(config: Readonly<GatewayConfig>, upst
     routes: createReportRoutes({ desk, upstream, deviceSystem: config.Features.DeviceSystem }),
     desk,
     ordered: (router) => reportsFirst(router, desk),
+    noteAnswer(status, req) {
+      desk.noteUpstreamAnswer(status);
+      noteToken(desk, req, status);
+    },
+    noteIssued(token) {
+      const verdict = issuedVerdict(token);
+      if (verdict) desk.noteToken(verdict);
+    },
     close,
   };
 }
@@ -89,7 +101,7 @@ function createReportRoutes(opts: ReportRoutesOptions): Route[] {
     let body = read.body;
     if (kind === 'inventory' && opts.deviceSystem.Enabled) body = extendInventory(body, opts.deviceSystem, ctx);
     const request = { method: req.method ?? 'PUT', path: req.url ?? '/', headers: replayHeaders(req.headers), body };
-    const answer = await opts.desk.submit({ kind, device: deviceIdFromAuthorization(req.headers.authorization), request });
+    const answer = await opts.desk.submit({ kind, request });
     reply(req, res, ctx, answer);
   }
 
@@ -139,8 +151,16 @@ function reply(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, a
 // deployment again (the server then records `already-installed` after the `success`). So a
 // device with reports waiting gets them replayed first; while some still wait, its `next` gets
 // the upstream error (the client asks again at its next poll), whatever route would serve it.
+// Only a token known good names the device: a forged one holds back nobody's `next`. A 2xx
+// answer to `next` comes from upstream only (whichever route forwarded it): its token is known
+// good from then on.
 
 const NEXT = /^\/api\/devices\/v[12]\/deployments\/device\/deployments\/next$/;
+
+function noteToken(desk: ReportDesk, req: IncomingMessage, status: number): void {
+  const verdict = verdictOf(req.headers.authorization, req.url ?? '/', status);
+  if (verdict) desk.noteToken(verdict);
+}
 
 function reportsFirst(router: Router, desk: ReportDesk): Router {
   return {
@@ -151,8 +171,8 @@ function reportsFirst(router: Router, desk: ReportDesk): Router {
         ...route,
         async handle(req, res, ctx) {
           const authorization = req.headers.authorization;
-          const device = deviceIdFromAuthorization(authorization);
-          if (device && !(await desk.settle(device, authorization))) {
+          res.once('finish', () => noteToken(desk, req, res.statusCode));
+          if (authorization && !(await desk.settle(authorization))) {
             req.resume();
             ctx.log.debug('deployments/next held back: reports of the device wait for upstream');
             return replyError(

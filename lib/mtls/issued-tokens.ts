@@ -39,10 +39,14 @@ export function jwtExpiry(token: string): number | undefined {
 
 export class IssuedTokens {
   private readonly entries = new Map<string, IssuedToken>();
+  /** Told of every token upstream issued (the report journal trusts exactly these and the ones upstream accepted). */
+  onIssued: ((token: string) => void) | undefined;
 
   /** Remember an upstream 200; a body that is not a JWT with exp is not kept. */
   remember(key: string, body: Buffer, contentType: string | undefined): void {
-    const expiresAt = jwtExpiry(body.toString('utf8'));
+    const text = body.toString('utf8');
+    this.onIssued?.(text);
+    const expiresAt = jwtExpiry(text);
     if (expiresAt === undefined) return;
     this.entries.delete(key);
     this.entries.set(key, { body, contentType, expiresAt });

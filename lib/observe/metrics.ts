@@ -167,7 +167,7 @@ const journalEnded = tally(
 );
 const journalRefused = tally(
   'mender_gateway_journal_refused_total',
-  'Reports not journaled (journal full or unwritable): the device got the upstream error.',
+  'Reports not journaled (journal full, the device over its MaxDeviceSize, or unwritable): the device got the upstream error.',
   ['reason'],
 );
 let journalView: (() => JournalView) | undefined;
@@ -195,7 +195,7 @@ export const journalMetrics = {
   ended(result: 'delivered' | 'aborted' | 'superseded' | 'rejected' | 'unauthorized' | 'expired'): void {
     journalEnded.inc({ result });
   },
-  failed(reason: 'full' | 'write_error'): void {
+  failed(reason: 'full' | 'device_full' | 'write_error'): void {
     journalRefused.inc({ reason });
   },
 };

@@ -27,7 +27,7 @@ export class Exchange implements UpstreamHandler {
     private readonly res: ServerResponse,
     private readonly ctx: RequestContext,
     private readonly options: ForwardOptions,
-    private readonly onUpstreamAnswer: ((status: number) => void) | undefined,
+    private readonly onUpstreamAnswer: ((status: number, req: IncomingMessage) => void) | undefined,
   ) {
     this.rewrite = options.rewrite;
   }
@@ -45,7 +45,7 @@ export class Exchange implements UpstreamHandler {
   }
 
   onHeaders(status: number, raw: Buffer[] | string[], resume: () => void, statusText: string): boolean {
-    this.onUpstreamAnswer?.(status);
+    this.onUpstreamAnswer?.(status, this.req);
     this.resume = resume;
     const res = this.res;
     if (res.destroyed) return false;

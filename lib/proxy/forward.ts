@@ -22,8 +22,11 @@ export interface Forwarder {
 const NOT_FORWARDED = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect']);
 
 export interface ForwarderOptions {
-  /** Called with the status of every upstream response (the journal learns upstream is back). */
-  onUpstreamAnswer?: (status: number) => void;
+  /**
+   * Called with the status of every upstream response and the request it answers (the journal
+   * learns upstream is back, and which device tokens upstream accepted).
+   */
+  onUpstreamAnswer?: (status: number, req: IncomingMessage) => void;
 }
 
 const NONE: ForwardOptions = {};

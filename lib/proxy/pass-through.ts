@@ -15,8 +15,11 @@ export interface PassThrough {
 }
 
 export interface PassThroughOptions {
-  /** Called with the status of every upstream response (the journal learns upstream is back). */
-  onUpstreamAnswer?: (status: number) => void;
+  /**
+   * Called with the status of every upstream response and the request it answers (the journal
+   * learns upstream is back, and which device tokens upstream accepted).
+   */
+  onUpstreamAnswer?: (status: number, req: IncomingMessage) => void;
 }
 
 export function createPassThrough(upstream: Upstream, options: PassThroughOptions = {}): PassThrough {

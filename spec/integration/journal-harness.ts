@@ -1,8 +1,10 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 
-// Devices as plain HTTP calls for the report-journal tests: a signed auth request (the
-// emulator auto-accepts) and device API calls with the device's token, bodies like the client's.
+// Devices as plain HTTP calls (or HTTPS, with an agent that trusts the gateway) for the
+// report-journal tests: a signed auth request (the emulator auto-accepts) and device API calls
+// with the device's token, bodies like the client's.
 
 export interface Reply {
   status: number;
@@ -17,13 +19,16 @@ export function call(
   token: string | undefined,
   body?: string,
   headers: Record<string, string> = {},
+  agent?: https.Agent,
 ): Promise<Reply> {
+  const url = new URL(path, baseUrl);
+  const send = url.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      new URL(path, baseUrl),
+    const req = send(
+      url,
       {
         method,
-        agent: false,
+        agent: agent ?? false,
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
@@ -52,7 +57,8 @@ export interface TestDevice {
   next(): Promise<Reply>;
 }
 
-export async function testDevice(baseUrl: () => string, mac: string): Promise<TestDevice> {
+/** agent: for an https base URL (the gateway's CA, the device's client certificate if any). */
+export async function testDevice(baseUrl: () => string, mac: string, agent?: https.Agent): Promise<TestDevice> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const pubkey = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const device: TestDevice = {
@@ -61,9 +67,15 @@ export async function testDevice(baseUrl: () => string, mac: string): Promise<Te
     async authenticate() {
       const body = JSON.stringify({ id_data: JSON.stringify({ mac }), pubkey, tenant_token: '' }) + '\n';
       const signature = sign('sha256', Buffer.from(body), privateKey).toString('base64');
-      const r = await call(baseUrl(), 'POST', '/api/devices/v1/authentication/auth_requests', undefined, body, {
-        'x-men-signature': signature,
-      });
+      const r = await call(
+        baseUrl(),
+        'POST',
+        '/api/devices/v1/authentication/auth_requests',
+        undefined,
+        body,
+        { 'x-men-signature': signature },
+        agent,
+      );
       if (r.status !== 200) throw new Error(`auth of ${mac} answered ${r.status} ${r.body}`);
       device.token = r.body.trim();
       return device.token;
@@ -75,6 +87,8 @@ export async function testDevice(baseUrl: () => string, mac: string): Promise<Te
         `/api/devices/v1/deployments/device/deployments/${id}/status`,
         device.token,
         JSON.stringify({ status }) + '\n',
+        {},
+        agent,
       ),
     log: (id, message) =>
       call(
@@ -83,6 +97,8 @@ export async function testDevice(baseUrl: () => string, mac: string): Promise<Te
         `/api/devices/v1/deployments/device/deployments/${id}/log`,
         device.token,
         JSON.stringify({ messages: [{ level: 'error', message, timestamp: new Date().toISOString() }] }) + '\n',
+        {},
+        agent,
       ),
     inventory: (attributes) =>
       call(
@@ -91,6 +107,8 @@ export async function testDevice(baseUrl: () => string, mac: string): Promise<Te
         '/api/devices/v1/inventory/device/attributes',
         device.token,
         JSON.stringify(Object.entries(attributes).map(([name, value]) => ({ name, value }))) + '\n',
+        {},
+        agent,
       ),
     next: () =>
       call(
@@ -99,6 +117,8 @@ export async function testDevice(baseUrl: () => string, mac: string): Promise<Te
         '/api/devices/v1/deployments/device/deployments/next',
         device.token,
         JSON.stringify({ artifact_name: 'factory-image-0', device_type: 'test-device' }),
+        {},
+        agent,
       ),
   };
   await device.authenticate();

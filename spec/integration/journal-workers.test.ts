@@ -3,10 +3,11 @@ import { after, before, it } from 'node:test';
 import { startGateway, type GatewayProcess } from '../support/gateway-process';
 import { childPids } from '../support/worker-gateway';
 import { killed, startJournalBed, stopJournalBed, type JournalBed } from './journal-bed';
-import { testDevice, until, type TestDevice } from './journal-harness';
+import { call, testDevice, until, type TestDevice } from './journal-harness';
 
 // The report journal with Workers: 2 (bin/gateway.js). Devices on fresh
-// connections reach both workers; the primary is the journal's one writer. Reports answered
+// connections reach both workers; the primary is the journal's one writer and keeps the
+// known-good tokens the workers tell it of (a forged one is not journaled). Reports answered
 // during an outage are delivered once, in order, when upstream is back; a device's `next`
 // waits for its reports; kill -9 of the whole gateway (primary and workers) with reports in the
 // journal loses none of them.
@@ -74,6 +75,18 @@ it('outage: both workers journal through the primary; replayed once, in order; n
   const servedBy = new Set([...out.matchAll(/route=deployment-report[^\n]*status=204[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
   assert.equal(servedBy.size, 2, 'both workers took reports');
   assert.equal((out.match(/msg="report journaled"/g) ?? []).length, 3 * DEVICES);
+  // A token that only names a device (unsigned) is not journaled, whichever worker takes it.
+  const forged = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: ids[0] })).toString('base64url')}.`;
+  for (let i = 0; i < 4; i++) {
+    const r = await call(
+      gateway!.url('http'),
+      'PUT',
+      `/api/devices/v1/deployments/device/deployments/${deploymentId}/status`,
+      forged,
+      '{"status":"failure"}\n',
+    );
+    assert.equal(r.status, 502, r.body);
+  }
   // Upstream down and reports waiting: next gets the upstream error, not a stale deployment.
   assert.equal((await devices[0]!.next()).status, 502);
 

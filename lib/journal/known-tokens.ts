@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { jwtExpiry } from '../mtls/issued-tokens';
+import type { Logger } from '../observe/log';
+import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
+
+// The device tokens upstream has accepted (an answer 2xx to a live device API request carrying
+// it) or issued (a 200 from an auth route). The gateway cannot verify a JWT itself (it does not
+// hold the server's key), so a token's `sub` names a device only once upstream accepted that very
+// token: only then may the journal keep a report under it, replay it, or let it stand in for an
+// older token of the same device. Keyed by the SHA-256 of the exact token; the value is its
+// device and `exp`. Bounded (oldest out), expired entries dropped, kept across a restart in
+// `known-tokens` beside the journal: hashes, device ids and expiries, never a token.
+
+/** About 120 bytes a line on disk and ~250 in memory: 20,000 is ~2.4 MB and ~5 MB, a few tokens for each of thousands of devices. */
+export const MAX_KNOWN_TOKENS = 20_000;
+export const KNOWN_TOKENS_FILE = 'known-tokens';
+/** A token without `exp` (Mender's always have one) is trusted as long as Mender's default lifetime. */
+const NO_EXP_LIFETIME_MS = 7 * 24 * 3_600_000;
+/** Writes are gathered: the file is rewritten at most this often. */
+const SAVE_DELAY_MS = 1_000;
+/** Node's header limit is 16 KiB; a Mender token is about 1 KB. */
+const MAX_TOKEN_CHARS = 8 * 1024;
+
+// Device API paths only: upstream checks the device token on each of them (auth_requests, which
+// takes none, excepted). Plain segments, no dot segments or escapes that a proxy might resolve
+// to a path upstream serves without a token (its UI answers 200 to anyone).
+const DEVICE_API = /^\/api\/devices\/v[0-9]{1,2}(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
+const AUTH_API = /^\/api\/devices\/v[0-9]{1,2}\/authentication\//;
+
+export interface KnownToken {
+  device: string;
+  /** ms since the epoch */
+  expiresAt: number;
+}
+
+export type TokenVerdict = ({ t: 'accepted'; hash: string } & KnownToken) | { t: 'refused'; hash: string };
+
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or undefined for anything else. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (authorization === undefined || authorization.length > MAX_TOKEN_CHARS) return undefined;
+  return /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization)?.[1];
+}
+
+/** What upstream's answer to a live device request says of the token it carried, if anything. */
+export function verdictOf(authorization: string | undefined, url: string, status: number, now = Date.now()): TokenVerdict | undefined {
+  const path = url.split('?')[0]!;
+  if (!DEVICE_API.test(path) || AUTH_API.test(path)) return undefined;
+  const token = bearerToken(authorization);
+  if (token === undefined) return undefined;
+  if (status === 401) return { t: 'refused', hash: tokenHash(token) };
+  // 2xx only: a redirect may come from a proxy in front that never looked at the token.
+  return status >= 200 && status < 300 ? accepted(token, now) : undefined;
+}
+
+/** A token upstream issued (the body of a 200 to an auth request). */
+export function issuedVerdict(body: string, now = Date.now()): TokenVerdict | undefined {
+  const token = body.trim();
+  return token.length > MAX_TOKEN_CHARS ? undefined : accepted(token, now);
+}
+
+function accepted(token: string, now: number): TokenVerdict | undefined {
+  const device = deviceIdFromAuthorization(`Bearer ${token}`);
+  if (device === undefined) return undefined;
+  const expiresAt = jwtExpiry(token) ?? now + NO_EXP_LIFETIME_MS;
+  return expiresAt > now ? { t: 'accepted', hash: tokenHash(token), device, expiresAt } : undefined;
+}
+
+export class KnownTokens {
+  private readonly entries = new Map<string, KnownToken>();
+  private timer: NodeJS.Timeout | undefined;
+  private saving: Promise<void> | undefined;
+  private dirty = false;
+  private saveFailed = false;
+
+  /**
+   * dir undefined: memory only. makeParents false (the default journal directory): dir itself
+   * is made when missing, its parent (the cache, or systemd's StateDirectory) never is.
+   */
+  constructor(
+    private readonly dir: string | undefined,
+    private readonly log: Logger,
+    private readonly makeParents = true,
+    private readonly max = MAX_KNOWN_TOKENS,
+  ) {}
+
+  /** The set kept in dir (none yet, or unreadable: empty, logged). */
+  static async load(dir: string, log: Logger, makeParents: boolean, now = Date.now()): Promise<KnownTokens> {
+    const known = new KnownTokens(dir, log, makeParents);
+    let text = '';
+    try {
+      text = await readFile(join(dir, KNOWN_TOKENS_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        log.warn('report journal: known-good tokens unreadable; starting with none', { err: (err as NodeJS.ErrnoException).code });
+    }
+    for (const line of text.split('\n')) {
+      const m = /^([0-9a-f]{64}) ([\x21-\x7e]{1,128}) ([0-9]{1,16})$/.exec(line);
+      if (m && Number(m[3]) > now) known.entries.set(m[1]!, { device: m[2]!, expiresAt: Number(m[3]) });
+    }
+    while (known.entries.size > known.max) known.entries.delete(known.entries.keys().next().value!);
+    if (known.entries.size > 0) log.info('report journal: known-good device tokens loaded', { tokens: known.entries.size });
+    return known;
+  }
+
+  apply(verdict: TokenVerdict): void {
+    if (verdict.t === 'refused') {
+      if (this.entries.delete(verdict.hash)) this.changed();
+      return;
+    }
+    const had = this.entries.get(verdict.hash);
+    this.entries.delete(verdict.hash);
+    this.entries.set(verdict.hash, { device: verdict.device, expiresAt: verdict.expiresAt });
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+    if (!had || had.expiresAt !== verdict.expiresAt) this.changed();
+  }
+
+  /** The device of an Authorization header whose token is known good now; undefined otherwise. */
+  deviceOf(authorization: string | undefined, now = Date.now()): string | undefined {
+    const token = bearerToken(authorization);
+    if (token === undefined) return undefined;
+    const hash = tokenHash(token);
+    const entry = this.entries.get(hash);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= now) {
+      this.entries.delete(hash);
+      this.changed();
+      return undefined;
+    }
+    return entry.device;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Write what is pending now (at close). */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.saving;
+    if (this.dirty) await this.save();
+  }
+
+  private changed(): void {
+    this.dirty = true;
+    if (this.dir === undefined || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.save();
+    }, SAVE_DELAY_MS);
+    this.timer.unref();
+  }
+
+  /** tmp + fsync + rename: the file is always a whole one, mode 0600 in a 0700 directory. */
+  private async save(): Promise<void> {
+    if (this.dir === undefined) return;
+    if (this.saving) {
+      await this.saving;
+      return this.dirty ? this.save() : undefined;
+    }
+    const dir = this.dir;
+    this.dirty = false;
+    const now = Date.now();
+    const lines = [...this.entries].filter(([, e]) => e.expiresAt > now).map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
+    this.saving = (async () => {
+      const path = join(dir, KNOWN_TOKENS_FILE);
+      const tmp = `${path}.tmp`;
+      try {
+        await mkdir(dir, { recursive: this.makeParents, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
+        const out = await open(tmp, 'w', 0o600);
+        try {
+          await out.chmod(0o600);
+          await out.writeFile(lines.join(''));
+          await out.sync();
+        } finally {
+          await out.close();
+        }
+        await rename(tmp, path);
+        this.saveFailed = false;
+      } catch (err) {
+        this.dirty = true;
+        if (!this.saveFailed)
+          this.log.warn('report journal: cannot save the known-good tokens; kept in memory only (a restart forgets them)', {
+            dir,
+            err: (err as NodeJS.ErrnoException).code ?? (err as Error).message,
+          });
+        this.saveFailed = true;
+      }
+    })();
+    try {
+      await this.saving;
+    } finally {
+      this.saving = undefined;
+    }
+  }
+}
