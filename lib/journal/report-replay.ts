@@ -19,6 +19,8 @@ import { callUpstream, UNREACHABLE_STATUSES } from './upstream-call';
 
 export type Outcome =
   | { kind: 'unreachable' }
+  /** upstream answered, but not for this report yet (a 5xx other than 502/503/504): keep it, retry later */
+  | { kind: 'deferred' }
   | { kind: 'unauthorized' }
   | { kind: 'final'; result: Exclude<ReportResult, 'unauthorized' | 'expired' | 'superseded'> };
 
@@ -29,7 +31,9 @@ export function outcomeOf(status: number | undefined): Outcome {
   if (status === 401) return { kind: 'unauthorized' };
   if (status === 409) return { kind: 'final', result: 'aborted' };
   // Another 5xx may pass: keep the report (MaxAge bounds it) rather than drop it on a hiccup.
-  if (status >= 500) return { kind: 'unreachable' };
+  // Upstream did answer, so it is not down: one device's report that upstream keeps failing
+  // must not stall every other device's replay (nor mark the uplink down).
+  if (status >= 500) return { kind: 'deferred' };
   return { kind: 'final', result: 'rejected' };
 }
 
@@ -37,14 +41,19 @@ const MIN_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 15_000;
 /** devices replayed at once */
 const CONCURRENCY = 8;
+/** A device whose report upstream answered with another 5xx waits this long, doubling, before the next try. */
+const MIN_DEFER_MS = 5_000;
+const MAX_DEFER_MS = 300_000;
 
-export type FlushResult = 'empty' | 'unreachable' | 'blocked';
+export type FlushResult = 'empty' | 'unreachable' | 'blocked' | 'deferred';
 
 export class ReportReplay {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly latestAuth = new Map<string, string>();
   /** device → the token upstream refused, while no newer one is known */
   private readonly blocked = new Map<string, string>();
+  /** device → when its oldest report may be tried again, and the wait that led there */
+  private readonly deferred = new Map<string, { until: number; waitMs: number }>();
   private down = false;
   private backoffMs = 0;
   private nextProbeAt = 0;
@@ -122,6 +131,7 @@ export class ReportReplay {
       const entry = this.journal.pendingOf(device)[0];
       if (!entry) return 'empty';
       if (this.blocked.has(device)) return 'blocked';
+      if ((this.deferred.get(device)?.until ?? 0) > Date.now()) return 'deferred';
       const result = await this.deliver(entry);
       if (result !== 'empty') return result;
     }
@@ -147,6 +157,18 @@ export class ReportReplay {
         return 'unreachable';
       }
       if (this.down) this.markUp();
+      if (outcome.kind === 'deferred') {
+        const waitMs = Math.min(MAX_DEFER_MS, (this.deferred.get(entry.device)?.waitMs ?? MIN_DEFER_MS / 2) * 2);
+        this.deferred.set(entry.device, { until: Date.now() + waitMs, waitMs });
+        this.log.warn('report replay: upstream answered an error, the report is kept and tried again later', {
+          device: entry.device,
+          status,
+          retry_in_ms: waitMs,
+        });
+        this.schedule(waitMs);
+        return 'deferred';
+      }
+      this.deferred.delete(entry.device);
       if (outcome.kind === 'unauthorized') {
         const token = bearerToken(authorization);
         if (token !== undefined) this.known.apply({ t: 'refused', hash: tokenHash(token) });
@@ -189,7 +211,7 @@ export class ReportReplay {
     try {
       await this.journal.expire(Date.now(), (device) => (this.blocked.has(device) ? 'unauthorized' : 'expired'));
       if (this.skipUpstream) return this.schedule(this.nextProbeAt - Date.now());
-      const devices = this.journal.devices().filter((d) => !this.blocked.has(d));
+      const devices = this.journal.devices().filter((d) => this.replayable(d));
       let unreachable = false;
       const worker = async (): Promise<void> => {
         for (let device = devices.shift(); device !== undefined && !unreachable && !this.closed; device = devices.shift()) {
@@ -207,8 +229,23 @@ export class ReportReplay {
       this.running = false;
     }
     // Reports that arrived during the pass, or devices still waiting for a token (expiry).
-    if (!this.down && this.journal.devices().some((d) => !this.blocked.has(d))) this.wake();
-    else if (this.journal.stats.queued > 0) this.schedule(this.down ? Math.max(0, this.nextProbeAt - Date.now()) : 60_000);
+    if (!this.down && this.journal.devices().some((d) => this.replayable(d))) this.wake();
+    else if (this.journal.stats.queued > 0) this.schedule(this.down ? Math.max(0, this.nextProbeAt - Date.now()) : this.nextDeferred());
+  }
+
+  /** Not waiting for a token, nor for its deferred report's next try. */
+  private replayable(device: string): boolean {
+    return !this.blocked.has(device) && (this.deferred.get(device)?.until ?? 0) <= Date.now();
+  }
+
+  /** When the first deferred device may be tried again (at most a minute: expiry runs in each pass). */
+  private nextDeferred(): number {
+    let next = 60_000;
+    for (const [device, { until }] of this.deferred) {
+      if (this.journal.pendingOf(device).length === 0) this.deferred.delete(device);
+      else next = Math.min(next, Math.max(0, until - Date.now()));
+    }
+    return next;
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import type https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { testConfig } from '../support/gateway-config';
 import { tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 import { call, testDevice, until, type Reply, type TestDevice } from '../integration/journal-harness';
+import { closeServer, listenOnFreePort } from '../support/listen';
 
 // The report journal as a LAN host attacks it (docs/journal.md): over real TLS, against the
 // emulator's real signed tokens. A report is journaled only under a token upstream accepted or
@@ -250,6 +252,49 @@ describe('journal trust', () => {
       await server.start();
       victimAgent.destroy();
       attackerAgent.destroy();
+    }
+  });
+
+  it("attack: a device whose reports upstream keeps failing (500) does not stall the replay of every other device's", {
+    timeout: 60_000,
+  }, async () => {
+    // A front for the emulator that answers 500 to one deployment's reports and 502 while the
+    // emulator is down (as a load balancer would).
+    let poisoned = '';
+    const front = http.createServer((req, res) => {
+      if (poisoned && req.url?.includes(`/deployments/${poisoned}/`)) return void res.writeHead(500).end('{"error":"internal error"}');
+      const target = new URL(server.url);
+      const up = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.headersSent || res.writeHead(502).end('{"error":"bad gateway"}'));
+      req.pipe(up);
+    });
+    const port = await listenOnFreePort(front);
+    try {
+      const g = await gateway('stall', {}, { UpstreamServer: { URL: `http://127.0.0.1:${port}`, Timeout: '2s' } });
+      const failing = await victimWithDeployment(g, '02:00:00:25:00:11');
+      const healthy = await victimWithDeployment(g, '02:00:00:25:00:12');
+      await server.stop();
+      try {
+        // The failing device's report waits first in the journal: before, it was the probe, and its 500 counted as "down".
+        for (const d of [failing, healthy]) {
+          const r = await d.device.status(d.deployment, 'downloading');
+          assert.equal(r.headers['x-men-gateway-journaled'], '1', `${r.status} ${r.body}`);
+        }
+      } finally {
+        poisoned = failing.deployment;
+        await server.start();
+      }
+      await until("the healthy device's report at the server", () => server.statuses(healthy.deployment, healthy.id).length === 1, 15_000);
+      assert.deepEqual(server.statuses(failing.deployment, failing.id), []);
+      assert.ok(log.text().includes('report replay: upstream answered an error, the report is kept and tried again later'));
+    } finally {
+      await closeServer(front);
     }
   });
 

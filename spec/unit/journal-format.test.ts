@@ -64,7 +64,7 @@ describe('report outcomes', () => {
     [502, 'unreachable'],
     [503, 'unreachable'],
     [504, 'unreachable'],
-    [500, 'unreachable'],
+    [500, 'deferred'],
     [204, 'delivered'],
     [200, 'delivered'],
     [401, 'unauthorized'],
