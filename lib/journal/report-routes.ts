@@ -144,6 +144,7 @@ const NEXT = /^\/api\/devices\/v[12]\/deployments\/device\/deployments\/next$/;
 
 function reportsFirst(router: Router, desk: ReportDesk): Router {
   return {
+    ...router,
     select(req) {
       const route = router.select(req);
       if (!NEXT.test(pathnameOf(req))) return route;
