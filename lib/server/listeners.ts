@@ -74,7 +74,13 @@ export function createDeviceServer(
     requestTimeout: timeouts.requestMs,
     connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, timeouts.headersMs),
   };
-  return protocol === 'https' ? https.createServer({ ...tls, ...options, handshakeTimeout: timeouts.handshakeMs }) : http.createServer(options);
+  if (protocol === 'http') return http.createServer(options);
+  const server = https.createServer({ ...tls, ...options, handshakeTimeout: timeouts.handshakeMs });
+  // A TLS failure (a handshake timeout too) ends the connection here: Node hands it on to
+  // 'clientError', whose HTTP answer cannot go out on a socket that never became TLS, and
+  // would otherwise leave it open.
+  server.prependListener('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+  return server;
 }
 
 /** Listen on a configured "host:port"; a readable error when it cannot. */
