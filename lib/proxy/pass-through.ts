@@ -23,7 +23,12 @@ export interface PassThroughOptions {
 
 export function createPassThrough(upstream: Upstream, options: PassThroughOptions = {}): PassThrough {
   const forwarder = createForwarder(upstream, options);
-  const tunnel = { dial: upstream.dial, host: upstream.target.host, timeoutMs: upstream.timeoutMs, idleMs: options.tunnelIdleMs ?? TUNNEL_IDLE_MS };
+  const tunnel = {
+    dial: upstream.dial,
+    host: upstream.target.host,
+    timeoutMs: upstream.timeoutMs,
+    idleMs: options.tunnelIdleMs ?? TUNNEL_IDLE_MS,
+  };
   return {
     web(req, res, ctx) {
       forwarder.forward(req, res, ctx);

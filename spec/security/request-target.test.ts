@@ -196,7 +196,10 @@ describe('request targets', () => {
 
   it('attack: a percent-encoded next is routed as next, and upstream gets the path it was routed on', async () => {
     const query = '?artifact_name=release-1&device_type=qemux86-64';
-    const r = await attack('https', request('GET', `/api/devices/v1/deployments/device/deployments/ne%78t${query}`, { Authorization: `Bearer ${token}` }));
+    const r = await attack(
+      'https',
+      request('GET', `/api/devices/v1/deployments/device/deployments/ne%78t${query}`, { Authorization: `Bearer ${token}` }),
+    );
     assertOnlyRoutedTargets(r.upstream, 'ne%78t');
     assert.deepEqual(
       r.upstream.map((c) => c.path),
@@ -221,7 +224,11 @@ describe('request targets', () => {
       ['https', inventory('/api/devices/v1/inventory/device/./attributes'), /dot segment/],
       ['https', inventory('/api/devices/v1/inventory/device/attributes/x/..'), /dot segment/],
       ['https', inventory('/api/devices/v1/inventory//device/attributes'), /empty segment/],
-      ['https', request('PUT', `${STATUS.replace('/status', '/x/../status')}`, { Authorization: `Bearer ${token}` }, '{"status":"failure"}'), /dot segment/],
+      [
+        'https',
+        request('PUT', `${STATUS.replace('/status', '/x/../status')}`, { Authorization: `Bearer ${token}` }, '{"status":"failure"}'),
+        /dot segment/,
+      ],
     ];
     for (const [via, raw, why] of cases) assertRefused(await attack(via, raw), raw.split('\r\n')[0], why);
   });
@@ -229,7 +236,12 @@ describe('request targets', () => {
   it('an encoded unreserved character is decoded: the inventory route still extends it', async () => {
     const r = await attack(
       'https',
-      request('PATCH', '/api/devices/v1/inventory/device/attribute%73', { Authorization: `Bearer ${token}` }, '[{"name":"rootfs","value":"a"}]'),
+      request(
+        'PATCH',
+        '/api/devices/v1/inventory/device/attribute%73',
+        { Authorization: `Bearer ${token}` },
+        '[{"name":"rootfs","value":"a"}]',
+      ),
     );
     assert.equal(r.status, 200, r.body);
     assert.deepEqual(

@@ -136,7 +136,9 @@ describe('testssl.sh against the device listeners', { timeout: 2 * SCAN_LIMIT_MS
         HTTP: { Enabled: false },
         HTTPS: { Enabled: true, ServerCertificate: server.cert, ServerKey: server.key },
         UpstreamServer: { URL: upstream.url },
-        ...(mtls ? { Features: { mTLS: { Enabled: true, CACertificate: ca.cert, MenderUsername: 'gw@example.com', MenderPassword: 'x' } } } : {}),
+        ...(mtls
+          ? { Features: { mTLS: { Enabled: true, CACertificate: ca.cert, MenderUsername: 'gw@example.com', MenderPassword: 'x' } } }
+          : {}),
       }),
       captureLog('warn').log,
     );
