@@ -81,7 +81,7 @@ faults: build
 	FAULTS_LOG_DIR=$(abspath $(FAULTS_LOG_DIR)) FAULTS_KILL_TRIALS=$${FAULTS_KILL_TRIALS:-100} \
 	  FAULTS_FUZZ_CASES=$${FAULTS_FUZZ_CASES:-20000} FAULTS_FUZZ_SECONDS=$${FAULTS_FUZZ_SECONDS:-600} \
 	  FAULTS_DISCONNECTS=$${FAULTS_DISCONNECTS:-1000} FAULTS_UPSTREAM_CYCLES=$${FAULTS_UPSTREAM_CYCLES:-10} \
-	  FAULTS_SLOW_CLIENTS=$${FAULTS_SLOW_CLIENTS:-300} FAULTS_SLOW_BODY_BOUND_S=$${FAULTS_SLOW_BODY_BOUND_S:-330} \
+	  FAULTS_SLOW_CLIENTS=$${FAULTS_SLOW_CLIENTS:-300} FAULTS_SLOW_BODY_BOUND_S=$${FAULTS_SLOW_BODY_BOUND_S:-630} \
 	  $(NODE) --test --test-concurrency=1 --test-reporter=tap --test-reporter-destination=stdout \
 	  --test-reporter=tap --test-reporter-destination=$(FAULTS_LOG_DIR)/faults.tap dist/spec/faults
 	FAULTS_LOG_DIR=$(abspath $(FAULTS_LOG_DIR)) $(NODE) dist/spec/faults/print-figures.js

@@ -5,9 +5,10 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from './config/types';
 import { parseDuration } from './config/parse-duration';
 import { setForwardedHeaders } from './http/forwarded-headers';
-import { rawJsonResponse, replyError } from './http/reply-error';
+import { rawJsonResponse, replyError, sendJsonError } from './http/reply-error';
 import { createRequestContext, type RequestContext, type Route } from './http/route';
-import { aliveRoute, createRouter, type Router } from './http/router';
+import { checkRequestTarget } from './http/request-target';
+import { aliveRoute, createRouter, DEVICECONNECT_PATH, deviceconnectRoute, pathnameOf, type Router } from './http/router';
 import { logWhenDone } from './http/access-log';
 import type { Logger } from './observe/log';
 import { noteOutOfFiles } from './observe/out-of-files';
@@ -20,10 +21,19 @@ import { reloadServerCertificate } from './admin/reload-tls';
 import { createOutageAuthRoute } from './journal/auth-during-outage';
 import { IssuedTokens } from './mtls/issued-tokens';
 import { openReportJournaling } from './journal/report-routes';
-import { createPassThrough, type PassThrough } from './proxy/pass-through';
+import { createPassThrough } from './proxy/pass-through';
 import { createUpstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
-import { closeGracefully, createDeviceServer, listen, tlsOptionsFor, type DeviceServer, type Protocol } from './server/listeners';
+import {
+  closeGracefully,
+  createDeviceServer,
+  DEVICE_TIMEOUTS,
+  type DeviceServer,
+  type DeviceTimeouts,
+  listen,
+  type Protocol,
+  tlsOptionsFor,
+} from './server/listeners';
 
 // A feature's modules load only when it is configured (an idle gateway pays for what
 // it uses); `import type` above keeps the types.
@@ -49,6 +59,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Which peers of the metrics listener count as local (default: loopback); tests replace it. */
   isLocalPeer?: (address: string | undefined) => boolean;
+  /** Device-side timeouts (lib/server/listeners.ts, lib/proxy/websocket-tunnel.ts); tests shorten them. */
+  timeouts?: Partial<DeviceTimeouts & { tunnelIdleMs: number }>;
 }
 
 interface Listener {
@@ -92,10 +104,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   // probe; one upstream accepted makes its token known good to the journal.
   const passThrough = createPassThrough(upstream, {
     onUpstreamAnswer: journaling && ((status, req) => journaling.noteAnswer(status, req)),
+    tunnelIdleMs: options.timeouts?.tunnelIdleMs,
   });
   // Features.DeviceSystem: inventory uploads gain the system id and default attributes.
   if (config.Features.DeviceSystem.Enabled) routes.push(loadInventory().createInventoryRoute(config.Features.DeviceSystem, upstream));
-  const routed = createRouter(routes, { name: 'pass-through', handle: passThrough.web });
+  const routed = createRouter(routes, { name: 'pass-through', handle: passThrough.web }, [deviceconnectRoute(passThrough.ws)]);
   const router = journaling ? journaling.ordered(routed) : routed;
 
   const listeners: Listener[] = [];
@@ -135,7 +148,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     } catch (err) {
       throw new Error(`HTTPS: cannot load server certificate: ${(err as Error).message}`);
     }
-    const server = createDeviceServer(protocol, tls);
+    const server = createDeviceServer(protocol, tls, { ...DEVICE_TIMEOUTS, ...options.timeouts });
     if (tls) tlsOptions.set(server as https.Server, tls);
     const upgraded = new Set<Socket>();
     if (mtls && protocol === 'https') mtls.attach(server as https.Server);
@@ -150,7 +163,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       socket.once('close', () => upgraded.delete(socket));
       const ctx = contextFor(req, protocol, log);
       if (guard && !guard.admitUpgrade(req, socket, ctx)) return;
-      if (!mtls || mtls.admitUpgrade(req, socket, ctx)) handleUpgrade(passThrough, req, socket, head, ctx);
+      if (!mtls || mtls.admitUpgrade(req, socket, ctx)) handleUpgrade(router, req, socket, head, ctx);
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       log.debug('malformed request or TLS failure from device', { err: err.code ?? err.message, client: socket.remoteAddress });
@@ -212,7 +225,18 @@ function contextFor(req: IncomingMessage, protocol: Protocol, log: Logger): Requ
   return createRequestContext(requestId, req.socket.remoteAddress ?? '', protocol, log);
 }
 
+/** A refused request target: answered 400 before any route, logged under this name (the raw target may be garbage). */
+const BAD_TARGET = { name: 'bad-request-target', sensitivePath: true };
+
 function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+  // Routed and forwarded on the same normalised target (lib/http/request-target.ts).
+  const target = checkRequestTarget(req.url);
+  if (!target.ok) {
+    logWhenDone(req, res, ctx, BAD_TARGET);
+    req.resume();
+    return void sendJsonError(res, 400, target.reason, ctx.requestId, { Connection: 'close' });
+  }
+  req.url = target.target;
   const route = router.select(req);
   logWhenDone(req, res, ctx, route);
   setForwardedHeaders(req, ctx.clientAddress, ctx.protocol);
@@ -224,8 +248,18 @@ function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse
   }
 }
 
-function handleUpgrade(passThrough: PassThrough, req: IncomingMessage, socket: Socket, head: Buffer, ctx: RequestContext): void {
+/** Upgrades go through the same check and table; only the paths that may upgrade (deviceconnect) are tunnelled. */
+function handleUpgrade(router: Router, req: IncomingMessage, socket: Socket, head: Buffer, ctx: RequestContext): void {
+  const target = checkRequestTarget(req.url);
+  if (target.ok) req.url = target.target;
+  const route = target.ok ? router.selectUpgrade(req) : undefined;
+  if (!route) {
+    const reason = target.ok ? `upgrade refused: only GET ${DEVICECONNECT_PATH} may upgrade` : target.reason;
+    ctx.log.warn('websocket refused', { reason, method: req.method, client: ctx.clientAddress });
+    socket.on('error', () => undefined);
+    return void socket.end(rawJsonResponse(400, reason, ctx.requestId));
+  }
   setForwardedHeaders(req, ctx.clientAddress, ctx.protocol);
-  ctx.log.info('websocket', { method: req.method, path: (req.url ?? '').split('?')[0], client: ctx.clientAddress });
-  passThrough.ws(req, socket, head, ctx);
+  ctx.log.info('websocket', { method: req.method, path: pathnameOf(req), route: route.name, client: ctx.clientAddress });
+  route.handle(req, socket, head, ctx);
 }

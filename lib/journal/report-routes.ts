@@ -164,6 +164,7 @@ function noteToken(desk: ReportDesk, req: IncomingMessage, status: number): void
 
 function reportsFirst(router: Router, desk: ReportDesk): Router {
   return {
+    ...router,
     select(req) {
       const route = router.select(req);
       if (!NEXT.test(pathnameOf(req))) return route;

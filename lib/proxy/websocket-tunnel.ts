@@ -15,6 +15,15 @@ import { isOutOfFiles, noteOutOfFiles } from '../observe/out-of-files';
 // A response other than 101 goes to the device as it came, and the device's connection ends
 // with it: nothing the device sends after a refused upgrade reaches upstream unexamined.
 
+/**
+ * A joined tunnel is cut when either side has sent nothing for this long. Both ends of a
+ * deviceconnect tunnel ping every 54 s (mender-connect: 9/10 of its 60 s DefaultPingWait;
+ * the deviceconnect service: 9/10 of its 60 s pongWait), so a healthy idle terminal always
+ * has traffic both ways within a minute; 120 s lets one ping be late or lost. A peer that
+ * vanished without a FIN (power cut, NAT dropped) is cut within 120 s instead of never.
+ */
+export const TUNNEL_IDLE_MS = 120_000;
+
 /** Longest upstream response head taken (a 101 head is a few hundred bytes). */
 const MAX_HEAD = 16 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
@@ -26,6 +35,8 @@ export interface TunnelOptions {
   host: string;
   /** No response head within this long → the device's connection is closed. */
   timeoutMs: number;
+  /** Once joined: either side silent this long → both closed (TUNNEL_IDLE_MS; 0: never). */
+  idleMs: number;
 }
 
 /** `req.headers` must already hold what goes upstream (setForwardedHeaders). */
@@ -93,7 +104,7 @@ function relay(o: TunnelOptions, upstream: Socket, req: IncomingMessage, device:
     // "HTTP/1.1 101 ..."; the head and whatever followed it go to the device unchanged.
     const switched = all.toString('latin1', 9, 12) === '101';
     device.write(all);
-    if (switched) join(upstream, device);
+    if (switched) join(upstream, device, o.idleMs, log);
     else finishRefused(upstream, device, all, end + HEAD_END.length, o.timeoutMs);
   };
   upstream.on('data', onHead);
@@ -120,20 +131,34 @@ function requestHead(req: IncomingMessage, host: string): string {
 }
 
 /** Both directions, with back-pressure; either side's end or error ends the other. */
-function join(upstream: Socket, device: Socket): void {
+function join(upstream: Socket, device: Socket, idleMs: number, log: RequestContext['log']): void {
   upstream.setNoDelay(true);
   device.setNoDelay(true);
   upstream.setKeepAlive(true);
   device.setKeepAlive(true);
-  pump(upstream, device);
-  pump(device, upstream);
+  // What a side sends is what counts (a socket's own timeout counts writes too, and writes to
+  // a vanished peer still succeed into the kernel's buffer). One timer per side, refreshed.
+  const silent = (side: string) => () => {
+    log.info('websocket closed: peer silent', { side, idle_ms: idleMs });
+    upstream.destroy();
+    device.destroy();
+  };
+  const fromUpstream = idleMs > 0 ? setTimeout(silent('upstream'), idleMs).unref() : undefined;
+  const fromDevice = idleMs > 0 ? setTimeout(silent('device'), idleMs).unref() : undefined;
+  pump(upstream, device, fromUpstream);
+  pump(device, upstream, fromDevice);
   // Upstream gone: the device gets what is still buffered for it, then its connection ends
   // (destroyed at once after an error). The device's close destroys upstream (tunnelUpgrade).
-  upstream.on('close', (hadError: boolean) => (hadError ? device.destroy() : device.end()));
+  upstream.on('close', (hadError: boolean) => {
+    clearTimeout(fromUpstream);
+    clearTimeout(fromDevice);
+    hadError ? device.destroy() : device.end();
+  });
 }
 
-function pump(from: Socket, to: Socket): void {
+function pump(from: Socket, to: Socket, heard: NodeJS.Timeout | undefined): void {
   from.on('data', (chunk: Buffer) => {
+    heard?.refresh();
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());

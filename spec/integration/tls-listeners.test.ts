@@ -97,6 +97,45 @@ describe('HTTPS listener', () => {
     }
   });
 
+  it('offers TLS 1.2 only AEAD suites with forward secrecy by default, and the old CBC suites when MinimumTLSVersion asks for 1.0', async () => {
+    const start = (MinimumTLSVersion: '1.0' | '1.2') =>
+      startGateway(
+        testConfig({
+          HTTP: { Enabled: false },
+          HTTPS: { Enabled: true, MinimumTLSVersion, ServerCertificate: material.server.cert, ServerKey: material.server.key },
+          UpstreamServer: { URL: `http://127.0.0.1:${upstreamPort}` },
+        }),
+        captureLog().log,
+      );
+    // What the client offers: one TLS 1.2 suite, or TLS 1.0 with what OpenSSL 3 still has.
+    const suite = (port: number, cipher: string, version: tls.SecureVersion = 'TLSv1.2') =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect(
+          { host: '127.0.0.1', port, ca, minVersion: version, maxVersion: version, ciphers: `${cipher}@SECLEVEL=0` },
+          () => {
+            const name = socket.getCipher().name;
+            socket.end();
+            resolve(name);
+          },
+        );
+        socket.on('error', reject);
+      });
+    const modern = await start('1.2');
+    const legacy = await start('1.0');
+    try {
+      const port = modern.addresses.https!.port;
+      for (const gcm of ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305'])
+        assert.equal(await suite(port, gcm), gcm);
+      for (const cbc of ['ECDHE-ECDSA-AES128-SHA256', 'ECDHE-ECDSA-AES256-SHA', 'AES128-GCM-SHA256'])
+        await assert.rejects(suite(port, cbc), /handshake|alert|cipher/i, `${cbc} was accepted`);
+      assert.equal(await handshake(port, ca, 'TLSv1.3'), 'TLSv1.3');
+      assert.equal(await suite(legacy.addresses.https!.port, 'ECDHE-ECDSA-AES128-SHA', 'TLSv1'), 'ECDHE-ECDSA-AES128-SHA');
+      assert.equal(await suite(legacy.addresses.https!.port, 'ECDHE-ECDSA-AES128-SHA256'), 'ECDHE-ECDSA-AES128-SHA256');
+    } finally {
+      await Promise.all([modern.close(100), legacy.close(100)]);
+    }
+  });
+
   it('fails to start with one readable error when the port is in use', async () => {
     const blocker = net.createServer();
     const port = await listenOnFreePort(blocker);

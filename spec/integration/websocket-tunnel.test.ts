@@ -58,7 +58,7 @@ describe('websocket tunnel', () => {
   let afterRefusal = '';
   upstream.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     seen = req;
-    if (req.url?.startsWith('/refuse')) {
+    if (req.url?.endsWith('?refuse')) {
       // A 401 with a body, on a connection upstream keeps open: the gateway must end the device's.
       socket.on('data', (d: Buffer) => (afterRefusal += d.toString('latin1')));
       socket.on('end', () => socket.end());
@@ -114,7 +114,11 @@ describe('websocket tunnel', () => {
   });
 
   it('hands a refused upgrade to the device as upstream sent it and ends the connection there', async () => {
-    const { text } = await rawUpgrade(port, '/refuse', 'GET /api/devices/v1/inventory/device/attributes HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text } = await rawUpgrade(
+      port,
+      `${CONNECT}?refuse`,
+      'GET /api/devices/v1/inventory/device/attributes HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
     assert.match(text, /^HTTP\/1\.1 401 Unauthorized\r\n/);
     assert.ok(text.endsWith('{"error":"unauthorized ws"}'), text);
     // What the device sent after its refused upgrade never reached upstream.

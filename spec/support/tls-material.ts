@@ -68,6 +68,7 @@ export interface LeafOptions {
   extendedKeyUsage?: string; // 'serverAuth' | 'clientAuth'
   days?: number;
   serial?: string; // hex, e.g. '0x1a2b'
+  crlUri?: string; // a CRL distribution point, as a real deployment's server certificate carries
 }
 
 /** A leaf certificate signed by `ca`. */
@@ -78,6 +79,7 @@ export function makeLeaf(dir: string, name: string, ca: CertPair, opts: LeafOpti
   const ext = join(dir, `${name}.ext`);
   const lines = ['basicConstraints=CA:FALSE', `extendedKeyUsage=${opts.extendedKeyUsage ?? 'serverAuth'}`];
   if (opts.san) lines.push(`subjectAltName=${opts.san}`);
+  if (opts.crlUri) lines.push(`crlDistributionPoints=URI:${opts.crlUri}`);
   writeFileSync(ext, lines.join('\n') + '\n');
   openssl(['req', '-new', '-key', key, '-subj', opts.subject ?? `/CN=${name}`, '-out', csr], dir);
   const serial = opts.serial ? ['-set_serial', opts.serial] : [];
