@@ -19,6 +19,7 @@ import {
 } from '../../fixtures/mender-server/protomsg';
 import { MenderSpec } from '../support/spec-validator';
 import { GatewayContract } from '../support/gateway-contract';
+import { AUTH, NEXT, NEXT_V2, INVENTORY, LOGIN, PREAUTH } from '../support/device-api-paths';
 
 interface Reply {
   status: number;
@@ -116,14 +117,8 @@ function assertMenderError(spec: MenderSpec | null, method: string, template: st
 
 const contract = new GatewayContract();
 
-const NEXT = '/api/devices/v1/deployments/device/deployments/next';
-const NEXT_V2 = '/api/devices/v2/deployments/device/deployments/next';
-const INVENTORY = '/api/devices/v1/inventory/device/attributes';
 const STATUS_T = '/api/devices/v1/deployments/device/deployments/{id}/status';
 const LOG_T = '/api/devices/v1/deployments/device/deployments/{id}/log';
-const AUTH = '/api/devices/v1/authentication/auth_requests';
-const LOGIN = '/api/management/v1/useradm/auth/login';
-const PREAUTH = '/api/management/v2/devauth/devices';
 const basic = (user: string, pass: string): string => 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
 
 describe('mender server emulator', () => {

@@ -18,15 +18,13 @@ import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { startMtlsPair, type MtlsPairOptions } from '../support/mtls-pair';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+import { AUTH, LOGIN, PREAUTH } from '../support/device-api-paths';
 
 // mTLS admission (docs/mtls.md): a CA-signed device is preauthorized upstream with its own key
 // (force only over its own pending auth set) and gets the server's JWT; cache, X-Forwarded-For,
 // bad input answered by the gateway alone, one management login however many devices ask, login
 // failures. Takeovers of another device's identity: spec/security/identity-takeover.test.ts.
 
-const AUTH = '/api/devices/v1/authentication/auth_requests';
-const PREAUTH = '/api/management/v2/devauth/devices';
-const LOGIN = '/api/management/v1/useradm/auth/login';
 const USER = { email: 'gateway@example.com', password: 'gw-secret-Pa55' };
 
 let dir: string;

@@ -19,6 +19,7 @@ import { writeGatewayConfig } from '../support/gateway-process';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeKey, makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 import { until } from '../support/worker-gateway';
+import { ALIVE, AUTH, NEXT, INVENTORY, CONNECT } from '../support/device-api-paths';
 
 // A host on the site's LAN against the gateway's listeners. The status page and /api/status name
 // every device, its address and deployments: they must not answer a LAN peer unless the operator
@@ -33,12 +34,7 @@ import { until } from '../support/worker-gateway';
 // spec/unit/peer-address.test.ts. (The file imports nothing new of lib/, so that it also runs
 // against the code before these rules, where each attack must fail.)
 
-const ALIVE = '/api/internal/v1/gateway/alive';
-const NEXT = '/api/devices/v1/deployments/device/deployments/next';
 const STATUS = '/api/devices/v1/deployments/device/deployments/dep-1/status';
-const INVENTORY = '/api/devices/v1/inventory/device/attributes';
-const AUTH = '/api/devices/v1/authentication/auth_requests';
-const CONNECT = '/api/devices/v1/deviceconnect/connect';
 const USER = { email: 'gateway@example.com', password: 'gw-secret-Pa55' };
 
 /** This machine's first non-loopback address, or undefined. */

@@ -16,6 +16,7 @@ import { makeDeviceCert, type DeviceCert } from '../support/device-certs';
 import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+import { ALIVE, AUTH, NEXT, INVENTORY, CONNECT } from '../support/device-api-paths';
 
 // A LAN host against the route table (docs/proxy.md, "Request targets"): spellings of a path
 // that the gateway's routes would not recognise but the Mender server would (absolute-form,
@@ -26,11 +27,6 @@ import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 // route table is what stands in the way there).
 
 const USER = { email: 'gateway@example.com', password: 'gw-secret-Pa55' };
-const AUTH = '/api/devices/v1/authentication/auth_requests';
-const INVENTORY = '/api/devices/v1/inventory/device/attributes';
-const NEXT = '/api/devices/v1/deployments/device/deployments/next';
-const CONNECT = '/api/devices/v1/deviceconnect/connect';
-const ALIVE = '/api/internal/v1/gateway/alive';
 const STATUS = '/api/devices/v1/deployments/device/deployments/0c6d4a49-2c7b-4b0f-a1a8-6f1f8a1b2c3d/status';
 
 let dir: string;
