@@ -54,7 +54,10 @@ export function reloadServerCertificate(
     server.setSecureContext(options);
   }
   if (certificate) {
-    log.info('reload: server certificate replaced', { certificate: settings.ServerCertificate, mtls_ca: ca === undefined ? undefined : 'replaced' });
+    log.info('reload: server certificate replaced', {
+      certificate: settings.ServerCertificate,
+      mtls_ca: ca === undefined ? undefined : 'replaced',
+    });
   } else {
     log.info('reload: mTLS CA replaced in TLS handshakes, with the server certificate in use');
   }

@@ -215,7 +215,10 @@ describe('serial blocklist', () => {
       appendFileSync(file, 'BADC0DE\n');
       await waitForLog(pair.captured, /blocklist reloaded/, 1);
       await closedByGateway(kept, 'a connection opened before the reload is verified again and closed');
-      assert.match(pair.captured.text(), /connection closed: client certificate no longer admitted.*serial=0BADC0DE reason=.*blocklisted" after=blocklist/);
+      assert.match(
+        pair.captured.text(),
+        /connection closed: client certificate no longer admitted.*serial=0BADC0DE reason=.*blocklisted" after=blocklist/,
+      );
       const onNewConnection = await postAuth(pair.url, agent, body);
       assert.equal(onNewConnection.status, 403);
       const resumedAfter = await postAuth(pair.url, freshAgent, body);

@@ -64,7 +64,14 @@ async function withSite(mtls: MtlsSettings, body: (site: Site) => Promise<void>)
       HTTPS: { Enabled: true, ServerCertificate: material.server.cert, ServerKey: material.server.key, ...https },
       UpstreamServer: { URL: server.url },
       Features: {
-        mTLS: { Enabled: true, CACertificate: material.ca.cert, MenderUsername: USER.email, MenderPassword: USER.password, ...mtls, ...more },
+        mTLS: {
+          Enabled: true,
+          CACertificate: material.ca.cert,
+          MenderUsername: USER.email,
+          MenderPassword: USER.password,
+          ...mtls,
+          ...more,
+        },
       },
     });
   let gateway: RunningGateway | undefined;
