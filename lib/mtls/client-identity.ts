@@ -101,6 +101,10 @@ function refused(reason: string, trusted: readonly X509Certificate[]): Known {
   return { trusted, verdict: { ok: false, status: 401, reason }, serial: '', notAfter: 0, links: [] };
 }
 
+const NOT_ABOUT_THE_CA = new Set(['INVALID_PURPOSE', 'CERT_NOT_YET_VALID', 'UNHANDLED_CRITICAL_EXTENSION', 'CERT_REJECTED']);
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
+
 function examine(socket: TLSSocket, policy: ClientIdentityPolicy, byHand: boolean): Known {
   // getPeerCertificate(true) only: once getPeerX509Certificate() has run, Node 20 no longer
   // returns the intermediates the client sent (the chain a re-verification needs).
@@ -120,6 +124,8 @@ function examine(socket: TLSSocket, policy: ClientIdentityPolicy, byHand: boolea
     // may be reported as just CERT_HAS_EXPIRED. So the expired case is verified here again.
     if (code !== null && !byHand && !(policy.allowExpired && code === 'CERT_HAS_EXPIRED'))
       return refused(`client certificate refused: ${code}`, policy.trusted);
+    // What OpenSSL found wrong with the certificate itself stays wrong whatever the CA.
+    if (code !== null && NOT_ABOUT_THE_CA.has(code)) return refused(`client certificate refused: ${code}`, policy.trusted);
     path = buildPath(leaf, candidates(detail), policy.trusted, { signatures: true, at, checkDates: !policy.allowExpired });
   }
   if (typeof path === 'string') return refused(`client certificate refused: ${path}`, policy.trusted);
@@ -181,6 +187,9 @@ export function buildPath(
   let anchored = false;
   for (let depth = 0; depth <= MAX_DEPTH; depth++) {
     if (Date.parse(current.validFrom) > o.at) return 'CERT_NOT_YET_VALID';
+    // As OpenSSL's "sslclient" purpose: a leaf with extended key usages must allow clientAuth.
+    const usages = depth === 0 && o.signatures ? current.keyUsage : undefined;
+    if (usages && !usages.includes(CLIENT_AUTH) && !usages.includes(ANY_EXTENDED_KEY_USAGE)) return 'INVALID_PURPOSE';
     if (o.checkDates && Date.parse(current.validTo) < o.at) return 'CERT_HAS_EXPIRED';
     path.push(current);
     const isTrusted = trusted.some((t) => t.fingerprint256 === current.fingerprint256);

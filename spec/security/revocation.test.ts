@@ -20,7 +20,7 @@ import { captureLog } from '../support/capture-log';
 import { makeCrl, makeDeviceCert, makeIntermediate, type DeviceCert } from '../support/device-certs';
 import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
-import { makeCa, makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+import { makeCa, makeLeaf, makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 // Revocation cuts what is already open. A LAN device holds a connection through the gateway
 // (a deviceconnect WebSocket tunnel, an HTTPS keep-alive connection, a TLS session ticket), then
@@ -224,6 +224,8 @@ describe('revocation cuts open connections', () => {
   it('attack: a device the reloaded CA does not sign keeps its open connection and handshakes again (also when the server certificate reload fails)', async () => {
     const otherCa = makeCa(dir, 'other-ca', '/CN=Other Device CA');
     const newcomer = makeDeviceCert(dir, 'newcomer', otherCa);
+    const serverPair = makeLeaf(dir, 'server-only', otherCa, { extendedKeyUsage: 'serverAuth' });
+    const serverOnly: DeviceCert = { ...serverPair, chain: serverPair.cert, serial: '' };
     const broken = join(dir, 'broken-server.crt');
     writeFileSync(broken, '-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n');
     for (const serverCertificate of [material.server.cert, broken]) {
@@ -236,6 +238,12 @@ describe('revocation cuts open connections', () => {
         await closedWithin(socket, 5000, `${serverCertificate}: the open connection of a device the new CA does not sign is still open`);
         assert.equal(await newConnectionAdmitted(site, device), false, `${serverCertificate}: a new handshake of the old CA's device`);
         assert.equal(await newConnectionAdmitted(site, newcomer), true, `${serverCertificate}: the new CA's device`);
+        // Verified by the gateway too while a handshake may still hold the old CA: purpose included.
+        assert.equal(
+          await newConnectionAdmitted(site, serverOnly),
+          false,
+          `${serverCertificate}: a serverAuth-only certificate of the new CA`,
+        );
         if (serverCertificate === broken) {
           assert.match(site.captured.text(), /reload: server certificate not replaced, keeping the one in use/);
           assert.match(site.captured.text(), /reload: mTLS CA replaced in TLS handshakes, with the server certificate in use/);
