@@ -319,6 +319,21 @@ describe('revocation cuts open connections', () => {
     });
   });
 
+  it('attack: a device whose certificate expires keeps its deviceconnect tunnel open', async () => {
+    const device = makeDeviceCert(dir, 'short-lived-tunnel', material.ca, { fromDays: -1, toDays: 8 / 86_400 });
+    const notAfter = Date.parse(new X509Certificate(readFileSync(device.cert)).validTo);
+    await withSite({}, async (site) => {
+      const tunnel = await openTunnel(site, device);
+      assert.ok(Date.now() < notAfter, 'the certificate expired before the tunnel was up');
+      // No request on a tunnel: the gateway closes it by itself, within a few seconds of NotAfter.
+      await tunnelCut(site, tunnel, notAfter - Date.now() + 4000);
+      assert.match(
+        site.captured.text(),
+        /connection closed: .*reason="client certificate refused: CERT_HAS_EXPIRED" after=expiry websocket=true/,
+      );
+    });
+  });
+
   it('attack: a SIGHUP that points BlacklistPath at a new file is ignored (the listed device keeps its tunnel and gets in)', async () => {
     const first = join(dir, 'blocklist-first.txt');
     const second = join(dir, 'blocklist-second.txt');
