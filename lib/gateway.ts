@@ -50,7 +50,7 @@ export interface RunningGateway {
   readonly addresses: Partial<Record<Protocol, AddressInfo>>;
   /** The metrics and status page listener (Metrics.Enabled). */
   readonly admin?: AdminServer;
-  /** SIGHUP: take the server certificate and key named by `next` from disk again. */
+  /** SIGHUP: take the server certificate and key, and the mTLS files, named by `next` from disk again. */
   reload(next: Readonly<GatewayConfig>): void;
   close(timeoutMs?: number): Promise<void>;
 }
@@ -199,9 +199,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     addresses,
     admin,
     reload(next) {
-      const ca = mtls?.reloadCa(next.Features.mTLS.CACertificate);
-      if (ca) for (const options of tlsOptions.values()) options.ca = ca;
-      reloadServerCertificate(tlsOptions, next.HTTPS, log);
+      const ca = mtls?.reload(next.Features.mTLS);
+      if (reloadServerCertificate(tlsOptions, next.HTTPS, log, ca).ca) mtls?.caApplied();
       admin?.setStatusPageAllowRemote(next.Metrics.StatusPageAllowRemote);
     },
     async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {

@@ -68,7 +68,7 @@ export function reloadConfig(
 }
 
 function withoutMtlsFiles(c: Readonly<GatewayConfig>): unknown {
-  return { ...c.Features, mTLS: { ...c.Features.mTLS, CACertificate: '', BlacklistPath: '' } };
+  return { ...c.Features, mTLS: { ...c.Features.mTLS, CACertificate: '', BlacklistPath: '', CRLPath: '' } };
 }
 
 function sameJson(a: unknown, b: unknown): boolean {

@@ -1,12 +1,13 @@
 import { X509Certificate } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { RevocationList } from './revocation-list';
 import type { SerialBlocklist } from './serial-blocklist';
 
 // Who is on the other end of a TLS connection, and may it talk to us. Checked when
-// the handshake completes and again on every request: a resumed TLS session skips
-// certificate verification, so a device revoked after its first handshake would otherwise
-// keep going (peers-and-performance.md §0.10 and §6; nginx CVE-2025-23419 is the same class).
+// the handshake completes, again on every request, and on every open connection when the CA,
+// the blocklist or the CRL changes: a resumed TLS session skips certificate verification, and a
+// WebSocket tunnel makes no request after its upgrade (peers-and-performance.md §0.10 and §6;
+// nginx CVE-2025-23419 is the same class).
 
 export interface ClientIdentityPolicy {
   /** The certificates of Features.mTLS.CACertificate. */
@@ -14,8 +15,14 @@ export interface ClientIdentityPolicy {
   /** InsecureSkipClientExpireAfter: an expired certificate (NotAfter) is accepted. */
   allowExpired: boolean;
   blocklist?: SerialBlocklist;
-  /** Features.mTLS.CRLPath: the CA's revocation list. */
+  /** Features.mTLS.CRLPath: the CAs' revocation lists. */
   revoked?: RevocationList;
+  /**
+   * Until this time (ms), OpenSSL's `socket.authorized` may come from a secure context that
+   * still holds an older CA (a handshake begun before the swap, or a swap that never happened):
+   * the chain is verified by hand against `trusted` instead.
+   */
+  verifyByHandUntil: number;
   now?: () => number;
 }
 
@@ -24,102 +31,207 @@ export type ClientVerdict = { ok: true } | { ok: false; status: 401 | 403; reaso
 const OK: ClientVerdict = { ok: true };
 
 // A connection's certificate never changes: its chain verdict is made once, at the handshake,
-// and reused by every request on it until the CA is replaced; the certificate is parsed only
-// when OpenSSL refused it or a blocklist needs its serial (it was parsed twice per
-// handshake and again per request). The blocklist and the CRL, which can change while a
-// connection lives, are still consulted on every request.
+// and reused by every request on it until the CA is replaced. What can change while it lives
+// (the clock, the blocklist, the CRL) is checked on every request against what was kept here:
+// the earliest NotAfter of the chain, the leaf's serial and each certificate's serial and issuer.
 interface Known {
-  policy: ClientIdentityPolicy;
   trusted: readonly X509Certificate[];
   verdict: ClientVerdict;
-  serial?: string;
-  issuer?: string;
+  serial: string;
+  /** The earliest NotAfter of the chain, ms. */
+  notAfter: number;
+  /** Each certificate of the chain under a self-signed root: what a CRL of its issuer may list. */
+  links: readonly { serial: string; issuer: string; leaf: boolean }[];
 }
 const known = new WeakMap<TLSSocket, Known>();
 
 function knownFor(socket: TLSSocket, policy: ClientIdentityPolicy): Known {
   const entry = known.get(socket);
-  if (entry && entry.policy === policy && entry.trusted === policy.trusted) return entry;
-  const fresh: Known = { policy, trusted: policy.trusted, verdict: peerChainVerdict(socket, policy) };
+  if (entry && entry.trusted === policy.trusted) return entry;
+  // A verdict made against another CA is never reused: the chain is verified again by hand.
+  const fresh = examine(socket, policy, entry !== undefined || now(policy) < policy.verifyByHandUntil);
   known.set(socket, fresh);
   return fresh;
 }
 
-/** Chain and validity only: what the TLS handshake decides. */
-export function verifyPeerChain(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
-  return knownFor(socket, policy).verdict;
-}
+const now = (policy: ClientIdentityPolicy): number => policy.now?.() ?? Date.now();
 
-function peerChainVerdict(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
-  // requestCert: authorized means OpenSSL verified a client certificate against the CA.
-  if (socket.authorized) return OK;
-  const cert = socket.getPeerX509Certificate();
-  if (!cert) return { ok: false, status: 401, reason: 'no client certificate' };
-  const code = String(socket.authorizationError ?? 'UNKNOWN');
-  // OpenSSL reports one error code, not all of them: an expired certificate from a rogue
-  // CA may be reported as just CERT_HAS_EXPIRED. So the expired case is re-verified here.
-  if (!(policy.allowExpired && code === 'CERT_HAS_EXPIRED'))
-    return { ok: false, status: 401, reason: `client certificate refused: ${code}` };
-  const why = chainIgnoringExpiry(cert, presentedChain(socket), policy.trusted, policy.now?.() ?? Date.now());
-  if (why) return { ok: false, status: 401, reason: `client certificate refused: ${why}` };
-  return OK;
+/** Chain and validity: what the TLS handshake decides (a resumed session's NotAfter included). */
+export function verifyPeerChain(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
+  const entry = knownFor(socket, policy);
+  return entry.verdict.ok ? stillValid(entry, policy) : entry.verdict;
 }
 
 /** Chain, validity, the blocklist and the CRL: what every request must pass. */
 export function verifyClient(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {
   const entry = knownFor(socket, policy);
-  if (!entry.verdict.ok || (!policy.blocklist && !policy.revoked)) return entry.verdict;
-  if (entry.serial === undefined) {
-    const cert = socket.getPeerX509Certificate();
-    entry.serial = cert?.serialNumber.toUpperCase() ?? '';
-    entry.issuer = cert?.issuer ?? '';
-  }
+  if (!entry.verdict.ok) return entry.verdict;
+  const valid = stillValid(entry, policy);
+  if (!valid.ok) return valid;
   const serial = entry.serial;
   if (policy.blocklist?.has(serial)) return { ok: false, status: 403, reason: `client certificate serial ${serial} is blocklisted` };
-  if (policy.revoked?.has(serial, entry.issuer ?? ''))
-    return { ok: false, status: 403, reason: `client certificate serial ${serial} is revoked by the CA's CRL` };
-  return entry.verdict;
+  if (policy.revoked) {
+    for (const link of entry.links) {
+      if (!policy.revoked.has(link.serial, link.issuer)) continue;
+      const reason = link.leaf
+        ? `client certificate serial ${serial} is revoked by the CA's CRL`
+        : `client certificate serial ${serial}: its issuing CA (serial ${link.serial}) is revoked by the CA's CRL`;
+      return { ok: false, status: 403, reason };
+    }
+  }
+  return OK;
 }
 
-/** The intermediates the client sent after its leaf. */
-function presentedChain(socket: TLSSocket): X509Certificate[] {
+/** The leaf's serial (upper-case hex) once the socket has been verified, for logs. */
+export function serialOf(socket: TLSSocket): string | undefined {
+  return known.get(socket)?.serial || undefined;
+}
+
+/** The earliest NotAfter of the socket's chain (ms), once verified. */
+export function notAfterOf(socket: TLSSocket): number | undefined {
+  return known.get(socket)?.notAfter;
+}
+
+function stillValid(entry: Known, policy: ClientIdentityPolicy): ClientVerdict {
+  if (policy.allowExpired || now(policy) <= entry.notAfter) return OK;
+  return { ok: false, status: 401, reason: 'client certificate refused: CERT_HAS_EXPIRED' };
+}
+
+function refused(reason: string, trusted: readonly X509Certificate[]): Known {
+  return { trusted, verdict: { ok: false, status: 401, reason }, serial: '', notAfter: 0, links: [] };
+}
+
+const NOT_ABOUT_THE_CA = new Set(['INVALID_PURPOSE', 'CERT_NOT_YET_VALID', 'UNHANDLED_CRITICAL_EXTENSION', 'CERT_REJECTED']);
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
+
+function examine(socket: TLSSocket, policy: ClientIdentityPolicy, byHand: boolean): Known {
+  // getPeerCertificate(true) only: once getPeerX509Certificate() has run, Node 20 no longer
+  // returns the intermediates the client sent (the chain a re-verification needs).
+  const detail = socket.getPeerCertificate(true);
+  if (!detail?.raw) return refused('no client certificate', policy.trusted);
+  const leaf = new X509Certificate(detail.raw);
+  const at = now(policy);
+  let path: X509Certificate[] | string;
+  if (socket.authorized && !byHand) {
+    // OpenSSL verified the chain against the CA in use: the path, linked by names, is what
+    // the CRLs are asked about. One that cannot be rebuilt is refused only when a CRL applies.
+    path = buildPath(leaf, candidates(detail), policy.trusted, { signatures: false, at, checkDates: false });
+    if (typeof path === 'string' && !policy.revoked) path = [leaf];
+  } else {
+    const code = socket.authorized ? null : String(socket.authorizationError ?? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    // OpenSSL reports one error code, not all of them: an expired certificate from a rogue CA
+    // may be reported as just CERT_HAS_EXPIRED. So the expired case is verified here again.
+    if (code !== null && !byHand && !(policy.allowExpired && code === 'CERT_HAS_EXPIRED'))
+      return refused(`client certificate refused: ${code}`, policy.trusted);
+    // What OpenSSL found wrong with the certificate itself stays wrong whatever the CA.
+    if (code !== null && NOT_ABOUT_THE_CA.has(code)) return refused(`client certificate refused: ${code}`, policy.trusted);
+    path = buildPath(leaf, candidates(detail), policy.trusted, { signatures: true, at, checkDates: !policy.allowExpired });
+  }
+  if (typeof path === 'string') return refused(`client certificate refused: ${path}`, policy.trusted);
+  remember(path, policy.trusted);
+  return {
+    trusted: policy.trusted,
+    verdict: OK,
+    serial: leaf.serialNumber.toUpperCase(),
+    notAfter: Math.min(...path.map((c) => Date.parse(c.validTo))),
+    links: path.filter((c) => !selfIssued(c)).map((c) => ({ serial: c.serialNumber.toUpperCase(), issuer: c.issuer, leaf: c === leaf })),
+  };
+}
+
+/** The certificates the client sent after its leaf, and the intermediates seen on earlier connections. */
+function candidates(leaf: DetailedPeerCertificate): X509Certificate[] {
   const out: X509Certificate[] = [];
-  let detail = socket.getPeerCertificate(true);
-  const seen = new Set<string>();
+  const seen = new Set<string>([leaf.fingerprint256]);
+  let detail = leaf.issuerCertificate;
   while (detail?.raw && !seen.has(detail.fingerprint256)) {
     seen.add(detail.fingerprint256);
-    if (out.length > 0 || seen.size > 1) out.push(new X509Certificate(detail.raw));
+    out.push(intermediatesSeen.get(detail.fingerprint256) ?? new X509Certificate(detail.raw));
     detail = detail.issuerCertificate;
   }
+  // A resumed TLS session carries the leaf only: its intermediates are the ones its first
+  // connection presented (kept below), so an intermediate's revocation still applies.
+  for (const c of intermediatesSeen.values()) if (!seen.has(c.fingerprint256)) out.push(c);
   return out;
+}
+
+// Intermediates of verified chains, by fingerprint; a fleet has a handful.
+const intermediatesSeen = new Map<string, X509Certificate>();
+const MAX_INTERMEDIATES = 256;
+
+function remember(path: readonly X509Certificate[], trusted: readonly X509Certificate[]): void {
+  for (const c of path.slice(1)) {
+    if (intermediatesSeen.has(c.fingerprint256) || trusted.some((t) => t.fingerprint256 === c.fingerprint256)) continue;
+    if (intermediatesSeen.size >= MAX_INTERMEDIATES) intermediatesSeen.delete(intermediatesSeen.keys().next().value as string);
+    intermediatesSeen.set(c.fingerprint256, c);
+  }
 }
 
 const MAX_DEPTH = 8;
 
 /**
- * With the expiry check off, the chain is checked by hand: each certificate signed by the
- * next, ending at a trusted CA; NotBefore still enforced. Returns why not, or null when it holds.
+ * The chain from `leaf` up to a self-signed CA of `trusted` (or the last trusted certificate that
+ * has no issuer at hand), through `intermediates`: leaf first. With `signatures`, each link is
+ * verified (by hand, as OpenSSL would); without, names and key identifiers link them, and a
+ * signature decides only between two candidates. `checkDates`: NotBefore always, NotAfter
+ * unless false (InsecureSkipClientExpireAfter). Returns the path, or why there is none.
  */
-export function chainIgnoringExpiry(
+export function buildPath(
   leaf: X509Certificate,
   intermediates: readonly X509Certificate[],
   trusted: readonly X509Certificate[],
-  now: number,
-): string | null {
+  o: { signatures: boolean; at: number; checkDates: boolean },
+): X509Certificate[] | string {
+  const path: X509Certificate[] = [];
   let current = leaf;
-  for (let depth = 0; depth < MAX_DEPTH; depth++) {
-    if (Date.parse(current.validFrom) > now) return 'CERT_NOT_YET_VALID';
-    if (trusted.some((ca) => issuedBy(current, ca))) return null;
-    const next = intermediates.find((c) => c.ca && c !== current && issuedBy(current, c));
-    if (!next) return depth === 0 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT';
-    current = next;
+  let anchored = false;
+  for (let depth = 0; depth <= MAX_DEPTH; depth++) {
+    if (Date.parse(current.validFrom) > o.at) return 'CERT_NOT_YET_VALID';
+    // As OpenSSL's "sslclient" purpose: a leaf with extended key usages must allow clientAuth.
+    const usages = depth === 0 && o.signatures ? current.keyUsage : undefined;
+    if (usages && !usages.includes(CLIENT_AUTH) && !usages.includes(ANY_EXTENDED_KEY_USAGE)) return 'INVALID_PURPOSE';
+    if (o.checkDates && Date.parse(current.validTo) < o.at) return 'CERT_HAS_EXPIRED';
+    path.push(current);
+    const isTrusted = trusted.some((t) => t.fingerprint256 === current.fingerprint256);
+    anchored ||= isTrusted;
+    if (isTrusted && selfIssued(current)) return path;
+    const issuer =
+      issuerAmong(current, trusted, o.signatures) ??
+      issuerAmong(
+        current,
+        intermediates.filter((c) => c.ca && !path.includes(c)),
+        o.signatures,
+      );
+    if (!issuer) {
+      if (anchored) return path;
+      return depth === 0 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT';
+    }
+    current = issuer;
   }
   return 'CERT_CHAIN_TOO_LONG';
 }
 
-function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+function issuerAmong(cert: X509Certificate, pool: readonly X509Certificate[], signatures: boolean): X509Certificate | undefined {
+  const named = pool.filter((c) => c !== cert && checkIssued(cert, c));
+  if (!signatures && named.length === 1) return named[0];
+  return named.find((c) => signedBy(cert, c));
+}
+
+function selfIssued(cert: X509Certificate): boolean {
+  return cert.subject === cert.issuer && checkIssued(cert, cert);
+}
+
+function checkIssued(cert: X509Certificate, issuer: X509Certificate): boolean {
   try {
-    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+    return cert.checkIssued(issuer);
+  } catch {
+    return false;
+  }
+}
+
+function signedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return cert.verify(issuer.publicKey);
   } catch {
     return false;
   }

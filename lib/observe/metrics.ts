@@ -85,6 +85,11 @@ const mtlsRefusals = tally(
   'Device connections or requests refused by client certificate, by reason.',
   ['reason'],
 );
+const mtlsClosed = tally(
+  'mender_gateway_mtls_connections_closed_total',
+  'Open device connections and WebSocket tunnels closed because their client certificate was no longer admitted (after a CA, blocklist or CRL change, or at NotAfter), by reason.',
+  ['reason'],
+);
 
 export interface CacheGauges {
   entries: number;
@@ -220,5 +225,8 @@ export const mtlsMetrics = {
   },
   refused(reason: string): void {
     mtlsRefusals.inc({ reason: mtlsReasonLabel(reason) });
+  },
+  closed(reason: string): void {
+    mtlsClosed.inc({ reason: mtlsReasonLabel(reason) });
   },
 };

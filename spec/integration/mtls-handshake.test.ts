@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { appendFileSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Agent } from 'node:https';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,7 +19,7 @@ import { metricsRegistry } from '../../lib/observe/metrics';
 
 // mTLS, who gets in: verified against CACertificate (intermediates included); rogue CA,
 // self-signed, none, expired, not yet valid refused at the handshake; the serial blocklist on
-// every request, reloaded while running, with session tickets rotated so no old session resumes.
+// every request, reloaded while running, open connections it now refuses closed, session tickets rotated so no old session resumes.
 
 let dir: string;
 let tls: TlsMaterial;
@@ -94,6 +97,20 @@ async function waitForLog(captured: ReturnType<typeof captureLog>, pattern: RegE
     if (Date.now() > deadline) throw new Error(`no log line ${pattern} (×${count}):\n${captured.text()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** The one idle keep-alive socket of `agent`. */
+function keptSocket(agent: Agent): Socket {
+  const sockets = Object.values(agent.freeSockets).flat();
+  assert.equal(sockets.length, 1, 'one kept-alive connection');
+  return sockets[0] as Socket;
+}
+
+/** `socket` is closed by the gateway within 5 s (no request needed). */
+async function closedByGateway(socket: Socket, message: string): Promise<void> {
+  if (socket.destroyed) return;
+  const timeout = AbortSignal.timeout(5000);
+  await once(socket, 'close', { signal: timeout }).catch(() => assert.fail(message));
 }
 
 const admitted = (server: MenderServer) => server.calls.filter((c) => c.path.startsWith('/api/devices/')).length;
@@ -194,10 +211,16 @@ describe('serial blocklist', () => {
       assert.equal(resumedBefore.sessionReused, true, 'the client resumes its session before the reload');
       const seen = admitted(pair.server);
 
+      const kept = keptSocket(agent);
       appendFileSync(file, 'BADC0DE\n');
       await waitForLog(pair.captured, /blocklist reloaded/, 1);
-      const onOpenConnection = await postAuth(pair.url, agent, body);
-      assert.equal(onOpenConnection.status, 403, 'a connection opened before the reload is checked again');
+      await closedByGateway(kept, 'a connection opened before the reload is verified again and closed');
+      assert.match(
+        pair.captured.text(),
+        /connection closed: client certificate no longer admitted.*serial=0BADC0DE reason=.*blocklisted" after=blocklist/,
+      );
+      const onNewConnection = await postAuth(pair.url, agent, body);
+      assert.equal(onNewConnection.status, 403);
       const resumedAfter = await postAuth(pair.url, freshAgent, body);
       assert.equal(resumedAfter.status, 403);
       assert.equal(resumedAfter.sessionReused, false, 'ticket keys were rotated: the old session does not resume');
@@ -279,9 +302,11 @@ describe('CRL (CRLPath, ours)', () => {
       const freshAgent = tlsAgent({ ca: tls.ca.cert, cert: later.cert, key: later.key });
       assert.equal((await postAuth(pair.url, freshAgent, body)).status, 200);
       assert.equal((await postAuth(pair.url, freshAgent, body)).sessionReused, true);
+      const kept = keptSocket(agent);
       copyFileSync(makeCrl(dir, 'crl-2', tls.ca, { revoked: ['0A1B2C3D', '0CAFE0'], der: true }), file);
       await waitForLog(pair.captured, /mTLS CRL reloaded.*revoked=2/, 1);
-      assert.equal((await postAuth(pair.url, agent, body)).status, 403, 'a connection opened before the reload is checked again');
+      await closedByGateway(kept, 'a connection opened before the reload is verified again and closed');
+      assert.equal((await postAuth(pair.url, agent, body)).status, 403);
       const resumed = await postAuth(pair.url, freshAgent, body);
       assert.equal(resumed.status, 403);
       assert.equal(resumed.sessionReused, false, 'ticket keys were rotated');
