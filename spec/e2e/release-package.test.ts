@@ -228,6 +228,7 @@ describe('release package (.deb) installed, used and purged', { timeout: 120_000
     // Directories such as /usr/bin are shared; the package's own ones go with their files.
     const shared = new Set([
       '/etc',
+      '/etc/default',
       '/etc/mender',
       '/lib',
       '/lib/systemd',
