@@ -150,8 +150,8 @@ export class KnownTokens {
   private put(hash: string, entry: KnownToken): void {
     this.drop(hash);
     this.entries.set(hash, entry);
-    let mine = this.byDevice.get(entry.device);
-    if (!mine) this.byDevice.set(entry.device, (mine = new Set()));
+    const mine = this.byDevice.get(entry.device) ?? new Set<string>();
+    this.byDevice.set(entry.device, mine);
     mine.add(hash);
     // The device's own least recently used token goes first: its renewals never push out
     // another device's.

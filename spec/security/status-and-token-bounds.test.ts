@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
-import { startS3Store, type S3Store } from '../../fixtures/s3-store';
+import { before, describe, it } from 'node:test';
 import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { KNOWN_TOKENS_FILE, MAX_KNOWN_TOKENS } from '../../lib/journal/known-tokens';
 import { captureLog } from '../support/capture-log';
+import { emulatorSuite } from '../support/emulator-suite';
 import { ALIVE, AUTH } from '../support/device-api-paths';
 import { testConfig } from '../support/gateway-config';
 import { signedAuthBody } from '../support/mtls-device';
@@ -23,31 +21,19 @@ import { call, testDevice } from '../integration/journal-harness';
 // through an answer upstream never gave. (Nothing new of lib/ is imported, so the file also runs
 // against the code before these fixes, where each attack must fail.)
 
-let dir: string;
-let store: S3Store;
-let server: MenderServer;
-const gateways: RunningGateway[] = [];
+const suite = emulatorSuite('gw-bounds-', { autoAccept: true });
 const log = captureLog('debug');
-
-before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'gw-bounds-'));
-  store = await startS3Store();
-  server = await startMenderServer({ store, autoAccept: true });
-});
-after(async () => {
-  for (const g of gateways) await g.close(0);
-  await server.start();
-  await server.close();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 async function gateway(overrides: Record<string, unknown>): Promise<RunningGateway> {
   const g = await startGateway(
-    testConfig({ UpstreamServer: { URL: server.url, Timeout: '2s' }, Metrics: { Enabled: true, Listen: '127.0.0.1:0' }, ...overrides }),
+    testConfig({
+      UpstreamServer: { URL: suite.server.url, Timeout: '2s' },
+      Metrics: { Enabled: true, Listen: '127.0.0.1:0' },
+      ...overrides,
+    }),
     log.log,
   );
-  gateways.push(g);
+  suite.gateways.push(g);
   await g.admin!.ready;
   return g;
 }
@@ -73,14 +59,13 @@ describe('known-good tokens: one device renewing in a loop', () => {
   it("attack: a device's auth loop does not push an earlier device's token out: the victim is still journaled in the next outage", {
     timeout: 90_000,
   }, async () => {
-    const path = join(dir, 'journal-bounds');
+    const path = join(suite.dir, 'journal-bounds');
     const journal = { ReportJournal: { Enabled: true, Path: path } };
     const first = await gateway({ Features: journal });
     let current = first;
     const url = () => httpUrl(current);
     const victim = await testDevice(url, '02:00:00:25:30:01');
-    await first.close(0);
-    gateways.splice(gateways.indexOf(first), 1);
+    await suite.closeGateway(first);
 
     // The rest of a large fleet came after the victim: the set, restored from its file, is
     // nearly full (a few free places), with the victim's token the oldest.
@@ -102,24 +87,23 @@ describe('known-good tokens: one device renewing in a loop', () => {
     const attackerMac = '02:00:00:25:30:02';
     let attacker = await testDevice(url, attackerMac);
     for (let i = 0; i < 4 * free; i++) attacker = await testDevice(url, attackerMac);
-    const attackerId = server.deviceByIdentity({ mac: attackerMac })!.id;
-    assert.equal(new Set(server.devices().map((d) => d.id)).has(attackerId), true);
+    const attackerId = suite.server.deviceByIdentity({ mac: attackerMac })!.id;
+    assert.equal(new Set(suite.server.devices().map((d) => d.id)).has(attackerId), true);
 
-    await server.stop();
+    await suite.server.stop();
     let victimReport: Awaited<ReturnType<typeof victim.inventory>>;
     let attackerReport: Awaited<ReturnType<typeof victim.inventory>>;
     try {
       victimReport = await victim.inventory({ site: 'victim' });
       attackerReport = await attacker.inventory({ site: 'attacker' });
     } finally {
-      await server.start();
+      await suite.server.start();
     }
     assert.equal(victimReport.status, 200, `the victim's report during the outage: ${victimReport.status} ${victimReport.body}`);
     assert.equal(victimReport.headers['x-men-gateway-journaled'], '1');
     assert.equal(attackerReport.status, 200, "the attacker's newest token still counts for its own reports");
 
-    await g.close(0);
-    gateways.splice(gateways.indexOf(g), 1);
+    await suite.closeGateway(g);
     const attackerTokens = readFileSync(file, 'utf8')
       .split('\n')
       .filter((l) => l.split(' ')[1] === attackerId);
@@ -136,11 +120,17 @@ describe('the status page behind an SSH tunnel', () => {
     g = await gateway({});
     const device = await testDevice(() => httpUrl(g), '02:00:00:25:31:01');
     assert.equal((await device.next()).status, 204);
-    deviceId = server.deviceByIdentity({ mac: '02:00:00:25:31:01' })!.id;
+    deviceId = suite.server.deviceByIdentity({ mac: '02:00:00:25:31:01' })!.id;
   });
 
   it('attack: DNS rebinding: a loopback request whose Host is another site gets 403 JSON for the page and /api/status, no device id', async () => {
-    for (const host of [`evil.example:${port()}`, 'evil.example', `127.0.0.1.evil.example:${port()}`, `localhost.evil.example`, '[::1].evil']) {
+    for (const host of [
+      `evil.example:${port()}`,
+      'evil.example',
+      `127.0.0.1.evil.example:${port()}`,
+      `localhost.evil.example`,
+      '[::1].evil',
+    ]) {
       for (const path of ['/api/status', '/', '/status', '/status/status.js']) {
         const r = await raw(port(), 'GET', path, { Host: host });
         assert.equal(r.status, 403, `${host} ${path}: ${r.status} ${r.body.slice(0, 200)}`);
@@ -152,7 +142,15 @@ describe('the status page behind an SSH tunnel', () => {
   });
 
   it('the operator through the tunnel is served: localhost, 127.x and [::1], with or without a port; /metrics answers any Host', async () => {
-    for (const host of [`127.0.0.1:${port()}`, '127.0.0.1', `localhost:${port()}`, 'LOCALHOST', '127.0.0.2', `[::1]:${port()}`, 'localhost.']) {
+    for (const host of [
+      `127.0.0.1:${port()}`,
+      '127.0.0.1',
+      `localhost:${port()}`,
+      'LOCALHOST',
+      '127.0.0.2',
+      `[::1]:${port()}`,
+      'localhost.',
+    ]) {
       const r = await raw(port(), 'GET', '/api/status', { Host: host });
       assert.equal(r.status, 200, `${host}: ${r.body.slice(0, 200)}`);
       assert.ok(r.body.includes(deviceId), host);
@@ -180,7 +178,7 @@ describe('the status board and forged tokens', () => {
     // The attacker's own auth request (upstream answers 200: it checks the signature, not the
     // bearer token it never asked for).
     const onAuth = 'planted-by-auth';
-    const body = signedAuthBody({ mac: '02:00:00:25:32:66' }, makeKey(dir, 'planter'));
+    const body = signedAuthBody({ mac: '02:00:00:25:32:66' }, makeKey(suite.dir, 'planter'));
     const auth = await raw(
       port,
       'POST',
@@ -195,7 +193,7 @@ describe('the status board and forged tokens', () => {
 
     // A real device's poll is recorded.
     const device = await testDevice(() => httpUrl(g), '02:00:00:25:32:01');
-    const id = server.deviceByIdentity({ mac: '02:00:00:25:32:01' })!.id;
+    const id = suite.server.deviceByIdentity({ mac: '02:00:00:25:32:01' })!.id;
     assert.ok(!(await status()).includes(id), 'the auth request alone records no device');
     assert.equal((await device.next()).status, 204);
     assert.ok((await status()).includes(id), 'the device is on the board after its poll');
