@@ -9,13 +9,21 @@ import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';
 import { statusSnapshot, type StatusSources } from '../observe/status-page/status-snapshot';
 import { formatAddress, parseListen } from '../server/listen-address';
 import { isLoopbackAddress } from '../server/peer-address';
-import { PUBLIC_ADMIN_PATHS, refuseRemotePeer, statusPageExposure, STATUS_REMOTE_KEY } from './status-access';
+import {
+  PUBLIC_ADMIN_PATHS,
+  refuseForeignHost,
+  refuseRemotePeer,
+  STATUS_REMOTE_KEY,
+  statusHostAllowed,
+  statusPageExposure,
+} from './status-access';
 
 // Metrics.Listen: Prometheus /metrics, the status page and its JSON, on a listener of
 // their own, never on the device listeners. It fails quietly: a port in use or any handler
 // error is logged and retried, and device traffic never notices. Unauthenticated, as the
 // product's: bind it to 127.0.0.1 or a trusted network. Off loopback only /metrics answers
-// unless Metrics.StatusPageAllowRemote (status-access.ts).
+// unless Metrics.StatusPageAllowRemote, and the status page only to a Host that names this
+// listener (status-access.ts).
 
 export interface AdminServerOptions {
   listen: string;
@@ -83,6 +91,19 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
   warnIfExposed();
   // A LAN scan must not flood the log: one warning a minute, the rest at debug.
   let lastRefusalWarning = 0;
+  const logRefusal = (message: string, fields: Record<string, unknown>): void => {
+    const now = Date.now();
+    if (now - lastRefusalWarning >= 60_000) {
+      lastRefusalWarning = now;
+      log.warn(message, fields);
+    } else log.debug(message, fields);
+  };
+  let listenHost: string | undefined;
+  try {
+    listenHost = parseListen(opts.listen).host;
+  } catch {
+    listenHost = undefined; // tryListen logs the bad setting
+  }
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -95,14 +116,16 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = pathnameOf(req);
-    if (!allowRemote && !PUBLIC_ADMIN_PATHS.has(path) && !isLocalPeer(req.socket.remoteAddress)) {
-      const now = Date.now();
-      const fields = { client: req.socket.remoteAddress, path, key: STATUS_REMOTE_KEY };
-      if (now - lastRefusalWarning >= 60_000) {
-        lastRefusalWarning = now;
-        log.warn('status page refused to a peer off loopback', fields);
-      } else log.debug('status page refused to a peer off loopback', fields);
+    const isPublic = PUBLIC_ADMIN_PATHS.has(path);
+    if (!allowRemote && !isPublic && !isLocalPeer(req.socket.remoteAddress)) {
+      logRefusal('status page refused to a peer off loopback', { client: req.socket.remoteAddress, path, key: STATUS_REMOTE_KEY });
       refuseRemotePeer(res, SECURITY_HEADERS);
+      return;
+    }
+    if (!isPublic && !statusHostAllowed(req.headers.host, listenHost, allowRemote)) {
+      // The Host is not logged: it is whatever the requesting page chose.
+      logRefusal('status page refused: the Host names another site (DNS rebinding?)', { client: req.socket.remoteAddress, path });
+      refuseForeignHost(res, SECURITY_HEADERS, allowRemote);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -3,16 +3,21 @@ import type { Socket } from 'node:net';
 import type { RequestContext } from './route';
 import { pathnameOf } from './router';
 import { countRequest } from '../observe/metrics';
-import { deploymentOfStatusPath, deviceIdFromAuthorization, statusOfReport } from '../observe/status-page/device-id';
+import { deploymentOfStatusPath, deviceIdFromAuthorization, isTokenCheckedPath, statusOfReport } from '../observe/status-page/device-id';
 import { statusBoard, type StatusBoard } from '../observe/status-page/status-board';
 
 // Called once per device request, as it starts; the function it returns counts the request
-// when its response is done and feeds the status board. A device is recorded only when upstream accepted its request (< 400), so
-// the id shown is one the Mender server verified.
+// when its response is done and feeds the status board. The device id is the token's `sub`,
+// which the gateway cannot verify, so a device is recorded only when the Mender server vouched
+// for that token: a 2xx from upstream on a device API path where it checks the token (not the
+// auth requests, which carry none, and not a route the gateway answers itself: the health
+// probe, artifact links, refusals). A report the journal took (its header below) counts too: the
+// journal takes one only under a token upstream already accepted or issued. A 3xx, or any other
+// answer, records nothing: a LAN host's forged `{"sub": …}` never reaches the board.
 
 const MAX_STATUS_BODY = 4096;
 
-/** Routes whose answer comes from upstream; the others say nothing about its health. */
+/** Routes the gateway answers itself: they say nothing of upstream's health, nor of a token. */
 const LOCAL_ROUTES = new Set(['alive', 'artifact-link', 'plain-http-refused']);
 
 /** Called when the response is done, with its status (499: the device left) and bytes written. */
@@ -34,7 +39,7 @@ export function observeRequest(
     countRequest(req.method, status, route.name, bytes);
     // A report the journal took was answered by the gateway, not upstream.
     if (!LOCAL_ROUTES.has(route.name) && status !== 499 && !res.hasHeader('x-men-gateway-journaled')) board.upstreamAnswered(status);
-    if (!deviceId || status >= 400) return;
+    if (!deviceId || status < 200 || status >= 300 || LOCAL_ROUTES.has(route.name) || !isTokenCheckedPath(pathnameOf(req))) return;
     board.deviceSeen(deviceId, ctx.clientAddress, `${req.method} ${route.sensitivePath ? `<${route.name}>` : pathnameOf(req)}`);
     const value = report?.();
     if (deploymentId && value) board.deploymentStatus(deviceId, deploymentId, value);

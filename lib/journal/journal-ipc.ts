@@ -10,7 +10,10 @@ import type { TokenVerdict } from './known-tokens';
 // report to the primary over cluster's IPC channel and answers the device with what comes back,
 // so a report the journal took is on disk (synced) before the device's 204. Bodies travel in
 // base64 (IPC is JSON). The known-good tokens are the primary's too: a worker tells it what
-// upstream said of a token (hash, device, exp), once per token and verdict, not per request. Below: the messages, the worker's end (a desk that asks the primary),
+// upstream said of a token (hash, device, exp) once per token and verdict, and an accepted token
+// again at most once a minute while it is in use, so the primary's least-recently-used order
+// follows what devices do (an active device is never the oldest), not per request. Below: the
+// messages, the worker's end (a desk that asks the primary),
 // the primary's end (the owner's desk, journal-owner.ts, loaded when the first worker asks, so a
 // primary without the journal carries none of it).
 
@@ -50,16 +53,22 @@ type Channel = Pick<NodeJS.Process, 'send' | 'on' | 'off'>;
 
 /** Verdicts a worker remembers having sent (oldest out): a device's every request costs no IPC. */
 const SENT_VERDICTS = 4096;
+/** A token in use is told to the primary again after this long: its place in the primary's order is refreshed. */
+export const VERDICT_REFRESH_MS = 60_000;
 
 /** The worker's end: ask the primary to open the journal (once; later workers find it open), then talk to it. */
-export async function connectRemoteDesk(config: GatewayConfig, channel: Channel = process): Promise<RemoteDesk> {
+export async function connectRemoteDesk(
+  config: GatewayConfig,
+  channel: Channel = process,
+  clock: () => number = Date.now,
+): Promise<RemoteDesk> {
   if (!channel.send) throw new Error('ReportJournal: a worker process without an IPC channel to its primary');
   let nextId = 1;
   let down = false;
   let stats: JournalStats | undefined;
   const waiting = new Map<number, (m: ToWorker) => void>();
   let opened: ((m: ToWorker & { type: 'journal-opened' }) => void) | undefined;
-  const sentVerdicts = new Map<string, string>();
+  const sentVerdicts = new Map<string, { said: string; at: number }>();
 
   const onMessage = (m: ToWorker): void => {
     if (m?.type === 'journal-opened') opened?.(m);
@@ -125,9 +134,11 @@ export async function connectRemoteDesk(config: GatewayConfig, channel: Channel 
     },
     noteToken(verdict) {
       const said = verdict.t === 'accepted' ? `${verdict.device} ${verdict.expiresAt}` : 'refused';
-      if (sentVerdicts.get(verdict.hash) === said) return;
+      const now = clock();
+      const sent = sentVerdicts.get(verdict.hash);
+      if (sent?.said === said && (verdict.t === 'refused' || now - sent.at < VERDICT_REFRESH_MS)) return;
       sentVerdicts.delete(verdict.hash);
-      sentVerdicts.set(verdict.hash, said);
+      sentVerdicts.set(verdict.hash, { said, at: now });
       if (sentVerdicts.size > SENT_VERDICTS) sentVerdicts.delete(sentVerdicts.keys().next().value!);
       channel.send!({ type: 'journal-token', verdict } satisfies ToPrimary, undefined, undefined, () => undefined);
     },

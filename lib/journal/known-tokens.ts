@@ -3,18 +3,27 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jwtExpiry } from '../mtls/issued-tokens';
 import type { Logger } from '../observe/log';
-import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
+import { deviceIdFromAuthorization, isTokenCheckedPath } from '../observe/status-page/device-id';
 
 // The device tokens upstream has accepted (an answer 2xx to a live device API request carrying
 // it) or issued (a 200 from an auth route). The gateway cannot verify a JWT itself (it does not
 // hold the server's key), so a token's `sub` names a device only once upstream accepted that very
 // token: only then may the journal keep a report under it, replay it, or let it stand in for an
 // older token of the same device. Keyed by the SHA-256 of the exact token; the value is its
-// device and `exp`. Bounded (oldest out), expired entries dropped, kept across a restart in
+// device and `exp`. Bounded per device (a device's least recently used token out first) and in
+// all (least recently used out), expired entries dropped, kept across a restart in
 // `known-tokens` beside the journal: hashes, device ids and expiries, never a token.
 
 /** About 120 bytes a line on disk and ~250 in memory: 20,000 is ~2.4 MB and ~5 MB, a few tokens for each of thousands of devices. */
 export const MAX_KNOWN_TOKENS = 20_000;
+/**
+ * A device's tokens kept at once. Upstream issues a new token at every auth request, so without
+ * this one device re-authenticating in a loop would push every other device's token out of the
+ * set. Three: the token a device uses now, the one before it (reports sent or queued just before
+ * a renewal still carry it), and one for an overlap (client 5's mender-auth renews while
+ * mender-update still sends with the old token, or two renewals close together).
+ */
+export const MAX_TOKENS_PER_DEVICE = 3;
 export const KNOWN_TOKENS_FILE = 'known-tokens';
 /** A token without `exp` (Mender's always have one) is trusted as long as Mender's default lifetime. */
 const NO_EXP_LIFETIME_MS = 7 * 24 * 3_600_000;
@@ -22,12 +31,6 @@ const NO_EXP_LIFETIME_MS = 7 * 24 * 3_600_000;
 const SAVE_DELAY_MS = 1_000;
 /** Node's header limit is 16 KiB; a Mender token is about 1 KB. */
 const MAX_TOKEN_CHARS = 8 * 1024;
-
-// Device API paths only: upstream checks the device token on each of them (auth_requests, which
-// takes none, excepted). Plain segments, no dot segments or escapes that a proxy might resolve
-// to a path upstream serves without a token (its UI answers 200 to anyone).
-const DEVICE_API = /^\/api\/devices\/v[0-9]{1,2}(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
-const AUTH_API = /^\/api\/devices\/v[0-9]{1,2}\/authentication\//;
 
 export interface KnownToken {
   device: string;
@@ -49,8 +52,7 @@ export function bearerToken(authorization: string | undefined): string | undefin
 
 /** What upstream's answer to a live device request says of the token it carried, if anything. */
 export function verdictOf(authorization: string | undefined, url: string, status: number, now = Date.now()): TokenVerdict | undefined {
-  const path = url.split('?')[0]!;
-  if (!DEVICE_API.test(path) || AUTH_API.test(path)) return undefined;
+  if (!isTokenCheckedPath(url.split('?')[0]!)) return undefined;
   const token = bearerToken(authorization);
   if (token === undefined) return undefined;
   if (status === 401) return { t: 'refused', hash: tokenHash(token) };
@@ -72,7 +74,10 @@ function accepted(token: string, now: number): TokenVerdict | undefined {
 }
 
 export class KnownTokens {
+  /** In order of last use (an accepted verdict or an issue moves a token to the end). */
   private readonly entries = new Map<string, KnownToken>();
+  /** Each device's token hashes, in the same order. */
+  private readonly byDevice = new Map<string, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> | undefined;
   private dirty = false;
@@ -87,6 +92,7 @@ export class KnownTokens {
     private readonly log: Logger,
     private readonly makeParents = true,
     private readonly max = MAX_KNOWN_TOKENS,
+    private readonly maxPerDevice = MAX_TOKENS_PER_DEVICE,
   ) {}
 
   /** The set kept in dir (none yet, or unreadable: empty, logged). */
@@ -99,25 +105,25 @@ export class KnownTokens {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
         log.warn('report journal: known-good tokens unreadable; starting with none', { err: (err as NodeJS.ErrnoException).code });
     }
+    // The file is in order of use, so the same bounds apply as while running.
     for (const line of text.split('\n')) {
       const m = /^([0-9a-f]{64}) ([\x21-\x7e]{1,128}) ([0-9]{1,16})$/.exec(line);
-      if (m && Number(m[3]) > now) known.entries.set(m[1]!, { device: m[2]!, expiresAt: Number(m[3]) });
+      if (m && Number(m[3]) > now) known.put(m[1]!, { device: m[2]!, expiresAt: Number(m[3]) });
     }
-    while (known.entries.size > known.max) known.entries.delete(known.entries.keys().next().value!);
     if (known.entries.size > 0) log.info('report journal: known-good device tokens loaded', { tokens: known.entries.size });
     return known;
   }
 
   apply(verdict: TokenVerdict): void {
     if (verdict.t === 'refused') {
-      if (this.entries.delete(verdict.hash)) this.changed();
+      if (this.drop(verdict.hash)) this.changed();
       return;
     }
     const had = this.entries.get(verdict.hash);
-    this.entries.delete(verdict.hash);
-    this.entries.set(verdict.hash, { device: verdict.device, expiresAt: verdict.expiresAt });
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
-    if (!had || had.expiresAt !== verdict.expiresAt) this.changed();
+    this.put(verdict.hash, { device: verdict.device, expiresAt: verdict.expiresAt });
+    // A mere refresh (same token, same exp) moves it in memory only: saving the order on every
+    // poll would rewrite the whole file each second; after a restart it is refreshed at next use.
+    if (!had || had.expiresAt !== verdict.expiresAt || had.device !== verdict.device) this.changed();
   }
 
   /** The device of an Authorization header whose token is known good now; undefined otherwise. */
@@ -128,11 +134,39 @@ export class KnownTokens {
     const entry = this.entries.get(hash);
     if (!entry) return undefined;
     if (entry.expiresAt <= now) {
-      this.entries.delete(hash);
+      this.drop(hash);
       this.changed();
       return undefined;
     }
     return entry.device;
+  }
+
+  /** How many tokens of the device are known good (tests, the status of one device). */
+  tokensOf(device: string): number {
+    return this.byDevice.get(device)?.size ?? 0;
+  }
+
+  /** Insert or refresh (to the newest end), then the device's bound, then the global one. */
+  private put(hash: string, entry: KnownToken): void {
+    this.drop(hash);
+    this.entries.set(hash, entry);
+    const mine = this.byDevice.get(entry.device) ?? new Set<string>();
+    this.byDevice.set(entry.device, mine);
+    mine.add(hash);
+    // The device's own least recently used token goes first: its renewals never push out
+    // another device's.
+    while (mine.size > this.maxPerDevice) this.drop(mine.values().next().value!);
+    while (this.entries.size > this.max) this.drop(this.entries.keys().next().value!);
+  }
+
+  private drop(hash: string): boolean {
+    const entry = this.entries.get(hash);
+    if (!entry) return false;
+    this.entries.delete(hash);
+    const mine = this.byDevice.get(entry.device);
+    mine?.delete(hash);
+    if (mine?.size === 0) this.byDevice.delete(entry.device);
+    return true;
   }
 
   get size(): number {

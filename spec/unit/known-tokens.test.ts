@@ -3,7 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { bearerToken, issuedVerdict, KnownTokens, tokenHash, verdictOf } from '../../lib/journal/known-tokens';
+import { EventEmitter } from 'node:events';
+import type { GatewayConfig } from '../../lib/config/types';
+import { connectRemoteDesk, type ToPrimary, VERDICT_REFRESH_MS } from '../../lib/journal/journal-ipc';
+import { bearerToken, issuedVerdict, KnownTokens, MAX_TOKENS_PER_DEVICE, tokenHash, verdictOf } from '../../lib/journal/known-tokens';
 import { captureLog } from '../support/capture-log';
 
 // What makes a device token known good to the journal: a 2xx on a plain device API path, or an
@@ -77,4 +80,70 @@ test('saved as hashes, device ids and expiries in a 0600 file, and loaded again'
   } finally {
     rmSync(join(dir, '..'), { recursive: true, force: true });
   }
+});
+
+test("a device holds at most MAX_TOKENS_PER_DEVICE tokens, its own least recently used out first; others' stay", () => {
+  const known = new KnownTokens(undefined, captureLog('error').log, true, 10);
+  const victim = jwt({ sub: 'victim', exp: exp() });
+  known.apply(issuedVerdict(victim)!);
+  // One device renewing in a loop: 20 distinct tokens, in a set that holds 10.
+  const renewals = Array.from({ length: 20 }, (_, i) => jwt({ sub: 'loop', exp: exp(), jti: `j${i}` }));
+  for (const t of renewals) known.apply(issuedVerdict(t)!);
+  assert.equal(MAX_TOKENS_PER_DEVICE, 3);
+  assert.equal(known.tokensOf('loop'), 3);
+  assert.equal(known.size, 4);
+  assert.equal(known.deviceOf(`Bearer ${victim}`), 'victim', 'the earlier device is still known');
+  assert.deepEqual(
+    renewals.map((t) => known.deviceOf(`Bearer ${t}`)),
+    [...renewals.slice(0, 17).map(() => undefined), 'loop', 'loop', 'loop'],
+    'the newest three of the loop are kept',
+  );
+  // Use refreshes a token within its device: the oldest one, used again, outlives a renewal.
+  known.apply(verdictOf(`Bearer ${renewals[17]}`, STATUS, 204)!);
+  known.apply(issuedVerdict(jwt({ sub: 'loop', exp: exp(), jti: 'next' }))!);
+  assert.equal(known.deviceOf(`Bearer ${renewals[17]}`), 'loop', 'the token in use stayed');
+  assert.equal(known.deviceOf(`Bearer ${renewals[18]}`), undefined, 'the least recently used went');
+  // A refused token leaves its device's count too.
+  known.apply({ t: 'refused', hash: tokenHash(renewals[17]!) });
+  assert.equal(known.tokensOf('loop'), 2);
+});
+
+test('the global cap goes by use: a token used again is not the oldest', () => {
+  const known = new KnownTokens(undefined, captureLog('error').log, true, 3);
+  const tokens = [1, 2, 3, 4].map((i) => jwt({ sub: `dev-${i}`, exp: exp() }));
+  for (const t of tokens.slice(0, 3)) known.apply(issuedVerdict(t)!);
+  known.apply(verdictOf(`Bearer ${tokens[0]}`, STATUS, 204)!); // dev-1 polls
+  known.apply(issuedVerdict(tokens[3]!)!);
+  assert.equal(known.deviceOf(`Bearer ${tokens[0]}`), 'dev-1', 'used lately: kept');
+  assert.equal(known.deviceOf(`Bearer ${tokens[1]}`), undefined, 'least recently used: out');
+  assert.equal(known.tokensOf('dev-2'), 0);
+});
+
+test('a worker tells the primary of a token in use again at most once a minute', async () => {
+  const sent: ToPrimary[] = [];
+  const channel = Object.assign(new EventEmitter(), {
+    send(message: ToPrimary, _handle?: unknown, _options?: unknown, done?: (err: Error | null) => void): boolean {
+      sent.push(message);
+      if (message.type === 'journal-open') setImmediate(() => channel.emit('message', { type: 'journal-opened' }));
+      done?.(null);
+      return true;
+    },
+  });
+  let now = 1_000_000;
+  const desk = await connectRemoteDesk({} as GatewayConfig, channel as unknown as Parameters<typeof connectRemoteDesk>[1], () => now);
+  const verdict = verdictOf(`Bearer ${jwt({ sub: 'dev-1', exp: exp() })}`, STATUS, 204)!;
+  const told = () => sent.filter((m) => m.type === 'journal-token').length;
+  for (let i = 0; i < 100; i++) desk.noteToken(verdict); // a device's every request
+  assert.equal(told(), 1);
+  now += VERDICT_REFRESH_MS - 1;
+  desk.noteToken(verdict);
+  assert.equal(told(), 1, 'within the minute: no IPC');
+  now += 1;
+  desk.noteToken(verdict);
+  desk.noteToken(verdict);
+  assert.equal(told(), 2, 'a minute on: refreshed once');
+  desk.noteToken({ t: 'refused', hash: verdict.hash });
+  desk.noteToken({ t: 'refused', hash: verdict.hash });
+  assert.equal(told(), 3, 'a refusal once');
+  desk.close();
 });

@@ -1,7 +1,7 @@
 // The device id shown on the status page: the `sub` claim of the device's JWT. Only the payload
 // is decoded (the gateway does not hold the server's key; upstream verifies the token, and the
-// board records a device only once upstream accepted the request). The token itself is never
-// kept or logged.
+// board records a device only once upstream answered 2xx on a path where it checks the token).
+// The token itself is never kept or logged.
 
 const PRINTABLE_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -35,4 +35,15 @@ export function statusOfReport(body: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+// Device API paths only: upstream checks the device token on each of them (auth_requests, which
+// takes none, excepted). Plain segments, no dot segments or escapes that a proxy might resolve
+// to a path upstream serves without a token (its UI answers 200 to anyone).
+const DEVICE_API = /^\/api\/devices\/v[0-9]{1,2}(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
+const AUTH_API = /^\/api\/devices\/v[0-9]{1,2}\/authentication\//;
+
+/** A path (no query) where a 2xx from upstream means upstream accepted the bearer token. */
+export function isTokenCheckedPath(pathname: string): boolean {
+  return DEVICE_API.test(pathname) && !AUTH_API.test(pathname);
 }
