@@ -163,7 +163,9 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
       const behind = queues.get(identity) ?? Promise.resolve();
       const onBehalf = { ...device, managementRequestId: randomUUID() };
       // Behind another key's turn: that one may have just given the identity away.
-      const running = behind.then(() => (cache?.has(key) ? undefined : preauthorize(key, request, onBehalf))).finally(() => inflight.delete(key));
+      const running = behind
+        .then(() => (cache?.has(key) ? undefined : preauthorize(key, request, onBehalf)))
+        .finally(() => inflight.delete(key));
       inflight.set(key, running);
       const tail = running.then(settled, settled);
       queues.set(identity, tail);

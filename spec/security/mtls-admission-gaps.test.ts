@@ -136,7 +136,11 @@ describe('TLS renegotiation (IdentityAttribute mac = CN, RequireAuthKeyMatchesCe
   it('attack: a TLS 1.2 client renegotiates its certified connection: refused, the connection closes', async () => {
     const own = signedAuthBody({ mac: ATTACKER_MAC }, attacker.key);
     const outcome = await renegotiateThenAuth(pair, attacker, own);
-    assert.equal(outcome.renegotiated, false, `renegotiation succeeded: ${JSON.stringify({ ...outcome, body: shown(outcome.body ?? '') })}`);
+    assert.equal(
+      outcome.renegotiated,
+      false,
+      `renegotiation succeeded: ${JSON.stringify({ ...outcome, body: shown(outcome.body ?? '') })}`,
+    );
     assert.match(outcome.error ?? '', /no renegotiation/, 'the gateway refused it at once');
   });
 
@@ -248,7 +252,10 @@ describe('request ids of management calls (default settings)', () => {
       made.filter((c) => c.path === AUTH).map((c) => c.headers['x-men-requestid']),
       [chosen],
     );
-    assert.match(pair.captured.text(), new RegExp(`${management[0].headers['x-men-requestid']}.*${chosen}|${chosen}.*${management[0].headers['x-men-requestid']}`));
+    assert.match(
+      pair.captured.text(),
+      new RegExp(`${management[0].headers['x-men-requestid']}.*${chosen}|${chosen}.*${management[0].headers['x-men-requestid']}`),
+    );
   });
 
   it('attack: a request id with spaces or quotes is replaced by a fresh UUID before it reaches the log or the server', async () => {

@@ -91,7 +91,11 @@ test("parseAuthRequest refuses a key deviceauth's Go decoder would read as id_da
   const own = JSON.stringify('{"mac":"own"}');
   const victim = JSON.stringify('{"mac":"victim"}');
   const refused: [string, string, RegExp][] = [
-    ['ID_DATA after id_data', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"ID_DATA":${victim}}`, /"ID_DATA" differs from id_data only in case/],
+    [
+      'ID_DATA after id_data',
+      `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"ID_DATA":${victim}}`,
+      /"ID_DATA" differs from id_data only in case/,
+    ],
     ['Id_Data before id_data', `{"Id_Data":${victim},"id_data":${own},"pubkey":${JSON.stringify(ec)}}`, /"Id_Data" differs from id_data/],
     ['PubKey', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"PubKey":"x"}`, /"PubKey" differs from pubkey/],
     ['pubkey with the Kelvin sign', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"pub\\u212Aey":"x"}`, /differs from pubkey/],
