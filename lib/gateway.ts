@@ -215,9 +215,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   };
 }
 
+// A device's own X-MEN-RequestID goes to the log and upstream with its requests: printable
+// ASCII without spaces, quotes or backslashes (a UUID fits), at most 128 characters; anything
+// else is replaced by a fresh UUID, so it cannot forge or break a log line.
+const SAFE_REQUEST_ID = /^[!#-[\]-~]{1,128}$/;
+
 function contextFor(req: IncomingMessage, protocol: Protocol, log: Logger): RequestContext {
   let requestId = req.headers['x-men-requestid'];
-  if (typeof requestId !== 'string' || requestId === '' || requestId.length > 128) {
+  if (typeof requestId !== 'string' || !SAFE_REQUEST_ID.test(requestId)) {
     requestId = randomUUID();
     req.headers['x-men-requestid'] = requestId;
   }

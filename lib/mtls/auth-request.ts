@@ -29,6 +29,14 @@ export function parseAuthRequest(raw: Buffer): Parsed {
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     return { ok: false, error: 'auth request: body must be a JSON object' };
+  const lookalike = Object.keys(body).find((k) => FIELDS.has(folded(k)) && !FIELDS.has(k));
+  if (lookalike !== undefined) {
+    const field = folded(lookalike);
+    return {
+      ok: false,
+      error: `auth request: key ${JSON.stringify(lookalike)} differs from ${field} only in case: the Mender server would read it as ${field}`,
+    };
+  }
   const { id_data: idData, pubkey } = body as { id_data?: unknown; pubkey?: unknown };
   if (typeof idData !== 'string' || idData === '') return { ok: false, error: 'auth request: id_data: cannot be blank' };
   if (typeof pubkey !== 'string' || pubkey === '') return { ok: false, error: 'auth request: pubkey: cannot be blank' };
@@ -56,6 +64,18 @@ export function parseAuthRequest(raw: Buffer): Parsed {
 
 const SIGNING_KEY_TYPES = new Set(['rsa', 'ec', 'ed25519']);
 
+// deviceauth decodes the body with Go's encoding/json, which also matches a key that differs
+// from a field's name only in case (Unicode folding: "ID_DATA", "pub\u212Aey" with the Kelvin
+// sign): the last such key wins there, while JSON.parse here keeps "id_data". Such a key would
+// have the gateway judge one identity and the server admit another, so it is refused. A
+// duplicated exact key is no such gap: JSON.parse and Go both keep its last value.
+const FIELDS = new Set(['id_data', 'pubkey', 'tenant_token']);
+
+/** Close to Go's case folding for these names: "ſ" (U+017F) → "s", "K" (U+212A) → "k"; a stricter match is harmless. */
+function folded(key: string): string {
+  return key.toUpperCase().toLowerCase();
+}
+
 /** X-MEN-Signature over the raw body: RSA PKCS#1 v1.5 / ECDSA (DER) on SHA-256, Ed25519 pure. */
 export function verifyAuthSignature(raw: Buffer, key: KeyObject, signature: string | undefined): boolean {
   if (!signature || !/^[A-Za-z0-9+/]+={0,2}$/.test(signature.trim())) return false;
@@ -81,12 +101,16 @@ function spkiOf(key: KeyObject): Buffer {
  * the preauthorization cache key.
  */
 export function preauthorizationKey(request: AuthRequest): string {
-  const sorted = JSON.stringify(
+  return createHash('sha256').update(canonicalIdentity(request.identity)).update('\0').update(spkiOf(request.key)).digest('hex');
+}
+
+/** An identity as deviceauth matches it: its attributes in sorted order, as JSON. */
+export function canonicalIdentity(identity: Record<string, unknown>): string {
+  return JSON.stringify(
     Object.fromEntries(
-      Object.keys(request.identity)
+      Object.keys(identity)
         .sort()
-        .map((k) => [k, request.identity[k]]),
+        .map((k) => [k, identity[k]]),
     ),
   );
-  return createHash('sha256').update(sorted).update('\0').update(spkiOf(request.key)).digest('hex');
 }

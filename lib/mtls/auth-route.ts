@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../http/gateway-error';
@@ -20,6 +21,11 @@ import { checkIdentityBinding, type IdentityBinding } from './identity-binding';
 
 export interface AuthRouteOptions {
   upstream: Upstream;
+  /**
+   * The client certificate verified at the connection's handshake (undefined when none was
+   * admitted): never the peer's current one, which a renegotiation could have replaced.
+   */
+  certificateOf(socket: TLSSocket): X509Certificate | undefined;
   preauthorizer: Preauthorizer;
   requireKeyMatchesCertificate: boolean;
   /** Features.mTLS.IdentityAttribute/IdentityCertificateField; undefined when IdentityAttribute is empty. */
@@ -69,7 +75,7 @@ export function createAuthRoute(options: AuthRouteOptions): Route {
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
-    const cert = ctx.protocol === 'https' ? (req.socket as TLSSocket).getPeerX509Certificate() : undefined;
+    const cert = ctx.protocol === 'https' ? options.certificateOf(req.socket as TLSSocket) : undefined;
     if (!cert)
       throw new GatewayError(
         'FORBIDDEN',

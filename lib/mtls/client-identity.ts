@@ -34,9 +34,16 @@ const OK: ClientVerdict = { ok: true };
 // and reused by every request on it until the CA is replaced. What can change while it lives
 // (the clock, the blocklist, the CRL) is checked on every request against what was kept here:
 // the earliest NotAfter of the chain, the leaf's serial and each certificate's serial and issuer.
+// The listeners refuse TLS renegotiation; should a peer certificate still differ from the one
+// verified at the handshake, the connection is refused, and what reads the certificate later
+// (admission, logs) gets the handshake's leaf, never the peer's current one.
 interface Known {
   trusted: readonly X509Certificate[];
   verdict: ClientVerdict;
+  /** The leaf verified at the handshake; undefined when refused. */
+  leaf?: X509Certificate;
+  /** The handshake leaf's SHA-256 fingerprint, as getPeerCertificate() prints it ('' when none). */
+  fingerprint: string;
   serial: string;
   /** The earliest NotAfter of the chain, ms. */
   notAfter: number;
@@ -47,11 +54,33 @@ const known = new WeakMap<TLSSocket, Known>();
 
 function knownFor(socket: TLSSocket, policy: ClientIdentityPolicy): Known {
   const entry = known.get(socket);
-  if (entry && entry.trusted === policy.trusted) return entry;
+  if (entry?.verdict.ok === false && entry.verdict.reason === CHANGED) return entry;
+  if (entry && entry.trusted === policy.trusted) return changedSinceHandshake(socket, entry) ?? entry;
   // A verdict made against another CA is never reused: the chain is verified again by hand.
   const fresh = examine(socket, policy, entry !== undefined || now(policy) < policy.verifyByHandUntil);
-  known.set(socket, fresh);
-  return fresh;
+  // ...of the certificate of the handshake: a different one is refused for good.
+  const kept = entry?.fingerprint && fresh.fingerprint !== entry.fingerprint ? swapped(entry) : fresh;
+  known.set(socket, kept);
+  return kept;
+}
+
+const CHANGED = 'client certificate changed after the handshake';
+
+function swapped(entry: Known): Known {
+  return { ...refused(CHANGED, entry.trusted), fingerprint: entry.fingerprint };
+}
+
+/**
+ * The connection's certificate is no longer the one of its handshake (a renegotiation): the
+ * record is replaced by a refusal. getPeerCertificate() without the chain: cheap, and, unlike
+ * getPeerX509Certificate(), it leaves the intermediates a later re-verification reads.
+ */
+function changedSinceHandshake(socket: TLSSocket, entry: Known): Known | undefined {
+  if (!entry.verdict.ok) return undefined;
+  if (socket.getPeerCertificate()?.fingerprint256 === entry.fingerprint) return undefined;
+  const refusal = swapped(entry);
+  known.set(socket, refusal);
+  return refusal;
 }
 
 const now = (policy: ClientIdentityPolicy): number => policy.now?.() ?? Date.now();
@@ -82,6 +111,14 @@ export function verifyClient(socket: TLSSocket, policy: ClientIdentityPolicy): C
   return OK;
 }
 
+/**
+ * The client certificate verified at the handshake of an admitted connection: what admission
+ * and logs read, never the peer's current one. Undefined when the connection is not admitted.
+ */
+export function certificateOf(socket: TLSSocket, policy: ClientIdentityPolicy): X509Certificate | undefined {
+  return verifyClient(socket, policy).ok ? known.get(socket)?.leaf : undefined;
+}
+
 /** The leaf's serial (upper-case hex) once the socket has been verified, for logs. */
 export function serialOf(socket: TLSSocket): string | undefined {
   return known.get(socket)?.serial || undefined;
@@ -98,7 +135,7 @@ function stillValid(entry: Known, policy: ClientIdentityPolicy): ClientVerdict {
 }
 
 function refused(reason: string, trusted: readonly X509Certificate[]): Known {
-  return { trusted, verdict: { ok: false, status: 401, reason }, serial: '', notAfter: 0, links: [] };
+  return { trusted, verdict: { ok: false, status: 401, reason }, fingerprint: '', serial: '', notAfter: 0, links: [] };
 }
 
 const NOT_ABOUT_THE_CA = new Set(['INVALID_PURPOSE', 'CERT_NOT_YET_VALID', 'UNHANDLED_CRITICAL_EXTENSION', 'CERT_REJECTED']);
@@ -111,6 +148,7 @@ function examine(socket: TLSSocket, policy: ClientIdentityPolicy, byHand: boolea
   const detail = socket.getPeerCertificate(true);
   if (!detail?.raw) return refused('no client certificate', policy.trusted);
   const leaf = new X509Certificate(detail.raw);
+  const refusedHere = (reason: string): Known => ({ ...refused(reason, policy.trusted), fingerprint: detail.fingerprint256 });
   const at = now(policy);
   let path: X509Certificate[] | string;
   if (socket.authorized && !byHand) {
@@ -123,16 +161,18 @@ function examine(socket: TLSSocket, policy: ClientIdentityPolicy, byHand: boolea
     // OpenSSL reports one error code, not all of them: an expired certificate from a rogue CA
     // may be reported as just CERT_HAS_EXPIRED. So the expired case is verified here again.
     if (code !== null && !byHand && !(policy.allowExpired && code === 'CERT_HAS_EXPIRED'))
-      return refused(`client certificate refused: ${code}`, policy.trusted);
+      return refusedHere(`client certificate refused: ${code}`);
     // What OpenSSL found wrong with the certificate itself stays wrong whatever the CA.
-    if (code !== null && NOT_ABOUT_THE_CA.has(code)) return refused(`client certificate refused: ${code}`, policy.trusted);
+    if (code !== null && NOT_ABOUT_THE_CA.has(code)) return refusedHere(`client certificate refused: ${code}`);
     path = buildPath(leaf, candidates(detail), policy.trusted, { signatures: true, at, checkDates: !policy.allowExpired });
   }
-  if (typeof path === 'string') return refused(`client certificate refused: ${path}`, policy.trusted);
+  if (typeof path === 'string') return refusedHere(`client certificate refused: ${path}`);
   remember(path, policy.trusted);
   return {
     trusted: policy.trusted,
     verdict: OK,
+    leaf,
+    fingerprint: detail.fingerprint256,
     serial: leaf.serialNumber.toUpperCase(),
     notAfter: Math.min(...path.map((c) => Date.parse(c.validTo))),
     links: path.filter((c) => !selfIssued(c)).map((c) => ({ serial: c.serialNumber.toUpperCase(), issuer: c.issuer, leaf: c === leaf })),

@@ -10,7 +10,15 @@ import { rawJsonResponse, sendJsonError } from '../http/reply-error';
 import type { RequestContext, Route } from '../http/route';
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
-import { notAfterOf, parseCertificates, serialOf, verifyClient, verifyPeerChain, type ClientIdentityPolicy } from './client-identity';
+import {
+  certificateOf,
+  notAfterOf,
+  parseCertificates,
+  serialOf,
+  verifyClient,
+  verifyPeerChain,
+  type ClientIdentityPolicy,
+} from './client-identity';
 import { watchSerialBlocklist } from './serial-blocklist';
 import { watchRevocationList } from './revocation-list';
 import type { IssuedTokens } from './issued-tokens';
@@ -160,6 +168,7 @@ export function createMtlsAdmission(
   const preauthorizer = createPreauthorizer({ upstream, session, cache, log, allowKeyReplacement: settings.AllowKeyReplacement });
   const route = createAuthRoute({
     upstream,
+    certificateOf: (socket) => certificateOf(socket, policy),
     preauthorizer,
     requireKeyMatchesCertificate: settings.RequireAuthKeyMatchesCertificate,
     identityBinding: settings.IdentityAttribute

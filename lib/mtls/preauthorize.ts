@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../http/gateway-error';
 import type { Logger } from '../observe/log';
 import { mtlsMetrics } from '../observe/metrics';
 import type { Upstream } from '../proxy/upstream';
-import { preauthorizationKey, type AuthRequest } from './auth-request';
+import { canonicalIdentity, preauthorizationKey, type AuthRequest } from './auth-request';
 import { authSetsOf, deviceIdOf, judgeHolding, type Holding } from './held-identity';
 import { errorText, managementCall, type ManagementReply } from './management-call';
 import type { ManagementSession } from './management-session';
@@ -22,6 +23,15 @@ export const PREAUTHORIZE_PATH = '/api/management/v2/devauth/devices';
 export interface OnBehalfOf {
   clientAddress: string;
   requestId: string;
+}
+
+/**
+ * A preauthorization under way. Its management calls carry an X-MEN-RequestID the gateway
+ * made, not the device's: a device must not choose what the server logs for calls made with
+ * the operator's token. Every log line names both, so the device's request can be found.
+ */
+interface OnBehalf extends OnBehalfOf {
+  managementRequestId: string;
 }
 
 export interface Preauthorizer {
@@ -50,13 +60,19 @@ const REFUSALS: Record<'rejected' | 'held', string> = {
   held: 'device identity is held by another key on the Mender server: remove that key there first, or set Features.mTLS.AllowKeyReplacement',
 };
 
+const settled = (): void => undefined;
+
 export function createPreauthorizer(options: PreauthorizerOptions): Preauthorizer {
   const { upstream, session, cache, log } = options;
   // A device retrying while its first attempt is still upstream joins it.
   const inflight = new Map<string, Promise<void>>();
+  // One preauthorization at a time per identity, whatever the key: the lookup and the forced
+  // preauthorization that follows are two calls, and two keys judged between them would both
+  // find the identity unclaimed and both be forced. The tail of each identity's queue; it never rejects.
+  const queues = new Map<string, Promise<void>>();
 
   /** One management call with the gateway user's token: after a 401, one fresh login and one retry. */
-  async function managed(method: 'GET' | 'POST', path: string, device: OnBehalfOf, body?: Buffer): Promise<ManagementReply> {
+  async function managed(method: 'GET' | 'POST', path: string, device: OnBehalf, body?: Buffer): Promise<ManagementReply> {
     const send = (token: string) =>
       managementCall(upstream, {
         method,
@@ -66,7 +82,7 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
           ...(body ? { 'Content-Type': 'application/json' } : {}),
           'X-Forwarded-For': device.clientAddress,
           'X-Forwarded-Proto': 'https',
-          'X-MEN-RequestID': device.requestId,
+          'X-MEN-RequestID': device.managementRequestId,
         },
         body,
       });
@@ -78,18 +94,19 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
     return send(await session.token());
   }
 
-  function failed(what: string, reply: ManagementReply, device: OnBehalfOf): GatewayError {
+  function failed(what: string, reply: ManagementReply, device: OnBehalf): GatewayError {
     log.error(`${what} refused by the Mender server`, {
       status: reply.status,
       reason: errorText(reply),
       client: device.clientAddress,
       request_id: device.requestId,
+      management_request_id: device.managementRequestId,
     });
     return new GatewayError('UPSTREAM_BAD_RESPONSE', `device ${what} failed (Mender server answered ${reply.status})`);
   }
 
   /** 201, or 409 with the holding device's record; anything else is an error. */
-  async function submit(request: AuthRequest, device: OnBehalfOf, force: boolean): Promise<ManagementReply> {
+  async function submit(request: AuthRequest, device: OnBehalf, force: boolean): Promise<ManagementReply> {
     const reply = await managed('POST', PREAUTHORIZE_PATH, device, preauthorizeBody(request, force));
     if (reply.status === 201 || reply.status === 409) {
       log.debug('device preauthorization answered', {
@@ -97,6 +114,7 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
         force,
         client: device.clientAddress,
         request_id: device.requestId,
+        management_request_id: device.managementRequestId,
       });
       return reply;
     }
@@ -104,7 +122,7 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
   }
 
   /** The identity exists upstream (409): what its auth sets say about this key. */
-  async function holding(conflict: ManagementReply, request: AuthRequest, device: OnBehalfOf): Promise<{ id: string; holding: Holding }> {
+  async function holding(conflict: ManagementReply, request: AuthRequest, device: OnBehalf): Promise<{ id: string; holding: Holding }> {
     const id = deviceIdOf(conflict.body);
     if (!id) throw failed('preauthorization (a 409 without a device id)', conflict, device);
     const record = await managed('GET', `${PREAUTHORIZE_PATH}/${encodeURIComponent(id)}`, device);
@@ -113,7 +131,7 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
     return { id, holding: judgeHolding(request.key, sets) };
   }
 
-  async function preauthorize(key: string, request: AuthRequest, device: OnBehalfOf): Promise<void> {
+  async function preauthorize(key: string, request: AuthRequest, device: OnBehalf): Promise<void> {
     // With AllowKeyReplacement, 409 only comes from a server without `force`: the set may already be accepted.
     const first = await submit(request, device, options.allowKeyReplacement === true);
     if (first.status === 409 && !options.allowKeyReplacement) {
@@ -126,6 +144,7 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
           device_id: found.id,
           client: device.clientAddress,
           request_id: device.requestId,
+          management_request_id: device.managementRequestId,
         });
         throw new GatewayError('FORBIDDEN', reason);
       }
@@ -138,11 +157,21 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
     ensure(request, device) {
       const key = preauthorizationKey(request);
       if (cache?.has(key)) return Promise.resolve();
-      let running = inflight.get(key);
-      if (!running) {
-        running = preauthorize(key, request, device).finally(() => inflight.delete(key));
-        inflight.set(key, running);
-      }
+      const joined = inflight.get(key);
+      if (joined) return joined;
+      const identity = canonicalIdentity(request.identity);
+      const behind = queues.get(identity) ?? Promise.resolve();
+      const onBehalf = { ...device, managementRequestId: randomUUID() };
+      // Behind another key's turn: that one may have just given the identity away.
+      const running = behind
+        .then(() => (cache?.has(key) ? undefined : preauthorize(key, request, onBehalf)))
+        .finally(() => inflight.delete(key));
+      inflight.set(key, running);
+      const tail = running.then(settled, settled);
+      queues.set(identity, tail);
+      void tail.then(() => {
+        if (queues.get(identity) === tail) queues.delete(identity);
+      });
       return running;
     },
     forget(request) {

@@ -1,3 +1,4 @@
+import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -51,9 +52,20 @@ const TLS12_AEAD = [
 const TLS13_SUITES = DEFAULT_CIPHERS.split(':').filter((suite) => suite.startsWith('TLS_'));
 export const DEVICE_CIPHERS = [...TLS13_SUITES, ...TLS12_AEAD].join(':');
 
+// No TLS 1.2 renegotiation (TLS 1.3 has none): a client could present another certificate on
+// a connection already admitted, and the verdict is made once, at the handshake. Devices
+// never renegotiate. Part of the options a SIGHUP's new secure context is made from, too.
+const NO_RENEGOTIATION = cryptoConstants.SSL_OP_NO_RENEGOTIATION;
+
+/** The listener's secureOptions: those given, and never renegotiation. */
+export function withoutRenegotiation(secureOptions: number | undefined): number {
+  return (secureOptions ?? 0) | NO_RENEGOTIATION;
+}
+
 export function tlsOptionsFor(settings: GatewayConfig['HTTPS']): https.ServerOptions {
   const minVersion = TLS_VERSIONS[settings.MinimumTLSVersion];
   return {
+    secureOptions: NO_RENEGOTIATION,
     cert: readFileSync(settings.ServerCertificate),
     key: readFileSync(settings.ServerKey),
     minVersion,
@@ -75,7 +87,12 @@ export function createDeviceServer(
     connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, timeouts.headersMs),
   };
   if (protocol === 'http') return http.createServer(options);
-  const server = https.createServer({ ...tls, ...options, handshakeTimeout: timeouts.handshakeMs });
+  const server = https.createServer({
+    ...tls,
+    secureOptions: withoutRenegotiation(tls?.secureOptions),
+    ...options,
+    handshakeTimeout: timeouts.handshakeMs,
+  });
   // A TLS failure (a handshake timeout too) ends the connection here: Node hands it on to
   // 'clientError', whose HTTP answer cannot go out on a socket that never became TLS, and
   // would otherwise leave it open.

@@ -51,10 +51,10 @@ export function postAuth(
   url: string,
   agent: https.Agent,
   body: AuthBody | { raw: Buffer; signature?: string },
-  options: { chunked?: boolean; path?: string } = {},
+  options: { chunked?: boolean; path?: string; headers?: Record<string, string> } = {},
 ): Promise<DeviceReply> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'Content-Type': 'application/json', Authorization: 'Bearer' };
+    const headers: Record<string, string> = { 'Content-Type': 'application/json', Authorization: 'Bearer', ...options.headers };
     if (body.signature !== undefined) headers['X-MEN-Signature'] = body.signature;
     if (!options.chunked) headers['Content-Length'] = String(body.raw.length);
     const req = https.request(

@@ -85,3 +85,37 @@ test('sameKey ignores PEM whitespace; preauthorizationKey ignores identity key o
     assert.notEqual(preauthorizationKey(one.request), preauthorizationKey(three.request));
   }
 });
+
+test("parseAuthRequest refuses a key deviceauth's Go decoder would read as id_data, pubkey or tenant_token", () => {
+  const ec = pem(keys.ec.publicKey);
+  const own = JSON.stringify('{"mac":"own"}');
+  const victim = JSON.stringify('{"mac":"victim"}');
+  const refused: [string, string, RegExp][] = [
+    [
+      'ID_DATA after id_data',
+      `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"ID_DATA":${victim}}`,
+      /"ID_DATA" differs from id_data only in case/,
+    ],
+    ['Id_Data before id_data', `{"Id_Data":${victim},"id_data":${own},"pubkey":${JSON.stringify(ec)}}`, /"Id_Data" differs from id_data/],
+    ['PubKey', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"PubKey":"x"}`, /"PubKey" differs from pubkey/],
+    ['pubkey with the Kelvin sign', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"pub\\u212Aey":"x"}`, /differs from pubkey/],
+    ['Tenant_Token', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"Tenant_Token":"t"}`, /"Tenant_Token" differs from tenant_token/],
+    ['an escaped upper-case letter', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"\\u0049d_data":${victim}}`, /"Id_data" differs/],
+  ];
+  for (const [what, raw, error] of refused) {
+    const parsed = parseAuthRequest(Buffer.from(raw));
+    assert.equal(parsed.ok, false, what);
+    if (!parsed.ok) assert.match(parsed.error, error, what);
+  }
+  // Exact keys, repeated: JSON.parse and Go both keep the last value, so both read the same.
+  const accepted: [string, string, string][] = [
+    ['exact keys', `{"id_data":${own},"tenant_token":"","pubkey":${JSON.stringify(ec)}}`, 'own'],
+    ['id_data twice', `{"id_data":${victim},"pubkey":${JSON.stringify(ec)},"id_data":${own}}`, 'own'],
+    ['another key in another case', `{"id_data":${own},"pubkey":${JSON.stringify(ec)},"MAC":"x","Extra":1}`, 'own'],
+  ];
+  for (const [what, raw, mac] of accepted) {
+    const parsed = parseAuthRequest(Buffer.from(raw));
+    assert.ok(parsed.ok, what);
+    if (parsed.ok) assert.equal(parsed.request.identity.mac, mac, what);
+  }
+});
