@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { makeDeviceCert, makeSelfSignedDevice, type DeviceCert } from '../support/device-certs';
 import { AUTH, PREAUTH } from '../support/device-api-paths';
-import { postAuth, signatureOf, signedAuthBody, tlsAgent, type AuthBody } from '../support/mtls-device';
+import { postAuth, signatureOf, signedAuthBody, tlsAgent, type AuthBody, publicKeyPem, withoutTokens } from '../support/mtls-device';
 import { startMtlsPair, type MtlsPair } from '../support/mtls-pair';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
@@ -47,9 +47,8 @@ after(async () => {
 });
 
 const agentFor = (device: DeviceCert) => tlsAgent({ ca: material.ca.cert, cert: device.cert, key: device.key });
-const pubkeyOf = (device: DeviceCert) => createPublicKey(readFileSync(device.key)).export({ type: 'spki', format: 'pem' }).toString();
-/** An answer for an assertion message: a device token (what an attack gets on failure) is not printed. */
-const shown = (body: string) => body.replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, '<device JWT>');
+const pubkeyOf = (device: DeviceCert) => publicKeyPem(device.key);
+const shown = withoutTokens;
 const victimAdmissions = (pair: MtlsPair) => pair.server.preauthorizations.filter((p) => p.identity.mac === VICTIM_MAC);
 
 interface RenegotiationOutcome {

@@ -13,10 +13,10 @@ import type { GatewayConfig } from '../../lib/config/types';
 import { startGateway, type GatewayOptions, type RunningGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { makeDeviceCert, type DeviceCert } from '../support/device-certs';
-import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 import { ALIVE, AUTH, NEXT, INVENTORY, CONNECT } from '../support/device-api-paths';
+import { mtlsTestConfig } from '../support/mtls-pair';
 
 // A LAN host against the route table (docs/proxy.md, "Request targets"): spellings of a path
 // that the gateway's routes would not recognise but the Mender server would (absolute-form,
@@ -38,22 +38,10 @@ let gateway: RunningGateway;
 let token: string;
 
 function gatewayConfig(): GatewayConfig {
-  return testConfig({
-    HTTP: { Enabled: true },
-    HTTPS: { Enabled: true, ServerCertificate: material.server.cert, ServerKey: material.server.key },
-    UpstreamServer: { URL: server.url },
-    Features: {
-      mTLS: {
-        Enabled: true,
-        CACertificate: material.ca.cert,
-        MenderUsername: USER.email,
-        MenderPassword: USER.password,
-        AllowPlainHTTP: true,
-      },
-      DeviceSystem: { Enabled: true, SystemID: 'site-7' },
-      ReportJournal: { Enabled: true, Path: join(dir, 'journal') },
-    },
-  });
+  const config = mtlsTestConfig({ tls: material, upstreamUrl: server.url, user: USER, http: true, mtls: { AllowPlainHTTP: true } });
+  config.Features.DeviceSystem = { ...config.Features.DeviceSystem, Enabled: true, SystemID: 'site-7' };
+  config.Features.ReportJournal = { ...config.Features.ReportJournal, Enabled: true, Path: join(dir, 'journal') };
+  return config;
 }
 
 before(async () => {

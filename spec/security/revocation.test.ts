@@ -18,9 +18,9 @@ import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { metricsRegistry } from '../../lib/observe/metrics';
 import { captureLog } from '../support/capture-log';
 import { makeCrl, makeDeviceCert, makeIntermediate, type DeviceCert } from '../support/device-certs';
-import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { makeCa, makeLeaf, makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+import { mtlsTestConfig } from '../support/mtls-pair';
 
 // Revocation cuts what is already open. A LAN device holds a connection through the gateway
 // (a deviceconnect WebSocket tunnel, an HTTPS keep-alive connection, a TLS session ticket), then
@@ -59,21 +59,7 @@ async function withSite(mtls: MtlsSettings, body: (site: Site) => Promise<void>)
   const server = await startMenderServer({ store, users: [USER] });
   const captured = captureLog('debug');
   const config = (more: MtlsSettings = {}, https: Partial<GatewayConfig['HTTPS']> = {}) =>
-    testConfig({
-      HTTP: { Enabled: false },
-      HTTPS: { Enabled: true, ServerCertificate: material.server.cert, ServerKey: material.server.key, ...https },
-      UpstreamServer: { URL: server.url },
-      Features: {
-        mTLS: {
-          Enabled: true,
-          CACertificate: material.ca.cert,
-          MenderUsername: USER.email,
-          MenderPassword: USER.password,
-          ...mtls,
-          ...more,
-        },
-      },
-    });
+    mtlsTestConfig({ tls: material, upstreamUrl: server.url, user: USER, https, mtls: { ...mtls, ...more } });
   let gateway: RunningGateway | undefined;
   try {
     gateway = await startGateway(config(), captured.log);

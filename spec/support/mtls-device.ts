@@ -77,3 +77,13 @@ export function postAuth(
     } else req.end(body.raw);
   });
 }
+
+/** The public key (SPKI PEM) of a PEM private key file: what an auth request carries. */
+export function publicKeyPem(keyFile: string): string {
+  return createPublicKey(readFileSync(keyFile)).export({ type: 'spki', format: 'pem' }).toString();
+}
+
+/** An answer for an assertion message: a device token (what an attack gets when it works) is not printed. */
+export function withoutTokens(body: string): string {
+  return body.replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, '<device JWT>');
+}

@@ -21,6 +21,36 @@ export interface MtlsPairOptions {
   http?: boolean;
 }
 
+export interface MtlsConfigOptions {
+  tls: TlsMaterial;
+  upstreamUrl: string;
+  user: { email: string; password: string };
+  /** The gateway's MenderPassword, when it is not the user's. */
+  password?: string;
+  /** Also the plain HTTP listener. */
+  http?: boolean;
+  https?: Partial<GatewayConfig['HTTPS']>;
+  mtls?: Partial<GatewayConfig['Features']['mTLS']>;
+}
+
+/** A gateway config with mTLS on its HTTPS listener, `user` as its management login, in front of `upstreamUrl`. */
+export function mtlsTestConfig(opts: MtlsConfigOptions): GatewayConfig {
+  return testConfig({
+    HTTP: { Enabled: opts.http ?? false },
+    HTTPS: { Enabled: true, ServerCertificate: opts.tls.server.cert, ServerKey: opts.tls.server.key, ...opts.https },
+    UpstreamServer: { URL: opts.upstreamUrl },
+    Features: {
+      mTLS: {
+        Enabled: true,
+        CACertificate: opts.tls.ca.cert,
+        MenderUsername: opts.user.email,
+        MenderPassword: opts.password ?? opts.user.password,
+        ...opts.mtls,
+      },
+    },
+  });
+}
+
 export async function startMtlsPair(opts: MtlsPairOptions) {
   const server: MenderServer = await startMenderServer({
     store: opts.store,
@@ -29,21 +59,7 @@ export async function startMtlsPair(opts: MtlsPairOptions) {
   });
   const captured = captureLog('debug');
   const gateway = await startGateway(
-    testConfig({
-      HTTP: { Enabled: opts.http ?? false },
-      HTTPS: { Enabled: true, ServerCertificate: opts.tls.server.cert, ServerKey: opts.tls.server.key },
-      UpstreamServer: { URL: server.url },
-      Features: {
-        mTLS: {
-          Enabled: true,
-          CACertificate: opts.tls.ca.cert,
-          MenderUsername: opts.user.email,
-          MenderPassword: opts.password ?? opts.user.password,
-          EnableCache: true,
-          ...opts.mtls,
-        },
-      },
-    }),
+    mtlsTestConfig({ ...opts, upstreamUrl: server.url, mtls: { EnableCache: true, ...opts.mtls } }),
     captured.log,
   );
   const url = `https://127.0.0.1:${gateway.addresses.https!.port}`;
