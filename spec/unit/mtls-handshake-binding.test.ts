@@ -11,8 +11,8 @@ import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 // A connection is bound to the certificate verified at its handshake. The listeners refuse TLS
 // renegotiation; should the peer's certificate change anyway (Node's client cannot present
-// another one on renegotiation, so a socket double plays it), every request on the connection
-// is refused, and admission never reads the new certificate.
+// another one on renegotiation, so a socket double plays it), admission never reads the new
+// certificate, and from then on every request on the connection is refused.
 
 let dir: string;
 let material: TlsMaterial;
@@ -51,8 +51,8 @@ test("a connection whose peer certificate changes after the handshake is refused
   assert.equal(certificateOf(socket, policy)?.fingerprint256, certified.fingerprint256);
 
   present(forged);
-  assert.deepEqual(verifyClient(socket, policy), { ok: false, status: 401, reason: 'client certificate changed after the handshake' });
   assert.equal(certificateOf(socket, policy), undefined, 'the forged certificate is never handed to admission');
+  assert.deepEqual(verifyClient(socket, policy), { ok: false, status: 401, reason: 'client certificate changed after the handshake' });
 
   // For good: presenting the first one again, or a CA reload, does not admit it again.
   present(certified);
