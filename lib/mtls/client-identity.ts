@@ -202,8 +202,8 @@ function learnDirectIssuer(detail: DetailedPeerCertificate, path: readonly X509C
   const key = issuerKey(detail);
   const ca = path[1];
   if (key === undefined || path.length !== 2 || !ca || !selfIssued(ca) || !trusted.includes(ca)) return;
-  let byName = directIssuers.get(trusted);
-  if (!byName) directIssuers.set(trusted, (byName = new Map()));
+  const byName = directIssuers.get(trusted) ?? new Map<string, X509Certificate>();
+  directIssuers.set(trusted, byName);
   byName.set(key, ca);
 }
 
@@ -238,7 +238,11 @@ function candidates(leaf: DetailedPeerCertificate, trusted: readonly X509Certifi
   let detail = leaf.issuerCertificate;
   while (detail?.raw && !seen.has(detail.fingerprint256)) {
     seen.add(detail.fingerprint256);
-    out.push(intermediatesSeen.get(detail.fingerprint256) ?? trusted.find((t) => t.fingerprint256 === detail.fingerprint256) ?? new X509Certificate(detail.raw));
+    out.push(
+      intermediatesSeen.get(detail.fingerprint256) ??
+        trusted.find((t) => t.fingerprint256 === detail.fingerprint256) ??
+        new X509Certificate(detail.raw),
+    );
     detail = detail.issuerCertificate;
   }
   // A resumed TLS session carries the leaf only: its intermediates are the ones its first
