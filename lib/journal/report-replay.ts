@@ -11,7 +11,8 @@ import { callUpstream, UNREACHABLE_STATUSES } from './upstream-call';
 // upstream is unreachable the next probe waits 0.5 s, doubling up to 15 s. A 401 first tries the
 // newest token the device presented, and only one known good for that same device (upstream
 // accepted or issued it, known-tokens.ts); with none, the device waits for one (its next request
-// brings it) and its reports end as 'unauthorized' at MaxAge.
+// brings it) and its reports end as 'unauthorized' at MaxAge. A report journaled before tokens
+// were checked (no `trusted` mark) never borrows a newer token: refused, it ends at once.
 
 // What an upstream answer (or the lack of one) means for a device report. Pure, table-tested.
 // "unreachable" is exactly what gets journaled on the live path and retried on replay:
@@ -90,9 +91,12 @@ export class ReportReplay {
     return this.down;
   }
 
-  /** The device presented this token; only a token known good for this very device counts. */
+  /**
+   * The device presented this token; only a token known good for this very device counts, and
+   * only while the device has reports waiting (the map holds no token of a device it owes nothing).
+   */
   noteAuthorization(device: string, authorization: string | undefined): void {
-    if (!authorization || this.known.deviceOf(authorization) !== device) return;
+    if (!authorization || this.journal.pendingOf(device).length === 0 || this.known.deviceOf(authorization) !== device) return;
     this.latestAuth.set(device, authorization);
     const refused = this.blocked.get(device);
     if (refused !== undefined && refused !== authorization) {
@@ -129,7 +133,10 @@ export class ReportReplay {
   async flush(device: string): Promise<FlushResult> {
     for (;;) {
       const entry = this.journal.pendingOf(device)[0];
-      if (!entry) return 'empty';
+      if (!entry) {
+        this.forget(device);
+        return 'empty';
+      }
       if (this.blocked.has(device)) return 'blocked';
       if ((this.deferred.get(device)?.until ?? 0) > Date.now()) return 'deferred';
       const result = await this.deliver(entry);
@@ -172,6 +179,13 @@ export class ReportReplay {
       if (outcome.kind === 'unauthorized') {
         const token = bearerToken(authorization);
         if (token !== undefined) this.known.apply({ t: 'refused', hash: tokenHash(token) });
+        // A report journaled before tokens were checked (no `trusted` mark) may not borrow the
+        // device's newer token: refused with its own, it ends now rather than hold the device's
+        // later reports and its `next` until MaxAge.
+        if (!entry.trusted) {
+          await this.journal.finish(entry, 'unauthorized', status);
+          return 'empty';
+        }
         continue;
       }
       await this.journal.finish(entry, outcome.result, status);
@@ -210,6 +224,8 @@ export class ReportReplay {
     this.running = true;
     try {
       await this.journal.expire(Date.now(), (device) => (this.blocked.has(device) ? 'unauthorized' : 'expired'));
+      for (const map of [this.latestAuth, this.blocked, this.deferred])
+        for (const device of map.keys()) if (this.journal.pendingOf(device).length === 0) this.forget(device);
       if (this.skipUpstream) return this.schedule(this.nextProbeAt - Date.now());
       const devices = this.journal.devices().filter((d) => this.replayable(d));
       let unreachable = false;
@@ -231,6 +247,13 @@ export class ReportReplay {
     // Reports that arrived during the pass, or devices still waiting for a token (expiry).
     if (!this.down && this.journal.devices().some((d) => this.replayable(d))) this.wake();
     else if (this.journal.stats.queued > 0) this.schedule(this.down ? Math.max(0, this.nextProbeAt - Date.now()) : this.nextDeferred());
+  }
+
+  /** A device with nothing waiting: nothing of it is kept. */
+  private forget(device: string): void {
+    this.latestAuth.delete(device);
+    this.blocked.delete(device);
+    this.deferred.delete(device);
   }
 
   /** Not waiting for a token, nor for its deferred report's next try. */

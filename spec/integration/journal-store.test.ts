@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { decodeRecords, type JournalEntry } from '../../lib/journal/journal-file';
+import { issuedVerdict, KnownTokens } from '../../lib/journal/known-tokens';
 import { ReportJournal } from '../../lib/journal/report-journal';
+import { ReportReplay } from '../../lib/journal/report-replay';
+import { createUpstream } from '../../lib/proxy/upstream';
 import { captureLog } from '../support/capture-log';
+import { testConfig } from '../support/gateway-config';
+import { closeServer, listenOnFreePort } from '../support/listen';
 import { startTimeOf } from '../../lib/server/process-liveness';
 
 // The journal on a real directory: what it holds survives a reopen, a torn tail is cut off,
@@ -167,6 +173,41 @@ describe('report journal on disk', () => {
       const j = await open(dir);
       assert.equal(readFileSync(join(dir, 'reports.lock'), 'utf8').trim(), `${process.pid} ${startTimeOf('self')}`);
       await j.close();
+    }
+  });
+
+  it('a report journaled before tokens were checked, refused with its own token, ends at once: it borrows no newer token and holds nothing back', async () => {
+    const dir = tempDir();
+    const j = await open(dir);
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const token = (n: number) => `${b64({ alg: 'RS256' })}.${b64({ sub: 'dev-1', exp: Math.floor(Date.now() / 1000) + 3600, n })}.sig`;
+    // Upstream refuses every token but the newest, which it would take.
+    const seen: (string | undefined)[] = [];
+    const upstream = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      req.resume();
+      res.writeHead(req.headers.authorization === `Bearer ${token(2)}` ? 204 : 401).end();
+    });
+    const port = await listenOnFreePort(upstream);
+    const known = new KnownTokens(undefined, captureLog('error').log);
+    const replay = new ReportReplay(
+      j,
+      createUpstream(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${port}` } }).UpstreamServer),
+      captureLog('error').log,
+      known,
+    );
+    try {
+      const old = { ...report('dev-1', 'status', '{"status":"success"}'), headers: { authorization: `Bearer ${token(1)}` } };
+      assert.equal(await j.add(old), 'journaled'); // no `trusted`: as a journal of the version before
+      known.apply(issuedVerdict(token(2))!);
+      replay.noteAuthorization('dev-1', `Bearer ${token(2)}`);
+      assert.equal(await replay.withDevice('dev-1', () => replay.flush('dev-1')), 'empty');
+      assert.deepEqual(seen, [`Bearer ${token(1)}`], 'tried with its own token only');
+      assert.equal(j.pendingOf('dev-1').length, 0);
+    } finally {
+      replay.close();
+      await j.close();
+      await closeServer(upstream);
     }
   });
 

@@ -34,6 +34,9 @@ test('a 2xx on a device API path accepts a token, a 401 refuses it; nothing else
     '/api/devices/v1/%2e%2e/x',
     '/api/devices//v1/x',
     'http://evil/api/devices/v1/inventory/device/attributes',
+    // Served on a link signed in its query: upstream never looks at the token there.
+    '/api/devices/v1/deployments/download/configuration/5f3c/dev-1/abc',
+    '/api/devices/v1/someservice/anything',
   ])
     assert.equal(verdictOf(auth, path, 200), undefined, path);
   for (const header of [undefined, '', 'Bearer', `Basic ${token}`, `Bearer ${token} x`, `Bearer ${token},x`])

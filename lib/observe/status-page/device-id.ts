@@ -37,13 +37,14 @@ export function statusOfReport(body: string): string | undefined {
   }
 }
 
-// Device API paths only: upstream checks the device token on each of them (auth_requests, which
-// takes none, excepted). Plain segments, no dot segments or escapes that a proxy might resolve
-// to a path upstream serves without a token (its UI answers 200 to anyone).
-const DEVICE_API = /^\/api\/devices\/v[0-9]{1,2}(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
-const AUTH_API = /^\/api\/devices\/v[0-9]{1,2}\/authentication\//;
+// The device API paths Mender's gateway sends through the device-token check (devauth), and only
+// those: not auth_requests (it takes no token) nor deployments/download (its link is signed in the
+// query and no token is looked at: a 200 there proves nothing of the bearer). Plain segments, no
+// dot segments or escapes that a proxy might resolve to a path served without a token.
+const DEVICE_API =
+  /^\/api\/devices\/v[0-9]{1,2}\/(?:deployments\/device|inventory\/device|deviceconnect|deviceconfig)(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
 
 /** A path (no query) where a 2xx from upstream means upstream accepted the bearer token. */
 export function isTokenCheckedPath(pathname: string): boolean {
-  return DEVICE_API.test(pathname) && !AUTH_API.test(pathname);
+  return DEVICE_API.test(pathname);
 }
