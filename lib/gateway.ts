@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from './config/types';
 import { parseDuration } from './config/parse-duration';
 import { setForwardedHeaders } from './http/forwarded-headers';
-import { rawJsonResponse, replyError, sendJsonError } from './http/reply-error';
+import { rawJsonResponse, refuseSocket, replyError, sendJsonError } from './http/reply-error';
 import { createRequestContext, type RequestContext, type Route } from './http/route';
 import { checkRequestTarget } from './http/request-target';
 import { aliveRoute, createRouter, DEVICECONNECT_PATH, deviceconnectRoute, pathnameOf, type Router } from './http/router';
@@ -176,8 +176,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     server.on('connect', (req: IncomingMessage, socket: Socket) => {
       const ctx = contextFor(req, protocol, log);
       ctx.log.warn('CONNECT refused', { client: ctx.clientAddress });
-      socket.on('error', () => undefined);
-      socket.end(rawJsonResponse(405, 'CONNECT is not supported', ctx.requestId));
+      refuseSocket(socket, 405, 'CONNECT is not supported', ctx.requestId);
     });
     if (protocol === 'https') {
       server.on('tlsClientError', (err: Error, socket: Socket) =>
@@ -230,7 +229,7 @@ function contextFor(req: IncomingMessage, protocol: Protocol, log: Logger): Requ
 }
 
 /** A refused request target: answered 400 before any route, logged under this name (the raw target may be garbage). */
-const BAD_TARGET = { name: 'bad-request-target', sensitivePath: true };
+const BAD_TARGET = { name: 'bad-request-target', sensitivePath: true, local: true };
 
 function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
   // Routed and forwarded on the same normalised target (lib/http/request-target.ts).
@@ -260,8 +259,8 @@ function handleUpgrade(router: Router, req: IncomingMessage, socket: Socket, hea
   if (!route) {
     const reason = target.ok ? `upgrade refused: only GET ${DEVICECONNECT_PATH} may upgrade` : target.reason;
     ctx.log.warn('websocket refused', { reason, method: req.method, client: ctx.clientAddress });
-    socket.on('error', () => undefined);
-    return void socket.end(rawJsonResponse(400, reason, ctx.requestId));
+    refuseSocket(socket, 400, reason, ctx.requestId);
+    return;
   }
   setForwardedHeaders(req, ctx.clientAddress, ctx.protocol);
   ctx.log.info('websocket', { method: req.method, path: pathnameOf(req), route: route.name, client: ctx.clientAddress });

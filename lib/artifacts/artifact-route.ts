@@ -23,6 +23,7 @@ export function createArtifactRoutes(deps: ArtifactRoutesDeps): Route[] {
       methods: ['GET', 'HEAD'],
       match: (path) => path.startsWith(ARTIFACT_LINK_PREFIX),
       sensitivePath: true,
+      local: true,
       async handle(req, res, ctx) {
         const check = deps.signer.verify(req.url ?? '');
         if (!check.ok) {

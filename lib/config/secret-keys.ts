@@ -11,10 +11,14 @@ export const SECRET_CONFIG_KEYS: readonly (readonly string[])[] = [
   ['Features', 'ArtifactsProxy', 'ArtifactsCache', 'S3', 'SecretAccessKey'],
 ];
 
-const SECRET_PATHS = new Set(SECRET_CONFIG_KEYS.map((path) => path.join('.')));
-
+/**
+ * Whether the value at this key path is a secret, or may hold one: a secret key's parent given
+ * as a list or a string (`"mTLS": ["x", "s3cret"]`) is the secret written in the wrong place.
+ */
 export function isSecretConfigKey(segments: readonly string[]): boolean {
-  return SECRET_PATHS.has(segments.join('.'));
+  return (
+    segments.length > 0 && SECRET_CONFIG_KEYS.some((path) => segments.length <= path.length && segments.every((s, i) => s === path[i]))
+  );
 }
 
 /**

@@ -14,7 +14,7 @@ export function logWhenDone(
   req: IncomingMessage,
   res: ServerResponse,
   ctx: RequestContext,
-  route: { name: string; sensitivePath?: boolean },
+  route: { name: string; sensitivePath?: boolean; local?: boolean },
 ): void {
   const socket = req.socket;
   const bytesBefore = socket.bytesWritten;

@@ -17,9 +17,6 @@ import { statusBoard, type StatusBoard } from '../observe/status-page/status-boa
 
 const MAX_STATUS_BODY = 4096;
 
-/** Routes the gateway answers itself: they say nothing of upstream's health, nor of a token. */
-const LOCAL_ROUTES = new Set(['alive', 'artifact-link', 'plain-http-refused']);
-
 /** Called when the response is done, with its status (499: the device left) and bytes written. */
 export type RequestObserved = (status: number, bytes: number) => void;
 
@@ -27,7 +24,7 @@ export function observeRequest(
   req: IncomingMessage,
   res: ServerResponse,
   ctx: RequestContext,
-  route: { name: string; sensitivePath?: boolean },
+  route: { name: string; sensitivePath?: boolean; local?: boolean },
   board: StatusBoard = statusBoard,
 ): RequestObserved {
   const deviceId = deviceIdOfConnection(req);
@@ -38,8 +35,8 @@ export function observeRequest(
   return (status, bytes) => {
     countRequest(req.method, status, route.name, bytes);
     // A report the journal took was answered by the gateway, not upstream.
-    if (!LOCAL_ROUTES.has(route.name) && status !== 499 && !res.hasHeader('x-men-gateway-journaled')) board.upstreamAnswered(status);
-    if (!deviceId || status < 200 || status >= 300 || LOCAL_ROUTES.has(route.name) || !isTokenCheckedPath(pathnameOf(req))) return;
+    if (!route.local && status !== 499 && !res.hasHeader('x-men-gateway-journaled')) board.upstreamAnswered(status);
+    if (!deviceId || status < 200 || status >= 300 || route.local || !isTokenCheckedPath(pathnameOf(req))) return;
     board.deviceSeen(deviceId, ctx.clientAddress, `${req.method} ${route.sensitivePath ? `<${route.name}>` : pathnameOf(req)}`);
     const value = report?.();
     if (deploymentId && value) board.deploymentStatus(deviceId, deploymentId, value);

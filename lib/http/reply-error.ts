@@ -33,6 +33,16 @@ export function sendJsonError(
   res.end(body);
 }
 
+/**
+ * Answer a raw socket (a refused upgrade, CONNECT) with a JSON error and close it. Node has
+ * removed its own error listener from an upgraded socket: a peer's reset must not become an
+ * unhandled 'error'.
+ */
+export function refuseSocket(socket: Socket, status: number, message: string, requestId: string): void {
+  socket.on('error', () => undefined);
+  socket.end(rawJsonResponse(status, message, requestId));
+}
+
 /** A whole HTTP/1.1 error response for a raw socket (malformed requests, refused upgrades, CONNECT). */
 export function rawJsonResponse(status: number, message: string, requestId: string): string {
   const body = JSON.stringify({ error: message, request_id: requestId });

@@ -24,6 +24,8 @@ export interface Route {
   handle: Handler;
   /** The path itself carries a credential (signed links): logs show the route name instead. */
   sensitivePath?: boolean;
+  /** Answered by the gateway itself: says nothing of upstream's health, nor of a device token. */
+  local?: boolean;
 }
 
 /**

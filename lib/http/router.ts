@@ -24,6 +24,7 @@ export function deviceconnectRoute(handle: UpgradeHandler): UpgradeRoute {
 /** Answers the health probe on every listener without touching upstream. */
 export const aliveRoute: Route = {
   name: 'alive',
+  local: true,
   methods: ['GET', 'HEAD'],
   match: (path) => path === ALIVE_PATH,
   handle: (_req, res) => {

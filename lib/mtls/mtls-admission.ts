@@ -6,7 +6,8 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { GatewayConfig } from '../config/types';
 import { parseDuration } from '../config/parse-duration';
-import { rawJsonResponse, sendJsonError } from '../http/reply-error';
+import { refuseSocket, sendJsonError } from '../http/reply-error';
+import { DEVICE_TIMEOUTS } from '../server/listeners';
 import type { RequestContext, Route } from '../http/route';
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
@@ -55,9 +56,9 @@ export interface MtlsAdmission {
 }
 
 // A handshake that began before the listeners got a new CA completes with the old one: for
-// this long after the swap (Node's default TLS handshakeTimeout, and a margin), chains are
+// this long after the swap (the listeners' TLS handshake timeout, and a margin), chains are
 // verified by hand too.
-const HANDSHAKE_WINDOW_MS = 125_000;
+const HANDSHAKE_WINDOW_MS = DEVICE_TIMEOUTS.handshakeMs + 5_000;
 // Open connections re-verified per turn of the event loop: thousands of tunnels do not stall it.
 const RECHECK_BATCH = 500;
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -267,12 +268,11 @@ export function createMtlsAdmission(
       }
       mtlsMetrics.refused(verdict.reason);
       ctx.log.warn('websocket refused: client certificate', { reason: verdict.reason, client: ctx.clientAddress });
-      socket.end(
-        rawJsonResponse(
-          verdict.status,
-          verdict.status === 403 ? 'client certificate revoked' : 'client certificate required',
-          ctx.requestId,
-        ),
+      refuseSocket(
+        socket,
+        verdict.status,
+        verdict.status === 403 ? 'client certificate revoked' : 'client certificate required',
+        ctx.requestId,
       );
       return false;
     },

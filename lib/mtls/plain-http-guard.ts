@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { GatewayConfig } from '../config/types';
 import { logWhenDone } from '../http/access-log';
-import { rawJsonResponse, sendJsonError } from '../http/reply-error';
+import { refuseSocket, sendJsonError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
 import { ALIVE_PATH, pathnameOf } from '../http/router';
 import type { Logger } from '../observe/log';
@@ -54,7 +54,7 @@ export function createPlainHttpGuard(config: Settings, log: Logger): PlainHttpGu
       if (isHealthProbe(req)) return true;
       mtlsMetrics.refused('plain HTTP');
       // The path may be a signed artifact link (a credential): the log shows the route name.
-      logWhenDone(req, res, ctx, { name: PLAIN_HTTP_REFUSED, sensitivePath: true });
+      logWhenDone(req, res, ctx, { name: PLAIN_HTTP_REFUSED, sensitivePath: true, local: true });
       req.resume();
       sendJsonError(res, 403, MESSAGE, ctx.requestId, { Connection: 'close' });
       return false;
@@ -69,8 +69,7 @@ export function createPlainHttpGuard(config: Settings, log: Logger): PlainHttpGu
         proto: ctx.protocol,
         key: ALLOW_PLAIN_HTTP_KEY,
       });
-      socket.on('error', () => undefined);
-      socket.end(rawJsonResponse(403, MESSAGE, ctx.requestId));
+      refuseSocket(socket, 403, MESSAGE, ctx.requestId);
       return false;
     },
   };

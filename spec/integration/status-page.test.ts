@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,4 +148,23 @@ it('shows the device, its deployment status and the bytes served, with no consol
   assert.equal(value('mender_gateway_artifact_bytes_fetched_total'), 256 * 1024);
   assert.equal(value('mender_gateway_cache_entries'), 1);
   assert.equal(value('mender_gateway_cache_size_bytes'), 256 * 1024);
+});
+
+it("a request the gateway refuses itself (a bad target) says nothing of upstream's health", async () => {
+  const get = (port: number, path: string): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+    });
+  const admin = gateway.admin!.address()!.port;
+  const upstreamOf = async () => (JSON.parse((await get(admin, '/api/status')).body) as { upstream: { last_ok: string | null } }).upstream;
+  const before = await upstreamOf();
+  await new Promise((r) => setTimeout(r, 5));
+  const refused = await get(gateway.addresses.http!.port, '/api/devices//v1/deployments/device/deployments/next');
+  assert.equal(refused.status, 400, refused.body);
+  assert.deepEqual(await upstreamOf(), before);
 });

@@ -115,6 +115,15 @@ const cases: [string, unknown, NodeJS.ProcessEnv | undefined, string[]][] = [
     ],
   ],
   [
+    'a secret written in place of its parent object is not echoed either',
+    { Features: { mTLS: ['MenderPassword', 's3cret-pass'], ArtifactsProxy: { ArtifactsCache: { S3: 'AKIAEXAMPLEKEYID:wJalrXUtnFEMI' } } } },
+    undefined,
+    [
+      'Features.ArtifactsProxy.ArtifactsCache.S3: must be an object, got [redacted, 30 characters]',
+      'Features.mTLS: must be an object, got [redacted]',
+    ],
+  ],
+  [
     'inventory item missing Value',
     { Features: { DeviceSystem: { DefaultInventory: [{ Name: 'region' }] } } },
     undefined,
