@@ -162,8 +162,16 @@ it("a request the gateway refuses itself (a bad target) says nothing of upstream
     });
   const admin = gateway.admin!.address()!.port;
   const upstreamOf = async () => (JSON.parse((await get(admin, '/api/status')).body) as { upstream: { last_ok: string | null } }).upstream;
-  const before = await upstreamOf();
-  await new Promise((r) => setTimeout(r, 5));
+  // The first test's device polls every 200 ms: stop it, and wait until its last request has
+  // been answered (two reads 400 ms apart agree), so only the refused request could move the page.
+  device?.stop();
+  let before = await upstreamOf();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 400));
+    const now = await upstreamOf();
+    if (now.last_ok === before.last_ok) break;
+    before = now;
+  }
   const refused = await get(gateway.addresses.http!.port, '/api/devices//v1/deployments/device/deployments/next');
   assert.equal(refused.status, 400, refused.body);
   assert.deepEqual(await upstreamOf(), before);
