@@ -17,7 +17,7 @@ tests = $(foreach d,$(1),'dist/spec/$(d)/**/*.test.js')
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test security test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
+.PHONY: all install build lint format layers test security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
 
 all: build
 
@@ -69,6 +69,12 @@ security: build
 	@mkdir -p coverage
 	bash -c 'set -o pipefail; $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,security) | tee coverage/security.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/security.tap
+
+# Unit and integration tests on the oldest supported runtime (engines' floor in package.json:
+# support/runtime/runtimes.json "oldest", fetched from the npm registry and checked once).
+test-oldest: build
+	@runtime=$$($(NODE) support/runtime/fetch-node.js oldest) && echo "test-oldest: $$runtime ($$($$runtime --version))" && \
+	  $$runtime --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,unit integration)
 
 test-unit: build
 	$(NODE) --test $(call tests,unit)
