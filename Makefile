@@ -12,12 +12,13 @@ TSC       := node_modules/.bin/tsc
 # mender clients that share a few global paths, so they run one file at a time.
 TEST_CONCURRENCY ?= 2
 # The test files of the named spec/ folders, as globs: since Node 21, `node --test` takes files
-# and globs, not folders. Quoted, so node expands them, not the shell.
-tests = $(foreach d,$(1),'dist/spec/$(d)/**/*.test.js')
+# and globs, not folders. Double-quoted (they also go inside bash -c '…'), so node expands them.
+# TAP is asked for by name: since Node 23 the default reporter off a terminal is `spec`.
+tests = $(foreach d,$(1),"dist/spec/$(d)/**/*.test.js")
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
+.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
 
 all: build
 
@@ -56,25 +57,32 @@ format: install
 layers: install
 	@node_modules/.bin/depcruise --no-config --ts-config tsconfig.json --ts-pre-compilation-deps --output-type json lib | $(NODE) support/lint/measure.cjs
 
-test: build
+# The Debian packages the tests need (support/test-deps.sh): installed when missing, as root on
+# Debian; otherwise one line with the apt-get command.
+test-deps:
+	@bash support/test-deps.sh
+
+test: test-deps build
 	@mkdir -p coverage
 	@$(NODE) dist/spec/support/client5-check.js
 	$(C8) bash -c 'set -o pipefail; \
-	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,unit integration faults security) | tee coverage/unit-integration.tap && \
-	  $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=1 $(call tests,e2e) | tee coverage/e2e.tap'
+	  $(NODE) --test --test-reporter=tap --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,unit integration faults security) | tee coverage/unit-integration.tap && \
+	  $(NODE) --test --test-reporter=tap --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=1 $(call tests,e2e) | tee coverage/e2e.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/unit-integration.tap coverage/e2e.tap
 
 # The attacker suite alone (spec/security: a LAN host against the gateway), with its counts.
 security: build
 	@mkdir -p coverage
-	bash -c 'set -o pipefail; $(NODE) --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,security) | tee coverage/security.tap'
+	bash -c 'set -o pipefail; $(NODE) --test --test-reporter=tap --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,security) | tee coverage/security.tap'
 	@$(NODE) dist/spec/support/tap-summary.js coverage/security.tap
 
 # Unit and integration tests on the oldest supported runtime (engines' floor in package.json:
 # support/runtime/runtimes.json "oldest", fetched from the npm registry and checked once).
 test-oldest: build
+	@mkdir -p coverage
 	@runtime=$$($(NODE) support/runtime/fetch-node.js oldest) && echo "test-oldest: $$runtime ($$($$runtime --version))" && \
-	  $$runtime --test --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,unit integration)
+	  bash -c "set -o pipefail; $$runtime --test --test-reporter=tap --test-timeout=$(TEST_TIMEOUT_MS) --test-concurrency=$(TEST_CONCURRENCY) $(call tests,unit integration) | tee coverage/oldest.tap"
+	@$(NODE) dist/spec/support/tap-summary.js coverage/oldest.tap
 
 test-unit: build
 	$(NODE) --test $(call tests,unit)

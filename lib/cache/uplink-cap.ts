@@ -201,12 +201,20 @@ class Share implements FillShare {
     this.last = now();
   }
 
+  /** Set by the first take: the bucket fills from then, not from the registration (whose file
+   * write may take tens of ms on a busy box, tokens a fresh fill would then spend at once). */
+  private started = false;
+
   private burst(): number {
     return (this.rate * this.burstMs) / 1000;
   }
 
   private refill(): void {
     const t = this.now();
+    if (!this.started) {
+      this.last = t;
+      return;
+    }
     this.tokens = Math.min(this.burst(), this.tokens + (this.rate * Math.max(0, t - this.last)) / 1000);
     this.last = t;
   }
@@ -220,6 +228,7 @@ class Share implements FillShare {
 
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
     this.refill();
+    this.started = true;
     this.tokens -= bytes;
     // Wait in slices no longer than the refresh period, so a rate that changes meanwhile
     // (fills joining or leaving) applies to the rest of the wait.

@@ -124,7 +124,15 @@ test('2 workers, 3 artifacts filling at once: the fills take from the origin at 
   // per artifact on the other worker follows the sibling's fill.
   const route = [w1[1][0], w2[1][0], w1[1][1]];
   const devices: Promise<Got>[] = KEYS.map((_, i) => deviceGet(port, links[i], { agent: route[i] }));
-  await new Promise((r) => setTimeout(r, 150));
+  // Each fill is under way on the worker it was routed to (its tmp file exists) before the
+  // followers ask: a fixed pause lost that race on a loaded box, and a follower started the fill.
+  const fillsStarted = () =>
+    ['tmp', 'objects'].reduce((n, sub) => n + readdirSync(join(cachePath, 'v1', sub)).filter((f) => !f.endsWith('.json')).length, 0);
+  const deadline = Date.now() + 10_000;
+  while (fillsStarted() < KEYS.length) {
+    assert.ok(Date.now() < deadline, `fills started after 10 s: ${fillsStarted()} of ${KEYS.length}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
   const followers = [w2[1][1], w1[1][2], w2[1][2]];
   devices.push(...KEYS.map((_, i) => deviceGet(port, links[i], { agent: followers[i] })));
   const results = await Promise.all(devices);
