@@ -59,11 +59,16 @@ test('an origin cut mid-way twice is resumed with Range; the published file is b
   assert.equal(devices[0].md5, md5(body));
   assert.equal(devices[2].md5, md5(body));
   assert.ok(devices[1].body!.equals(body.subarray(500_000)));
-  assert.deepEqual(
-    origin.requests.map((r) => r.range),
-    [undefined, 'bytes=300000-', 'bytes=700000-'],
-  );
-  assert.equal(origin.bytesSent, SIZE);
+  // Each resume starts where the fill's file ends: at the cut, or a little before it when the
+  // cut's reset made the kernel drop bytes the gateway had not read yet (seen on Node 22: 294912).
+  const ranges = origin.requests.map((r) => r.range);
+  assert.equal(ranges.length, 3, String(ranges));
+  assert.equal(ranges[0], undefined);
+  const starts = ranges.slice(1).map((r) => Number(/^bytes=(\d+)-$/.exec(r ?? '')?.[1]));
+  assert.ok(starts[0] > 0 && starts[0] <= 300_000, `first resume ${ranges[1]}`);
+  assert.ok(starts[1] > 300_000 && starts[1] <= 700_000, `second resume ${ranges[2]}`);
+  // The origin sent the object once, plus exactly the bytes lost at each cut.
+  assert.equal(origin.bytesSent, SIZE + (300_000 - starts[0]) + (700_000 - starts[1]));
   const [id] = await publishedIds(cachePath);
   assert.ok((await fsp.readFile(path.join(cachePath, 'v1', 'objects', id))).equals(body));
 });
