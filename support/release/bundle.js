@@ -35,13 +35,13 @@ const crlLibsApart = {
   },
 };
 
-// Both bundles: CommonJS for Node 20, whitespace and syntax minified only (names stay, so stack
+// Both bundles: CommonJS for Node 22.12 or later (engines), whitespace and syntax minified only (names stay, so stack
 // traces still name functions; the whole source is held in memory once loaded, and minified the
 // bundle's idle RSS is the checkout's), licence comments at the end, the metafile for the notices.
 const COMMON = {
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node22.12',
   format: 'cjs',
   legalComments: 'eof',
   minifyWhitespace: true,
