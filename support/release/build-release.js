@@ -1,14 +1,18 @@
 'use strict';
-// `make release`: from a `make build` checkout, into release/ (or the directory
-// given as argv[2]): mender-gateway-<version>.tar.gz, mender-gateway_<version>_all.deb and
-// mender-gateway_<version>_all.ipk, then their sizes.
+// `make release`: from a `make build` checkout, into release/ (or the directory given as
+// argv[2]), then their sizes:
+//   mender-gateway_<version>_<amd64|arm64>.deb          the gateway and its Node runtime
+//   mender-gateway-<version>-linux-<x64|arm64>.tar.gz   the same, in the product's Yocto layout
+//   mender-gateway_<version>_all.ipk                     OpenWrt, on the feed's node
+//   mender-gateway-<version>-all.tar.gz                  no runtime: for a Node >= 22.12 of one's own
 const { existsSync, mkdirSync, rmSync, statSync } = require('node:fs');
 const { basename, join, resolve } = require('node:path');
 const { ROOT } = require('./bundle');
 const { stageRelease, VERSION } = require('./stage');
-const { buildDeb, buildIpk, writeTarball } = require('./packages');
+const { buildDeb, buildIpk, writeArchTarball, writeTarball } = require('./packages');
+const { ARCHES, runtimeFor } = require('./runtime');
 
-const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
+const kib = (n) => `${Math.round(n / 1024).toLocaleString('en')} KiB`;
 
 async function buildRelease(outDir) {
   if (!existsSync(join(ROOT, 'dist', 'lib', 'config', 'schema-validator.generated.js'))) {
@@ -20,12 +24,14 @@ async function buildRelease(outDir) {
   const stage = join(work, name);
   mkdirSync(stage, { recursive: true });
   await stageRelease(stage);
-  const files = {
-    tarball: writeTarball(stage, name, outDir),
-    deb: buildDeb(stage, VERSION, work, outDir),
-    ipk: buildIpk(stage, VERSION, work, outDir),
-  };
-  return { ...files, bundle: join(stage, 'lib', 'mender-gateway.js'), stage };
+  const files = [['bundle', join(stage, 'lib', 'mender-gateway.js')]];
+  for (const arch of Object.keys(ARCHES)) {
+    const runtime = runtimeFor(arch);
+    files.push([`deb ${arch}`, buildDeb(stage, VERSION, work, outDir, runtime)]);
+    files.push([`tar ${arch}`, writeArchTarball(stage, name, runtime, work, outDir)]);
+  }
+  files.push(['ipk', buildIpk(stage, VERSION, work, outDir)], ['tar all', writeTarball(stage, name, outDir)]);
+  return { files, stage };
 }
 
 async function main() {
@@ -33,13 +39,8 @@ async function main() {
   mkdirSync(outDir, { recursive: true });
   const r = await buildRelease(outDir);
   process.stdout.write(`release ${VERSION} in ${outDir}\n`);
-  for (const [what, file] of [
-    ['bundle', r.bundle],
-    ['tarball', r.tarball],
-    ['deb', r.deb],
-    ['ipk', r.ipk],
-  ]) {
-    process.stdout.write(`  ${what.padEnd(8)} ${kib(statSync(file).size).padStart(9)}  ${basename(file)}\n`);
+  for (const [what, file] of r.files) {
+    process.stdout.write(`  ${what.padEnd(10)} ${kib(statSync(file).size).padStart(11)}  ${basename(file)}\n`);
   }
   rmSync(join(outDir, 'work'), { recursive: true, force: true }); // the packages hold it all
 }

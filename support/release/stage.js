@@ -1,6 +1,7 @@
 'use strict';
-// The install tree every package is made from: <dir>/{bin,lib,package.json} is what goes to
-// /usr/lib/mender-gateway; the rest of the tarball (config, service files, INSTALL) beside it.
+// The install tree every package is made from: <dir>/{lib,package.json} is what goes to
+// /usr/lib/mender-gateway (with bin/, the `#!/usr/bin/env node` shim, where no runtime is
+// carried: the .ipk and the -all tarball); the rest (config, service files, INSTALL) beside it.
 const { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT } = require('./bundle');
