@@ -208,17 +208,26 @@ function tearDown(dir: string): void {
 }
 
 const open = new Set<string>();
-// A test process that ends without its after() hook (an uncaught error, process.exit) still
-// leaves no mount behind.
-process.once('exit', () => {
+function tearDownAll(): void {
   for (const dir of open) {
     try {
       tearDown(dir);
     } catch {
-      // nothing more can be done at exit; the next run's sweep retries
+      // nothing more can be done here; the next run's sweep retries
     }
   }
-});
+  open.clear();
+}
+// A test process that ends without its after() hook (an uncaught error, process.exit, a signal
+// from a runner's timeout or Ctrl-C) still leaves no mount behind; the signal is raised again
+// once the roots are down, so the process ends as it would have.
+process.once('exit', tearDownAll);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    tearDownAll();
+    process.kill(process.pid, signal);
+  });
+}
 
 /** Working roots left by a test process that died (kill -9, a power cut): unmounted and removed. */
 function sweepStale(): void {
