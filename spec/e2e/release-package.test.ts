@@ -41,6 +41,9 @@ const SUITES = ['bookworm', 'trixie'];
 const BIN = '/usr/bin/mender-gateway';
 const CONF = '/etc/mender/mender-gateway.conf';
 const UNIT = '/lib/systemd/system/mender-gateway.service';
+// The arm64 gateway runs on this machine: none of the test process's environment (c8's
+// NODE_V8_COVERAGE, NODE_OPTIONS) reaches it.
+const QEMU_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
 const cannot = cannotDebootstrap();
 const cannotQemu = cannotQemuArm64();
 
@@ -463,7 +466,11 @@ describe('the arm64 package under qemu-user (Debian qemu-user-static, a Debian a
 
   it("serves a short while: listening, a device's auth and next answered, a clean stop", async () => {
     const server = await menderServer();
-    gateway = spawn('qemu-aarch64-static', ['-L', sysroot, ...argv, '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], cwd: work });
+    gateway = spawn('qemu-aarch64-static', ['-L', sysroot, ...argv, '--config', conf], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: work,
+      env: QEMU_ENV,
+    });
     const started = await listening(gateway, 120_000);
     await deviceThrough(started.address, server, '02:00:00:26:00:64', started.output);
     assert.equal(await stop(gateway), 0, started.output());
@@ -471,7 +478,7 @@ describe('the arm64 package under qemu-user (Debian qemu-user-static, a Debian a
   });
 
   function qemu(args: string[], timeoutMs: number) {
-    return run('qemu-aarch64-static', ['-L', sysroot, ...argv, ...args], timeoutMs);
+    return run('qemu-aarch64-static', ['-L', sysroot, ...argv, ...args], timeoutMs, undefined, QEMU_ENV);
   }
 });
 

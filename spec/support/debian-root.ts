@@ -24,13 +24,14 @@ export interface Run {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], timeoutMs = 60_000, input?: string): Run {
+/** cmd with a timeout; env replaces the test process's environment when given. */
+export function run(cmd: string, args: string[], timeoutMs = 60_000, input?: string, env?: NodeJS.ProcessEnv): Run {
   const r = spawnSync(cmd, args, {
     encoding: 'utf8',
     timeout: timeoutMs,
     killSignal: 'SIGKILL',
     input,
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    env: env ?? { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
   return { status: r.status, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
