@@ -129,12 +129,14 @@ bench-engines:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/upstream-engines.js; rc=$$?; \
 	echo "make bench-engines: $$(( $$(date +%s) - start )) s in all"; exit $$rc
 
-# The gateway bundled (esbuild, no node_modules on the box) into release/: a
-# tarball, a .deb and an OpenWrt .ipk (support/release/build-release.js), then their sizes.
+# The gateway bundled (esbuild, no node_modules on the box) into release/: per architecture
+# (amd64, arm64) a .deb and a tarball carrying the pinned Node runtime, the OpenWrt .ipk and a
+# runtime-less tarball (support/release/build-release.js), then each file's size.
 release: build
 	$(NODE) support/release/build-release.js release
 
-# The bundled gateway's start time and idle RSS against `node bin/gateway.js` (median of 5 starts).
+# The shipped amd64 layout's start time and idle RSS against `node bin/gateway.js` (median of 5
+# starts), then each package's file and installed size.
 release-measure: release
 	$(NODE) support/release/measure.js release
 

