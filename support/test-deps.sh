@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian packages `make test` needs beyond npm's: the real Mender clients (3.4 and mender-connect
 # from Debian; 5.1's runtime libraries), Chromium for the status page, testssl.sh for the TLS scan,
-# shellcheck and systemd-analyze for the packaging checks. As root on Debian, installs what is
+# shellcheck and systemd-analyze for the packaging checks, debootstrap and qemu-user-static for the
+# install tests on clean Debian roots. As root on Debian, installs what is
 # missing (once: a second run finds them and does nothing); otherwise prints the command that would.
 set -euo pipefail
 
@@ -20,6 +21,9 @@ has shellcheck || need+=(shellcheck)
 # The attacker suite's TLS scan (spec/security/testssl.test.ts); the package's command is `testssl`.
 has testssl || need+=(testssl.sh)
 has systemd-analyze || need+=(systemd)
+# The release-package test: clean Debian roots (debootstrap) and the arm64 binary under qemu-user.
+has debootstrap || need+=(debootstrap)
+has qemu-aarch64-static || need+=(qemu-user-static)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && has apt-get; then
