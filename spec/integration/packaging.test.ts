@@ -50,7 +50,7 @@ describe('systemd unit', () => {
     assert.deepEqual(value('User'), ['mender-gateway']);
     assert.deepEqual(value('AmbientCapabilities'), ['CAP_NET_BIND_SERVICE']);
     assert.deepEqual(value('CapabilityBoundingSet'), ['CAP_NET_BIND_SERVICE']);
-    assert.deepEqual(value('ExecReload'), ['/bin/kill -HUP $MAINPID']);
+    assert.deepEqual(value('ExecReload'), ["/bin/sh -c 'kill -HUP $MAINPID'"]);
     assert.deepEqual(value('CacheDirectory'), ['mender-gateway'], 'the default ArtifactsCache.Path is writable');
     assert.match(value('ExecStart')[0], /bin\/gateway\.js --config \/etc\/mender\/mender-gateway\.conf$/);
     assert.ok(Number(value('TimeoutStopSec')[0]) > 30, 'longer than the default ShutdownTimeout');
