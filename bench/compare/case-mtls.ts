@@ -257,7 +257,8 @@ async function profileFull(
   file: string,
 ): Promise<void> {
   const inspectPort = await freePort();
-  const gateway = await start('profile', 1, `--inspect=127.0.0.1:${inspectPort}`);
+  // BENCH_GATEWAY_NODE_OPTIONS too: --perf-basic-prof names JavaScript frames for perf.
+  const gateway = await start('profile', 1, `${process.env.BENCH_GATEWAY_NODE_OPTIONS ?? ''} --inspect=127.0.0.1:${inspectPort}`.trim());
   const probe = await openHeapProbe(inspectPort);
   try {
     const port = Number(new URL(gateway.url('https')).port);
@@ -275,7 +276,7 @@ async function profileFull(
     let r: HandshakeResult | undefined;
     // BENCH_MTLS_PERF=1: perf too (the V8 profile counts TLS work in I/O callbacks as idle).
     const perf = process.env.BENCH_MTLS_PERF
-      ? spawn('perf', ['record', '-F', '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`], { stdio: 'ignore' })
+      ? spawn('perf', ['record', '-F', process.env.BENCH_MTLS_PERF_HZ ?? '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`], { stdio: 'ignore' })
       : undefined;
     writeFileSync(file, await probe.profile(async () => (r = await load())));
     if (perf) {
