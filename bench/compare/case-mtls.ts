@@ -276,7 +276,11 @@ async function profileFull(
     let r: HandshakeResult | undefined;
     // BENCH_MTLS_PERF=1: perf too (the V8 profile counts TLS work in I/O callbacks as idle).
     const perf = process.env.BENCH_MTLS_PERF
-      ? spawn('perf', ['record', '-F', process.env.BENCH_MTLS_PERF_HZ ?? '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`], { stdio: 'ignore' })
+      ? spawn(
+          'perf',
+          ['record', '-F', process.env.BENCH_MTLS_PERF_HZ ?? '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`],
+          { stdio: 'ignore' },
+        )
       : undefined;
     writeFileSync(file, await probe.profile(async () => (r = await load())));
     if (perf) {
