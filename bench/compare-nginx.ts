@@ -14,6 +14,7 @@ import { cacheDir, type GatewaySetup } from './compare/gateway-under-test';
 import { startOrigin, type OriginHandle } from './compare/origin';
 import { loadAverage, machineLine, printSummary, toolVersion } from './compare/report';
 import { MAX_STEAL_PCT } from './compare/rounds';
+import { previousRounds, previousRuntime, shippedRuntime } from './compare/runtimes';
 import { startProxies, type Running } from './compare/start-proxies';
 import { deviceFleet } from './load/device-fleet';
 import { timed } from './part-timer';
@@ -27,7 +28,9 @@ import { timed } from './part-timer';
 // other worker count to the pass-through and cached cases),
 // BENCH_GATEWAY_WORKERS (the `Workers` key; default: the gateway's choice),
 // BENCH_NGINX_WORKERS (default: as many as the gateway runs), BENCH_CACHED_MB (64), BENCH_BIG_MB (1024),
-// BENCH_COLD_DEVICES/_MB/_RATE_MB/_ROUNDS (500/4/0.5/2), BENCH_MEM_CLIENTS/_SECONDS (200/10).
+// BENCH_COLD_DEVICES/_MB/_RATE_MB/_ROUNDS (500/4/0.5/2), BENCH_MEM_CLIENTS/_SECONDS (200/10),
+// BENCH_PREVIOUS_RUNTIME (1: the gateway on Node 20 too, a column of every table; 0: not; or a
+// `node` path), BENCH_PREVIOUS_ROUNDS (that side's rounds; default all).
 
 const MiB = 1024 * 1024;
 // /usr/sbin is not on an ordinary user's PATH on Debian.
@@ -37,7 +40,9 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   const cases = new Set((process.env.BENCH_CASES ?? 'passthrough,workers,mtls,cached,cold,memory').split(','));
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const t0 = Date.now();
-  const versions = `${toolVersion(NGINX)}; ${toolVersion(process.env.BENCH_WRK ?? 'wrk')}; node ${process.version}`;
+  const shipped = shippedRuntime();
+  const previous = previousRuntime();
+  const versions = `${toolVersion(NGINX)}; ${toolVersion(process.env.BENCH_WRK ?? 'wrk')}; gateway on node ${shipped.version} (${shipped.node})${previous ? ` and on node ${previous.version} (${previous.node})` : ''}`;
   const dir = await fsp.mkdtemp(path.join(tmpdir(), 'bench-nginx-'));
   // An abrupt end (a closed stdout pipe) skips `finally`; the 1 GiB of files must still go.
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
@@ -92,17 +97,20 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
           tls,
           withWorkers,
           mtlsCa: fleet?.ca.cert,
+          previous,
         }),
       print,
     );
     print(
-      `# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} to compare worker counts)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`,
+      `# gateway: ${started.gateway.workers} worker process(es)${started.other ? ` (and one with ${started.other.workers} to compare worker counts)` : ''}${previous ? `; the same gateway on ${previous.version} as "${previous.side}" (${previousRounds(rounds)} of ${rounds} rounds)` : ''}; nginx worker_processes ${started.nginxWorkers}; rounds with steal > ${MAX_STEAL_PCT}% are dropped (marked *)`,
     );
     const ctx: BenchContext = {
       dir,
       origin,
       gateway: started.gateway,
       otherWorkers: started.other,
+      runtime: shipped,
+      previous: started.previous && previous ? { runtime: previous, gateway: started.previous, rounds: previousRounds(rounds) } : undefined,
       nginx: started.nginx,
       nginxBinary: NGINX,
       nginxPorts: started.nginxPorts,
@@ -141,10 +149,14 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
       await timed('nginx › memory: warm-up', () => warm(ctx, url, bigSize), print);
       await timed('nginx › memory', () => memoryCase(ctx, setup, url, bigSize), print);
     }
-    printSummary(print, ctx.verdicts);
+    printSummary(print, ctx.verdicts, {
+      shipped: `Node ${shipped.version.replace(/^v/, '').split('.')[0]}`,
+      previous: ctx.previous?.runtime.label,
+    });
     print(`\nnginx comparison took ${((Date.now() - t0) / 1000).toFixed(0)} s; loadavg at the end ${loadAverage()}`);
   } finally {
     await (ctxRef.ctx?.gateway ?? running.gateway)?.stop().catch(() => undefined);
+    await (ctxRef.ctx?.previous?.gateway ?? running.previous)?.stop().catch(() => undefined);
     await running.other?.stop().catch(() => undefined);
     await running.nginx?.stop().catch(() => undefined);
     await origin?.stop().catch(() => undefined);

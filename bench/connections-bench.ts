@@ -9,6 +9,7 @@ import { loadAverage, machineLine, toolVersion } from './compare/report';
 import { cpuWindow } from './connections/proc-stat';
 import { startEchoUpstream, startFleet, type EchoUpstream, type Fleet } from './connections/fleet';
 import { NGINX, startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTest } from './connections/servers';
+import { previousRuntime, shippedRuntime } from './compare/runtimes';
 import { rssBytes } from './load/system-sample';
 
 // Small-box target 5 (docs/benchmarks.md): 10,000 devices over TLS each hold a WebSocket through the proxy to a
@@ -27,7 +28,8 @@ import { rssBytes } from './load/system-sample';
 // and deviceconnect does too (pongWait 60 s × 9/10); 5.4 is ten times that traffic),
 // BENCH_CONN_SECONDS (20, the measured window), BENCH_CONN_ECHO_RATE (200 echoes/s in all: a
 // sample for the round-trip p99, not load), BENCH_CONN_POLL_S (2, each poller's period),
-// BENCH_CONN_SETTLE_S (5), BENCH_CONN_WORKERS (default,1: the pairs to run).
+// BENCH_CONN_SETTLE_S (5), BENCH_CONN_WORKERS (default,1: the pairs to run), BENCH_PREVIOUS_RUNTIME
+// (1: the gateway on Node 20 as well, between the gateway and nginx, a column of the summary; 0: not).
 
 interface Knobs {
   devices: number;
@@ -357,11 +359,15 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
   const limit = descriptorLimit();
   const ports = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
   const ephemeral = ports[1] - ports[0] + 1;
+  const shipped = shippedRuntime();
+  const previous = previousRuntime();
   const dir = await fsp.mkdtemp(path.join(tmpdir(), 'bench-conn-'));
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   process.on('exit', removeDir);
   try {
-    print(`# 10,000 connected devices (target 5): ${new Date().toISOString()}, ${toolVersion(NGINX)}; node ${process.version}`);
+    print(
+      `# 10,000 connected devices (target 5): ${new Date().toISOString()}, ${toolVersion(NGINX)}; gateway on node ${shipped.version}${previous ? ` and on node ${previous.version} ("${previous.side}")` : ''}`,
+    );
     print(`# machine: ${machineLine()}; open files ${limit} per process; ephemeral ports ${ports[0]}-${ports[1]}`);
     print(
       `# ${k.devices} devices from ${k.clients} processes, ${k.pollers} of them also polling every ${k.pollEveryMs / 1000} s; pings every ${k.pingMs / 1000} s each way (mender-connect and deviceconnect: 54 s${k.pingMs === 54_000 ? '' : ', scaled'}); ${k.echoRate} echoes/s; ${k.seconds} s measured`,
@@ -371,7 +377,7 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
       print(`# WARNING: ${2 * (k.devices + k.pollers)} loopback connections need more than the ${ephemeral} ephemeral ports`);
     mkdirSync(path.join(dir, 'tls'));
     const tls = makeTlsMaterial(path.join(dir, 'tls'));
-    const results: { label: string; gateway: SideResult; nginx: SideResult }[] = [];
+    const results: { label: string; gateway: SideResult; previous?: SideResult; nginx: SideResult }[] = [];
     for (const pair of pairs) {
       const gatewayWorkers = pair === 'default' ? undefined : Number(pair);
       const nginxWorkers = pair === 'default' ? ('auto' as const) : Number(pair);
@@ -397,6 +403,16 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
         tls.ca.cert,
         print,
       );
+      const p = previous
+        ? await runSide(
+            k,
+            devices,
+            k.pollers,
+            (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers, previous),
+            tls.ca.cert,
+            print,
+          )
+        : undefined;
       const n = await runSide(
         k,
         devices,
@@ -405,17 +421,25 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
         tls.ca.cert,
         print,
       );
-      results.push({ label, gateway: g, nginx: n });
+      results.push({ label, gateway: g, previous: p, nginx: n });
     }
     print('\n## summary (gateway vs nginx, this machine, this run)');
+    const major = (v: string) => v.replace(/^v/, '').split('.')[0];
     for (const r of results) {
-      print(`\n### ${r.label}; loadavg ${r.gateway.load} (gateway), ${r.nginx.load} (nginx)`);
-      print('| figure | gateway | nginx | ratio | target | |');
-      print('|---|---|---|---|---|---|');
-      for (const row of compareRows(r.gateway, r.nginx))
+      const prevRows = r.previous ? compareRows(r.previous, r.nginx) : undefined;
+      print(
+        `\n### ${r.label}; loadavg ${r.gateway.load} (gateway)${r.previous ? `, ${r.previous.load} (${r.previous.name})` : ''}, ${r.nginx.load} (nginx)`,
+      );
+      print(
+        `| figure | gateway (Node ${major(shipped.version)}) | nginx | ratio | target | |${previous ? ` ${previous.label} (ratio) |` : ''}`,
+      );
+      print(`|---|---|---|---|---|---|${previous ? '---|' : ''}`);
+      compareRows(r.gateway, r.nginx).forEach((row, i) => {
+        const prev = prevRows?.[i];
         print(
-          `| ${row.what} | ${row.gateway} | ${row.nginx} | ${row.ratio} | ${row.target} | ${row.met === null ? '' : row.met ? 'met' : 'MISSED'} |`,
+          `| ${row.what} | ${row.gateway} | ${row.nginx} | ${row.ratio} | ${row.target} | ${row.met === null ? '' : row.met ? 'met' : 'MISSED'} |${prev ? ` ${prev.gateway}${prev.ratio ? ` (${prev.ratio})` : ''} |` : ''}`,
         );
+      });
     }
     print(`\nconnections bench took ${((Date.now() - t0) / 1000).toFixed(0)} s; loadavg at the end ${loadAverage()}`);
   } finally {

@@ -23,13 +23,19 @@ export async function coldCase(ctx: BenchContext, coldFile: string): Promise<voi
   const rounds = Number(process.env.BENCH_COLD_ROUNDS ?? 2);
   // Fresh keys for every download burst: a cold artifact is one neither cache has seen.
   const keyOf = (side: string, label: string) => `cold/${side}-${label}.mender`;
+  const prev = ctx.previous;
+  const names = ['gateway', ...(prev ? [prev.runtime.side] : []), 'nginx'];
   const urls = new Map<string, string>();
-  for (const side of ['gateway', 'nginx']) {
+  for (const side of names) {
     for (const label of ['alone', ...Array.from({ length: rounds }, (_, r) => `round${r}`)])
       urls.set(keyOf(side, label), await ctx.origin.put(keyOf(side, label), coldFile));
   }
   const link = (side: string, presigned: string) =>
-    side === 'gateway' ? ctx.gateway.link(presigned, 'http') : viaNginx(ctx, presigned, 'http');
+    side === 'gateway'
+      ? ctx.gateway.link(presigned, 'http')
+      : prev && side === prev.runtime.side
+        ? prev.gateway.link(presigned, 'http')
+        : viaNginx(ctx, presigned, 'http');
   ctx.print(
     `\n## cold artifact: ${size / MiB} MiB, origin throttled to ${rate / MiB} MiB/s per response (an uplink), ${devices} devices at once vs 1 alone, ${rounds} rounds (time ratio N/1)`,
   );
@@ -39,14 +45,13 @@ export async function coldCase(ctx: BenchContext, coldFile: string): Promise<voi
     // sides at once (two throttled downloads leave the CPU idle; the throttle is per response).
     const alone = new Map<string, number>();
     await Promise.all(
-      ['gateway', 'nginx'].map(async (side) =>
-        alone.set(side, (await burst(link(side, urls.get(keyOf(side, 'alone'))!), 1, size)).seconds),
-      ),
+      names.map(async (side) => alone.set(side, (await burst(link(side, urls.get(keyOf(side, 'alone'))!), 1, size)).seconds)),
     );
     const lines: string[] = [];
     const upstream = new Map<string, number[]>();
-    const side = (name: string) => ({
+    const side = (name: string, sideRounds?: number) => ({
       name,
+      rounds: sideRounds,
       run: async (round: number) => {
         const key = keyOf(name, `round${round}`);
         const many = await burst(link(name, urls.get(key)!), devices, size);
@@ -58,7 +63,12 @@ export async function coldCase(ctx: BenchContext, coldFile: string): Promise<voi
         return many.seconds / alone.get(name)!;
       },
     });
-    const { summary } = await compare(ctx, [side('gateway'), side('nginx')], (v) => `${v.toFixed(2)}×`, rounds);
+    const { summary } = await compare(
+      ctx,
+      [side('gateway'), ...(prev ? [side(prev.runtime.side, prev.rounds)] : []), side('nginx')],
+      (v) => `${v.toFixed(2)}×`,
+      rounds,
+    );
     for (const line of lines) ctx.print(`  ${line}`);
     const g = summary.get('gateway')!.median;
     const n = summary.get('nginx')!.median;
@@ -70,6 +80,7 @@ export async function coldCase(ctx: BenchContext, coldFile: string): Promise<voi
       ratio: `gateway fetched it ${worst('gateway')}× per burst`,
       target: 'exactly 1',
       met: worst('gateway') === 1,
+      previous: prev ? String(worst(prev.runtime.side)) : undefined,
     });
     verdictLine(ctx, {
       name: `cold, ${devices} devices: time vs 1 alone`,
@@ -78,6 +89,7 @@ export async function coldCase(ctx: BenchContext, coldFile: string): Promise<voi
       ratio: `gateway ${g.toFixed(2)}× one device (nginx ${n.toFixed(2)}×)`,
       target: '≤ 1.20×',
       met: g <= 1.2,
+      previous: prev ? `${summary.get(prev.runtime.side)!.median.toFixed(2)}×` : undefined,
     });
   } finally {
     await ctx.origin.throttle(0);

@@ -13,9 +13,9 @@ import { MAX_STEAL_PCT } from './rounds';
 
 const MiB = 1024 * 1024;
 
-/** RSS of a bare `node` process, the floor for any Node server. */
-async function bareNodeRss(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
+/** RSS of a bare `node` process, the floor for any Node server on that runtime. */
+async function bareNodeRss(node: string): Promise<number> {
+  const child = spawn(node, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 1500));
   const rss = rssBytes(child.pid!);
   child.kill('SIGKILL');
@@ -33,7 +33,17 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
   const idlePids = gateway.pids();
   const idleEach = idlePids.map(rssBytes);
   const idle = idleEach.reduce((a, b) => a + b, 0);
-  const bare = await bareNodeRss();
+  const bare = await bareNodeRss(process.execPath);
+  // The same on the previous runtime, a fresh process too (its cache: the one it filled earlier).
+  const p = ctx.previous;
+  let prev: { gateway: GatewayUnderTest; idleEach: number[]; bare: number } | undefined;
+  if (p) {
+    await p.gateway.stop();
+    const pg = await startGatewayUnderTest({ ...setup, cachePath: `${setup.cachePath}-previous`, node: p.runtime.node }, 'memory-previous');
+    p.gateway = pg;
+    await new Promise((r) => setTimeout(r, 2000));
+    prev = { gateway: pg, idleEach: pg.pids().map(rssBytes), bare: await bareNodeRss(p.runtime.node) };
+  }
   ctx.print(
     `\n## memory: ${clients} devices downloading a ${size / MiB} MiB cached artifact in a loop for ${seconds} s (wrk -t2 -c${clients}), RSS sampled every second`,
   );
@@ -53,6 +63,7 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
     };
   };
   const g = await peakOf(() => gateway.pids(), gateway.link(presigned, 'https'));
+  const pPeak = prev ? await peakOf(() => prev.gateway.pids(), prev.gateway.link(presigned, 'https')) : undefined;
   const n = await peakOf(() => ctx.nginx.workerPids(), viaNginx(ctx, presigned, 'https'));
   const each = idlePids.length > 1 ? ` = ${idleEach.map(mb).join(' + ')} over ${idlePids.length} processes` : '';
   // processTree lists the gateway's own process first: with workers it is the primary, which serves nothing.
@@ -63,6 +74,26 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
   ctx.print(
     `  gateway: idle ${mb(idle)}${each} (a bare node process: ${mb(bare)}), peak ${mb(g.peak)} (all its processes; each serving process: ${servingPeaks.map(mb).join(', ')}) at ${gbps(g.bytesPerSec)}; ${g.system}`,
   );
+  // The previous runtime's figures: the same split (primary first, then its workers).
+  const prevOf = (idleEach: number[]) => {
+    const [first, ...rest] = idleEach;
+    return { primary: first, workers: rest, one: rest.length === 0 ? first : undefined };
+  };
+  let prevCells: { peak: string; primary?: string; worker?: string; one?: string } | undefined;
+  if (prev && pPeak && p) {
+    const [pPrimary, ...pWorkers] = prev.gateway.pids();
+    const pServing = (pWorkers.length > 0 ? pWorkers : [pPrimary]).map((pid) => pPeak.each.get(pid) ?? 0);
+    const split = prevOf(prev.idleEach);
+    ctx.print(
+      `  ${p.runtime.side}: idle ${mb(prev.idleEach.reduce((a, b) => a + b, 0))} = ${prev.idleEach.map(mb).join(' + ')} (a bare node ${p.runtime.version} process: ${mb(prev.bare)}), peak ${mb(pPeak.peak)} (each serving process: ${pServing.map(mb).join(', ')}) at ${gbps(pPeak.bytesPerSec)}; ${pPeak.system}`,
+    );
+    prevCells = {
+      peak: `${mb(Math.max(...pServing))}; all ${mb(pPeak.peak)}`,
+      primary: split.workers.length > 0 ? mb(split.primary) : undefined,
+      worker: split.workers.length > 0 ? mb(Math.max(...split.workers)) : undefined,
+      one: split.one !== undefined ? mb(split.one) : undefined,
+    };
+  }
   ctx.print(`  nginx  : peak ${mb(n.peak)} (master + workers) at ${gbps(n.bytesPerSec)}; ${n.system}`);
   ctx.system = systemRange(
     notes.map((x) => x.load1),
@@ -76,6 +107,7 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
     ratio: `all processes ${mb(g.peak)} vs nginx ${mb(n.peak)}: ${(g.peak / n.peak).toFixed(1)}×`,
     target: '≤ 100 MB',
     met: busiest <= 100e6,
+    previous: prevCells?.peak,
   });
   if (workers.length > 0) {
     const idleWorker = Math.max(...idleEach.slice(1));
@@ -86,6 +118,7 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
       ratio: `all ${idlePids.length} processes ${mb(idle)}`,
       target: '≤ 45 MB',
       met: idleEach[0] <= 45e6,
+      previous: prevCells?.primary ?? prevCells?.one,
     });
     verdictLine(ctx, {
       name: 'idle RSS, each worker',
@@ -94,6 +127,7 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
       ratio: `bare node ${mb(bare)}`,
       target: '≤ 50 MB (as one process)',
       met: idleWorker <= 50e6,
+      previous: prevCells?.worker && prev ? `${prevCells.worker} (bare node ${mb(prev.bare)})` : undefined,
     });
   } else {
     verdictLine(ctx, {
@@ -103,6 +137,7 @@ export async function memoryCase(ctx: BenchContext, setup: GatewaySetup, presign
       ratio: `bare node ${mb(bare)}`,
       target: '≤ 50 MB',
       met: idle <= 50e6,
+      previous: prevCells?.one && prev ? `${prevCells.one} (bare node ${mb(prev.bare)})` : undefined,
     });
   }
   return gateway;

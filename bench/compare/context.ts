@@ -4,6 +4,7 @@ import type { GatewaySetup, GatewayUnderTest } from './gateway-under-test';
 import type { NginxProcess } from '../nginx/nginx-process';
 import type { OriginHandle } from './origin';
 import { alternate, describe, summarize, type Samples, type Side, type Summary } from './rounds';
+import type { Runtime } from './runtimes';
 
 // What every case of the nginx comparison gets: both servers, the origin, the knobs, and a
 // place to put its verdict against the issue's target.
@@ -18,6 +19,8 @@ export interface Verdict {
   met: boolean | null;
   /** Load average range and highest steal over the case's rounds (a loaded box shows here). */
   system?: string;
+  /** The same figure from the gateway on the previous runtime (Node 20) and its ratio: a column of the summary. */
+  previous?: string;
 }
 
 export interface BenchContext {
@@ -33,6 +36,10 @@ export interface BenchContext {
   tls: { ca: CertPair; serverCert: string; serverKey: string };
   /** The gateway with the other worker count (1 when the main one runs 2, else 2). */
   otherWorkers?: GatewayUnderTest;
+  /** The runtime the gateway runs on (the shipped one). */
+  runtime: Runtime;
+  /** The same gateway on the previous runtime, measured beside it (none with BENCH_PREVIOUS_RUNTIME=0). */
+  previous?: { runtime: Runtime; gateway: GatewayUnderTest; rounds: number };
   /** Load and steal of the last measured case, for its verdicts (set by compare()). */
   system?: string;
   rounds: number;
@@ -57,10 +64,28 @@ export function windows(): Windows {
   return { rate: all ?? 3, latency: all ?? 4, transfer: all ?? 3 };
 }
 
-/** The gateways to compare: the main one, then the one with the other worker count if started. */
-export function gatewaySides(ctx: BenchContext): { name: string; gateway: GatewayUnderTest }[] {
+/** The gateways to compare: the main one, the one with the other worker count if started, the
+ * one on the previous runtime if started (with its round count). */
+export function gatewaySides(ctx: BenchContext): { name: string; gateway: GatewayUnderTest; rounds?: number }[] {
   const other = ctx.otherWorkers;
-  return [{ name: 'gateway', gateway: ctx.gateway }, ...(other ? [{ name: `gateway ${other.workers}w`, gateway: other }] : [])];
+  const prev = ctx.previous;
+  return [
+    { name: 'gateway', gateway: ctx.gateway },
+    ...(other ? [{ name: `gateway ${other.workers}w`, gateway: other }] : []),
+    ...(prev ? [{ name: prev.runtime.side, gateway: prev.gateway, rounds: prev.rounds }] : []),
+  ];
+}
+
+/** The previous runtime's cell of a verdict: its median and its ratio against nginx's. */
+export function previousCell(
+  ctx: BenchContext,
+  summary: Map<string, { median: number }>,
+  nginx: number,
+  fmt: (v: number) => string,
+): string | undefined {
+  const p = ctx.previous && summary.get(ctx.previous.runtime.side)?.median;
+  if (p === undefined) return undefined;
+  return `${fmt(p)} (${(p / nginx).toFixed(2)}×)`;
 }
 
 /** The worker-count figure: the same case with more and with fewer worker processes, and the ratio. */
@@ -129,6 +154,7 @@ export const systemRange = (loads: number[], steals: number[]) =>
 
 export function verdictLine(ctx: BenchContext, v: Verdict): void {
   ctx.verdicts.push({ system: ctx.system, ...v });
+  if (v.previous) ctx.print(`  → ${ctx.previous?.runtime.label ?? 'previous runtime'}: ${v.previous}`);
   const mark = v.met === null ? '' : v.met ? '  met' : '  MISSED';
   ctx.print(`  → ${v.ratio} (target ${v.target})${mark}`);
 }

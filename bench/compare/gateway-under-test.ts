@@ -20,6 +20,8 @@ export interface GatewaySetup {
   mtlsCa?: string;
   /** NODE_OPTIONS for the gateway (default: BENCH_GATEWAY_NODE_OPTIONS), e.g. --inspect for a heap probe. */
   nodeOptions?: string;
+  /** The `node` the gateway runs on (default: the shipped runtime, the one running the bench). */
+  node?: string;
 }
 
 export interface GatewayUnderTest {
@@ -70,6 +72,7 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
     configFile,
     waitFor: mtls ? ['https'] : ['http', 'https'],
     timeoutMs: 30_000,
+    node: s.node,
     env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
   });
   // ... then warn through SIGHUP (as an operator would): no access log, as nginx runs here.

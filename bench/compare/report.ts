@@ -20,13 +20,17 @@ export function machineLine(): string {
   return `${cpu}, ${execFileSync('nproc', { encoding: 'utf8' }).trim()} vCPUs, loadavg ${loadAverage()}`;
 }
 
-export function printSummary(print: (l: string) => void, verdicts: Verdict[]): void {
+/** `runtimes`: the gateway column's runtime ("Node 24") and, when measured, the previous one's column ("gateway on Node 20"). */
+export function printSummary(print: (l: string) => void, verdicts: Verdict[], runtimes: { shipped: string; previous?: string }): void {
   print('\n## summary (gateway vs nginx, this machine, this run)');
-  print(`| case | gateway | nginx | result | target | | machine during the case |`);
-  print(`|---|---|---|---|---|---|---|`);
+  const prev = runtimes.previous;
+  print(
+    `| case | gateway (${runtimes.shipped}) | nginx | result | target | |${prev ? ` ${prev} (vs nginx) |` : ''} machine during the case |`,
+  );
+  print(`|---|---|---|---|---|---|${prev ? '---|' : ''}---|`);
   for (const v of verdicts)
     print(
-      `| ${v.name} | ${v.gateway} | ${v.nginx} | ${v.ratio} | ${v.target} | ${v.met === null ? '' : v.met ? 'met' : '**MISSED**'} | ${v.system ?? ''} |`,
+      `| ${v.name} | ${v.gateway} | ${v.nginx} | ${v.ratio} | ${v.target} | ${v.met === null ? '' : v.met ? 'met' : '**MISSED**'} |${prev ? ` ${v.previous ?? '–'} |` : ''} ${v.system ?? ''} |`,
     );
   const missed = verdicts.filter((v) => v.met === false);
   print(missed.length ? `\nMISSED targets: ${missed.map((v) => v.name).join('; ')}` : '\nevery target met');

@@ -17,6 +17,8 @@ export interface Side {
   run(round: number): Promise<number>;
   /** A reference printed for context only: measured in the first round, not in every one. */
   once?: boolean;
+  /** Measured in the first `rounds` rounds only (the previous runtime's side, to fit the time budget). */
+  rounds?: number;
 }
 
 export type Samples = Map<string, Sample[]>;
@@ -25,7 +27,7 @@ export async function alternate(rounds: number, sides: Side[]): Promise<Samples>
   const out: Samples = new Map(sides.map((s) => [s.name, []]));
   for (let round = 0; round < rounds; round++) {
     for (const side of sides) {
-      if (side.once && round > 0) continue;
+      if ((side.once && round > 0) || (side.rounds !== undefined && round >= side.rounds)) continue;
       const before = cpuSnapshot();
       const value = await side.run(round);
       out.get(side.name)!.push({ value, note: systemNoteSince(before) });

@@ -4,6 +4,7 @@ import type { Origin as FileOrigin } from '../bench-origin';
 import { freePort, startNginx, type NginxProcess } from '../nginx/nginx-process';
 import { startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './gateway-under-test';
 import type { OriginHandle } from './origin';
+import type { Runtime } from './runtimes';
 
 // The two proxies of the comparison: the gateway under test (and, to compare worker counts, the same with
 // the other worker count) and nginx with as many workers as the gateway chose. Each is put in
@@ -12,6 +13,8 @@ import type { OriginHandle } from './origin';
 export interface Running {
   gateway?: GatewayUnderTest;
   other?: GatewayUnderTest;
+  /** The main gateway's configuration on the previous runtime. */
+  previous?: GatewayUnderTest;
   nginx?: NginxProcess;
 }
 
@@ -25,11 +28,14 @@ export interface ProxyOptions {
   mtlsCa?: string;
   /** Start the gateway with the other worker count too (1 when the main one runs 2, else 2). */
   withWorkers: boolean;
+  /** Also start the main gateway on this runtime (the previous one's column). */
+  previous?: Runtime;
 }
 
 export interface Proxies {
   gateway: GatewayUnderTest;
   other?: GatewayUnderTest;
+  previous?: GatewayUnderTest;
   nginx: NginxProcess;
   nginxWorkers: number;
   nginxPorts: { http: number; https: number; mtls: number; mtlsResume: number; pass: number };
@@ -42,6 +48,11 @@ export async function startProxies(running: Running, o: ProxyOptions): Promise<P
     const n = gateway.workers === 1 ? 2 : 1;
     running.other = await startGatewayUnderTest({ ...o.setup, cachePath: `${o.setup.cachePath}-${n}w` }, `workers-${n}`, n);
   }
+  if (o.previous)
+    running.previous = await startGatewayUnderTest(
+      { ...o.setup, cachePath: `${o.setup.cachePath}-previous`, node: o.previous.node },
+      'previous-runtime',
+    );
   // Equal work: nginx gets as many worker processes as the gateway chose for itself.
   const nginxWorkers = process.env.BENCH_NGINX_WORKERS ? Number(process.env.BENCH_NGINX_WORKERS) : gateway.workers;
   const nginxPorts = {
@@ -68,5 +79,5 @@ export async function startProxies(running: Running, o: ProxyOptions): Promise<P
     serverKey: o.tls.server.key,
     clientCa: o.mtlsCa ?? o.tls.ca.cert,
   });
-  return { gateway, other: running.other, nginx: running.nginx, nginxWorkers, nginxPorts };
+  return { gateway, other: running.other, previous: running.previous, nginx: running.nginx, nginxWorkers, nginxPorts };
 }

@@ -30,8 +30,13 @@ export interface ServerSetup {
   descriptors: number;
 }
 
-/** `workers` undefined: the gateway's own choice (the default settings). */
-export async function startGatewaySide(s: ServerSetup, workers: number | undefined): Promise<ServerUnderTest> {
+/** `workers` undefined: the gateway's own choice (the default settings). `runtime`: the `node` to
+ * run it on and the side's name (default: the shipped runtime, "gateway"). */
+export async function startGatewaySide(
+  s: ServerSetup,
+  workers: number | undefined,
+  runtime?: { node: string; side: string },
+): Promise<ServerUnderTest> {
   const config = {
     HTTP: { Enabled: false },
     HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: s.serverCert, ServerKey: s.serverKey },
@@ -40,20 +45,20 @@ export async function startGatewaySide(s: ServerSetup, workers: number | undefin
     // Info until it has logged its listener (that is how the port is read) ...
     LogLevel: 'info',
   };
-  const name = `gateway-conn-${workers ?? 'auto'}`;
+  const name = `gateway-conn-${workers ?? 'auto'}${runtime ? '-previous' : ''}`;
   const configFile = writeGatewayConfig(s.dir, config, `${name}.conf`);
   const env = {
     ...process.env,
     ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}),
   };
-  const proc = await startGateway({ configFile, waitFor: ['https'], timeoutMs: 30_000, env });
+  const proc = await startGateway({ configFile, waitFor: ['https'], timeoutMs: 30_000, env, node: runtime?.node });
   // ... then warn through SIGHUP, as an operator would: no line per device, as nginx runs here.
   writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `${name}.conf`);
   proc.process.kill('SIGHUP');
   await new Promise((r) => setTimeout(r, 500));
   const port = Number(proc.url('https').split(':').pop());
   return {
-    name: 'gateway',
+    name: runtime?.side ?? 'gateway',
     port,
     workers: Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1),
     pids: () => processTree(proc.process.pid!),

@@ -32,6 +32,8 @@ export interface StartGatewayOptions {
   detached?: boolean;
   /** Start under `ulimit -n N` (the shell execs node, so the pid is the gateway's). */
   openFileLimit?: number;
+  /** The `node` binary to run it with (default: the one running this process). */
+  node?: string;
 }
 
 /** Write a gateway config (the product's mender-gateway.conf JSON shape) into dir. */
@@ -46,9 +48,10 @@ const LISTENING = /msg="?listening"?.*\blistener=(\w+).*\baddress=(\S+)/;
 export async function startGateway(opts: StartGatewayOptions): Promise<GatewayProcess> {
   const args = [GATEWAY_BIN, '--config', opts.configFile];
   if (opts.logLevel) args.push('--log-level', opts.logLevel);
+  const node = opts.node ?? process.execPath;
   const [command, argv] = opts.openFileLimit
-    ? ['/bin/sh', ['-c', `ulimit -n ${opts.openFileLimit} && exec "$0" "$@"`, process.execPath, ...args]]
-    : [process.execPath, args];
+    ? ['/bin/sh', ['-c', `ulimit -n ${opts.openFileLimit} && exec "$0" "$@"`, node, ...args]]
+    : [node, args];
   const child = spawn(command, argv, {
     cwd: REPO_ROOT,
     env: opts.env ?? process.env,
