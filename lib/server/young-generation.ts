@@ -5,10 +5,11 @@
 // serving process starts with it: workers at fork (workers.ts), a single process or cluster
 // primary by replacing itself once at start (below), unless the operator chose a size.
 //
-// Measured (bench-connections, Workers: 1, 5,000 held TLS WebSockets, Node 24): with the flag
-// 356 MB at 5,000 devices against 375 MB, poll p99 9.5 against 47.6 ms (nginx 7.7 and 11.2 ms in
-// the same runs). 200 HTTPS downloads of a cached 1 GiB artifact, one process (Node 20): peak RSS
-// 147 MB without, 123 MB with.
+// Measured (bench-connections, Workers: 1, 5,000 held TLS WebSockets, Node 24): 350-356 MB at
+// 5,000 devices with the flag against 375-377 MB without, longest GC pause 7 against 22 ms (the
+// poll p99 moved 7.6-54.7 ms with and 47.6-52.2 without: the box's share of it is large). 200
+// HTTPS downloads of a cached 1 GiB artifact, one process (Node 20): peak RSS 147 MB without,
+// 123 MB with.
 import cluster from 'node:cluster';
 
 export const SEMI_SPACE_FLAG = '--max-semi-space-size=2';
