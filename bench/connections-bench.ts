@@ -177,7 +177,7 @@ async function runSide(
     const rssFull = rssOf(pids);
     const throughUpstream = await upstream.connected();
     print(
-      `  ${server.name} (${server.workers} worker${server.workers === 1 ? '' : 's'}): ${established}/${devices} connected in ${(setupMs / 1000).toFixed(1)} s; RSS ${mb(rssBefore)} before, ${mb(rssTenth)} at ${tenth}, ${mb(rssFull)} at ${established}`,
+      `  ${server.name} (${server.workers} worker${server.workers === 1 ? '' : 's'}): ${established}/${devices} connected (${first.keyExchange ?? 'key exchange unknown'}) in ${(setupMs / 1000).toFixed(1)} s; RSS ${mb(rssBefore)} before, ${mb(rssTenth)} at ${tenth}, ${mb(rssFull)} at ${established}`,
     );
 
     // Under that load: pollers, echoes, pings.

@@ -68,6 +68,7 @@ export async function startFleet(
     established: rs.reduce((a, r) => a + r.established, 0),
     failed: rs.reduce((a, r) => a + r.failed, 0),
     firstError: rs.find((r) => r.firstError)?.firstError,
+    keyExchange: rs.find((r) => r.keyExchange)?.keyExchange,
     ms: Math.max(...rs.map((r) => r.ms)),
     cpuMs: rs.reduce((a, r) => a + r.cpuMs, 0),
   });

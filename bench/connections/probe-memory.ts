@@ -12,7 +12,7 @@ import { startGatewaySide } from './servers';
 // --heapsnapshot-signal=SIGTTIN, a heap snapshot (written to the gateway's cwd, the repository)
 // are taken at N and after every device left. A tool for measuring changes, not part of a bench
 // run. Knobs: BENCH_CONN_DEVICES (2000), BENCH_CONN_SNAPSHOT (1 to signal SIGTTIN); the others
-// (BENCH_CONN_MEASURE_S, _PERF, _PERF_LOAD, _TRIM, _SS, _PROBE_WORKERS) are in README-bench.md;
+// (BENCH_CONN_MEASURE_S, _PERF, _PERF_LOAD, _TRIM, _SS, _PROBE_WORKERS, _PROBE_NODE) are in README-bench.md;
 // BENCH_CONN_PROF/_PROF_LOAD and _MEMSIGNAL send SIGTTOU (start) and SIGTTIN (stop) resp. SIGTTOU
 // around setup or load, for a script the gateway loads with --require in
 // BENCH_GATEWAY_NODE_OPTIONS (an inspector CPU profile; process.memoryUsage after gc()).
@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     gw = await startGatewaySide(
       { dir, upstreamPort: upstream.port, serverCert: tls.server.cert, serverKey: tls.server.key, descriptors: 20000 },
       Number(process.env.BENCH_CONN_PROBE_WORKERS ?? 1),
+      process.env.BENCH_CONN_PROBE_NODE ? { node: process.env.BENCH_CONN_PROBE_NODE, side: 'gateway' } : undefined,
     );
     fleet = await startFleet(4, { host: '127.0.0.1', port: gw.port, ca: tls.ca.cert, pingMs: 5400, concurrency: 32 });
     const pid = gw.pids()[0];

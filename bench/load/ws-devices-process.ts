@@ -33,6 +33,8 @@ export interface CpuMs {
 }
 export interface ConnectResult extends CpuMs {
   established: number;
+  /** The key exchange group negotiated (e.g. X25519MLKEM768 or X25519). */
+  keyExchange?: string;
   failed: number;
   firstError?: string;
   ms: number;
@@ -58,8 +60,13 @@ const NEXT = '/api/devices/v1/deployments/device/deployments/next?device_type=be
 const setup = JSON.parse(process.argv[2]) as Setup;
 // One context for every connection: building it per connection (parsing the CA) would cost the
 // client more than the handshake it measures. No session is offered: every handshake is full,
-// as 10,000 distinct devices make.
-const secureContext = tls.createSecureContext({ ca: readFileSync(setup.ca) });
+// as 10,000 distinct devices make. BENCH_CONN_GROUPS: the key exchange groups offered (default:
+// this runtime's, X25519MLKEM768 first on Node 24; "X25519:P-256" offers what a client on
+// OpenSSL 3.0 does, e.g. mender-client 5 on Debian 12, and what nginx 1.22 can take).
+const groups = process.env.BENCH_CONN_GROUPS;
+const secureContext = tls.createSecureContext({ ca: readFileSync(setup.ca), ...(groups ? { ecdhCurve: groups } : {}) });
+/** The key exchange the server chose for the last WebSocket opened (the same for every one). */
+let keyExchange: string | undefined;
 const sockets = new Set<WebSocket>();
 const pollers: Poller[] = [];
 const awaitingPong = new WeakSet<WebSocket>();
@@ -88,6 +95,8 @@ function openSocket(): Promise<string | undefined> {
     let opened = false;
     ws.on('open', () => {
       opened = true;
+      const info = (ws as unknown as { _socket?: tls.TLSSocket })._socket?.getEphemeralKeyInfo();
+      keyExchange ??= info && 'name' in info ? info.name : undefined;
       sockets.add(ws);
       resolve(undefined);
     });
@@ -131,7 +140,7 @@ async function connect(count: number): Promise<ConnectResult> {
       }
     }),
   );
-  return { established, failed, firstError, ms: performance.now() - t0, cpuMs: cpuMs() - c0 };
+  return { established, failed, firstError, keyExchange, ms: performance.now() - t0, cpuMs: cpuMs() - c0 };
 }
 
 // Like mender-connect: one ping per period per device; a ping still unanswered when the next is

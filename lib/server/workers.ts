@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger, Sink } from '../observe/log';
+import { SEMI_SPACE_FLAG, semiSpaceChosen } from './young-generation';
 
 // The cluster primary: forks N workers that each run the whole gateway; cluster
 // shares their listeners (each worker accepts its own connections, below). A worker that dies
@@ -218,16 +219,9 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   return exited;
 }
 
-// V8's young generation grows to 16 MiB semi-spaces (32 MiB and more of RSS) under a download
-// burst, and the flag cannot be changed once a process runs, so workers get it at fork unless the
-// operator chose a size. 200 HTTPS downloads of a cached 1 GiB artifact, one process: peak RSS
-// 147 MB without, 123 MB with --max-semi-space-size=2 (BENCH_CASES=memory).
-const SEMI_SPACE_FLAG = '--max-semi-space-size=2';
-
 /** The node flags a worker starts with: the primary's own, plus a small young generation. */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
-  const chosen = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((a) => /^--(max|min)[-_]semi[-_]space[-_]size/.test(a));
-  return chosen ? [...execArgv] : [SEMI_SPACE_FLAG, ...execArgv];
+  return semiSpaceChosen(execArgv, nodeOptions) ? [...execArgv] : [SEMI_SPACE_FLAG, ...execArgv];
 }
 
 /** A worker's log lines end with `worker=N` (appended, so the fields of each line keep their order). */

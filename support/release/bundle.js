@@ -63,8 +63,10 @@ async function bundleCrlLibs(outfile) {
 /** Writes outfile; returns esbuild's metafile (inputs and their sizes). */
 async function bundleGateway(outfile) {
   const stdin = {
-    // The bundle runs the CLI when executed, so cluster workers (fork of process.argv[1]) run it too.
-    contents: "require('./dist/lib/cli.js').main(process.argv.slice(2));",
+    // The bundle runs the CLI when executed, so cluster workers (fork of process.argv[1]) run it too;
+    // first, as bin/gateway.js, a serving process without a young generation size starts with one.
+    contents:
+      "require('./dist/lib/server/young-generation.js').startWithSmallYoungGeneration(); require('./dist/lib/cli.js').main(process.argv.slice(2));",
     resolveDir: ROOT,
     sourcefile: 'mender-gateway-entry.js',
   };
