@@ -482,7 +482,7 @@ describe('the arm64 package under qemu-user (Debian qemu-user-static, a Debian a
 
 /**
  * The command behind the package's `bin`, as host paths under the extracted root x: an ELF is run
- * as it is; a shell wrapper's `exec PROGRAM ARGS "$@"` line gives its program and arguments
+ * as it is; a shell wrapper's last `exec PROGRAM ARGS "$@"` line gives its program and arguments
  * (qemu-user runs one foreign program; without binfmt_misc the wrapper's exec could not).
  */
 function launcher(x: string, bin: string): string[] {
@@ -499,6 +499,7 @@ function launcher(x: string, bin: string): string[] {
   const words = line.split(/\s+/).slice(1);
   assert.equal(words.at(-1), '"$@"', `${bin}: ${line}`);
   return words.slice(0, -1).map((w) => {
+    if (/^--[\w-]+=\w+$/.test(w)) return w; // a node flag, e.g. --max-semi-space-size=2
     assert.match(w, /^\/[\w./-]+$/, `${bin}: a plain absolute path: ${w}`);
     assert.ok(existsSync(join(x, w)), `${w} is in the package`);
     return join(x, w);

@@ -47,7 +47,19 @@ const DEB_DEPENDS = 'libc6 (>= 2.28), libgcc-s1 (>= 3.4), libstdc++6 (>= 7), pas
 
 /** /usr/bin/mender-gateway of the packages that carry their runtime. */
 function wrapper(version) {
-  return `#!/bin/sh\n# mender-gateway ${version}: the gateway bundle on the Node runtime shipped beside it.\nexec ${LIB}/node ${LIB}/lib/mender-gateway.js "$@"\n`;
+  // The packaged service's small young generation on the command line, unless NODE_OPTIONS
+  // chose a size (a command-line flag would override it): the bundle then never starts itself
+  // again (lib/server/young-generation.ts), which a foreign-architecture binary under qemu-user
+  // without binfmt_misc could not.
+  return [
+    '#!/bin/sh',
+    `# mender-gateway ${version}: the gateway bundle on the Node runtime shipped beside it.`,
+    'case " ${NODE_OPTIONS-} " in',
+    `*[-_]semi[-_]space[-_]size*) exec ${LIB}/node ${LIB}/lib/mender-gateway.js "$@" ;;`,
+    'esac',
+    `exec ${LIB}/node --max-semi-space-size=2 ${LIB}/lib/mender-gateway.js "$@"`,
+    '',
+  ].join('\n');
 }
 
 function tarGz(out, cwd, entries) {
