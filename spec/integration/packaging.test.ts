@@ -200,8 +200,14 @@ describe('packages: the environment file, the service user, the configuration mo
       const wrapper = readFileSync(join(unpacked, 'usr', 'bin', 'mender-gateway'), 'utf8');
       assert.match(wrapper, /^#!\/bin\/sh\n/);
       // The young generation's flag unless NODE_OPTIONS chose a size (then NODE_OPTIONS gives it).
-      assert.match(wrapper, /^\*\[-_\]semi\[-_\]space\[-_\]size\*\) exec \/usr\/lib\/mender-gateway\/node \/usr\/lib\/mender-gateway\/lib\/mender-gateway\.js "\$@" ;;$/m);
-      assert.match(wrapper, /^exec \/usr\/lib\/mender-gateway\/node --max-semi-space-size=2 \/usr\/lib\/mender-gateway\/lib\/mender-gateway\.js "\$@"$/m);
+      assert.match(
+        wrapper,
+        /^\*\[-_\]semi\[-_\]space\[-_\]size\*\) exec \/usr\/lib\/mender-gateway\/node \/usr\/lib\/mender-gateway\/lib\/mender-gateway\.js "\$@" ;;$/m,
+      );
+      assert.match(
+        wrapper,
+        /^exec \/usr\/lib\/mender-gateway\/node --max-semi-space-size=2 \/usr\/lib\/mender-gateway\/lib\/mender-gateway\.js "\$@"$/m,
+      );
       const r = tool('shellcheck', [join(unpacked, 'usr', 'bin', 'mender-gateway')], 'shellcheck');
       assert.equal(r.status, 0, r.output);
     }

@@ -54,6 +54,7 @@ function wrapper(version) {
   return [
     '#!/bin/sh',
     `# mender-gateway ${version}: the gateway bundle on the Node runtime shipped beside it.`,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the shell's parameter expansion, not a template
     'case " ${NODE_OPTIONS-} " in',
     `*[-_]semi[-_]space[-_]size*) exec ${LIB}/node ${LIB}/lib/mender-gateway.js "$@" ;;`,
     'esac',
