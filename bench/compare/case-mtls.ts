@@ -103,15 +103,13 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       name === 'gateway' ? gateway.pids() : prev && name === prev.side ? prev.gateway.pids() : nginx.proc.workerPids();
     const prevSide = (resume: boolean) =>
       prev ? [{ name: prev.side, rounds: Math.min(rounds, prev.rounds), run: () => run(prev.side, prevPort, resume) }] : [];
+    // The same fleet and load for every side, the warm-up included.
+    const load = { path: NEXT, tokens, ca: ctx.tls.ca.cert, devices: fleet.devices, concurrency };
     const run = async (name: string, port: number, resume: boolean): Promise<number> => {
       const cpu0 = cpuMs(pids(name));
       const r = await runJsonChild<HandshakeResult>('handshake-process.js', {
+        ...load,
         port,
-        path: NEXT,
-        tokens,
-        ca: ctx.tls.ca.cert,
-        devices: fleet.devices,
-        concurrency,
         seconds: ctx.seconds.rate,
         resume,
         sessionsFile: resume ? path.join(ctx.dir, `sessions-${label}-${name}.json`) : undefined,
@@ -129,16 +127,7 @@ export async function mtlsCase(ctx: BenchContext): Promise<void> {
       `\n## mTLS, client-5 polling (${label}): new TLS 1.3 connection per request, ${fleet.devices.length} devices each with its own P-256 client certificate, GET deployments/next → 204, ${concurrency} concurrent, ${ctx.seconds.rate} s × ${rounds} rounds; server key ${keyName} on both; gateway workers ${gateway.workers}, nginx worker_processes ${gateway.workers}`,
     );
     // Untimed, as in the pass-through case: a fresh Node process's first second is JIT.
-    for (const port of prev ? [gwPort, prevPort] : [gwPort])
-      await runJsonChild('handshake-process.js', {
-        port,
-        path: NEXT,
-        tokens,
-        ca: ctx.tls.ca.cert,
-        devices: fleet.devices,
-        concurrency,
-        seconds: 1,
-      });
+    for (const port of prev ? [gwPort, prevPort] : [gwPort]) await runJsonChild('handshake-process.js', { ...load, port, seconds: 1 });
     ctx.print(
       '  full handshakes/s after a 1 s untimed warm-up of the gateway (no session offered; nginx: ssl_session_tickets off, no cache)',
     );
