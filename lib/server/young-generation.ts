@@ -47,8 +47,10 @@ export function restartArgs(f: StartFacts, script: string): string[] | null {
 /**
  * Called first by bin/gateway.js: replaces this process (same pid, same descriptors, nothing
  * started yet) with itself started with SEMI_SPACE_FLAG, when it serves and nothing chose a
- * size. The packages' launchers pass the flag already (systemd unit, OpenWrt, Docker), so there
- * this does nothing; `node bin/gateway.js` by hand gets the same heap as the packaged service.
+ * size. The packages' launchers pass the flag already (their /usr/bin wrapper, the systemd unit,
+ * OpenWrt, Docker), so there this does nothing: Node aborts the process when execve fails (ENOEXEC
+ * for a foreign binary under qemu-user), which a package must never risk. `node bin/gateway.js`
+ * by hand gets the same heap as the packaged service.
  */
 export function startWithSmallYoungGeneration(): void {
   let isSea = false;
