@@ -4,25 +4,21 @@ import type https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { GatewayConfig } from './config/types';
 import { parseDuration } from './config/parse-duration';
+import { DEVICECONNECT_PATH } from './device-api';
+import type { Feature, ListenerGuard, StatusViews } from './http/feature';
 import { setForwardedHeaders } from './http/forwarded-headers';
 import { rawJsonResponse, refuseSocket, replyError, sendJsonError } from './http/reply-error';
-import { createRequestContext, type RequestContext, type Route } from './http/route';
+import { createRequestContext, pathnameOf, type RequestContext } from './http/route';
+import { buildRouteTable, type RouteTable } from './http/route-table';
 import { checkRequestTarget } from './http/request-target';
-import { aliveRoute, createRouter, DEVICECONNECT_PATH, deviceconnectRoute, pathnameOf, type Router } from './http/router';
 import { logWhenDone } from './http/access-log';
 import type { Logger } from './observe/log';
 import { noteOutOfFiles } from './observe/out-of-files';
-import { createArtifactProxy } from './deployments/artifacts-proxy';
-import { createArtifactCache } from './cache/artifact-cache';
-import { cacheMetrics } from './observe/metrics';
-import { cacheView } from './observe/status-page/cache-view';
 import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
-import { createOutageAuthRoute } from './journal/auth-during-outage';
-import { IssuedTokens } from './mtls/issued-tokens';
-import { openReportJournaling } from './journal/report-routes';
+import { journalSlice } from './journal/journal-owner';
 import { createPassThrough } from './proxy/pass-through';
-import { createUpstream } from './proxy/upstream';
+import { createUpstream, type Upstream } from './proxy/upstream';
 import { formatAddress } from './server/listen-address';
 import {
   closeGracefully,
@@ -35,16 +31,54 @@ import {
   tlsOptionsFor,
 } from './server/listeners';
 
-// A feature's modules load only when it is configured (an idle gateway pays for what
-// it uses); `import type` above keeps the types.
-const loadMtls = () => require('./mtls/mtls-admission') as typeof import('./mtls/mtls-admission');
-const loadAdmin = () => require('./admin/admin-server') as typeof import('./admin/admin-server');
-const loadPlainHttpGuard = () => require('./mtls/plain-http-guard') as typeof import('./mtls/plain-http-guard');
-const loadInventory = () => require('./device-system/inventory-route') as typeof import('./device-system/inventory-route');
+// Composes the running gateway from a validated config: upstream, the features, the route
+// table, the listeners. A request's path: listener → context (request id, client address) →
+// the features' listener guards (mTLS) → access log → route table (lib/http/route-table.ts:
+// the endpoint's handler inside the features' wrappers, or the pass-through to the Mender
+// server).
 
-// Composes the running gateway from a validated config: upstream, route table, listeners.
-// A request's path: listener → context (request id, client address) → access log → route
-// table (health, feature routes) → pass-through to the Mender server.
+/**
+ * One feature as the gateway lists it: when it is on, its own slice of the configuration, and
+ * how it is provisioned from that slice and the gateway's upstream and logger. A feature's
+ * modules load only when it is on (an idle gateway pays for what it uses). To add a feature:
+ * an entry here (docs/architecture.md, "Adding a feature").
+ */
+export interface FeatureEntry<Slice = never> {
+  enabled(config: Readonly<GatewayConfig>): boolean;
+  slice(config: Readonly<GatewayConfig>): Slice;
+  provision(slice: Slice, deps: { upstream: Upstream; log: Logger }): Feature<Slice> | Promise<Feature<Slice>>;
+}
+
+const feature = <Slice>(entry: FeatureEntry<Slice>): FeatureEntry<unknown> => entry as FeatureEntry<unknown>;
+
+/** The device-side features. The order is the provisioning order only: no two of them depend on each other. */
+export const FEATURES: readonly FeatureEntry<unknown>[] = [
+  feature({
+    enabled: (c) => c.Features.ArtifactsProxy.Enabled,
+    slice: (c) => c.Features.ArtifactsProxy,
+    provision: (slice, deps) =>
+      (require('./deployments/artifacts-proxy') as typeof import('./deployments/artifacts-proxy')).provisionArtifactsProxy(slice, deps),
+  }),
+  feature({
+    enabled: (c) => c.Features.mTLS.Enabled,
+    slice: (c) => ({ mTLS: c.Features.mTLS, HTTP: c.HTTP }),
+    provision: (slice, deps) => (require('./mtls/mtls-feature') as typeof import('./mtls/mtls-feature')).provisionMtls(slice, deps),
+  }),
+  feature({
+    enabled: (c) => c.Features.ReportJournal.Enabled,
+    slice: journalSlice,
+    provision: (slice, deps) =>
+      (require('./journal/journal-feature') as typeof import('./journal/journal-feature')).provisionJournal(slice, deps),
+  }),
+  feature({
+    enabled: (c) => c.Features.DeviceSystem.Enabled,
+    slice: (c) => c.Features.DeviceSystem,
+    provision: (slice) =>
+      (require('./device-system/device-system-feature') as typeof import('./device-system/device-system-feature')).provisionDeviceSystem(
+        slice,
+      ),
+  }),
+];
 
 export interface RunningGateway {
   readonly addresses: Partial<Record<Protocol, AddressInfo>>;
@@ -61,6 +95,8 @@ export interface GatewayOptions {
   isLocalPeer?: (address: string | undefined) => boolean;
   /** Device-side timeouts (lib/server/listeners.ts, lib/proxy/websocket-tunnel.ts); tests shorten them. */
   timeouts?: Partial<DeviceTimeouts & { tunnelIdleMs: number }>;
+  /** The feature list (default FEATURES); tests reorder it. */
+  features?: readonly FeatureEntry<unknown>[];
 }
 
 interface Listener {
@@ -69,101 +105,90 @@ interface Listener {
   upgraded: Set<Socket>;
 }
 
+/** A provisioned feature, with the slice it reloads from. */
+interface Running {
+  feature: Feature<unknown>;
+  slice(config: Readonly<GatewayConfig>): unknown;
+}
+
 export async function startGateway(config: Readonly<GatewayConfig>, log: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
   if (!config.HTTP.Enabled && !config.HTTPS.Enabled) throw new Error('neither HTTP nor HTTPS is enabled: nothing to listen on');
   const upstream = createUpstream(config.UpstreamServer, options.env ?? process.env);
   log.info(`proxying devices to ${upstream.target.href}`, { insecure_skip_verify: config.UpstreamServer.InsecureSkipVerify });
-  // Features.ArtifactsProxy: deployments/next rewrite + signed-link route; none when disabled.
-  // Features.ArtifactsProxy.ArtifactsCache: links are served through the on-disk cache.
-  const proxySettings = config.Features.ArtifactsProxy;
-  const artifactCache =
-    proxySettings.Enabled && proxySettings.ArtifactsCache.Enabled
-      ? await createArtifactCache({ config: proxySettings.ArtifactsCache, log, agentFor: upstream.originAgent })
-      : undefined;
-  const artifactProxy = await createArtifactProxy({ config, log, upstream, artifactServer: artifactCache });
-  // Features.mTLS: client certificates on HTTPS, auth_requests preauthorized upstream.
-  // With the journal, the last token upstream issued each device is given back to it during an
-  // outage (client 5.1 re-authenticates before ArtifactCommit), on either auth route.
-  const outageTokens = config.Features.ReportJournal.Enabled ? new IssuedTokens() : undefined;
-  const mtls = config.Features.mTLS.Enabled ? loadMtls().createMtlsAdmission(config.Features.mTLS, upstream, log, outageTokens) : undefined;
-  // With mTLS the HTTP listener serves the health probe only, unless Features.mTLS.AllowPlainHTTP.
-  const plainHttpGuard = mtls && loadPlainHttpGuard().createPlainHttpGuard(config, log);
-  const routes: Route[] = [aliveRoute, ...(mtls ? [mtls.route] : []), ...artifactProxy.routes];
-  // Features.ReportJournal: reports kept on disk while upstream is unreachable; its
-  // inventory route applies DeviceSystem itself, so it comes first.
-  const journaling = config.Features.ReportJournal.Enabled ? await openReportJournaling(config, upstream, log) : undefined;
-  if (journaling) routes.push(...journaling.routes);
-  // A token upstream issued on either auth route is known good to the journal.
-  if (journaling && outageTokens) outageTokens.onIssued = (token) => journaling.noteIssued(token);
-  // With mTLS its own route (above) handles auth requests.
-  if (journaling && outageTokens && !mtls) {
-    const desk = journaling.desk;
-    routes.push(createOutageAuthRoute({ upstream, onUpstreamAnswer: (status) => desk.noteUpstreamAnswer(status) }, outageTokens));
-  }
-  // Any device call upstream answers ends an outage for the journal at once, not at its next
-  // probe; one upstream accepted makes its token known good to the journal.
-  const passThrough = createPassThrough(upstream, {
-    onUpstreamAnswer: journaling && ((status, req) => journaling.noteAnswer(status, req)),
-    tunnelIdleMs: options.timeouts?.tunnelIdleMs,
-  });
-  // Features.DeviceSystem: inventory uploads gain the system id and default attributes.
-  if (config.Features.DeviceSystem.Enabled) routes.push(loadInventory().createInventoryRoute(config.Features.DeviceSystem, upstream));
-  const routed = createRouter(routes, { name: 'pass-through', handle: passThrough.web }, [deviceconnectRoute(passThrough.ws)]);
-  const router = journaling ? journaling.ordered(routed) : routed;
-
+  const running: Running[] = [];
   const listeners: Listener[] = [];
   const addresses: Partial<Record<Protocol, AddressInfo>> = {};
   const tlsOptions = new Map<https.Server, https.ServerOptions>();
-  try {
-    if (config.HTTP.Enabled) listeners.push(await startListener('http', config.HTTP.Listen, 'HTTP.Listen'));
-    if (config.HTTPS.Enabled) listeners.push(await startListener('https', config.HTTPS.Listen, 'HTTPS.Listen'));
-  } catch (err) {
-    await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, 0)));
-    await artifactProxy.close();
-    await journaling?.close();
-    mtls?.close();
+  let admin: AdminServer | undefined;
+
+  /** Listeners first, then the features in reverse order of provisioning, then upstream: the one teardown. */
+  async function closeAll(timeoutMs: number): Promise<void> {
+    await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
+    for (const { feature } of running.reverse()) await feature.close?.();
     upstream.close();
+  }
+
+  let table: RouteTable;
+  try {
+    for (const entry of options.features ?? FEATURES) {
+      if (!entry.enabled(config)) continue;
+      running.push({ feature: await entry.provision(entry.slice(config), { upstream, log }), slice: entry.slice });
+    }
+    const features = running.map((r) => r.feature);
+    // Any device call upstream answers is told to the features (the journal ends an outage at once).
+    const passThrough = createPassThrough(upstream, {
+      onUpstreamAnswer: (status, req) => {
+        for (const f of features) f.upstreamAnswered?.(status, req);
+      },
+      tunnelIdleMs: options.timeouts?.tunnelIdleMs,
+    });
+    table = buildRouteTable(features, { web: passThrough.web, ws: passThrough.ws, own: { alive: answerAlive } });
+    if (config.HTTP.Enabled) listeners.push(await startListener('http', config.HTTP.Listen, 'HTTP.Listen', guardsOf(features, 'http')));
+    if (config.HTTPS.Enabled)
+      listeners.push(await startListener('https', config.HTTPS.Listen, 'HTTPS.Listen', guardsOf(features, 'https')));
+    // Metrics.*: a listener of its own, showing the other features; it never fails the start or device traffic.
+    if (config.Metrics.Enabled) {
+      const views: StatusViews = Object.assign({}, ...features.map((f) => f.views));
+      const metrics = (require('./admin/metrics-feature') as typeof import('./admin/metrics-feature')).provisionMetrics(config.Metrics, {
+        log,
+        upstreamUrl: upstream.target.href,
+        views,
+        isLocalPeer: options.isLocalPeer,
+      });
+      admin = metrics.admin;
+      running.push({ feature: metrics, slice: (c) => c.Metrics });
+    }
+  } catch (err) {
+    await closeAll(0);
     throw err;
   }
 
-  // Metrics.*: a listener of its own; it never fails the start or device traffic.
-  if (artifactCache) {
-    const cache = artifactCache;
-    cacheMetrics.watch(() => ({ entries: cache.index.all().length, bytes: cache.index.usedBytes(), fillsInProgress: cache.activeFills }));
-  }
-  const admin = config.Metrics.Enabled
-    ? loadAdmin().startAdminServer({
-        listen: config.Metrics.Listen,
-        log,
-        statusPageAllowRemote: config.Metrics.StatusPageAllowRemote,
-        isLocalPeer: options.isLocalPeer,
-        sources: { upstreamUrl: upstream.target.href, cache: artifactCache && cacheView(artifactCache) },
-      })
-    : undefined;
-
-  async function startListener(protocol: Protocol, listenSetting: string, key: string): Promise<Listener> {
+  async function startListener(protocol: Protocol, listenSetting: string, key: string, guards: ListenerGuard[]): Promise<Listener> {
     let tls: https.ServerOptions | undefined;
     try {
-      tls = protocol === 'https' ? { ...tlsOptionsFor(config.HTTPS), ...mtls?.tlsOptions } : undefined;
+      tls = protocol === 'https' ? Object.assign(tlsOptionsFor(config.HTTPS), ...guards.map((g) => g.tlsOptions)) : undefined;
     } catch (err) {
       throw new Error(`HTTPS: cannot load server certificate: ${(err as Error).message}`);
     }
     const server = createDeviceServer(protocol, tls, { ...DEVICE_TIMEOUTS, ...options.timeouts });
     if (tls) tlsOptions.set(server as https.Server, tls);
     const upgraded = new Set<Socket>();
-    if (mtls && protocol === 'https') mtls.attach(server as https.Server);
-    const guard = protocol === 'http' ? plainHttpGuard : undefined;
+    for (const guard of guards) guard.attach?.(server as https.Server);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const ctx = contextFor(req, protocol, log);
-      if (guard && !guard.admitRequest(req, res, ctx)) return;
-      if (!mtls || mtls.admitRequest(req, res, ctx)) handleRequest(router, req, res, ctx);
+      const bytesBefore = req.socket.bytesWritten;
+      for (const guard of guards) {
+        // A refusal gets its access-log line and metric too, under the guard's route name.
+        if (!guard.admitRequest(req, res, ctx)) return void logWhenDone(req, res, ctx, guard.refused, bytesBefore);
+      }
+      handleRequest(table, req, res, ctx);
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       upgraded.add(socket);
       socket.once('close', () => upgraded.delete(socket));
       const ctx = contextFor(req, protocol, log);
-      if (guard && !guard.admitUpgrade(req, socket, ctx)) return;
-      if (!mtls || mtls.admitUpgrade(req, socket, ctx)) handleUpgrade(router, req, socket, head, ctx);
+      for (const guard of guards) if (!guard.admitUpgrade(req, socket, ctx)) return;
+      handleUpgrade(table, req, socket, head, ctx);
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       log.debug('malformed request or TLS failure from device', { err: err.code ?? err.message, client: socket.remoteAddress });
@@ -198,20 +223,24 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     addresses,
     admin,
     reload(next) {
-      const ca = mtls?.reload(next.Features.mTLS);
-      if (reloadServerCertificate(tlsOptions, next.HTTPS, log, ca).ca) mtls?.caApplied();
-      admin?.setStatusPageAllowRemote(next.Metrics.StatusPageAllowRemote);
+      const effects = running.map((r) => r.feature.reload?.(r.slice(next)));
+      const ca = effects.find((e) => e?.ca !== undefined);
+      if (reloadServerCertificate(tlsOptions, next.HTTPS, log, ca?.ca).ca) ca?.applied?.();
     },
     async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {
       log.info('shutting down', { timeout_ms: timeoutMs });
-      await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
-      await admin?.close();
-      await artifactProxy.close();
-      await journaling?.close();
-      mtls?.close();
-      upstream.close();
+      await closeAll(timeoutMs);
     },
   };
+}
+
+function guardsOf(features: readonly Feature<unknown>[], protocol: Protocol): ListenerGuard[] {
+  return features.flatMap((f) => f.guards?.[protocol] ?? []);
+}
+
+/** The health probe, on every listener, without touching upstream. */
+function answerAlive(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(204).end();
 }
 
 // A device's own X-MEN-RequestID goes to the log and upstream with its requests: printable
@@ -231,7 +260,7 @@ function contextFor(req: IncomingMessage, protocol: Protocol, log: Logger): Requ
 /** A refused request target: answered 400 before any route, logged under this name (the raw target may be garbage). */
 const BAD_TARGET = { name: 'bad-request-target', sensitivePath: true, local: true };
 
-function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+function handleRequest(router: RouteTable, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
   // Routed and forwarded on the same normalised target (lib/http/request-target.ts).
   const target = checkRequestTarget(req.url);
   if (!target.ok) {
@@ -252,7 +281,7 @@ function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse
 }
 
 /** Upgrades go through the same check and table; only the paths that may upgrade (deviceconnect) are tunnelled. */
-function handleUpgrade(router: Router, req: IncomingMessage, socket: Socket, head: Buffer, ctx: RequestContext): void {
+function handleUpgrade(router: RouteTable, req: IncomingMessage, socket: Socket, head: Buffer, ctx: RequestContext): void {
   const target = checkRequestTarget(req.url);
   if (target.ok) req.url = target.target;
   const route = target.ok ? router.selectUpgrade(req) : undefined;

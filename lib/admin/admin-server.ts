@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { pathnameOf } from '../http/router';
+import { pathnameOf } from '../http/route';
 import { INSTALL_ROOT } from '../config/install-root';
 import type { Logger } from '../observe/log';
 import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';

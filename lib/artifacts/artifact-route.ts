@@ -1,10 +1,10 @@
 import { GatewayError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
-import type { Route } from '../http/route';
+import type { Handler } from '../http/route';
 import { redactUrl } from '../observe/log';
 import type { ArtifactServer } from './artifact-server';
 import type { DomainAllowlist } from './domain-allowlist';
-import { ARTIFACT_LINK_PREFIX, linkError, type LinkSigner } from './signed-link';
+import { linkError, type LinkSigner } from './signed-link';
 
 // The route that serves the signed links the deployments/next rewrite hands out
 // (lib/deployments/artifacts-proxy.ts wires both). A link request reads top to bottom: verify the signature
@@ -16,36 +16,27 @@ export interface ArtifactRoutesDeps {
   artifactServer: ArtifactServer;
 }
 
-export function createArtifactRoutes(deps: ArtifactRoutesDeps): Route[] {
-  return [
-    {
-      name: 'artifact-link',
-      methods: ['GET', 'HEAD'],
-      match: (path) => path.startsWith(ARTIFACT_LINK_PREFIX),
-      sensitivePath: true,
-      local: true,
-      async handle(req, res, ctx) {
-        const check = deps.signer.verify(req.url ?? '');
-        if (!check.ok) {
-          ctx.log.warn('artifact link refused', { reason: check.reason, detail: check.detail, client: ctx.clientAddress });
-          throw linkError(check);
-        }
-        // Whitelist checked again: the list may have shrunk since the link was minted.
-        if (!deps.allowlist.allows(check.origin)) {
-          ctx.log.warn(`${check.origin.host} returned by Mender server is not whitelisted`, { origin: redactUrl(check.origin.href) });
-          throw new GatewayError('FORBIDDEN', 'artifact origin is not whitelisted');
-        }
-        try {
-          await deps.artifactServer.serve(req, res, check.origin, ctx);
-        } catch (err) {
-          // A device that hung up mid-download is routine (it resumes later), not a 5xx.
-          if (res.destroyed && !(err instanceof GatewayError)) {
-            ctx.log.debug('device left during the artifact download', { status: 499 });
-            return;
-          }
-          replyError(req, res, err, ctx.log);
-        }
-      },
-    },
-  ];
+export function createArtifactLinkHandler(deps: ArtifactRoutesDeps): Handler {
+  return async (req, res, ctx) => {
+    const check = deps.signer.verify(req.url ?? '');
+    if (!check.ok) {
+      ctx.log.warn('artifact link refused', { reason: check.reason, detail: check.detail, client: ctx.clientAddress });
+      throw linkError(check);
+    }
+    // Whitelist checked again: the list may have shrunk since the link was minted.
+    if (!deps.allowlist.allows(check.origin)) {
+      ctx.log.warn(`${check.origin.host} returned by Mender server is not whitelisted`, { origin: redactUrl(check.origin.href) });
+      throw new GatewayError('FORBIDDEN', 'artifact origin is not whitelisted');
+    }
+    try {
+      await deps.artifactServer.serve(req, res, check.origin, ctx);
+    } catch (err) {
+      // A device that hung up mid-download is routine (it resumes later), not a 5xx.
+      if (res.destroyed && !(err instanceof GatewayError)) {
+        ctx.log.debug('device left during the artifact download', { status: 499 });
+        return;
+      }
+      replyError(req, res, err, ctx.log);
+    }
+  };
 }

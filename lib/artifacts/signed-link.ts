@@ -12,7 +12,7 @@ import { GatewayError } from '../http/gateway-error';
 // The prefix is the gateway's own (next to /api/internal/v1/gateway/alive), outside
 // /api/devices/, so it never shadows a Mender server route.
 
-export const ARTIFACT_LINK_PREFIX = '/api/internal/v1/gateway/artifacts/';
+import { ARTIFACT_LINK_PREFIX } from '../device-api';
 
 // Presigned S3 URLs are 1-2 KB; Node refuses request heads over 16 KB anyway.
 const MAX_TOKEN_LENGTH = 8192;

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { ArtifactServer } from '../artifacts/artifact-server';
 import type { LinkSigner } from '../artifacts/signed-link';
 import { GatewayError } from '../http/gateway-error';
-import type { RequestContext, Route } from '../http/route';
+import type { Handler, RequestContext } from '../http/route';
 import { redactUrl } from '../observe/log';
 import { createForwarder } from '../proxy/forward';
 import type { Upstream } from '../proxy/upstream';
@@ -16,9 +16,6 @@ import { rewriteInstructions } from './rewrite-instructions';
 // the 404 that makes the client fall back from v2 to v1, 401, 409, 5xx) streams through
 // untouched on the pass-through's lean path, decided from the status line and headers.
 
-export const NEXT_V2 = '/api/devices/v2/deployments/device/deployments/next';
-export const NEXT_V1 = '/api/devices/v1/deployments/device/deployments/next';
-
 export interface DeploymentRoutesDeps {
   upstream: Upstream;
   signer: LinkSigner;
@@ -30,14 +27,11 @@ export interface DeploymentRoutesDeps {
   capBytes?: number;
 }
 
-export function createDeploymentRoutes(deps: DeploymentRoutesDeps): Route[] {
+/** The handler of all three forms of `next` (lib/device-api.ts names them). */
+export function createNextHandler(deps: DeploymentRoutesDeps): Handler {
   const forwarder = createForwarder(deps.upstream);
   const rewrite = (body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext) => rewriteBody(body, headers, ctx, deps);
-  const handle: Route['handle'] = (req, res, ctx) => forwarder.forward(req, res, ctx, { rewrite });
-  return [
-    { name: 'deployments-next-v2', methods: ['POST'], match: (p) => p === NEXT_V2, handle },
-    { name: 'deployments-next-v1', methods: ['POST', 'GET'], match: (p) => p === NEXT_V1, handle },
-  ];
+  return (req, res, ctx) => forwarder.forward(req, res, ctx, { rewrite });
 }
 
 async function rewriteBody(body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext, deps: DeploymentRoutesDeps): Promise<string> {

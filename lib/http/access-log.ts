@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathnameOf } from './router';
-import type { RequestContext } from './route';
+import { pathnameOf, type RequestContext, type RouteLabel } from './route';
 import { observeRequest } from './observe-request';
 
 /**
@@ -14,10 +13,11 @@ export function logWhenDone(
   req: IncomingMessage,
   res: ServerResponse,
   ctx: RequestContext,
-  route: { name: string; sensitivePath?: boolean; local?: boolean },
+  route: RouteLabel,
+  /** The socket's count before this response (a guard that refused it has written it already). */
+  bytesBefore = req.socket.bytesWritten,
 ): void {
   const socket = req.socket;
-  const bytesBefore = socket.bytesWritten;
   const started = performance.now();
   const observed = observeRequest(req, res, ctx, route); // metrics and the status page
   res.on('close', () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { GatewayError } from './gateway-error';
+import type { RequestContext } from './route';
 
 // A small request body read into memory with a cap, two ways: refused past the cap (an auth
 // request the gateway must parse), or handed back whole as a stream past the cap (a report or
@@ -10,9 +11,11 @@ import { GatewayError } from './gateway-error';
 // (an auth request is well under 4 KiB even with an RSA-4096 key). A refused body is not
 // drained: the connection is closed after the answer.
 
+const tooLargeError = (maxBytes: number) =>
+  new GatewayError('PAYLOAD_TOO_LARGE', `request body larger than ${maxBytes} bytes`, { headers: { Connection: 'close' } });
+
 export function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new GatewayError('PAYLOAD_TOO_LARGE', `request body larger than ${maxBytes} bytes`, { headers: { Connection: 'close' } });
+  const tooLarge = () => tooLargeError(maxBytes);
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > maxBytes) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
@@ -83,4 +86,27 @@ export function readBounded(req: IncomingMessage, maxBytes: number): Promise<Bou
     req.on('error', onError);
     req.on('close', onClose);
   });
+}
+
+// A wrapper that read the body already leaves it in ctx.body (lib/http/route.ts): a Buffer when
+// it was small enough to look at, a stream (every byte) when it was not. Whoever comes next reads
+// it from there.
+
+/** The body, as a wrapper before this one read it, else read here with the cap. */
+export function readRequestBody(req: IncomingMessage, ctx: RequestContext, maxBytes: number): Promise<BoundedBody> {
+  const given = ctx.body;
+  if (Buffer.isBuffer(given))
+    return Promise.resolve(
+      given.length <= maxBytes ? { kind: 'complete', body: given } : { kind: 'too-large', stream: Readable.from([given]) },
+    );
+  if (given) return Promise.resolve({ kind: 'too-large', stream: given });
+  return readBounded(req, maxBytes);
+}
+
+/** The body whole, or 413: as readBoundedBody, from ctx.body when a wrapper read it already. */
+export function readRequestBodyOrRefuse(req: IncomingMessage, ctx: RequestContext, maxBytes: number): Promise<Buffer> {
+  const given = ctx.body;
+  if (given === undefined) return readBoundedBody(req, maxBytes);
+  if (Buffer.isBuffer(given) && given.length <= maxBytes) return Promise.resolve(given);
+  return Promise.reject(tooLargeError(maxBytes));
 }

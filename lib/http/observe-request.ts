@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RequestContext } from './route';
-import { pathnameOf } from './router';
+import { pathnameOf, type RequestContext, type RouteLabel } from './route';
+
 import { countRequest } from '../observe/metrics';
-import { deploymentOfStatusPath, deviceIdFromAuthorization, isTokenCheckedPath, statusOfReport } from '../observe/status-page/device-id';
+import { deploymentOfStatusPath, isTokenCheckedPath } from '../device-api';
+import { deviceIdFromAuthorization, statusOfReport } from '../observe/status-page/device-id';
 import { statusBoard, type StatusBoard } from '../observe/status-page/status-board';
 
 // Called once per device request, as it starts; the function it returns counts the request
@@ -24,13 +25,13 @@ export function observeRequest(
   req: IncomingMessage,
   res: ServerResponse,
   ctx: RequestContext,
-  route: { name: string; sensitivePath?: boolean; local?: boolean },
+  route: RouteLabel,
   board: StatusBoard = statusBoard,
 ): RequestObserved {
   const deviceId = deviceIdOfConnection(req);
   const deploymentId = deviceId && req.method === 'PUT' ? deploymentOfStatusPath(pathnameOf(req)) : undefined;
   // Only the pass-through pipes the body in this same tick; another route may read it later.
-  const report = deploymentId && (route.name === 'pass-through' || route.name === 'deployment-report') ? tapBody(req) : undefined;
+  const report = deploymentId && (route.name === 'pass-through' || route.name === 'deployment-status') ? tapBody(req) : undefined;
 
   return (status, bytes) => {
     countRequest(req.method, status, route.name, bytes);

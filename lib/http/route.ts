@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Fields, Level, Logger } from '../observe/log';
 
 /** What every handler gets besides req/res. */
@@ -11,21 +12,49 @@ export interface RequestContext {
   clientAddress: string;
   /** The listener the request came in on. */
   protocol: 'http' | 'https';
+  /**
+   * The request body, when a wrapper has read it already (lib/http/feature.ts): whoever handles
+   * the request next takes it from here, not from `req` (requestBody below).
+   */
+  body?: Buffer | Readable;
+  /** What wrappers asked to see of this request's upstream exchange (the forwarder calls them first). */
+  upstreamHooks?: UpstreamHooks;
 }
 
+/** Sees a copy of the upstream answer's body as it streams to the device. */
+export interface BodyTap {
+  data(chunk: Buffer): void;
+  end(): void;
+}
+
+/** A hook answered the device itself: upstream's answer is dropped. */
+export const ANSWERED = 'answered';
+
+/** Told of upstream's status and headers before the device is; may ask for a copy of the body, or answer instead. */
+export type ResponseHook = (status: number, headers: IncomingHttpHeaders) => BodyTap | typeof ANSWERED | undefined;
+
+export interface UpstreamHooks {
+  onResponse?: ResponseHook;
+  /** Upstream not reached (nothing sent to the device yet): true if it answered the device itself. */
+  onFailure?: (err: Error) => boolean;
+}
+
+/** The request is handled through; a rejected promise is answered by the caller (lib/http/reply-error.ts). */
 export type Handler = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => void | Promise<void>;
 
-/** One entry of the route table; the first route whose method and path match handles the request. */
-export interface Route {
+/** What the access log, the metrics and the status page know of the route that handled a request. */
+export interface RouteLabel {
   /** Bounded label for logs and metrics, never a raw URL. */
   name: string;
-  methods: readonly string[];
-  match(pathname: string): boolean;
-  handle: Handler;
   /** The path itself carries a credential (signed links): logs show the route name instead. */
   sensitivePath?: boolean;
   /** Answered by the gateway itself: says nothing of upstream's health, nor of a device token. */
   local?: boolean;
+}
+
+/** A request's route: its label and its handler. */
+export interface Route extends RouteLabel {
+  handle: Handler;
 }
 
 /**
@@ -73,4 +102,11 @@ class RequestLogger implements Logger {
   child(fields: Fields): Logger {
     return this.own.child(fields);
   }
+}
+
+/** The pathname of a request target, without query string. */
+export function pathnameOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
 }

@@ -1,9 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { GatewayConfig } from '../config/types';
 import type { Logger } from '../observe/log';
 import type { JournalStats } from '../observe/metrics';
 import type { WorkerService } from '../server/workers';
-import type { DeskAnswer, DeskReport, OwnedJournal, ReportDesk } from './journal-owner';
+import type { DeskAnswer, DeskReport, JournalSlice, OwnedJournal, ReportDesk } from './journal-owner';
 import type { TokenVerdict } from './known-tokens';
 
 // The journal with worker processes: one writer, the cluster primary. A worker hands every
@@ -22,7 +21,7 @@ export interface WireReport extends Omit<DeskReport, 'request'> {
 }
 
 export type ToPrimary =
-  | { type: 'journal-open'; config: GatewayConfig }
+  | { type: 'journal-open'; slice: JournalSlice }
   | { type: 'journal-submit'; id: number; report: WireReport }
   | { type: 'journal-settle'; id: number; authorization: string }
   | { type: 'journal-upstream-answer'; status: number }
@@ -58,7 +57,7 @@ export const VERDICT_REFRESH_MS = 60_000;
 
 /** The worker's end: ask the primary to open the journal (once; later workers find it open), then talk to it. */
 export async function connectRemoteDesk(
-  config: GatewayConfig,
+  slice: JournalSlice,
   channel: Channel = process,
   clock: () => number = Date.now,
 ): Promise<RemoteDesk> {
@@ -89,7 +88,7 @@ export async function connectRemoteDesk(
 
   const reply = await new Promise<ToWorker & { type: 'journal-opened' }>((resolve) => {
     opened = resolve;
-    channel.send!({ type: 'journal-open', config } satisfies ToPrimary);
+    channel.send!({ type: 'journal-open', slice } satisfies ToPrimary);
   });
   opened = undefined;
   if (reply.error) {
@@ -154,7 +153,7 @@ const STATE_EVERY_MS = 250;
 
 /**
  * The primary's end: the first worker to start asks it to open the journal with the
- * configuration it loaded; the primary then takes every worker's reports through the same desk
+ * journal's slice of the configuration it loaded; the primary then takes every worker's reports through the same desk
  * a single process uses (per-device order, journal, replay with the devices' tokens) and
  * broadcasts the journal's state when it changes.
  */
@@ -182,7 +181,7 @@ export function journalForWorkers(log: Logger): WorkerService {
   async function handle(worker: Worker, m: ToPrimary): Promise<void> {
     if (m.type === 'journal-open') {
       opening ??= (async () => {
-        const owned = await (await import('./journal-owner')).openForWorkers(m.config, log);
+        const owned = await (await import('./journal-owner')).openForWorkers(m.slice, log);
         log.info('report journal kept by the cluster primary for every worker');
         timer = setInterval(() => broadcast(owned), STATE_EVERY_MS);
         timer.unref();

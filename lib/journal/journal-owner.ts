@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { join } from 'node:path';
 import { parseDuration } from '../config/parse-duration';
+import { journalDir } from '../config/journal-dir';
 import type { GatewayConfig } from '../config/types';
 import type { Logger } from '../observe/log';
 import { journalMetrics } from '../observe/metrics';
@@ -21,9 +21,9 @@ import { callUpstream, UNREACHABLE_STATUSES, type BufferedRequest } from './upst
 // reports still waiting are replayed first; if none wait and upstream is not known to be down,
 // the report goes upstream and upstream's answer is the device's; if upstream is unreachable (or
 // reports still wait, to keep the order), it is journaled and synced, and the device gets the
-// answer upstream would give. A report whose token is not known good is only ever forwarded:
-// upstream unreachable, the device gets the error it would get without the journal (and keeps
-// its report). Answers are plain data, so a worker can get them over IPC (journal-ipc.ts).
+// answer upstream would give. A report whose token is not known good is not the desk's: it is
+// answered `pass`, and goes on as with the journal off (upstream unreachable, the device gets the
+// error it would get without the journal, and keeps its report). Answers are plain data, so a worker can get them over IPC (journal-ipc.ts).
 
 export interface DeskReport {
   kind: ReportKind;
@@ -33,6 +33,8 @@ export interface DeskReport {
 export type DeskAnswer =
   | { t: 'upstream'; status: number; headers: IncomingHttpHeaders; body: string }
   | { t: 'journaled'; status: number }
+  /** no device vouched for: the report goes on as with the journal off (the wrapper's inner handler) */
+  | { t: 'pass' }
   /** upstream unreachable and not journaled (no device, journal full or failing) */
   | { t: 'error'; code?: string; message: string };
 
@@ -59,18 +61,25 @@ export interface OwnedJournal {
   close(): Promise<void>;
 }
 
-export const DEFAULT_JOURNAL_DIR = '/var/lib/mender-gateway/journal';
-
-export function journalDir(config: Readonly<GatewayConfig>): string {
-  const settings = config.Features.ReportJournal;
-  if (settings.Path) return settings.Path;
-  const cache = config.Features.ArtifactsProxy.ArtifactsCache;
-  return config.Features.ArtifactsProxy.Enabled && cache.Enabled ? join(cache.Path, 'journal') : DEFAULT_JOURNAL_DIR;
+/**
+ * Features.ReportJournal's slice of the configuration: its own keys, its folder (derived once
+ * from the whole configuration, lib/config/journal-dir.ts), and the upstream server (a cluster's
+ * primary opens its own connection for the workers' replays). No secrets: workers send it to
+ * the primary over IPC.
+ */
+export interface JournalSlice {
+  ReportJournal: GatewayConfig['Features']['ReportJournal'];
+  Dir: string;
+  UpstreamServer: GatewayConfig['UpstreamServer'];
 }
 
-export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream: Upstream, log: Logger): Promise<OwnedJournal> {
-  const settings = config.Features.ReportJournal;
-  const dir = journalDir(config);
+export function journalSlice(config: Readonly<GatewayConfig>): JournalSlice {
+  return { ReportJournal: config.Features.ReportJournal, Dir: journalDir(config), UpstreamServer: config.UpstreamServer };
+}
+
+export async function openOwnedJournal(slice: JournalSlice, upstream: Upstream, log: Logger): Promise<OwnedJournal> {
+  const settings = slice.ReportJournal;
+  const dir = slice.Dir;
   const opening = {
     dir,
     maxBytes: settings.MaxSize,
@@ -113,9 +122,9 @@ export async function openOwnedJournal(config: Readonly<GatewayConfig>, upstream
 }
 
 /** The journal for a cluster's workers, opened in the primary with the configuration a worker loaded. */
-export async function openForWorkers(config: Readonly<GatewayConfig>, log: Logger): Promise<OwnedJournal> {
-  const upstream = createUpstream(config.UpstreamServer, process.env);
-  const owned = await openOwnedJournal(config, upstream, log).catch((err: unknown) => {
+export async function openForWorkers(slice: JournalSlice, log: Logger): Promise<OwnedJournal> {
+  const upstream = createUpstream(slice.UpstreamServer, process.env);
+  const owned = await openOwnedJournal(slice, upstream, log).catch((err: unknown) => {
     upstream.close();
     throw err;
   });
@@ -137,14 +146,12 @@ export function acceptedStatus(kind: ReportKind): number {
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upstream, log: Logger, known: KnownTokens): ReportDesk {
-  async function live(report: DeskReport, device: string | undefined): Promise<DeskAnswer> {
+  async function live(report: DeskReport, device: string): Promise<DeskAnswer> {
     let failure: unknown = new Error('reports of this device are waiting for upstream');
     const { authorization } = report.request.headers;
-    if (device) {
-      replay.noteAuthorization(device, authorization);
-      if (journal.pendingOf(device).length > 0 && !replay.skipUpstream) await replay.flush(device);
-    }
-    if (!device || (journal.pendingOf(device).length === 0 && !replay.skipUpstream)) {
+    replay.noteAuthorization(device, authorization);
+    if (journal.pendingOf(device).length > 0 && !replay.skipUpstream) await replay.flush(device);
+    if (journal.pendingOf(device).length === 0 && !replay.skipUpstream) {
       try {
         const answer = await forward(upstream, report.request);
         const verdict = verdictOf(authorization, report.request.path, answer.status);
@@ -157,7 +164,6 @@ function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upst
       } catch (err) {
         failure = err;
       }
-      if (!device) return errorAnswer(failure);
       replay.markDown();
     }
     let kept: 'journaled' | 'full' | 'device-full';
@@ -187,7 +193,7 @@ function createDesk(journal: ReportJournal, replay: ReportReplay, upstream: Upst
   return {
     submit(report) {
       const device = known.deviceOf(report.request.headers.authorization);
-      return device ? replay.withDevice(device, () => live(report, device)) : live(report, undefined);
+      return device ? replay.withDevice(device, () => live(report, device)) : Promise.resolve({ t: 'pass' });
     },
     async settle(authorization) {
       if (journal.stats.queued === 0) return true;

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { jwtExpiry } from '../mtls/issued-tokens';
+import { jwtExpiry } from './issued-tokens';
 import type { Logger } from '../observe/log';
-import { deviceIdFromAuthorization, isTokenCheckedPath } from '../observe/status-page/device-id';
+import { isTokenCheckedPath } from '../device-api';
+import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
 
 // The device tokens upstream has accepted (an answer 2xx to a live device API request carrying
 // it) or issued (a 200 from an auth route). The gateway cannot verify a JWT itself (it does not

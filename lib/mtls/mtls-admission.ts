@@ -8,7 +8,7 @@ import type { GatewayConfig } from '../config/types';
 import { parseDuration } from '../config/parse-duration';
 import { refuseSocket, sendJsonError } from '../http/reply-error';
 import { DEVICE_TIMEOUTS } from '../server/listeners';
-import type { RequestContext, Route } from '../http/route';
+import type { Handler, RequestContext } from '../http/route';
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
 import {
@@ -22,8 +22,7 @@ import {
 } from './client-identity';
 import { watchSerialBlocklist } from './serial-blocklist';
 import { watchRevocationList } from './revocation-list';
-import type { IssuedTokens } from './issued-tokens';
-import { createAuthRoute } from './auth-route';
+import { createAuthHandler } from './auth-route';
 import { createManagementSession, type ManagementSession } from './management-session';
 import { PreauthorizationCache } from './preauthorization-cache';
 import { createPreauthorizer } from './preauthorize';
@@ -42,7 +41,8 @@ export interface MtlsAdmission {
   admitRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean;
   /** Every upgrade: false when it was refused (socket answered and closed). */
   admitUpgrade(req: IncomingMessage, socket: Socket, ctx: RequestContext): boolean;
-  readonly route: Route;
+  /** POST auth_requests: admitted by certificate, preauthorized upstream (auth-route.ts). */
+  readonly authHandler: Handler;
   readonly session: ManagementSession;
   /**
    * SIGHUP: read the CA file again, follow a changed BlacklistPath or CRLPath, and re-verify every
@@ -63,12 +63,7 @@ const HANDSHAKE_WINDOW_MS = DEVICE_TIMEOUTS.handshakeMs + 5_000;
 const RECHECK_BATCH = 500;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export function createMtlsAdmission(
-  settings: GatewayConfig['Features']['mTLS'],
-  upstream: Upstream,
-  log: Logger,
-  outageTokens?: IssuedTokens,
-): MtlsAdmission {
+export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'], upstream: Upstream, log: Logger): MtlsAdmission {
   const caPem = readFileSync(settings.CACertificate, 'utf8');
   const servers = new Set<https.Server>();
   // Every admitted connection of the HTTPS listeners while it is open; the tunnels among them.
@@ -167,7 +162,7 @@ export function createMtlsAdmission(
   const session = createManagementSession({ upstream, username: settings.MenderUsername, password: settings.MenderPassword, log });
   const cache = settings.EnableCache ? new PreauthorizationCache(parseDuration(settings.CacheLifetime)) : undefined;
   const preauthorizer = createPreauthorizer({ upstream, session, cache, log, allowKeyReplacement: settings.AllowKeyReplacement });
-  const route = createAuthRoute({
+  const authHandler = createAuthHandler({
     upstream,
     certificateOf: (socket) => certificateOf(socket, policy),
     preauthorizer,
@@ -175,7 +170,6 @@ export function createMtlsAdmission(
     identityBinding: settings.IdentityAttribute
       ? { attribute: settings.IdentityAttribute, field: settings.IdentityCertificateField }
       : undefined,
-    outageTokens,
   });
   log.info('mTLS: admitting devices by client certificate', {
     ca_certificates: policy.trusted.length,
@@ -276,7 +270,7 @@ export function createMtlsAdmission(
       );
       return false;
     },
-    route,
+    authHandler,
     session,
     reload(next) {
       let changes = 0;

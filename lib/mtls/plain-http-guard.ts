@@ -1,10 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import type { GatewayConfig } from '../config/types';
-import { logWhenDone } from '../http/access-log';
 import { refuseSocket, sendJsonError } from '../http/reply-error';
-import type { RequestContext } from '../http/route';
-import { ALIVE_PATH, pathnameOf } from '../http/router';
+import { ALIVE_PATH } from '../device-api';
+import type { ListenerGuard } from '../http/feature';
+import { pathnameOf } from '../http/route';
 import type { Logger } from '../observe/log';
 import { mtlsMetrics } from '../observe/metrics';
 
@@ -19,13 +18,6 @@ export const ALLOW_PLAIN_HTTP_KEY = 'Features.mTLS.AllowPlainHTTP';
 /** The route name of a refusal in the access log and mender_gateway_http_requests_total. */
 export const PLAIN_HTTP_REFUSED = 'plain-http-refused';
 const MESSAGE = `mTLS is enabled: use HTTPS with a client certificate (plain HTTP serves only the health probe unless ${ALLOW_PLAIN_HTTP_KEY})`;
-
-export interface PlainHttpGuard {
-  /** A request on the HTTP listener: false when it was refused (answered 403 JSON). */
-  admitRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): boolean;
-  /** An upgrade on the HTTP listener: always refused (403 written, socket closed); returns false. */
-  admitUpgrade(req: IncomingMessage, socket: Socket, ctx: RequestContext): boolean;
-}
 
 type Settings = Pick<GatewayConfig, 'HTTP'> & { Features: { mTLS: Pick<GatewayConfig['Features']['mTLS'], 'Enabled' | 'AllowPlainHTTP'> } };
 
@@ -42,7 +34,7 @@ export function isHealthProbe(req: IncomingMessage): boolean {
 }
 
 /** The guard for the HTTP listener, or undefined when it has nothing to guard (warning logged if opted out). */
-export function createPlainHttpGuard(config: Settings, log: Logger): PlainHttpGuard | undefined {
+export function createPlainHttpGuard(config: Settings, log: Logger): ListenerGuard | undefined {
   if (!config.Features.mTLS.Enabled || !config.HTTP.Enabled) return undefined;
   const exposure = plainHttpExposure(config);
   if (exposure) {
@@ -50,11 +42,11 @@ export function createPlainHttpGuard(config: Settings, log: Logger): PlainHttpGu
     return undefined;
   }
   return {
+    // The path may be a signed artifact link (a credential): the log shows the route name.
+    refused: { name: PLAIN_HTTP_REFUSED, sensitivePath: true, local: true },
     admitRequest(req, res, ctx) {
       if (isHealthProbe(req)) return true;
       mtlsMetrics.refused('plain HTTP');
-      // The path may be a signed artifact link (a credential): the log shows the route name.
-      logWhenDone(req, res, ctx, { name: PLAIN_HTTP_REFUSED, sensitivePath: true, local: true });
       req.resume();
       sendJsonError(res, 403, MESSAGE, ctx.requestId, { Connection: 'close' });
       return false;

@@ -2,7 +2,7 @@ import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Outg
 import { PassThrough } from 'node:stream';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
-import type { RequestContext } from '../http/route';
+import { ANSWERED, type RequestContext } from '../http/route';
 import type { BodyRewrite, BodyTap, ForwardOptions, UpstreamHandler } from './upstream-handler';
 
 // One device request's answer from upstream (forward.ts): fed by undici's dispatcher, written to
@@ -17,9 +17,11 @@ export class Exchange implements UpstreamHandler {
   private resume?: () => void;
   /** Set while a 200 JSON body is being collected for the rewrite. */
   private collected?: PassThrough;
-  /** The route's copy of the body (auth-route keeps the token). */
-  private tap?: BodyTap;
+  /** The route's and the wrappers' copies of the body (the journal keeps an issued token). */
+  private taps: BodyTap[] = [];
   private done = false;
+  /** A wrapper's hook answered the device instead of upstream (a kept token during an outage). */
+  private answered = false;
   private readonly rewrite?: BodyRewrite;
 
   constructor(
@@ -49,7 +51,18 @@ export class Exchange implements UpstreamHandler {
     this.resume = resume;
     const res = this.res;
     if (res.destroyed) return false;
-    if (this.options.onResponse) this.tap = this.options.onResponse(status, headersObject(raw));
+    const hooks = this.ctx.upstreamHooks;
+    if (hooks?.onResponse || this.options.onResponse) {
+      const headers = headersObject(raw);
+      const wrapped = hooks?.onResponse?.(status, headers);
+      if (wrapped === ANSWERED) {
+        this.answered = this.done = true;
+        this.abort?.(new Error('answered by the gateway'));
+        return false;
+      }
+      const own = this.options.onResponse?.(status, headers);
+      for (const tap of [wrapped, own]) if (tap && tap !== ANSWERED) this.taps.push(tap);
+    }
     if (this.rewrite && status === 200 && isJson(raw)) {
       this.collected = new PassThrough();
       this.rewriteBody(this.rewrite, this.collected, headersObject(raw));
@@ -60,7 +73,8 @@ export class Exchange implements UpstreamHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    this.tap?.data(chunk);
+    if (this.answered) return false;
+    for (const tap of this.taps) tap.data(chunk);
     if (this.collected) {
       // Small JSON, capped by the rewrite: no backpressure; a refused body was aborted already.
       if (!this.collected.destroyed) this.collected.write(chunk);
@@ -72,13 +86,15 @@ export class Exchange implements UpstreamHandler {
   }
 
   onComplete(): void {
+    if (this.answered) return;
     this.done = true;
-    this.tap?.end();
+    for (const tap of this.taps) tap.end();
     if (this.collected) this.collected.end();
     else this.res.end();
   }
 
   onError(err: Error): void {
+    if (this.answered) return;
     this.done = true;
     if (this.collected) {
       this.collected.destroy(err);
@@ -94,7 +110,7 @@ export class Exchange implements UpstreamHandler {
       ctx.log.debug('device went away before upstream answered', { status: 499 });
       return;
     }
-    if (this.options.onFailure?.(err)) return;
+    if (this.ctx.upstreamHooks?.onFailure?.(err) || this.options.onFailure?.(err)) return;
     const code = (err as NodeJS.ErrnoException).code;
     replyError(
       req,

@@ -41,16 +41,18 @@ export function createForwarder(upstream: Upstream, options: ForwarderOptions = 
       const exchange = new Exchange(req, res, ctx, opts, onUpstreamAnswer);
       res.on('close', exchange.deviceClosed);
       let body: Buffer | Readable | AsyncGenerator<Buffer> | null;
-      if (Buffer.isBuffer(opts.body)) {
-        headers['content-length'] = String(opts.body.length);
-        body = opts.body;
+      // A body a wrapper read already (ctx.body) goes on in its place.
+      const given = opts.body ?? ctx.body;
+      if (Buffer.isBuffer(given)) {
+        headers['content-length'] = String(given.length);
+        body = given;
       } else {
         const chunked = source['transfer-encoding'] !== undefined;
         const hasBody = chunked || (source['content-length'] !== undefined && source['content-length'] !== '0');
         // Piped in this tick, like http.request's pipe: a listener added alongside (the status
         // board's report tap) sees every chunk too. undici measures a stream that has ended by the
         // time it writes; an iterable it never measures, so a chunked body stays chunked.
-        const piped = hasBody ? (opts.body ?? req).pipe(new PassThrough()) : null;
+        const piped = hasBody ? (given ?? req).pipe(new PassThrough()) : null;
         body = piped && chunked ? chunksOf(piped) : piped;
       }
       // (undici takes async iterables; its types do not say so.) `origin` is for the ProxyAgent;

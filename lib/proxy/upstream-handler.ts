@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { RequestContext } from '../http/route';
+import type { BodyTap, RequestContext, ResponseHook } from '../http/route';
 
 // The contracts between the forwarder (forward.ts), the exchange it runs per request
 // (exchange.ts) and the routes that use it, apart so none of them imports another for a type.
@@ -8,14 +8,7 @@ import type { RequestContext } from '../http/route';
 /** Turns an upstream 200 JSON body into the body to send; throws GatewayError for a 502. */
 export type BodyRewrite = (body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext) => Promise<string>;
 
-/** Sees a copy of the upstream answer's body as it streams to the device. */
-export interface BodyTap {
-  data(chunk: Buffer): void;
-  end(): void;
-}
-
-/** Told of upstream's status and headers before the device is; may ask for a copy of the body. */
-export type ResponseHook = (status: number, headers: IncomingHttpHeaders) => BodyTap | undefined;
+export type { BodyTap, ResponseHook };
 
 export interface ForwardOptions {
   /** Rewrite a 200 JSON answer (deployments/next). */

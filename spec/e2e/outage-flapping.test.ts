@@ -45,7 +45,7 @@ test(`${CLIENTS} real clients update while the server flaps (${DOWN_MS / 1000} s
   }
   await server.start();
   const journaled = journaledCount(gateway.output());
-  const workers = new Set([...gateway.output().matchAll(/route=deployment-report[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
+  const workers = new Set([...gateway.output().matchAll(/route=deployment-status[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
   t.diagnostic(`${outages} outages; ${journaled} reports went through the journal; workers that took reports: ${[...workers].join(', ')}`);
   assert.match(gateway.output(), /msg="report journal kept by the cluster primary for every worker"/);
   // Usually 3–8 outages hit the update; on a fast run one (the journal count shows it mattered).

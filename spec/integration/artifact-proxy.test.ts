@@ -8,7 +8,7 @@ import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { startGateway, type RunningGateway } from '../../lib/gateway';
-import { ARTIFACT_LINK_PREFIX } from '../../lib/artifacts/signed-link';
+import { ARTIFACT_LINK_PREFIX } from '../../lib/device-api';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type RunningGateway } from '../../lib/gateway';
-import { MAX_INVENTORY_BYTES } from '../../lib/device-system/inventory-route';
+import { MAX_INVENTORY_BYTES } from '../../lib/device-api';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';

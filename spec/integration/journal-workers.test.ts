@@ -72,7 +72,7 @@ it('outage: both workers journal through the primary; replayed once, in order; n
   }
   const out = gateway!.output();
   assert.match(out, /msg="report journal kept by the cluster primary for every worker"/);
-  const servedBy = new Set([...out.matchAll(/route=deployment-report[^\n]*status=204[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
+  const servedBy = new Set([...out.matchAll(/route=deployment-status[^\n]*status=204[^\n]* worker=(\d+)\n/g)].map((m) => m[1]));
   assert.equal(servedBy.size, 2, 'both workers took reports');
   assert.equal((out.match(/msg="report journaled"/g) ?? []).length, 3 * DEVICES);
   // A token that only names a device (unsigned) is not journaled, whichever worker takes it.

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { join } from 'node:path';
-import { ARTIFACT_LINK_PREFIX } from '../../lib/artifacts/signed-link';
+import { ARTIFACT_LINK_PREFIX } from '../../lib/device-api';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from './gateway-process';
 
 // What the tests of a gateway with worker processes share: a device download that hashes as

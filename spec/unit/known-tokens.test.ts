@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { EventEmitter } from 'node:events';
-import type { GatewayConfig } from '../../lib/config/types';
+import type { JournalSlice } from '../../lib/journal/journal-owner';
 import { connectRemoteDesk, type ToPrimary, VERDICT_REFRESH_MS } from '../../lib/journal/journal-ipc';
 import { bearerToken, issuedVerdict, KnownTokens, MAX_TOKENS_PER_DEVICE, tokenHash, verdictOf } from '../../lib/journal/known-tokens';
 import { captureLog } from '../support/capture-log';
@@ -133,7 +133,7 @@ test('a worker tells the primary of a token in use again at most once a minute',
     },
   });
   let now = 1_000_000;
-  const desk = await connectRemoteDesk({} as GatewayConfig, channel as unknown as Parameters<typeof connectRemoteDesk>[1], () => now);
+  const desk = await connectRemoteDesk({} as JournalSlice, channel as unknown as Parameters<typeof connectRemoteDesk>[1], () => now);
   const verdict = verdictOf(`Bearer ${jwt({ sub: 'dev-1', exp: exp() })}`, STATUS, 204)!;
   const told = () => sent.filter((m) => m.type === 'journal-token').length;
   for (let i = 0; i < 100; i++) desk.noteToken(verdict); // a device's every request

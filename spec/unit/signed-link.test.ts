@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { ARTIFACT_LINK_PREFIX, createLinkSigner, formatExpire, linkError } from '../../lib/artifacts/signed-link';
+import { createLinkSigner, formatExpire, linkError } from '../../lib/artifacts/signed-link';
+import { ARTIFACT_LINK_PREFIX } from '../../lib/device-api';
 
 const secret = Buffer.from('KDbQ+Z9asYtPdRQoakM5lGs6xgkWyNx4', 'base64');
 const signer = createLinkSigner({ secret, gatewayUrl: 'https://gateway.example.com/' });

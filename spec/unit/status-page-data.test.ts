@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mtlsReasonLabel, methodLabel } from '../../lib/observe/metrics';
-import { deploymentOfStatusPath, deviceIdFromAuthorization, statusOfReport } from '../../lib/observe/status-page/device-id';
+import { deploymentOfStatusPath } from '../../lib/device-api';
+import { deviceIdFromAuthorization, statusOfReport } from '../../lib/observe/status-page/device-id';
 import { StatusBoard } from '../../lib/observe/status-page/status-board';
 import { statusSnapshot } from '../../lib/observe/status-page/status-snapshot';
 
@@ -34,7 +35,8 @@ describe('deviceIdFromAuthorization', () => {
 describe('status reports', () => {
   const paths: [string, string | undefined][] = [
     ['/api/devices/v1/deployments/device/deployments/d-1/status', 'd-1'],
-    ['/api/devices/v2/deployments/device/deployments/d-2/status', 'd-2'],
+    // No v2 status path exists (device-protocol.md): not a report the board records.
+    ['/api/devices/v2/deployments/device/deployments/d-2/status', undefined],
     ['/api/devices/v1/deployments/device/deployments/d-1/log', undefined],
     ['/api/devices/v1/deployments/device/deployments/next', undefined],
     ['/api/devices/v1/deployments/device/deployments/a/b/status', undefined],

@@ -20,13 +20,6 @@ export function deviceIdFromAuthorization(header: string | undefined): string | 
   return typeof sub === 'string' && PRINTABLE_ID.test(sub) ? sub : undefined;
 }
 
-const STATUS_PATH = /^\/api\/devices\/v[12]\/deployments\/device\/deployments\/([^/]{1,128})\/status$/;
-
-/** The deployment id of a status report path, or undefined for any other path. */
-export function deploymentOfStatusPath(pathname: string): string | undefined {
-  return STATUS_PATH.exec(pathname)?.[1];
-}
-
 /** The `status` of a status report body ({"status": "downloading", "substate": …}). */
 export function statusOfReport(body: string): string | undefined {
   try {
@@ -35,16 +28,4 @@ export function statusOfReport(body: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-// The device API paths Mender's gateway sends through the device-token check (devauth), and only
-// those: not auth_requests (it takes no token) nor deployments/download (its link is signed in the
-// query and no token is looked at: a 200 there proves nothing of the bearer). Plain segments, no
-// dot segments or escapes that a proxy might resolve to a path served without a token.
-const DEVICE_API =
-  /^\/api\/devices\/v[0-9]{1,2}\/(?:deployments\/device|inventory\/device|deviceconnect|deviceconfig)(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
-
-/** A path (no query) where a 2xx from upstream means upstream accepted the bearer token. */
-export function isTokenCheckedPath(pathname: string): boolean {
-  return DEVICE_API.test(pathname);
 }

@@ -5,8 +5,8 @@ import type { ServerResponse } from 'node:http';
 // request made while upstream is unreachable can get that same token back (client 5.1
 // asks mender-auth for a fresh token before ArtifactCommit and cannot report without one).
 // Nothing is forged or extended: an entry is only served until the token's own `exp`, minus a
-// margin, and only to a request signed by the same key (checked by the caller). Beside
-// auth-request.ts: both auth routes use it, mTLS's and the journal's outage route.
+// margin, and only to a request signed by the same key (checked by the caller, kept-tokens.ts,
+// the journal's wrapper of the one auth route, with mTLS or without).
 
 export interface IssuedToken {
   body: Buffer;
