@@ -11,8 +11,8 @@ import { testConfig } from '../support/gateway-config';
 // An idle gateway pays only for the features it uses. Each module below costs RSS
 // (undici ~6 MB with its WASM parser, prom-client ~2 MB, proper-lockfile ~5 MB); they must load
 // at first use, and the modules of unconfigured features never (the auth-request parser in
-// lib/mtls/ is shared with the journal's outage auth route, so it loads with the journal). (Each test file runs in a
-// process of its own, so require.cache is this gateway's.)
+// lib/mtls/ is used by the journal's wrapper of the auth route, so it loads with the journal).
+// (Each test file runs in a process of its own, so require.cache is this gateway's.)
 
 const loaded = (fragment: string): boolean => Object.keys(require.cache).some((file) => file.includes(fragment));
 

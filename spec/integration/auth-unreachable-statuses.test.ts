@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
+import { startS3Store, type S3Store } from '../../fixtures/s3-store';
+import { startGateway, type RunningGateway } from '../../lib/gateway';
+import { captureLog } from '../support/capture-log';
+import { makeDeviceCert } from '../support/device-certs';
+import { testConfig } from '../support/gateway-config';
+import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
+import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+
+// One auth route, one behaviour during an outage: a load balancer in front of the Mender server
+// answering 502, 503 or 504 is an outage like a refused connection. With the report journal on,
+// a device upstream admitted gets its kept token back, whether mTLS answers auth requests or the
+// pass-through does; a device upstream never admitted gets the balancer's answer as it came (with
+// mTLS: the gateway's 502, as its preauthorization met the balancer first).
+
+const USER = { email: 'gateway@example.com', password: 'front-Pa55' };
+let dir: string;
+let tls: TlsMaterial;
+let store: S3Store;
+let server: MenderServer;
+let front: http.Server;
+/** The balancer's answer to everything while set; else it forwards to the Mender server. */
+let down: number | undefined;
+const gateways: RunningGateway[] = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'auth-unreachable-'));
+  tls = makeTlsMaterial(dir);
+  store = await startS3Store();
+  server = await startMenderServer({ store, users: [USER], autoAccept: true });
+  const target = new URL(server.url);
+  front = http.createServer((req, res) => {
+    if (down !== undefined) {
+      req.resume();
+      res.writeHead(down, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: `balancer says ${down}` }));
+      return;
+    }
+    const out = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+});
+
+after(async () => {
+  for (const g of gateways) await g.close(0);
+  await new Promise((resolve) => front.close(resolve));
+  await server.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function gateway(mtls: boolean): Promise<string> {
+  const upstreamUrl = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  const g = await startGateway(
+    testConfig({
+      HTTP: { Enabled: false },
+      HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
+      UpstreamServer: { URL: upstreamUrl, Timeout: '2s' },
+      Features: {
+        ReportJournal: { Enabled: true, Path: join(dir, `journal-${mtls}`) },
+        mTLS: { Enabled: mtls, CACertificate: tls.ca.cert, MenderUsername: USER.email, MenderPassword: USER.password, EnableCache: true },
+      },
+    }),
+    captureLog('error').log,
+  );
+  gateways.push(g);
+  return `https://127.0.0.1:${g.addresses.https!.port}`;
+}
+
+for (const mtls of [false, true]) {
+  test(`${mtls ? 'mTLS' : 'no mTLS'}: 502, 503 and 504 from a balancer give an admitted device its kept token; others get the balancer's answer`, async () => {
+    const url = await gateway(mtls);
+    const device = (name: string) => {
+      const cert = makeDeviceCert(dir, `${name}-${mtls}`, tls.ca, { keyType: 'ec' });
+      return {
+        agent: tlsAgent({ ca: tls.ca.cert, cert: cert.cert, key: cert.key }),
+        body: signedAuthBody({ mac: `02:00:00:ee:0${Number(mtls)}:${name}` }, cert.key),
+      };
+    };
+    const known = device('01');
+    const stranger = device('02');
+    const issued = await postAuth(url, known.agent, known.body);
+    assert.equal(issued.status, 200, issued.body);
+    for (const status of [502, 503, 504]) {
+      down = status;
+      try {
+        const again = await postAuth(url, known.agent, known.body);
+        assert.deepEqual([again.status, again.body], [200, issued.body], `${status}: the kept token`);
+        const refused = await postAuth(url, stranger.agent, stranger.body);
+        // With mTLS a stranger is preauthorized first, and the management call meets the balancer.
+        if (mtls)
+          assert.deepEqual(
+            [refused.status, JSON.parse(refused.body).error],
+            [502, `device preauthorization failed (Mender server answered ${status})`],
+          );
+        else assert.deepEqual([refused.status, JSON.parse(refused.body).error], [status, `balancer says ${status}`]);
+      } finally {
+        down = undefined;
+      }
+    }
+  });
+}
