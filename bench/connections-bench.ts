@@ -6,11 +6,11 @@ import * as path from 'node:path';
 import WebSocket from 'ws';
 import { makeTlsMaterial } from '../spec/support/tls-material';
 import { loadAverage, machineLine, toolVersion } from './compare/report';
-import { cpuWindow } from './connections/proc-stat';
 import { startEchoUpstream, startFleet, type EchoUpstream, type Fleet } from './connections/fleet';
-import { NGINX, startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTest } from './connections/servers';
+import { startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTest } from './connections/servers';
+import { NGINX } from './nginx/nginx-process';
 import { previousRuntime, shippedRuntime } from './compare/runtimes';
-import { rssBytes } from './load/system-sample';
+import { cpuWindow, rssBytes } from '../spec/support/process-stats';
 
 // Small-box target 5 (docs/benchmarks.md): 10,000 devices over TLS each hold a WebSocket through the proxy to a
 // deviceconnect stand-in (connections/echo-upstream.ts, its own process), with mender-connect's

@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { BLOB_MIB } from './engines/blob-size';
-import { cpuSnapshot, rssBytes, systemNoteSince } from './load/system-sample';
+import { cpuSnapshot, rssBytes, systemNoteSince } from '../spec/support/process-stats';
 import { runWrk, type WrkResult } from './load/wrk';
 
 // `make bench-engines`: the ways the gateway can reach the Mender server, side by side in one

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { processTree } from '../load/system-sample';
+import { processTree } from '../../spec/support/process-stats';
 import { createLinkSigner, type LinkSigner } from '../../lib/artifacts/signed-link';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from '../../spec/support/gateway-process';
 

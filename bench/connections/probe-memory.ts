@@ -3,7 +3,7 @@ import { mkdirSync, promises as fsp, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTlsMaterial } from '../../spec/support/tls-material';
-import { rssBytes } from '../load/system-sample';
+import { rssBytes } from '../../spec/support/process-stats';
 import { startEchoUpstream, startFleet } from './fleet';
 import { startGatewaySide } from './servers';
 

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { startGateway, writeGatewayConfig } from '../../spec/support/gateway-process';
-import { processTree } from '../load/system-sample';
-import { startNginxWith, freePort } from '../nginx/nginx-process';
+import { processTree } from '../../spec/support/process-stats';
+import { freePort } from '../../spec/support/listen';
+import { NGINX, startNginxWith } from '../nginx/nginx-process';
 import { nginxWsConf } from '../nginx/nginx-ws-conf';
 
 // The two proxies of the connection bench, each started for one side of a round and stopped
@@ -19,8 +20,6 @@ export interface ServerUnderTest {
   log(): string;
   stop(): Promise<void>;
 }
-
-export const NGINX = process.env.BENCH_NGINX ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
 
 export interface ServerSetup {
   dir: string;
