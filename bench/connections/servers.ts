@@ -4,7 +4,7 @@ import { startQuietGateway } from '../../spec/support/gateway-process';
 import { processTree } from '../../spec/support/process-stats';
 import { freePort } from '../../spec/support/listen';
 import { NGINX, startNginxWith } from '../nginx/nginx-process';
-import { nginxWsConf } from '../nginx/nginx-ws-conf';
+import { nginxWsConf } from '../nginx/nginx-conf';
 
 // The two proxies of the connection bench, each started for one side of a round and stopped
 // after it: the gateway as a user runs it (HTTPS, UpstreamServer, nothing else configured) and
