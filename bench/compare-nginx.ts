@@ -18,7 +18,7 @@ import { previousRounds, previousRuntime, shippedRuntime } from './compare/runti
 import { startProxies, type Running } from './compare/start-proxies';
 import { deviceFleet } from './load/device-fleet';
 import { NGINX } from './nginx/nginx-process';
-import { timed } from './part-timer';
+import { runMain, timed } from './part-timer';
 
 // The gateway against nginx configured to do the same job, on this machine, in the
 // same run: cases alternate A B A B, medians and gateway/nginx ratios per case, steal and load
@@ -165,11 +165,4 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   }
 }
 
-if (require.main === module) {
-  // Ctrl-C or `timeout`: the 'exit' handlers stop nginx and the gateways and remove the temp dirs.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-  runNginxComparison().catch((err) => {
-    process.stderr.write(`nginx comparison failed: ${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('nginx comparison', runNginxComparison);

@@ -11,6 +11,7 @@ import { startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTes
 import { NGINX } from './nginx/nginx-process';
 import { previousRuntime, shippedRuntime } from './compare/runtimes';
 import { cpuWindow, rssBytes } from '../spec/support/process-stats';
+import { runMain } from './part-timer';
 
 // Small-box target 5 (docs/benchmarks.md): 10,000 devices over TLS each hold a WebSocket through the proxy to a
 // deviceconnect stand-in (connections/echo-upstream.ts, its own process), with mender-connect's
@@ -448,10 +449,4 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
   }
 }
 
-if (require.main === module) {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-  runConnectionsBench().catch((err) => {
-    process.stderr.write(`connections bench failed: ${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('connections bench', runConnectionsBench);

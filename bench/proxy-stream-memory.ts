@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { closeServer, listenOnFreePort } from '../spec/support/listen';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from '../spec/support/gateway-process';
 import { rssBytes, sampleRss } from '../spec/support/process-stats';
+import { runMain } from './part-timer';
 
 // A 1 GiB body through the pass-through proxy, each way, must not grow the gateway's
 // memory. Prints the gateway process's idle and peak RSS (sampled every 100 ms from /proc) and
@@ -90,9 +91,4 @@ export async function benchProxyStreamMemory(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  benchProxyStreamMemory().catch((err) => {
-    console.error(`bench: ${(err as Error).message}`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('proxy stream memory', benchProxyStreamMemory);

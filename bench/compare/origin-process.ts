@@ -3,6 +3,7 @@ import http from 'node:http';
 import { startMenderServer } from '../../fixtures/mender-server';
 import { startS3Store } from '../../fixtures/s3-store';
 import { authBodySignedBy, postAuth } from '../../spec/support/mtls-device';
+import { runMain } from '../part-timer';
 
 // The origin of the nginx comparison, in a process of its own (forked, IPC): the Mender server
 // emulator and the loopback S3 store from fixtures/. Its own process so that its CPU is not the
@@ -83,7 +84,4 @@ async function main(): Promise<void> {
   } satisfies OriginReady);
 }
 
-main().catch((err) => {
-  process.stderr.write(`bench origin: ${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runMain('bench origin', main);
