@@ -357,32 +357,10 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
       print(
         `\n## ${label}: ${devices} devices${devices < k.devices ? ` (not ${k.devices}: ${limit} descriptors per process hold 2 per device and per poller)` : ''}`,
       );
-      const g = await runSide(
-        k,
-        devices,
-        k.pollers,
-        (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers),
-        tls.ca.cert,
-        print,
-      );
-      const p = previous
-        ? await runSide(
-            k,
-            devices,
-            k.pollers,
-            (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers, previous),
-            tls.ca.cert,
-            print,
-          )
-        : undefined;
-      const n = await runSide(
-        k,
-        devices,
-        k.pollers,
-        (up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers),
-        tls.ca.cert,
-        print,
-      );
+      const side = (start: (upstreamPort: number) => Promise<ServerUnderTest>) => runSide(k, devices, k.pollers, start, tls.ca.cert, print);
+      const g = await side((up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers));
+      const p = previous ? await side((up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers, previous)) : undefined;
+      const n = await side((up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers));
       results.push({ label, gateway: g, previous: p, nginx: n });
     }
     print('\n## summary (gateway vs nginx, this machine, this run)');
