@@ -289,7 +289,11 @@ function compareRows(g: SideResult, n: SideResult): Row[] {
     ratioRow('memory per connected device', (r) => (r.rssFull - r.rssBefore) / r.established, kib, 1),
     ratioRow(`total RSS at ${g.established}`, (r) => r.rssFull, mb, 1.2),
     ratioRow(`total RSS at ${Math.round(g.devices / 10)}`, (r) => r.rssTenth, mb),
-    ratioRow('setup rate', (r) => r.setupPerSec, (v) => `${v.toFixed(0)}/s`),
+    ratioRow(
+      'setup rate',
+      (r) => r.setupPerSec,
+      (v) => `${v.toFixed(0)}/s`,
+    ),
     ratioRow('CPU per connection set up', (r) => r.cpuPerConnMs, ms, 1.5),
     ratioRow('echo round trip p99', (r) => r.echoP99, ms),
     ratioRow('poll p99 under that load', (r) => r.pollP99, ms, 1.5),

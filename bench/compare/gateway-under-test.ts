@@ -63,7 +63,11 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
     ...(workersKey === 1 ? { Metrics: { Enabled: true, Listen: '127.0.0.1:0' } } : {}),
     ...(workersKey !== undefined ? { Workers: workersKey } : {}),
   };
-  const { proc, workers: chosen, pids } = await startQuietGateway(s.dir, `gateway-${name}`, config, {
+  const {
+    proc,
+    workers: chosen,
+    pids,
+  } = await startQuietGateway(s.dir, `gateway-${name}`, config, {
     waitFor: mtls ? ['https'] : ['http', 'https'],
     timeoutMs: 30_000,
     node: s.node,

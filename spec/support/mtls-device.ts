@@ -65,18 +65,14 @@ export function postAuth(
     if (body.signature !== undefined) headers['X-MEN-Signature'] = body.signature;
     if (!options.chunked) headers['Content-Length'] = String(body.raw.length);
     const target = `${url}${options.path ?? '/api/devices/v1/authentication/auth_requests'}`;
-    const req = (target.startsWith('https:') ? https : http).request(
-      target,
-      { method: 'POST', agent, headers },
-      (res) => {
-        const sessionReused = res.socket instanceof TLSSocket && res.socket.isSessionReused();
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, sessionReused }));
-        res.on('error', reject);
-      },
-    );
+    const req = (target.startsWith('https:') ? https : http).request(target, { method: 'POST', agent, headers }, (res) => {
+      const sessionReused = res.socket instanceof TLSSocket && res.socket.isSessionReused();
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, sessionReused }));
+      res.on('error', reject);
+    });
     req.on('error', reject);
     if (options.chunked) {
       // Two writes without Content-Length: chunked framing.
