@@ -63,21 +63,18 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
     ...(workersKey === 1 ? { Metrics: { Enabled: true, Listen: '127.0.0.1:0' } } : {}),
     ...(workersKey !== undefined ? { Workers: workersKey } : {}),
   };
-  const {
-    proc,
-    workers: chosen,
-    pids,
-  } = await startQuietGateway(s.dir, `gateway-${name}`, config, {
+  const started = await startQuietGateway(s.dir, `gateway-${name}`, config, {
     waitFor: mtls ? ['https'] : ['http', 'https'],
     timeoutMs: 30_000,
     node: s.node,
     nodeOptions: s.nodeOptions ?? process.env.BENCH_GATEWAY_NODE_OPTIONS,
   });
+  const proc = started.proc;
   return {
     proc,
     pid: proc.process.pid!,
-    workers: chosen,
-    pids,
+    workers: started.workers,
+    pids: started.pids,
     url: (listener) => proc.url(listener),
     link(origin, listener) {
       const minted = new URL(signer.mint(origin, new Date(Date.now() + 6 * 3600_000)));
