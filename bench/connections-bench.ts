@@ -16,7 +16,7 @@ import { runMain } from './part-timer';
 // Small-box target 5 (docs/benchmarks.md): 10,000 devices over TLS each hold a WebSocket through the proxy to a
 // deviceconnect stand-in (connections/echo-upstream.ts, its own process), with mender-connect's
 // ping traffic (both sides ping every 54 s), while a tenth of them also poll deployments/next on keep-alive connections; the
-// gateway against nginx as a WebSocket reverse proxy (nginx/nginx-ws-conf.ts), the gateway at its
+// gateway against nginx as a WebSocket reverse proxy (nginxWsConf, nginx/nginx-conf.ts), the gateway at its
 // default Workers against nginx `worker_processes auto`, then both with one worker. The devices
 // come from BENCH_CONN_CLIENTS processes (bench/load/ws-devices-process.ts), whose CPU is printed.
 // Per side: 1/10 of the devices connect (RSS at that count), then the rest (RSS; memory per

@@ -8,7 +8,7 @@ import { nginxWsConf } from '../nginx/nginx-conf';
 
 // The two proxies of the connection bench, each started for one side of a round and stopped
 // after it: the gateway as a user runs it (HTTPS, UpstreamServer, nothing else configured) and
-// nginx as a WebSocket reverse proxy (nginx-ws-conf.ts).
+// nginx as a WebSocket reverse proxy (nginxWsConf in nginx-conf.ts).
 
 export interface ServerUnderTest {
   name: string;
