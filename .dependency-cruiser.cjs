@@ -45,6 +45,14 @@ module.exports = {
       from: { path: '^lib/' },
       to: { path: '^(spec|fixtures|bench|support)/' },
     },
+    {
+      name: 'one-test-kit',
+      severity: 'error',
+      comment:
+        'Benchmarks, fixtures and the kit itself share the test kit (spec/support), never a test folder or a test file: what two of them need moves into spec/support (docs/testing.md).',
+      from: { path: '^(bench|fixtures|spec/support)/' },
+      to: { path: ['^spec/(?!support/)', '[.]test[.]ts$'] },
+    },
   ],
   options: {
     tsConfig: { fileName: 'tsconfig.json' },

@@ -18,7 +18,7 @@ tests = $(foreach d,$(1),"dist/spec/$(d)/**/*.test.js")
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-engines release release-measure clean
+.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines release release-measure clean
 
 all: build
 
@@ -36,11 +36,11 @@ build: install
 	$(NODE) dist/lib/config/build-validator.js
 
 # Import rules of lib/ (.dependency-cruiser.cjs): no circles, no import against the layer order
-# of support/lint/layers.cjs; Biome's formatting and lint rules (biome.jsonc) over the tree; no
+# of support/lint/layers.cjs; bench/, fixtures/ and spec/support import no test folder or file; Biome's formatting and lint rules (biome.jsonc) over the tree; no
 # comment citing one of our issue numbers; tsc with unused locals refused, so a moved type leaves
 # no dead import. docs/architecture.md explains each.
 lint: install
-	node_modules/.bin/depcruise --config .dependency-cruiser.cjs --output-type err lib
+	node_modules/.bin/depcruise --config .dependency-cruiser.cjs --output-type err lib bench fixtures spec/support
 	node_modules/.bin/biome ci --error-on-warnings
 	@if grep -rnIE '\b[Ii]ssues? #?[0-9]+' lib spec fixtures bench support; then \
 	  echo 'make lint: the lines above cite our issue numbers: cite a public reference or a docs/ page'; exit 1; fi
@@ -137,6 +137,12 @@ bench:
 bench-connections:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/connections-bench.js; rc=$$?; \
 	echo "make bench-connections: $$(( $$(date +%s) - start )) s in all"; exit $$rc
+
+# The measuring tool behind the connection bench's memory figures: one gateway (no nginx) holding
+# BENCH_CONN_DEVICES WebSockets (2000), its RSS split into anonymous and file-backed memory at each
+# step; heap snapshots, perf and malloc_trim on request (BENCH_CONN_* in bench/README-bench.md).
+bench-connections-probe:
+	@$(MAKE) --no-print-directory build && $(NODE) dist/bench/connections/probe-memory.js
 
 # The ways of reaching the Mender server side by side against one loopback upstream (~2 min, not
 # part of `make bench`): docs/architecture.md "Reaching upstream". http-proxy is no dependency any

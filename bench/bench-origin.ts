@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import http from 'node:http';
 import * as path from 'node:path';
+import { closeServer, listenOnFreePort } from '../spec/support/listen';
 
 // The artifact origin of the cache benchmark, and of the nginx comparison's memory case: files
 // of a directory served with Range, every byte counted, optionally throttled per response (an
@@ -21,7 +22,7 @@ export async function startOrigin(dir: string): Promise<Origin> {
     url: (f) => new URL(`http://127.0.0.1:${port}/bucket/${f}?X-Amz-Signature=${randomBytes(6).toString('hex')}`),
     bytes: 0,
     throttle: 0,
-    close: async () => void server.close(),
+    close: () => closeServer(server),
   };
   const server = http.createServer(async (req, res) => {
     const file = path.join(dir, path.basename(new URL(req.url ?? '/', 'http://x').pathname));
@@ -46,9 +47,7 @@ export async function startOrigin(dir: string): Promise<Origin> {
     }
     res.end();
   });
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
-  );
+  const port = await listenOnFreePort(server);
   origin.port = port;
   return origin;
 }

@@ -8,7 +8,7 @@ import { makeArtifactFile } from './artifact-file';
 import { MAX_STEAL_PCT, median } from './compare/rounds';
 import { startOrigin, type Origin } from './bench-origin';
 import { fetchAll, load, type LoadResult } from './load-clients';
-import { timed } from './part-timer';
+import { runMain, timed } from './part-timer';
 
 // The artifact cache's benchmark (not a timed test). Prints, for one machine and one run:
 //  1. cold fill with 100 concurrent devices: upstream bytes / artifact size (must be 1.00)
@@ -211,9 +211,4 @@ export async function runCacheBench(print: (line: string) => void = (l) => proce
   }
 }
 
-if (require.main === module) {
-  runCacheBench().catch((err) => {
-    process.stderr.write(`cache bench failed: ${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('cache bench', runCacheBench);

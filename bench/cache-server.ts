@@ -3,6 +3,7 @@ import http from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { createArtifactCache } from '../lib/cache/artifact-cache';
 import { createLogger } from '../lib/observe/log';
+import { runMain } from './part-timer';
 
 // The process whose memory the cache benchmark samples: either the artifact cache behind a
 // bare HTTP server (`cache <path> <readSize>`), or the reference, a plain Node file server
@@ -46,7 +47,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err) => {
-  process.stderr.write(`cache-server: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+runMain('cache-server', main);

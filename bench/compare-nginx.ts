@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, promises as fsp, rmSync } from 'node:fs';
+import { mkdirSync, promises as fsp, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTlsMaterial } from '../spec/support/tls-material';
@@ -17,7 +17,8 @@ import { MAX_STEAL_PCT } from './compare/rounds';
 import { previousRounds, previousRuntime, shippedRuntime } from './compare/runtimes';
 import { startProxies, type Running } from './compare/start-proxies';
 import { deviceFleet } from './load/device-fleet';
-import { timed } from './part-timer';
+import { NGINX } from './nginx/nginx-process';
+import { runMain, timed } from './part-timer';
 
 // The gateway against nginx configured to do the same job, on this machine, in the
 // same run: cases alternate A B A B, medians and gateway/nginx ratios per case, steal and load
@@ -33,8 +34,6 @@ import { timed } from './part-timer';
 // `node` path), BENCH_PREVIOUS_ROUNDS (that side's rounds; default all).
 
 const MiB = 1024 * 1024;
-// /usr/sbin is not on an ordinary user's PATH on Debian.
-const NGINX = process.env.BENCH_NGINX ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
 
 export async function runNginxComparison(print: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   const cases = new Set((process.env.BENCH_CASES ?? 'passthrough,workers,mtls,cached,cold,memory').split(','));
@@ -166,11 +165,4 @@ export async function runNginxComparison(print: (line: string) => void = (l) => 
   }
 }
 
-if (require.main === module) {
-  // Ctrl-C or `timeout`: the 'exit' handlers stop nginx and the gateways and remove the temp dirs.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-  runNginxComparison().catch((err) => {
-    process.stderr.write(`nginx comparison failed: ${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('nginx comparison', runNginxComparison);

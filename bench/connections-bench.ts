@@ -6,16 +6,17 @@ import * as path from 'node:path';
 import WebSocket from 'ws';
 import { makeTlsMaterial } from '../spec/support/tls-material';
 import { loadAverage, machineLine, toolVersion } from './compare/report';
-import { cpuWindow } from './connections/proc-stat';
 import { startEchoUpstream, startFleet, type EchoUpstream, type Fleet } from './connections/fleet';
-import { NGINX, startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTest } from './connections/servers';
+import { startGatewaySide, startNginxSide, type ServerSetup, type ServerUnderTest } from './connections/servers';
+import { NGINX } from './nginx/nginx-process';
 import { previousRuntime, shippedRuntime } from './compare/runtimes';
-import { rssBytes } from './load/system-sample';
+import { cpuWindow, rssBytes } from '../spec/support/process-stats';
+import { runMain } from './part-timer';
 
 // Small-box target 5 (docs/benchmarks.md): 10,000 devices over TLS each hold a WebSocket through the proxy to a
 // deviceconnect stand-in (connections/echo-upstream.ts, its own process), with mender-connect's
 // ping traffic (both sides ping every 54 s), while a tenth of them also poll deployments/next on keep-alive connections; the
-// gateway against nginx as a WebSocket reverse proxy (nginx/nginx-ws-conf.ts), the gateway at its
+// gateway against nginx as a WebSocket reverse proxy (nginxWsConf, nginx/nginx-conf.ts), the gateway at its
 // default Workers against nginx `worker_processes auto`, then both with one worker. The devices
 // come from BENCH_CONN_CLIENTS processes (bench/load/ws-devices-process.ts), whose CPU is printed.
 // Per side: 1/10 of the devices connect (RSS at that count), then the rest (RSS; memory per
@@ -262,10 +263,20 @@ interface Row {
 }
 
 function compareRows(g: SideResult, n: SideResult): Row[] {
-  const gPer = (g.rssFull - g.rssBefore) / g.established;
-  const nPer = (n.rssFull - n.rssBefore) / n.established;
   const back = (r: SideResult) => (r.rssAfter - r.rssBefore) / r.rssBefore;
-  const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  const ms = (v: number) => `${v.toFixed(2)} ms`;
+  /** A figure of both sides and their ratio; `limit`: the target, the highest gateway/nginx ratio (none: context only). */
+  const ratioRow = (what: string, figure: (r: SideResult) => number, fmt: (v: number) => string, limit?: number): Row => {
+    const [a, b] = [figure(g), figure(n)];
+    return {
+      what,
+      gateway: fmt(a),
+      nginx: fmt(b),
+      ratio: `${(a / b).toFixed(2)}×`,
+      target: limit === undefined ? '' : `≤ ${limit.toFixed(1)}×`,
+      met: limit === undefined ? null : a <= limit * b,
+    };
+  };
   return [
     {
       what: 'established / dropped',
@@ -275,62 +286,17 @@ function compareRows(g: SideResult, n: SideResult): Row[] {
       target: '0 dropped',
       met: g.dropped === 0 && g.failed === 0 && g.established === g.devices,
     },
-    {
-      what: 'memory per connected device',
-      gateway: kib(gPer),
-      nginx: kib(nPer),
-      ratio: x(gPer, nPer),
-      target: '≤ 1.0×',
-      met: gPer <= nPer,
-    },
-    {
-      what: `total RSS at ${g.established}`,
-      gateway: mb(g.rssFull),
-      nginx: mb(n.rssFull),
-      ratio: x(g.rssFull, n.rssFull),
-      target: '≤ 1.2×',
-      met: g.rssFull <= 1.2 * n.rssFull,
-    },
-    {
-      what: `total RSS at ${Math.round(g.devices / 10)}`,
-      gateway: mb(g.rssTenth),
-      nginx: mb(n.rssTenth),
-      ratio: x(g.rssTenth, n.rssTenth),
-      target: '',
-      met: null,
-    },
-    {
-      what: 'setup rate',
-      gateway: `${g.setupPerSec.toFixed(0)}/s`,
-      nginx: `${n.setupPerSec.toFixed(0)}/s`,
-      ratio: x(g.setupPerSec, n.setupPerSec),
-      target: '',
-      met: null,
-    },
-    {
-      what: 'CPU per connection set up',
-      gateway: `${g.cpuPerConnMs.toFixed(2)} ms`,
-      nginx: `${n.cpuPerConnMs.toFixed(2)} ms`,
-      ratio: x(g.cpuPerConnMs, n.cpuPerConnMs),
-      target: '≤ 1.5×',
-      met: g.cpuPerConnMs <= 1.5 * n.cpuPerConnMs,
-    },
-    {
-      what: 'echo round trip p99',
-      gateway: `${g.echoP99.toFixed(2)} ms`,
-      nginx: `${n.echoP99.toFixed(2)} ms`,
-      ratio: x(g.echoP99, n.echoP99),
-      target: '',
-      met: null,
-    },
-    {
-      what: 'poll p99 under that load',
-      gateway: `${g.pollP99.toFixed(2)} ms`,
-      nginx: `${n.pollP99.toFixed(2)} ms`,
-      ratio: x(g.pollP99, n.pollP99),
-      target: '≤ 1.5×',
-      met: g.pollP99 <= 1.5 * n.pollP99,
-    },
+    ratioRow('memory per connected device', (r) => (r.rssFull - r.rssBefore) / r.established, kib, 1),
+    ratioRow(`total RSS at ${g.established}`, (r) => r.rssFull, mb, 1.2),
+    ratioRow(`total RSS at ${Math.round(g.devices / 10)}`, (r) => r.rssTenth, mb),
+    ratioRow(
+      'setup rate',
+      (r) => r.setupPerSec,
+      (v) => `${v.toFixed(0)}/s`,
+    ),
+    ratioRow('CPU per connection set up', (r) => r.cpuPerConnMs, ms, 1.5),
+    ratioRow('echo round trip p99', (r) => r.echoP99, ms),
+    ratioRow('poll p99 under that load', (r) => r.pollP99, ms, 1.5),
     {
       what: 'RSS after all left vs before',
       gateway: `${mb(g.rssBefore)} → ${mb(g.rssAfter)} (${(100 * back(g)).toFixed(0)} %)`,
@@ -395,32 +361,10 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
       print(
         `\n## ${label}: ${devices} devices${devices < k.devices ? ` (not ${k.devices}: ${limit} descriptors per process hold 2 per device and per poller)` : ''}`,
       );
-      const g = await runSide(
-        k,
-        devices,
-        k.pollers,
-        (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers),
-        tls.ca.cert,
-        print,
-      );
-      const p = previous
-        ? await runSide(
-            k,
-            devices,
-            k.pollers,
-            (up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers, previous),
-            tls.ca.cert,
-            print,
-          )
-        : undefined;
-      const n = await runSide(
-        k,
-        devices,
-        k.pollers,
-        (up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers),
-        tls.ca.cert,
-        print,
-      );
+      const side = (start: (upstreamPort: number) => Promise<ServerUnderTest>) => runSide(k, devices, k.pollers, start, tls.ca.cert, print);
+      const g = await side((up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers));
+      const p = previous ? await side((up) => startGatewaySide({ ...setup, upstreamPort: up }, gatewayWorkers, previous)) : undefined;
+      const n = await side((up) => startNginxSide({ ...setup, upstreamPort: up }, nginxWorkers));
       results.push({ label, gateway: g, previous: p, nginx: n });
     }
     print('\n## summary (gateway vs nginx, this machine, this run)');
@@ -448,10 +392,4 @@ export async function runConnectionsBench(print: (line: string) => void = (l) =>
   }
 }
 
-if (require.main === module) {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-  runConnectionsBench().catch((err) => {
-    process.stderr.write(`connections bench failed: ${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('connections bench', runConnectionsBench);

@@ -36,3 +36,14 @@ export function printPartTimes(totalSeconds: number, print: (line: string) => vo
   for (const p of parts) print(`| ${p.name} | ${p.seconds.toFixed(1)} |`);
   print(`| **total** | **${totalSeconds.toFixed(0)}** (${(totalSeconds / 60).toFixed(1)} min) |`);
 }
+
+/** The entry of a benchmark or of a load process: Ctrl-C or `timeout` exits through process.exit,
+ * so the 'exit' handlers stop nginx and the gateways and remove the temp dirs (1 GiB of files) as
+ * on any other end; a failure prints its stack and exits 1. */
+export function runMain(name: string, main: () => Promise<unknown>): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  main().catch((err) => {
+    process.stderr.write(`${name} failed: ${(err as Error).stack}\n`);
+    process.exit(1);
+  });
+}

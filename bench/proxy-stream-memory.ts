@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { closeServer, listenOnFreePort } from '../spec/support/listen';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from '../spec/support/gateway-process';
+import { rssBytes, sampleRss } from '../spec/support/process-stats';
+import { runMain } from './part-timer';
 
 // A 1 GiB body through the pass-through proxy, each way, must not grow the gateway's
 // memory. Prints the gateway process's idle and peak RSS (sampled every 100 ms from /proc) and
@@ -24,11 +26,6 @@ function body(size: number): Readable {
       for (let sent = 0; sent < size; sent += CHUNK.length) yield CHUNK;
     })(),
   );
-}
-
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
 }
 
 /** PUT `size` bytes, get `size` bytes back; resolves to bytes/s (both ways). */
@@ -75,11 +72,10 @@ export async function benchProxyStreamMemory(): Promise<void> {
     const pid = gateway.process.pid!;
     const port = Number(gateway.listeners.http.split(':').pop());
     await new Promise((r) => setTimeout(r, 500));
-    const idle = rssOf(pid);
-    let peak = idle;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 100);
+    const idle = rssBytes(pid);
+    const sampler = sampleRss(() => [pid], 100);
     const viaGateway = await roundTrip(port, SIZE);
-    clearInterval(sampler);
+    const peak = sampler.stop();
     const direct = await roundTrip(upstreamPort, DIRECT_SIZE);
     const mib = (n: number) => (n / 1048576).toFixed(1);
     const gibps = (n: number) => (n / 1024 ** 3).toFixed(2);
@@ -95,9 +91,4 @@ export async function benchProxyStreamMemory(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  benchProxyStreamMemory().catch((err) => {
-    console.error(`bench: ${(err as Error).message}`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('proxy stream memory', benchProxyStreamMemory);

@@ -1,6 +1,6 @@
 import { runCacheBench } from './cache-bench';
 import { runNginxComparison } from './compare-nginx';
-import { printPartTimes, timed } from './part-timer';
+import { printPartTimes, runMain, timed } from './part-timer';
 import { benchProxyStreamMemory } from './proxy-stream-memory';
 
 // `make bench`: every benchmark, one after the other, printing figures and ratios against
@@ -14,11 +14,4 @@ async function main(): Promise<void> {
   printPartTimes(Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-// Ctrl-C or `timeout`: exit through process.exit, so the 'exit' handlers stop nginx and the
-// gateways and remove the temp dirs (1 GiB of files) as on any other end.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-
-main().catch((err) => {
-  process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runMain('bench', main);

@@ -4,8 +4,9 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { BLOB_MIB } from './engines/blob-size';
-import { cpuSnapshot, rssBytes, systemNoteSince } from './load/system-sample';
+import { cpuSnapshot, rssBytes, systemNoteSince } from '../spec/support/process-stats';
 import { runWrk, type WrkResult } from './load/wrk';
+import { runMain } from './part-timer';
 
 // `make bench-engines`: the ways the gateway can reach the Mender server, side by side in one
 // run against one loopback upstream (bench/engines/upstream-stub.ts), each engine in a process of
@@ -317,9 +318,4 @@ export async function runUpstreamEngines(): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  runUpstreamEngines().catch((err) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain('upstream engines bench', runUpstreamEngines);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cpuSnapshot, rssBytes, sampleRss, systemNoteSince, type SystemNote } from '../load/system-sample';
+import { cpuSnapshot, rssBytes, sampleRss, systemNoteSince, type SystemNote } from '../../spec/support/process-stats';
 import { runWrk } from '../load/wrk';
 import { gbps, mb, systemRange, verdictLine, viaNginx, type BenchContext } from './context';
 import { startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './gateway-under-test';

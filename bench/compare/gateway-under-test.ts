@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { processTree } from '../load/system-sample';
 import { createLinkSigner, type LinkSigner } from '../../lib/artifacts/signed-link';
-import { startGateway, writeGatewayConfig, type GatewayProcess } from '../../spec/support/gateway-process';
+import { startQuietGateway, type GatewayProcess } from '../../spec/support/gateway-process';
 
 // The gateway as a user runs it (`node bin/gateway.js --config FILE`), configured for the same
 // job as nginx: pass-through to the emulator, artifact proxy with the on-disk cache, HTTP and
@@ -63,27 +62,19 @@ export async function startGatewayUnderTest(s: GatewaySetup, name: string, worke
     // there the auto rule would fall back to one process (metrics are per process).
     ...(workersKey === 1 ? { Metrics: { Enabled: true, Listen: '127.0.0.1:0' } } : {}),
     ...(workersKey !== undefined ? { Workers: workersKey } : {}),
-    // Info until it has logged its listeners (that is how the ports are read) ...
-    LogLevel: 'info',
   };
-  const nodeOptions = s.nodeOptions ?? process.env.BENCH_GATEWAY_NODE_OPTIONS;
-  const configFile = writeGatewayConfig(s.dir, config, `gateway-${name}.conf`);
-  const proc = await startGateway({
-    configFile,
+  const started = await startQuietGateway(s.dir, `gateway-${name}`, config, {
     waitFor: mtls ? ['https'] : ['http', 'https'],
     timeoutMs: 30_000,
     node: s.node,
-    env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+    nodeOptions: s.nodeOptions ?? process.env.BENCH_GATEWAY_NODE_OPTIONS,
   });
-  // ... then warn through SIGHUP (as an operator would): no access log, as nginx runs here.
-  writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `gateway-${name}.conf`);
-  proc.process.kill('SIGHUP');
-  await new Promise((r) => setTimeout(r, 500));
+  const proc = started.proc;
   return {
     proc,
     pid: proc.process.pid!,
-    workers: Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1),
-    pids: () => processTree(proc.process.pid!),
+    workers: started.workers,
+    pids: started.pids,
     url: (listener) => proc.url(listener),
     link(origin, listener) {
       const minted = new URL(signer.mint(origin, new Date(Date.now() + 6 * 3600_000)));

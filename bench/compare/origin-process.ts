@@ -1,7 +1,9 @@
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 import { startMenderServer } from '../../fixtures/mender-server';
 import { startS3Store } from '../../fixtures/s3-store';
+import { authBodySignedBy, postAuth } from '../../spec/support/mtls-device';
+import { runMain } from '../part-timer';
 
 // The origin of the nginx comparison, in a process of its own (forked, IPC): the Mender server
 // emulator and the loopback S3 store from fixtures/. Its own process so that its CPU is not the
@@ -36,33 +38,13 @@ function nextStub(): http.Server {
 }
 
 async function deviceToken(port: number): Promise<string> {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const pubkey = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  const raw = Buffer.from(JSON.stringify({ id_data: JSON.stringify({ mac: 'be:nc:h0:00:00:01' }), tenant_token: '', pubkey }) + '\n');
-  const signature = sign('sha256', raw, privateKey).toString('base64');
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const body = authBodySignedBy({ mac: 'be:nc:h0:00:00:01' }, privateKey);
+  const agent = new http.Agent();
   // autoAccept accepts the auth set on the first request; the second one gets the token.
   for (let attempt = 0; attempt < 2; attempt++) {
-    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          method: 'POST',
-          path: '/api/devices/v1/authentication/auth_requests',
-          headers: { 'Content-Type': 'application/json', 'X-MEN-Signature': signature, 'Content-Length': raw.length },
-        },
-        (res) => {
-          let text = '';
-          res
-            .setEncoding('utf8')
-            .on('data', (c: string) => (text += c))
-            .on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        },
-      );
-      req.on('error', reject);
-      req.end(raw);
-    });
-    if (status === 200) return body.trim();
+    const { status, body: token } = await postAuth(`http://127.0.0.1:${port}`, agent, body);
+    if (status === 200) return token.trim();
   }
   throw new Error('the emulator did not accept the bench device');
 }
@@ -102,7 +84,4 @@ async function main(): Promise<void> {
   } satisfies OriginReady);
 }
 
-main().catch((err) => {
-  process.stderr.write(`bench origin: ${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runMain('bench origin', main);

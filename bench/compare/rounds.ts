@@ -1,4 +1,4 @@
-import { cpuSnapshot, systemNoteSince, type SystemNote } from '../load/system-sample';
+import { cpuSnapshot, systemNoteSince, type SystemNote } from '../../spec/support/process-stats';
 
 // A B A B … rounds, each measurement with the steal and load of its own window; rounds above
 // the steal limit are dropped (peers-and-performance.md §0.5: steal reached 60 % in one run).

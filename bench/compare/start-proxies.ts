@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import type { TlsMaterial } from '../../spec/support/tls-material';
 import type { Origin as FileOrigin } from '../bench-origin';
-import { freePort, startNginx, type NginxProcess } from '../nginx/nginx-process';
+import { freePort } from '../../spec/support/listen';
+import { startNginx, type NginxProcess } from '../nginx/nginx-process';
 import { startGatewayUnderTest, type GatewaySetup, type GatewayUnderTest } from './gateway-under-test';
 import type { OriginHandle } from './origin';
 import type { Runtime } from './runtimes';

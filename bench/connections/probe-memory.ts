@@ -3,9 +3,10 @@ import { mkdirSync, promises as fsp, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTlsMaterial } from '../../spec/support/tls-material';
-import { rssBytes } from '../load/system-sample';
+import { rssBytes } from '../../spec/support/process-stats';
 import { startEchoUpstream, startFleet } from './fleet';
 import { startGatewaySide } from './servers';
+import { runMain } from '../part-timer';
 
 // Where a one-process gateway's memory per held WebSocket goes (target 5): N devices
 // connect, then the gateway's /proc smaps_rollup and, with BENCH_GATEWAY_NODE_OPTIONS=
@@ -148,7 +149,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runMain('probe-memory', main);

@@ -1,13 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { startGateway, writeGatewayConfig } from '../../spec/support/gateway-process';
-import { processTree } from '../load/system-sample';
-import { startNginxWith, freePort } from '../nginx/nginx-process';
-import { nginxWsConf } from '../nginx/nginx-ws-conf';
+import { startQuietGateway } from '../../spec/support/gateway-process';
+import { processTree } from '../../spec/support/process-stats';
+import { freePort } from '../../spec/support/listen';
+import { NGINX, startNginxWith } from '../nginx/nginx-process';
+import { nginxWsConf } from '../nginx/nginx-conf';
 
 // The two proxies of the connection bench, each started for one side of a round and stopped
 // after it: the gateway as a user runs it (HTTPS, UpstreamServer, nothing else configured) and
-// nginx as a WebSocket reverse proxy (nginx-ws-conf.ts).
+// nginx as a WebSocket reverse proxy (nginxWsConf in nginx-conf.ts).
 
 export interface ServerUnderTest {
   name: string;
@@ -19,8 +20,6 @@ export interface ServerUnderTest {
   log(): string;
   stop(): Promise<void>;
 }
-
-export const NGINX = process.env.BENCH_NGINX ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
 
 export interface ServerSetup {
   dir: string;
@@ -42,26 +41,20 @@ export async function startGatewaySide(
     HTTPS: { Enabled: true, Listen: '127.0.0.1:0', ServerCertificate: s.serverCert, ServerKey: s.serverKey },
     UpstreamServer: { URL: `http://127.0.0.1:${s.upstreamPort}` },
     ...(workers !== undefined ? { Workers: workers } : {}),
-    // Info until it has logged its listener (that is how the port is read) ...
-    LogLevel: 'info',
   };
   const name = `gateway-conn-${workers ?? 'auto'}${runtime ? '-previous' : ''}`;
-  const configFile = writeGatewayConfig(s.dir, config, `${name}.conf`);
-  const env = {
-    ...process.env,
-    ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}),
-  };
-  const proc = await startGateway({ configFile, waitFor: ['https'], timeoutMs: 30_000, env, node: runtime?.node });
-  // ... then warn through SIGHUP, as an operator would: no line per device, as nginx runs here.
-  writeGatewayConfig(s.dir, { ...config, LogLevel: 'warn' }, `${name}.conf`);
-  proc.process.kill('SIGHUP');
-  await new Promise((r) => setTimeout(r, 500));
-  const port = Number(proc.url('https').split(':').pop());
+  const gw = await startQuietGateway(s.dir, name, config, {
+    waitFor: ['https'],
+    timeoutMs: 30_000,
+    node: runtime?.node,
+    nodeOptions: process.env.BENCH_GATEWAY_NODE_OPTIONS,
+  });
+  const proc = gw.proc;
   return {
     name: runtime?.side ?? 'gateway',
-    port,
-    workers: Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1),
-    pids: () => processTree(proc.process.pid!),
+    port: Number(proc.url('https').split(':').pop()),
+    workers: gw.workers,
+    pids: gw.pids,
     log: () => proc.output(),
     async stop() {
       await proc.stop();

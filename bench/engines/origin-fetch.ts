@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import http from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { rssBytes } from '../load/system-sample';
+import { rssBytes } from '../../spec/support/process-stats';
 
 // An artifact-origin fetch as the cache fills (argv: client, url, count, [proxy URL]), in a
 // process of its own: `count` downloads one after the other, streamed to /dev/null (the disk is

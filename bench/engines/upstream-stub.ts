@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
-import { connectProxy } from '../../spec/integration/connect-proxy';
+import { connectProxy } from '../../spec/support/connect-proxy';
 import { BLOB_MIB } from './blob-size';
 
 // The loopback Mender server for bench/upstream-engines.ts, in a process of its own (argv[2]

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { runMain } from '../part-timer';
 
 // N devices start the same download at once, each exactly once; the wall time until the last
 // one has every byte. Input (argv[2], JSON): url, devices, expectBytes. Output: one JSON line.
@@ -42,7 +43,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  process.stderr.write(`burst: ${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runMain('burst', main);

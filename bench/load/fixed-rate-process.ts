@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { runMain } from '../part-timer';
 
 // A fixed-rate load generator with latencies corrected for coordinated omission (what wrk2
 // does; Debian has no wrk2): request i is due at t0 + i/rate, and its latency is measured from
@@ -70,7 +71,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  process.stderr.write(`fixed-rate: ${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runMain('fixed-rate', main);

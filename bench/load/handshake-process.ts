@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import tls from 'node:tls';
+import { runMain } from '../part-timer';
 
 // TLS handshakes per second with client certificates, as client 5.1 polls: every request on a
 // new connection (small-box target 6, docs/benchmarks.md). Devices take turns, each connection presenting the next
@@ -121,7 +122,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  process.stderr.write(`handshakes: ${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runMain('handshakes', main);

@@ -10,6 +10,7 @@
 //    a third, the same with session tickets and a shared session cache (resumed handshakes).
 //    Both pass device API calls to the lean deployments/next stub, as the gateway
 //    under test does.
+// And nginx as a WebSocket reverse proxy over TLS for the connection bench (nginxWsConf).
 // Pure: returns the text; nginx-process.ts writes it and runs nginx.
 
 export interface NginxConfOptions {
@@ -43,14 +44,7 @@ const LOCK_WAIT = '10m';
 function locations(o: NginxConfOptions): string {
   return `
     location = /api/internal/v1/gateway/alive { return 204; }
-    location /api/ {
-      proxy_pass http://mender;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
+    ${proxyLocation('/api/', 'mender')}
 ${cachedLocation(`/${o.bucket}/`, 's3', o.s3Port)}
 ${cachedLocation('/bucket/', 'static_origin', o.staticPort)}`;
 }
@@ -58,7 +52,7 @@ ${cachedLocation('/bucket/', 'static_origin', o.staticPort)}`;
 function mtlsLocations(): string {
   return `
     location = /api/internal/v1/gateway/alive { return 204; }
-    ${nextStubLocation()}`;
+    ${proxyLocation('/', 'next_stub')}`;
 }
 
 function cachedLocation(prefix: string, upstream: string, port: number): string {
@@ -98,16 +92,54 @@ http {
   scgi_temp_path ${p}/tmp/scgi;`;
 }
 
-/** A location that proxies to the `next` stub over a keep-alive upstream, with forwarded headers. */
-function nextStubLocation(): string {
-  return `location / {
-      proxy_pass http://next_stub;
+/** A location proxied over a keep-alive upstream, with the forwarded headers; `upgradeTimeout`:
+ * a WebSocket's (Upgrade and Connection passed on, nginx.org/en/docs/http/websocket.html), with
+ * that read and send timeout. */
+function proxyLocation(match: string, upstream: string, upgradeTimeout?: string): string {
+  const connection = upgradeTimeout
+    ? `proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;`
+    : 'proxy_set_header Connection "";';
+  const timeouts = upgradeTimeout
+    ? `
+      proxy_read_timeout ${upgradeTimeout};
+      proxy_send_timeout ${upgradeTimeout};`
+    : '';
+  return `location ${match} {
+      proxy_pass http://${upstream};
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      ${connection}
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Proto $scheme;${timeouts}
     }`;
+}
+
+/** Keep-alive from the devices and the TLS certificate, the same in every bench nginx. */
+function keepAliveAndTls(o: { serverCert: string; serverKey: string }): string {
+  return `  keepalive_timeout 60s;
+  keepalive_requests 1000000;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_certificate ${o.serverCert};
+  ssl_certificate_key ${o.serverKey};`;
+}
+
+/** A server that demands a client certificate signed by `clientCa`; `resume`: with session tickets
+ * and a shared session cache, else every handshake is full. */
+function mtlsServer(port: number, clientCa: string, resume: boolean): string {
+  const sessions = resume
+    ? `ssl_session_cache shared:MTLS:10m;
+    ssl_session_tickets on;
+    ssl_session_timeout 5m;`
+    : `ssl_session_cache off;
+    ssl_session_tickets off;`;
+  return `  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_verify_client on;
+    ssl_client_certificate ${clientCa};
+    ${sessions}
+${mtlsLocations()}
+  }`;
 }
 
 export function nginxConf(o: NginxConfOptions): string {
@@ -117,16 +149,12 @@ ${nginxPreamble({ ...o, descriptors: undefined })}
   default_type application/octet-stream;
   sendfile on;
   tcp_nopush on;
-  keepalive_timeout 60s;
-  keepalive_requests 1000000;
+${keepAliveAndTls(o)}
   upstream mender { server 127.0.0.1:${o.emulatorPort}; keepalive 64; }
   upstream next_stub { server 127.0.0.1:${o.stubPort}; keepalive 64; }
   upstream s3 { server 127.0.0.1:${o.s3Port}; keepalive 64; }
   upstream static_origin { server 127.0.0.1:${o.staticPort}; keepalive 64; }
   proxy_cache_path ${p}/cache levels=1:2 keys_zone=artifacts:10m max_size=20g inactive=1d use_temp_path=off;
-  ssl_protocols TLSv1.2 TLSv1.3;
-  ssl_certificate ${o.serverCert};
-  ssl_certificate_key ${o.serverKey};
   server {
     listen 127.0.0.1:${o.httpPort};
 ${locations(o)}
@@ -137,24 +165,42 @@ ${locations(o)}
   }
   server {
     listen 127.0.0.1:${o.passPort};
-    ${nextStubLocation()}
+    ${proxyLocation('/', 'next_stub')}
   }
+${mtlsServer(o.mtlsPort, o.clientCa, false)}
+${mtlsServer(o.mtlsResumePort, o.clientCa, true)}
+}
+`;
+}
+
+export interface NginxWsConfOptions {
+  prefix: string;
+  /** A number or 'auto'. */
+  workers: number | 'auto';
+  user?: string;
+  port: number;
+  upstreamPort: number;
+  serverCert: string;
+  serverKey: string;
+  /** worker_rlimit_nofile and worker_connections. */
+  descriptors: number;
+}
+
+/** The connection bench's nginx (target 5), as nginx's own guide configures a WebSocket proxy: a
+ * read timeout above the ping period; deployments/next through a keep-alive upstream. Enough
+ * descriptors for every device twice (device side and upstream side) plus the pollers, in each
+ * worker; `reuseport` spreads the devices over the workers (the gateway's cluster primary hands
+ * connections round-robin), so no worker hits its limit while another idles. */
+export function nginxWsConf(o: NginxWsConfOptions): string {
+  return `# generated by bench/nginx/nginx-conf.ts
+${nginxPreamble(o)}
+${keepAliveAndTls(o)}
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  upstream deviceconnect { server 127.0.0.1:${o.upstreamPort}; keepalive 64; }
   server {
-    listen 127.0.0.1:${o.mtlsPort} ssl;
-    ssl_verify_client on;
-    ssl_client_certificate ${o.clientCa};
-    ssl_session_cache off;
-    ssl_session_tickets off;
-${mtlsLocations()}
-  }
-  server {
-    listen 127.0.0.1:${o.mtlsResumePort} ssl;
-    ssl_verify_client on;
-    ssl_client_certificate ${o.clientCa};
-    ssl_session_cache shared:MTLS:10m;
-    ssl_session_tickets on;
-    ssl_session_timeout 5m;
-${mtlsLocations()}
+    listen 127.0.0.1:${o.port} ssl reuseport;
+    ${proxyLocation('/api/devices/v1/deviceconnect/', 'deviceconnect', '1h')}
+    ${proxyLocation('/api/', 'deviceconnect')}
   }
 }
 `;

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import * as path from 'node:path';
-import { processTree } from '../load/system-sample';
+import { processTree } from '../../spec/support/process-stats';
 import { nginxConf, type NginxConfOptions } from './nginx-conf';
 
 // Debian's nginx, run in the foreground from a temp prefix (no root paths, no system service),
@@ -26,17 +26,8 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** A free loopback port (listen on 0, read it, close); nginx needs numbers in its config. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** Debian's nginx (/usr/sbin is not on an ordinary user's PATH there), or BENCH_NGINX. */
+export const NGINX = process.env.BENCH_NGINX ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
 
 export async function startNginx(binary: string, o: NginxConfOptions): Promise<NginxProcess> {
   // As root, nginx's workers would drop to nobody and could not write the 0700 temp prefix.

@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { readlink as readlinkAsync } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLinkSigner, type LinkSigner } from '../../lib/artifacts/signed-link';
 import { startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
+import { processTree, rssBytes } from '../support/process-stats';
 
 // The fault suite runs the gateway as users do (`node bin/gateway.js --config FILE`, debug log)
 // and counts what it holds from the outside: /proc/<pid>/fd and VmRSS. Every gateway's log is
@@ -108,22 +108,6 @@ export function alive(gw: GatewayProcess): boolean {
   return gw.process.exitCode === null && gw.process.signalCode === null;
 }
 
-/** The process and its descendants (a primary and its cluster workers when `Workers` asks for them). */
-export function processTree(pid: number): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    try {
-      for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
-        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
-        if (kids) out.push(...kids.split(/\s+/).map(Number));
-      }
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
 const sumOver = (pid: number, one: (p: number) => number): number =>
   processTree(pid).reduce((n, p) => {
     try {
@@ -152,7 +136,7 @@ export async function openFds(pid: number): Promise<string> {
 
 /** Resident memory in KiB, workers included. */
 export function rssKiB(pid: number): number {
-  return sumOver(pid, (p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0));
+  return sumOver(pid, (p) => rssBytes(p) / 1024);
 }
 
 /** fd count once the gateway has settled (keep-alive sockets closing); the lowest seen within `ms`. */
@@ -204,15 +188,6 @@ export function assertJsonError(reply: Reply, status: number | RegExp): void {
   assert.equal(typeof parsed.error, 'string');
   assert.ok((parsed.error as string).length > 0);
   assert.equal(typeof parsed.request_id, 'string');
-}
-
-/** A free TCP port on 127.0.0.1 (bound then released), for a peer that starts later. */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** What no log line may contain, whatever the secret: JWTs, presigned S3 queries, link signatures, Basic credentials. */

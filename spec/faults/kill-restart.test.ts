@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, type TestOrigin } from '../integration/cache-harness';
 import { parseTmpName } from '../../lib/cache/cache-layout';
-import { assertNoSecrets, gatewayConfig, kill9, knob, linkPath, newSecret, processTree, runGateway, signerFor } from './fault-harness';
+import { processTree } from '../support/process-stats';
+import { assertNoSecrets, gatewayConfig, kill9, knob, linkPath, newSecret, runGateway, signerFor } from './fault-harness';
 import { recordFigures } from './figures';
 
 // kill -9 of the real gateway process (`node bin/gateway.js`) at random points of cache fills,

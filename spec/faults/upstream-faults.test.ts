@@ -5,12 +5,12 @@ import type { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { tempDir } from '../integration/cache-harness';
 import type { GatewayProcess } from '../support/gateway-process';
+import { freePort } from '../support/listen';
 import {
   alive,
   assertJsonError,
   assertNoSecrets,
   fdCount,
-  freePort,
   gatewayConfig,
   knob,
   newSecret,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { CHECK_CONFIG_USAGE } from '../../lib/commands/check-config';
-import { closeServer, listenOnFreePort } from '../support/listen';
+import { closeServer, freePort, listenOnFreePort } from '../support/listen';
 import { makeLeaf, makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -67,14 +67,6 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, as: { uid?: number; gi
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** A port nobody listens on right now (the kernel's pick, released again). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  const port = await listenOnFreePort(s);
-  await closeServer(s);
-  return port;
 }
 
 /** A port held by another listener for the rest of the file. */

@@ -9,7 +9,7 @@ import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
-import { connectProxy } from './connect-proxy';
+import { connectProxy } from '../support/connect-proxy';
 
 // The transparent proxy (docs/proxy.md) against real upstream servers on 127.0.0.1.
 

@@ -9,7 +9,7 @@ import { startGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
-import { connectProxy } from './connect-proxy';
+import { connectProxy } from '../support/connect-proxy';
 import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 // HTTPS listener, minimum TLS version, both listeners at once, upstream TLS trust and the

@@ -8,7 +8,7 @@ import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { closeServer, listenOnFreePort } from '../support/listen';
-import { connectProxy } from './connect-proxy';
+import { connectProxy } from '../support/connect-proxy';
 
 // A device's WebSocket through the gateway (lib/proxy/websocket-tunnel.ts): the
 // upgrade as upstream sees it, both directions, either side leaving, a refused upgrade, and an

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { processTree } from './process-stats';
 
 // The gateway as a user runs it: `node bin/gateway.js --config FILE`, a child process. Its
 // listeners are configured on port 0; the ports are read from the `msg="listening"` lines it logs.
@@ -121,5 +122,36 @@ export async function startGateway(opts: StartGatewayOptions): Promise<GatewayPr
       clearTimeout(timer);
       return code;
     },
+  };
+}
+
+export interface QuietGateway {
+  proc: GatewayProcess;
+  /** Worker processes the gateway chose (its `worker processes` line; 1 when it runs alone). */
+  workers: number;
+  /** The gateway's processes: the primary first, then any workers. */
+  pids(): number[];
+}
+
+/** The gateway for a measurement: started at LogLevel info (its `listening` lines give the ports),
+ * then turned to warn through SIGHUP, as an operator would, so that no access-log line per request
+ * is part of what is measured. `config` is written to `dir` as `<name>.conf`. */
+export async function startQuietGateway(
+  dir: string,
+  name: string,
+  config: Record<string, unknown>,
+  opts: Omit<StartGatewayOptions, 'configFile' | 'logLevel'> & { nodeOptions?: string } = {},
+): Promise<QuietGateway> {
+  const file = `${name}.conf`;
+  const { nodeOptions, ...start } = opts;
+  const env = { ...(opts.env ?? process.env), ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
+  const proc = await startGateway({ ...start, env, configFile: writeGatewayConfig(dir, { ...config, LogLevel: 'info' }, file) });
+  writeGatewayConfig(dir, { ...config, LogLevel: 'warn' }, file);
+  proc.process.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 500));
+  return {
+    proc,
+    workers: Number(/msg="?worker processes"?.*\bworkers=(\d+)/.exec(proc.output())?.[1] ?? 1),
+    pids: () => processTree(proc.process.pid!),
   };
 }

@@ -1,5 +1,4 @@
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 
 /** Listen on 127.0.0.1 (or the given host) on a port the kernel picks; resolves to that port. */
 export async function listenOnFreePort(server: Server, host = '127.0.0.1'): Promise<number> {
@@ -20,4 +19,13 @@ export async function closeServer(server: Server & { closeAllConnections?: () =>
     server.close(() => resolve());
     server.closeAllConnections?.();
   });
+}
+
+/** A port nobody listens on right now (the kernel's pick, released again): for a peer that starts
+ * later, or a configuration file (nginx's) that needs a number. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const server = createServer();
+  const port = await listenOnFreePort(server, host);
+  await closeServer(server);
+  return port;
 }

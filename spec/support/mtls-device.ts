@@ -1,6 +1,8 @@
 import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
+import { TLSSocket } from 'node:tls';
 
 // A scripted device speaking the 3.4 client's auth request (device-protocol.md §3.1): body as
 // Go's json.Encoder writes it (field order, trailing newline), X-MEN-Signature over the exact
@@ -13,7 +15,11 @@ export interface AuthBody {
 
 /** The auth request body and its signature, for `identity`, signed by `authKeyFile` (a PEM private key). */
 export function signedAuthBody(identity: Record<string, string>, authKeyFile: string): AuthBody {
-  const key = createPrivateKey(readFileSync(authKeyFile));
+  return authBodySignedBy(identity, createPrivateKey(readFileSync(authKeyFile)));
+}
+
+/** The same for a key held in memory (a device made on the fly, with no key file). */
+export function authBodySignedBy(identity: Record<string, string>, key: KeyObject): AuthBody {
   const pubkey = createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString();
   const raw = Buffer.from(JSON.stringify({ id_data: JSON.stringify(identity), tenant_token: '', pubkey }) + '\n');
   return { raw, signature: signatureOf(raw, key) };
@@ -46,10 +52,11 @@ export function tlsAgent(tls: DeviceTls, options: https.AgentOptions = {}): http
   });
 }
 
-/** POST an auth request (or any body) to the gateway; resolves with the answer, rejects on a TLS/connection failure. */
+/** POST an auth request (or any body) to the gateway, or to the emulator (an http: URL with an
+ * http.Agent); resolves with the answer, rejects on a TLS/connection failure. */
 export function postAuth(
   url: string,
-  agent: https.Agent,
+  agent: http.Agent,
   body: AuthBody | { raw: Buffer; signature?: string },
   options: { chunked?: boolean; path?: string; headers?: Record<string, string> } = {},
 ): Promise<DeviceReply> {
@@ -57,18 +64,15 @@ export function postAuth(
     const headers: Record<string, string> = { 'Content-Type': 'application/json', Authorization: 'Bearer', ...options.headers };
     if (body.signature !== undefined) headers['X-MEN-Signature'] = body.signature;
     if (!options.chunked) headers['Content-Length'] = String(body.raw.length);
-    const req = https.request(
-      `${url}${options.path ?? '/api/devices/v1/authentication/auth_requests'}`,
-      { method: 'POST', agent, headers },
-      (res) => {
-        const sessionReused = (res.socket as import('node:tls').TLSSocket).isSessionReused();
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, sessionReused }));
-        res.on('error', reject);
-      },
-    );
+    const target = `${url}${options.path ?? '/api/devices/v1/authentication/auth_requests'}`;
+    const req = (target.startsWith('https:') ? https : http).request(target, { method: 'POST', agent, headers }, (res) => {
+      const sessionReused = res.socket instanceof TLSSocket && res.socket.isSessionReused();
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, sessionReused }));
+      res.on('error', reject);
+    });
     req.on('error', reject);
     if (options.chunked) {
       // Two writes without Content-Length: chunked framing.
