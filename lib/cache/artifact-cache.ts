@@ -6,27 +6,27 @@ import { GatewayError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
 import type { Logger } from '../observe/log';
-import { artifactFill } from './artifact-fill';
-import type { FillContext } from './fill-context';
-import { cacheKey, entryId } from './cache-key';
-import { cacheLayout, type CacheLayout } from './cache-layout';
-import { CacheIndex, readPublished, recordHit, type CacheEntry } from './cache-index';
+import { artifactFill } from './fill/artifact-fill';
+import type { FillContext } from './fill/fill-context';
+import { cacheKey, entryId } from './store/cache-key';
+import { cacheLayout, type CacheLayout } from './store/cache-layout';
+import { CacheIndex, readPublished, recordHit, type CacheEntry } from './store/cache-index';
 import { inWindow, parsePrewarmWindow, type PrewarmWindow } from '../config/prewarm-window';
 import { cacheMetrics } from '../observe/metrics';
-import { makeRoom } from './evict-lru';
-import { FillProgress } from './fill-progress';
-import { ReadSizer, type ReadSizeSetting } from './read-size';
-import { recoverCache } from './recover-cache';
-import { DEFAULT_RETRY, type RetryPolicy } from './resumable-download';
-import { serveCachedFile } from './serve-cached-file';
-import { serveGrowingFile } from './serve-growing-file';
-import { serveUncached } from './serve-uncached';
-import { SingleFlight } from './single-flight';
-import { UplinkCap } from './uplink-cap';
-import type { SharedCache, SharedTiming } from './s3-shared-cache';
+import { makeRoom } from './store/evict-lru';
+import { FillProgress } from './fill/fill-progress';
+import { ReadSizer, type ReadSizeSetting } from './serve/read-size';
+import { recoverCache } from './store/recover-cache';
+import { DEFAULT_RETRY, type RetryPolicy } from './fill/resumable-download';
+import { serveCachedFile } from './serve/serve-cached-file';
+import { serveGrowingFile } from './serve/serve-growing-file';
+import { serveUncached } from './serve/serve-uncached';
+import { SingleFlight } from './fill/single-flight';
+import { UplinkCap } from './fill/uplink-cap';
+import type { SharedCache, SharedTiming } from './shared/s3-shared-cache';
 
 // The S3 shared cache's modules load only where ArtifactsCache.S3 is on.
-const loadSharedCache = () => require('./s3-shared-cache') as typeof import('./s3-shared-cache');
+const loadSharedCache = () => require('./shared/s3-shared-cache') as typeof import('./shared/s3-shared-cache');
 
 // Features.ArtifactsProxy.ArtifactsCache: one origin download per artifact
 // whatever the number of devices or gateway processes, streamed to every waiting device

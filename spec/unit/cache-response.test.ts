@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planResponse } from '../../lib/cache/response-plan';
-import { checkResponse, NoContentLength, OriginRefused, parseContentRange } from '../../lib/cache/resumable-download';
-import { originRange } from '../../lib/cache/serve-uncached';
-import { FillProgress } from '../../lib/cache/fill-progress';
-import { SingleFlight } from '../../lib/cache/single-flight';
+import { planResponse } from '../../lib/cache/serve/response-plan';
+import { checkResponse, NoContentLength, OriginRefused, parseContentRange } from '../../lib/cache/fill/resumable-download';
+import { originRange } from '../../lib/cache/serve/serve-uncached';
+import { FillProgress } from '../../lib/cache/fill/fill-progress';
+import { SingleFlight } from '../../lib/cache/fill/single-flight';
 
 test('planResponse: 200, 206 and 416 with exact lengths', () => {
   const cases: { range?: string; status: number; length?: number; cr?: string; start?: number; end?: number }[] = [

@@ -1,11 +1,11 @@
 import { promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { objectPath, type CacheLayout } from './cache-layout';
-import type { CacheEntry, CacheIndex } from './cache-index';
+import { objectPath, type CacheLayout } from '../store/cache-layout';
+import type { CacheEntry, CacheIndex } from '../store/cache-index';
 import { planResponse } from './response-plan';
 import { ClientGone, completeFile, sendFileBytes } from './send-file-bytes';
 import type { ReadSizer } from './read-size';
-import { GatewayError } from '../http/gateway-error';
+import { GatewayError } from '../../http/gateway-error';
 
 // A published entry, from disk: GET or HEAD, Range → 206, unsatisfiable → 416. The entry
 // counts as read while a device is on it, so eviction leaves it alone.

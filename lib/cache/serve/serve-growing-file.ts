@@ -1,10 +1,10 @@
 import { promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FillProgress } from './fill-progress';
+import type { FillProgress } from '../fill/fill-progress';
 import { planResponse } from './response-plan';
 import { ClientGone, sendFileBytes } from './send-file-bytes';
 import type { ReadSizer } from './read-size';
-import { GatewayError } from '../http/gateway-error';
+import { GatewayError } from '../../http/gateway-error';
 
 // A device that asks while the fill runs: headers as soon as the origin's length is known,
 // then the bytes as they land in the tmp file, from 0 or its Range start, at its own pace

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { contentRange, parseByteRange, unsatisfiedRange } from '../http/byte-range';
+import { contentRange, parseByteRange, unsatisfiedRange } from '../../http/byte-range';
 
 // Status and headers for serving an artifact of known size, pure. Exact Content-Length,
 // never compressed; a malformed or multi-range header gets the whole artifact (RFC 9110

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
-import { objectPath } from './cache-layout';
+import { objectPath } from '../store/cache-layout';
 import type { FillContext } from './fill-context';
-import { readAnnouncement } from './fill-lock';
+import { readAnnouncement } from '../store/fill-lock';
 import type { FillProgress } from './fill-progress';
 
 // Another process (a sibling worker) holds the fill lock: instead of waiting for

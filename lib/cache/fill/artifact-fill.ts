@@ -1,20 +1,20 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { plainMd5Etag } from './cache-key';
-import { ensureLayout, objectPath, sidecarPath, tmpPath } from './cache-layout';
-import { readPublished, type Sidecar } from './cache-index';
-import { makeRoom } from './evict-lru';
-import { tryFillLock, type HeldLock } from './fill-lock';
+import { plainMd5Etag } from '../store/cache-key';
+import { ensureLayout, objectPath, sidecarPath, tmpPath } from '../store/cache-layout';
+import { readPublished, type Sidecar } from '../store/cache-index';
+import { makeRoom } from '../store/evict-lru';
+import { tryFillLock, type HeldLock } from '../store/fill-lock';
 import type { FillProgress } from './fill-progress';
 import type { FillContext } from './fill-context';
 import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
 import { NoContentLength, OriginRefused, resumableDownload, SinkRefused } from './resumable-download';
-import { keepPartial, takePartial } from './partial-fill';
-import type { Claim } from './s3-shared-cache';
+import { keepPartial, takePartial } from '../store/partial-fill';
+import type { Claim } from '../shared/s3-shared-cache';
 import type { FillShare } from './uplink-cap';
-import { GatewayError } from '../http/gateway-error';
-import { redactUrl } from '../observe/log';
+import { GatewayError } from '../../http/gateway-error';
+import { redactUrl } from '../../observe/log';
 
 // One fill: lock → (published meanwhile? done) → origin → tmp file ('wx', this process's
 // own name) with MD5 and count while streaming → verify length and plain-MD5 ETag → fsync

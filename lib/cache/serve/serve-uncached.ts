@@ -1,9 +1,9 @@
 import type http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { fetchOrigin } from '../artifacts/origin-fetch';
-import { GatewayError } from '../http/gateway-error';
-import { cacheMetrics } from '../observe/metrics';
+import { fetchOrigin } from '../../artifacts/origin-fetch';
+import { GatewayError } from '../../http/gateway-error';
+import { cacheMetrics } from '../../observe/metrics';
 
 // When the cache cannot hold an artifact (no room even after eviction, or an origin that
 // sends no length) each device is streamed straight from the origin, its Range passed on.

@@ -1,8 +1,8 @@
 import type http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fetchOrigin, type OriginResponse } from '../artifacts/origin-fetch';
-import { GatewayError } from '../http/gateway-error';
-import { cacheMetrics } from '../observe/metrics';
+import { fetchOrigin, type OriginResponse } from '../../artifacts/origin-fetch';
+import { GatewayError } from '../../http/gateway-error';
+import { cacheMetrics } from '../../observe/metrics';
 
 // Download one object from the origin into a sink, resuming a cut download with a Range
 // request from where it stopped (bounded retries, exponential backoff), as apt-cacher-ng
