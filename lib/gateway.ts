@@ -78,7 +78,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   const proxySettings = config.Features.ArtifactsProxy;
   const artifactCache =
     proxySettings.Enabled && proxySettings.ArtifactsCache.Enabled
-      ? await createArtifactCache({ config: proxySettings.ArtifactsCache, log, agentFor: upstream.originAgent })
+      ? await createArtifactCache({
+          config: proxySettings.ArtifactsCache,
+          log,
+          agentFor: upstream.originAgent,
+          timeoutMs: upstream.timeoutMs,
+        })
       : undefined;
   const artifactProxy = await createArtifactProxy({ config, log, upstream, artifactServer: artifactCache });
   // Features.mTLS: client certificates on HTTPS, auth_requests preauthorized upstream.

@@ -21,7 +21,7 @@ export async function followOtherFill(p: FillProgress, ctx: FillContext): Promis
     } catch {
       return; // renamed or removed already: the publish (or the next holder) comes next
     }
-    p.begin(fill.size, fill.etag, fill.tmp, objectPath(ctx.layout, p.id));
+    p.begin(fill.size, fill.etag, fill.tmp, objectPath(ctx.layout, p.id), fill.lastModified ?? null);
     p.followed = true;
   }
   if (p.state !== 'growing') return;
