@@ -3,7 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GatewayError } from '../http/gateway-error';
-import { ifRangeHolds, parseContentRange, unsatisfiedRange, wantedRange, type WantedRange } from '../http/byte-range';
+import {
+  ifRangeHolds,
+  parseContentRange,
+  parseUnsatisfiedRange,
+  unsatisfiedRange,
+  wantedRange,
+  type WantedRange,
+} from '../http/byte-range';
 import type { RequestContext } from '../http/route';
 import { redactUrl } from '../observe/log';
 import type { ArtifactServer } from './artifact-server';
@@ -119,8 +126,7 @@ function heldBytes(up: OriginResponse, origin: URL, ctx: RequestContext): Held {
     return { total: held.size, ...held };
   }
   if (up.status === 416) {
-    const m = /^bytes \*\/(\d+)$/.exec(String(up.headers['content-range'] ?? ''));
-    return { total: null, size: m ? Number(m[1]) : null, start: 0, end: -1 };
+    return { total: null, size: parseUnsatisfiedRange(up.headers['content-range']), start: 0, end: -1 };
   }
   if (up.status === 403) {
     throw originFailure(

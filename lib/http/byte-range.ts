@@ -119,3 +119,9 @@ export function parseContentRange(value: string | undefined): { start: number; e
   const [start, end, size] = [Number(m[1]), Number(m[2]), Number(m[3])];
   return start <= end && end < size ? { start, end, size } : null;
 }
+
+/** The size a 416's Content-Range `bytes *\/size` gives, or null. */
+export function parseUnsatisfiedRange(value: string | undefined): number | null {
+  const m = /^bytes \*\/(\d{1,16})$/.exec((value ?? '').trim());
+  return m ? Number(m[1]) : null;
+}

@@ -5,6 +5,7 @@ import {
   ifRangeHolds,
   parseByteRange,
   parseContentRange,
+  parseUnsatisfiedRange,
   requestedRange,
   unsatisfiedRange,
   wantedRange,
@@ -112,6 +113,8 @@ test('parseContentRange reads a 206 Content-Range and refuses anything else', ()
   assert.deepEqual(parseContentRange('bytes 0-9/10'), { start: 0, end: 9, size: 10 });
   for (const bad of [undefined, 'bytes 5-4/10', 'bytes 0-10/10', 'bytes */10', 'bytes 0-1/*', 'items 0-1/2'])
     assert.equal(parseContentRange(bad), null, String(bad));
+  assert.equal(parseUnsatisfiedRange('bytes */1234'), 1234);
+  for (const bad of [undefined, 'bytes 0-1/2', 'bytes */', 'bytes */-1']) assert.equal(parseUnsatisfiedRange(bad), null, String(bad));
 });
 
 const ETAG = '"5d41402abc4b2a76b9719d911017c592"';
