@@ -13,10 +13,25 @@ const layerRules = layers.slice(0, -1).map((layer, i) => ({
   from: { path: pathOf(layer) },
   to: { path: layers.slice(i + 1).map(pathOf) },
 }));
+
+// lib/cache in rooms, bottom first (docs/cache.md): the store (files on the cache path), the
+// S3 shared cache (a second store), the fill (origin → store), serving (store or growing
+// fill → device). A room imports only the rooms before it, and none imports the composition
+// at lib/cache's top (artifact-cache.ts), which is the one place that puts them together.
+const cacheRooms = ['store', 'shared', 'fill', 'serve'];
+const roomPath = (room) => `^lib/cache/${room}/`;
+const roomRules = cacheRooms.map((room, i) => ({
+  name: `cache-room-${room}`,
+  severity: 'error',
+  comment: `lib/cache/${room} sits below ${[...cacheRooms.slice(i + 1), 'the composition (lib/cache/*.ts)'].join(', ')}: it imports none of them.`,
+  from: { path: roomPath(room) },
+  to: { path: [...cacheRooms.slice(i + 1).map(roomPath), '^lib/cache/[^/]+$'] },
+}));
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
     ...layerRules,
+    ...roomRules,
     {
       name: 'every-folder-has-a-layer',
       severity: 'error',

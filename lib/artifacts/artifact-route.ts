@@ -1,6 +1,7 @@
 import { GatewayError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
-import type { Handler } from '../http/route';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Handler, RequestContext } from '../http/route';
 import { redactUrl } from '../observe/log';
 import type { ArtifactServer } from './artifact-server';
 import type { DomainAllowlist } from './domain-allowlist';
@@ -28,15 +29,19 @@ export function createArtifactLinkHandler(deps: ArtifactRoutesDeps): Handler {
       ctx.log.warn(`${check.origin.host} returned by Mender server is not whitelisted`, { origin: redactUrl(check.origin.href) });
       throw new GatewayError('FORBIDDEN', 'artifact origin is not whitelisted');
     }
-    try {
-      await deps.artifactServer.serve(req, res, check.origin, ctx);
-    } catch (err) {
-      // A device that hung up mid-download is routine (it resumes later), not a 5xx.
-      if (res.destroyed && !(err instanceof GatewayError)) {
-        ctx.log.debug('device left during the artifact download', { status: 499 });
-        return;
-      }
-      replyError(req, res, err, ctx.log);
-    }
+    await deps.artifactServer.serve(req, res, check.origin, ctx).catch((err: unknown) => answerArtifactError(req, res, err, ctx));
   };
+}
+
+/**
+ * The one place an artifact download's failure is answered, whichever server (cache or origin)
+ * threw it: the error's status and JSON body, or nothing for a device that left.
+ */
+export function answerArtifactError(req: IncomingMessage, res: ServerResponse, err: unknown, ctx: RequestContext): void {
+  // A device that hung up mid-download is routine (it resumes later), not a 5xx.
+  if (res.destroyed && !(err instanceof GatewayError)) {
+    ctx.log.debug('device left during the artifact download', { status: 499 });
+    return;
+  }
+  replyError(req, res, err, ctx.log);
 }

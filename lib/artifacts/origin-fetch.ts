@@ -1,6 +1,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { urlToHttpOptions } from 'node:url';
+import type { WantedRange } from '../http/byte-range';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { StaleConnection, isStaleReuse, onceMoreIfStale } from '../http/stale-connection';
 
@@ -14,7 +15,7 @@ import { StaleConnection, isStaleReuse, onceMoreIfStale } from '../http/stale-co
 export interface OriginRequest {
   method?: 'GET' | 'HEAD';
   /** Inclusive byte positions (no end = to the end of the object), or the last `suffix` bytes. */
-  range?: { start: number; end?: number } | { suffix: number };
+  range?: WantedRange;
   /** Abort the request (and its body) when the device that wanted it has gone. */
   signal?: AbortSignal;
   /** TLS trust and outbound proxy: upstream.originAgent(url). */
@@ -30,6 +31,8 @@ export interface OriginResponse {
   /** Content-Length when the origin sent a valid one. */
   contentLength: number | null;
   etag: string | null;
+  /** Last-Modified as sent (an HTTP-date), or null. */
+  lastModified: string | null;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -61,6 +64,7 @@ function send(url: URL, opts: OriginRequest, mayRetry: boolean): Promise<OriginR
         body: res,
         contentLength: parseLength(res.headers['content-length']),
         etag: typeof res.headers.etag === 'string' ? res.headers.etag : null,
+        lastModified: typeof res.headers['last-modified'] === 'string' ? res.headers['last-modified'] : null,
       });
     });
     // Idle timeout: covers connect, waiting for headers and a body that stalls mid-way.

@@ -1,27 +1,38 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GatewayError } from '../http/gateway-error';
-import { contentRange, parseByteRange, unsatisfiedRange } from '../http/byte-range';
+import {
+  ifRangeHolds,
+  parseContentRange,
+  parseUnsatisfiedRange,
+  unsatisfiedRange,
+  wantedRange,
+  type WantedRange,
+} from '../http/byte-range';
 import type { RequestContext } from '../http/route';
 import { redactUrl } from '../observe/log';
-import type { Upstream } from '../proxy/upstream';
 import type { ArtifactServer } from './artifact-server';
-import { fetchOrigin, type OriginRequest, type OriginResponse } from './origin-fetch';
+import { fetchOrigin, type OriginResponse } from './origin-fetch';
+import { planResponse } from './response-plan';
 import { cacheMetrics } from '../observe/metrics';
 
-// Cache off: every GET/HEAD of a verified link streams from the origin (the presigned URL).
-// The device's Range goes to the origin, and what comes back is checked before a byte is
-// sent, because the Mender client demands an exact Content-Length on 200 and an exact
-// Content-Range on 206 (device-protocol.md §9.3). An origin that ignores Range (Mender's
-// generated configuration artifacts do) is sliced here. HEAD becomes GET bytes=0-0: a
-// presigned URL is signed for GET only (SigV4 signs the method).
+// Every artifact byte that does not come from the cache: the cache off, or an artifact the
+// cache cannot hold (no room even after eviction, an origin that sends no length, a cache
+// directory that cannot take a fill). The device's Range goes to the origin, and what comes
+// back is checked before a byte is sent, because the Mender client demands an exact
+// Content-Length on 200 and an exact Content-Range on 206 (device-protocol.md §9.3). An origin
+// that ignores Range (Mender's generated configuration artifacts do) is sliced here. HEAD
+// becomes GET bytes=0-0: a presigned URL is signed for GET only (SigV4 signs the method).
+// If-Range is decided here against the validators the origin answered with (S3 does not
+// evaluate it): on a mismatch the origin is asked again for the whole artifact.
+// Errors are thrown, never answered here: the artifact route answers them in one place.
 
 export interface ServeFromOriginDeps {
-  upstream?: Pick<Upstream, 'originAgent' | 'timeoutMs'>;
+  /** TLS trust and outbound proxy per origin, and the configured idle timeout (the gateway's Upstream fits). */
+  upstream?: { originAgent(url: URL): http.Agent | undefined; timeoutMs?: number };
 }
-
-type Wanted = NonNullable<OriginRequest['range']>;
 
 export function createOriginArtifactServer(deps: ServeFromOriginDeps = {}): ArtifactServer {
   return {
@@ -31,13 +42,20 @@ export function createOriginArtifactServer(deps: ServeFromOriginDeps = {}): Arti
       res.on('close', () => {
         if (!res.writableFinished) controller.abort();
       });
-      const up = await fetchOrigin(origin, {
-        range: head ? { start: 0, end: 0 } : wantedRange(req.headers.range),
-        signal: controller.signal,
-        agent: deps.upstream?.originAgent(origin),
-        timeoutMs: deps.upstream?.timeoutMs,
-      });
+      const ask = (range: WantedRange | undefined) =>
+        fetchOrigin(origin, {
+          range,
+          signal: controller.signal,
+          agent: deps.upstream?.originAgent(origin),
+          timeoutMs: deps.upstream?.timeoutMs,
+        });
+      const wanted = head ? { start: 0, end: 0 } : wantedRange(req.headers.range);
+      let up = await ask(wanted);
       try {
+        if (!head && wanted !== undefined && !ifRangeHolds(req.headers['if-range'], up)) {
+          up.body.destroy();
+          up = await ask(undefined);
+        }
         await reply(req, res, up, head, origin, ctx);
       } finally {
         if (!up.body.complete) up.body.destroy();
@@ -60,31 +78,24 @@ async function reply(
     const headers: Record<string, string> = held.size === null ? {} : { 'Content-Range': unsatisfiedRange(held.size) };
     throw new GatewayError('RANGE_NOT_SATISFIABLE', 'range not satisfiable', { headers });
   }
-  const total = held.total;
-  const range = parseByteRange(req.headers.range, total);
-  if (range.kind === 'unsatisfiable')
-    throw new GatewayError('RANGE_NOT_SATISFIABLE', 'range not satisfiable', { headers: { 'Content-Range': unsatisfiedRange(total) } });
-  const [start, end] = range.kind === 'single' ? [range.start, range.end] : [0, total - 1];
-  const headers: OutgoingHttpHeaders = {
-    'content-type': up.headers['content-type'] ?? 'application/octet-stream',
-    'content-length': Math.max(0, end - start + 1),
-    'accept-ranges': 'bytes',
-    // No proxy between us and the device may compress it: the client needs the length.
-    'cache-control': 'no-transform',
-  };
-  for (const name of ['content-disposition', 'last-modified', 'etag'] as const) {
-    if (up.headers[name] !== undefined) headers[name] = up.headers[name];
-  }
-  if (range.kind === 'single') headers['content-range'] = contentRange(start, end, total);
-  const status = range.kind === 'single' ? 206 : 200;
+  const contentType = up.headers['content-type'];
+  const disposition = up.headers['content-disposition'];
+  const plan = planResponse(req.headers, {
+    size: held.total,
+    etag: up.etag,
+    lastModified: up.lastModified,
+    contentType: typeof contentType === 'string' ? contentType : undefined,
+    contentDisposition: typeof disposition === 'string' ? disposition : undefined,
+  });
+  const { start, end } = plan;
   if (head) {
-    res.writeHead(status, headers).end();
+    res.writeHead(plan.status, plan.headers).end();
     return;
   }
-  if (start < held.start || end > held.end) {
+  if (end >= start && (start < held.start || end > held.end)) {
     throw new GatewayError('ORIGIN_ERROR', 'artifact origin answered a different range than requested');
   }
-  res.writeHead(status, headers);
+  res.writeHead(plan.status, plan.headers);
   const skip = start - held.start;
   const length = end - start + 1;
   up.body.on('data', (chunk: Buffer) => cacheMetrics.fetched(chunk.length));
@@ -108,16 +119,14 @@ function heldBytes(up: OriginResponse, origin: URL, ctx: RequestContext): Held {
     return { total: up.contentLength, size: up.contentLength, start: 0, end: up.contentLength - 1 };
   }
   if (up.status === 206) {
-    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(up.headers['content-range'] ?? ''));
-    const [s, e, t] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [NaN, NaN, NaN];
-    if (!m || e < s || e >= t || (up.contentLength !== null && up.contentLength !== e - s + 1)) {
+    const held = parseContentRange(up.headers['content-range']);
+    if (!held || (up.contentLength !== null && up.contentLength !== held.end - held.start + 1)) {
       throw originFailure('artifact origin sent a 206 without a usable Content-Range', up, origin, ctx);
     }
-    return { total: t, size: t, start: s, end: e };
+    return { total: held.size, ...held };
   }
   if (up.status === 416) {
-    const m = /^bytes \*\/(\d+)$/.exec(String(up.headers['content-range'] ?? ''));
-    return { total: null, size: m ? Number(m[1]) : null, start: 0, end: -1 };
+    return { total: null, size: parseUnsatisfiedRange(up.headers['content-range']), start: 0, end: -1 };
   }
   if (up.status === 403) {
     throw originFailure(
@@ -168,13 +177,4 @@ class ByteWindow extends Transform {
     }
     done();
   }
-}
-
-/** What to ask the origin for, read from the device's Range syntax (the size is not known yet). */
-export function wantedRange(header: string | undefined): Wanted | undefined {
-  if (parseByteRange(header, Number.MAX_SAFE_INTEGER).kind !== 'single') return undefined;
-  const m = /^\s*bytes\s*=\s*(\d*)-(\d*)\s*$/i.exec(header ?? '');
-  if (!m) return undefined;
-  if (m[1] === '') return { suffix: Number(m[2]) };
-  return m[2] === '' ? { start: Number(m[1]) } : { start: Number(m[1]), end: Number(m[2]) };
 }

@@ -2,31 +2,30 @@ import type http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ArtifactServer } from '../artifacts/artifact-server';
 import type { ArtifactsCacheConfig } from '../config/types';
+import { createOriginArtifactServer } from '../artifacts/serve-from-origin';
 import { GatewayError } from '../http/gateway-error';
-import { replyError } from '../http/reply-error';
 import type { RequestContext } from '../http/route';
 import type { Logger } from '../observe/log';
-import { artifactFill } from './artifact-fill';
-import type { FillContext } from './fill-context';
-import { cacheKey, entryId } from './cache-key';
-import { cacheLayout, type CacheLayout } from './cache-layout';
-import { CacheIndex, readPublished, recordHit, type CacheEntry } from './cache-index';
+import { artifactFill } from './fill/artifact-fill';
+import type { FillContext } from './fill/fill-context';
+import { cacheKey, entryId } from './store/cache-key';
+import { cacheLayout, type CacheLayout } from './store/cache-layout';
+import { CacheIndex, readPublished, recordHit, type CacheEntry } from './store/cache-index';
 import { inWindow, parsePrewarmWindow, type PrewarmWindow } from '../config/prewarm-window';
 import { cacheMetrics } from '../observe/metrics';
-import { makeRoom } from './evict-lru';
-import { FillProgress } from './fill-progress';
-import { ReadSizer, type ReadSizeSetting } from './read-size';
-import { recoverCache } from './recover-cache';
-import { DEFAULT_RETRY, type RetryPolicy } from './resumable-download';
-import { serveCachedFile } from './serve-cached-file';
-import { serveGrowingFile } from './serve-growing-file';
-import { serveUncached } from './serve-uncached';
-import { SingleFlight } from './single-flight';
-import { UplinkCap } from './uplink-cap';
-import type { SharedCache, SharedTiming } from './s3-shared-cache';
+import { makeRoom } from './store/evict-lru';
+import { FillProgress } from './fill/fill-progress';
+import { ReadSizer, type ReadSizeSetting } from './serve/read-size';
+import { recoverCache } from './store/recover-cache';
+import { DEFAULT_RETRY, type RetryPolicy } from './fill/resumable-download';
+import { serveCachedFile } from './serve/serve-cached-file';
+import { serveGrowingFile } from './serve/serve-growing-file';
+import { SingleFlight } from './fill/single-flight';
+import { UplinkCap } from './fill/uplink-cap';
+import type { SharedCache, SharedTiming } from './shared/s3-shared-cache';
 
 // The S3 shared cache's modules load only where ArtifactsCache.S3 is on.
-const loadSharedCache = () => require('./s3-shared-cache') as typeof import('./s3-shared-cache');
+const loadSharedCache = () => require('./shared/s3-shared-cache') as typeof import('./shared/s3-shared-cache');
 
 // Features.ArtifactsProxy.ArtifactsCache: one origin download per artifact
 // whatever the number of devices or gateway processes, streamed to every waiting device
@@ -35,7 +34,12 @@ const loadSharedCache = () => require('./s3-shared-cache') as typeof import('./s
 //
 // A request's path: published entry → serve from disk; else join (or start) the fill for
 // its key and, once the origin's length is known, follow the growing file; a fill that
-// cannot be cached sends every waiting device straight to the origin.
+// cannot be cached sends every waiting device to the origin server (serve-from-origin.ts), the
+// same one that serves with the cache off. Errors are thrown to the artifact route, which
+// answers them (and counts a device that left) the same way with the cache on or off.
+//
+// The rooms (docs/cache.md): store/ (the files on the cache path), shared/ (the S3 bucket),
+// fill/ (origin → store), serve/ (store or growing fill → device); this file puts them together.
 
 export interface CacheTuning {
   /** Bytes per read for each serving stream, or 'adaptive' (default). */
@@ -52,6 +56,8 @@ export interface ArtifactCacheOptions {
   config: ArtifactsCacheConfig;
   log: Logger;
   agentFor?: (url: URL) => http.Agent | undefined;
+  /** The configured origin idle timeout (UpstreamServer.Timeout), for fills and uncached serving alike. */
+  timeoutMs?: number;
   tuning?: CacheTuning;
   /** The bucket shared with other gateways (made by createArtifactCache from ArtifactsCache.S3). */
   shared?: SharedCache;
@@ -71,6 +77,8 @@ export class ArtifactCache implements ArtifactServer {
   /** Sizes of artifacts that did not fit last time: checked before asking the origin again. */
   private readonly tooBig = new Map<string, number>();
   private readonly window: PrewarmWindow | null;
+  /** Artifacts the cache cannot hold are streamed by the one origin server. */
+  private readonly uncached: ArtifactServer;
 
   constructor(private readonly opts: ArtifactCacheOptions) {
     const { config, log } = opts;
@@ -85,7 +93,7 @@ export class ArtifactCache implements ArtifactServer {
       index: this.index,
       log: log.child({ component: 'artifact-cache' }),
       agentFor: opts.agentFor,
-      retry: { ...DEFAULT_RETRY, ...tuning.retry },
+      retry: { ...DEFAULT_RETRY, ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }), ...tuning.retry },
       lock: { staleMs, updateMs: Math.max(1000, Math.floor(staleMs / 2)) },
       lockPollMs: tuning.lockPollMs ?? 250,
       maxSize: config.MaxSize,
@@ -98,17 +106,12 @@ export class ArtifactCache implements ArtifactServer {
           ? new UplinkCap({ layout: this.layout, bytesPerSecond: config.FillRateLimit, log: log.child({ component: 'artifact-cache' }) })
           : undefined,
     };
+    this.uncached = createOriginArtifactServer({
+      upstream: { originAgent: (url) => opts.agentFor?.(url), timeoutMs: this.fillContext.retry.timeoutMs },
+    });
   }
 
   async serve(req: IncomingMessage, res: ServerResponse, origin: URL, ctx: RequestContext): Promise<void> {
-    try {
-      await this.serveFromCache(req, res, origin);
-    } catch (err) {
-      replyError(req, res, err, ctx.log);
-    }
-  }
-
-  private async serveFromCache(req: IncomingMessage, res: ServerResponse, origin: URL): Promise<void> {
     const key = cacheKey(origin);
     const id = entryId(key);
     // A few rounds: an entry can be evicted, or published by another process, between looks.
@@ -125,11 +128,11 @@ export class ArtifactCache implements ArtifactServer {
         this.index.delete(id);
         continue;
       }
-      if (!this.fills.get(id) && !(await this.mayFit(id))) return serveUncached(req, res, origin, this.opts.agentFor?.(origin));
+      if (!this.fills.get(id) && !(await this.mayFit(id))) return this.uncached.serve(req, res, origin, ctx);
       const fill = this.startFill(id, key, origin);
       const start = await fill.started;
       if (start.kind === 'growing') return serveGrowingFile(req, res, fill, this.sizer);
-      if (start.kind === 'uncached') return serveUncached(req, res, origin, this.opts.agentFor?.(origin));
+      if (start.kind === 'uncached') return this.uncached.serve(req, res, origin, ctx);
     }
     throw new GatewayError('SERVICE_UNAVAILABLE', 'artifact cache entry keeps changing, try again');
   }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { cacheLayout, type CacheLayout } from '../cache/cache-layout';
-import { evictEntry, listEntries, matchEntries, verifyEntry, type ListedEntry } from '../cache/cache-inventory';
-import { removeEntry } from '../cache/evict-lru';
+import { cacheLayout, type CacheLayout } from '../cache/store/cache-layout';
+import { evictEntry, listEntries, matchEntries, verifyEntry, type ListedEntry } from '../cache/store/cache-inventory';
+import { removeEntry } from '../cache/store/evict-lru';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from '../config/load-config';
 import type { GatewayConfig } from '../config/types';
 import { createDomainAllowlist } from '../artifacts/domain-allowlist';

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { download, md5, publishedIds, startOrigin, tempDir, type TestOrigin } from '../integration/cache-harness';
-import { parseTmpName } from '../../lib/cache/cache-layout';
+import { parseTmpName } from '../../lib/cache/store/cache-layout';
 import { processTree } from '../support/process-stats';
 import { assertNoSecrets, gatewayConfig, kill9, knob, linkPath, newSecret, runGateway, signerFor } from './fault-harness';
 import { recordFigures } from './figures';

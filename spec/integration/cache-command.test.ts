@@ -14,8 +14,8 @@ import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
 import { REPO_ROOT, startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
 import { createLinkSigner } from '../../lib/artifacts/signed-link';
-import { cacheLayout, objectPath } from '../../lib/cache/cache-layout';
-import { cacheKey, entryId } from '../../lib/cache/cache-key';
+import { cacheLayout, objectPath } from '../../lib/cache/store/cache-layout';
+import { cacheKey, entryId } from '../../lib/cache/store/cache-key';
 
 const BIN = join(REPO_ROOT, 'bin', 'gateway.js');
 const MiB = 1024 * 1024;

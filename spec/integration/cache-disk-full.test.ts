@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import * as path from 'node:path';
 import { createArtifactCache, type ArtifactCache } from '../../lib/cache/artifact-cache';
-import { cacheKey, entryId } from '../../lib/cache/cache-key';
+import { cacheKey, entryId } from '../../lib/cache/store/cache-key';
 import { cacheConfig, download, md5, publishedIds, quietLog, startFront, startOrigin, tempDir, type TestOrigin } from './cache-harness';
 
 // A cache on a small filesystem made by the test (a 24 MiB tmpfs; the tests run as root):

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { closeServer, listenOnFreePort } from '../support/listen';
 import { createLogger, type Logger } from '../../lib/observe/log';
 import type { ArtifactsCacheConfig } from '../../lib/config/types';
+import { answerArtifactError } from '../../lib/artifacts/artifact-route';
 import type { ArtifactServer } from '../../lib/artifacts/artifact-server';
 
 // Shared by the cache integration tests: an origin that counts at the far end and can be
@@ -32,6 +33,8 @@ export interface OriginBehaviour {
   noLength?: boolean;
   /** Answer every request with this status and an empty body. */
   status?: number;
+  /** Last-Modified to send (none by default). */
+  lastModified?: string;
 }
 
 export interface TestOrigin {
@@ -65,8 +68,14 @@ export async function startOrigin(body: Buffer, behaviour: OriginBehaviour = {})
       res.writeHead(b.status, { 'Content-Length': 0 }).end();
       return;
     }
-    const m = range ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
     const size = body.length;
+    // A suffix range (bytes=-N) as S3 answers it: the last N bytes.
+    const suffix = range ? /^bytes=-(\d+)$/.exec(range) : null;
+    const m = suffix
+      ? ([range, String(Math.max(0, size - Number(suffix[1]))), ''] as const)
+      : range
+        ? /^bytes=(\d+)-(\d*)$/.exec(range)
+        : null;
     let start = 0;
     let end = size - 1;
     if (m) {
@@ -80,6 +89,7 @@ export async function startOrigin(body: Buffer, behaviour: OriginBehaviour = {})
     const etag = b.etag === undefined ? `"${md5(body)}"` : b.etag;
     const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'application/octet-stream' };
     if (etag !== null) headers.ETag = etag;
+    if (b.lastModified !== undefined) headers['Last-Modified'] = b.lastModified;
     if (!b.noLength) headers['Content-Length'] = m ? end - start + 1 : (b.claimedLength ?? size);
     if (m) headers['Content-Range'] = `bytes ${start}-${end}/${b.claimedLength ?? size}`;
     res.writeHead(m ? 206 : 200, headers);
@@ -114,14 +124,15 @@ export async function startOrigin(body: Buffer, behaviour: OriginBehaviour = {})
   return origin;
 }
 
-/** A server standing where the gateway's artifact route would: GET /<anything>?o=<origin URL>. */
+/** A server standing where the gateway's artifact route would (and answering its errors as it does): GET /<anything>?o=<origin URL>. */
 export async function startFront(
   artifacts: ArtifactServer,
   log: Logger = quietLog(),
 ): Promise<{ url(origin: URL): string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const o = new URL(req.url ?? '/', 'http://x').searchParams.get('o') ?? '';
-    void artifacts.serve(req, res, new URL(o), { requestId: 'test', log, clientAddress: '127.0.0.1', protocol: 'http' });
+    const ctx = { requestId: 'test', log, clientAddress: '127.0.0.1', protocol: 'http' } as const;
+    void artifacts.serve(req, res, new URL(o), ctx).catch((err: unknown) => answerArtifactError(req, res, err, ctx));
   });
   const port = await listenOnFreePort(server);
   return { url: (origin) => `http://127.0.0.1:${port}/artifact?o=${encodeURIComponent(origin.href)}`, close: () => closeServer(server) };
@@ -140,10 +151,17 @@ export interface Download {
 /** One device download; keeps the body only when asked (small artifacts). */
 export function download(
   url: string,
-  opts: { range?: string; method?: string; keep?: boolean; abortAfter?: number; ratePerChunkMs?: number } = {},
+  opts: {
+    range?: string;
+    method?: string;
+    keep?: boolean;
+    abortAfter?: number;
+    ratePerChunkMs?: number;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<Download> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...opts.headers };
     if (opts.range) headers.range = opts.range;
     const req = http.request(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
       const hash = createHash('md5');

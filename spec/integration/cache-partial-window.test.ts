@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { createArtifactCache } from '../../lib/cache/artifact-cache';
-import { listEntries } from '../../lib/cache/cache-inventory';
-import { cacheLayout, objectPath } from '../../lib/cache/cache-layout';
+import { listEntries } from '../../lib/cache/store/cache-inventory';
+import { cacheLayout, objectPath } from '../../lib/cache/store/cache-layout';
 import { cacheConfig, md5, publishedIds, quietLog, startOrigin, tempDir, waitFor } from './cache-harness';
 
 const MiB = 1024 * 1024;

@@ -3,10 +3,10 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cacheLayout, ensureLayout, parseTmpName, tmpPath } from '../../lib/cache/cache-layout';
-import { entryId } from '../../lib/cache/cache-key';
-import { CacheIndex } from '../../lib/cache/cache-index';
-import { recoverCache } from '../../lib/cache/recover-cache';
+import { cacheLayout, ensureLayout, parseTmpName, tmpPath } from '../../lib/cache/store/cache-layout';
+import { entryId } from '../../lib/cache/store/cache-key';
+import { CacheIndex } from '../../lib/cache/store/cache-index';
+import { recoverCache } from '../../lib/cache/store/recover-cache';
 import { startTimeOf } from '../../lib/server/process-liveness';
 import { captureLog } from '../support/capture-log';
 

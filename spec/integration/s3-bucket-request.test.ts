@@ -5,10 +5,10 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { Bucket } from '../../lib/cache/s3-bucket';
-import { BucketLocks } from '../../lib/cache/s3-bucket-lock';
-import type { Presigner } from '../../lib/cache/s3-presigner';
-import { BucketUnreachable, bucketRequest } from '../../lib/cache/s3-request';
+import { Bucket } from '../../lib/cache/shared/s3-bucket';
+import { BucketLocks } from '../../lib/cache/shared/s3-bucket-lock';
+import type { Presigner } from '../../lib/cache/shared/s3-presigner';
+import { BucketUnreachable, bucketRequest } from '../../lib/cache/shared/s3-request';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
 // A keep-alive connection to the bucket that the server closes just as the gateway reuses it:

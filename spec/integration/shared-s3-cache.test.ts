@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { ARTIFACT_LINK_PREFIX } from '../../lib/device-api';
-import { entryId } from '../../lib/cache/cache-key';
+import { entryId } from '../../lib/cache/store/cache-key';
 import { REPO_ROOT, startGateway, writeGatewayConfig, type GatewayProcess } from '../support/gateway-process';
 import { closeServer, listenOnFreePort } from '../support/listen';
 

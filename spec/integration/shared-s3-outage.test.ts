@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { createArtifactCache, type CacheTuning } from '../../lib/cache/artifact-cache';
 import type { Logger } from '../../lib/observe/log';
-import { cacheKey, entryId } from '../../lib/cache/cache-key';
+import { cacheKey, entryId } from '../../lib/cache/store/cache-key';
 import { captureLog } from '../support/capture-log';
 import { cacheConfig, download, md5, startFront, startOrigin, tempDir, waitFor, type TestOrigin } from './cache-harness';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { createArtifactCache } from '../../lib/cache/artifact-cache';
-import { cacheLayout, fillsDir } from '../../lib/cache/cache-layout';
+import { cacheLayout, fillsDir } from '../../lib/cache/store/cache-layout';
 import {
   deviceGet,
   pinnedConnections,

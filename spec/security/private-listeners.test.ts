@@ -164,7 +164,7 @@ describe('the status page on the metrics listener', () => {
   it('/metrics still answers a LAN host, and names no device', async () => {
     const metrics = await fromLan('GET', '/metrics');
     assert.equal(metrics.status, 200);
-    assert.match(metrics.body, /^mender_gateway_http_requests_total\{method="GET",code="204",route="pass-through"\} 1$/m);
+    assert.match(metrics.body, /^mender_gateway_http_requests_total\{method="GET",code="204",route="deployments-next-v1"\} 1$/m);
     assert.ok(!metrics.body.includes(deviceId), 'no device id in any metric');
     assert.ok(!metrics.body.includes('127.0.0.1') && !metrics.body.includes(lan.peer), 'no address in any metric');
   });

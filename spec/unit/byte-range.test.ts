@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { contentRange, parseByteRange, unsatisfiedRange, type ByteRange } from '../../lib/http/byte-range';
+import {
+  contentRange,
+  ifRangeHolds,
+  parseByteRange,
+  parseContentRange,
+  parseUnsatisfiedRange,
+  requestedRange,
+  unsatisfiedRange,
+  wantedRange,
+  type ByteRange,
+} from '../../lib/http/byte-range';
 
 const SIZE = 1000;
 
@@ -86,4 +96,52 @@ test('contentRange and unsatisfiedRange format RFC 9110 §14.4 values', () => {
   assert.equal(contentRange(0, 499, 1234), 'bytes 0-499/1234');
   assert.equal(contentRange(500000, 2059775, 2059776), 'bytes 500000-2059775/2059776');
   assert.equal(unsatisfiedRange(1234), 'bytes */1234');
+});
+
+test("wantedRange: the device's single range as written, for an origin whose size is not known yet", () => {
+  // Mender client 3.4 resumes with bytes=N-, 5.1 with bytes=N-(L-1) (docs/clients.md).
+  assert.deepEqual(wantedRange('bytes=500000-'), { start: 500000 });
+  assert.deepEqual(wantedRange('bytes=385815-1060351'), { start: 385815, end: 1060351 });
+  assert.deepEqual(wantedRange('bytes=-500'), { suffix: 500 });
+  assert.deepEqual(wantedRange(' BYTES = 5-9 '), { start: 5, end: 9 });
+  // Whatever parseByteRange would not honour is not asked of the origin either: the whole comes.
+  for (const whole of [undefined, '', 'bytes=9-5', 'bytes=1-2,4-5', 'items=0-1', 'bytes=abc-', 'bytes=99999999999999999999-'])
+    assert.equal(wantedRange(whole), undefined, String(whole));
+});
+
+test('parseContentRange reads a 206 Content-Range and refuses anything else', () => {
+  assert.deepEqual(parseContentRange('bytes 0-9/10'), { start: 0, end: 9, size: 10 });
+  for (const bad of [undefined, 'bytes 5-4/10', 'bytes 0-10/10', 'bytes */10', 'bytes 0-1/*', 'items 0-1/2'])
+    assert.equal(parseContentRange(bad), null, String(bad));
+  assert.equal(parseUnsatisfiedRange('bytes */1234'), 1234);
+  for (const bad of [undefined, 'bytes 0-1/2', 'bytes */', 'bytes */-1']) assert.equal(parseUnsatisfiedRange(bad), null, String(bad));
+});
+
+const ETAG = '"5d41402abc4b2a76b9719d911017c592"';
+const LAST_MODIFIED = 'Tue, 01 Dec 2026 10:00:00 GMT';
+const current = { etag: ETAG, lastModified: LAST_MODIFIED };
+
+test('ifRangeHolds: RFC 9110 §13.1.5, strong ETag or exact Last-Modified', () => {
+  assert.equal(ifRangeHolds(undefined, current), true, 'no If-Range: the Range applies');
+  assert.equal(ifRangeHolds(ETAG, current), true);
+  assert.equal(ifRangeHolds(` ${ETAG} `, current), true);
+  assert.equal(ifRangeHolds('"other"', current), false);
+  assert.equal(ifRangeHolds(`W/${ETAG}`, current), false, 'a weak tag never matches (strong comparison)');
+  assert.equal(ifRangeHolds(ETAG, { ...current, etag: `W/${ETAG}` }), false);
+  assert.equal(ifRangeHolds(ETAG, { ...current, etag: null }), false, 'no ETag to compare with');
+  assert.equal(ifRangeHolds(LAST_MODIFIED, current), true);
+  assert.equal(ifRangeHolds('Tue, 01 Dec 2026 10:00:01 GMT', current), false, 'a date must match exactly');
+  assert.equal(ifRangeHolds(LAST_MODIFIED, { ...current, lastModified: null }), false);
+  assert.equal(ifRangeHolds('not a date', current), false);
+  assert.equal(ifRangeHolds([ETAG, ETAG], current), false, 'sent twice');
+});
+
+test('requestedRange applies If-Range before the Range, and ignores an If-Range without Range', () => {
+  assert.deepEqual(requestedRange({ range: 'bytes=10-19', 'if-range': ETAG }, SIZE, current), { kind: 'single', start: 10, end: 19 });
+  assert.deepEqual(requestedRange({ range: 'bytes=10-19', 'if-range': '"stale"' }, SIZE, current), { kind: 'none' });
+  // Even an unsatisfiable Range gives way to the whole representation when If-Range does not match.
+  assert.deepEqual(requestedRange({ range: 'bytes=5000-', 'if-range': '"stale"' }, SIZE, current), { kind: 'none' });
+  assert.deepEqual(requestedRange({ range: 'bytes=5000-', 'if-range': ETAG }, SIZE, current), { kind: 'unsatisfiable' });
+  assert.deepEqual(requestedRange({ 'if-range': ETAG }, SIZE, current), { kind: 'none' });
+  assert.deepEqual(requestedRange({ range: 'bytes=-10' }, SIZE, current), { kind: 'single', start: 990, end: 999 });
 });

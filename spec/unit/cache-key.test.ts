@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cacheKey, entryId, plainMd5Etag } from '../../lib/cache/cache-key';
-import { cacheLayout, parseTmpName, tmpPath } from '../../lib/cache/cache-layout';
+import { cacheKey, entryId, plainMd5Etag } from '../../lib/cache/store/cache-key';
+import { cacheLayout, parseTmpName, tmpPath } from '../../lib/cache/store/cache-layout';
 import { processAlive, startTimeOf } from '../../lib/server/process-liveness';
 
 test('cacheKey keeps host and path, never the presigned query', () => {

@@ -1,35 +1,54 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planResponse } from '../../lib/cache/response-plan';
-import { checkResponse, NoContentLength, OriginRefused, parseContentRange } from '../../lib/cache/resumable-download';
-import { originRange } from '../../lib/cache/serve-uncached';
-import { FillProgress } from '../../lib/cache/fill-progress';
-import { SingleFlight } from '../../lib/cache/single-flight';
+import { planResponse } from '../../lib/artifacts/response-plan';
+import { checkResponse, NoContentLength, OriginRefused } from '../../lib/cache/fill/resumable-download';
+import type { GatewayError } from '../../lib/http/gateway-error';
+import { FillProgress } from '../../lib/cache/fill/fill-progress';
+import { SingleFlight } from '../../lib/cache/fill/single-flight';
 
 test('planResponse: 200, 206 and 416 with exact lengths', () => {
   const cases: { range?: string; status: number; length?: number; cr?: string; start?: number; end?: number }[] = [
-    { status: 200, length: 1000, start: 0, end: 1000 },
-    { range: 'bytes=0-', status: 206, length: 1000, cr: 'bytes 0-999/1000', start: 0, end: 1000 },
-    { range: 'bytes=100-199', status: 206, length: 100, cr: 'bytes 100-199/1000', start: 100, end: 200 },
-    { range: 'bytes=900-5000', status: 206, length: 100, cr: 'bytes 900-999/1000', start: 900, end: 1000 },
-    { range: 'bytes=-10', status: 206, length: 10, cr: 'bytes 990-999/1000', start: 990, end: 1000 },
+    { status: 200, length: 1000, start: 0, end: 999 },
+    { range: 'bytes=0-', status: 206, length: 1000, cr: 'bytes 0-999/1000', start: 0, end: 999 },
+    { range: 'bytes=100-199', status: 206, length: 100, cr: 'bytes 100-199/1000', start: 100, end: 199 },
+    { range: 'bytes=900-5000', status: 206, length: 100, cr: 'bytes 900-999/1000', start: 900, end: 999 },
+    { range: 'bytes=-10', status: 206, length: 10, cr: 'bytes 990-999/1000', start: 990, end: 999 },
     { range: 'bytes=1000-', status: 416, cr: 'bytes */1000' },
-    { range: 'bytes=zz', status: 200, length: 1000, start: 0, end: 1000 },
-    { range: 'bytes=0-1,5-6', status: 200, length: 1000, start: 0, end: 1000 },
+    { range: 'bytes=zz', status: 200, length: 1000, start: 0, end: 999 },
+    { range: 'bytes=0-1,5-6', status: 200, length: 1000, start: 0, end: 999 },
   ];
+  const rep = { size: 1000, etag: '"e"', lastModified: 'Tue, 01 Dec 2026 10:00:00 GMT' };
   for (const c of cases) {
-    const plan = planResponse(c.range, 1000, '"e"');
-    assert.equal(plan.status, c.status, String(c.range));
-    if (plan.status === 416) {
-      assert.equal(plan.headers['Content-Range'], c.cr);
+    const headers = c.range === undefined ? {} : { range: c.range };
+    if (c.status === 416) {
+      assert.throws(
+        () => planResponse(headers, rep),
+        (e: GatewayError) => e.status === 416 && e.headers['Content-Range'] === c.cr,
+      );
       continue;
     }
+    const plan = planResponse(headers, rep);
+    assert.equal(plan.status, c.status, String(c.range));
     assert.equal(plan.headers['Content-Length'], c.length, String(c.range));
     assert.equal(plan.headers['Content-Range'], c.cr, String(c.range));
     assert.equal(plan.headers.ETag, '"e"');
+    assert.equal(plan.headers['Last-Modified'], rep.lastModified);
+    assert.equal(plan.headers['Accept-Ranges'], 'bytes');
     assert.equal(plan.headers['Content-Encoding'], undefined);
     assert.deepEqual([plan.start, plan.end], [c.start, c.end], String(c.range));
   }
+});
+
+test('planResponse: If-Range decides whether the Range applies; no validator, no header', () => {
+  const rep = { size: 1000, etag: '"e"', lastModified: 'Tue, 01 Dec 2026 10:00:00 GMT' };
+  assert.equal(planResponse({ range: 'bytes=10-', 'if-range': '"e"' }, rep).status, 206);
+  assert.equal(planResponse({ range: 'bytes=10-', 'if-range': rep.lastModified }, rep).status, 206);
+  const stale = planResponse({ range: 'bytes=10-', 'if-range': '"old"' }, rep);
+  assert.deepEqual([stale.status, stale.headers['Content-Length'], stale.headers['Content-Range']], [200, 1000, undefined]);
+  assert.equal(planResponse({ range: 'bytes=5000-', 'if-range': '"old"' }, rep).status, 200, 'no 416 when the Range is ignored');
+  const bare = planResponse({}, { size: 0, etag: null, lastModified: null });
+  assert.deepEqual([bare.status, bare.headers['Content-Length'], bare.start, bare.end], [200, 0, 0, -1]);
+  assert.equal('ETag' in bare.headers || 'Last-Modified' in bare.headers, false);
 });
 
 test('checkResponse: first answer needs 200 and a length; a resume must match exactly', () => {
@@ -63,15 +82,6 @@ test('checkResponse: first answer needs 200 and a length; a resume must match ex
     () => checkResponse(resume('bytes 4-9/10', { status: 502 }), 4, expected),
     (e: Error) => !(e instanceof OriginRefused),
   );
-});
-
-test('parseContentRange and originRange', () => {
-  assert.deepEqual(parseContentRange('bytes 0-9/10'), { start: 0, end: 9, size: 10 });
-  for (const bad of [undefined, 'bytes 5-4/10', 'bytes 0-10/10', 'bytes */10', 'items 0-1/2'])
-    assert.equal(parseContentRange(bad), null, String(bad));
-  assert.deepEqual(originRange('bytes=5-'), { start: 5, end: undefined });
-  assert.deepEqual(originRange('bytes=5-9'), { start: 5, end: 9 });
-  for (const other of [undefined, 'bytes=-5', 'bytes=9-5', 'bytes=1-2,4-5']) assert.equal(originRange(other), undefined, String(other));
 });
 
 test('FillProgress holds the last byte back until published', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HEADROOM, planEviction, type Evictable } from '../../lib/cache/evict-lru';
-import { adaptiveReadSize, KiB, ReadSizer } from '../../lib/cache/read-size';
+import { HEADROOM, planEviction, type Evictable } from '../../lib/cache/store/evict-lru';
+import { adaptiveReadSize, KiB, ReadSizer } from '../../lib/cache/serve/read-size';
 
 const MB = 1024 * 1024;
 const entries: Evictable[] = [

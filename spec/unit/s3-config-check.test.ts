@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkS3Config } from '../../lib/cache/s3-presigner';
+import { checkS3Config } from '../../lib/cache/shared/s3-presigner';
 import type { ArtifactsCacheS3Config } from '../../lib/config/types';
 
 // ArtifactsCache.S3: what start-up refuses, one line naming the key.

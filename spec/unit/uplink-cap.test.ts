@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheLayout, fillsDir, ownerTag } from '../../lib/cache/cache-layout';
-import { UplinkCap } from '../../lib/cache/uplink-cap';
+import { cacheLayout, fillsDir, ownerTag } from '../../lib/cache/store/cache-layout';
+import { UplinkCap } from '../../lib/cache/fill/uplink-cap';
 import { createLogger } from '../../lib/observe/log';
 
 // ArtifactsCache.FillRateLimit: the token bucket of one fill, and the cap

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { createUpstream, type Upstream } from '../../proxy/upstream';
 import { managementCall } from '../../mtls/management-call';
 import { LOGIN_PATH } from '../../mtls/management-session';
-import { bucketRequest, s3ErrorCode } from '../../cache/s3-request';
-import { createPresigner } from '../../cache/s3-presigner';
+import { bucketRequest, s3ErrorCode } from '../../cache/shared/s3-request';
+import { createPresigner } from '../../cache/shared/s3-presigner';
 import type { GatewayConfig } from '../../config/types';
 
 export const ONLINE_TIMEOUT_MS = 5_000;

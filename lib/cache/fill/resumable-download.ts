@@ -1,8 +1,9 @@
 import type http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fetchOrigin, type OriginResponse } from '../artifacts/origin-fetch';
-import { GatewayError } from '../http/gateway-error';
-import { cacheMetrics } from '../observe/metrics';
+import { fetchOrigin, type OriginResponse } from '../../artifacts/origin-fetch';
+import { parseContentRange } from '../../http/byte-range';
+import { GatewayError } from '../../http/gateway-error';
+import { cacheMetrics } from '../../observe/metrics';
 
 // Download one object from the origin into a sink, resuming a cut download with a Range
 // request from where it stopped (bounded retries, exponential backoff), as apt-cacher-ng
@@ -23,8 +24,8 @@ export const DEFAULT_RETRY: RetryPolicy = { retries: 5, backoffMs: 250, maxBacko
 const MAX_ATTEMPTS = 100;
 
 export interface DownloadSink {
-  /** The first response's length and ETag; throwing stops the download (e.g. no room on disk). */
-  start(size: number, etag: string | null): Promise<void>;
+  /** The first response's length, ETag and Last-Modified; throwing stops the download (e.g. no room on disk). */
+  start(size: number, etag: string | null, lastModified: string | null): Promise<void>;
   write(chunk: Buffer): Promise<void>;
 }
 
@@ -36,13 +37,6 @@ export class NoContentLength extends Error {}
 
 /** The sink refused the download (no room on disk): retrying the origin cannot help. */
 export class SinkRefused extends Error {}
-
-export function parseContentRange(value: string | undefined): { start: number; end: number; size: number } | null {
-  const m = /^bytes (\d{1,16})-(\d{1,16})\/(\d{1,16})$/.exec((value ?? '').trim());
-  if (!m) return null;
-  const [start, end, size] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  return start <= end && end < size ? { start, end, size } : null;
-}
 
 /** Check a response against what we asked; returns the body to read or throws. */
 export function checkResponse(
@@ -83,11 +77,12 @@ export async function resumableDownload(
   url: URL,
   sink: DownloadSink,
   opts: DownloadOptions,
-): Promise<{ size: number; etag: string | null }> {
+): Promise<{ size: number; etag: string | null; lastModified: string | null }> {
   const retry = opts.retry ?? DEFAULT_RETRY;
   let expected: { size: number; etag: string | null } | null = opts.from ? { size: opts.from.size, etag: opts.from.etag } : null;
   let offset = opts.from?.offset ?? 0;
   let started = false;
+  let lastModified: string | null = null;
   let barren = 0;
   for (let attempt = 1; ; attempt++) {
     const before = offset;
@@ -103,7 +98,8 @@ export async function resumableDownload(
         expected ??= { size: r.contentLength as number, etag: r.etag };
         if (!started) {
           started = true;
-          await sink.start(expected.size, expected.etag);
+          lastModified = r.lastModified;
+          await sink.start(expected.size, expected.etag, lastModified);
         }
         for await (const chunk of r.body as AsyncIterable<Buffer>) {
           if (offset + chunk.length > expected.size)
@@ -115,7 +111,7 @@ export async function resumableDownload(
       } finally {
         r.body.destroy();
       }
-      if (offset === expected.size) return expected;
+      if (offset === expected.size) return { ...expected, lastModified };
       throw new GatewayError('ORIGIN_ERROR', `artifact origin ended the body at ${offset} of ${expected.size} bytes`);
     } catch (err) {
       if (opts.signal.aborted)

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, watch, type FSWatcher } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fillsDir, isThisHost, ownerTag, parseOwnedName, type CacheLayout } from './cache-layout';
-import { processAlive } from '../server/process-liveness';
-import type { Logger } from '../observe/log';
+import { fillsDir, isThisHost, ownerTag, parseOwnedName, type CacheLayout } from '../store/cache-layout';
+import { processAlive } from '../../server/process-liveness';
+import type { Logger } from '../../observe/log';
 
 // ArtifactsCache.FillRateLimit (ours): a metered uplink. The cap holds for the
 // bytes every cache fill on this cache path takes from the origin together: all fills of this

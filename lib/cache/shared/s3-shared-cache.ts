@@ -1,14 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ArtifactsCacheS3Config } from '../config/types';
-import type { Logger } from '../observe/log';
-import { parseSidecar, type Sidecar } from './cache-index';
-import { plainMd5Etag } from './cache-key';
-import type { FillProgress } from './fill-progress';
+import type { ArtifactsCacheS3Config } from '../../config/types';
+import type { Logger } from '../../observe/log';
+import { parseSidecar, type Sidecar } from '../store/cache-index';
+import { plainMd5Etag } from '../store/cache-key';
 import { Bucket } from './s3-bucket';
 import { BucketLocks, type BucketLock } from './s3-bucket-lock';
 import { createPresigner, type Presigner } from './s3-presigner';
 import { BucketUnreachable, s3ErrorCode } from './s3-request';
-import { MAX_SINGLE_PUT, uploadGrowing } from './s3-upload';
+import { MAX_SINGLE_PUT, uploadGrowing, type GrowingFill } from './s3-upload';
 
 // The bucket as every gateway's second-level cache. On a local miss, before the
 // origin: the bucket copy if there is one (its presigned GET goes through the same resumable
@@ -90,7 +89,7 @@ export class SharedCache {
    * Stream a fill from the origin to the bucket while it lands, then release the lock (issue
    * 11: once per key). `verified` gives the sidecar once published, null if the fill failed.
    */
-  share(p: FillProgress, lock: BucketLock, verified: Promise<Sidecar | null>): void {
+  share(p: GrowingFill, lock: BucketLock, verified: Promise<Sidecar | null>): void {
     if (p.size > MAX_SINGLE_PUT) {
       this.log.warn('artifact not shared in the bucket: larger than one PUT allows (5 GiB)', { key: p.key, size: p.size });
       void lock.release();

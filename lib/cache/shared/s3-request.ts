@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StaleConnection, isStaleReuse, onceMoreIfStale } from '../http/stale-connection';
+import { StaleConnection, isStaleReuse, onceMoreIfStale } from '../../http/stale-connection';
 
 // One request to the shared-cache bucket on a presigned URL, with our own timeout (minio's
 // requests have none) and a capped body read: the answers we read are lock records,

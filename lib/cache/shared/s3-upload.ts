@@ -1,15 +1,14 @@
 import { promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Sidecar } from './cache-index';
-import { plainMd5Etag } from './cache-key';
-import type { FillProgress } from './fill-progress';
+import type { Sidecar } from '../store/cache-index';
+import { plainMd5Etag } from '../store/cache-key';
 import type { Bucket } from './s3-bucket';
 import { BucketUnreachable, s3ErrorCode } from './s3-request';
 
 // The origin filler's copy to the bucket, streamed while the fill runs: one PUT
 // with the origin's Content-Length (no multipart, so no part buffers and it works on s3rver),
 // its body read from the growing tmp file like a following device. The fill's last byte is
-// only readable once the entry is verified and published (FillProgress.available), so the
+// only readable once the entry is verified and published (GrowingFill.available), so the
 // bucket object can only complete with verified bytes; the sidecar, the bucket's commit
 // point, follows with the verified metadata. A failed fill aborts the PUT: nothing lands.
 
@@ -19,8 +18,25 @@ const READ_BYTES = 256 * 1024;
 /** The PUT body waits on the origin: its idle timeout must outlast the fill's own resumes. */
 const GROWING_PUT_IDLE_MS = 120_000;
 
+/**
+ * What the upload reads of a running fill (the fill's FillProgress has this shape); declared
+ * here so the shared cache depends on the store only, never on the fill room that calls it.
+ */
+export interface GrowingFill {
+  readonly id: string;
+  readonly key: string;
+  readonly size: number;
+  readonly path: string;
+  readonly state: string;
+  readonly error: Error | null;
+  /** Bytes that may be read now (the last one only once verified and published). */
+  available(): number;
+  /** Resolves at the next change of `available()` or `state`. */
+  changed(): Promise<void>;
+}
+
 /** The fill's bytes as they become available, from the fd opened on its tmp file. */
-async function* growingBytes(fh: fsp.FileHandle, p: FillProgress): AsyncGenerator<Buffer> {
+async function* growingBytes(fh: fsp.FileHandle, p: GrowingFill): AsyncGenerator<Buffer> {
   let pos = 0;
   while (pos < p.size) {
     if (p.state === 'failed') throw p.error ?? new Error('the fill failed');
@@ -45,7 +61,7 @@ export interface UploadResult {
 /** Upload `p` as it lands; resolves once object and sidecar are in the bucket (or not shared). */
 export async function uploadGrowing(
   bucket: Bucket,
-  p: FillProgress,
+  p: GrowingFill,
   verified: Promise<Sidecar | null>,
   signal: AbortSignal,
 ): Promise<UploadResult> {

@@ -20,6 +20,8 @@ export class FillProgress extends EventEmitter {
   state: FillState = 'starting';
   size = 0;
   etag: string | null = null;
+  /** The origin's Last-Modified: with the ETag, the validators a device's If-Range is checked against. */
+  lastModified: string | null = null;
   written = 0;
   /** The tmp file while growing; the object path once published (an open fd survives the rename). */
   path = '';
@@ -43,9 +45,10 @@ export class FillProgress extends EventEmitter {
     this.started.catch(() => undefined);
   }
 
-  begin(size: number, etag: string | null, tmp: string, finalPath: string): void {
+  begin(size: number, etag: string | null, tmp: string, finalPath: string, lastModified: string | null = null): void {
     this.size = size;
     this.etag = etag;
+    this.lastModified = lastModified;
     this.path = tmp;
     this.finalPath = finalPath;
     this.state = 'growing';

@@ -1,11 +1,11 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ENTRY_ID, isThisHost, parseTmpName, type CacheLayout, ensureLayout } from './cache-layout';
-import { processAlive } from '../server/process-liveness';
+import { processAlive } from '../../server/process-liveness';
 import { readPublished, type CacheIndex } from './cache-index';
 import { removeEntry } from './evict-lru';
 import { lockAbandoned } from './fill-lock';
-import type { Logger } from '../observe/log';
+import type { Logger } from '../../observe/log';
 
 // Start-up step list (cacache verify style): whatever a kill -9 left behind is removed,
 // and only entries whose sidecar and bytes agree are indexed. Another live process may

@@ -10,6 +10,8 @@ export interface Sidecar {
   key: string;
   size: number;
   etag: string | null;
+  /** The origin's Last-Modified (absent in sidecars written before it was kept). */
+  lastModified?: string | null;
   md5: string;
   storedAt: string;
 }
@@ -19,6 +21,7 @@ export interface CacheEntry {
   key: string;
   size: number;
   etag: string | null;
+  lastModified?: string | null;
   lastServed: number;
   readers: number;
 }
@@ -28,6 +31,7 @@ export function parseSidecar(text: string): Sidecar | null {
     const v = JSON.parse(text) as Partial<Sidecar>;
     if (v.version !== 1 || typeof v.key !== 'string' || !Number.isSafeInteger(v.size) || (v.size as number) < 0) return null;
     if (typeof v.md5 !== 'string' || !(v.etag === null || typeof v.etag === 'string')) return null;
+    if (v.lastModified !== undefined && v.lastModified !== null && typeof v.lastModified !== 'string') return null;
     return v as Sidecar;
   } catch {
     return null;
@@ -47,7 +51,15 @@ export async function readPublished(layout: CacheLayout, id: string): Promise<Ca
   try {
     const st = await fsp.stat(objectPath(layout, id));
     if (!st.isFile() || st.size !== meta.size) return null;
-    return { id, key: meta.key, size: meta.size, etag: meta.etag, lastServed: st.mtimeMs, readers: 0 };
+    return {
+      id,
+      key: meta.key,
+      size: meta.size,
+      etag: meta.etag,
+      lastModified: meta.lastModified ?? null,
+      lastServed: st.mtimeMs,
+      readers: 0,
+    };
   } catch {
     return null;
   }

@@ -1,11 +1,11 @@
 import type http from 'node:http';
-import type { CacheLayout } from './cache-layout';
-import type { CacheIndex } from './cache-index';
-import type { LockTiming } from './fill-lock';
+import type { CacheLayout } from '../store/cache-layout';
+import type { CacheIndex } from '../store/cache-index';
+import type { LockTiming } from '../store/fill-lock';
 import type { RetryPolicy } from './resumable-download';
-import type { SharedCache } from './s3-shared-cache';
+import type { SharedCache } from '../shared/s3-shared-cache';
 import type { UplinkCap } from './uplink-cap';
-import type { Logger } from '../observe/log';
+import type { Logger } from '../../observe/log';
 
 // What every fill of one cache shares (artifact-cache.ts makes it once): the fill itself
 // (artifact-fill.ts) and following another process's fill (follow-other-fill.ts) read it.

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { promises as fsp } from 'node:fs';
-import { SELF, processAlive, type ProcessIdentity } from '../server/process-liveness';
+import { SELF, processAlive, type ProcessIdentity } from '../../server/process-liveness';
 
 // On-disk layout, versioned so a future format can live beside this one (STYLE principle 7):
 //   <Path>/v1/objects/<id>        published artifact bytes

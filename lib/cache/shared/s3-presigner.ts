@@ -1,4 +1,4 @@
-import type { ArtifactsCacheS3Config } from '../config/types';
+import type { ArtifactsCacheS3Config } from '../../config/types';
 
 // The shared cache's only use of the `minio` package: SigV4 presigned URLs. Every
 // request to the bucket is then a plain HTTP request of ours (s3-request.ts), so bodies are

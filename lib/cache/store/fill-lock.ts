@@ -22,6 +22,7 @@ export interface FillAnnouncement {
   tmp: string;
   size: number;
   etag: string | null;
+  lastModified?: string | null;
   /** The origin's host/path, for `cache list`. */
   key?: string;
 }
@@ -39,6 +40,7 @@ export async function readAnnouncement(layout: CacheLayout, id: string): Promise
       tmp: rec.tmp,
       size: rec.size as number,
       etag: typeof rec.etag === 'string' ? rec.etag : null,
+      lastModified: typeof rec.lastModified === 'string' ? rec.lastModified : null,
       key: typeof rec.key === 'string' ? rec.key : undefined,
     };
   } catch {

@@ -1,20 +1,20 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { plainMd5Etag } from './cache-key';
-import { ensureLayout, objectPath, sidecarPath, tmpPath } from './cache-layout';
-import { readPublished, type Sidecar } from './cache-index';
-import { makeRoom } from './evict-lru';
-import { tryFillLock, type HeldLock } from './fill-lock';
+import { plainMd5Etag } from '../store/cache-key';
+import { ensureLayout, objectPath, sidecarPath, tmpPath } from '../store/cache-layout';
+import { readPublished, type Sidecar } from '../store/cache-index';
+import { makeRoom } from '../store/evict-lru';
+import { tryFillLock, type HeldLock } from '../store/fill-lock';
 import type { FillProgress } from './fill-progress';
 import type { FillContext } from './fill-context';
 import { FOLLOW_POLL_MS, followOtherFill } from './follow-other-fill';
 import { NoContentLength, OriginRefused, resumableDownload, SinkRefused } from './resumable-download';
-import { keepPartial, takePartial } from './partial-fill';
-import type { Claim } from './s3-shared-cache';
+import { keepPartial, takePartial } from '../store/partial-fill';
+import type { Claim } from '../shared/s3-shared-cache';
 import type { FillShare } from './uplink-cap';
-import { GatewayError } from '../http/gateway-error';
-import { redactUrl } from '../observe/log';
+import { GatewayError } from '../../http/gateway-error';
+import { redactUrl } from '../../observe/log';
 
 // One fill: lock → (published meanwhile? done) → origin → tmp file ('wx', this process's
 // own name) with MD5 and count while streaming → verify length and plain-MD5 ETag → fsync
@@ -124,7 +124,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
       resumableDownload(
         source,
         {
-          start: async (size, etag) => {
+          start: async (size, etag, lastModified) => {
             const fits = await makeRoom({
               layout: ctx.layout,
               index: ctx.index,
@@ -134,12 +134,17 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
               log: ctx.log,
             });
             if (!fits) throw new SinkRefused(`no room for ${size} bytes in the cache`);
-            p.begin(size, etag, tmp, objectPath(ctx.layout, p.id));
+            // A bucket copy shows the origin's validators, so devices see one ETag and Last-Modified from every gateway.
+            const shown =
+              claim?.kind === 'bucket'
+                ? { etag: claim.sidecar.etag, lastModified: claim.sidecar.lastModified ?? null }
+                : { etag, lastModified };
+            p.begin(size, shown.etag, tmp, objectPath(ctx.layout, p.id), shown.lastModified);
             if (position > 0) {
               p.advance(position);
               ctx.log.info('artifact fill resumed from a partial file', { key: p.key, offset: position, size });
             }
-            await lock.announce({ tmp, size, etag, key: p.key });
+            await lock.announce({ tmp, size, ...shown, key: p.key });
             if (bucketLock) {
               // Shared cache: the bucket gets the bytes as they land; the upload owns the lock now.
               ctx.shared!.share(p, bucketLock, new Promise((resolve) => (verified = resolve)));
@@ -164,7 +169,7 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
           from: resume ? { offset: resume.offset, size: resume.size, etag: resume.etag } : undefined,
         },
       );
-    let got: { size: number; etag: string | null };
+    let got: { size: number; etag: string | null; lastModified: string | null };
     try {
       got = await download();
     } catch (err) {
@@ -189,12 +194,13 @@ async function fillLocked(p: FillProgress, origin: URL, ctx: FillContext, lock: 
     if (signal.aborted) throw signal.reason;
     // A bucket copy keeps the origin's ETag, so devices see the same validator from every gateway.
     const etag = claim?.kind === 'bucket' ? claim.sidecar.etag : got.etag;
-    const meta: Sidecar = { version: 1, key: p.key, size: got.size, etag, md5: digest, storedAt: new Date().toISOString() };
+    const lastModified = claim?.kind === 'bucket' ? (claim.sidecar.lastModified ?? null) : got.lastModified;
+    const meta: Sidecar = { version: 1, key: p.key, size: got.size, etag, lastModified, md5: digest, storedAt: new Date().toISOString() };
     await writeDurable(tmpMeta, JSON.stringify(meta));
     await fsp.rename(tmp, objectPath(ctx.layout, p.id));
     await fsp.rename(tmpMeta, sidecarPath(ctx.layout, p.id));
     await syncDir(ctx.layout.objects);
-    ctx.index.set({ id: p.id, key: p.key, size: got.size, etag, lastServed: Date.now(), readers: 0 });
+    ctx.index.set({ id: p.id, key: p.key, size: got.size, etag, lastModified, lastServed: Date.now(), readers: 0 });
     p.publish();
     verified(meta);
   } catch (err) {

@@ -2,8 +2,8 @@ import { promises as fsp } from 'node:fs';
 import { hitsPath, objectPath, sidecarPath, type CacheLayout } from './cache-layout';
 import type { CacheIndex } from './cache-index';
 import { bytesToComeElsewhere } from './fill-lock';
-import type { Logger } from '../observe/log';
-import { cacheMetrics } from '../observe/metrics';
+import type { Logger } from '../../observe/log';
+import { cacheMetrics } from '../../observe/metrics';
 
 // Before a fill: does the incoming artifact fit in the free space of the cache's
 // filesystem (and under MaxSize, ours, when set)? If not, remove the least recently

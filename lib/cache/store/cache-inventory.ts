@@ -6,7 +6,7 @@ import { parseSidecar, readHits } from './cache-index';
 import { readAnnouncement } from './fill-lock';
 import { listPartials, removePartial } from './partial-fill';
 import { removeEntry } from './evict-lru';
-import { processAlive } from '../server/process-liveness';
+import { processAlive } from '../../server/process-liveness';
 
 // What is on a cache path, read from the disk alone, so `mender-gateway cache` works beside a
 // running gateway or without one: published entries, fills running in some process, partial

@@ -1,16 +1,16 @@
 import { promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { objectPath, type CacheLayout } from './cache-layout';
-import type { CacheEntry, CacheIndex } from './cache-index';
-import { planResponse } from './response-plan';
+import { objectPath, type CacheLayout } from '../store/cache-layout';
+import type { CacheEntry, CacheIndex } from '../store/cache-index';
+import { planResponse } from '../../artifacts/response-plan';
 import { ClientGone, completeFile, sendFileBytes } from './send-file-bytes';
 import type { ReadSizer } from './read-size';
-import { GatewayError } from '../http/gateway-error';
 
-// A published entry, from disk: GET or HEAD, Range → 206, unsatisfiable → 416. The entry
-// counts as read while a device is on it, so eviction leaves it alone.
-// Returns false when the entry is gone from disk (evicted by another process): the caller
-// treats that as a miss.
+// A published entry, from disk: GET or HEAD, Range (If-Range checked) → 206, unsatisfiable →
+// 416 thrown for the route to answer. The entry counts as read while a device is on it, so
+// eviction leaves it alone. Returns false when the entry is gone from disk (evicted by another
+// process): the caller treats that as a miss. A device that leaves mid-way is ClientGone,
+// thrown on for the route to count (499).
 
 export async function serveCachedFile(
   req: IncomingMessage,
@@ -18,8 +18,7 @@ export async function serveCachedFile(
   entry: CacheEntry,
   deps: { layout: CacheLayout; index: CacheIndex; sizer: ReadSizer },
 ): Promise<boolean> {
-  const plan = planResponse(req.headers.range, entry.size, entry.etag);
-  if (plan.status === 416) throw new GatewayError('RANGE_NOT_SATISFIABLE', 'requested range not satisfiable', { headers: plan.headers });
+  const plan = planResponse(req.headers, { size: entry.size, etag: entry.etag, lastModified: entry.lastModified ?? null });
   entry.readers++;
   let fh: fsp.FileHandle | null = null;
   try {
@@ -35,12 +34,13 @@ export async function serveCachedFile(
       res.end();
       return true;
     }
-    await sendFileBytes(fh, res, plan.start, plan.end, completeFile(entry.size), deps.sizer);
+    await sendFileBytes(fh, res, plan.start, plan.end + 1, completeFile(entry.size), deps.sizer);
     res.end();
   } catch (err) {
     if (!res.headersSent) throw err;
+    if (err instanceof ClientGone) throw err;
     // Already started: a broken connection tells the device to resume; a short 200 would not.
-    if (!(err instanceof ClientGone)) res.destroy();
+    res.destroy();
   } finally {
     entry.readers--;
     await fh?.close().catch(() => undefined);

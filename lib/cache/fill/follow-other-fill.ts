@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
-import { objectPath } from './cache-layout';
+import { objectPath } from '../store/cache-layout';
 import type { FillContext } from './fill-context';
-import { readAnnouncement } from './fill-lock';
+import { readAnnouncement } from '../store/fill-lock';
 import type { FillProgress } from './fill-progress';
 
 // Another process (a sibling worker) holds the fill lock: instead of waiting for
@@ -21,7 +21,7 @@ export async function followOtherFill(p: FillProgress, ctx: FillContext): Promis
     } catch {
       return; // renamed or removed already: the publish (or the next holder) comes next
     }
-    p.begin(fill.size, fill.etag, fill.tmp, objectPath(ctx.layout, p.id));
+    p.begin(fill.size, fill.etag, fill.tmp, objectPath(ctx.layout, p.id), fill.lastModified ?? null);
     p.followed = true;
   }
   if (p.state !== 'growing') return;

@@ -1,20 +1,20 @@
 import { promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FillProgress } from './fill-progress';
-import { planResponse } from './response-plan';
+import type { FillProgress } from '../fill/fill-progress';
+import { planResponse } from '../../artifacts/response-plan';
 import { ClientGone, sendFileBytes } from './send-file-bytes';
 import type { ReadSizer } from './read-size';
-import { GatewayError } from '../http/gateway-error';
+import { GatewayError } from '../../http/gateway-error';
 
 // A device that asks while the fill runs: headers as soon as the origin's length is known,
 // then the bytes as they land in the tmp file, from 0 or its Range start, at its own pace
 // (it reads the file, it does not share a pipe). If the fill fails after the response has
 // started, the connection is destroyed so the device sees a broken download it resumes,
-// never a clean short body (Varnish c00062, peers-and-performance §5).
+// never a clean short body (Varnish c00062, peers-and-performance §5); the fill logs its own
+// failure. A 416 and a device that leaves (ClientGone) are thrown on for the route to answer.
 
 export async function serveGrowingFile(req: IncomingMessage, res: ServerResponse, p: FillProgress, sizer: ReadSizer): Promise<void> {
-  const plan = planResponse(req.headers.range, p.size, p.etag);
-  if (plan.status === 416) throw new GatewayError('RANGE_NOT_SATISFIABLE', 'requested range not satisfiable', { headers: plan.headers });
+  const plan = planResponse(req.headers, { size: p.size, etag: p.etag, lastModified: p.lastModified });
   const fh = await openFollowed(p);
   try {
     res.writeHead(plan.status, plan.headers);
@@ -26,13 +26,14 @@ export async function serveGrowingFile(req: IncomingMessage, res: ServerResponse
       fh,
       res,
       plan.start,
-      plan.end,
+      plan.end + 1,
       { available: () => p.available(), failure: () => (p.state === 'failed' ? p.error : null), changed: () => p.changed() },
       sizer,
     );
     res.end();
   } catch (err) {
-    if (!(err instanceof ClientGone)) res.destroy();
+    if (err instanceof ClientGone) throw err;
+    res.destroy();
   } finally {
     await fh.close().catch(() => undefined);
   }
