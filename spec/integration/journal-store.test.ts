@@ -180,7 +180,9 @@ describe('report journal on disk', () => {
     const dir = tempDir();
     const j = await open(dir);
     const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-    const token = (n: number) => `${b64({ alg: 'RS256' })}.${b64({ sub: 'dev-1', exp: Math.floor(Date.now() / 1000) + 3600, n })}.sig`;
+    // One exp for every token: a second boundary between two calls must not change token(n).
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const token = (n: number) => `${b64({ alg: 'RS256' })}.${b64({ sub: 'dev-1', exp, n })}.sig`;
     // Upstream refuses every token but the newest, which it would take.
     const seen: (string | undefined)[] = [];
     const upstream = http.createServer((req, res) => {
