@@ -17,29 +17,23 @@ interface GeneratedModule {
   makeValidator(formats: typeof VALUE_FORMATS): ConfigValidator;
 }
 
-let chosen: { validate: ConfigValidator; generated: boolean } | undefined;
+let chosen: ConfigValidator | undefined;
 
-function choose(): { validate: ConfigValidator; generated: boolean } {
+function choose(): ConfigValidator {
   let generated: GeneratedModule | undefined;
   try {
     generated = require('./schema-validator.generated') as GeneratedModule;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
   }
-  if (generated?.schemaDigest === schemaDigest()) return { validate: generated.makeValidator(VALUE_FORMATS), generated: true };
+  if (generated?.schemaDigest === schemaDigest()) return generated.makeValidator(VALUE_FORMATS);
   // Required here only: build-validator loads ajv, which the generated file spares.
   const build = require('./build-validator') as typeof import('./build-validator');
-  return { validate: build.compileWithAjv(), generated: false };
+  return build.compileWithAjv();
 }
 
 /** The validator, chosen and made once per process. */
 export function configValidator(): ConfigValidator {
   chosen ??= choose();
-  return chosen.validate;
-}
-
-/** Whether the build-time validator is in use. */
-export function usesGeneratedValidator(): boolean {
-  configValidator();
-  return chosen!.generated;
+  return chosen;
 }
