@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
-import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { startGateway, type RunningGateway } from '../../lib/gateway';
+import { startGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { makeDeviceCert } from '../support/device-certs';
 import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
-import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+import { type MtlsBed, startMtlsBed } from '../support/mtls-bed';
 
 // One auth route, one behaviour during an outage: a load balancer in front of the Mender server
 // answering 502, 503 or 504 is an outage like a refused connection. With the report journal on,
@@ -21,21 +17,14 @@ import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 // mTLS: the gateway's 502, as its preauthorization met the balancer first).
 
 const USER = { email: 'gateway@example.com', password: 'front-Pa55' };
-let dir: string;
-let tls: TlsMaterial;
-let store: S3Store;
-let server: MenderServer;
+let bed: MtlsBed;
 let front: http.Server;
 /** The balancer's answer to everything while set; else it forwards to the Mender server. */
 let down: number | undefined;
-const gateways: RunningGateway[] = [];
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'auth-unreachable-'));
-  tls = makeTlsMaterial(dir);
-  store = await startS3Store();
-  server = await startMenderServer({ store, users: [USER], autoAccept: true });
-  const target = new URL(server.url);
+  bed = await startMtlsBed('auth-unreachable-', { users: [USER], autoAccept: true });
+  const target = new URL(bed.server.url);
   front = http.createServer((req, res) => {
     if (down !== undefined) {
       req.resume();
@@ -56,11 +45,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const g of gateways) await g.close(0);
   await new Promise((resolve) => front.close(resolve));
-  await server.close();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 async function gateway(mtls: boolean): Promise<string> {
@@ -68,16 +54,22 @@ async function gateway(mtls: boolean): Promise<string> {
   const g = await startGateway(
     testConfig({
       HTTP: { Enabled: false },
-      HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
+      HTTPS: { Enabled: true, ServerCertificate: bed.tls.server.cert, ServerKey: bed.tls.server.key },
       UpstreamServer: { URL: upstreamUrl, Timeout: '2s' },
       Features: {
-        ReportJournal: { Enabled: true, Path: join(dir, `journal-${mtls}`) },
-        mTLS: { Enabled: mtls, CACertificate: tls.ca.cert, MenderUsername: USER.email, MenderPassword: USER.password, EnableCache: true },
+        ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${mtls}`) },
+        mTLS: {
+          Enabled: mtls,
+          CACertificate: bed.tls.ca.cert,
+          MenderUsername: USER.email,
+          MenderPassword: USER.password,
+          EnableCache: true,
+        },
       },
     }),
     captureLog('error').log,
   );
-  gateways.push(g);
+  bed.gateways.push(g);
   return `https://127.0.0.1:${g.addresses.https!.port}`;
 }
 
@@ -85,9 +77,9 @@ for (const mtls of [false, true]) {
   test(`${mtls ? 'mTLS' : 'no mTLS'}: 502, 503 and 504 from a balancer give an admitted device its kept token; others get the balancer's answer`, async () => {
     const url = await gateway(mtls);
     const device = (name: string) => {
-      const cert = makeDeviceCert(dir, `${name}-${mtls}`, tls.ca, { keyType: 'ec' });
+      const cert = makeDeviceCert(bed.dir, `${name}-${mtls}`, bed.tls.ca, { keyType: 'ec' });
       return {
-        agent: tlsAgent({ ca: tls.ca.cert, cert: cert.cert, key: cert.key }),
+        agent: tlsAgent({ ca: bed.tls.ca.cert, cert: cert.cert, key: cert.key }),
         body: signedAuthBody({ mac: `02:00:00:ee:0${Number(mtls)}:${name}` }, cert.key),
       };
     };

@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
-import { startS3Store, type S3Store } from '../../fixtures/s3-store';
-import { FEATURES, type FeatureEntry, startGateway, type RunningGateway } from '../../lib/gateway';
+import { FEATURES, type FeatureEntry, startGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { makeDeviceCert } from '../support/device-certs';
 import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
-import { makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
+import { type MtlsBed, startMtlsBed } from '../support/mtls-bed';
 
 // Route order no longer decides behaviour (lib/http/route-table.ts): the artifact proxy, mTLS,
 // the report journal and DeviceSystem, all on, listed in different orders, give a device the
@@ -23,26 +19,13 @@ const USER = { email: 'gateway@example.com', password: 'order-Pa55' };
 const INVENTORY = '/api/devices/v1/inventory/device/attributes';
 const NEXT = '/api/devices/v1/deployments/device/deployments/next?artifact_name=a&device_type=qemu';
 const STATUS = '/api/devices/v1/deployments/device/deployments/dep-order/status';
-let dir: string;
-let tls: TlsMaterial;
-let store: S3Store;
-let server: MenderServer;
-const gateways: RunningGateway[] = [];
+let bed: MtlsBed;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'feature-order-'));
-  tls = makeTlsMaterial(dir);
-  store = await startS3Store();
-  server = await startMenderServer({ store, users: [USER] });
+  bed = await startMtlsBed('feature-order-', { users: [USER] });
 });
 
-after(async () => {
-  for (const g of gateways) await g.close(0);
-  await server.start();
-  await server.close();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => bed.close());
 
 function call(url: string, agent: https.Agent, method: string, path: string, token: string, body?: string) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -64,27 +47,33 @@ async function round(order: readonly FeatureEntry<unknown>[], name: string): Pro
   const g = await startGateway(
     testConfig({
       HTTP: { Enabled: false },
-      HTTPS: { Enabled: true, ServerCertificate: tls.server.cert, ServerKey: tls.server.key },
-      UpstreamServer: { URL: server.url, Timeout: '2s' },
+      HTTPS: { Enabled: true, ServerCertificate: bed.tls.server.cert, ServerKey: bed.tls.server.key },
+      UpstreamServer: { URL: bed.server.url, Timeout: '2s' },
       Features: {
         ArtifactsProxy: {
           Enabled: true,
           GatewayURL: 'https://gateway.example.com',
           DomainWhitelist: ['127.0.0.1'],
-          ArtifactsCache: { Path: join(dir, `cache-${name}`) },
+          ArtifactsCache: { Path: join(bed.dir, `cache-${name}`) },
         },
-        ReportJournal: { Enabled: true, Path: join(dir, `journal-${name}`) },
+        ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${name}`) },
         DeviceSystem: { Enabled: true, SystemID: 'line-7', DefaultInventory: [] },
-        mTLS: { Enabled: true, CACertificate: tls.ca.cert, MenderUsername: USER.email, MenderPassword: USER.password, EnableCache: true },
+        mTLS: {
+          Enabled: true,
+          CACertificate: bed.tls.ca.cert,
+          MenderUsername: USER.email,
+          MenderPassword: USER.password,
+          EnableCache: true,
+        },
       },
     }),
     captureLog('error').log,
     { features: order },
   );
-  gateways.push(g);
+  bed.gateways.push(g);
   const url = `https://127.0.0.1:${g.addresses.https!.port}`;
-  const cert = makeDeviceCert(dir, name, tls.ca, { keyType: 'ec' });
-  const agent = tlsAgent({ ca: tls.ca.cert, cert: cert.cert, key: cert.key });
+  const cert = makeDeviceCert(bed.dir, name, bed.tls.ca, { keyType: 'ec' });
+  const agent = tlsAgent({ ca: bed.tls.ca.cert, cert: cert.cert, key: cert.key });
   const identity = { mac: `02:00:00:0d:00:${name}` };
   const auth = signedAuthBody(identity, cert.key);
   const answers: unknown[] = [];
@@ -92,22 +81,22 @@ async function round(order: readonly FeatureEntry<unknown>[], name: string): Pro
   answers.push(['auth', issued.status]);
   const token = issued.body;
   answers.push(['inventory', (await call(url, agent, 'PUT', INVENTORY, token, JSON.stringify([{ name: 'site', value: 'A' }]))).status]);
-  const device = server.devices().find((d) => JSON.stringify(d.identity) === JSON.stringify(identity));
+  const device = bed.server.devices().find((d) => JSON.stringify(d.identity) === JSON.stringify(identity));
   answers.push(['system id upstream', device?.inventory.mender_gateway_system_id]);
   answers.push(['next', (await call(url, agent, 'GET', NEXT, token)).status]);
 
-  await server.stop();
+  await bed.server.stop();
   answers.push(['status during the outage', (await call(url, agent, 'PUT', STATUS, token, '{"status":"downloading"}')).status]);
   const again = await postAuth(url, agent, auth);
   answers.push(['auth during the outage', again.status, again.body === token ? 'the kept token' : again.body]);
   const moved = JSON.stringify([{ name: 'site', value: 'B' }]);
   answers.push(['inventory during the outage', (await call(url, agent, 'PUT', INVENTORY, token, moved)).status]);
   answers.push(['next during the outage', (await call(url, agent, 'GET', NEXT, token)).status]);
-  await server.start();
+  await bed.server.start();
   // The device's next asks for its waiting status to be replayed first, then goes upstream.
   answers.push(['next once upstream is back', (await call(url, agent, 'GET', NEXT, token)).status]);
   // The journaled inventory went upstream as DeviceSystem extended it.
-  const replayed = server.devices().find((d) => JSON.stringify(d.identity) === JSON.stringify(identity))?.inventory;
+  const replayed = bed.server.devices().find((d) => JSON.stringify(d.identity) === JSON.stringify(identity))?.inventory;
   answers.push(['inventory replayed', replayed?.site, replayed?.mender_gateway_system_id]);
   return answers;
 }
