@@ -5,7 +5,6 @@ import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto
 // "<PEM PUBLIC KEY>", tenant_token}, signed over its exact bytes in X-MEN-Signature.
 // Pure: parsing and checking only; the bytes themselves are forwarded untouched.
 
-export const AUTH_REQUESTS_PATH = '/api/devices/v1/authentication/auth_requests';
 /** Cap on an auth request's body, and on the token answered to it. */
 export const MAX_AUTH_BODY_BYTES = 64 * 1024;
 

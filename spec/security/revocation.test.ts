@@ -297,6 +297,8 @@ describe('revocation cuts open connections', () => {
       assert.equal(next.status, 401, next.body);
       assert.deepEqual(Object.keys(JSON.parse(next.body)), ['error', 'request_id']);
       assert.match(site.captured.text(), /request refused: client certificate" .*reason="client certificate refused: CERT_HAS_EXPIRED"/);
+      // The refusal has its access-log line, under the guard's route name (the path may be a signed link).
+      assert.match(site.captured.text(), /msg="request" .*method=POST path="<mtls-refused>" route=mtls-refused status=401 bytes=[1-9]/);
 
       const resumed = await requestOnSession(site, device, session);
       assert.equal(resumed.reused, true, 'the client resumed its session');
