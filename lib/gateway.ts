@@ -94,10 +94,19 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   const listeners: DeviceListener[] = [];
   let admin: AdminServer | undefined;
 
-  /** Listeners first, then the features in reverse order of provisioning, then upstream: the one teardown. */
+  /**
+   * Listeners first, then the features in reverse order of provisioning, then upstream: the one
+   * teardown. A feature that fails to close is logged; the others still close.
+   */
   async function closeAll(timeoutMs: number): Promise<void> {
     await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
-    for (const { feature } of [...running].reverse()) await feature.close?.();
+    for (const { feature } of [...running].reverse()) {
+      try {
+        await feature.close?.();
+      } catch (err) {
+        log.error('a feature failed to close', { feature: feature.name, err: err as Error });
+      }
+    }
     upstream.close();
   }
 

@@ -33,8 +33,11 @@ export async function provisionArtifactsProxy(
   const { upstream, log } = deps;
   const cacheSettings = settings.ArtifactsCache;
   if (!settings.GatewayURL) throw new Error('Features.ArtifactsProxy.GatewayURL must be set when the artifact proxy is enabled');
+  // What may refuse the settings comes before the cache opens (its lock, its timers).
+  const allowlist = createDomainAllowlist(settings.DomainWhitelist);
+  const linkTtlMs = parseDuration(cacheSettings.LinkExpireDuration);
   const cache = cacheSettings.Enabled
-    ? await createArtifactCache({ config: cacheSettings, log, agentFor: upstream.originAgent })
+    ? await createArtifactCache({ config: cacheSettings, log, agentFor: upstream.originAgent, timeoutMs: upstream.timeoutMs })
     : undefined;
   // The secret may live in the cache's folder, made just above.
   const secret = await resolveLinkSecret(cacheSettings.SignatureSecret, cacheSettings.Path, log).catch(async (err: unknown) => {
@@ -45,8 +48,6 @@ export async function provisionArtifactsProxy(
     cacheMetrics.watch(() => ({ entries: cache.index.all().length, bytes: cache.index.usedBytes(), fillsInProgress: cache.activeFills }));
   const artifactServer: ArtifactServer = cache ?? createOriginArtifactServer({ upstream });
   const signer = createLinkSigner({ secret, gatewayUrl: settings.GatewayURL });
-  const allowlist = createDomainAllowlist(settings.DomainWhitelist);
-  const linkTtlMs = parseDuration(cacheSettings.LinkExpireDuration);
   log.info('artifact proxy enabled', {
     gateway_url: settings.GatewayURL,
     whitelist: allowlist.domains.join(','),

@@ -36,7 +36,7 @@ export function provisionDeviceSystem(settings: DeviceSystemSlice, maxBytes = MA
           if (read.kind === 'too-large') {
             ctx.log.warn('inventory not extended: body too large, forwarded untouched', { limit: maxBytes });
             countInventoryRewrite('too_large');
-            ctx.body = read.stream;
+            ctx.body ??= read.stream;
             return inner(req, res, ctx);
           }
           const result = injectInventory(read.body, settings);

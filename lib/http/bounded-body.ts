@@ -92,7 +92,11 @@ export function readBounded(req: IncomingMessage, maxBytes: number): Promise<Bou
 // it was small enough to look at, a stream (every byte) when it was not. Whoever comes next reads
 // it from there.
 
-/** The body, as a wrapper before this one read it, else read here with the cap. */
+/**
+ * The body, as a wrapper before this one read it, else read here with the cap. Past the cap, a
+ * caller passing the body on keeps ctx.body when it is set (`ctx.body ??= read.stream`): a Buffer
+ * goes upstream with its own length, not the device's.
+ */
 export function readRequestBody(req: IncomingMessage, ctx: RequestContext, maxBytes: number): Promise<BoundedBody> {
   const given = ctx.body;
   if (Buffer.isBuffer(given))

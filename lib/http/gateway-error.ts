@@ -5,6 +5,8 @@ export type GatewayErrorCode =
   | 'BAD_REQUEST'
   | 'PAYLOAD_TOO_LARGE'
   | 'FORBIDDEN'
+  /** Upstream (the management API) refused this device's identity or key: a 403 upstream vouched for. */
+  | 'DEVICE_REFUSED'
   | 'NOT_FOUND'
   | 'LINK_INVALID'
   | 'LINK_EXPIRED'
@@ -20,6 +22,7 @@ const STATUS: Record<GatewayErrorCode, number> = {
   BAD_REQUEST: 400,
   PAYLOAD_TOO_LARGE: 413,
   FORBIDDEN: 403,
+  DEVICE_REFUSED: 403,
   NOT_FOUND: 404,
   LINK_INVALID: 403,
   LINK_EXPIRED: 403,

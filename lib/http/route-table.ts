@@ -37,10 +37,13 @@ export function buildRouteTable(features: readonly Feature[], fallbacks: Fallbac
   const routes = new Map<EndpointName, Route>();
   for (const endpoint of ENDPOINTS) {
     if (endpoint.upgrade) continue;
+    // `local` only when the gateway answers it: an endpoint no feature claims goes upstream, and
+    // upstream's answer says something of upstream (the status board counts it).
+    const answered = features.some((f) => f.handlers?.[endpoint.name]) || fallbacks.own?.[endpoint.name] !== undefined;
     routes.set(endpoint.name, {
       name: endpoint.name,
       sensitivePath: endpoint.sensitivePath,
-      local: endpoint.local,
+      local: answered && endpoint.local,
       handle: handlerOf(endpoint),
     });
   }

@@ -33,7 +33,7 @@ export function keptTokensWrapper(tokens: IssuedTokens, hooks: KeptTokensHooks):
       return;
     }
     if (read.kind === 'too-large') {
-      ctx.body = read.stream;
+      ctx.body ??= read.stream;
       return inner(req, res, ctx);
     }
     const body = read.body;
@@ -44,9 +44,11 @@ export function keptTokensWrapper(tokens: IssuedTokens, hooks: KeptTokensHooks):
     const request = parsed.request;
     const key = authKeyOf(JSON.stringify(request.identity), request.pubkeyPem);
 
+    // Only the holder of the device's key may take its kept token, or make it be forgotten.
+    const signed = (): boolean => verifyAuthSignature(body, request.key, header(req, 'x-men-signature'));
     const giveBack = (cause: unknown): boolean => {
       const kept = tokens.lookup(key);
-      if (!kept || res.headersSent || !verifyAuthSignature(body, request.key, header(req, 'x-men-signature'))) return false;
+      if (!kept || res.headersSent || res.destroyed || !signed()) return false;
       ctx.log.info(TOKEN_GIVEN_BACK, {
         reason: (cause as Error)?.message ?? String(cause),
         expires: new Date(kept.expiresAt).toISOString(),
@@ -58,7 +60,7 @@ export function keptTokensWrapper(tokens: IssuedTokens, hooks: KeptTokensHooks):
       onResponse(status, headers) {
         hooks.onUpstreamAnswer(status);
         if (UNREACHABLE_STATUSES.has(status)) return giveBack(new Error(`upstream answered ${status}`)) ? ANSWERED : undefined;
-        if (status !== 200) return void tokens.forget(key);
+        if (status !== 200) return void (signed() && tokens.forget(key));
         return keepWhenComplete((token) => tokens.remember(key, token, headers['content-type'] as string | undefined));
       },
       onFailure: (err) => giveBack(err),
@@ -66,8 +68,10 @@ export function keptTokensWrapper(tokens: IssuedTokens, hooks: KeptTokensHooks):
     try {
       await inner(req, res, ctx);
     } catch (err) {
-      // mTLS refused the device: no kept token for it during an outage either.
-      if (err instanceof GatewayError && err.status === 403) tokens.forget(key);
+      // Upstream refused the device (mTLS's preauthorization, after the signature and the
+      // certificate were checked): no kept token for it during an outage either. Any other 403
+      // (no certificate, say) forgets nothing: it proves nothing of the device.
+      if (err instanceof GatewayError && err.code === 'DEVICE_REFUSED') tokens.forget(key);
       // mTLS's management API unreachable: a device upstream admitted before keeps its token.
       else if (err instanceof GatewayError && err.status >= 500 && giveBack(err)) return;
       throw err;

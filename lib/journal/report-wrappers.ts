@@ -34,7 +34,8 @@ export function reportWrapper(desk: ReportDesk, kind: ReportKind): Wrapper {
     }
     if (read.kind === 'too-large') {
       ctx.log.warn('report too large to journal: forwarded untouched', { kind, limit: CAPS[kind] });
-      ctx.body = read.stream;
+      // A body a wrapper before this one holds in memory goes on as it is, sized.
+      ctx.body ??= read.stream;
       return inner(req, res, ctx);
     }
     ctx.body = read.body;

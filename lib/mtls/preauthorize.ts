@@ -146,7 +146,7 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
           request_id: device.requestId,
           management_request_id: device.managementRequestId,
         });
-        throw new GatewayError('FORBIDDEN', reason);
+        throw new GatewayError('DEVICE_REFUSED', reason);
       }
       if (found.holding === 'unclaimed') await submit(request, device, true);
     }

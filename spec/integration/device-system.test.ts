@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { MAX_INVENTORY_BYTES } from '../../lib/device-api';
@@ -51,8 +54,10 @@ describe('DeviceSystem inventory injection', () => {
   const logs = captureLog('debug');
   let on: RunningGateway;
   let off: RunningGateway;
+  let journaled: RunningGateway;
   let onPort: number;
   let offPort: number;
+  const journalDir = mkdtempSync(join(tmpdir(), 'device-system-journal-'));
   const last = (): Seen => seen[seen.length - 1];
 
   before(async () => {
@@ -75,13 +80,25 @@ describe('DeviceSystem inventory injection', () => {
       logs.log,
     );
     off = await startGateway(testConfig(base), captureLog('error').log);
+    journaled = await startGateway(
+      testConfig({
+        ...base,
+        Features: {
+          DeviceSystem: { Enabled: true, SystemID: 'line-3', DefaultInventory: [] },
+          ReportJournal: { Enabled: true, Path: journalDir },
+        },
+      }),
+      captureLog('error').log,
+    );
     onPort = on.addresses.http!.port;
     offPort = off.addresses.http!.port;
   });
   after(async () => {
     await on.close(0);
     await off.close(0);
+    await journaled.close(0);
     await closeServer(upstream);
+    rmSync(journalDir, { recursive: true, force: true });
   });
 
   const extended = [
@@ -125,6 +142,20 @@ describe('DeviceSystem inventory injection', () => {
       assert.ok(last().body.equals(Buffer.from(big)), 'same bytes');
     }
     assert.match(logs.text(), /inventory not extended: body too large/);
+  });
+
+  it('with the journal too: a body the rewrite takes past the cap goes upstream whole, sized as rewritten', async () => {
+    const value = 'x'.repeat(MAX_INVENTORY_BYTES - 40);
+    const body = JSON.stringify([{ name: 'blob', value }]);
+    assert.ok(Buffer.byteLength(body) <= MAX_INVENTORY_BYTES);
+    assert.equal(await send(journaled.addresses.http!.port, 'PUT', PATH, body), 200);
+    const got = last();
+    assert.ok(got.body.length > MAX_INVENTORY_BYTES, 'past the cap once extended');
+    assert.equal(Number(got.headers['content-length']), got.body.length);
+    assert.deepEqual(JSON.parse(got.body.toString()), [
+      { name: 'blob', value },
+      { name: 'mender_gateway_system_id', value: 'line-3' },
+    ]);
   });
 
   it('other paths and methods, and a gateway without DeviceSystem, leave inventory alone', async () => {
