@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '../config/types';
 import { MAX_INVENTORY_BYTES } from '../device-api';
 import type { Feature } from '../http/feature';
-import { readRequestBody } from '../http/bounded-body';
+import { readBodyUnlessLeft } from '../http/bounded-body';
 import { countInventoryRewrite } from '../observe/metrics';
 import { injectInventory } from './inject-inventory';
 
@@ -26,13 +26,8 @@ export function provisionDeviceSystem(settings: DeviceSystemSlice, maxBytes = MA
             countInventoryRewrite('too_large');
             return inner(req, res, ctx);
           }
-          let read: Awaited<ReturnType<typeof readRequestBody>>;
-          try {
-            read = await readRequestBody(req, ctx, maxBytes);
-          } catch (err) {
-            ctx.log.debug('device left while sending its inventory', { err: err as Error, status: 499 });
-            return;
-          }
+          const read = await readBodyUnlessLeft(req, ctx, maxBytes, 'inventory');
+          if (!read) return;
           if (read.kind === 'too-large') {
             ctx.log.warn('inventory not extended: body too large, forwarded untouched', { limit: maxBytes });
             countInventoryRewrite('too_large');

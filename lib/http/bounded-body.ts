@@ -107,6 +107,24 @@ export function readRequestBody(req: IncomingMessage, ctx: RequestContext, maxBy
   return readBounded(req, maxBytes);
 }
 
+/**
+ * readRequestBody for a wrapper: undefined when the device left before its body was complete
+ * (logged at debug as a 499: nothing to answer, nothing to pass on).
+ */
+export async function readBodyUnlessLeft(
+  req: IncomingMessage,
+  ctx: RequestContext,
+  maxBytes: number,
+  what: string,
+): Promise<BoundedBody | undefined> {
+  try {
+    return await readRequestBody(req, ctx, maxBytes);
+  } catch (err) {
+    ctx.log.debug(`device left while sending its ${what}`, { err: err as Error, status: 499 });
+    return undefined;
+  }
+}
+
 /** The body whole, or 413: as readBoundedBody, from ctx.body when a wrapper read it already. */
 export function readRequestBodyOrRefuse(req: IncomingMessage, ctx: RequestContext, maxBytes: number): Promise<Buffer> {
   const given = ctx.body;

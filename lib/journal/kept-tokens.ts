@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { MAX_AUTH_BODY_BYTES, parseAuthRequest, verifyAuthSignature } from '../mtls/auth-request';
-import { type BoundedBody, readRequestBody } from '../http/bounded-body';
+import { readBodyUnlessLeft } from '../http/bounded-body';
 import type { Wrapper } from '../http/feature';
 import { GatewayError } from '../http/gateway-error';
 import { ANSWERED, type BodyTap } from '../http/route';
@@ -25,13 +25,8 @@ export interface KeptTokensHooks {
 
 export function keptTokensWrapper(tokens: IssuedTokens, hooks: KeptTokensHooks): Wrapper {
   return (inner) => async (req, res, ctx) => {
-    let read: BoundedBody;
-    try {
-      read = await readRequestBody(req, ctx, MAX_AUTH_BODY_BYTES);
-    } catch (err) {
-      ctx.log.debug('device left while sending its auth request', { err: err as Error, status: 499 });
-      return;
-    }
+    const read = await readBodyUnlessLeft(req, ctx, MAX_AUTH_BODY_BYTES, 'auth request');
+    if (!read) return;
     if (read.kind === 'too-large') {
       ctx.body ??= read.stream;
       return inner(req, res, ctx);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MAX_INVENTORY_BYTES, MAX_REPORT_BYTES } from '../device-api';
-import { type BoundedBody, readRequestBody } from '../http/bounded-body';
+import { readBodyUnlessLeft } from '../http/bounded-body';
 import type { Wrapper } from '../http/feature';
 import { GatewayError, upstreamError } from '../http/gateway-error';
 import { replyError } from '../http/reply-error';
@@ -25,13 +25,8 @@ const CAPS: Record<ReportKind, number> = { status: MAX_REPORT_BYTES, log: MAX_RE
 
 export function reportWrapper(desk: ReportDesk, kind: ReportKind): Wrapper {
   return (inner) => async (req, res, ctx) => {
-    let read: BoundedBody;
-    try {
-      read = await readRequestBody(req, ctx, CAPS[kind]);
-    } catch (err) {
-      ctx.log.debug('device left while sending its report', { err: err as Error, status: 499 });
-      return;
-    }
+    const read = await readBodyUnlessLeft(req, ctx, CAPS[kind], 'report');
+    if (!read) return;
     if (read.kind === 'too-large') {
       ctx.log.warn('report too large to journal: forwarded untouched', { kind, limit: CAPS[kind] });
       // A body a wrapper before this one holds in memory goes on as it is, sized.

@@ -3,10 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startGateway } from '../../lib/gateway';
-import { captureLog } from '../support/capture-log';
 import { makeDeviceCert } from '../support/device-certs';
-import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { type MtlsBed, startMtlsBed } from '../support/mtls-bed';
 
@@ -51,26 +48,8 @@ after(async () => {
 
 async function gateway(mtls: boolean): Promise<string> {
   const upstreamUrl = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
-  const g = await startGateway(
-    testConfig({
-      HTTP: { Enabled: false },
-      HTTPS: { Enabled: true, ServerCertificate: bed.tls.server.cert, ServerKey: bed.tls.server.key },
-      UpstreamServer: { URL: upstreamUrl, Timeout: '2s' },
-      Features: {
-        ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${mtls}`) },
-        mTLS: {
-          Enabled: mtls,
-          CACertificate: bed.tls.ca.cert,
-          MenderUsername: USER.email,
-          MenderPassword: USER.password,
-          EnableCache: true,
-        },
-      },
-    }),
-    captureLog('error').log,
-  );
-  bed.gateways.push(g);
-  return `https://127.0.0.1:${g.addresses.https!.port}`;
+  const features = { ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${mtls}`) }, mTLS: { Enabled: mtls, EnableCache: true } };
+  return (await bed.startGateway({ UpstreamServer: { URL: upstreamUrl }, Features: features })).https;
 }
 
 for (const mtls of [false, true]) {

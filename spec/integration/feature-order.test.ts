@@ -2,10 +2,8 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FEATURES, type FeatureEntry, startGateway } from '../../lib/gateway';
-import { captureLog } from '../support/capture-log';
+import { FEATURES, type FeatureEntry } from '../../lib/gateway';
 import { makeDeviceCert } from '../support/device-certs';
-import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { type MtlsBed, startMtlsBed } from '../support/mtls-bed';
 
@@ -44,11 +42,8 @@ function call(url: string, agent: https.Agent, method: string, path: string, tok
 }
 
 async function round(order: readonly FeatureEntry<unknown>[], name: string): Promise<unknown[]> {
-  const g = await startGateway(
-    testConfig({
-      HTTP: { Enabled: false },
-      HTTPS: { Enabled: true, ServerCertificate: bed.tls.server.cert, ServerKey: bed.tls.server.key },
-      UpstreamServer: { URL: bed.server.url, Timeout: '2s' },
+  const { https: url } = await bed.startGateway(
+    {
       Features: {
         ArtifactsProxy: {
           Enabled: true,
@@ -58,20 +53,12 @@ async function round(order: readonly FeatureEntry<unknown>[], name: string): Pro
         },
         ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${name}`) },
         DeviceSystem: { Enabled: true, SystemID: 'line-7', DefaultInventory: [] },
-        mTLS: {
-          Enabled: true,
-          CACertificate: bed.tls.ca.cert,
-          MenderUsername: USER.email,
-          MenderPassword: USER.password,
-          EnableCache: true,
-        },
+        mTLS: { Enabled: true },
       },
-    }),
-    captureLog('error').log,
+    },
+    undefined,
     { features: order },
   );
-  bed.gateways.push(g);
-  const url = `https://127.0.0.1:${g.addresses.https!.port}`;
   const cert = makeDeviceCert(bed.dir, name, bed.tls.ca, { keyType: 'ec' });
   const agent = tlsAgent({ ca: bed.tls.ca.cert, cert: cert.cert, key: cert.key });
   const identity = { mac: `02:00:00:0d:00:${name}` };

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { makeDeviceCert } from '../support/device-certs';
-import { testConfig } from '../support/gateway-config';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 import { type MtlsBed, startMtlsBed } from '../support/mtls-bed';
 
@@ -23,26 +21,11 @@ before(async () => {
 after(() => bed.close());
 
 async function mtlsGateway(enableCache: boolean): Promise<string> {
-  const g = await startGateway(
-    testConfig({
-      HTTP: { Enabled: false },
-      HTTPS: { Enabled: true, ServerCertificate: bed.tls.server.cert, ServerKey: bed.tls.server.key },
-      UpstreamServer: { URL: bed.server.url, Timeout: '2s' },
-      Features: {
-        ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${enableCache}`) },
-        mTLS: {
-          Enabled: true,
-          CACertificate: bed.tls.ca.cert,
-          MenderUsername: USER.email,
-          MenderPassword: USER.password,
-          EnableCache: enableCache,
-        },
-      },
-    }),
-    log.log,
-  );
-  bed.gateways.push(g);
-  return `https://127.0.0.1:${g.addresses.https!.port}`;
+  const features = {
+    ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${enableCache}`) },
+    mTLS: { Enabled: true, EnableCache: enableCache },
+  };
+  return (await bed.startGateway({ Features: features }, log.log)).https;
 }
 
 test('mTLS: an admitted device gets its last token back while upstream is down (preauthorization cached or not); others get 502', async () => {

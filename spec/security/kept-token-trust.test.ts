@@ -2,10 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startGateway } from '../../lib/gateway';
-import { captureLog } from '../support/capture-log';
 import { makeDeviceCert } from '../support/device-certs';
-import { testConfig } from '../support/gateway-config';
 import { type MtlsBed, startMtlsBed } from '../support/mtls-bed';
 import { postAuth, signedAuthBody, tlsAgent } from '../support/mtls-device';
 
@@ -24,27 +21,12 @@ before(async () => {
 after(() => bed.close());
 
 async function gateway(mtls: boolean): Promise<{ http: string; https: string }> {
-  const g = await startGateway(
-    testConfig({
-      HTTP: { Enabled: true },
-      HTTPS: { Enabled: true, ServerCertificate: bed.tls.server.cert, ServerKey: bed.tls.server.key },
-      UpstreamServer: { URL: bed.server.url, Timeout: '2s' },
-      Features: {
-        ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${mtls}`) },
-        mTLS: {
-          Enabled: mtls,
-          AllowPlainHTTP: true,
-          CACertificate: bed.tls.ca.cert,
-          MenderUsername: USER.email,
-          MenderPassword: USER.password,
-          EnableCache: true,
-        },
-      },
-    }),
-    captureLog('error').log,
-  );
-  bed.gateways.push(g);
-  return { http: `http://127.0.0.1:${g.addresses.http!.port}`, https: `https://127.0.0.1:${g.addresses.https!.port}` };
+  const features = {
+    ReportJournal: { Enabled: true, Path: join(bed.dir, `journal-${mtls}`) },
+    mTLS: { Enabled: mtls, AllowPlainHTTP: true, EnableCache: true },
+  };
+  const g = await bed.startGateway({ HTTP: { Enabled: true }, Features: features });
+  return { http: g.http!, https: g.https };
 }
 
 describe('kept tokens', () => {

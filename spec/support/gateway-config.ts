@@ -1,9 +1,9 @@
 import type { GatewayConfig } from '../../lib/config/types';
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
-/** A complete config for in-process tests: HTTP on 127.0.0.1:0, everything else off. */
-export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayConfig {
+/** A complete config for in-process tests: HTTP on 127.0.0.1:0, everything else off; overrides merged in order. */
+export function testConfig(...overrides: DeepPartial<GatewayConfig>[]): GatewayConfig {
   const base: GatewayConfig = {
     Features: {
       ArtifactsProxy: {
@@ -48,7 +48,7 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}): GatewayC
     ShutdownTimeout: '5s',
     Workers: 1,
   };
-  return merge(base, overrides) as GatewayConfig;
+  return overrides.reduce<unknown>((config, over) => merge(config, over), base) as GatewayConfig;
 }
 
 function merge(base: unknown, over: unknown): unknown {
