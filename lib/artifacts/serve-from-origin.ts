@@ -136,7 +136,11 @@ function heldBytes(up: OriginResponse, origin: URL, ctx: RequestContext): Held {
       ctx,
     );
   }
-  if (up.status === 404) throw originFailure('artifact not found at the origin (404)', up, origin, ctx);
+  // As the cache answers it: the artifact is gone, not the gateway or the origin.
+  if (up.status === 404) {
+    originFailure('artifact not found at the origin (404)', up, origin, ctx);
+    throw new GatewayError('NOT_FOUND', 'artifact not found at its origin');
+  }
   throw originFailure(`artifact origin answered ${up.status}`, up, origin, ctx);
 }
 

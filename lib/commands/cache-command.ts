@@ -275,6 +275,7 @@ async function prewarm(args: string[]): Promise<number> {
         cache: proxy.ArtifactsCache,
         targets,
         agentFor: (u) => upstream.originAgent(u),
+        timeoutMs: upstream.timeoutMs,
         view,
         log,
         now: values.now === true,

@@ -18,6 +18,8 @@ export interface PrewarmOptions {
   cache: ArtifactsCacheConfig;
   targets: PrewarmTarget[];
   agentFor: (url: URL) => import('node:http').Agent | undefined;
+  /** UpstreamServer.Timeout: how long a fill waits for the origin's answer, as the gateway's own fills. */
+  timeoutMs?: number;
   view: ProgressView;
   log: Logger;
   /** --now: ignore PrewarmWindow. */
@@ -43,7 +45,7 @@ export async function runPrewarm(opts: PrewarmOptions): Promise<PrewarmResult> {
     const closeIn = msUntilClose(window);
     const timer = Number.isFinite(closeIn) ? setTimeout(() => closes.abort(), closeIn) : undefined;
     const stop = AbortSignal.any([opts.signal, closes.signal]);
-    const cache = await createArtifactCache({ config: opts.cache, log: opts.log, agentFor: opts.agentFor });
+    const cache = await createArtifactCache({ config: opts.cache, log: opts.log, agentFor: opts.agentFor, timeoutMs: opts.timeoutMs });
     let results: One[];
     try {
       results = await Promise.all(pending.map((t) => fillOne(cache, t, opts.view, stop)));

@@ -329,18 +329,19 @@ describe('artifact proxy (cache off)', () => {
     assert.equal(store.requestLog.length, requestsBefore, 'a refused link reached the store');
   });
 
-  it('origin errors map to 502 with the reason in the log: expired presigned URL, missing object', async () => {
+  it('origin errors: an expired presigned URL is a 502, a missing object a 404 (as with the cache on), the reason in the log', async () => {
     const expiredUrl = await store.presignGet(KEY, 1);
     const missing = await store.presignGet('no-such-object', 3600);
-    for (const [uri, why] of [
-      [expiredUrl, /refused the presigned URL \(403\)/],
-      [missing, /not found at the origin \(404\)/],
-    ] as [string, RegExp][]) {
+    for (const [uri, why, status] of [
+      [expiredUrl, /refused the presigned URL \(403\)/, 502],
+      [missing, /not found at the origin \(404\)/, 404],
+    ] as [string, RegExp, number][]) {
       nextReply = async () => json(instructions(uri));
       const res = await request(gwPort, 'POST', '/api/devices/v1/deployments/device/deployments/next', {}, '{}');
       if (uri === expiredUrl) await new Promise((r) => setTimeout(r, 2100));
       const dl = await request(gwPort, 'GET', linkPath(res.body));
-      assert.equal(dl.status, 502);
+      assert.equal(dl.status, status);
+      assert.equal(typeof JSON.parse(dl.body.toString()).error, 'string');
       assert.match(logs.text(), why);
     }
     assert.doesNotMatch(logs.text(), /X-Amz-Signature=[0-9a-f]/i, 'a presigned signature reached the log');
