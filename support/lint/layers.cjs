@@ -3,6 +3,8 @@
 // counts the imports against it). docs/architecture.md says what each one holds.
 module.exports = [
   'config',
+  // Bounded in-memory state (caps and ages for what devices leave behind).
+  'state',
   // The device API's paths, defined once (pure data).
   'device-api.ts',
   'observe',
