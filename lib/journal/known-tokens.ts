@@ -250,7 +250,9 @@ export class KnownTokens {
     const dir = this.dir;
     this.dirty = false;
     const now = Date.now();
-    const lines = [...this.entries.entries()].filter(([, e]) => e.expiresAt > now).map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
+    const lines = [...this.entries.entries()]
+      .filter(([, e]) => e.expiresAt > now)
+      .map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
     this.saving = (async () => {
       const path = join(dir, KNOWN_TOKENS_FILE);
       const tmp = `${path}.tmp`;
