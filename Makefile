@@ -18,7 +18,7 @@ tests = $(foreach d,$(1),"dist/spec/$(d)/**/*.test.js")
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines release release-measure clean
+.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines state-sizes release release-measure clean
 
 all: build
 
@@ -150,6 +150,11 @@ bench-connections-probe:
 bench-engines:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/upstream-engines.js; rc=$$?; \
 	echo "make bench-engines: $$(( $$(date +%s) - start )) s in all"; exit $$rc
+
+# The bytes each bounded map of device state holds at its cap (a few seconds; not part of
+# `make bench`): one line per map, for docs/operations.md "Bounded state". bench/state-sizes.ts.
+state-sizes:
+	@$(MAKE) --no-print-directory build && $(NODE) dist/bench/state-sizes.js
 
 # The gateway bundled (esbuild, no node_modules on the box) into release/: per architecture
 # (amd64, arm64) a .deb and a tarball carrying the pinned Node runtime, the OpenWrt .ipk and a

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { BoundedMap } from '../state/bounded-map';
 
 // The last device token upstream issued for each (identity, auth key), kept in memory so an auth
 // request made while upstream is unreachable can get that same token back (client 5.1
@@ -17,8 +18,14 @@ export interface IssuedToken {
 
 /** A token is not served in its last minute: the device would use it past its expiry. */
 const EXPIRY_MARGIN_MS = 60_000;
-/** Bounds memory: about 1 KB per device; the oldest entry goes first. */
-const MAX_ENTRIES = 200_000;
+/**
+ * Bounds memory: about 1.3 KB per device (a token and its key), ~6.5 MB at the cap; the least
+ * recently issued goes first. One per device, so as many devices as the known-good tokens
+ * (known-tokens.ts) hold at three tokens each, and more than the journal's replay keeps tokens of.
+ */
+export const MAX_ISSUED_TOKENS = 5_000;
+/** Tokens past their exp are swept out at most this often (each one is dropped at its lookup anyway). */
+const SWEEP_EVERY_MS = 60_000;
 
 /** Key of an auth request: its id_data and pubkey as sent (the same device sends the same text). */
 export function authKeyOf(idData: string, pubkey: string): string {
@@ -38,24 +45,39 @@ export function jwtExpiry(token: string): number | undefined {
 }
 
 export class IssuedTokens {
-  private readonly entries = new Map<string, IssuedToken>();
+  /** The age of an entry is its token's own `exp`: gone at its lookup, or at a sweep. */
+  private readonly entries: BoundedMap<string, IssuedToken>;
+  private sweptAt = 0;
   /** Told of every token upstream issued (the report journal trusts exactly these and the ones upstream accepted). */
   onIssued: ((token: string) => void) | undefined;
 
+  constructor(maxEntries = MAX_ISSUED_TOKENS) {
+    this.entries = new BoundedMap({ maxEntries });
+  }
+
   /** Remember an upstream 200; a body that is not a JWT with exp is not kept. */
-  remember(key: string, body: Buffer, contentType: string | undefined): void {
+  remember(key: string, body: Buffer, contentType: string | undefined, now = Date.now()): void {
     const text = body.toString('utf8');
     this.onIssued?.(text);
     const expiresAt = jwtExpiry(text);
     if (expiresAt === undefined) return;
-    this.entries.delete(key);
-    this.entries.set(key, { body, contentType, expiresAt });
-    if (this.entries.size > MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    this.sweep(now);
+    // A copy of its own: a small Buffer is a slice of a shared 8 KiB pool, which it would keep.
+    const own = Buffer.allocUnsafeSlow(body.length);
+    body.copy(own);
+    this.entries.set(key, { body: own, contentType, expiresAt });
+  }
+
+  /** Tokens no longer served (past their exp, less the margin) out of memory. */
+  private sweep(now: number): void {
+    if (now - this.sweptAt < SWEEP_EVERY_MS && now >= this.sweptAt) return;
+    this.sweptAt = now;
+    for (const [key, entry] of this.entries.entries()) if (entry.expiresAt - EXPIRY_MARGIN_MS <= now) this.entries.delete(key);
   }
 
   /** The token to serve for key at `now`, or undefined (none, or too close to its expiry). */
   lookup(key: string, now = Date.now()): IssuedToken | undefined {
-    const entry = this.entries.get(key);
+    const entry = this.entries.peek(key);
     if (!entry) return undefined;
     if (entry.expiresAt - EXPIRY_MARGIN_MS <= now) {
       this.entries.delete(key);

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../observe/log';
 import type { JournalStats } from '../observe/metrics';
 import type { WorkerService } from '../server/workers';
+import { BoundedMap } from '../state/bounded-map';
 import type { DeskAnswer, DeskReport, JournalSlice, OwnedJournal, ReportDesk } from './journal-owner';
 import type { TokenVerdict } from './known-tokens';
 
@@ -45,12 +46,17 @@ function isToPrimary(m: unknown): m is ToPrimary {
 export interface RemoteDesk extends ReportDesk {
   /** The primary's journal as last broadcast (undefined before the first). */
   stats(): JournalStats | undefined;
+  /** Entries kept (tests, bench/state-sizes.ts). */
+  stateSizes(): { waiting: number; sentVerdicts: number };
   close(): void;
 }
 
 type Channel = Pick<NodeJS.Process, 'send' | 'on' | 'off'>;
 
-/** Verdicts a worker remembers having sent (oldest out): a device's every request costs no IPC. */
+/**
+ * Verdicts a worker remembers having sent (least recently sent out), each for VERDICT_REFRESH_MS:
+ * a device's every request costs no IPC.
+ */
 const SENT_VERDICTS = 4096;
 /** A token in use is told to the primary again after this long: its place in the primary's order is refreshed. */
 export const VERDICT_REFRESH_MS = 60_000;
@@ -59,15 +65,17 @@ export const VERDICT_REFRESH_MS = 60_000;
 export async function connectRemoteDesk(
   slice: JournalSlice,
   channel: Channel = process,
-  clock: () => number = Date.now,
+  clock: () => number = () => performance.now(),
 ): Promise<RemoteDesk> {
   if (!channel.send) throw new Error('ReportJournal: a worker process without an IPC channel to its primary');
   let nextId = 1;
   let down = false;
   let stats: JournalStats | undefined;
+  // Transient: a request's entry goes with its answer, a failed send, or the primary's exit.
   const waiting = new Map<number, (m: ToWorker) => void>();
   let opened: ((m: ToWorker & { type: 'journal-opened' }) => void) | undefined;
-  const sentVerdicts = new Map<string, { said: string; at: number }>();
+  /** token hash → what was said of it; an entry as old as VERDICT_REFRESH_MS is said again */
+  const sentVerdicts = new BoundedMap<string, string>({ maxEntries: SENT_VERDICTS, maxAgeMs: VERDICT_REFRESH_MS }, clock);
 
   const onMessage = (m: ToWorker): void => {
     if (m?.type === 'journal-opened') opened?.(m);
@@ -133,15 +141,16 @@ export async function connectRemoteDesk(
     },
     noteToken(verdict) {
       const said = verdict.t === 'accepted' ? `${verdict.device} ${verdict.expiresAt}` : 'refused';
-      const now = clock();
-      const sent = sentVerdicts.get(verdict.hash);
-      if (sent?.said === said && (verdict.t === 'refused' || now - sent.at < VERDICT_REFRESH_MS)) return;
-      sentVerdicts.delete(verdict.hash);
-      sentVerdicts.set(verdict.hash, { said, at: now });
-      if (sentVerdicts.size > SENT_VERDICTS) sentVerdicts.delete(sentVerdicts.keys().next().value!);
+      // peek: a use does not count, the age runs from the send.
+      if (sentVerdicts.peek(verdict.hash) === said) return;
+      sentVerdicts.set(verdict.hash, said);
       channel.send!({ type: 'journal-token', verdict } satisfies ToPrimary, undefined, undefined, () => undefined);
     },
     stats: () => stats,
+    stateSizes() {
+      sentVerdicts.prune();
+      return { waiting: waiting.size, sentVerdicts: sentVerdicts.size };
+    },
     close() {
       channel.off('message', onMessage);
       channel.off('disconnect', onDisconnect);

@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jwtExpiry } from './issued-tokens';
 import type { Logger } from '../observe/log';
+import { BoundedMap } from '../state/bounded-map';
 import { isTokenCheckedPath } from '../device-api';
 import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
 
@@ -69,9 +70,18 @@ export function issuedVerdict(body: string, now = Date.now()): TokenVerdict | un
 
 // The claims of tokens seen lately, by hash (null: not a device token). A device polls with the
 // same token for hours and every answer upstream gives it comes here: its claims are decoded once
-// (base64 and JSON twice, ~8 µs), not on every answer. A memo of a pure function, bounded.
-const claimsSeen = new Map<string, KnownToken | null>();
+// (base64 and JSON twice, ~8 µs), not on every answer. A memo of a pure function, bounded: the
+// tokens in use lately (the least recently used out), each for two hours since its last use,
+// longer than a device's default poll interval (30 min); past that, decoding again is cheap.
 const CLAIMS_SEEN = 4_096;
+const CLAIMS_SEEN_AGE_MS = 2 * 3_600_000;
+const claimsSeen = new BoundedMap<string, KnownToken | null>({ maxEntries: CLAIMS_SEEN, maxAgeMs: CLAIMS_SEEN_AGE_MS });
+
+/** Entries of the claims memo (tests, bench/state-sizes.ts). */
+export function claimsSeenSize(): number {
+  claimsSeen.prune();
+  return claimsSeen.size;
+}
 
 function accepted(token: string, now: number): TokenVerdict | undefined {
   const hash = tokenHash(token);
@@ -79,17 +89,23 @@ function accepted(token: string, now: number): TokenVerdict | undefined {
   if (claims === undefined) {
     const device = deviceIdFromAuthorization(`Bearer ${token}`);
     claims = device === undefined ? null : { device, expiresAt: jwtExpiry(token) ?? now + NO_EXP_LIFETIME_MS };
-    if (claimsSeen.size >= CLAIMS_SEEN) claimsSeen.delete(claimsSeen.keys().next().value!);
     claimsSeen.set(hash, claims);
   }
   return claims && claims.expiresAt > now ? { t: 'accepted', hash, ...claims } : undefined;
 }
 
+/** Expired tokens are swept out at most this often (each one is dropped at its use anyway). */
+const SWEEP_EVERY_MS = 60_000;
+
 export class KnownTokens {
-  /** In order of last use (an accepted verdict or an issue moves a token to the end). */
-  private readonly entries = new Map<string, KnownToken>();
-  /** Each device's token hashes, in the same order. */
+  /**
+   * In order of last use (an accepted verdict or an issue moves a token to the end), at most
+   * `max`; the age of an entry is its token's own `exp` (swept at a write, and at its use).
+   */
+  private readonly entries: BoundedMap<string, KnownToken>;
+  /** Each device's token hashes, in the same order: a device only while it has one, so no more devices than entries. */
   private readonly byDevice = new Map<string, Set<string>>();
+  private sweptAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> | undefined;
   private dirty = false;
@@ -103,9 +119,11 @@ export class KnownTokens {
     private readonly dir: string | undefined,
     private readonly log: Logger,
     private readonly makeParents = true,
-    private readonly max = MAX_KNOWN_TOKENS,
+    max = MAX_KNOWN_TOKENS,
     private readonly maxPerDevice = MAX_TOKENS_PER_DEVICE,
-  ) {}
+  ) {
+    this.entries = new BoundedMap({ maxEntries: max }, undefined, (hash, entry) => this.unlist(hash, entry.device));
+  }
 
   /** The set kept in dir (none yet, or unreadable: empty, logged). */
   static async load(dir: string, log: Logger, makeParents: boolean, now = Date.now()): Promise<KnownTokens> {
@@ -120,19 +138,19 @@ export class KnownTokens {
     // The file is in order of use, so the same bounds apply as while running.
     for (const line of text.split('\n')) {
       const m = /^([0-9a-f]{64}) ([\x21-\x7e]{1,128}) ([0-9]{1,16})$/.exec(line);
-      if (m && Number(m[3]) > now) known.put(m[1]!, { device: m[2]!, expiresAt: Number(m[3]) });
+      if (m && Number(m[3]) > now) known.put(m[1]!, { device: m[2]!, expiresAt: Number(m[3]) }, now);
     }
     if (known.entries.size > 0) log.info('report journal: known-good device tokens loaded', { tokens: known.entries.size });
     return known;
   }
 
-  apply(verdict: TokenVerdict): void {
+  apply(verdict: TokenVerdict, now = Date.now()): void {
     if (verdict.t === 'refused') {
       if (this.drop(verdict.hash)) this.changed();
       return;
     }
-    const had = this.entries.get(verdict.hash);
-    this.put(verdict.hash, { device: verdict.device, expiresAt: verdict.expiresAt });
+    const had = this.entries.peek(verdict.hash);
+    this.put(verdict.hash, { device: verdict.device, expiresAt: verdict.expiresAt }, now);
     // A mere refresh (same token, same exp) moves it in memory only: saving the order on every
     // poll would rewrite the whole file each second; after a restart it is refreshed at next use.
     if (!had || had.expiresAt !== verdict.expiresAt || had.device !== verdict.device) this.changed();
@@ -143,7 +161,7 @@ export class KnownTokens {
     const token = bearerToken(authorization);
     if (token === undefined) return undefined;
     const hash = tokenHash(token);
-    const entry = this.entries.get(hash);
+    const entry = this.entries.peek(hash);
     if (!entry) return undefined;
     if (entry.expiresAt <= now) {
       this.drop(hash);
@@ -158,31 +176,50 @@ export class KnownTokens {
     return this.byDevice.get(device)?.size ?? 0;
   }
 
-  /** Insert or refresh (to the newest end), then the device's bound, then the global one. */
-  private put(hash: string, entry: KnownToken): void {
+  /**
+   * Insert or refresh (to the newest end), then the device's bound; the global one is the map's
+   * (its least recently used out, unlisted from its device).
+   */
+  private put(hash: string, entry: KnownToken, now = Date.now()): void {
+    this.sweep(now);
     this.drop(hash);
-    this.entries.set(hash, entry);
     const mine = this.byDevice.get(entry.device) ?? new Set<string>();
     this.byDevice.set(entry.device, mine);
     mine.add(hash);
     // The device's own least recently used token goes first: its renewals never push out
     // another device's.
     while (mine.size > this.maxPerDevice) this.drop(mine.values().next().value!);
-    while (this.entries.size > this.max) this.drop(this.entries.keys().next().value!);
+    this.entries.set(hash, entry);
   }
 
   private drop(hash: string): boolean {
-    const entry = this.entries.get(hash);
+    const entry = this.entries.peek(hash);
     if (!entry) return false;
     this.entries.delete(hash);
-    const mine = this.byDevice.get(entry.device);
-    mine?.delete(hash);
-    if (mine?.size === 0) this.byDevice.delete(entry.device);
+    this.unlist(hash, entry.device);
     return true;
+  }
+
+  private unlist(hash: string, device: string): void {
+    const mine = this.byDevice.get(device);
+    mine?.delete(hash);
+    if (mine?.size === 0) this.byDevice.delete(device);
+  }
+
+  /** Tokens past their exp out of memory (the file leaves them out at every save). */
+  private sweep(now: number): void {
+    if (now - this.sweptAt < SWEEP_EVERY_MS && now >= this.sweptAt) return;
+    this.sweptAt = now;
+    for (const [hash, entry] of this.entries.entries()) if (entry.expiresAt <= now) this.drop(hash);
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Devices with a known token (tests, bench/state-sizes.ts). */
+  get devices(): number {
+    return this.byDevice.size;
   }
 
   /** Write what is pending now (at close). */
@@ -213,7 +250,9 @@ export class KnownTokens {
     const dir = this.dir;
     this.dirty = false;
     const now = Date.now();
-    const lines = [...this.entries].filter(([, e]) => e.expiresAt > now).map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
+    const lines = [...this.entries.entries()]
+      .filter(([, e]) => e.expiresAt > now)
+      .map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
     this.saving = (async () => {
       const path = join(dir, KNOWN_TOKENS_FILE);
       const tmp = `${path}.tmp`;

@@ -14,12 +14,27 @@ export interface ReportJournalOptions {
   /** MaxDeviceSize: bytes of waiting reports of one device (default: no bound of its own) */
   maxDeviceBytes?: number;
   maxAgeMs: number;
+  /** Devices with reports waiting at once (default MAX_JOURNAL_DEVICES) */
+  maxDevices?: number;
   log: Logger;
 }
+
+/**
+ * Devices with reports waiting at once. MaxSize bounds the bytes, not the devices: a fleet of
+ * small reports could fill it with a million devices, and every per-device map of the replay
+ * (report-replay.ts) is as long as this. Ten thousand: a site's fleet in one outage; a report of
+ * a device past it gets the upstream error, as with a full journal, and is sent again by the device.
+ */
+export const MAX_JOURNAL_DEVICES = 10_000;
 
 const FAILED: ReadonlySet<ReportResult> = new Set(['rejected', 'unauthorized', 'expired']);
 
 export class ReportJournal {
+  // Bounded by what waits, which is bounded: `queues` and `deviceBytes` hold a device only
+  // while it has a report waiting (at most maxDevices; a file written under larger bounds is
+  // loaded whole), `sizes` a report only while it waits (each one at least its encoded size of
+  // MaxSize). MaxAge ends every report, so every entry.
+  // Not BoundedMaps: an entry is a durable report, never dropped to make room.
   private readonly queues = new Map<string, JournalEntry[]>();
   private readonly sizes = new Map<number, number>();
   private readonly deviceBytes = new Map<string, number>();
@@ -31,6 +46,15 @@ export class ReportJournal {
   private opening: Promise<JournalFile> | undefined;
 
   private constructor(private readonly options: ReportJournalOptions) {}
+
+  /** MaxAge: nothing kept of a device with waiting reports outlives them (report-replay.ts). */
+  get maxAgeMs(): number {
+    return this.options.maxAgeMs;
+  }
+
+  get maxDevices(): number {
+    return this.options.maxDevices ?? MAX_JOURNAL_DEVICES;
+  }
 
   /**
    * Open the journal in options.dir. lazy: when the directory holds no journal yet, nothing is
@@ -86,7 +110,7 @@ export class ReportJournal {
   }
 
   /**
-   * Make a report durable. 'full': over MaxSize, 'device-full': over the device's MaxDeviceSize;
+   * Make a report durable. 'full': over MaxSize or past maxDevices devices, 'device-full': over the device's MaxDeviceSize;
    * not journaled either way (the device gets the upstream error).
    */
   async add(report: Omit<JournalEntry, 'seq'>): Promise<'journaled' | 'full' | 'device-full'> {
@@ -95,7 +119,8 @@ export class ReportJournal {
     const encoded = encodeRecord({ t: 'add', entry });
     const replaced = entry.kind === 'inventory' ? this.pendingOf(entry.device).filter((e) => e.kind === 'inventory') : [];
     const freed = replaced.reduce((n, e) => n + (this.sizes.get(e.seq) ?? 0), 0);
-    if (this.liveBytes - freed + encoded.length > this.options.maxBytes) {
+    const newDevice = !this.queues.has(entry.device);
+    if (this.liveBytes - freed + encoded.length > this.options.maxBytes || (newDevice && this.queues.size >= this.maxDevices)) {
       this.stats.failed++;
       journalMetrics.failed('full');
       return 'full';

@@ -1,5 +1,6 @@
 import type { Logger } from '../observe/log';
 import type { Upstream } from '../proxy/upstream';
+import { BoundedMap } from '../state/bounded-map';
 import type { JournalEntry, ReportResult } from './journal-file';
 import { type KnownTokens, bearerToken, tokenHash } from './known-tokens';
 import type { ReportJournal } from './report-journal';
@@ -46,15 +47,27 @@ const CONCURRENCY = 8;
 const MIN_DEFER_MS = 5_000;
 const MAX_DEFER_MS = 300_000;
 
+/**
+ * Devices whose newest token is kept (~1 KB each, a token: ~4.5 MB at the cap). Fewer than the
+ * journal's devices: a device whose token went waits for its next request, which brings it again.
+ */
+export const LATEST_AUTH_DEVICES = 4_096;
+
 export type FlushResult = 'empty' | 'unreachable' | 'blocked' | 'deferred';
 
+// What the replay keeps of a device lives while the device has reports waiting (forget() at the
+// end of each), so at most the journal's maxDevices and at most MaxAge (the journal ends every
+// report by then). The caps and ages below make that explicit. `blocked` and `deferred` hold
+// as many devices as the journal may: a device dropped from either would be replayable again at
+// once, re-entered, and would push out the next one, round after round.
 export class ReportReplay {
+  /** Transient: a device's entry goes when its last request settles. */
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly latestAuth = new Map<string, string>();
+  private readonly latestAuth: BoundedMap<string, string>;
   /** device → the token upstream refused, while no newer one is known */
-  private readonly blocked = new Map<string, string>();
+  private readonly blocked: BoundedMap<string, string>;
   /** device → when its oldest report may be tried again, and the wait that led there */
-  private readonly deferred = new Map<string, { until: number; waitMs: number }>();
+  private readonly deferred: BoundedMap<string, { until: number; waitMs: number }>;
   private down = false;
   private backoffMs = 0;
   private nextProbeAt = 0;
@@ -68,7 +81,18 @@ export class ReportReplay {
     private readonly upstream: Upstream,
     private readonly log: Logger,
     private readonly known: KnownTokens,
-  ) {}
+  ) {
+    const maxAgeMs = journal.maxAgeMs;
+    this.latestAuth = new BoundedMap({ maxEntries: LATEST_AUTH_DEVICES, maxAgeMs });
+    this.blocked = new BoundedMap({ maxEntries: journal.maxDevices, maxAgeMs });
+    this.deferred = new BoundedMap({ maxEntries: journal.maxDevices, maxAgeMs });
+  }
+
+  /** Entries kept per map, past their age dropped first (tests, bench/state-sizes.ts). */
+  stateSizes(): { locks: number; latestAuth: number; blocked: number; deferred: number } {
+    for (const map of [this.latestAuth, this.blocked, this.deferred]) map.prune();
+    return { locks: this.locks.size, latestAuth: this.latestAuth.size, blocked: this.blocked.size, deferred: this.deferred.size };
+  }
 
   /** Run fn with the device's lock held (requests of one device, one at a time, in order). */
   withDevice<T>(device: string, fn: () => Promise<T>): Promise<T> {
@@ -98,7 +122,7 @@ export class ReportReplay {
   noteAuthorization(device: string, authorization: string | undefined): void {
     if (!authorization || this.journal.pendingOf(device).length === 0 || this.known.deviceOf(authorization) !== device) return;
     this.latestAuth.set(device, authorization);
-    const refused = this.blocked.get(device);
+    const refused = this.blocked.peek(device);
     if (refused !== undefined && refused !== authorization) {
       this.blocked.delete(device);
       this.wake();
@@ -138,7 +162,7 @@ export class ReportReplay {
         return 'empty';
       }
       if (this.blocked.has(device)) return 'blocked';
-      if ((this.deferred.get(device)?.until ?? 0) > Date.now()) return 'deferred';
+      if ((this.deferred.peek(device)?.until ?? 0) > Date.now()) return 'deferred';
       const result = await this.deliver(entry);
       if (result !== 'empty') return result;
     }
@@ -149,7 +173,7 @@ export class ReportReplay {
     for (;;) {
       // Another token than the report's own only for a report journaled under a known-good
       // token, and only one still known good for the same device.
-      const latest = this.latestAuth.get(entry.device);
+      const latest = this.latestAuth.peek(entry.device);
       const newer = entry.trusted && this.known.deviceOf(latest) === entry.device ? latest : undefined;
       const authorization = tried.size === 0 ? entry.headers.authorization : newer;
       if (authorization === undefined || tried.has(authorization)) {
@@ -165,7 +189,7 @@ export class ReportReplay {
       }
       if (this.down) this.markUp();
       if (outcome.kind === 'deferred') {
-        const waitMs = Math.min(MAX_DEFER_MS, (this.deferred.get(entry.device)?.waitMs ?? MIN_DEFER_MS / 2) * 2);
+        const waitMs = Math.min(MAX_DEFER_MS, (this.deferred.peek(entry.device)?.waitMs ?? MIN_DEFER_MS / 2) * 2);
         this.deferred.set(entry.device, { until: Date.now() + waitMs, waitMs });
         this.log.warn('report replay: upstream answered an error, the report is kept and tried again later', {
           device: entry.device,
@@ -224,8 +248,10 @@ export class ReportReplay {
     this.running = true;
     try {
       await this.journal.expire(Date.now(), (device) => (this.blocked.has(device) ? 'unauthorized' : 'expired'));
-      for (const map of [this.latestAuth, this.blocked, this.deferred])
+      for (const map of [this.latestAuth, this.blocked, this.deferred]) {
+        map.prune();
         for (const device of map.keys()) if (this.journal.pendingOf(device).length === 0) this.forget(device);
+      }
       if (this.skipUpstream) return this.schedule(this.nextProbeAt - Date.now());
       const devices = this.journal.devices().filter((d) => this.replayable(d));
       let unreachable = false;
@@ -258,13 +284,13 @@ export class ReportReplay {
 
   /** Not waiting for a token, nor for its deferred report's next try. */
   private replayable(device: string): boolean {
-    return !this.blocked.has(device) && (this.deferred.get(device)?.until ?? 0) <= Date.now();
+    return !this.blocked.has(device) && (this.deferred.peek(device)?.until ?? 0) <= Date.now();
   }
 
   /** When the first deferred device may be tried again (at most a minute: expiry runs in each pass). */
   private nextDeferred(): number {
     let next = 60_000;
-    for (const [device, { until }] of this.deferred) {
+    for (const [device, { until }] of this.deferred.entries()) {
       if (this.journal.pendingOf(device).length === 0) this.deferred.delete(device);
       else next = Math.min(next, Math.max(0, until - Date.now()));
     }
