@@ -79,7 +79,7 @@ export class ArtifactCache implements ArtifactServer {
   private readonly fillContext: FillContext;
   /**
    * Sizes of artifacts that did not fit last time (a fill that met ENOSPC): checked before asking
-   * the origin again. A day on, a fill is tried again anyway; at most 1,000 (~0.15 MB), the
+   * the origin again. A day on, a fill is tried again anyway; at most 1,000 (~0.35 MB), the
    * least recently checked going first: a forgotten one costs one failed fill.
    */
   private readonly tooBig: BoundedMap<string, number>;

@@ -65,7 +65,7 @@ export function createUpstream(
 
   // The proxy decision depends only on scheme and host: made once per origin, not per fetch. A
   // store with a host per bucket, or presigned links to many hosts, brings new origins for
-  // months: the decisions of the last hour are kept, at most ORIGINS (~200 B each, ~0.2 MB). A
+  // months: the decisions of the last hour are kept, at most ORIGINS (~700 B each, ~0.7 MB). A
   // dropped one is decided again; its agent is shared, so nothing is closed.
   const agentByOrigin = new BoundedMap<string, http.Agent>(ORIGINS, clock);
 

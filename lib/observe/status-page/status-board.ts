@@ -18,10 +18,10 @@ export interface UpstreamHealth {
 }
 
 // The page lists the devices of the last day; a device silent for longer is not "recent".
-// ~300 B each with its request line: ~0.3 MB at the cap.
+// ~900 B each with its request line and deployment: ~0.9 MB at the cap (bench/state-sizes-edge.ts).
 const DEVICES = { maxEntries: 1000, maxAgeMs: 24 * 3600_000 };
 // Hit counts per cache entry: a cache holds far fewer entries; one not served for a week has
-// most likely been evicted. ~150 B each: ~1.5 MB at the cap.
+// most likely been evicted. ~200 B each: ~1.9 MB at the cap.
 const HIT_COUNTERS = { maxEntries: 10_000, maxAgeMs: 7 * 24 * 3600_000 };
 
 export class StatusBoard {
