@@ -23,6 +23,7 @@ import { serveGrowingFile } from './serve/serve-growing-file';
 import { SingleFlight } from './fill/single-flight';
 import { UplinkCap } from './fill/uplink-cap';
 import type { SharedCache, SharedTiming } from './shared/s3-shared-cache';
+import { BoundedMap } from '../state/bounded-map';
 
 // The S3 shared cache's modules load only where ArtifactsCache.S3 is on.
 const loadSharedCache = () => require('./shared/s3-shared-cache') as typeof import('./shared/s3-shared-cache');
@@ -50,6 +51,8 @@ export interface CacheTuning {
   lockPollMs?: number;
   /** ArtifactsCache.S3 timings. */
   shared?: Partial<SharedTiming>;
+  /** Ages what the cache remembers in memory (monotonic by default). */
+  clock?: () => number;
 }
 
 export interface ArtifactCacheOptions {
@@ -74,8 +77,12 @@ export class ArtifactCache implements ArtifactServer {
   private readonly closing = new AbortController();
   private readonly sizer: ReadSizer;
   private readonly fillContext: FillContext;
-  /** Sizes of artifacts that did not fit last time: checked before asking the origin again. */
-  private readonly tooBig = new Map<string, number>();
+  /**
+   * Sizes of artifacts that did not fit last time (a fill that met ENOSPC): checked before asking
+   * the origin again. A day on, a fill is tried again anyway; at most 1,000 (~0.35 MB), the
+   * least recently checked going first: a forgotten one costs one failed fill.
+   */
+  private readonly tooBig: BoundedMap<string, number>;
   private readonly window: PrewarmWindow | null;
   /** Artifacts the cache cannot hold are streamed by the one origin server. */
   private readonly uncached: ArtifactServer;
@@ -84,7 +91,8 @@ export class ArtifactCache implements ArtifactServer {
     const { config, log } = opts;
     const tuning = opts.tuning ?? {};
     this.layout = cacheLayout(config.Path);
-    this.index = new CacheIndex(this.layout);
+    this.index = new CacheIndex(this.layout, tuning.clock);
+    this.tooBig = new BoundedMap({ maxEntries: 1000, maxAgeMs: 24 * 3600_000 }, tuning.clock);
     this.window = parsePrewarmWindow(config.PrewarmWindow ?? '');
     this.sizer = new ReadSizer(tuning.readSize ?? 'adaptive');
     const staleMs = tuning.staleMs ?? DEFAULT_STALE_MS;
@@ -194,6 +202,12 @@ export class ArtifactCache implements ArtifactServer {
   private async adopt(id: string) {
     const entry = await readPublished(this.layout, id);
     return entry ? this.index.set(entry) : undefined;
+  }
+
+  /** Artifacts remembered as too big for the cache, for the tests of the bound. */
+  get knownTooBig(): number {
+    this.tooBig.prune();
+    return this.tooBig.size;
   }
 
   /** False only for an artifact known not to fit that still does not, even after eviction. */

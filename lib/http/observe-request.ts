@@ -45,7 +45,8 @@ export function observeRequest(
 }
 
 // A device sends the same token on every request of a connection until it renews it: the
-// JWT is decoded once per connection and token, not on every poll (per-request cost).
+// JWT is decoded once per connection and token, not on every poll (per-request cost). Weak:
+// an entry goes with its socket, one token per connection, so it needs no cap or age.
 const decoded = new WeakMap<Socket, { authorization: string; deviceId: string | undefined }>();
 
 function deviceIdOfConnection(req: IncomingMessage): string | undefined {

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { RevocationList } from './revocation-list';
 import type { SerialBlocklist } from './serial-blocklist';
+import { BoundedMap } from '../state/bounded-map';
 
 // Who is on the other end of a TLS connection, and may it talk to us. Checked when
 // the handshake completes, again on every request, and on every open connection when the CA,
@@ -251,15 +252,20 @@ function candidates(leaf: DetailedPeerCertificate, trusted: readonly X509Certifi
   return out;
 }
 
-// Intermediates of verified chains, by fingerprint; a fleet has a handful.
-const intermediatesSeen = new Map<string, X509Certificate>();
-const MAX_INTERMEDIATES = 256;
+// Intermediates of verified chains, by fingerprint; a fleet has a handful, and only a CA in
+// CACertificate can make more. Kept while chains present them: a resumed session (the TLS session
+// lifetime, 300 s) needs its first connection's, so a day unseen is long past any use. A parsed
+// certificate is ~2 KB of heap and ~6 KB in OpenSSL: ~2 MB at the cap.
+const intermediatesSeen = new BoundedMap<string, X509Certificate>({ maxEntries: 256, maxAgeMs: 24 * 3600_000 });
+
+/** Intermediates held, for the tests of the bound. */
+export const intermediatesHeld = (): number => intermediatesSeen.size;
 
 function remember(path: readonly X509Certificate[], trusted: readonly X509Certificate[]): void {
   for (const c of path.slice(1)) {
-    if (intermediatesSeen.has(c.fingerprint256) || trusted.some((t) => t.fingerprint256 === c.fingerprint256)) continue;
-    if (intermediatesSeen.size >= MAX_INTERMEDIATES) intermediatesSeen.delete(intermediatesSeen.keys().next().value as string);
-    intermediatesSeen.set(c.fingerprint256, c);
+    if (trusted.some((t) => t.fingerprint256 === c.fingerprint256)) continue;
+    // Set again when seen again: the age counts from the last chain that presented it.
+    intermediatesSeen.set(c.fingerprint256, intermediatesSeen.peek(c.fingerprint256) ?? c);
   }
 }
 

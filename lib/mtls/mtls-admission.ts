@@ -67,6 +67,8 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
   const caPem = readFileSync(settings.CACertificate, 'utf8');
   const servers = new Set<https.Server>();
   // Every admitted connection of the HTTPS listeners while it is open; the tunnels among them.
+  // Bounded by the open sockets (each leaves at its 'close', or here when refused later), so by
+  // the open-file limit: no cap or age of its own.
   const open = new Set<TLSSocket>();
   const tunnels = new WeakSet<TLSSocket>();
   const rotateTicketKeys = (): void => {

@@ -1,45 +1,39 @@
-// Features.mTLS.EnableCache: devices recently preauthorized with this identity and key
-// (gateway 2.0 MEN-6928). In memory, bounded; the oldest entry goes first when full. One entry
-// per device that authenticated within the lifetime: its key (SHA-256 hex of identity and
-// public key, ~150 B with the Map's share) and when it expires. Entries are kept in
-// insertion order, which is expiry order (one lifetime for all, and add re-inserts), so each
-// add drops the expired ones from the front: devices that left do not stay until the cap.
+import { BoundedMap } from '../state/bounded-map';
 
-const MAX_ENTRIES = 100_000;
+// Features.mTLS.EnableCache: devices recently preauthorized with this identity and key
+// (gateway 2.0 MEN-6928). In memory, bounded: one entry per device that authenticated within
+// the lifetime (its key, SHA-256 hex of identity and public key), gone at the lifetime after
+// its add (a lookup does not extend it), the oldest first when full. A device past the cap
+// costs one preauthorization call more, so the cap is sized for the box, not the fleet:
+// 20,000 authentications within CacheLifetime (1h by default), ~190 B each, ~3.6 MB at the cap.
+
+const MAX_ENTRIES = 20_000;
 
 export class PreauthorizationCache {
-  private readonly until = new Map<string, number>();
+  private readonly added: BoundedMap<string, true>;
 
   constructor(
-    private readonly lifetimeMs: number,
-    private readonly now: () => number = Date.now,
-    private readonly maxEntries = MAX_ENTRIES,
-  ) {}
+    lifetimeMs: number,
+    /** Monotonic by default: a clock stepped by NTP shortens or lengthens no lifetime. */
+    now?: () => number,
+    maxEntries = MAX_ENTRIES,
+  ) {
+    this.added = new BoundedMap({ maxEntries, maxAgeMs: lifetimeMs }, now);
+  }
 
   has(key: string): boolean {
-    const until = this.until.get(key);
-    if (until === undefined) return false;
-    if (this.now() < until) return true;
-    this.until.delete(key);
-    return false;
+    return this.added.has(key);
   }
 
   add(key: string): void {
-    this.until.delete(key);
-    const now = this.now();
-    for (const [oldest, until] of this.until) {
-      if (until > now) break;
-      this.until.delete(oldest);
-    }
-    if (this.until.size >= this.maxEntries) this.until.delete(this.until.keys().next().value as string);
-    this.until.set(key, now + this.lifetimeMs);
+    this.added.set(key, true);
   }
 
   delete(key: string): void {
-    this.until.delete(key);
+    this.added.delete(key);
   }
 
   get size(): number {
-    return this.until.size;
+    return this.added.size;
   }
 }

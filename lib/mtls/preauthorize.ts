@@ -38,6 +38,8 @@ export interface Preauthorizer {
   ensure(request: AuthRequest, device: OnBehalfOf): Promise<void>;
   /** The server refused the device after all: preauthorize again next time. */
   forget(request: AuthRequest): void;
+  /** Preauthorizations under way and identities with a queue, for the tests that they empty. */
+  readonly pending: { inflight: number; queues: number };
 }
 
 export interface PreauthorizerOptions {
@@ -64,6 +66,8 @@ const settled = (): void => undefined;
 
 export function createPreauthorizer(options: PreauthorizerOptions): Preauthorizer {
   const { upstream, session, cache, log } = options;
+  // Both maps hold only what is under way: an entry leaves when its attempt settles, whatever
+  // the outcome (each attempt is bounded by UpstreamServer.Timeout per management call).
   // A device retrying while its first attempt is still upstream joins it.
   const inflight = new Map<string, Promise<void>>();
   // One preauthorization at a time per identity, whatever the key: the lookup and the forced
@@ -176,6 +180,9 @@ export function createPreauthorizer(options: PreauthorizerOptions): Preauthorize
     },
     forget(request) {
       cache?.delete(preauthorizationKey(request));
+    },
+    get pending() {
+      return { inflight: inflight.size, queues: queues.size };
     },
   };
 }

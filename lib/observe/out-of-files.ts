@@ -36,6 +36,7 @@ export function devicesServed(softLimit: number): number {
 }
 
 export class OutOfFilesAlarm {
+  // Keyed by the few places that meet EMFILE/ENFILE and the code; emptied at every line.
   private counts = new Map<string, number>();
   private inUse: number | null = null;
   private lastLine = -Infinity;

@@ -5,7 +5,11 @@
 export type Labels = Readonly<Record<string, string>>;
 
 export class Tally {
-  /** Label values joined by "\u0000" → the labels as first given (their order is the output's) and the count. */
+  /**
+   * Label values joined by "\u0000" → the labels as first given (their order is the output's) and the count.
+   * Bounded by the label values, never by devices: callers pass a method from a fixed list, a
+   * status code, a route name or a reason folded into a few kinds (metrics.ts).
+   */
   private readonly counts = new Map<string, { labels: Labels; value: number }>();
 
   constructor(

@@ -8,6 +8,7 @@ import { getProxyForUrl } from 'proxy-from-env';
 import type { Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/types';
 import { parseDuration } from '../config/parse-duration';
+import { BoundedMap } from '../state/bounded-map';
 
 // The one module that knows how to reach things upstream: the Mender server and the
 // artifact origins. TLS trust (UpstreamServer.CACertificate added to the system roots,
@@ -36,23 +37,37 @@ export interface Upstream {
   readonly timeoutMs: number;
   /** Agent for an artifact origin (presigned storage URL); undefined only in tests with no TLS. */
   originAgent(url: URL): http.Agent;
+  /** Artifact origins whose agent is remembered, for the tests of the bound. */
+  readonly originsKnown: number;
   close(): void;
 }
 
 // Below the usual 60 s idle timeout of upstream load balancers, so we never reuse a socket
 // the far end is closing (nodejs/node#47130).
 const IDLE_SOCKET_MS = 30_000;
+const ORIGINS = { maxEntries: 1024, maxAgeMs: 3600_000 };
 
-export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: NodeJS.ProcessEnv = process.env): Upstream {
+export function createUpstream(
+  settings: GatewayConfig['UpstreamServer'],
+  env: NodeJS.ProcessEnv = process.env,
+  /** Ages the remembered origins (monotonic; tests pass their own). */
+  clock?: () => number,
+): Upstream {
   const target = new URL(settings.URL);
   const tls: https.AgentOptions = { rejectUnauthorized: !settings.InsecureSkipVerify };
   if (settings.CACertificate) {
     tls.ca = [...rootCertificates, readFileSync(settings.CACertificate, 'utf8')];
   }
+  // One agent per scheme and outbound proxy, shared by every origin: at most a handful (the
+  // proxies come from the environment, fixed for the process). Each keeps a socket pool per host,
+  // which Node drops once its sockets close (idle ones after IDLE_SOCKET_MS).
   const agents = new Map<string, http.Agent>();
 
-  // The proxy decision depends only on scheme and host: made once per origin, not per fetch.
-  const agentByOrigin = new Map<string, http.Agent>();
+  // The proxy decision depends only on scheme and host: made once per origin, not per fetch. A
+  // store with a host per bucket, or presigned links to many hosts, brings new origins for
+  // months: the decisions of the last hour are kept, at most ORIGINS (~700 B each, ~0.7 MB). A
+  // dropped one is decided again; its agent is shared, so nothing is closed.
+  const agentByOrigin = new BoundedMap<string, http.Agent>(ORIGINS, clock);
 
   function agentFor(url: URL): http.Agent {
     const origin = `${url.protocol}//${url.host}`;
@@ -113,6 +128,9 @@ export function createUpstream(settings: GatewayConfig['UpstreamServer'], env: N
     },
     timeoutMs,
     originAgent: agentFor,
+    get originsKnown() {
+      return agentByOrigin.size;
+    },
     close() {
       for (const agent of agents.values()) agent.destroy();
       pool?.destroy().catch(() => undefined);

@@ -128,7 +128,8 @@ test('the disk fills up during a fill (ENOSPC): nothing is published, the device
   await fsp.mkdir(small);
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', small]);
   const slow = await startOrigin(body, { throttle: 4 * MiB });
-  const c2 = await createArtifactCache({ config: cacheConfig(small), log: quietLog() });
+  let now = 0;
+  const c2 = await createArtifactCache({ config: cacheConfig(small), log: quietLog(), tuning: { clock: () => now } });
   const f2 = await startFront(c2);
   try {
     const url = () => f2.url(slow.url('e'));
@@ -142,11 +143,15 @@ test('the disk fills up during a fill (ENOSPC): nothing is published, the device
     assert.deepEqual(await publishedIds(small), []);
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(await fsp.readdir(path.join(small, 'v1', 'tmp')), []);
+    assert.equal(c2.knownTooBig, 1, 'its size is remembered');
 
     slow.behaviour.throttle = 0;
     const uncached = await download(url());
     assert.equal(uncached.md5, md5(body));
     assert.deepEqual(await publishedIds(small), []);
+    assert.equal(c2.knownTooBig, 1);
+    now += 24 * 3600_000;
+    assert.equal(c2.knownTooBig, 0, 'a day on, the size is forgotten: the next device tries a fill again');
 
     await fsp.rm(path.join(small, 'filler'));
     const cached = await download(url());

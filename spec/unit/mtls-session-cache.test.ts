@@ -56,3 +56,16 @@ test('PreauthorizationCache: an add drops the expired entries it finds first, so
   assert.equal(cache.size, 2, 'the 50 expired entries went; the unexpired one stays');
   assert.equal(cache.has('recent'), true);
 });
+
+test('PreauthorizationCache: 100,000 devices stay within the cap, and an entry past its lifetime is gone', () => {
+  let now = 0;
+  const cache = new PreauthorizationCache(3600_000, () => now);
+  for (let i = 0; i < 100_000; i++) cache.add(`device-${i}`);
+  assert.equal(cache.size, 20_000, 'the default cap');
+  assert.equal(cache.has('device-0'), false, 'the oldest went first');
+  assert.equal(cache.has('device-99999'), true);
+  now = 3600_000;
+  assert.equal(cache.has('device-99999'), false, 'a lookup does not extend the lifetime');
+  cache.add('next');
+  assert.equal(cache.size, 1, 'the expired entries went at the next add');
+});

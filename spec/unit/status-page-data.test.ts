@@ -127,4 +127,25 @@ describe('statusSnapshot', () => {
     assert.equal(ids[0], 'dev-1004');
     assert.ok(!ids.includes('dev-4'));
   });
+
+  it('stays within its caps under 100,000 devices and cache entries, and forgets what is past its age', () => {
+    let now = 0;
+    const board = new StatusBoard(() => now);
+    for (let i = 0; i < 100_000; i++) {
+      board.deviceSeen(`dev-${i}`, '10.0.0.1', 'GET /', i);
+      board.cacheHit(`entry-${i}`);
+    }
+    assert.deepEqual(board.sizes, { devices: 1000, hits: 10_000 });
+    assert.equal(board.hitsOf('entry-99999'), 1);
+    assert.equal(board.hitsOf('entry-0'), 0, 'the oldest counter went');
+    now += 24 * 3600_000; // a day without a request
+    board.cacheHit('entry-99999');
+    assert.deepEqual(board.recentDevices(), [], 'no device of the day before is recent');
+    board.deviceSeen('dev-new', '10.0.0.2', 'GET /', 1);
+    assert.equal(board.sizes.devices, 1);
+    now += 7 * 24 * 3600_000 - 1;
+    board.cacheHit('entry-new');
+    assert.equal(board.hitsOf('entry-99999'), 2, 'a counter served within the week stays');
+    assert.equal(board.sizes.hits, 2, 'counters unserved for a week went');
+  });
 });

@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { hitsPath, objectPath, sidecarPath, type CacheLayout } from './cache-layout';
+import { BoundedMap } from '../../state/bounded-map';
 
 // What this process knows about published entries: size and ETag (from the sidecar),
 // when each was last served (the object file's mtime on disk, so LRU order survives a
@@ -69,9 +70,23 @@ const TOUCH_EVERY_MS = 60_000;
 
 export class CacheIndex {
   private readonly entries = new Map<string, CacheEntry>();
-  private readonly touchedOnDisk = new Map<string, number>();
+  // When an entry's mtime was last set: an entry past TOUCH_EVERY_MS is due again, so the age
+  // forgets nothing still needed. Keyed by entries of the index (delete() drops both), the cap
+  // is a backstop for a serve that touches an entry evicted meanwhile. ~240 B each, ~2.3 MB at the cap.
+  private readonly touchedOnDisk: BoundedMap<string, number>;
 
-  constructor(private readonly layout: CacheLayout) {}
+  constructor(
+    private readonly layout: CacheLayout,
+    /** Ages the touch marks (monotonic; tests pass their own). */
+    clock?: () => number,
+  ) {
+    this.touchedOnDisk = new BoundedMap({ maxEntries: 10_000, maxAgeMs: TOUCH_EVERY_MS }, clock);
+  }
+
+  /** Touch marks held, for the tests of the bound. */
+  get touchMarks(): number {
+    return this.touchedOnDisk.size;
+  }
 
   get(id: string): CacheEntry | undefined {
     return this.entries.get(id);
@@ -134,7 +149,7 @@ export class CacheIndex {
   /** Mark an entry served now; the mtime on disk follows at most once a minute. */
   touch(entry: CacheEntry, now = Date.now()): void {
     entry.lastServed = now;
-    const last = this.touchedOnDisk.get(entry.id) ?? 0;
+    const last = this.touchedOnDisk.peek(entry.id) ?? 0;
     if (now - last < TOUCH_EVERY_MS) return;
     this.touchedOnDisk.set(entry.id, now);
     const t = new Date(now);

@@ -1,3 +1,5 @@
+import { BoundedMap } from '../../state/bounded-map';
+
 // What the status page shows that no other module keeps: devices seen recently, hits per cache
 // entry, upstream health, byte totals. In memory, per process, bounded.
 
@@ -15,32 +17,45 @@ export interface UpstreamHealth {
   errors: number;
 }
 
-const MAX_DEVICES = 1000;
-const MAX_HIT_COUNTERS = 10_000;
+// The page lists the devices of the last day; a device silent for longer is not "recent".
+// ~900 B each with its request line and deployment: ~0.9 MB at the cap (bench/state-sizes-edge.ts).
+const DEVICES = { maxEntries: 1000, maxAgeMs: 24 * 3600_000 };
+// Hit counts per cache entry: a cache holds far fewer entries; one not served for a week has
+// most likely been evicted. ~200 B each: ~1.9 MB at the cap.
+const HIT_COUNTERS = { maxEntries: 10_000, maxAgeMs: 7 * 24 * 3600_000 };
 
 export class StatusBoard {
-  private readonly devices = new Map<string, DeviceSeen>();
-  private readonly hits = new Map<string, number>();
+  private readonly devices: BoundedMap<string, DeviceSeen>;
+  private readonly hits: BoundedMap<string, number>;
   readonly upstream: UpstreamHealth = { errors: 0 };
   bytesFetched = 0;
   bytesServed = 0;
   readonly startedAt = Date.now();
 
+  /** `clock` ages the entries (monotonic); the times shown are the callers' wall-clock `at`. */
+  constructor(clock?: () => number) {
+    this.devices = new BoundedMap(DEVICES, clock);
+    this.hits = new BoundedMap(HIT_COUNTERS, clock);
+  }
+
+  /** Entries held, for the tests of the bounds. */
+  get sizes(): { devices: number; hits: number } {
+    return { devices: this.devices.size, hits: this.hits.size };
+  }
+
   deviceSeen(id: string, address: string, lastRequest: string, at = Date.now()): DeviceSeen {
-    // Updated in place (every poll of every device comes here); re-inserted because the
-    // Map's order is the order of last requests.
-    const seen: DeviceSeen = this.devices.get(id) ?? { id, address, lastSeen: at, lastRequest };
+    // Updated in place (every poll of every device comes here); set again because the map's
+    // order is the order of last requests.
+    const seen: DeviceSeen = this.devices.peek(id) ?? { id, address, lastSeen: at, lastRequest };
     seen.address = address;
     seen.lastSeen = at;
     seen.lastRequest = lastRequest;
-    this.devices.delete(id);
     this.devices.set(id, seen);
-    if (this.devices.size > MAX_DEVICES) this.devices.delete(this.devices.keys().next().value as string);
     return seen;
   }
 
   deploymentStatus(id: string, deploymentId: string, status: string, at = Date.now()): void {
-    const device = this.devices.get(id);
+    const device = this.devices.peek(id);
     if (device) device.deployment = { id: deploymentId, status, at };
   }
 
@@ -50,12 +65,11 @@ export class StatusBoard {
   }
 
   cacheHit(entryId: string): void {
-    this.hits.set(entryId, (this.hits.get(entryId) ?? 0) + 1);
-    if (this.hits.size > MAX_HIT_COUNTERS) this.hits.delete(this.hits.keys().next().value as string);
+    this.hits.set(entryId, (this.hits.peek(entryId) ?? 0) + 1);
   }
 
   hitsOf(entryId: string): number {
-    return this.hits.get(entryId) ?? 0;
+    return this.hits.peek(entryId) ?? 0;
   }
 
   upstreamAnswered(code: number, at = Date.now()): void {
