@@ -13,6 +13,8 @@ import { LATEST_AUTH_DEVICES, ReportReplay } from '../lib/journal/report-replay'
 import { createLogger } from '../lib/observe/log';
 import type { Upstream } from '../lib/proxy/upstream';
 import { BoundedMap } from '../lib/state/bounded-map';
+import type { StateCase } from './state-case';
+import { EDGE_CASES } from './state-cases-edge';
 
 // The bytes each bounded map holds at its cap (docs/operations.md, "Bounded state"). One line per
 // map: its cap, its age, bytes per entry, bytes at the cap. Each case runs in a child process of
@@ -22,17 +24,6 @@ import { BoundedMap } from '../lib/state/bounded-map';
 //
 //   make state-sizes                     every case
 //   node --expose-gc dist/bench/state-sizes.js <name>   one case, in this process (JSON line)
-
-interface StateCase {
-  name: string;
-  cap: number;
-  /** What ends an entry besides the cap (printed as is). */
-  age: string;
-  /** Made before the first measure: what the map shares with others, not its own bytes. */
-  prepare?: (n: number) => unknown;
-  /** Fill the map with n entries through its owner; returns what keeps it alive. */
-  fill: (n: number, prepared: unknown) => unknown;
-}
 
 /** ReportJournal.MaxAge's default */
 const MAX_AGE_MS = 168 * 3_600_000;
@@ -234,6 +225,9 @@ function heapAfterGc(): number {
   return process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
 }
 
+/** The journal's maps (above) and the others (state-cases-edge.ts). */
+const ALL: StateCase[] = [...CASES, ...EDGE_CASES];
+
 async function measure(c: StateCase): Promise<Measured> {
   const prepared = c.prepare?.(c.cap);
   const before = heapAfterGc();
@@ -245,14 +239,14 @@ async function measure(c: StateCase): Promise<Measured> {
 async function main(): Promise<void> {
   const only = process.argv[2];
   if (only !== undefined) {
-    const c = CASES.find((x) => x.name === only);
+    const c = ALL.find((x) => x.name === only);
     if (!c) throw new Error(`state-sizes: no case ${JSON.stringify(only)}`);
     process.stdout.write(`${JSON.stringify(await measure(c))}\n`);
     return;
   }
   const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
   process.stdout.write('| map | cap | age | bytes/entry | MB at cap |\n|---|---|---|---|---|\n');
-  for (const c of CASES) {
+  for (const c of ALL) {
     const child = spawnSync(process.execPath, ['--expose-gc', __filename, c.name], { encoding: 'utf8' });
     if (child.status !== 0) throw new Error(`state-sizes: ${c.name} failed\n${child.stderr}`);
     const m = JSON.parse(child.stdout.trim().split('\n').pop()!) as Measured;
@@ -262,7 +256,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-  process.exitCode = 1;
-});
+if (require.main === module)
+  main().catch((err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  });

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,26 +13,11 @@ import { createUpstream } from '../lib/proxy/upstream';
 import { BoundedMap } from '../lib/state/bounded-map';
 import { testConfig } from '../spec/support/gateway-config';
 import { makeCa, makeKey } from '../spec/support/tls-material';
+import type { StateCase } from './state-case';
 
-// The bytes at the cap of the bounded maps outside the journal: the status board, the mTLS
-// preauthorization cache and intermediates, the artifact origins' agents, the cache's touch marks
-// and too-big sizes. Cases in the shape of bench/state-sizes.ts (which measures the journal's), to
-// be merged into its CASES; until then this file runs them the same way: each in a child
-// `node --expose-gc`, heapUsed + arrayBuffers after a full GC before and after a fill to the cap.
-//
-//   node dist/bench/state-sizes-edge.js                           every case
-//   node --expose-gc dist/bench/state-sizes-edge.js <name>       one case (JSON line)
-
-export interface EdgeStateCase {
-  name: string;
-  cap: number;
-  /** What ends an entry besides the cap (printed as is). */
-  age: string;
-  /** Made before the first measure: what the map shares with others, not its own bytes. */
-  prepare?: (n: number) => unknown;
-  /** Fill the map with n entries through its owner; returns what keeps it alive. */
-  fill: (n: number, prepared: unknown) => unknown;
-}
+// The bounded maps outside the journal, as cases of bench/state-sizes.ts (`make state-sizes`):
+// the status board, the mTLS preauthorization cache and intermediates, the artifact origins'
+// agents, the cache's touch marks and too-big sizes.
 
 /** A string as parsed from a request (flat; a template literal is a tree of pieces). */
 const flat = (s: string): string => Buffer.from(s).toString('latin1');
@@ -96,7 +81,7 @@ function intermediatesOf(n: number): { root: Buffer; leaf: Buffer; intermediates
   }
 }
 
-export const EDGE_CASES: EdgeStateCase[] = [
+export const EDGE_CASES: StateCase[] = [
   {
     name: 'status board devices',
     cap: 1000,
@@ -195,51 +180,3 @@ export const EDGE_CASES: EdgeStateCase[] = [
     },
   },
 ];
-
-interface Measured {
-  name: string;
-  entries: number;
-  bytes: number;
-}
-
-const kept: unknown[] = [];
-
-function heapAfterGc(): number {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error('state-sizes-edge: run with node --expose-gc');
-  for (let i = 0; i < 3; i++) gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
-
-async function measure(c: EdgeStateCase): Promise<Measured> {
-  const prepared = c.prepare?.(c.cap);
-  const before = heapAfterGc();
-  kept.push(prepared, await c.fill(c.cap, prepared));
-  return { name: c.name, entries: c.cap, bytes: heapAfterGc() - before };
-}
-
-async function main(): Promise<void> {
-  const only = process.argv[2];
-  if (only !== undefined) {
-    const c = EDGE_CASES.find((x) => x.name === only);
-    if (!c) throw new Error(`state-sizes-edge: no case ${JSON.stringify(only)}`);
-    process.stdout.write(`${JSON.stringify(await measure(c))}\n`);
-    return;
-  }
-  const mb = (n: number) => (n / 1024 / 1024).toFixed(2);
-  process.stdout.write('| map | cap | age | bytes/entry | MB at cap |\n|---|---|---|---|---|\n');
-  for (const c of EDGE_CASES) {
-    const child = spawnSync(process.execPath, ['--expose-gc', __filename, c.name], { encoding: 'utf8' });
-    if (child.status !== 0) throw new Error(`state-sizes-edge: ${c.name} failed\n${child.stderr}`);
-    const m = JSON.parse(child.stdout.trim().split('\n').pop()!) as Measured;
-    const line = [c.name, c.cap.toLocaleString('en'), c.age, Math.round(m.bytes / m.entries), mb(m.bytes)];
-    process.stdout.write(`| ${line.join(' | ')} |\n`);
-  }
-}
-
-if (require.main === module)
-  main().catch((err: unknown) => {
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 1;
-  });
