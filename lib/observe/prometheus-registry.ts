@@ -21,16 +21,7 @@ export function buildRegistry(tallies: readonly Tally[], gauges: readonly (Gauge
   }
   for (const g of gauges) {
     if ('series' in g) {
-      new Gauge({
-        name: g.name,
-        help: g.help,
-        labelNames: g.labelNames,
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const { labels, value } of g.series()) this.set(labels, value);
-        },
-      });
+      new SeriesGauge(g, registry);
       continue;
     }
     new Gauge({
@@ -43,6 +34,27 @@ export function buildRegistry(tallies: readonly Tally[], gauges: readonly (Gauge
     });
   }
   return registry;
+}
+
+/**
+ * A gauge whose series are read at each scrape. prom-client prints a gauge without labels as 0
+ * when it holds no value; here a date not known is no series at all (0 would read as long past).
+ */
+class SeriesGauge extends Gauge {
+  constructor(
+    private readonly reading: GaugeSeries,
+    registry: Registry,
+  ) {
+    super({ name: reading.name, help: reading.help, labelNames: reading.labelNames, registers: [registry] });
+  }
+
+  override async get() {
+    this.reset();
+    const series = [...this.reading.series()];
+    for (const { labels, value } of series) this.set(labels, value);
+    const metric = await super.get();
+    return series.length > 0 ? metric : { ...metric, values: [] };
+  }
 }
 
 /** Node's process metrics (memory, CPU, start time, event loop), collected at scrape time. */
