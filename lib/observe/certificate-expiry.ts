@@ -122,14 +122,7 @@ export const certificateExpiry = {
    * A certificate file now in use: `leaf` (the server certificate, first in its file) or the
    * earliest of a bundle (a CA file). Sets the gauge and says a warning when one holds.
    */
-  certificate(
-    name: CertificateName,
-    path: string,
-    pem: string | Buffer,
-    log: Logger,
-    which: 'leaf' | 'earliest',
-    owner?: object,
-  ): void {
+  certificate(name: CertificateName, path: string, pem: string | Buffer, log: Logger, which: 'leaf' | 'earliest', owner?: object): void {
     const notAfter = which === 'leaf' ? notAftersOf(pem)[0] : earliestNotAfter(pem);
     if (notAfter === undefined) return;
     expiryMetrics.certificate(name, notAfter);

@@ -35,7 +35,8 @@ const staleCrl = makeCrl(dir, 'stale', material.ca, { revoked: ['0A1B'], lastUpd
 const seconds = (path: string) => new X509Certificate(readFileSync(path)).validToDate.getTime() / 1000;
 // openssl's own reading of the CRL, not the gateway's parser: "nextUpdate=Dec  4 17:00:00 2026 GMT".
 const crlNextUpdate =
-  Date.parse(execFileSync('openssl', ['crl', '-in', staleCrl, '-noout', '-nextupdate'], { encoding: 'utf8' }).replace(/^nextUpdate=/, '')) / 1000;
+  Date.parse(execFileSync('openssl', ['crl', '-in', staleCrl, '-noout', '-nextupdate'], { encoding: 'utf8' }).replace(/^nextUpdate=/, '')) /
+  1000;
 
 const upstream = http.createServer((req, res) => {
   req.resume();

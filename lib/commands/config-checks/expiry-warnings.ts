@@ -10,7 +10,8 @@ import { certificateWarning, earliestNotAfter, notAftersOf, type CertificateName
 export function expiryWarnings(config: Readonly<GatewayConfig>, now = Date.now()): string[] {
   const files: [string, CertificateName, string, 'leaf' | 'earliest'][] = [];
   if (config.HTTPS.Enabled) files.push(['HTTPS.ServerCertificate', 'server', config.HTTPS.ServerCertificate, 'leaf']);
-  if (config.Features.mTLS.Enabled) files.push(['Features.mTLS.CACertificate', 'client_ca', config.Features.mTLS.CACertificate, 'earliest']);
+  if (config.Features.mTLS.Enabled)
+    files.push(['Features.mTLS.CACertificate', 'client_ca', config.Features.mTLS.CACertificate, 'earliest']);
   if (config.UpstreamServer.CACertificate !== '') {
     files.push(['UpstreamServer.CACertificate', 'upstream_ca', config.UpstreamServer.CACertificate, 'earliest']);
   }
