@@ -5,6 +5,8 @@ import { parseDuration } from './config/parse-duration';
 import type { Feature, ListenerGuard, StatusViews } from './http/feature';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildRouteTable } from './http/route-table';
+import { readFileSync } from 'node:fs';
+import { certificateExpiry } from './observe/certificate-expiry';
 import type { Logger } from './observe/log';
 import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
@@ -108,6 +110,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       }
     }
     upstream.close();
+    certificateExpiry.forget('server');
+    certificateExpiry.forget('upstream_ca');
   }
 
   try {
@@ -160,13 +164,21 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     addresses[l.protocol] = l.address;
     if (l.tls) tlsOptions.set(l.server as https.Server, l.tls);
   }
+  const serverCertificate = [...tlsOptions.values()][0]?.cert;
+  if (serverCertificate) certificateExpiry.certificate('server', config.HTTPS.ServerCertificate, serverCertificate as Buffer, log, 'leaf');
+  // createUpstream read it already (a start fails on an unreadable one); it changes only with a restart.
+  const upstreamCa = config.UpstreamServer.CACertificate;
+  if (upstreamCa) certificateExpiry.certificate('upstream_ca', upstreamCa, readFileSync(upstreamCa), log, 'earliest');
   return {
     addresses,
     admin,
     reload(next) {
+      const mark = certificateExpiry.mark();
       const effects = running.map((r) => r.feature.reload?.(r.slice(next)));
       const ca = effects.find((e) => e?.ca !== undefined);
       if (reloadServerCertificate(tlsOptions, next.HTTPS, log, ca?.ca).ca) ca?.applied?.();
+      // A reload says every date warning again, once: the files it read said theirs already.
+      certificateExpiry.remind(mark);
     },
     async close(timeoutMs = parseDuration(config.ShutdownTimeout)) {
       log.info('shutting down', { timeout_ms: timeoutMs });

@@ -1,6 +1,7 @@
 import { createSecureContext } from 'node:tls';
 import type https from 'node:https';
 import type { GatewayConfig } from '../config/types';
+import { certificateExpiry } from '../observe/certificate-expiry';
 import type { Logger } from '../observe/log';
 import { tlsOptionsFor } from '../server/listeners';
 
@@ -58,6 +59,7 @@ export function reloadServerCertificate(
       certificate: settings.ServerCertificate,
       mtls_ca: ca === undefined ? undefined : 'replaced',
     });
+    certificateExpiry.certificate('server', settings.ServerCertificate, fresh.cert as Buffer, log, 'leaf');
   } else {
     log.info('reload: mTLS CA replaced in TLS handshakes, with the server certificate in use');
   }

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { checkConfigFiles } from '../config/check-files';
 import { checkCachePath, type CachePathResult } from './config-checks/check-cache-path';
 import { exposureWarnings } from './config-checks/exposure-warnings';
+import { expiryWarnings } from './config-checks/expiry-warnings';
 import { checkListeners, type ListenerResult } from './config-checks/check-listeners';
 import { checkLists } from './config-checks/check-lists';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigKeepingGoing } from '../config/load-config';
@@ -75,6 +76,8 @@ interface Findings {
   listeners: ListenerResult[];
   cache: CachePathResult | null;
   notes: string[];
+  /** Dates a start would warn about: certificates ending or ended, a CRL past its nextUpdate. */
+  dates: string[];
   online: OnlineResult[];
 }
 
@@ -92,7 +95,14 @@ async function findProblems(loaded: LoadedConfig, online: boolean): Promise<Find
   if (cache && !cache.ok) lines.push(`${cacheKey}: ${cache.line}`);
   const results = online ? await runOnlineChecks(config, process.env) : [];
   for (const r of results) if (!r.ok) lines.push(`${r.key}: ${r.what}: ${r.line}`);
-  return { problems: lines.map((l) => problemFrom(l, sourceOf)), listeners, cache, notes: lists.notes, online: results };
+  return {
+    problems: lines.map((l) => problemFrom(l, sourceOf)),
+    listeners,
+    cache,
+    notes: lists.notes,
+    dates: [...expiryWarnings(config), ...lists.warnings],
+    online: results,
+  };
 }
 
 /** A URL may carry user:password@; the summary never shows it. */
@@ -187,7 +197,7 @@ export async function runCheckConfig(argv: string[]): Promise<number> {
   return report(
     flags.json === true,
     problems,
-    [...read.loaded.warnings, ...exposureWarnings(read.loaded.config), ...trustWarnings(read.loaded.config)],
+    [...read.loaded.warnings, ...exposureWarnings(read.loaded.config), ...trustWarnings(read.loaded.config), ...findings.dates],
     problems.length === 0 ? summary(read.loaded, findings) : null,
     read.loaded,
     findings,

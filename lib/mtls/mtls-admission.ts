@@ -27,6 +27,7 @@ import { createManagementSession, type ManagementSession } from './management-se
 import { PreauthorizationCache } from './preauthorization-cache';
 import { createPreauthorizer } from './preauthorize';
 import { mtlsMetrics } from '../observe/metrics';
+import { certificateExpiry } from '../observe/certificate-expiry';
 
 // Features.mTLS as one piece the gateway plugs in: TLS options for the HTTPS
 // listener, a check on every connection and request, and the auth_requests route that
@@ -65,6 +66,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'], upstream: Upstream, log: Logger): MtlsAdmission {
   const caPem = readFileSync(settings.CACertificate, 'utf8');
+  // The CA's dates are this admission's (a gateway restarted in-process makes another).
+  const owner = {};
+  certificateExpiry.certificate('client_ca', settings.CACertificate, caPem, log, 'earliest', owner);
   const servers = new Set<https.Server>();
   // Every admitted connection of the HTTPS listeners while it is open; the tunnels among them.
   // Bounded by the open sockets (each leaves at its 'close', or here when refused later), so by
@@ -92,6 +96,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
     if (files.crl) policy.revoked = watchRevocationList(files.crl, () => policy.trusted, log, changed('crl'));
   } catch (err) {
     policy.blocklist?.close();
+    certificateExpiry.forget('client_ca', owner);
     throw err;
   }
   if (settings.InsecureSkipClientExpireAfter) {
@@ -301,6 +306,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
           path: next.CACertificate,
           ca_certificates: policy.trusted.length,
         });
+        certificateExpiry.certificate('client_ca', next.CACertificate, pem, log, 'earliest', owner);
       }
       const crlFollowed = follow(
         'crl',
@@ -323,6 +329,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
       policy.verifyByHandUntil = Date.now() + HANDSHAKE_WINDOW_MS;
     },
     close() {
+      certificateExpiry.forget('client_ca', owner);
       clearTimeout(expiryTimer);
       policy.blocklist?.close();
       policy.revoked?.close();

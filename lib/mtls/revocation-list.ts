@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { certificateExpiry } from '../observe/certificate-expiry';
 import type { Logger } from '../observe/log';
 import { normaliseSerial } from './serial-blocklist';
 import { readFileBytes, watchLoadedFile, type Loaded } from '../server/watched-file';
@@ -11,8 +12,10 @@ import { parseCrls, type Crl } from './crl';
 //
 // A CRL past its next update is still enforced, not treated as "revoke everything": the gateway
 // often keeps working through an uplink outage, when no fresh CRL can be fetched, and refusing
-// the whole fleet then would be worse than admitting a device revoked since the last CRL. It is
-// logged as an error at load and every hour while it lasts (the blocklist covers the gap).
+// the whole fleet then would be worse than admitting a device revoked since the last CRL. It stays
+// enforced until a newer file replaces it; it is warned about at load, on SIGHUP and once a day
+// while it lasts, and its nextUpdate is a metric (lib/observe/certificate-expiry.ts); the
+// blocklist covers the gap.
 
 export interface RevocationList {
   /** `issuer`: the client certificate's issuer name, as X509Certificate.issuer prints it. */
@@ -22,8 +25,6 @@ export interface RevocationList {
   recheck(): void;
   close(): void;
 }
-
-const STALE_LOG_EVERY_MS = 60 * 60 * 1000;
 
 export function watchRevocationList(
   path: string,
@@ -35,21 +36,8 @@ export function watchRevocationList(
   let byIssuer = new Map<string, Set<string>>();
   let nextUpdate: number | null = null;
   let size = 0;
-  let staleLoggedAt = 0;
-
-  const warnIfStale = (): void => {
-    if (nextUpdate === null || Date.now() <= nextUpdate) return;
-    if (Date.now() - staleLoggedAt < STALE_LOG_EVERY_MS) return;
-    staleLoggedAt = Date.now();
-    log.error(
-      'mTLS CRL is past its next update: still enforcing the revocations it lists, admitting the rest; install a fresh CRL (or blocklist serials meanwhile)',
-      {
-        path,
-        next_update: new Date(nextUpdate).toISOString(),
-        revoked: size,
-      },
-    );
-  };
+  // Which watcher's file the CRL date is (a reload starts the next one before closing this one).
+  const owner = {};
   const load = (p: string): Loaded<Crl[]> => {
     const read = readFileBytes(p);
     if (!read.ok) return read;
@@ -71,14 +59,13 @@ export function watchRevocationList(
         size = crls.reduce((n, c) => n + c.serials.size, 0);
         const updates = crls.map((c) => c.nextUpdate?.getTime()).filter((t): t is number => t !== undefined);
         nextUpdate = updates.length > 0 ? Math.min(...updates) : null;
-        staleLoggedAt = 0;
         log.info(initial ? 'mTLS CRL loaded' : 'mTLS CRL reloaded', {
           path,
           crls: crls.length,
           revoked: size,
           next_update: nextUpdate === null ? 'none' : new Date(nextUpdate).toISOString(),
         });
-        warnIfStale();
+        certificateExpiry.crl(path, nextUpdate, log, owner);
         if (!initial) onReload();
       },
       onBad(reason) {
@@ -87,9 +74,6 @@ export function watchRevocationList(
     },
     pollMs,
   );
-  const timer = setInterval(warnIfStale, 60_000);
-  timer.unref();
-
   return {
     has: (serial, issuer) => byIssuer.get(issuer)?.has(normaliseSerial(serial) ?? serial) ?? false,
     get size() {
@@ -97,7 +81,7 @@ export function watchRevocationList(
     },
     recheck: () => file.reload(),
     close() {
-      clearInterval(timer);
+      certificateExpiry.forget('crl', owner);
       file.close();
     },
   };

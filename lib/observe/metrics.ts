@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import { statusBoard } from './status-page/status-board';
-import { Tally, type GaugeReading } from './tally';
+import { Tally, type GaugeReading, type GaugeSeries } from './tally';
 
 // Metrics.* (product doc §7.2): one registry per process, served by the admin listener.
 // Every label set is bounded: methods outside the known list become OTHER, routes are the route
@@ -10,7 +10,7 @@ import { Tally, type GaugeReading } from './tally';
 // alone it adds ~12 MB of RSS to a Node process.
 
 const tallies: Tally[] = [];
-const gauges: GaugeReading[] = [];
+const gauges: (GaugeReading | GaugeSeries)[] = [];
 const tally = (name: string, help: string, labelNames: readonly string[] = []): Tally => {
   const t = new Tally(name, help, labelNames);
   tallies.push(t);
@@ -228,5 +228,35 @@ export const mtlsMetrics = {
   },
   closed(reason: string): void {
     mtlsClosed.inc({ reason: mtlsReasonLabel(reason) });
+  },
+};
+
+// Dates that end (lib/observe/certificate-expiry.ts sets them): Unix seconds, as Prometheus
+// compares them with time(). A date not known (the file not configured) is no series.
+export type CertificateName = 'server' | 'client_ca' | 'upstream_ca';
+const notAfters = new Map<CertificateName, number>();
+let crlNextUpdate: number | undefined;
+gauges.push({
+  name: 'mender_gateway_certificate_expiry_timestamp_seconds',
+  help: "notAfter of the HTTPS listener's server certificate (server), and the earliest notAfter of the mTLS client CA file (client_ca) and of UpstreamServer.CACertificate (upstream_ca), in Unix seconds.",
+  labelNames: ['certificate'],
+  series: () => [...notAfters].map(([certificate, ms]) => ({ labels: { certificate }, value: Math.floor(ms / 1000) })),
+});
+gauges.push({
+  name: 'mender_gateway_crl_next_update_timestamp_seconds',
+  help: 'The earliest nextUpdate among the CRLs of Features.mTLS.CRLPath, in Unix seconds (past it the CRL is still enforced).',
+  labelNames: [],
+  series: () => (crlNextUpdate === undefined ? [] : [{ labels: {}, value: Math.floor(crlNextUpdate / 1000) }]),
+});
+
+export const expiryMetrics = {
+  /** `notAfter` in Unix ms; undefined removes the series. */
+  certificate(name: CertificateName, notAfter: number | undefined): void {
+    if (notAfter === undefined) notAfters.delete(name);
+    else notAfters.set(name, notAfter);
+  },
+  /** The earliest nextUpdate in Unix ms; undefined (no CRL, or none with a nextUpdate) removes the series. */
+  crlNextUpdate(at: number | undefined): void {
+    crlNextUpdate = at;
   },
 };

@@ -37,3 +37,14 @@ export interface GaugeReading {
   help: string;
   read(): number;
 }
+
+/**
+ * A gauge whose series are read at scrape time, each with its labels; a series not listed is
+ * absent from the output (a date not known is no series, never a 0 an alert would read as past).
+ */
+export interface GaugeSeries {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+  series(): Iterable<{ labels: Labels; value: number }>;
+}

@@ -3,7 +3,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { startMenderServer, type MenderServer } from '../../fixtures/mender-serv
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
 import { CHECK_CONFIG_USAGE } from '../../lib/commands/check-config';
 import { closeServer, freePort, listenOnFreePort } from '../support/listen';
+import { makeCrl, makeIntermediate } from '../support/device-certs';
 import { makeLeaf, makeTlsMaterial, type TlsMaterial } from '../support/tls-material';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -178,6 +180,39 @@ test('warns, as a start would, when something private is open to the LAN: the st
   assert.match(r.stderr, /^warning: Features\.mTLS\.AllowPlainHTTP: devices may use the device API over plain HTTP/m);
   const json = JSON.parse((await run(['check-config', '--json', '--config', confFile(open)])).stdout) as { warnings: string[] };
   assert.equal(json.warnings.filter((w) => /^(Metrics\.StatusPageAllowRemote|Features\.mTLS\.AllowPlainHTTP): /.test(w)).length, 2);
+});
+
+test('warns, as a start would, about dates: a certificate ending within 30 days, an expired CA in a bundle, a CRL past its nextUpdate', async () => {
+  const certs = join(dir, 'tls');
+  const soon = makeLeaf(certs, 'server-soon', tls.ca, { subject: '/CN=localhost', days: 10 });
+  const retired = makeIntermediate(certs, 'retired-ca', tls.ca, { fromDays: -400, toDays: -2 });
+  const ending = makeIntermediate(certs, 'ending-ca', tls.ca, { toDays: 20 });
+  const clientCas = join(certs, 'client-cas.crt');
+  writeFileSync(clientCas, readFileSync(tls.ca.cert, 'utf8') + readFileSync(retired.cert, 'utf8'));
+  const upstreamCas = join(certs, 'upstream-cas.crt');
+  writeFileSync(upstreamCas, readFileSync(ending.cert, 'utf8') + readFileSync(tls.ca.cert, 'utf8'));
+  const crl = makeCrl(certs, 'stale-crl', tls.ca, { revoked: ['0A1B'], lastUpdateDays: -10, nextUpdateDays: -3 });
+  const config = await goodConfig(join(dir, 'cache-dates'));
+  config.HTTPS.ServerCertificate = soon.cert;
+  config.HTTPS.ServerKey = soon.key;
+  config.UpstreamServer.CACertificate = upstreamCas;
+  Object.assign(config.Features.mTLS, { CACertificate: clientCas, CRLPath: crl, IdentityAttribute: 'mac' });
+  const r = await run(['check-config', '--config', confFile(config)]);
+  assert.equal(r.code, 0, r.stderr);
+  const notAfter = (path: string) => new X509Certificate(readFileSync(path)).validToDate.toISOString();
+  const nextUpdate = new Date(
+    execFileSync('openssl', ['crl', '-in', crl, '-noout', '-nextupdate'], { encoding: 'utf8' }).replace(/^nextUpdate=/, ''),
+  ).toISOString();
+  assert.deepEqual(
+    r.stderr.split('\n').filter((l) => l.startsWith('warning: ')),
+    [
+      `warning: HTTPS.ServerCertificate: certificate expires soon: ${soon.cert} notAfter ${notAfter(soon.cert)} (9 days left)`,
+      `warning: Features.mTLS.CACertificate: certificate expired: ${clientCas} notAfter ${notAfter(retired.cert)} (2 days ago)`,
+      `warning: UpstreamServer.CACertificate: certificate expires soon: ${upstreamCas} notAfter ${notAfter(ending.cert)} (19 days left)`,
+      `warning: Features.mTLS.CRLPath: CRL is past its nextUpdate: still enforced: ${crl} nextUpdate ${nextUpdate}; install a fresh CRL (or blocklist serials meanwhile)`,
+    ],
+  );
+  assert.match(r.stdout, /mTLS +CA .*CRL 1 list\(s\), 1 revoked, PAST its next update/);
 });
 
 test('one file with several mistakes: exit 2 and every error at once, each naming its key and the file', async () => {

@@ -132,13 +132,22 @@ function altNameSection(names: string[]): string[] {
   return ['subjectAltName = @alt', '[alt]', ...lines];
 }
 
-/** An intermediate CA under `root`; its `chain` file is the intermediate itself (devices send it). */
-export function makeIntermediate(dir: string, name: string, root: CertPair): CertPair & { chain: string } {
+/**
+ * An intermediate CA under `root`; its `chain` file is the intermediate itself (devices send it).
+ * Valid -1 .. 3650 days unless `validity` says otherwise (an expired CA left in a bundle).
+ */
+export function makeIntermediate(
+  dir: string,
+  name: string,
+  root: CertPair,
+  validity: Pick<DeviceCertOptions, 'fromDays' | 'toDays'> = {},
+): CertPair & { chain: string } {
   const key = makeKey(dir, name, 'ec');
   const csr = join(dir, `${name}.csr`);
   openssl(['req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr], dir);
   const { cert } = sign(dir, name, root, csr, ['basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign'], {
     toDays: 3650,
+    ...validity,
   });
   return { cert, key, chain: cert };
 }

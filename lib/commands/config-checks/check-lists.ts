@@ -3,6 +3,7 @@
 // the module that uses it, so check-config and the gateway cannot disagree.
 
 import { createDomainAllowlist } from '../../artifacts/domain-allowlist';
+import { crlWarning } from '../../observe/certificate-expiry';
 import { parseCrls } from '../../mtls/crl';
 import { parseCertificates } from '../../mtls/client-identity';
 import { parseBlocklist } from '../../mtls/serial-blocklist';
@@ -14,6 +15,8 @@ export interface ListsReport {
   problems: string[];
   /** For the summary: what was read. */
   notes: string[];
+  /** "KEY: warning", as a start would log it (a CRL past its nextUpdate). */
+  warnings: string[];
 }
 
 function checkWhitelist(entries: readonly string[], report: ListsReport): void {
@@ -54,12 +57,15 @@ function checkCrl(config: Readonly<GatewayConfig>, report: ListsReport): void {
   const parsed = parseCrls(read.value, trusted);
   if (!parsed.ok) return void report.problems.push(`${key}: ${path}: ${parsed.error}`);
   const revoked = parsed.crls.reduce((n, c) => n + c.serials.size, 0);
-  const stale = parsed.crls.some((c) => c.nextUpdate !== null && c.nextUpdate.getTime() < Date.now());
+  // The earliest nextUpdate, as the gateway takes it (lib/mtls/revocation-list.ts).
+  const updates = parsed.crls.flatMap((c) => (c.nextUpdate === null ? [] : [c.nextUpdate.getTime()]));
+  const stale = crlWarning(path, updates.length > 0 ? Math.min(...updates) : null, Date.now());
+  if (stale) report.warnings.push(`${key}: ${stale.line}`);
   report.notes.push(`CRL ${parsed.crls.length} list(s), ${revoked} revoked${stale ? ', PAST its next update' : ''}`);
 }
 
 export function checkLists(config: Readonly<GatewayConfig>): ListsReport {
-  const report: ListsReport = { problems: [], notes: [] };
+  const report: ListsReport = { problems: [], notes: [], warnings: [] };
   const proxy = config.Features.ArtifactsProxy;
   if (proxy.Enabled) checkWhitelist(proxy.DomainWhitelist, report);
   const mtls = config.Features.mTLS;
