@@ -92,7 +92,7 @@ function queries(d: Dashboard): { where: string; expr: string }[] {
 }
 
 /** Metric names in a PromQL expression: identifiers that are not functions, keywords or labels. */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   const bare = expr
     .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""')
     .replace(/\{[^}]*\}/g, ' ')
@@ -126,6 +126,7 @@ test('the Grafana dashboard: valid JSON, a DS_PROMETHEUS input, every query on i
   for (const p of d.panels) {
     assert.ok(p.gridPos.x + p.gridPos.w <= 24, `${p.title} fits the 24 columns`);
     if (p.type === 'row') continue;
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's input placeholder, not a template
     assert.equal(p.datasource?.uid, '${DS_PROMETHEUS}', `${p.title}: datasource`);
     assert.ok((p.targets ?? []).length > 0, `${p.title}: a query`);
   }
