@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Debian packages `make test` needs beyond npm's: the real Mender clients (3.4 and mender-connect
 # from Debian; 5.1's runtime libraries), Chromium for the status page, testssl.sh for the TLS scan,
-# shellcheck and systemd-analyze for the packaging checks, debootstrap and qemu-user-static for the
-# install tests on clean Debian roots. As root on Debian, installs what is
-# missing (once: a second run finds them and does nothing); otherwise prints the command that would.
+# the packaging checks' shellcheck and systemd-analyze, debootstrap and qemu-user-static for the
+# install tests on clean Debian roots, promtool (Debian's prometheus) for the monitoring files.
+# As root on Debian, installs what is missing (once: a second run finds them and does nothing);
+# otherwise prints the command that would.
 set -euo pipefail
 
 need=()
@@ -21,6 +22,8 @@ has shellcheck || need+=(shellcheck)
 # The attacker suite's TLS scan (spec/security/testssl.test.ts); the package's command is `testssl`.
 has testssl || need+=(testssl.sh)
 has systemd-analyze || need+=(systemd)
+# promtool checks support/monitoring's rules and the dashboard's queries (spec/unit/monitoring.test.ts).
+has promtool || need+=(prometheus)
 # The release-package test: clean Debian roots (debootstrap) and the arm64 binary under qemu-user.
 has debootstrap || need+=(debootstrap)
 has qemu-aarch64-static || need+=(qemu-user-static)
@@ -31,6 +34,8 @@ if [ "$(id -u)" = 0 ] && has apt-get; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # The prometheus package starts a Prometheus server; the tests want only its promtool.
+  if [[ " ${need[*]} " == *" prometheus "* ]] && has systemctl; then systemctl disable --now prometheus 2>/dev/null || true; fi
 else
   echo "make test: missing Debian packages (their tests will fail or skip with the reason): sudo apt-get install -y --no-install-recommends ${need[*]}"
 fi

@@ -107,6 +107,8 @@ export async function openOwnedJournal(slice: JournalSlice, upstream: Upstream, 
   // it even after the gateway restarted.
   const known = await KnownTokens.load(dir, log, !implicit);
   const replay = new ReportReplay(journal, upstream, log, known);
+  // The replay knows an outage before any device request fails (mender_gateway_upstream_up).
+  journalMetrics.watch(() => ({ ...journal.stats, upstreamDown: replay.upstreamDown }));
   if (journal.stats.queued > 0) replay.wake();
   return {
     journal,

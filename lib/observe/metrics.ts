@@ -74,6 +74,10 @@ const cacheHits = tally('mender_gateway_cache_hits_total', 'Artifact requests se
 const cacheMisses = tally('mender_gateway_cache_misses_total', 'Artifact requests that found no published cache entry.');
 const cacheFills = tally('mender_gateway_cache_fills_total', 'Cache fills finished, by result.', ['result']);
 const cacheEvictions = tally('mender_gateway_cache_evictions_total', 'Cache entries evicted to make room.');
+const cacheHotEvictions = tally(
+  'mender_gateway_cache_hot_evictions_total',
+  'Cache entries evicted to make room although a device was served from them in the last hour (the cache is too small for what devices download now).',
+);
 const bytesFetched = tally('mender_gateway_artifact_bytes_fetched_total', 'Artifact bytes fetched from the storage upstream.');
 const bytesServed = tally(
   'mender_gateway_artifact_bytes_served_total',
@@ -139,8 +143,10 @@ export const cacheMetrics = {
   fillDone(ok: boolean): void {
     cacheFills.inc({ result: ok ? 'done' : 'failed' });
   },
-  evicted(count = 1): void {
-    cacheEvictions.inc({}, count);
+  /** hot: a device was served from the entry recently (lib/cache/store/evict-lru.ts decides). */
+  evicted(hot = false): void {
+    cacheEvictions.inc();
+    if (hot) cacheHotEvictions.inc();
   },
   fetched(bytes: number): void {
     bytesFetched.inc({}, bytes);
@@ -159,7 +165,8 @@ export interface JournalStats {
   failed: number;
   superseded: number;
 }
-export type JournalView = JournalStats;
+/** upstreamDown: the journal's replay holds upstream unreachable (set where the replay runs). */
+export type JournalView = JournalStats & { upstreamDown?: boolean };
 const journalJournaled = tally(
   'mender_gateway_journal_journaled_total',
   'Device reports answered by the gateway and kept in the journal because upstream was unreachable, by kind.',
@@ -185,6 +192,31 @@ gauges.push({
   name: 'mender_gateway_journal_bytes',
   help: 'Bytes of the reports waiting in the journal.',
   read: () => journalView?.().bytes ?? 0,
+});
+
+// Upstream reachability as the gateway last saw it: down when the journal's replay holds it
+// unreachable, or when the last answer to a forwarded device request was the gateway's own 502/504
+// (the status page's "healthy"). A gateway no device has used yet counts as up.
+gauges.push({
+  name: 'mender_gateway_upstream_up',
+  help: 'Whether the Mender server answered the last forwarded device request (1) or was unreachable (0).',
+  read: () => {
+    if (journalView?.().upstreamDown) return 0;
+    const { lastOk, lastError } = statusBoard.upstream;
+    return lastError !== undefined && lastError.at > (lastOk ?? 0) ? 0 : 1;
+  },
+});
+
+// Devices poll for deployments every 30 minutes by default: one seen in the last hour is active.
+export const ACTIVE_DEVICE_MS = 3600_000;
+gauges.push({
+  name: 'mender_gateway_devices_active',
+  help: 'Devices the Mender server vouched for in the last hour (the status page board: at most its 1000 most recent devices).',
+  read: () => {
+    const since = Date.now() - ACTIVE_DEVICE_MS;
+    // Counted, not cut at the first older one: a clock step can leave the order unsorted.
+    return statusBoard.recentDevices(Number.POSITIVE_INFINITY).filter((d) => d.lastSeen >= since).length;
+  },
 });
 
 export const journalMetrics = {

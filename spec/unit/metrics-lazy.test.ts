@@ -12,7 +12,8 @@ test('counting does not load prom-client; the first scrape does, with every earl
   countRequest('GET', 200, 'pass-through', 50);
   countRequest('BREW', 418, 'pass-through', 10);
   cacheMetrics.fetched(4096);
-  cacheMetrics.evicted(2);
+  cacheMetrics.evicted();
+  cacheMetrics.evicted(true);
   mtlsMetrics.refused('certificate has expired');
   assert.equal(promClientLoaded(), false);
 
@@ -31,6 +32,7 @@ test('counting does not load prom-client; the first scrape does, with every earl
   assert.equal(value('mender_gateway_http_requests_total{method="OTHER",code="418",route="pass-through"}'), 1);
   assert.equal(value('mender_gateway_artifact_bytes_fetched_total'), 4096);
   assert.equal(value('mender_gateway_cache_evictions_total'), 2);
+  assert.equal(value('mender_gateway_cache_hot_evictions_total'), 1);
   assert.equal(value('mender_gateway_mtls_refusals_total{reason="expired"}'), 1);
   assert.equal(value('mender_gateway_cache_hits_total'), 0, 'a counter never incremented reads 0');
 

@@ -12,6 +12,12 @@ import { cacheMetrics } from '../../observe/metrics';
 // "remove cached Artifacts that are not being served anymore to clients starting from the
 // oldest one").
 
+/**
+ * An entry a device was served from this recently is "hot" when evicted: devices are still
+ * downloading it (a rollout over a site's fleet) and the next one fetches it over the uplink again.
+ */
+export const HOT_ENTRY_MS = 3600_000;
+
 /** Room kept free beyond the artifact itself: sidecars, directory blocks. */
 export const HEADROOM = 1024 * 1024;
 
@@ -90,8 +96,9 @@ export async function makeRoom(opts: RoomRequest): Promise<boolean> {
     if (!e || e.readers > 0) return makeRoom(opts);
     index.delete(id);
     await removeEntry(layout, id);
-    cacheMetrics.evicted();
-    log.info('cache entry evicted', { key: e.key, size: e.size });
+    const hot = Date.now() - e.lastServed < HOT_ENTRY_MS;
+    cacheMetrics.evicted(hot);
+    log.info('cache entry evicted', { key: e.key, size: e.size, hot });
   }
   return plan.fits;
 }
