@@ -194,7 +194,11 @@ interface Sample {
   load: string;
 }
 
-async function sample(gw: QuietGateway, admin: string, inspector: string): Promise<Omit<Sample, 'round' | 'identities' | 'seconds' | 'misses'>> {
+async function sample(
+  gw: QuietGateway,
+  admin: string,
+  inspector: string,
+): Promise<Omit<Sample, 'round' | 'identities' | 'seconds' | 'misses'>> {
   const heap = await heapAfterGc(inspector);
   const rss = rssBytes(gw.proc.process.pid!);
   const metrics = await call(admin, false, 'GET', '/metrics', {});
@@ -280,7 +284,9 @@ async function main(): Promise<void> {
 
     print(`# identity churn: ${rounds} rounds of ${perRound} new devices, ${concurrency} at a time`);
     print(`machine: ${machineLine()}; ${new Date().toISOString()}`);
-    print('\n| round | identities | RSS MB | V8 heap MB (after GC) | metric series | status JSON bytes | devices on the page | journal devices | round s | load | unexpected answers |');
+    print(
+      '\n| round | identities | RSS MB | V8 heap MB (after GC) | metric series | status JSON bytes | devices on the page | journal devices | round s | load | unexpected answers |',
+    );
     print('|---|---|---|---|---|---|---|---|---|---|---|');
     const samples: Sample[] = [];
     const row = (s: Sample): void => {
