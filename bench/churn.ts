@@ -18,7 +18,7 @@ import { runMain } from './part-timer';
 // (HTTP, ReportJournal, DeviceSystem, Metrics; Workers 1) in front of the Mender server emulator
 // (auto-accept). Each round brings BENCH_CHURN_ROUND devices never seen before, BENCH_CHURN_CONCURRENCY
 // at a time: each authenticates once (its own ed25519 key, made for it: the identity is what makes
-// it new, and an ed25519 key costs ~60 µs), then the round's deployment is created for them and each
+// it new, and an ed25519 key costs ~50 µs), then the round's deployment is created for them and each
 // polls `next` (200, the deployment), PUTs its inventory and a `success` status for the deployment
 // (204), and goes away. Each device uses its own connection: one for the auth request, one
 // keep-alive connection for the three calls after it. After each round: the gateway's RSS
