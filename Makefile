@@ -18,7 +18,7 @@ tests = $(foreach d,$(1),"dist/spec/$(d)/**/*.test.js")
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines state-sizes release release-measure clean
+.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines bench-churn state-sizes release release-measure clean
 
 all: build
 
@@ -150,6 +150,14 @@ bench-connections-probe:
 bench-engines:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build bench-tools && $(NODE) dist/bench/upstream-engines.js; rc=$$?; \
 	echo "make bench-engines: $$(( $$(date +%s) - start )) s in all"; exit $$rc
+
+# Identity churn against one gateway (HTTP, ReportJournal, DeviceSystem, Metrics): rounds of
+# BENCH_CHURN_ROUND (10,000) new devices, BENCH_CHURN_ROUNDS (10) of them; RSS and V8 heap after a
+# GC, metric series and status JSON per round, and the bytes per further device (~10 min; not part
+# of `make bench`). BENCH_CHURN_ROUND=1000 BENCH_CHURN_ROUNDS=3 for a quick try. bench/churn.ts.
+bench-churn:
+	@start=$$(date +%s); $(MAKE) --no-print-directory build && $(NODE) dist/bench/churn.js; rc=$$?; \
+	echo "make bench-churn: $$(( $$(date +%s) - start )) s in all"; exit $$rc
 
 # The bytes each bounded map of device state holds at its cap (a few seconds; not part of
 # `make bench`): one line per map, for docs/operations.md "Bounded state". bench/state-sizes.ts.
