@@ -13,6 +13,7 @@ import { LATEST_AUTH_DEVICES, ReportReplay } from '../lib/journal/report-replay'
 import { createLogger } from '../lib/observe/log';
 import type { Upstream } from '../lib/proxy/upstream';
 import { BoundedMap } from '../lib/state/bounded-map';
+import { deviceClaims } from '../fixtures/mender-server/jwt';
 import type { StateCase } from './state-case';
 import { EDGE_CASES } from './state-cases-edge';
 
@@ -37,26 +38,14 @@ const DAY_S = 86_400;
 const flat = (s: string): string => Buffer.from(s).toString('latin1');
 const deviceId = (): string => flat(randomUUID());
 
-/** A device token as a Mender server issues it (RS256, ~900 characters). */
+/**
+ * A device token as a Mender server issues it (RS256, ~900 characters): the emulator's claims, a
+ * hosted tenant's on top, and a signature of the right length (signing 20,000 would take 20 s).
+ */
 function jwt(device: string): string {
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const claims = {
-    jti: deviceId(),
-    sub: device,
-    exp: Math.floor(Date.now() / 1000) + 7 * DAY_S,
-    iat: Math.floor(Date.now() / 1000),
-    'mender.device': true,
-    'mender.tenant': randomBytes(12).toString('hex'),
-    'mender.plan': 'enterprise',
-    'mender.addons': [
-      { name: 'configure', enabled: true },
-      { name: 'troubleshoot', enabled: true },
-      { name: 'monitor', enabled: true },
-    ],
-    'mender.trial': false,
-    iss: 'Mender Users',
-    scp: 'mender.*',
-  };
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { ...deviceClaims(deviceId(), device, now, 7 * DAY_S), 'mender.tenant': randomBytes(12).toString('hex'), scp: 'mender.*' };
   return flat(`${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(claims)}.${randomBytes(256).toString('base64url')}`);
 }
 
