@@ -1,11 +1,10 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { GatewayConfig } from './config/types';
 import { parseDuration } from './config/parse-duration';
 import type { Feature, ListenerGuard, StatusViews } from './http/feature';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildRouteTable } from './http/route-table';
-import { readFileSync } from 'node:fs';
 import { certificateExpiry } from './observe/certificate-expiry';
 import type { Logger } from './observe/log';
 import type { AdminServer } from './admin/admin-server';
@@ -166,9 +165,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   }
   const serverCertificate = [...tlsOptions.values()][0]?.cert;
   if (serverCertificate) certificateExpiry.certificate('server', config.HTTPS.ServerCertificate, serverCertificate as Buffer, log, 'leaf');
-  // createUpstream read it already (a start fails on an unreadable one); it changes only with a restart.
-  const upstreamCa = config.UpstreamServer.CACertificate;
-  if (upstreamCa) certificateExpiry.certificate('upstream_ca', upstreamCa, readFileSync(upstreamCa), log, 'earliest');
+  // As createUpstream read it (a start fails on an unreadable one); it changes only with a restart.
+  if (upstream.caPem) certificateExpiry.certificate('upstream_ca', config.UpstreamServer.CACertificate, upstream.caPem, log, 'earliest');
   return {
     addresses,
     admin,

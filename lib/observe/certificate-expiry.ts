@@ -41,6 +41,11 @@ export function earliestNotAfter(pem: string | Buffer): number | undefined {
   return all.length > 0 ? Math.min(...all) : undefined;
 }
 
+/** The date a file ends: its first certificate's (a server certificate, the leaf) or its earliest (a CA bundle). */
+export function notAfterOf(pem: string | Buffer, which: 'leaf' | 'earliest'): number | undefined {
+  return which === 'leaf' ? notAftersOf(pem)[0] : earliestNotAfter(pem);
+}
+
 /** One warning, as the log writes it and as check-config prints it. */
 export interface TimeWarning {
   level: 'warn' | 'error';
@@ -123,7 +128,7 @@ export const certificateExpiry = {
    * earliest of a bundle (a CA file). Sets the gauge and says a warning when one holds.
    */
   certificate(name: CertificateName, path: string, pem: string | Buffer, log: Logger, which: 'leaf' | 'earliest', owner?: object): void {
-    const notAfter = which === 'leaf' ? notAftersOf(pem)[0] : earliestNotAfter(pem);
+    const notAfter = notAfterOf(pem, which);
     if (notAfter === undefined) return;
     expiryMetrics.certificate(name, notAfter);
     keep(name, { kind: 'certificate', name, path, notAfter, log, said: 0, owner });

@@ -35,6 +35,8 @@ export interface Upstream {
   readonly dial: () => Socket | Promise<Socket>;
   /** No response headers within this many ms → 504. */
   readonly timeoutMs: number;
+  /** UpstreamServer.CACertificate as read at start (its dates are a metric); undefined when not set. */
+  readonly caPem?: string;
   /** Agent for an artifact origin (presigned storage URL); undefined only in tests with no TLS. */
   originAgent(url: URL): http.Agent;
   /** Artifact origins whose agent is remembered, for the tests of the bound. */
@@ -55,9 +57,8 @@ export function createUpstream(
 ): Upstream {
   const target = new URL(settings.URL);
   const tls: https.AgentOptions = { rejectUnauthorized: !settings.InsecureSkipVerify };
-  if (settings.CACertificate) {
-    tls.ca = [...rootCertificates, readFileSync(settings.CACertificate, 'utf8')];
-  }
+  const caPem = settings.CACertificate ? readFileSync(settings.CACertificate, 'utf8') : undefined;
+  if (caPem) tls.ca = [...rootCertificates, caPem];
   // One agent per scheme and outbound proxy, shared by every origin: at most a handful (the
   // proxies come from the environment, fixed for the process). Each keeps a socket pool per host,
   // which Node drops once its sockets close (idle ones after IDLE_SOCKET_MS).
@@ -127,6 +128,7 @@ export function createUpstream(
       return pool;
     },
     timeoutMs,
+    caPem,
     originAgent: agentFor,
     get originsKnown() {
       return agentByOrigin.size;

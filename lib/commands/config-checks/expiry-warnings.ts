@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { GatewayConfig } from '../../config/types';
-import { certificateWarning, earliestNotAfter, notAftersOf, type CertificateName } from '../../observe/certificate-expiry';
+import { certificateWarning, notAfterOf, type CertificateName } from '../../observe/certificate-expiry';
 
 // What a start would warn about the certificates' dates (lib/observe/certificate-expiry.ts):
 // one line each, from the same functions, naming the key. The CRL's nextUpdate is checked
@@ -23,7 +23,7 @@ export function expiryWarnings(config: Readonly<GatewayConfig>, now = Date.now()
     } catch {
       continue;
     }
-    const notAfter = which === 'leaf' ? notAftersOf(pem)[0] : earliestNotAfter(pem);
+    const notAfter = notAfterOf(pem, which);
     const warning = notAfter === undefined ? undefined : certificateWarning(name, path, notAfter, now);
     if (warning) out.push(`${key}: ${warning.line}`);
   }
