@@ -146,7 +146,12 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
         .end(req.method === 'HEAD' ? undefined : text);
       return;
     }
-    const json = path === '/api/status' ? statusSnapshot(sources) : path === '/api/status/history' ? history.ring.toJSON(history.intervalMs) : undefined;
+    const json =
+      path === '/api/status'
+        ? statusSnapshot(sources)
+        : path === '/api/status/history'
+          ? history.ring.toJSON(history.intervalMs)
+          : undefined;
     if (json !== undefined) {
       const body = JSON.stringify(json);
       res

@@ -91,7 +91,9 @@ export class HistoryRing {
       interval_seconds: intervalMs / 1000,
       capacity: this.capacity,
       time: pick(this.time, (ms) => ms / 1000),
-      series: Object.fromEntries(HISTORY_FIELDS.map((f) => [f, pick(this.columns[f], (v) => (Number.isNaN(v) ? null : v))])) as HistoryJson['series'],
+      series: Object.fromEntries(
+        HISTORY_FIELDS.map((f) => [f, pick(this.columns[f], (v) => (Number.isNaN(v) ? null : v))]),
+      ) as HistoryJson['series'],
     };
   }
 }
