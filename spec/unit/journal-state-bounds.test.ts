@@ -151,13 +151,15 @@ test('journal queues: a device past maxDevices is refused like a full journal; i
 });
 
 test('known-good tokens: 100,000 devices keep MAX_KNOWN_TOKENS; a token past its exp is gone at the next sweep', () => {
-  const known = new KnownTokens(undefined, captureLog('error').log);
+  let mono = 0;
+  const known = new KnownTokens(undefined, captureLog('error').log, true, undefined, undefined, () => mono);
   const now = Date.now();
   for (let i = 0; i < CHURN; i++)
     known.apply({ t: 'accepted', hash: tokenHash(`token-${i}`), device: `dev-${i}`, expiresAt: now + HOUR }, now);
   assert.equal(known.size, MAX_KNOWN_TOKENS);
   assert.equal(known.devices, MAX_KNOWN_TOKENS, 'a device only with a token kept');
   // An hour on, every one of them is past its exp: the next write sweeps them out.
+  mono = HOUR;
   known.apply({ t: 'accepted', hash: tokenHash('fresh'), device: 'dev-fresh', expiresAt: now + 3 * HOUR }, now + HOUR);
   assert.equal(known.size, 1);
   assert.equal(known.devices, 1);
