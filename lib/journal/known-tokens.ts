@@ -260,9 +260,7 @@ export class KnownTokens {
     const dir = this.dir;
     this.dirty = false;
     const at = this.clock();
-    const lines = [...this.entries.entries()]
-      .filter(([, e]) => e.dropAt > at)
-      .map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
+    const lines = [...this.entries.entries()].filter(([, e]) => e.dropAt > at).map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
     this.saving = (async () => {
       const path = join(dir, KNOWN_TOKENS_FILE);
       const tmp = `${path}.tmp`;
