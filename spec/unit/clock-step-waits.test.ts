@@ -11,6 +11,8 @@ import type { GatewayConfig } from '../../lib/config/types';
 import type { RequestContext } from '../../lib/http/route';
 import { createMtlsAdmission } from '../../lib/mtls/mtls-admission';
 import type { Upstream } from '../../lib/proxy/upstream';
+import { StatusBoard } from '../../lib/observe/status-page/status-board';
+import { type StatusSources, statusSnapshot } from '../../lib/observe/status-page/status-snapshot';
 import { captureLog } from '../support/capture-log';
 import { makeDeviceCert } from '../support/device-certs';
 import { makeCa, type CertPair } from '../support/tls-material';
@@ -128,7 +130,9 @@ test('mTLS: after a CA reload, chains are verified by hand for the window on the
 
   let monotonic = 1_000;
   const captured = captureLog('debug');
-  const admission = createMtlsAdmission(mtlsSettings(oldCa.cert), { target: new URL('http://127.0.0.1:9') } as Upstream, captured.log, { clock: () => monotonic });
+  const admission = createMtlsAdmission(mtlsSettings(oldCa.cert), { target: new URL('http://127.0.0.1:9') } as Upstream, captured.log, {
+    clock: () => monotonic,
+  });
   const ctx = { requestId: 'r', log: captured.log, clientAddress: '127.0.0.1', protocol: 'https' } as RequestContext;
   const admitted = (): boolean => {
     const socket = verifiedConnection(oldDevice);
@@ -156,4 +160,13 @@ test('mTLS: after a CA reload, chains are verified by hand for the window on the
   } finally {
     admission.close();
   }
+});
+
+test("the status page's uptime is counted on the monotonic clock", () => {
+  let monotonic = 500;
+  const board = new StatusBoard(() => monotonic);
+  stepWallClock(-DAY_MS);
+  monotonic += 90_000;
+  const snapshot = statusSnapshot({ version: 'test' } as StatusSources, board);
+  assert.equal(snapshot.uptime_seconds, 90);
 });
