@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const png = process.env.DASHBOARD_PNG ?? join(REPO_ROOT, 'docs', 'monitoring-dashboard.png');
   const dir = mkdtempSync(join(tmpdir(), 'dashboard-picture-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const tls = makeTlsMaterial(join(dir));
+  const tls = makeTlsMaterial(dir);
   const store = await startS3Store();
   let server: MenderServer | undefined;
   let gw: QuietGateway | undefined;
