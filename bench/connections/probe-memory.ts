@@ -148,7 +148,10 @@ async function main(): Promise<void> {
           { encoding: 'utf8' },
         ),
       );
-    for (const line of gw.log().split('\n')) if (line.startsWith('MEM')) process.stdout.write(`${line}\n`);
+    // MEM lines of a --require'd probe, and the gateway's own trims (lib/server/memory-return.ts;
+    // logged at info: BENCH_GATEWAY_ENV=LOG_LEVEL=info keeps that level past the probe's SIGHUP).
+    for (const line of gw.log().split('\n'))
+      if (line.startsWith('MEM') || line.includes('returned freed memory')) process.stdout.write(`${line}\n`);
   } finally {
     fleet?.stop();
     await gw?.stop();
