@@ -81,7 +81,11 @@ export function loadMallocTrim(env: NodeJS.ProcessEnv = process.env, load: (id: 
  */
 function fullCollection(): () => void {
   setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
+  const gc = runInNewContext('gc') as (options: object) => void;
+  // "last-resort": collections until nothing more is freed, compacting every page (V8's own under
+  // memory pressure). A regular one leaves the spike's half-empty pages committed: 2 million objects
+  // of which 2 % live, heap 141 MB after a regular one and 9 MB after this (55 ms, Node 24; 22.12 too).
+  return () => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 function openConnections(servers: readonly Server[]): Promise<number> {
@@ -92,7 +96,7 @@ function openConnections(servers: readonly Server[]): Promise<number> {
 
 /**
  * Counts the listeners' open connections every `rule.everyMs` and calls `trim` after a fall
- * (FallWatch). Without a trim (musl, no koffi) it watches nothing. Returns the stop.
+ * (FallWatch) and once more at the next count. Without a trim (musl, no koffi) it watches nothing. Returns the stop.
  */
 export function watchMemoryReturn(
   servers: readonly Server[],
@@ -105,14 +109,20 @@ export function watchMemoryReturn(
     return () => undefined;
   }
   const watch = new FallWatch(rule.fall);
+  // A second pass one interval after the first: what the first collection let go of later (its
+  // objects' native parts freed after it, V8's pages released by its own threads) goes back too.
+  let secondPass = false;
   const timer = setInterval(async () => {
     const open = await openConnections(servers);
-    if (!watch.count(open)) return;
+    const pass = watch.count(open) ? 1 : secondPass ? 2 : 0;
+    secondPass = pass === 1;
+    if (pass === 0) return;
     const rss = process.memoryUsage.rss();
     const start = performance.now();
     trim();
     log.info('returned freed memory to the system after connections closed', {
       connections: open,
+      pass,
       rss_mb: Math.round(rss / 1e6),
       rss_after_mb: Math.round(process.memoryUsage.rss() / 1e6),
       pause_ms: Math.round(performance.now() - start),
