@@ -8,7 +8,8 @@ import type { Logger } from '../observe/log';
 // devices gone, the process stays at the spike's RSS. malloc_trim(0) hands those free pages
 // back (measured: bench/README-bench.md, "After the devices leave"); Node has no call for it,
 // so it goes through koffi (an FFI with prebuilt binaries) when that is installed. musl (OpenWrt,
-// Alpine) has no malloc_trim and returns freed memory by itself: there nothing is loaded.
+// Alpine) has no malloc_trim (its mallocng unmaps freed groups itself; not measured here):
+// there nothing is loaded.
 // A closed connection's native memory (OpenSSL's SSL object, the socket's wraps) is freed only
 // when V8 collects its JavaScript object, which an idle process may not do for minutes: a full
 // collection goes first. Measured at 5,000 devices: the trim alone 360 → 180 MB, with the
