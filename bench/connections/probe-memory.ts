@@ -13,7 +13,8 @@ import { runMain } from '../part-timer';
 // --heapsnapshot-signal=SIGTTIN, a heap snapshot (written to the gateway's cwd, the repository)
 // are taken at N and after every device left. A tool for measuring changes, not part of a bench
 // run. Knobs: BENCH_CONN_DEVICES (2000), BENCH_CONN_SNAPSHOT (1 to signal SIGTTIN); the others
-// (BENCH_CONN_MEASURE_S, _PERF, _PERF_LOAD, _TRIM, _SS, _PROBE_WORKERS, _PROBE_NODE) are in README-bench.md;
+// (BENCH_CONN_MEASURE_S, _PERF, _PERF_LOAD, _TRIM, _SS, _SETTLE_S, _PROBE_WORKERS, _PROBE_NODE, and
+// BENCH_GATEWAY_ENV) are in README-bench.md;
 // BENCH_CONN_PROF/_PROF_LOAD and _MEMSIGNAL send SIGTTOU (start) and SIGTTIN (stop) resp. SIGTTOU
 // around setup or load, for a script the gateway loads with --require in
 // BENCH_GATEWAY_NODE_OPTIONS (an inspector CPU profile; process.memoryUsage after gc()).
