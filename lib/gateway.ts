@@ -14,6 +14,7 @@ import { createPassThrough } from './proxy/pass-through';
 import { createUpstream, type Upstream } from './proxy/upstream';
 import { type DeviceListener, startDeviceListener } from './server/device-listener';
 import { closeGracefully, type DeviceTimeouts, type Protocol } from './server/listeners';
+import { type FallRule, FALL_RULE, loadMallocTrim, watchMemoryReturn } from './server/memory-return';
 
 // Composes the running gateway from a validated config: upstream, the features, the route
 // table, the listeners (a request's path through them: lib/server/device-listener.ts), and the
@@ -79,6 +80,8 @@ export interface GatewayOptions {
   historyIntervalMs?: number;
   /** Device-side timeouts (lib/server/listeners.ts, lib/proxy/websocket-tunnel.ts); tests shorten them. */
   timeouts?: Partial<DeviceTimeouts & { tunnelIdleMs: number }>;
+  /** When malloc's free memory goes back to the system (lib/server/memory-return.ts); tests shorten it. */
+  memoryReturn?: FallRule;
   /** The feature list (default FEATURES); tests reorder it. */
   features?: readonly FeatureEntry<unknown>[];
 }
@@ -96,12 +99,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
   const running: Running[] = [];
   const listeners: DeviceListener[] = [];
   let admin: AdminServer | undefined;
+  let stopMemoryReturn = () => {};
 
   /**
    * Listeners first, then the features in reverse order of provisioning, then upstream: the one
    * teardown. A feature that fails to close is logged; the others still close.
    */
   async function closeAll(timeoutMs: number): Promise<void> {
+    stopMemoryReturn();
     await Promise.all(listeners.map((l) => closeGracefully(l.server, l.upgraded, timeoutMs)));
     for (const { feature } of [...running].reverse()) {
       try {
@@ -160,6 +165,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
     throw err;
   }
 
+  // After a crowd of devices left, malloc's free pages go back to the system (memory-return.ts).
+  stopMemoryReturn = watchMemoryReturn(
+    listeners.map((l) => l.server),
+    log,
+    loadMallocTrim(options.env ?? process.env),
+    options.memoryReturn ?? FALL_RULE,
+  );
   const addresses: Partial<Record<Protocol, AddressInfo>> = {};
   const tlsOptions = new Map<https.Server, https.ServerOptions>();
   for (const l of listeners) {

@@ -3,7 +3,7 @@ import { mkdirSync, promises as fsp, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTlsMaterial } from '../../spec/support/tls-material';
-import { rssBytes } from '../../spec/support/process-stats';
+import { cpuMs, rssBytes } from '../../spec/support/process-stats';
 import { startEchoUpstream, startFleet } from './fleet';
 import { startGatewaySide } from './servers';
 import { runMain } from '../part-timer';
@@ -13,7 +13,8 @@ import { runMain } from '../part-timer';
 // --heapsnapshot-signal=SIGTTIN, a heap snapshot (written to the gateway's cwd, the repository)
 // are taken at N and after every device left. A tool for measuring changes, not part of a bench
 // run. Knobs: BENCH_CONN_DEVICES (2000), BENCH_CONN_SNAPSHOT (1 to signal SIGTTIN); the others
-// (BENCH_CONN_MEASURE_S, _PERF, _PERF_LOAD, _TRIM, _SS, _PROBE_WORKERS, _PROBE_NODE) are in README-bench.md;
+// (BENCH_CONN_MEASURE_S, _PERF, _PERF_LOAD, _TRIM, _SS, _SETTLE_S, _PROBE_WORKERS, _PROBE_NODE, and
+// BENCH_GATEWAY_ENV) are in README-bench.md;
 // BENCH_CONN_PROF/_PROF_LOAD and _MEMSIGNAL send SIGTTOU (start) and SIGTTIN (stop) resp. SIGTTOU
 // around setup or load, for a script the gateway loads with --require in
 // BENCH_GATEWAY_NODE_OPTIONS (an inspector CPU profile; process.memoryUsage after gc()).
@@ -67,13 +68,19 @@ async function main(): Promise<void> {
       ? spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', process.env.BENCH_CONN_PERF], { stdio: 'ignore' })
       : undefined;
     if (perf) await new Promise((r) => setTimeout(r, 1000));
+    const cpuBefore = cpuMs([pid]);
     const r = await fleet.connect(n);
+    // What a setting costs: how fast the devices got in and the gateway's CPU for each.
+    process.stdout.write(
+      `connect: ${r.established} in ${(r.ms / 1000).toFixed(1)} s (${Math.round(r.established / (r.ms / 1000))}/s), gateway CPU ${((cpuMs([pid]) - cpuBefore) / Math.max(1, r.established)).toFixed(2)} ms per connection\n`,
+    );
     if (perf) {
       perf.kill('SIGINT');
       await new Promise((r) => perf.once('exit', r));
     }
     if (process.env.BENCH_CONN_PROF === '1') process.kill(pid, 'SIGTTIN');
     await new Promise((r) => setTimeout(r, 2000));
+    const atN = rssBytes(pid);
     process.stdout.write(`at ${r.established}: ${rollup(pid)}\n`);
     for (const worker of gw.pids().slice(1)) process.stdout.write(`  worker ${worker}: ${rollup(worker)}\n`);
     if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.kill(pid, 'SIGTTOU');
@@ -118,9 +125,11 @@ async function main(): Promise<void> {
         process.stdout.write(`    ${l}\n`);
     }
     await fleet.leave();
+    let peak = Math.max(atN, rssBytes(pid));
     for (let t = 5; t <= Number(process.env.BENCH_CONN_SETTLE_S ?? 5); t += 5) {
       await new Promise((r) => setTimeout(r, 5000));
-      process.stdout.write(`${t} s after leave: ${rollup(pid)}\n`);
+      peak = Math.max(peak, rssBytes(pid));
+      process.stdout.write(`${t} s after leave: ${rollup(pid)}, highest so far ${(peak / 1e6).toFixed(1)} MB\n`);
       if (process.env.BENCH_CONN_MEMSIGNAL === '1') process.kill(pid, 'SIGTTOU');
     }
     await snapshot(pid, 'after');
@@ -140,7 +149,10 @@ async function main(): Promise<void> {
           { encoding: 'utf8' },
         ),
       );
-    for (const line of gw.log().split('\n')) if (line.startsWith('MEM')) process.stdout.write(`${line}\n`);
+    // MEM lines of a --require'd probe, and the gateway's own trims (lib/server/memory-return.ts;
+    // logged at info: BENCH_GATEWAY_ENV=LOG_LEVEL=info keeps that level past the probe's SIGHUP).
+    for (const line of gw.log().split('\n'))
+      if (line.startsWith('MEM') || line.includes('returned freed memory')) process.stdout.write(`${line}\n`);
   } finally {
     fleet?.stop();
     await gw?.stop();

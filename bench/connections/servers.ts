@@ -29,6 +29,13 @@ export interface ServerSetup {
   descriptors: number;
 }
 
+/** BENCH_GATEWAY_ENV: `K=V K=V` for the gateway's process only (an allocator's LD_PRELOAD and its
+ * settings, MALLOC_ARENA_MAX), not the bench's own processes. */
+export function gatewayEnv(text: string | undefined): Record<string, string> {
+  const pairs = (text ?? '').split(/\s+/).filter((w) => w.includes('='));
+  return Object.fromEntries(pairs.map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+}
+
 /** `workers` undefined: the gateway's own choice (the default settings). `runtime`: the `node` to
  * run it on and the side's name (default: the shipped runtime, "gateway"). */
 export async function startGatewaySide(
@@ -48,6 +55,7 @@ export async function startGatewaySide(
     timeoutMs: 30_000,
     node: runtime?.node,
     nodeOptions: process.env.BENCH_GATEWAY_NODE_OPTIONS,
+    env: { ...process.env, ...gatewayEnv(process.env.BENCH_GATEWAY_ENV) },
   });
   const proc = gw.proc;
   return {

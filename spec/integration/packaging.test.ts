@@ -123,6 +123,11 @@ describe('packages: the environment file, the service user, the configuration mo
   for (const d of ['bin', 'lib', 'support/openwrt']) mkdirSync(join(stage, d), { recursive: true });
   writeFileSync(join(stage, 'bin', 'mender-gateway'), '#!/usr/bin/env node\n', { mode: 0o755 });
   writeFileSync(join(stage, 'lib', 'mender-gateway.js'), '\n');
+  // koffi as stage.js lays it out: the loader and a glibc binary per architecture.
+  for (const f of ['index.js', 'build/koffi/linux_x64/koffi.node', 'build/koffi/linux_arm64/koffi.node']) {
+    mkdirSync(join(stage, 'lib', 'node_modules', 'koffi', f, '..'), { recursive: true });
+    writeFileSync(join(stage, 'lib', 'node_modules', 'koffi', f), `${f}\n`);
+  }
   writeFileSync(join(stage, 'package.json'), '{"version":"0.0.1"}\n');
   writeFileSync(join(stage, 'mender-gateway.conf'), '{"Features":{"mTLS":{"MenderPassword":""}}}\n');
   for (const f of ['INSTALL', 'THIRD-PARTY-LICENSES']) writeFileSync(join(stage, f), `${f}\n`);
@@ -193,6 +198,14 @@ describe('packages: the environment file, the service user, the configuration mo
       assert.equal(entry('usr/bin/mender-gateway')?.[0], '-rwxr-xr-x', 'a file of its own, not a link to the node shim');
       assert.equal(entry('usr/lib/mender-gateway/bin/mender-gateway'), undefined, 'no #!/usr/bin/env node shim');
       assert.ok(entry('usr/share/doc/mender-gateway/LICENSE.node'), "Node's licence travels with it");
+      const koffi = listing.filter((l) => l.includes('/node_modules/koffi/') && l.startsWith('-')).map((l) => l.split(/\s+/).pop());
+      assert.deepEqual(
+        koffi.sort(),
+        [`build/koffi/${arch === 'amd64' ? 'linux_x64' : 'linux_arm64'}/koffi.node`, 'index.js'].map(
+          (f) => `./usr/lib/mender-gateway/lib/node_modules/koffi/${f}`,
+        ),
+        "koffi with this architecture's binary only",
+      );
       const bytes = listing.filter((l) => l.startsWith('-')).reduce((n, l) => n + Number(l.split(/\s+/)[2]), 0);
       assert.equal(Number(field('Installed-Size')), Math.ceil(bytes / 1024));
       const unpacked = join(work, `unpacked-${arch}`);
@@ -216,6 +229,8 @@ describe('packages: the environment file, the service user, the configuration mo
   it('.ipk: the same modes and conffiles, and the gateway user OpenWrt makes from Require-User', () => {
     assert.deepEqual(etcModes(execFileSync('tar', ['-tvzf', join(ipkDir, 'data.tar.gz')], { encoding: 'utf8' })), expectedModes);
     assert.equal(ipkControl('conffiles'), `${CONFFILES.join('\n')}\n`);
+    // OpenWrt's musl has no malloc_trim: no koffi to carry.
+    assert.doesNotMatch(execFileSync('tar', ['-tzf', join(ipkDir, 'data.tar.gz')], { encoding: 'utf8' }), /koffi/);
     const init = readFileSync(join(SUPPORT, 'openwrt', 'mender-gateway.init'), 'utf8');
     const runAs = /^RUN_AS=(\S+)$/m.exec(init)?.[1];
     assert.equal(runAs, 'mender-gateway');

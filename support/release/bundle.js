@@ -60,6 +60,15 @@ async function bundleCrlLibs(outfile) {
   return (await esbuild.build({ ...COMMON, stdin, outfile })).metafile;
 }
 
+const KOFFI = 'koffi';
+/**
+ * What lib/node_modules/koffi of the release holds: its loader and licence, and its binaries for
+ * glibc Linux on the release's architectures (by runtime.js's arch names). Nothing for musl:
+ * there is no malloc_trim to call (OpenWrt), so the .ipk drops the package.
+ */
+const KOFFI_FILES = ['package.json', 'index.js', 'LICENSE.txt'];
+const KOFFI_BINARIES = { amd64: 'build/koffi/linux_x64/koffi.node', arm64: 'build/koffi/linux_arm64/koffi.node' };
+
 /** Writes outfile; returns esbuild's metafile (inputs and their sizes). */
 async function bundleGateway(outfile) {
   const stdin = {
@@ -71,7 +80,10 @@ async function bundleGateway(outfile) {
     sourcefile: 'mender-gateway-entry.js',
   };
   const plugins = [noAjvFallback, crlLibsApart];
-  return (await esbuild.build({ ...COMMON, stdin, outfile, define: { MENDER_GATEWAY_BUNDLE: 'true' }, plugins })).metafile;
+  // koffi (malloc_trim, lib/server/memory-return.ts) has a native part esbuild cannot bundle:
+  // it stays a runtime require, and stage.js puts the package beside the bundle (NATIVE).
+  const external = [KOFFI];
+  return (await esbuild.build({ ...COMMON, stdin, outfile, define: { MENDER_GATEWAY_BUNDLE: 'true' }, plugins, external })).metafile;
 }
 
-module.exports = { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT };
+module.exports = { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT, KOFFI, KOFFI_FILES, KOFFI_BINARIES };

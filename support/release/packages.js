@@ -4,7 +4,8 @@
 // root and times fixed, so a rebuild gives the same files.
 const { execFileSync } = require('node:child_process');
 const { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } = require('node:fs');
-const { join } = require('node:path');
+const { dirname, join } = require('node:path');
+const { KOFFI, KOFFI_BINARIES } = require('./bundle');
 
 // Every file dated from the last commit (or SOURCE_DATE_EPOCH): a rebuild of a commit is byte-identical.
 function sourceDateEpoch() {
@@ -94,6 +95,13 @@ function gatewayDir(stage, dir, runtime) {
     cpSync(runtime.node, join(dir, 'node'));
     chmodSync(join(dir, 'node'), 0o755);
   }
+  // koffi's binary for this runtime's architecture only; none without a runtime (the .ipk: OpenWrt's
+  // musl has no malloc_trim for it to call).
+  const koffi = join(dir, 'lib', 'node_modules', KOFFI);
+  if (!runtime) rmSync(koffi, { recursive: true, force: true });
+  else
+    for (const [arch, file] of Object.entries(KOFFI_BINARIES))
+      if (arch !== runtime.arch) rmSync(dirname(join(koffi, file)), { recursive: true, force: true });
 }
 
 /** /usr/lib/mender-gateway, /usr/bin/mender-gateway, the config and the environment file, under root. */

@@ -4,7 +4,7 @@
 // carried: the .ipk and the -all tarball); the rest (config, service files, INSTALL) beside it.
 const { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
 const { basename, join } = require('node:path');
-const { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT } = require('./bundle');
+const { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT, KOFFI, KOFFI_FILES, KOFFI_BINARIES } = require('./bundle');
 const { checkExample, exampleConfig } = require('./example-config');
 const { thirdPartyNotices } = require('./third-party');
 
@@ -54,7 +54,9 @@ async function stageRelease(dir) {
   const crlLibs = await bundleCrlLibs(join(dir, 'lib', CRL_LIBS));
   const metafile = { inputs: { ...gateway.inputs, ...crlLibs.inputs }, outputs: { ...gateway.outputs, ...crlLibs.outputs } };
   writeFileSync(join(dir, 'bin', 'mender-gateway'), SHIM, { mode: 0o755 });
-  writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile, [CHART_LIBRARY.dir]));
+  const koffi = join('node_modules', KOFFI);
+  for (const f of [...KOFFI_FILES, ...Object.values(KOFFI_BINARIES)]) cpSync(join(ROOT, koffi, f), join(dir, 'lib', koffi, f));
+  writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile, [CHART_LIBRARY.dir, koffi]));
   // What lib/config/install-root.ts's users read: the version (--version, status page) and the assets.
   writeFileSync(
     join(dir, 'package.json'),

@@ -15,10 +15,11 @@ function bundledPackages(metafile) {
   return [...dirs].sort();
 }
 
-/** The notices of the bundled packages, then of `copied` (node_modules/<name> whose files are shipped as they are). */
+/** The notices of the bundled packages, then of `copied` (node_modules/<name>: the status page's
+ * chart library copied beside its assets, koffi carried in lib/node_modules), sorted, each once. */
 function thirdPartyNotices(metafile, copied = []) {
   const parts = [];
-  for (const dir of [...bundledPackages(metafile), ...copied]) {
+  for (const dir of [...new Set([...bundledPackages(metafile), ...copied])].sort()) {
     const abs = join(ROOT, dir);
     const pkg = JSON.parse(readFileSync(join(abs, 'package.json'), 'utf8'));
     const file = existsSync(abs) ? readdirSync(abs).find((f) => /^(licen[cs]e|copying)(\.|$)/i.test(f)) : undefined;
