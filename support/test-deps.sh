@@ -2,7 +2,8 @@
 # The Debian packages `make test` needs beyond npm's: the real Mender clients (3.4 and mender-connect
 # from Debian; 5.1's runtime libraries), Chromium for the status page, testssl.sh for the TLS scan,
 # the packaging checks' shellcheck and systemd-analyze, debootstrap and qemu-user-static for the
-# install tests on clean Debian roots, promtool (Debian's prometheus) for the monitoring files.
+# install tests on clean Debian roots, promtool (Debian's prometheus) for the monitoring files,
+# libfaketime (faketime) for the clock-step tests.
 # As root on Debian, installs what is missing (once: a second run finds them and does nothing);
 # otherwise prints the command that would.
 set -euo pipefail
@@ -24,6 +25,8 @@ has testssl || need+=(testssl.sh)
 has systemd-analyze || need+=(systemd)
 # promtool checks support/monitoring's rules and the dashboard's queries (spec/unit/monitoring.test.ts).
 has promtool || need+=(prometheus)
+# The clock-step tests preload libfaketime into the gateway (spec/support/stepped-clock.ts).
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(faketime)
 # The release-package test: clean Debian roots (debootstrap) and the arm64 binary under qemu-user.
 has debootstrap || need+=(debootstrap)
 has qemu-aarch64-static || need+=(qemu-user-static)
