@@ -1,23 +1,28 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { renewTime } from '../../lib/mtls/management-session';
+import { renewAfter } from '../../lib/mtls/management-session';
 import { PreauthorizationCache } from '../../lib/mtls/preauthorization-cache';
 
 // When the management token is renewed, and how long a preauthorization is remembered.
 
 const jwt = (claims: object) => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
 
-test('renewTime: a tenth of the lifetime before exp, at most a minute; no exp → until a 401', () => {
+test('renewAfter: a tenth of the lifetime and a second before it ends, at most a minute and a second, never before half; no exp → until a 401', () => {
   const cases: [string, string, number][] = [
-    ['one week token', jwt({ iat: 1000, exp: 1000 + 604800 }), (1000 + 604800) * 1000 - 60_000],
-    ['ten minute token', jwt({ iat: 1000, exp: 1600 }), 1600_000 - 60_000],
-    ['four second token', jwt({ iat: 1000, exp: 1004 }), 1004_000 - 400],
-    ['no iat: lifetime from now', jwt({ exp: 1010 }), 1010_000 - 1000],
+    ['one week token', jwt({ iat: 1000, exp: 1000 + 604800 }), 604800_000 - 61_000],
+    ['ten minute token', jwt({ iat: 1000, exp: 1600 }), 600_000 - 61_000],
+    ['four second token', jwt({ iat: 1000, exp: 1004 }), 4000 - 1400],
+    ['two second token: half its life', jwt({ iat: 1000, exp: 1002 }), 1000],
+    // The lifetime is the server's (exp - iat): our wall clock a day off changes nothing.
+    ['issued in our future', jwt({ iat: 90_000, exp: 90_600 }), 600_000 - 61_000],
+    ['no iat: lifetime from our wall clock', jwt({ exp: 1010 }), 10_000 - 2000],
+    ['no iat, exp already past by our clock', jwt({ exp: 900 }), Number.POSITIVE_INFINITY],
+    ['exp not after iat', jwt({ iat: 1000, exp: 1000 }), Number.POSITIVE_INFINITY],
     ['no exp', jwt({ iat: 1000 }), Number.POSITIVE_INFINITY],
     ['not a JWT', 'opaque-token', Number.POSITIVE_INFINITY],
     ['payload not JSON', 'a.b.c', Number.POSITIVE_INFINITY],
   ];
-  for (const [what, token, expected] of cases) assert.equal(renewTime(token, 1000_000), expected, what);
+  for (const [what, token, expected] of cases) assert.equal(renewAfter(token, 1000_000), expected, what);
 });
 
 test('PreauthorizationCache: lifetime, delete, bounded with the oldest going first', () => {
