@@ -24,7 +24,8 @@ before(async () => {
 after(() => bed.close());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const claims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as { exp: number; iat: number };
+const claims = (token: string) =>
+  JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as { exp: number; iat: number };
 
 test('the management token is renewed before it expires, once per renewal, however many devices ask', async () => {
   const { https: url } = await bed.startGateway({ Features: { mTLS: { Enabled: true, EnableCache: false } } }, log.log);
