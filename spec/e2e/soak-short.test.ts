@@ -9,7 +9,7 @@ import { runSoak } from '../support/soak/soak';
 // a server certificate change, the blocklist, kill -9, the clock a day ahead and back, a CRL
 // going stale, short JWT lifetimes), a few thousand identities. Same verdict as the long run:
 // figures level off, acknowledged reports reach the server exactly once, no failure outside
-// the plan, no secret in the log.
+// the plan, no secret in the log (the status page's size excepted: see below).
 
 test('two-minute soak: levels off, reports exactly once, failures only as planned', { timeout: 600_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'soak-short-'));
@@ -23,6 +23,9 @@ test('two-minute soak: levels off, reports exactly once, failures only as planne
       outDir: out,
       name: 'soak-short',
       print: (line) => process.stdout.write(`# ${line}\n`),
+      // The status board keeps up to 1,000 devices per gateway: the mTLS gateway's share of two
+      // minutes stays under it, so its page still grows. `make soak` judges it.
+      unjudged: [{ figure: 'status JSON KB', why: 'the mTLS gateway stays under the status board’s 1,000 devices in two minutes' }],
     });
     for (const line of report.summary) process.stdout.write(`# ${line}\n`);
     assert.deepEqual(report.problems, []);
