@@ -59,7 +59,8 @@ export interface Failure {
   mtls: boolean;
 }
 
-/** One device's reports to one deployment: those the gateway acknowledged, and those it did not. */
+/** One device's reports to one deployment (statuses, and 'log' for a deployment log): those the
+ * gateway acknowledged, and those it did not. */
 export interface ReportBook {
   deploymentId: string;
   deviceId: string;
@@ -343,7 +344,10 @@ export class SoakFleet {
       const log = await v.authorized('log', `${v.base}/api/devices/v1/deployments/device/deployments/${id}/log`, 'PUT', {
         messages: [{ timestamp: new Date().toISOString(), level: 'error', message: `soak device ${n}: scripted failure` }],
       });
-      this.ok('log', log, [204], v.mtls);
+      // Kept in the report book beside the statuses: a log must arrive exactly once too.
+      const book = this.book(id, v.deviceId);
+      if (this.ok('log', log, [204], v.mtls)) book.acked.push('log');
+      else book.unacked.push('log');
       return this.status(v, id, 'failure');
     }
     await this.status(v, id, 'success');

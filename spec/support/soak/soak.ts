@@ -281,6 +281,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           logLines: gateways.reduce((a, g) => a + [...g.gateway.counts.levels.values()].reduce((x, y) => x + y, 0), 0),
           starts: gateways.reduce((a, g) => a + g.gateway.starts, 0),
         });
+        const last = samples[samples.length - 1];
+        if (k > 0 && k % Math.round(60 / plan.sampleEvery) === 0)
+          o.print(
+            `soak: ${last.t.toFixed(0)} s, ${last.identities} identities, RSS ${last.rssMb} MB, heap ${last.heapMb} MB, journal ${last.journalKb} KB, ${fleet!.failures.length} failures so far`,
+          );
         await sleep(Math.max(0, (k + 1) * plan.sampleEvery * 1000 - now() * 1000));
       }
     })();
@@ -375,7 +380,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     let checked = 0;
     const twice: string[] = [];
     for (const book of fleet.reports.values()) {
-      const upstream = server.statuses(book.deploymentId, book.deviceId);
+      const upstream = [
+        ...server.statuses(book.deploymentId, book.deviceId),
+        ...server.deploymentLogs(book.deploymentId, book.deviceId).map(() => 'log'),
+      ];
       for (const status of new Set([...book.acked, ...book.unacked, ...upstream])) {
         const n = (list: string[]) => list.filter((x) => x === status).length;
         checked += n(book.acked);
@@ -423,7 +431,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         .map(([k, n]) => `${k} ${n}`)
         .join('; ')}`;
     summary.push(
-      `${o.seconds} s, two gateways (site: HTTP and HTTPS; mtls), ${fleet.identities} identities, ${fleet.requests} device requests, ${fleet.reports.size} deployments (${checked} acknowledged status reports checked), ${mtlsGateway.starts - 1} kill -9 restarts of each`,
+      `${o.seconds} s, two gateways (site: HTTP and HTTPS; mtls), ${fleet.identities} identities, ${fleet.requests} device requests, ${fleet.reports.size} deployments (${checked} acknowledged status reports and logs checked), ${mtlsGateway.starts - 1} kill -9 restarts of each`,
       `failures: ${planned$} as the plan allows (outages, kills, blocklist), ${unexpected.length} outside it`,
       '',
       '| figure | middle third, highest | last third, highest | levels off |',
