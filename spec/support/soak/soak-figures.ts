@@ -187,7 +187,7 @@ export function plotSvg(
     `set terminal svg size 1100,1250 dynamic font 'sans,11' background '#ffffff'`,
     `set output '${svg}'`,
     `set datafile separator ','`,
-    `set key top left`,
+    `set key top left opaque`,
     `set grid`,
     `set multiplot layout 6,1 title '${title.replace(/'/g, '')}'`,
     `set lmargin 12`,
