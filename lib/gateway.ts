@@ -75,6 +75,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Which peers of the metrics listener count as local (default: loopback); tests replace it. */
   isLocalPeer?: (address: string | undefined) => boolean;
+  /** Between two samples of the status page's history (default one minute); tests shorten it. */
+  historyIntervalMs?: number;
   /** Device-side timeouts (lib/server/listeners.ts, lib/proxy/websocket-tunnel.ts); tests shorten them. */
   timeouts?: Partial<DeviceTimeouts & { tunnelIdleMs: number }>;
   /** The feature list (default FEATURES); tests reorder it. */
@@ -148,6 +150,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
         upstreamUrl: upstream.target.href,
         views,
         isLocalPeer: options.isLocalPeer,
+        historyIntervalMs: options.historyIntervalMs,
       });
       admin = metrics.admin;
       running.push({ feature: metrics, slice: (c) => c.Metrics });

@@ -3,9 +3,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathnameOf } from '../http/route';
-import { INSTALL_ROOT } from '../config/install-root';
+import { CHART_LIBRARY_DIR, INSTALL_ROOT } from '../config/install-root';
 import type { Logger } from '../observe/log';
 import { enableProcessMetrics, metricsRegistry } from '../observe/metrics';
+import { startHistorySampler } from '../observe/status-page/history-sampler';
 import { statusSnapshot, type StatusSources } from '../observe/status-page/status-snapshot';
 import { formatAddress, parseListen } from '../server/listen-address';
 import { isLoopbackAddress } from '../server/peer-address';
@@ -35,6 +36,8 @@ export interface AdminServerOptions {
   isLocalPeer?: (address: string | undefined) => boolean;
   /** Wait before trying again to listen after a failure. */
   retryMs?: number;
+  /** Between two samples of the status page's history (one minute); tests shorten it. */
+  historyIntervalMs?: number;
 }
 
 export interface AdminServer {
@@ -49,10 +52,13 @@ export interface AdminServer {
 
 const ASSETS = join(INSTALL_ROOT, 'lib', 'observe', 'status-page', 'assets');
 const PAGES: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/status': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/status/status.css': { file: 'status.css', type: 'text/css; charset=utf-8' },
-  '/status/status.js': { file: 'status.js', type: 'text/javascript; charset=utf-8' },
+  '/': { file: join(ASSETS, 'index.html'), type: 'text/html; charset=utf-8' },
+  '/status': { file: join(ASSETS, 'index.html'), type: 'text/html; charset=utf-8' },
+  '/status/status.css': { file: join(ASSETS, 'status.css'), type: 'text/css; charset=utf-8' },
+  '/status/status.js': { file: join(ASSETS, 'status.js'), type: 'text/javascript; charset=utf-8' },
+  // The chart library, served from here: the box may have no Internet, and the CSP allows 'self' only.
+  '/status/uPlot.iife.min.js': { file: join(CHART_LIBRARY_DIR, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  '/status/uPlot.min.css': { file: join(CHART_LIBRARY_DIR, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 function packageVersion(): string {
   try {
@@ -75,13 +81,14 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
   const asset = (file: string): Buffer => {
     let data = assets.get(file);
     if (!data) {
-      data = readFileSync(join(ASSETS, file));
+      data = readFileSync(file);
       assets.set(file, data);
     }
     return data;
   };
   enableProcessMetrics();
   const sources: StatusSources = { version: packageVersion(), ...opts.sources };
+  const history = startHistorySampler({ intervalMs: opts.historyIntervalMs, log });
   const isLocalPeer = opts.isLocalPeer ?? isLoopbackAddress;
   let allowRemote = opts.statusPageAllowRemote ?? false;
   const warnIfExposed = (): void => {
@@ -139,8 +146,14 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
         .end(req.method === 'HEAD' ? undefined : text);
       return;
     }
-    if (path === '/api/status') {
-      const body = JSON.stringify(statusSnapshot(sources));
+    const json =
+      path === '/api/status'
+        ? statusSnapshot(sources)
+        : path === '/api/status/history'
+          ? history.ring.toJSON(history.intervalMs)
+          : undefined;
+    if (json !== undefined) {
+      const body = JSON.stringify(json);
       res
         .writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', ...SECURITY_HEADERS })
         .end(req.method === 'HEAD' ? undefined : body);
@@ -206,6 +219,7 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
     async close() {
       closed = true;
       clearTimeout(timer);
+      history.stop();
       if (!server.listening) return;
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -16,6 +16,8 @@ export interface MetricsDeps {
   /** What the other features show (the cache's entries and fills). */
   views: StatusViews;
   isLocalPeer?: (address: string | undefined) => boolean;
+  /** Between two samples of the status page's history (default one minute); tests shorten it. */
+  historyIntervalMs?: number;
 }
 
 export function provisionMetrics(settings: MetricsSlice, deps: MetricsDeps): Feature<MetricsSlice> & { admin: AdminServer } {
@@ -24,6 +26,7 @@ export function provisionMetrics(settings: MetricsSlice, deps: MetricsDeps): Fea
     log: deps.log,
     statusPageAllowRemote: settings.StatusPageAllowRemote,
     isLocalPeer: deps.isLocalPeer,
+    historyIntervalMs: deps.historyIntervalMs,
     sources: { upstreamUrl: deps.upstreamUrl, cache: deps.views.cache },
   });
   return {

@@ -9,6 +9,11 @@ import { GatewayError } from '../http/gateway-error';
 //
 //   <GatewayURL>/api/internal/v1/gateway/artifacts/<base64url(origin)>?x-men-expire=…&x-men-signature=…
 //
+// The expiry is absolute wall-clock time, like Mender's. A clock stepped forward may expire a
+// link early (the device's next poll gets a fresh one); a clock stepped back must not make one
+// live longer than a fresh link would: a link whose expiry lies further ahead than
+// LinkExpireDuration (and a minute for the clocks of replicas) is refused as not yet valid.
+//
 // The prefix is the gateway's own (next to /api/internal/v1/gateway/alive), outside
 // /api/devices/, so it never shadows a Mender server route.
 
@@ -22,7 +27,7 @@ const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 export type LinkCheck =
   | { ok: true; origin: URL; expiresAt: Date }
-  | { ok: false; reason: 'malformed' | 'incomplete' | 'forged' | 'expired'; detail: string };
+  | { ok: false; reason: 'malformed' | 'incomplete' | 'forged' | 'expired' | 'not-yet-valid'; detail: string };
 
 export interface LinkSigner {
   /** A link for `origin` (the uri exactly as the server sent it), valid until `expiresAt`. */
@@ -36,9 +41,14 @@ export interface LinkSignerOptions {
   secret: Buffer;
   /** Features.ArtifactsProxy.GatewayURL. */
   gatewayUrl: string;
+  /** LinkExpireDuration (ms): no link is honoured for longer than this from now. */
+  lifetimeMs?: number;
 }
 
-export function createLinkSigner({ secret, gatewayUrl }: LinkSignerOptions): LinkSigner {
+/** How far the clocks of replicas sharing the secret may disagree. */
+export const CLOCK_SKEW_MS = 60_000;
+
+export function createLinkSigner({ secret, gatewayUrl, lifetimeMs }: LinkSignerOptions): LinkSigner {
   if (secret.length < 16) throw new Error('SignatureSecret: must decode to at least 16 bytes');
   const base = gatewayUrl.replace(/\/+$/, '');
   const sign = (token: string, expire: string) =>
@@ -74,6 +84,12 @@ export function createLinkSigner({ secret, gatewayUrl }: LinkSignerOptions): Lin
       const expiresAt = parseExpire(expire);
       if (expiresAt === null) return fail('malformed', 'x-men-expire is not an RFC 3339 UTC time');
       if (now.getTime() >= expiresAt.getTime()) return fail('expired', `link expired at ${expire}`);
+      // Minted in our future: the clock stepped back since (or a replica's runs ahead).
+      if (lifetimeMs !== undefined && expiresAt.getTime() - now.getTime() > lifetimeMs + CLOCK_SKEW_MS)
+        return fail(
+          'not-yet-valid',
+          `link expires at ${expire}, further ahead than a link lives: the clock stepped back since it was made`,
+        );
       let origin: URL;
       try {
         origin = new URL(Buffer.from(token, 'base64url').toString('utf8'));
@@ -87,7 +103,7 @@ export function createLinkSigner({ secret, gatewayUrl }: LinkSignerOptions): Lin
 
 /** The 403 a device gets for a link that does not verify. */
 export function linkError(check: Extract<LinkCheck, { ok: false }>): GatewayError {
-  return new GatewayError(check.reason === 'expired' ? 'LINK_EXPIRED' : 'LINK_INVALID', check.detail);
+  return new GatewayError(check.reason === 'expired' || check.reason === 'not-yet-valid' ? 'LINK_EXPIRED' : 'LINK_INVALID', check.detail);
 }
 
 export function formatExpire(date: Date): string {

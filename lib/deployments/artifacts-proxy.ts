@@ -47,7 +47,7 @@ export async function provisionArtifactsProxy(
   if (cache)
     cacheMetrics.watch(() => ({ entries: cache.index.all().length, bytes: cache.index.usedBytes(), fillsInProgress: cache.activeFills }));
   const artifactServer: ArtifactServer = cache ?? createOriginArtifactServer({ upstream });
-  const signer = createLinkSigner({ secret, gatewayUrl: settings.GatewayURL });
+  const signer = createLinkSigner({ secret, gatewayUrl: settings.GatewayURL, lifetimeMs: linkTtlMs });
   log.info('artifact proxy enabled', {
     gateway_url: settings.GatewayURL,
     whitelist: allowlist.domains.join(','),

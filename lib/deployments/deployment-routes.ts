@@ -36,7 +36,13 @@ export function createNextHandler(deps: DeploymentRoutesDeps): Handler {
 
 async function rewriteBody(body: Readable, headers: IncomingHttpHeaders, ctx: RequestContext, deps: DeploymentRoutesDeps): Promise<string> {
   const text = await readInstructions(body, headers, deps.capBytes);
-  const result = rewriteInstructions(text, { signer: deps.signer, allowlist: deps.allowlist, linkTtlMs: deps.linkTtlMs, now: new Date() });
+  const result = rewriteInstructions(text, {
+    signer: deps.signer,
+    allowlist: deps.allowlist,
+    linkTtlMs: deps.linkTtlMs,
+    now: new Date(),
+    ...(headers.date ? { serverDate: new Date(headers.date) } : {}),
+  });
   switch (result.kind) {
     case 'rewritten':
       ctx.log.info('artifact link rewritten to the gateway', {

@@ -15,6 +15,12 @@ export interface RewriteOptions {
   /** LinkExpireDuration in ms. */
   linkTtlMs: number;
   now: Date;
+  /**
+   * The `Date` of the server's answer: the presigned URL's `expire` is on the server's clock, so
+   * what is left of it is `expire - serverDate`, counted from our `now` (a clock a day off, or
+   * stepped, would otherwise make every link born expired, or outlive its URL).
+   */
+  serverDate?: Date;
 }
 
 export type RewriteResult =
@@ -47,12 +53,19 @@ export function rewriteInstructions(text: string, opts: RewriteOptions): Rewrite
 
   // The link never outlives the URL it stands for (the presigned URL's own expiry).
   let expiresAt = new Date(opts.now.getTime() + opts.linkTtlMs);
-  const originExpire = typeof source.expire === 'string' ? Date.parse(source.expire) : NaN;
+  const originExpire = typeof source.expire === 'string' ? onOurClock(Date.parse(source.expire), opts) : NaN;
   if (!Number.isNaN(originExpire) && originExpire < expiresAt.getTime()) expiresAt = new Date(originExpire);
   const link = opts.signer.mint(source.uri, expiresAt);
   source.uri = link;
   source.expire = formatExpire(expiresAt);
   return { kind: 'rewritten', body: JSON.stringify(doc), origin, link, expiresAt };
+}
+
+/** A time on the server's clock, on ours; a second early, as `Date` has whole seconds. */
+function onOurClock(serverTime: number, opts: RewriteOptions): number {
+  const serverNow = opts.serverDate?.getTime() ?? NaN;
+  if (Number.isNaN(serverTime) || Number.isNaN(serverNow)) return serverTime;
+  return opts.now.getTime() + (serverTime - serverNow) - 1000;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

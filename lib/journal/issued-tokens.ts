@@ -8,12 +8,19 @@ import { BoundedMap } from '../state/bounded-map';
 // Nothing is forged or extended: an entry is only served until the token's own `exp`, minus a
 // margin, and only to a request signed by the same key (checked by the caller, kept-tokens.ts,
 // the journal's wrapper of the one auth route, with mTLS or without).
+// Across a clock step: served only while our wall clock is before its `exp` (less the margin),
+// as the server judges it; dropped only when it has lived its whole lifetime (`exp - iat`) by the
+// monotonic clock since upstream issued it. A clock stepped forward stops serving a token
+// without losing it, so a step back (the first step was wrong) finds it again; a clock stepped
+// back never serves a token longer than its lifetime.
 
 export interface IssuedToken {
   body: Buffer;
   contentType: string | undefined;
   /** ms since the epoch; from the token's `exp` claim */
   expiresAt: number;
+  /** Monotonic ms: past this it is gone whatever the wall clock says (its lifetime less the margin). */
+  dropAt: number;
 }
 
 /** A token is not served in its last minute: the device would use it past its expiry. */
@@ -44,46 +51,71 @@ export function jwtExpiry(token: string): number | undefined {
   }
 }
 
+/** `exp - iat` of a JWT (ms), or undefined. */
+function jwtLifetime(token: string): number | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(token.trim().split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      exp?: unknown;
+      iat?: unknown;
+    };
+    return typeof claims.exp === 'number' && typeof claims.iat === 'number' && claims.exp > claims.iat
+      ? (claims.exp - claims.iat) * 1000
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class IssuedTokens {
-  /** The age of an entry is its token's own `exp`: gone at its lookup, or at a sweep. */
+  /** The age of an entry is its token's own lifetime: gone at its lookup, or at a sweep. */
   private readonly entries: BoundedMap<string, IssuedToken>;
-  private sweptAt = 0;
+  private sweptAt = Number.NEGATIVE_INFINITY;
   /** Told of every token upstream issued (the report journal trusts exactly these and the ones upstream accepted). */
   onIssued: ((token: string) => void) | undefined;
 
-  constructor(maxEntries = MAX_ISSUED_TOKENS) {
+  /** `clock`: monotonic ms (tests pass their own). */
+  constructor(
+    maxEntries = MAX_ISSUED_TOKENS,
+    private readonly clock: () => number = () => performance.now(),
+  ) {
     this.entries = new BoundedMap({ maxEntries });
   }
 
-  /** Remember an upstream 200; a body that is not a JWT with exp is not kept. */
+  /** Remember an upstream 200; a body that is not a JWT with exp is not kept. `now`: wall-clock ms. */
   remember(key: string, body: Buffer, contentType: string | undefined, now = Date.now()): void {
     const text = body.toString('utf8');
     this.onIssued?.(text);
     const expiresAt = jwtExpiry(text);
     if (expiresAt === undefined) return;
-    this.sweep(now);
+    const at = this.clock();
+    this.sweep(at);
+    // No iat: its lifetime as our wall clock reads it now.
+    const lifetime = jwtLifetime(text) ?? expiresAt - now;
     // A copy of its own: a small Buffer is a slice of a shared 8 KiB pool, which it would keep.
     const own = Buffer.allocUnsafeSlow(body.length);
     body.copy(own);
-    this.entries.set(key, { body: own, contentType, expiresAt });
+    this.entries.set(key, { body: own, contentType, expiresAt, dropAt: at + lifetime - EXPIRY_MARGIN_MS });
   }
 
-  /** Tokens no longer served (past their exp, less the margin) out of memory. */
-  private sweep(now: number): void {
-    if (now - this.sweptAt < SWEEP_EVERY_MS && now >= this.sweptAt) return;
-    this.sweptAt = now;
-    for (const [key, entry] of this.entries.entries()) if (entry.expiresAt - EXPIRY_MARGIN_MS <= now) this.entries.delete(key);
+  /** Tokens past their lifetime (by the monotonic clock) out of memory. */
+  private sweep(at: number): void {
+    if (at - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = at;
+    for (const [key, entry] of this.entries.entries()) if (entry.dropAt <= at) this.entries.delete(key);
   }
 
-  /** The token to serve for key at `now`, or undefined (none, or too close to its expiry). */
+  /**
+   * The token to serve for key at `now` (wall-clock ms), or undefined: none, too close to its
+   * `exp` by the wall clock (kept: the clock may step back), or past its lifetime (dropped).
+   */
   lookup(key: string, now = Date.now()): IssuedToken | undefined {
     const entry = this.entries.peek(key);
     if (!entry) return undefined;
-    if (entry.expiresAt - EXPIRY_MARGIN_MS <= now) {
+    if (entry.dropAt <= this.clock()) {
       this.entries.delete(key);
       return undefined;
     }
-    return entry;
+    return entry.expiresAt - EXPIRY_MARGIN_MS <= now ? undefined : entry;
   }
 
   /** Upstream refused this device (401/403...): its old token must not be handed out again. */

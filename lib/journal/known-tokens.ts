@@ -15,6 +15,9 @@ import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
 // device and `exp`. Bounded per device (a device's least recently used token out first) and in
 // all (least recently used out), expired entries dropped, kept across a restart in
 // `known-tokens` beside the journal: hashes, device ids and expiries, never a token.
+// Across a clock step (as issued-tokens.ts): trusted only while the wall clock is before `exp`,
+// dropped only when the time it had left when last seen has passed on the monotonic clock, so a
+// step forward then back finds a device's token again.
 
 /** About 120 bytes a line on disk and ~250 in memory: 20,000 is ~2.4 MB and ~5 MB, a few tokens for each of thousands of devices. */
 export const MAX_KNOWN_TOKENS = 20_000;
@@ -97,15 +100,18 @@ function accepted(token: string, now: number): TokenVerdict | undefined {
 /** Expired tokens are swept out at most this often (each one is dropped at its use anyway). */
 const SWEEP_EVERY_MS = 60_000;
 
+/** An entry: and when it is gone on the monotonic clock, whatever the wall clock says. */
+type Kept = KnownToken & { dropAt: number };
+
 export class KnownTokens {
   /**
    * In order of last use (an accepted verdict or an issue moves a token to the end), at most
    * `max`; the age of an entry is its token's own `exp` (swept at a write, and at its use).
    */
-  private readonly entries: BoundedMap<string, KnownToken>;
+  private readonly entries: BoundedMap<string, Kept>;
   /** Each device's token hashes, in the same order: a device only while it has one, so no more devices than entries. */
   private readonly byDevice = new Map<string, Set<string>>();
-  private sweptAt = 0;
+  private sweptAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> | undefined;
   private dirty = false;
@@ -121,6 +127,8 @@ export class KnownTokens {
     private readonly makeParents = true,
     max = MAX_KNOWN_TOKENS,
     private readonly maxPerDevice = MAX_TOKENS_PER_DEVICE,
+    /** Monotonic ms (tests pass their own). */
+    private readonly clock: () => number = () => performance.now(),
   ) {
     this.entries = new BoundedMap({ maxEntries: max }, undefined, (hash, entry) => this.unlist(hash, entry.device));
   }
@@ -163,12 +171,13 @@ export class KnownTokens {
     const hash = tokenHash(token);
     const entry = this.entries.peek(hash);
     if (!entry) return undefined;
-    if (entry.expiresAt <= now) {
+    if (entry.dropAt <= this.clock()) {
       this.drop(hash);
       this.changed();
       return undefined;
     }
-    return entry.device;
+    // Past its exp by our clock: not trusted now, kept (the clock may step back).
+    return entry.expiresAt <= now ? undefined : entry.device;
   }
 
   /** How many tokens of the device are known good (tests, the status of one device). */
@@ -181,7 +190,8 @@ export class KnownTokens {
    * (its least recently used out, unlisted from its device).
    */
   private put(hash: string, entry: KnownToken, now = Date.now()): void {
-    this.sweep(now);
+    const at = this.clock();
+    this.sweep(at);
     this.drop(hash);
     const mine = this.byDevice.get(entry.device) ?? new Set<string>();
     this.byDevice.set(entry.device, mine);
@@ -189,7 +199,7 @@ export class KnownTokens {
     // The device's own least recently used token goes first: its renewals never push out
     // another device's.
     while (mine.size > this.maxPerDevice) this.drop(mine.values().next().value!);
-    this.entries.set(hash, entry);
+    this.entries.set(hash, { device: entry.device, expiresAt: entry.expiresAt, dropAt: at + entry.expiresAt - now });
   }
 
   private drop(hash: string): boolean {
@@ -206,11 +216,11 @@ export class KnownTokens {
     if (mine?.size === 0) this.byDevice.delete(device);
   }
 
-  /** Tokens past their exp out of memory (the file leaves them out at every save). */
-  private sweep(now: number): void {
-    if (now - this.sweptAt < SWEEP_EVERY_MS && now >= this.sweptAt) return;
-    this.sweptAt = now;
-    for (const [hash, entry] of this.entries.entries()) if (entry.expiresAt <= now) this.drop(hash);
+  /** Tokens past the time they had left (monotonic) out of memory (the file leaves them out at every save). */
+  private sweep(at: number): void {
+    if (at - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = at;
+    for (const [hash, entry] of this.entries.entries()) if (entry.dropAt <= at) this.drop(hash);
   }
 
   get size(): number {
@@ -249,10 +259,8 @@ export class KnownTokens {
     }
     const dir = this.dir;
     this.dirty = false;
-    const now = Date.now();
-    const lines = [...this.entries.entries()]
-      .filter(([, e]) => e.expiresAt > now)
-      .map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
+    const at = this.clock();
+    const lines = [...this.entries.entries()].filter(([, e]) => e.dropAt > at).map(([hash, e]) => `${hash} ${e.device} ${e.expiresAt}\n`);
     this.saving = (async () => {
       const path = join(dir, KNOWN_TOKENS_FILE);
       const tmp = `${path}.tmp`;

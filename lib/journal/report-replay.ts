@@ -15,6 +15,11 @@ import { callUpstream, UNREACHABLE_STATUSES } from './upstream-call';
 // brings it) and its reports end as 'unauthorized' at MaxAge. A report journaled before tokens
 // were checked (no `trusted` mark) never borrows a newer token: refused, it ends at once.
 
+// Waits (the probe's backoff, a device deferred, the timer) are on the monotonic clock: a wall
+// clock stepped back a day must not stop the replay for a day. A report's age (MaxAge) is its
+// wall-clock `at`, which survives a restart.
+const elapsed = (): number => performance.now();
+
 // What an upstream answer (or the lack of one) means for a device report. Pure, table-tested.
 // "unreachable" is exactly what gets journaled on the live path and retried on replay:
 // no connection, no answer in time, or a proxy/load balancer saying the server is not there.
@@ -108,7 +113,7 @@ export class ReportReplay {
 
   /** Upstream failed recently: skip trying it until the next probe is due. */
   get skipUpstream(): boolean {
-    return this.down && Date.now() < this.nextProbeAt;
+    return this.down && elapsed() < this.nextProbeAt;
   }
 
   get upstreamDown(): boolean {
@@ -138,7 +143,7 @@ export class ReportReplay {
     if (!this.down) this.log.warn('upstream unreachable: device reports go to the journal');
     this.down = true;
     this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs ? this.backoffMs * 2 : MIN_BACKOFF_MS);
-    this.nextProbeAt = Date.now() + this.backoffMs;
+    this.nextProbeAt = elapsed() + this.backoffMs;
     this.schedule(this.backoffMs);
   }
 
@@ -162,7 +167,7 @@ export class ReportReplay {
         return 'empty';
       }
       if (this.blocked.has(device)) return 'blocked';
-      if ((this.deferred.peek(device)?.until ?? 0) > Date.now()) return 'deferred';
+      if ((this.deferred.peek(device)?.until ?? 0) > elapsed()) return 'deferred';
       const result = await this.deliver(entry);
       if (result !== 'empty') return result;
     }
@@ -190,7 +195,7 @@ export class ReportReplay {
       if (this.down) this.markUp();
       if (outcome.kind === 'deferred') {
         const waitMs = Math.min(MAX_DEFER_MS, (this.deferred.peek(entry.device)?.waitMs ?? MIN_DEFER_MS / 2) * 2);
-        this.deferred.set(entry.device, { until: Date.now() + waitMs, waitMs });
+        this.deferred.set(entry.device, { until: elapsed() + waitMs, waitMs });
         this.log.warn('report replay: upstream answered an error, the report is kept and tried again later', {
           device: entry.device,
           status,
@@ -232,7 +237,7 @@ export class ReportReplay {
 
   private schedule(ms: number): void {
     if (this.closed) return;
-    const at = Date.now() + ms;
+    const at = elapsed() + ms;
     if (this.timer && this.timerAt <= at) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
@@ -252,7 +257,7 @@ export class ReportReplay {
         map.prune();
         for (const device of map.keys()) if (this.journal.pendingOf(device).length === 0) this.forget(device);
       }
-      if (this.skipUpstream) return this.schedule(this.nextProbeAt - Date.now());
+      if (this.skipUpstream) return this.schedule(this.nextProbeAt - elapsed());
       const devices = this.journal.devices().filter((d) => this.replayable(d));
       let unreachable = false;
       const worker = async (): Promise<void> => {
@@ -272,7 +277,7 @@ export class ReportReplay {
     }
     // Reports that arrived during the pass, or devices still waiting for a token (expiry).
     if (!this.down && this.journal.devices().some((d) => this.replayable(d))) this.wake();
-    else if (this.journal.stats.queued > 0) this.schedule(this.down ? Math.max(0, this.nextProbeAt - Date.now()) : this.nextDeferred());
+    else if (this.journal.stats.queued > 0) this.schedule(this.down ? Math.max(0, this.nextProbeAt - elapsed()) : this.nextDeferred());
   }
 
   /** A device with nothing waiting: nothing of it is kept. */
@@ -284,7 +289,7 @@ export class ReportReplay {
 
   /** Not waiting for a token, nor for its deferred report's next try. */
   private replayable(device: string): boolean {
-    return !this.blocked.has(device) && (this.deferred.peek(device)?.until ?? 0) <= Date.now();
+    return !this.blocked.has(device) && (this.deferred.peek(device)?.until ?? 0) <= elapsed();
   }
 
   /** When the first deferred device may be tried again (at most a minute: expiry runs in each pass). */
@@ -292,7 +297,7 @@ export class ReportReplay {
     let next = 60_000;
     for (const [device, { until }] of this.deferred.entries()) {
       if (this.journal.pendingOf(device).length === 0) this.deferred.delete(device);
-      else next = Math.min(next, Math.max(0, until - Date.now()));
+      else next = Math.min(next, Math.max(0, until - elapsed()));
     }
     return next;
   }

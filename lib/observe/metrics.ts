@@ -209,15 +209,24 @@ gauges.push({
 
 // Devices poll for deployments every 30 minutes by default: one seen in the last hour is active.
 export const ACTIVE_DEVICE_MS = 3600_000;
+/** Devices the Mender server vouched for in the last hour (the gauge below, the status page's history). */
+export function devicesActive(now = Date.now()): number {
+  const since = now - ACTIVE_DEVICE_MS;
+  // Counted, not cut at the first older one: a clock step can leave the order unsorted.
+  return statusBoard.recentDevices(Number.POSITIVE_INFINITY).filter((d) => d.lastSeen >= since).length;
+}
 gauges.push({
   name: 'mender_gateway_devices_active',
   help: 'Devices the Mender server vouched for in the last hour (the status page board: at most its 1000 most recent devices).',
-  read: () => {
-    const since = Date.now() - ACTIVE_DEVICE_MS;
-    // Counted, not cut at the first older one: a clock step can leave the order unsorted.
-    return statusBoard.recentDevices(Number.POSITIVE_INFINITY).filter((d) => d.lastSeen >= since).length;
-  },
+  read: () => devicesActive(),
 });
+
+/** Requests from devices since start, all methods, codes and routes (the status page's history). */
+export function deviceRequests(): number {
+  let total = 0;
+  for (const { value } of requests.entries()) total += value;
+  return total;
+}
 
 export const journalMetrics = {
   watch(read: () => JournalView): void {

@@ -266,6 +266,9 @@ for (const suite of SUITES) {
         BIN,
         '/usr/lib/mender-gateway/lib/mender-gateway.js',
         '/usr/lib/mender-gateway/lib/observe/status-page/assets/index.html',
+        // The status page's chart library, copied from its npm package (no node_modules here).
+        '/usr/lib/mender-gateway/lib/observe/status-page/assets/uplot/uPlot.iife.min.js',
+        '/usr/lib/mender-gateway/lib/observe/status-page/assets/uplot/uPlot.min.css',
         UNIT,
         CONF,
       ])

@@ -140,6 +140,11 @@ describe('metrics and status JSON on the admin listener', () => {
     assert.equal(page.status, 200);
     assert.match(page.body, /<title>Mender Gateway status<\/title>/);
     assert.equal((await request(adminPort, 'GET', '/status/status.js')).status, 200);
+    // The chart library comes from the listener itself, from the uplot package (no CDN).
+    const uplot = await request(adminPort, 'GET', '/status/uPlot.iife.min.js');
+    assert.equal(uplot.status, 200);
+    assert.match(uplot.body, /uPlot/);
+    assert.equal((await request(adminPort, 'GET', '/status/uPlot.min.css')).status, 200);
     assert.equal((await request(adminPort, 'GET', '/nope')).status, 404);
     assert.equal((await request(adminPort, 'POST', '/metrics')).status, 405);
     const before = upstreamPaths.length;

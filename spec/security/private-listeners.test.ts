@@ -147,7 +147,16 @@ describe('the status page on the metrics listener', () => {
     assert.equal(local.status, 200);
     assert.ok(local.body.includes(deviceId), 'the status JSON names the device on loopback');
 
-    for (const path of ['/api/status', '/', '/status', '/status/status.js', '/status/status.css', '/api/status?x=1']) {
+    for (const path of [
+      '/api/status',
+      '/api/status/history',
+      '/',
+      '/status',
+      '/status/status.js',
+      '/status/status.css',
+      '/status/uPlot.iife.min.js',
+      '/api/status?x=1',
+    ]) {
       const reply = await fromLan('GET', path);
       assert.equal(reply.status, 403, `${path}: ${reply.body.slice(0, 200)}`);
       assert.match(String(reply.headers['content-type']), /^application\/json/, path);

@@ -131,7 +131,7 @@ describe('the status page behind an SSH tunnel', () => {
       `localhost.evil.example`,
       '[::1].evil',
     ]) {
-      for (const path of ['/api/status', '/', '/status', '/status/status.js']) {
+      for (const path of ['/api/status', '/api/status/history', '/', '/status', '/status/status.js']) {
         const r = await raw(port(), 'GET', path, { Host: host });
         assert.equal(r.status, 403, `${host} ${path}: ${r.status} ${r.body.slice(0, 200)}`);
         assert.match(String(r.headers['content-type']), /^application\/json/);

@@ -151,13 +151,15 @@ test('journal queues: a device past maxDevices is refused like a full journal; i
 });
 
 test('known-good tokens: 100,000 devices keep MAX_KNOWN_TOKENS; a token past its exp is gone at the next sweep', () => {
-  const known = new KnownTokens(undefined, captureLog('error').log);
+  let mono = 0;
+  const known = new KnownTokens(undefined, captureLog('error').log, true, undefined, undefined, () => mono);
   const now = Date.now();
   for (let i = 0; i < CHURN; i++)
     known.apply({ t: 'accepted', hash: tokenHash(`token-${i}`), device: `dev-${i}`, expiresAt: now + HOUR }, now);
   assert.equal(known.size, MAX_KNOWN_TOKENS);
   assert.equal(known.devices, MAX_KNOWN_TOKENS, 'a device only with a token kept');
   // An hour on, every one of them is past its exp: the next write sweeps them out.
+  mono = HOUR;
   known.apply({ t: 'accepted', hash: tokenHash('fresh'), device: 'dev-fresh', expiresAt: now + 3 * HOUR }, now + HOUR);
   assert.equal(known.size, 1);
   assert.equal(known.devices, 1);
@@ -172,14 +174,16 @@ test('token claims memo: 100,000 tokens keep 4,096 decoded; none two hours after
   assert.equal(claimsSeenSize(), 0);
 });
 
-test('issued tokens: 100,000 devices keep MAX_ISSUED_TOKENS; a token past its exp is gone at the next sweep', () => {
-  const tokens = new IssuedTokens();
+test('issued tokens: 100,000 devices keep MAX_ISSUED_TOKENS; a token past its lifetime is gone at the next sweep', () => {
+  let mono = 0;
+  const tokens = new IssuedTokens(MAX_ISSUED_TOKENS, () => mono);
   const now = 1_800_000_000_000;
   const body = Buffer.from(jwt({ sub: 'dev', exp: now / 1000 + 3600 }));
   for (let i = 0; i < CHURN; i++) tokens.remember(authKeyOf(`{"mac":"${i}"}`, 'PEM'), body, 'application/jwt', now);
   assert.equal(tokens.size, MAX_ISSUED_TOKENS);
   assert.ok(tokens.lookup(authKeyOf(`{"mac":"${CHURN - 1}"}`, 'PEM'), now), 'the newest is served');
   const later = Buffer.from(jwt({ sub: 'dev', exp: now / 1000 + 7200 }));
+  mono = 3600_000 - 60_000;
   tokens.remember(authKeyOf('{"mac":"late"}', 'PEM'), later, 'application/jwt', now + 3600_000 - 60_000);
   assert.equal(tokens.size, 1, 'the ones no longer served went');
 });

@@ -49,14 +49,21 @@ test('a 2xx on a device API path accepts a token, a 401 refuses it; nothing else
 });
 
 test('the set: device by exact token, expired dropped, oldest out past the cap', () => {
-  const known = new KnownTokens(undefined, captureLog('error').log, true, 3);
+  let mono = 0;
+  const known = new KnownTokens(undefined, captureLog('error').log, true, 3, undefined, () => mono);
   const tokens = [1, 2, 3, 4].map((i) => jwt({ sub: `dev-${i}`, exp: exp() }));
   for (const t of tokens) known.apply(issuedVerdict(t)!);
   assert.equal(known.size, 3);
   assert.equal(known.deviceOf(`Bearer ${tokens[0]}`), undefined, 'the oldest went');
   assert.equal(known.deviceOf(`Bearer ${tokens[3]}`), 'dev-4');
   assert.equal(known.deviceOf(`Bearer ${tokens[3]}x`), undefined);
+  // Past its exp by the wall clock (a clock stepped forward): not trusted, but kept.
   assert.equal(known.deviceOf(`Bearer ${tokens[3]}`, Date.now() + 7200_000), undefined, 'expired');
+  assert.equal(known.size, 3);
+  assert.equal(known.deviceOf(`Bearer ${tokens[3]}`), 'dev-4', 'the clock back: trusted again');
+  // Past the time it had left by the monotonic clock: gone, whatever the wall clock says.
+  mono = 7200_000;
+  assert.equal(known.deviceOf(`Bearer ${tokens[3]}`), undefined);
   assert.equal(known.size, 2);
   known.apply({ t: 'refused', hash: tokenHash(tokens[2]!) });
   assert.equal(known.deviceOf(`Bearer ${tokens[2]}`), undefined);

@@ -52,6 +52,24 @@ for (const [name, sourceExpire, ttlMs, expected] of expiryCases) {
   });
 }
 
+test("expire: the origin's expiry is on the server's clock: what is left of it by its Date, counted from our now", () => {
+  const source = { uri: origin, expire: '2026-05-01T00:30:00Z' };
+  // Our clock a day ahead of the server's: the URL has 30 minutes left, not minus a day.
+  const ahead = rewriteInstructions(doc(source), {
+    ...opts,
+    now: new Date('2026-05-02T00:00:00Z'),
+    serverDate: new Date('2026-05-01T00:00:00Z'),
+  });
+  assert.equal(ahead.kind === 'rewritten' && JSON.parse(ahead.body).artifact.source.expire, '2026-05-02T00:29:59Z');
+  // A day behind: 30 minutes, not a day and 30 minutes (the link TTL, 24 h, does not cap it).
+  const behind = rewriteInstructions(doc(source), {
+    ...opts,
+    now: new Date('2026-04-30T00:00:00Z'),
+    serverDate: new Date('2026-05-01T00:00:00Z'),
+  });
+  assert.equal(behind.kind === 'rewritten' && JSON.parse(behind.body).artifact.source.expire, '2026-04-30T00:29:59Z');
+});
+
 const otherCases: [name: string, input: string, kind: string, detail?: RegExp | string][] = [
   ['host not whitelisted', doc({ uri: 'https://evil-s3.example.com/x' }), 'not-whitelisted', 'evil-s3.example.com'],
   [

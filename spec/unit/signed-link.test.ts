@@ -147,3 +147,20 @@ test('a secret shorter than 16 bytes is refused at startup', () => {
 function reason(check: ReturnType<typeof signer.verify>): string {
   return check.ok ? 'ok' : check.reason;
 }
+
+test('across a clock step: a link is honoured until its written expiry, never for longer than LinkExpireDuration from now', () => {
+  const hour = 3600_000;
+  const day = 24 * hour;
+  const capped = createLinkSigner({ secret, gatewayUrl: 'https://gateway.example.com', lifetimeMs: hour });
+  const minted = capped.mint(origin, new Date(now.getTime() + hour)).slice('https://gateway.example.com'.length);
+  assert.equal(capped.verify(minted, now).ok, true);
+  // Stepped forward a day: past its written expiry (the device's next poll gets a fresh link).
+  assert.equal(reason(capped.verify(minted, new Date(now.getTime() + day))), 'expired');
+  // Stepped back a minute (replicas' clocks): still honoured; back a day: it would live 25 hours, refused.
+  assert.equal(capped.verify(minted, new Date(now.getTime() - 60_000)).ok, true);
+  const back = capped.verify(minted, new Date(now.getTime() - day));
+  assert.equal(reason(back), 'not-yet-valid');
+  assert.ok(!back.ok && linkError(back).status === 403);
+  // Without a lifetime (a signer that only checks), the written expiry alone.
+  assert.equal(signer.verify(minted, new Date(now.getTime() - day)).ok, true);
+});

@@ -3,13 +3,16 @@
 // /usr/lib/mender-gateway (with bin/, the `#!/usr/bin/env node` shim, where no runtime is
 // carried: the .ipk and the -all tarball); the rest (config, service files, INSTALL) beside it.
 const { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
-const { join } = require('node:path');
+const { basename, join } = require('node:path');
 const { bundleGateway, bundleCrlLibs, CRL_LIBS, ROOT } = require('./bundle');
 const { checkExample, exampleConfig } = require('./example-config');
 const { thirdPartyNotices } = require('./third-party');
 
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const VERSION = PKG.version;
+// uPlot's script and stylesheet, which the status page draws its history with: served as files
+// (lib/config/install-root.ts CHART_LIBRARY_DIR), so copied from the package, not bundled.
+const CHART_LIBRARY = { dir: 'node_modules/uplot', files: ['dist/uPlot.iife.min.js', 'dist/uPlot.min.css', 'LICENSE'] };
 const SHIM =
   "#!/usr/bin/env node\n'use strict';\n// The bundle runs the gateway on load (support/release/bundle.js).\nrequire('../lib/mender-gateway.js');\n";
 
@@ -51,13 +54,15 @@ async function stageRelease(dir) {
   const crlLibs = await bundleCrlLibs(join(dir, 'lib', CRL_LIBS));
   const metafile = { inputs: { ...gateway.inputs, ...crlLibs.inputs }, outputs: { ...gateway.outputs, ...crlLibs.outputs } };
   writeFileSync(join(dir, 'bin', 'mender-gateway'), SHIM, { mode: 0o755 });
-  writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile));
+  writeFileSync(join(dir, 'THIRD-PARTY-LICENSES'), thirdPartyNotices(metafile, [CHART_LIBRARY.dir]));
   // What lib/config/install-root.ts's users read: the version (--version, status page) and the assets.
   writeFileSync(
     join(dir, 'package.json'),
     JSON.stringify({ name: 'mender-gateway', version: VERSION, license: PKG.license }, null, 2) + '\n',
   );
   cpSync(join(ROOT, 'lib', 'observe', 'status-page', 'assets'), join(dir, 'lib', 'observe', 'status-page', 'assets'), { recursive: true });
+  for (const f of CHART_LIBRARY.files)
+    cpSync(join(ROOT, CHART_LIBRARY.dir, f), join(dir, 'lib', 'observe', 'status-page', 'assets', 'uplot', basename(f)));
 
   const conf = join(dir, 'mender-gateway.conf');
   writeFileSync(conf, JSON.stringify(exampleConfig(), null, 2) + '\n');

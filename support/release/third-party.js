@@ -15,9 +15,10 @@ function bundledPackages(metafile) {
   return [...dirs].sort();
 }
 
-function thirdPartyNotices(metafile) {
+/** The notices of the bundled packages, then of `copied` (node_modules/<name> whose files are shipped as they are). */
+function thirdPartyNotices(metafile, copied = []) {
   const parts = [];
-  for (const dir of bundledPackages(metafile)) {
+  for (const dir of [...bundledPackages(metafile), ...copied]) {
     const abs = join(ROOT, dir);
     const pkg = JSON.parse(readFileSync(join(abs, 'package.json'), 'utf8'));
     const file = existsSync(abs) ? readdirSync(abs).find((f) => /^(licen[cs]e|copying)(\.|$)/i.test(f)) : undefined;
@@ -26,7 +27,7 @@ function thirdPartyNotices(metafile) {
       : `(no license file in the package; package.json says: ${pkg.license ?? 'nothing'})`;
     parts.push(`${'='.repeat(72)}\n${pkg.name}@${pkg.version} (${pkg.license ?? 'unknown'})\n${'='.repeat(72)}\n${text}\n`);
   }
-  return `Packages bundled into lib/mender-gateway.js, with their licenses.\n\n${parts.join('\n')}`;
+  return `Packages bundled into lib/mender-gateway.js or shipped beside it (${copied.join(', ') || 'none'}), with their licenses.\n\n${parts.join('\n')}`;
 }
 
 module.exports = { thirdPartyNotices, bundledPackages };

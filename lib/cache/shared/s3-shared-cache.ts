@@ -44,6 +44,7 @@ export class SharedCache {
   /** Uploads under way, aborted on close (a finished request keeps no abort listener). */
   private readonly aborts = new Set<AbortController>();
   private closed = false;
+  /** Monotonic: a wall clock stepped back must not keep the bucket out of use for as long. */
   private downUntil = 0;
   private outage = false;
 
@@ -64,7 +65,7 @@ export class SharedCache {
 
   /** Where the fill for `id` comes from. Never throws for bucket trouble, only when `signal` aborts. */
   async claim(id: string, key: string, signal: AbortSignal): Promise<Claim> {
-    if (Date.now() < this.downUntil) return { kind: 'origin', lock: null };
+    if (performance.now() < this.downUntil) return { kind: 'origin', lock: null };
     try {
       for (;;) {
         const found = await this.find(id, key);
@@ -151,7 +152,7 @@ export class SharedCache {
   }
 
   private down(err: Error): void {
-    this.downUntil = Date.now() + this.timing.retryMs;
+    this.downUntil = performance.now() + this.timing.retryMs;
     if (this.outage) return;
     this.outage = true;
     this.log.warn(

@@ -81,6 +81,73 @@ function render(s) {
   document.getElementById('updated').textContent = 'updated ' + new Date(now).toLocaleTimeString();
 }
 
+// The history (/api/status/history): five uPlot charts (uPlot is served by the admin listener
+// from the npm package; it draws on canvas, so no value becomes markup here either).
+var HISTORY_CHARTS = [
+  { id: 'history-devices', series: [['devices_active', 'devices', '#2563eb']] },
+  { id: 'history-requests', series: [['requests', 'requests', '#0f766e']] },
+  // The uplink's bytes filled: where the two lines meet, the cache saved nothing.
+  { id: 'history-bytes', bytes: true, series: [['bytes_fetched_upstream', 'from the uplink', '#dc2626', 'y', 'rgba(220, 38, 38, 0.15)'], ['bytes_served_to_devices', 'served to devices', '#16a34a']] },
+  { id: 'history-journal', series: [['journal_queued', 'reports', '#9333ea'], ['journal_bytes', 'bytes', '#c2410c', 'bytes']] },
+  { id: 'history-memory', bytes: true, series: [['rss_bytes', 'RSS', '#1d4ed8'], ['heap_used_bytes', 'V8 heap used', '#ea580c']] },
+];
+var charts = {};
+var historyEvery = REFRESH_MS;
+
+function bytesAxis(u, splits) { return splits.map(function (v) { return v == null ? '' : bytes(Math.round(v)); }); }
+
+function chartOptions(spec, width) {
+  var series = [{}];
+  var axes = [{}, { size: 80, values: spec.bytes ? bytesAxis : undefined }];
+  var scales = { x: { time: true } };
+  spec.series.forEach(function (s) {
+    var scale = s[3] === 'bytes' ? 'bytes' : 'y';
+    series.push({
+      label: s[1],
+      stroke: s[2],
+      fill: s[4],
+      width: 1.5,
+      scale: scale,
+      value: spec.bytes || scale === 'bytes' ? function (u, v) { return v == null ? '—' : bytes(Math.round(v)); } : undefined,
+    });
+  });
+  // A second figure of another unit gets its own scale and axis on the right.
+  if (spec.series.some(function (s) { return s[3] === 'bytes'; })) {
+    scales.bytes = {};
+    axes.push({ scale: 'bytes', side: 1, size: 80, values: bytesAxis, grid: { show: false } });
+  }
+  return { width: width, height: 170, series: series, axes: axes, scales: scales, legend: { live: false } };
+}
+
+function renderHistory(h) {
+  var every = h.interval_seconds;
+  document.getElementById('history-note').textContent =
+    '(one sample every ' + (every >= 60 ? every / 60 + ' min' : every + ' s') + ', ' + h.time.length + ' of ' + h.capacity + ' kept; requests and bytes per sample)';
+  document.getElementById('history-empty').hidden = h.time.length > 0;
+  historyEvery = Math.max(REFRESH_MS, every * 1000);
+  HISTORY_CHARTS.forEach(function (spec) {
+    var data = [h.time].concat(spec.series.map(function (s) { return h.series[s[0]]; }));
+    var el = document.getElementById(spec.id);
+    el.dataset.samples = String(h.time.length);
+    if (charts[spec.id]) charts[spec.id].setData(data);
+    else charts[spec.id] = new uPlot(chartOptions(spec, Math.max(200, el.clientWidth)), data, el);
+  });
+}
+
+window.addEventListener('resize', function () {
+  Object.keys(charts).forEach(function (id) {
+    charts[id].setSize({ width: Math.max(200, document.getElementById(id).clientWidth), height: 170 });
+  });
+});
+
+function refreshHistory() {
+  fetch('/api/status/history', { cache: 'no-store' })
+    .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
+    .then(renderHistory)
+    .catch(function (err) { document.getElementById('history-note').textContent = '(history unavailable: ' + err.message + ')'; })
+    .finally(function () { setTimeout(refreshHistory, historyEvery); });
+}
+
 function refresh() {
   fetch('/api/status', { cache: 'no-store' })
     .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
@@ -90,3 +157,4 @@ function refresh() {
 }
 
 refresh();
+refreshHistory();
