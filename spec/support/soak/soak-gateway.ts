@@ -38,6 +38,8 @@ export class SoakGateway {
   /** The inspector's address of the running process (for a heap figure after a GC). */
   inspector?: string;
   starts = 0;
+  /** performance.now() of the latest start */
+  startedAt = 0;
   private readonly configFile: string;
   private readonly listeners: string[];
 
@@ -58,6 +60,7 @@ export class SoakGateway {
   /** Start and wait until its listeners (those the configuration turns on) and the metrics listener answer. */
   async start(timeoutMs = 30_000): Promise<void> {
     this.starts++;
+    this.startedAt = performance.now();
     this.inspector = undefined;
     const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'gateway.js'), '--config', this.configFile], {
       cwd: REPO_ROOT,
