@@ -38,6 +38,8 @@ export interface AdminServerOptions {
   retryMs?: number;
   /** Between two samples of the status page's history (one minute); tests shorten it. */
   historyIntervalMs?: number;
+  /** Monotonic ms, for the refusal log's once a minute (tests pass their own). */
+  clock?: () => number;
 }
 
 export interface AdminServer {
@@ -96,10 +98,12 @@ export function startAdminServer(opts: AdminServerOptions): AdminServer {
     if (exposure) log.warn(exposure);
   };
   warnIfExposed();
-  // A LAN scan must not flood the log: one warning a minute, the rest at debug.
-  let lastRefusalWarning = 0;
+  // A LAN scan must not flood the log: one warning a minute, the rest at debug. The minute is
+  // monotonic: a wall clock stepped back must not hold the next warning for the step's length.
+  const clock = opts.clock ?? (() => performance.now());
+  let lastRefusalWarning = -Infinity;
   const logRefusal = (message: string, fields: Record<string, unknown>): void => {
-    const now = Date.now();
+    const now = clock();
     if (now - lastRefusalWarning >= 60_000) {
       lastRefusalWarning = now;
       log.warn(message, fields);

@@ -63,7 +63,7 @@ export async function runPrewarm(opts: PrewarmOptions): Promise<PrewarmResult> {
 }
 
 async function fillOne(cache: ArtifactCache, t: PrewarmTarget, view: ProgressView, stop: AbortSignal): Promise<One> {
-  const started = Date.now();
+  const started = performance.now();
   const r = cache.fill(t.url);
   if ('published' in r) {
     view.say(`prewarm: ${t.label} already cached (${formatBytes(r.published.size)})`);
@@ -98,7 +98,7 @@ async function fillOne(cache: ArtifactCache, t: PrewarmTarget, view: ProgressVie
     p.off('change', onChange);
   }
   if (p.state === 'done') {
-    const seconds = (Date.now() - started) / 1000;
+    const seconds = (performance.now() - started) / 1000;
     const fetched = p.size - already;
     const how = p.followed ? 'followed the fill of another process' : already > 0 ? `resumed at ${formatBytes(already)}` : 'downloaded';
     view.say(

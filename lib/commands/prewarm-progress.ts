@@ -59,12 +59,12 @@ class Track {
     already: number,
   ) {
     this.written = already;
-    this.meter.add(Date.now(), already);
+    this.meter.add(performance.now(), already);
   }
 
   advance(written: number): void {
     this.written = written;
-    this.meter.add(Date.now(), written);
+    this.meter.add(performance.now(), written);
   }
 
   rate(): string {

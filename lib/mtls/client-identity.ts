@@ -19,12 +19,15 @@ export interface ClientIdentityPolicy {
   /** Features.mTLS.CRLPath: the CAs' revocation lists. */
   revoked?: RevocationList;
   /**
-   * Until this time (ms), OpenSSL's `socket.authorized` may come from a secure context that
-   * still holds an older CA (a handshake begun before the swap, or a swap that never happened):
-   * the chain is verified by hand against `trusted` instead.
+   * Until this time (monotonic ms, `clock`), OpenSSL's `socket.authorized` may come from a secure
+   * context that still holds an older CA (a handshake begun before the swap, or a swap that never
+   * happened): the chain is verified by hand against `trusted` instead.
    */
   verifyByHandUntil: number;
+  /** Wall-clock ms, for certificate dates (tests pass their own). */
   now?: () => number;
+  /** Monotonic ms, for `verifyByHandUntil`: a wall clock stepped by NTP neither ends nor stretches it. */
+  clock?: () => number;
 }
 
 export type ClientVerdict = { ok: true } | { ok: false; status: 401 | 403; reason: string };
@@ -59,7 +62,7 @@ function knownFor(socket: TLSSocket, policy: ClientIdentityPolicy): Known {
   if (entry?.verdict.ok === false && entry.verdict.reason === CHANGED) return entry;
   if (entry && entry.trusted === policy.trusted) return entry;
   // A verdict made against another CA is never reused: the chain is verified again by hand.
-  const fresh = examine(socket, policy, entry !== undefined || now(policy) < policy.verifyByHandUntil);
+  const fresh = examine(socket, policy, entry !== undefined || monotonic(policy) < policy.verifyByHandUntil);
   // ...of the certificate of the handshake: a different one is refused for good.
   const kept = entry?.fingerprint && fresh.fingerprint !== entry.fingerprint ? swapped(entry) : fresh;
   known.set(socket, kept);
@@ -86,6 +89,7 @@ function changedSinceHandshake(socket: TLSSocket, entry: Known): Known | undefin
 }
 
 const now = (policy: ClientIdentityPolicy): number => policy.now?.() ?? Date.now();
+const monotonic = (policy: ClientIdentityPolicy): number => policy.clock?.() ?? performance.now();
 
 /** Chain and validity: what the TLS handshake decides (a resumed session's NotAfter included). */
 export function verifyPeerChain(socket: TLSSocket, policy: ClientIdentityPolicy): ClientVerdict {

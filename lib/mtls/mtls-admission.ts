@@ -57,14 +57,25 @@ export interface MtlsAdmission {
 }
 
 // A handshake that began before the listeners got a new CA completes with the old one: for
-// this long after the swap (the listeners' TLS handshake timeout, and a margin), chains are
-// verified by hand too.
+// this long after the swap (the listeners' TLS handshake timeout, and a margin; monotonic, so a
+// clock step neither ends it early nor stretches it), chains are verified by hand too.
 const HANDSHAKE_WINDOW_MS = DEVICE_TIMEOUTS.handshakeMs + 5_000;
 // Open connections re-verified per turn of the event loop: thousands of tunnels do not stall it.
 const RECHECK_BATCH = 500;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'], upstream: Upstream, log: Logger): MtlsAdmission {
+export interface MtlsAdmissionOptions {
+  /** Monotonic ms, for the window after a CA swap (tests pass their own). */
+  clock?: () => number;
+}
+
+export function createMtlsAdmission(
+  settings: GatewayConfig['Features']['mTLS'],
+  upstream: Upstream,
+  log: Logger,
+  options: MtlsAdmissionOptions = {},
+): MtlsAdmission {
+  const clock = options.clock ?? (() => performance.now());
   const caPem = readFileSync(settings.CACertificate, 'utf8');
   // The CA's dates are this admission's (a gateway restarted in-process makes another).
   const owner = {};
@@ -87,6 +98,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
     trusted: parseCertificates(caPem),
     allowExpired: settings.InsecureSkipClientExpireAfter,
     verifyByHandUntil: 0,
+    clock,
   };
   // The CA PEM connections are checked against, and the one in the listeners' secure context.
   const ca = { checked: caPem, inTls: caPem };
@@ -326,7 +338,7 @@ export function createMtlsAdmission(settings: GatewayConfig['Features']['mTLS'],
     },
     caApplied() {
       ca.inTls = ca.checked;
-      policy.verifyByHandUntil = Date.now() + HANDSHAKE_WINDOW_MS;
+      policy.verifyByHandUntil = clock() + HANDSHAKE_WINDOW_MS;
     },
     close() {
       certificateExpiry.forget('client_ca', owner);

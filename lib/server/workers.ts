@@ -31,14 +31,21 @@ export interface PrimaryOptions {
   /** How long a draining worker may take before it is killed (ShutdownTimeout plus a margin). */
   drainMs: number;
   service?: WorkerService;
+  /** Monotonic ms, for how long a worker lived (tests pass their own). */
+  clock?: () => number;
 }
 
-/** A worker that dies faster than this after starting is not restarted again and again. */
+/**
+ * A worker that dies faster than this after starting is not restarted again and again. Counted
+ * on the monotonic clock: a wall clock stepped back would make every death look quick, one stepped
+ * forward a crash loop look slow.
+ */
 const CRASH_WINDOW_MS = 5_000;
 const MAX_QUICK_CRASHES = 5;
 
 export function runPrimary(opts: PrimaryOptions): Promise<number> {
   const { log } = opts;
+  const clock = opts.clock ?? (() => performance.now());
   const serving = new Set<Worker>();
   const retiring = new Set<Worker>();
   /** Forked, not serving yet: stopped by a signal, their exit status does not count. */
@@ -55,7 +62,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   function fork(replacement = false): Promise<Worker> {
     const worker = cluster.fork();
     starting.add(worker);
-    const startedAt = Date.now();
+    const startedAt = clock();
     const ready = new Promise<Worker>((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
         if (opts.service?.handle(worker, m)) return;
@@ -94,7 +101,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
           exitCode = 1;
           return void stopAll();
         }
-        quickCrashes = Date.now() - startedAt < CRASH_WINDOW_MS ? quickCrashes + 1 : 0;
+        quickCrashes = clock() - startedAt < CRASH_WINDOW_MS ? quickCrashes + 1 : 0;
         if (quickCrashes >= MAX_QUICK_CRASHES) {
           log.error('workers keep dying right after start: stopping', { crashes: quickCrashes });
           exitCode = 1;

@@ -24,7 +24,7 @@ import { redactUrl } from '../../observe/log';
 const CACHE_DIR_ERRORS = new Set(['EROFS', 'EACCES', 'EPERM', 'ENOENT', 'ENOTDIR']);
 
 export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContext): Promise<void> {
-  const started = Date.now();
+  const started = performance.now();
   try {
     const lock = await lockOrWait(p, ctx);
     if (lock === null) return;
@@ -37,7 +37,8 @@ export async function artifactFill(p: FillProgress, origin: URL, ctx: FillContex
     } finally {
       await lock.release();
     }
-    if (p.state === 'done' && p.size > 0) ctx.log.info('artifact cached', { key: p.key, size: p.size, ms: Date.now() - started });
+    if (p.state === 'done' && p.size > 0)
+      ctx.log.info('artifact cached', { key: p.key, size: p.size, ms: Math.round(performance.now() - started) });
   } catch (err) {
     if (err instanceof SinkRefused || err instanceof NoContentLength) {
       ctx.log.warn('artifact served uncached', { key: p.key, reason: err.message });

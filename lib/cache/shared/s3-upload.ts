@@ -65,7 +65,7 @@ export async function uploadGrowing(
   verified: Promise<Sidecar | null>,
   signal: AbortSignal,
 ): Promise<UploadResult> {
-  const started = Date.now();
+  const started = performance.now();
   const fh = await fsp.open(p.path, 'r'); // held open: the rename on publish or an eviction cannot cut it
   try {
     const body = { stream: Readable.from(growingBytes(fh, p)), length: p.size };
@@ -73,7 +73,7 @@ export async function uploadGrowing(
     const put = await bucket.send('PUT', bucket.objectKey(p.id), { headers, body, signal, timeoutMs: GROWING_PUT_IDLE_MS });
     if (put.status !== 200) throw new BucketUnreachable(`artifact PUT answered ${put.status} ${s3ErrorCode(put)}`);
     const sidecar = await verified;
-    if (!sidecar) return { shared: false, ms: Date.now() - started };
+    if (!sidecar) return { shared: false, ms: Math.round(performance.now() - started) };
     const etag = plainMd5Etag(put.headers.etag as string | undefined);
     if (etag !== null && etag !== sidecar.md5) throw new Error('the bucket stored other bytes than ours (ETag differs)');
     const meta = await bucket.send('PUT', bucket.sidecarKey(p.id), {
@@ -81,7 +81,7 @@ export async function uploadGrowing(
       body: Buffer.from(JSON.stringify(sidecar)),
     });
     if (meta.status !== 200) throw new BucketUnreachable(`sidecar PUT answered ${meta.status} ${s3ErrorCode(meta)}`);
-    return { shared: true, ms: Date.now() - started };
+    return { shared: true, ms: Math.round(performance.now() - started) };
   } finally {
     await fh.close();
   }

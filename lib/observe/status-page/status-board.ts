@@ -30,12 +30,20 @@ export class StatusBoard {
   readonly upstream: UpstreamHealth = { errors: 0 };
   bytesFetched = 0;
   bytesServed = 0;
-  readonly startedAt = Date.now();
+  private readonly clock: () => number;
+  private readonly startedAt: number;
 
   /** `clock` ages the entries (monotonic); the times shown are the callers' wall-clock `at`. */
-  constructor(clock?: () => number) {
+  constructor(clock: () => number = () => performance.now()) {
+    this.clock = clock;
+    this.startedAt = clock();
     this.devices = new BoundedMap(DEVICES, clock);
     this.hits = new BoundedMap(HIT_COUNTERS, clock);
+  }
+
+  /** Since the board was made, on the monotonic clock (a clock step does not change the uptime shown). */
+  uptimeMs(): number {
+    return this.clock() - this.startedAt;
   }
 
   /** Entries held, for the tests of the bounds. */

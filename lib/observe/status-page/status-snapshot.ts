@@ -54,7 +54,7 @@ export function statusSnapshot(sources: StatusSources, board: StatusBoard = stat
   return {
     generated_at: new Date(now).toISOString(),
     version: sources.version,
-    uptime_seconds: Math.round((now - board.startedAt) / 1000),
+    uptime_seconds: Math.round(board.uptimeMs() / 1000),
     devices: board.recentDevices().map((d) => ({
       id: d.id,
       address: d.address,
