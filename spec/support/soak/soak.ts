@@ -439,7 +439,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       `${o.seconds} s, two gateways (site: HTTP and HTTPS; mtls), ${fleet.identities} identities, ${fleet.requests} device requests, ${fleet.reports.size} deployments (${checked} acknowledged status reports and logs checked), ${mtlsGateway.starts - 1} kill -9 restarts of each`,
       `failures: ${planned$} as the plan allows (outages, kills, blocklist), ${unexpected.length} outside it`,
       '',
-      '| figure | middle third, highest | last third, highest | levels off |',
+      '| figure | middle third | last third | levels off |',
       '|---|---|---|---|',
       ...level.map((l) => `| ${l.label} | ${l.middle} | ${l.last} | ${'why' in l ? `not judged: ${l.why}` : l.ok ? 'yes' : '**no**'} |`),
       '',
