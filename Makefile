@@ -18,7 +18,7 @@ tests = $(foreach d,$(1),"dist/spec/$(d)/**/*.test.js")
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines bench-churn soak state-sizes release release-measure clean
+.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines bench-churn soak state-sizes dashboard-picture release release-measure clean
 
 all: build
 
@@ -174,6 +174,14 @@ soak:
 # `make bench`): one line per map, for docs/operations.md "Bounded state". bench/state-sizes.ts.
 state-sizes:
 	@$(MAKE) --no-print-directory build && $(NODE) dist/bench/state-sizes.js
+
+# The picture of support/monitoring/grafana-dashboard.json in docs/operations.md (~4 min; Grafana
+# is not in Debian): one gateway under scripted traffic with an upstream outage, scraped by Debian's
+# Prometheus (support/test-deps.sh), every panel's own queries drawn with uPlot and saved by headless
+# Chromium as docs/monitoring-dashboard.png; targets that answered no series are listed.
+# bench/dashboard-picture.ts.
+dashboard-picture:
+	@$(MAKE) --no-print-directory build && $(NODE) dist/bench/dashboard-picture.js
 
 # The gateway bundled (esbuild, no node_modules on the box) into release/: per architecture
 # (amd64, arm64) a .deb and a tarball carrying the pinned Node runtime, the OpenWrt .ipk and a

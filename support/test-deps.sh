@@ -23,7 +23,8 @@ has shellcheck || need+=(shellcheck)
 # The attacker suite's TLS scan (spec/security/testssl.test.ts); the package's command is `testssl`.
 has testssl || need+=(testssl.sh)
 has systemd-analyze || need+=(systemd)
-# promtool checks support/monitoring's rules and the dashboard's queries (spec/unit/monitoring.test.ts).
+# promtool checks support/monitoring's rules and the dashboard's queries (spec/unit/monitoring.test.ts);
+# `make dashboard-picture` runs the package's Prometheus server itself, on a port of its own.
 has promtool || need+=(prometheus)
 # The clock-step tests preload libfaketime into the gateway (spec/support/stepped-clock.ts).
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(faketime)
