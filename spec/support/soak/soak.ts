@@ -404,7 +404,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       const byKind = new Map<string, number>();
       for (const f of unexpected) byKind.set(`${f.what} ${f.outcome}`, (byKind.get(`${f.what} ${f.outcome}`) ?? 0) + 1);
       problems.push(
-        `${unexpected.length} requests failed outside the plan: ${[...byKind].map(([k, n]) => `${k}×${n}`).join(', ')} (first at ${unexpected[0].t.toFixed(1)} s)`,
+        `${unexpected.length} requests failed outside the plan: ${[...byKind].map(([k, n]) => `${k}×${n}`).join(', ')}; first: ${unexpected
+          .slice(0, 5)
+          .map((f) => `${f.what} ${f.outcome} at ${f.t.toFixed(1)} s${f.mtls ? ' (mTLS)' : ''}`)
+          .join(', ')}`,
       );
     }
     for (const g of gateways)
@@ -453,6 +456,13 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     mkdirSync(o.outDir, { recursive: true });
     const csv = join(o.outDir, `${o.name}.csv`);
     writeCsv(csv, samples);
+    writeFileSync(
+      join(o.outDir, `${o.name}.failures.csv`),
+      [
+        't,what,outcome,mtls,planned',
+        ...fleet.failures.map((f) => `${f.t.toFixed(1)},${f.what},${f.outcome},${f.mtls},${planned(f, windows)}`),
+      ].join('\n') + '\n',
+    );
     const svg = join(o.outDir, `${o.name}.svg`);
     const outages = windows.filter((w) => w.kind === 'outage').map((w) => [w.from, w.to - 8] as [number, number]);
     const drawn = plotSvg(csv, svg, `soak ${o.name}: ${fleet.identities} identities in ${o.seconds} s`, marks, outages);
