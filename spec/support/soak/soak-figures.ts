@@ -187,6 +187,7 @@ export function plotSvg(
   csv: string,
   svg: string,
   title: string,
+  seconds: number,
   marks: { at: number; label: string }[],
   outages: [number, number][],
 ): boolean {
@@ -202,6 +203,7 @@ export function plotSvg(
     `set datafile separator ','`,
     `set key top left opaque`,
     `set grid`,
+    `set xrange [0:${seconds}]`,
     `set multiplot layout 6,1 title '${title.replace(/'/g, '')}'`,
     `set lmargin 12`,
     ...shade,
