@@ -57,6 +57,8 @@ export interface Failure {
   what: string;
   outcome: string;
   mtls: boolean;
+  /** The answer's `error` (the gateway's JSON body says why), for the failures' CSV. */
+  detail?: string;
 }
 
 /** One device's reports to one deployment (statuses, and 'log' for a deployment log): those the
@@ -189,15 +191,21 @@ export class SoakFleet {
     }
   }
 
-  fail(what: string, outcome: string, mtls: boolean): void {
+  fail(what: string, outcome: string, mtls: boolean, body?: Buffer): void {
     this.count(`${what} ${outcome}`);
-    this.failures.push({ t: this.opts.now(), what, outcome, mtls });
+    let detail: string | undefined;
+    try {
+      detail = body?.length ? String(JSON.parse(body.toString()).error ?? '').slice(0, 120) : undefined;
+    } catch {
+      detail = body?.subarray(0, 80).toString();
+    }
+    this.failures.push({ t: this.opts.now(), what, outcome, mtls, detail });
   }
 
   /** Count an answer; false (and a failure kept) unless its status is one of `ok`. */
   judge(what: string, mtls: boolean, r: Reply | undefined, ok: number[]): false {
     if (r && ok.includes(r.status)) this.count(`${what} ${r.status}`);
-    else if (r) this.fail(what, String(r.status), mtls);
+    else if (r) this.fail(what, String(r.status), mtls, r.body);
     return false;
   }
 
@@ -206,7 +214,7 @@ export class SoakFleet {
       this.count(`${what} ${r.status}`);
       return true;
     }
-    if (r) this.fail(what, String(r.status), mtls);
+    if (r) this.fail(what, String(r.status), mtls, r.body);
     return false;
   }
 
