@@ -409,7 +409,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       problems.push(
         `${unexpected.length} requests failed outside the plan: ${[...byKind].map(([k, n]) => `${k}×${n}`).join(', ')}; first: ${unexpected
           .slice(0, 5)
-          .map((f) => `${f.what} ${f.outcome} at ${f.t.toFixed(1)} s${f.mtls ? ' (mTLS)' : ''}`)
+          .map((f) => `${f.what} ${f.outcome} at ${f.t.toFixed(1)} s${f.mtls ? ' (mTLS)' : ''}${f.detail ? ` (${f.detail})` : ''}`)
           .join(', ')}`,
       );
     }
@@ -462,8 +462,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     writeFileSync(
       join(o.outDir, `${o.name}.failures.csv`),
       [
-        't,what,outcome,mtls,planned',
-        ...fleet.failures.map((f) => `${f.t.toFixed(1)},${f.what},${f.outcome},${f.mtls},${planned(f, windows)}`),
+        't,what,outcome,mtls,planned,detail',
+        ...fleet.failures.map(
+          (f) => `${f.t.toFixed(1)},${f.what},${f.outcome},${f.mtls},${planned(f, windows)},"${(f.detail ?? '').replace(/"/g, "'")}"`,
+        ),
       ].join('\n') + '\n',
     );
     const svg = join(o.outDir, `${o.name}.svg`);
