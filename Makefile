@@ -18,7 +18,7 @@ tests = $(foreach d,$(1),"dist/spec/$(d)/**/*.test.js")
 # A test that hangs fails after this long instead of holding CI (the slowest passes in ~2 min).
 TEST_TIMEOUT_MS ?= 600000
 
-.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines bench-churn state-sizes dashboard-picture release release-measure clean
+.PHONY: all install build lint format layers test test-deps security test-oldest test-unit test-integration e2e coverage demo bench bench-tools bench-connections bench-connections-probe bench-engines bench-churn soak state-sizes dashboard-picture release release-measure clean
 
 all: build
 
@@ -158,6 +158,17 @@ bench-engines:
 bench-churn:
 	@start=$$(date +%s); $(MAKE) --no-print-directory build && $(NODE) dist/bench/churn.js; rc=$$?; \
 	echo "make bench-churn: $$(( $$(date +%s) - start )) s in all"; exit $$rc
+
+# A month of a site in half an hour (spec/support/soak/, docs/benchmarks.md "Soak"): two gateways,
+# 100,000+ device identities, outages, reloads, certificate and blocklist changes, kill -9, the clock
+# a day ahead and back; fails unless every figure levels off and every report arrives exactly once.
+# Writes docs/soak/<SOAK_NAME>.csv and .svg (gnuplot-nox from Debian, installed when missing).
+# SOAK_SECONDS=300 for a shorter try; the two-minute version runs in `make test` (spec/e2e).
+soak:
+	@command -v gnuplot >/dev/null 2>&1 || { echo "soak: installing Debian's gnuplot-nox (the plot)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnuplot-nox; }
+	@start=$$(date +%s); $(MAKE) --no-print-directory build && $(NODE) dist/bench/soak.js; rc=$$?; \
+	echo "make soak: $$(( $$(date +%s) - start )) s in all"; exit $$rc
 
 # The bytes each bounded map of device state holds at its cap (a few seconds; not part of
 # `make bench`): one line per map, for docs/operations.md "Bounded state". bench/state-sizes.ts.

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { startMenderServer, type MenderServer } from '../fixtures/mender-server';
 import { startS3Store } from '../fixtures/s3-store';
 import { AUTH, INVENTORY, NEXT } from '../spec/support/device-api-paths';
 import { startQuietGateway, type QuietGateway } from '../spec/support/gateway-process';
 import { authBodySignedBy } from '../spec/support/mtls-device';
+import { heapAfterGc } from '../spec/support/inspector-heap';
 import { rssBytes } from '../spec/support/process-stats';
 import { loadAverage, machineLine } from './compare/report';
 import { runMain } from './part-timer';
@@ -152,32 +152,6 @@ async function pool<T>(n: number, concurrency: number, work: (i: number) => Prom
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, lane));
   return out;
-}
-
-/** The gateway's V8 heap after a full GC, through its inspector (one short session per call). */
-async function heapAfterGc(inspectorUrl: string): Promise<number> {
-  const ws = new WebSocket(inspectorUrl, { perMessageDeflate: false });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  let id = 0;
-  const pending = new Map<number, (result: Record<string, unknown>) => void>();
-  ws.on('message', (data) => {
-    const msg = JSON.parse(String(data)) as { id?: number; result?: Record<string, unknown> };
-    if (msg.id !== undefined) pending.get(msg.id)?.(msg.result ?? {});
-  });
-  const send = (method: string): Promise<Record<string, unknown>> =>
-    new Promise((resolve) => {
-      pending.set(++id, resolve);
-      ws.send(JSON.stringify({ id, method }));
-    });
-  try {
-    await send('HeapProfiler.collectGarbage');
-    return Number((await send('Runtime.getHeapUsage')).usedSize);
-  } finally {
-    ws.close();
-  }
 }
 
 interface Sample {

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { GatewayError } from './gateway-error';
 import type { Logger } from '../observe/log';
 import { noteOutOfFiles } from '../observe/out-of-files';
+import { repeatedErrors } from '../observe/repeated-lines';
 
 // The only place that turns an error into a response: Mender's error body
 // {"error": "...", "request_id": "..."} with X-MEN-RequestID, 5xx details kept in the log.
@@ -54,9 +55,10 @@ export function replyError(req: IncomingMessage, res: ServerResponse | Socket, e
   const gwErr = err instanceof GatewayError ? err : new GatewayError('INTERNAL', 'internal error', { cause: err });
   const requestId = requestIdOf(req);
   const fields = { request_id: requestId, code: gwErr.code, status: gwErr.status, cause: (gwErr.cause as Error | undefined)?.message };
-  // Out of descriptors: counted into one line a second, not a line per device.
+  // Out of descriptors: counted into one line a second, not a line per device; the same 5xx
+  // message again within a minute is counted into one line too (upstream down for everyone).
   if (!noteOutOfFiles(gwErr.cause, 'requests')) {
-    if (gwErr.status >= 500) log.error(gwErr.message, fields);
+    if (gwErr.status >= 500) repeatedErrors.error(log, gwErr.message, fields);
     else log.debug(gwErr.message, fields);
   }
   // An upgrade request has only a raw socket: nothing sensible can be written on it.

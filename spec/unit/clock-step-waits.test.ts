@@ -170,3 +170,20 @@ test("the status page's uptime is counted on the monotonic clock", () => {
   const snapshot = statusSnapshot({ version: 'test' } as StatusSources, board);
   assert.equal(snapshot.uptime_seconds, 90);
 });
+
+test('devices active (the last hour) are counted on the monotonic clock, not on the wall clock', () => {
+  let mono = 0;
+  const board = new StatusBoard(() => mono);
+  const wall = Date.now();
+  board.deviceSeen('early', '127.0.0.1', 'GET /next', wall);
+  mono = 30 * 60_000;
+  // NTP steps the wall clock a day ahead: the device seen half an hour ago is still active.
+  mock.method(Date, 'now', () => wall + DAY_MS);
+  board.deviceSeen('late', '127.0.0.1', 'GET /next', Date.now());
+  assert.equal(board.seenWithin(3600_000), 2);
+  // Past an hour after the early one on the monotonic clock, only the late one is.
+  mono = 80 * 60_000;
+  assert.equal(board.seenWithin(3600_000), 1);
+  mono = 200 * 60_000;
+  assert.equal(board.seenWithin(3600_000), 0);
+});

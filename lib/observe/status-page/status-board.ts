@@ -7,6 +7,8 @@ export interface DeviceSeen {
   id: string;
   address: string;
   lastSeen: number;
+  /** When, on the board's monotonic clock (what "active" is counted on: a clock step leaves it). */
+  seenAt: number;
   lastRequest: string;
   deployment?: { id: string; status: string; at: number };
 }
@@ -54,9 +56,10 @@ export class StatusBoard {
   deviceSeen(id: string, address: string, lastRequest: string, at = Date.now()): DeviceSeen {
     // Updated in place (every poll of every device comes here); set again because the map's
     // order is the order of last requests.
-    const seen: DeviceSeen = this.devices.peek(id) ?? { id, address, lastSeen: at, lastRequest };
+    const seen: DeviceSeen = this.devices.peek(id) ?? { id, address, lastSeen: at, seenAt: 0, lastRequest };
     seen.address = address;
     seen.lastSeen = at;
+    seen.seenAt = this.clock();
     seen.lastRequest = lastRequest;
     this.devices.set(id, seen);
     return seen;
@@ -70,6 +73,17 @@ export class StatusBoard {
   /** Most recent first. */
   recentDevices(limit = 200): DeviceSeen[] {
     return [...this.devices.values()].reverse().slice(0, limit);
+  }
+
+  /** Devices seen within the last `ms` on the monotonic clock (the map runs from least to most recent). */
+  seenWithin(ms: number): number {
+    const since = this.clock() - ms;
+    let n = 0;
+    for (const d of [...this.devices.values()].reverse()) {
+      if (d.seenAt < since) break;
+      n++;
+    }
+    return n;
   }
 
   cacheHit(entryId: string): void {
