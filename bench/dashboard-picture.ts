@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { startMenderServer, type MenderServer } from '../fixtures/mender-server';
 import { startS3Store } from '../fixtures/s3-store';
+import { launchChromium } from '../spec/support/headless-chromium';
 import { freePort } from '../spec/support/listen';
 import { REPO_ROOT, startQuietGateway, type QuietGateway } from '../spec/support/gateway-process';
 import { makeTlsMaterial } from '../spec/support/tls-material';
@@ -23,7 +23,6 @@ import { runMain } from './part-timer';
 // Knobs: DASHBOARD_SECONDS (traffic, 200), DASHBOARD_PNG (docs/monitoring-dashboard.png).
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
-const CHROMIUM = '/usr/bin/chromium';
 const SCRAPE_SECONDS = 1;
 const STEP_SECONDS = 2;
 // Grafana's $__rate_interval is max($__interval + scrape interval, 4 × scrape interval); a few
@@ -88,23 +87,7 @@ async function main(): Promise<void> {
       panels,
     });
 
-    const browser = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'chromium-')), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1632, height: 900 },
-      timezoneId: 'UTC',
-      timeout: 30_000,
-    });
+    const browser = await launchChromium(dir, { viewport: { width: 1632, height: 900 }, timezoneId: 'UTC' });
     try {
       const page = await browser.newPage();
       const problems: string[] = [];

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { startScriptedDevice, type ScriptedDevice } from '../../fixtures/demo/scripted-device';
 import { startMenderServer, type MenderServer } from '../../fixtures/mender-server';
 import { startS3Store, type S3Store } from '../../fixtures/s3-store';
@@ -14,6 +14,7 @@ import { startGateway, type RunningGateway } from '../../lib/gateway';
 import { captureLog } from '../support/capture-log';
 import { testConfig } from '../support/gateway-config';
 import { REPO_ROOT } from '../support/gateway-process';
+import { launchChromium, pageProblems } from '../support/headless-chromium';
 import { closeServer, listenOnFreePort } from '../support/listen';
 
 // The status page (docs/operations.md) in a real browser: Debian's headless chromium driven by
@@ -22,7 +23,6 @@ import { closeServer, listenOnFreePort } from '../support/listen';
 // show that device, its deployment status and the artifact, with no console error. The
 // screenshot is kept in coverage/status-page.png.
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACT = 'status-page-release-2';
 // The history samples every 250 ms here instead of every minute, so a few seconds of traffic fill
 // its charts; the picture in docs/operations.md comes from a longer run
@@ -95,29 +95,9 @@ it('shows the device, its deployment status and the bytes served, with no consol
   assert.ok(device.bytesDownloaded >= 256 * 1024);
 
   // A fresh profile (playwright passes it as --user-data-dir), removed with dir.
-  browser = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'chromium-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1200, height: 900 },
-    timeout: 30_000,
-  });
+  browser = await launchChromium(dir, { viewport: { width: 1200, height: 900 } });
   const page = await browser.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('requestfailed', (r) => problems.push(`requestfailed: ${r.url()}`));
+  const problems = pageProblems(page);
 
   const admin = gateway.admin!.address()!;
   const response = await page.goto(`http://127.0.0.1:${admin.port}/`, { waitUntil: 'load' });
@@ -180,12 +160,7 @@ it('draws the history: five charts with samples of devices, requests, bytes, jou
   }
 
   const page = await browser.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('requestfailed', (r) => problems.push(`requestfailed: ${r.url()}`));
+  const problems = pageProblems(page);
   const admin = gateway.admin!.address()!;
   await page.goto(`http://127.0.0.1:${admin.port}/`, { waitUntil: 'load' });
 
