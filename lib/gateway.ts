@@ -6,6 +6,7 @@ import { parseDuration } from './config/parse-duration';
 import type { Feature, ListenerGuard, StatusViews } from './http/feature';
 import { buildRouteTable } from './http/route-table';
 import { certificateExpiry } from './observe/certificate-expiry';
+import { repeatedErrors } from './observe/repeated-lines';
 import type { Logger } from './observe/log';
 import type { AdminServer } from './admin/admin-server';
 import { reloadServerCertificate } from './admin/reload-tls';
@@ -116,6 +117,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, log: Logger,
       }
     }
     upstream.close();
+    // The listeners are closed: no request adds to a count, and none is lost at shutdown.
+    repeatedErrors.flush(true);
     certificateExpiry.forget('server');
     certificateExpiry.forget('upstream_ca');
   }

@@ -52,7 +52,7 @@ export function jwtExpiry(token: string): number | undefined {
 }
 
 /** `exp - iat` of a JWT (ms), or undefined. */
-function jwtLifetime(token: string): number | undefined {
+export function jwtLifetime(token: string): number | undefined {
   try {
     const claims = JSON.parse(Buffer.from(token.trim().split('.')[1] ?? '', 'base64url').toString('utf8')) as {
       exp?: unknown;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { jwtExpiry } from './issued-tokens';
+import { jwtExpiry, jwtLifetime } from './issued-tokens';
 import type { Logger } from '../observe/log';
 import { BoundedMap } from '../state/bounded-map';
 import { isTokenCheckedPath } from '../device-api';
@@ -16,8 +16,10 @@ import { deviceIdFromAuthorization } from '../observe/status-page/device-id';
 // all (least recently used out), expired entries dropped, kept across a restart in
 // `known-tokens` beside the journal: hashes, device ids and expiries, never a token.
 // Across a clock step (as issued-tokens.ts): trusted only while the wall clock is before `exp`,
-// dropped only when the time it had left when last seen has passed on the monotonic clock, so a
-// step forward then back finds a device's token again.
+// dropped when the time it had left when first seen (by the wall clock then, and never more than
+// its lifetime `exp - iat`) has passed on the monotonic clock, so a step forward then back finds
+// a device's token again, and a step back never keeps one longer than its lifetime. Seeing the
+// token again never moves that time later: a wall clock stepped back would extend it by the step.
 
 /** About 120 bytes a line on disk and ~250 in memory: 20,000 is ~2.4 MB and ~5 MB, a few tokens for each of thousands of devices. */
 export const MAX_KNOWN_TOKENS = 20_000;
@@ -41,6 +43,8 @@ export interface KnownToken {
   device: string;
   /** ms since the epoch */
   expiresAt: number;
+  /** ms: `exp - iat`, or (no iat) what was left of it when first decoded; bounds its keep on the monotonic clock. */
+  lifetime?: number;
 }
 
 export type TokenVerdict = ({ t: 'accepted'; hash: string } & KnownToken) | { t: 'refused'; hash: string };
@@ -91,7 +95,13 @@ function accepted(token: string, now: number): TokenVerdict | undefined {
   let claims = claimsSeen.get(hash);
   if (claims === undefined) {
     const device = deviceIdFromAuthorization(`Bearer ${token}`);
-    claims = device === undefined ? null : { device, expiresAt: jwtExpiry(token) ?? now + NO_EXP_LIFETIME_MS };
+    const expiresAt = jwtExpiry(token);
+    claims =
+      device === undefined
+        ? null
+        : expiresAt === undefined
+          ? { device, expiresAt: now + NO_EXP_LIFETIME_MS, lifetime: NO_EXP_LIFETIME_MS }
+          : { device, expiresAt, lifetime: jwtLifetime(token) ?? expiresAt - now };
     claimsSeen.set(hash, claims);
   }
   return claims && claims.expiresAt > now ? { t: 'accepted', hash, ...claims } : undefined;
@@ -158,7 +168,7 @@ export class KnownTokens {
       return;
     }
     const had = this.entries.peek(verdict.hash);
-    this.put(verdict.hash, { device: verdict.device, expiresAt: verdict.expiresAt }, now);
+    this.put(verdict.hash, verdict, now);
     // A mere refresh (same token, same exp) moves it in memory only: saving the order on every
     // poll would rewrite the whole file each second; after a restart it is refreshed at next use.
     if (!had || had.expiresAt !== verdict.expiresAt || had.device !== verdict.device) this.changed();
@@ -187,11 +197,14 @@ export class KnownTokens {
 
   /**
    * Insert or refresh (to the newest end), then the device's bound; the global one is the map's
-   * (its least recently used out, unlisted from its device).
+   * (its least recently used out, unlisted from its device). A refresh keeps the earlier dropAt
+   * if it is sooner: the time left by the wall clock grows by any step back.
    */
   private put(hash: string, entry: KnownToken, now = Date.now()): void {
     const at = this.clock();
     this.sweep(at);
+    const left = Math.min(entry.expiresAt - now, entry.lifetime ?? Number.POSITIVE_INFINITY);
+    const dropAt = Math.min(at + left, this.entries.peek(hash)?.dropAt ?? Number.POSITIVE_INFINITY);
     this.drop(hash);
     const mine = this.byDevice.get(entry.device) ?? new Set<string>();
     this.byDevice.set(entry.device, mine);
@@ -199,7 +212,7 @@ export class KnownTokens {
     // The device's own least recently used token goes first: its renewals never push out
     // another device's.
     while (mine.size > this.maxPerDevice) this.drop(mine.values().next().value!);
-    this.entries.set(hash, { device: entry.device, expiresAt: entry.expiresAt, dropAt: at + entry.expiresAt - now });
+    this.entries.set(hash, { device: entry.device, expiresAt: entry.expiresAt, dropAt });
   }
 
   private drop(hash: string): boolean {

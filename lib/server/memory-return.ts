@@ -114,20 +114,27 @@ export function watchMemoryReturn(
   // objects' native parts freed after it, V8's pages released by its own threads) goes back too.
   let secondPass = false;
   const timer = setInterval(async () => {
-    const open = await openConnections(servers);
-    const pass = watch.count(open) ? 1 : secondPass ? 2 : 0;
-    secondPass = pass === 1;
-    if (pass === 0) return;
-    const rss = process.memoryUsage.rss();
-    const start = performance.now();
-    trim();
-    log.info('returned freed memory to the system after connections closed', {
-      connections: open,
-      pass,
-      rss_mb: Math.round(rss / 1e6),
-      rss_after_mb: Math.round(process.memoryUsage.rss() / 1e6),
-      pause_ms: Math.round(performance.now() - start),
-    });
+    try {
+      const open = await openConnections(servers);
+      const pass = watch.count(open) ? 1 : secondPass ? 2 : 0;
+      secondPass = pass === 1;
+      if (pass === 0) return;
+      const rss = process.memoryUsage.rss();
+      const start = performance.now();
+      trim();
+      log.info('returned freed memory to the system after connections closed', {
+        connections: open,
+        pass,
+        rss_mb: Math.round(rss / 1e6),
+        rss_after_mb: Math.round(process.memoryUsage.rss() / 1e6),
+        pause_ms: Math.round(performance.now() - start),
+      });
+    } catch (err) {
+      // A rejection out of a timer would end the gateway: the memory is not worth it. What
+      // failed once (the FFI call, the memory reading) would fail again, so the watch stops.
+      clearInterval(timer);
+      log.warn('memory return after a fall in connections: failed, turned off', { err: err as Error });
+    }
   }, rule.everyMs);
   timer.unref();
   return () => clearInterval(timer);

@@ -200,21 +200,30 @@ describe('pass-through under failure', () => {
     const closed = http.createServer();
     const deadPort = await listenOnFreePort(closed);
     await closeServer(closed);
-    const gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${deadPort}` } }), captureLog().log);
+    const { log, lines } = captureLog();
+    const gateway = await startGateway(testConfig({ UpstreamServer: { URL: `http://127.0.0.1:${deadPort}` } }), log);
     try {
-      const res = await request(gateway.addresses.http!.port, {
-        method: 'GET',
-        path: '/api/devices/v1/inventory/device/attributes',
-        headers: { 'X-MEN-RequestID': 'req-42' },
-      });
-      assert.equal(res.status, 502);
-      assert.match(String(res.headers['content-type']), /application\/json/);
-      const body = JSON.parse(res.body.toString());
-      assert.equal(body.request_id, 'req-42');
-      assert.match(body.error, /unreachable/);
+      for (const id of ['req-42', 'req-43', 'req-44']) {
+        const res = await request(gateway.addresses.http!.port, {
+          method: 'GET',
+          path: '/api/devices/v1/inventory/device/attributes',
+          headers: { 'X-MEN-RequestID': id },
+        });
+        assert.equal(res.status, 502);
+        assert.match(String(res.headers['content-type']), /application\/json/);
+        const body = JSON.parse(res.body.toString());
+        assert.equal(body.request_id, id);
+        assert.match(body.error, /unreachable/);
+      }
     } finally {
       await gateway.close(100);
     }
+    // The repeats within the minute: counted, and written when the gateway closed.
+    const errors = lines.filter((l) => /level=error msg="upstream server unreachable/.test(l));
+    assert.equal(errors.length, 2, errors.join('\n'));
+    assert.match(errors[0]!, /request_id=req-42/);
+    assert.match(errors[1]!, /\(2 more in the last \d+ s; each is in the access log\).* repeated=2/);
+    assert.doesNotMatch(errors[1]!, /request_id/);
   });
 
   it('answers 504 when upstream sends no response within UpstreamServer.Timeout', async () => {

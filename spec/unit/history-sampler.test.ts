@@ -34,7 +34,7 @@ describe('HistoryRing', () => {
     sampler.stop();
     const ring = sampler.ring;
     assert.equal(ring.size, HISTORY_SAMPLES);
-    const json = ring.toJSON();
+    const json = ring.toJSON(undefined, now);
     assert.equal(json.time.length, 1440);
     // Samples 3,561 to 5,000 are kept, oldest first; 1 to 3,560 are gone.
     assert.equal(json.time[0], (5000 - 1439) * 60);
@@ -50,13 +50,13 @@ describe('HistoryRing', () => {
   });
 
   it('is in sample order before it is full too', () => {
-    const ring = new HistoryRing(4);
+    const ring = new HistoryRing(4, () => 6000);
     const sample = (v: number) => Object.fromEntries(HISTORY_FIELDS.map((f) => [f, v])) as Record<HistoryField, number>;
     ring.push(1000, sample(1));
     ring.push(2000, sample(2));
-    assert.deepEqual(ring.toJSON().time, [1, 2]);
+    assert.deepEqual(ring.toJSON(undefined, 6000).time, [1, 2]);
     for (let i = 3; i <= 6; i++) ring.push(i * 1000, sample(i));
-    assert.deepEqual(ring.toJSON().time, [3, 4, 5, 6]);
+    assert.deepEqual(ring.toJSON(undefined, 6000).time, [3, 4, 5, 6]);
     assert.deepEqual(ring.toJSON().series.rss_bytes, [3, 4, 5, 6]);
   });
 });
@@ -104,6 +104,29 @@ describe('startHistorySampler', () => {
     sampler.stop();
     t.mock.timers.tick(1000);
     assert.equal(sampler.ring.size, 4);
+  });
+
+  it('a step of the wall clock moves the time axis whole: ascending, spanning what elapsed', (t) => {
+    const start = Date.UTC(2030, 0, 1);
+    // Date only: a step of mocked timers would fire the interval for every minute skipped.
+    t.mock.timers.enable({ apis: ['Date'], now: start });
+    let mono = 0;
+    const sampler = startHistorySampler({ clock: () => mono, figures: figuresOf({}) });
+    const minute = (): void => {
+      mono += 60_000;
+      t.mock.timers.tick(60_000);
+      sampler.tick();
+    };
+    for (let i = 0; i < 10; i++) minute();
+    t.mock.timers.setTime(Date.now() - 3 * 3_600_000); // stepped back three hours
+    for (let i = 0; i < 10; i++) minute();
+    t.mock.timers.setTime(Date.now() + 24 * 3_600_000); // then forward a day
+    for (let i = 0; i < 10; i++) minute();
+    sampler.stop();
+    const { time } = sampler.ring.toJSON();
+    assert.equal(time.length, 30);
+    assert.equal(time.at(-1), Date.now() / 1000, 'the sample just taken is dated now');
+    for (let i = 1; i < time.length; i++) assert.equal(time[i]! - time[i - 1]!, 60, `sample ${i}: a minute after the one before`);
   });
 
   it('the gateway figures read without a gateway running', () => {

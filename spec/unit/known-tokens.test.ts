@@ -20,7 +20,9 @@ const STATUS = '/api/devices/v1/deployments/device/deployments/d1/status';
 test('a 2xx on a device API path accepts a token, a 401 refuses it; nothing else says anything', () => {
   const token = jwt({ sub: 'dev-1', exp: exp() });
   const auth = `Bearer ${token}`;
-  assert.deepEqual(verdictOf(auth, STATUS, 204), { t: 'accepted', hash: tokenHash(token), device: 'dev-1', expiresAt: exp() * 1000 });
+  const { lifetime, ...verdict } = verdictOf(auth, STATUS, 204) as { lifetime?: number };
+  assert.deepEqual(verdict, { t: 'accepted', hash: tokenHash(token), device: 'dev-1', expiresAt: exp() * 1000 });
+  assert.ok(lifetime! > 3590_000 && lifetime! <= 3600_000, 'no iat: what was left of it when first seen');
   assert.deepEqual(verdictOf(auth, `${STATUS}?x=1`, 200)?.t, 'accepted');
   assert.deepEqual(verdictOf(auth, STATUS, 401), { t: 'refused', hash: tokenHash(token) });
   for (const status of [301, 302, 304, 400, 403, 404, 500, 502]) assert.equal(verdictOf(auth, STATUS, status), undefined, String(status));
@@ -67,6 +69,34 @@ test('the set: device by exact token, expired dropped, oldest out past the cap',
   assert.equal(known.size, 2);
   known.apply({ t: 'refused', hash: tokenHash(tokens[2]!) });
   assert.equal(known.deviceOf(`Bearer ${tokens[2]}`), undefined);
+});
+
+test('a wall clock stepped back never keeps a known token past its lifetime', () => {
+  let mono = 0;
+  const known = new KnownTokens(undefined, captureLog('error').log, true, 10, undefined, () => mono);
+  const issuedAt = Math.floor(Date.now() / 1000);
+  const HOUR = 3600_000;
+  const token = jwt({ sub: 'dev-1', iat: issuedAt, exp: issuedAt + 3600 });
+  const auth = `Bearer ${token}`;
+  const wall = issuedAt * 1000;
+  known.apply(issuedVerdict(token, wall)!, wall);
+  // Half an hour on, the clock is stepped back an hour; the device polls, upstream accepts it.
+  mono = HOUR / 2;
+  known.apply(verdictOf(auth, STATUS, 204, wall - HOUR / 2)!, wall - HOUR / 2);
+  assert.equal(known.deviceOf(auth, wall - HOUR / 2), 'dev-1');
+  // An hour after it was issued it is expired, whatever the slow clock says.
+  mono = HOUR;
+  assert.equal(known.deviceOf(auth, wall - 1), undefined, 'past its lifetime');
+  assert.equal(known.size, 0);
+
+  // First seen with the clock already an hour behind: its lifetime, not the two hours the wall clock gives.
+  const late = jwt({ sub: 'dev-2', iat: issuedAt, exp: issuedAt + 3600 });
+  mono = 10 * HOUR;
+  known.apply(issuedVerdict(late, wall - HOUR)!, wall - HOUR);
+  mono = 11 * HOUR - 1;
+  assert.equal(known.deviceOf(`Bearer ${late}`, wall - 1), 'dev-2');
+  mono = 11 * HOUR;
+  assert.equal(known.deviceOf(`Bearer ${late}`, wall), undefined, 'an hour after first seen');
 });
 
 test('saved as hashes, device ids and expiries in a 0600 file, and loaded again', async () => {

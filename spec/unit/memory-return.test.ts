@@ -102,6 +102,36 @@ test("the watch counts the listeners' connections and trims after they closed, t
   }
 });
 
+test('a trim that throws is one warning and the watch off, never an unhandled rejection', async () => {
+  const server = await listening();
+  const { log, lines } = captureLog('warn');
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown) => rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
+  let trims = 0;
+  const trim = () => {
+    trims++;
+    throw new Error('koffi: symbol malloc_trim not found');
+  };
+  const stop = watchMemoryReturn([server], log, trim, { fall: 1, everyMs: 10 });
+  try {
+    for (let round = 0; round < 2; round++) {
+      const sockets = await connectMany(server, 3);
+      await until(() => false, 50);
+      for (const s of sockets) s.destroy();
+      await until(() => false, 100);
+    }
+    assert.equal(trims, 1, 'off after the first failure');
+    assert.deepEqual(rejections, []);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /level=warning msg="memory return after a fall in connections: failed, turned off" .*malloc_trim not found/);
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    stop();
+    server.close();
+  }
+});
+
 test('without malloc_trim the watch does nothing and says so at debug', async () => {
   const server = await listening();
   const { log, lines } = captureLog('debug');

@@ -6,7 +6,10 @@ import { statusBoard } from './status-board';
 // gauges and counters, the board's byte totals, the process' memory) go into a ring of the last
 // 24 hours. The ring is columns of Float64Array allocated at the start, so its memory is fixed:
 // 1,440 samples × 9 columns × 8 bytes = 103,680 bytes, whatever the traffic. In memory, per
-// process: a restart starts it empty.
+// process: a restart starts it empty. A sample's time is kept on the monotonic clock and given as
+// wall-clock time when the history is read (the wall clock now, less the time since): a step of
+// the wall clock moves the whole axis, so it stays in order (uPlot wants ascending x) and a day
+// of samples spans a day.
 
 /** Minutes in a day: the ring's size at the production interval of one minute. */
 export const HISTORY_SAMPLES = 1440;
@@ -58,7 +61,11 @@ export class HistoryRing {
   private next = 0;
   private count = 0;
 
-  constructor(readonly capacity = HISTORY_SAMPLES) {
+  constructor(
+    readonly capacity = HISTORY_SAMPLES,
+    /** Monotonic ms: the samples' times (tests pass their own). */
+    readonly clock: () => number = () => performance.now(),
+  ) {
     this.time = new Float64Array(capacity);
     this.columns = Object.fromEntries(HISTORY_FIELDS.map((f) => [f, new Float64Array(capacity)])) as Record<HistoryField, Float64Array>;
   }
@@ -72,7 +79,7 @@ export class HistoryRing {
     return this.time.byteLength + HISTORY_FIELDS.length * this.capacity * Float64Array.BYTES_PER_ELEMENT;
   }
 
-  /** A sample at `at` (Unix ms); NaN marks a figure not read. The oldest goes once full. */
+  /** A sample at `at` (monotonic ms, of `clock`); NaN marks a figure not read. The oldest goes once full. */
   push(at: number, values: Record<HistoryField, number>): void {
     this.time[this.next] = at;
     for (const f of HISTORY_FIELDS) this.columns[f][this.next] = values[f];
@@ -80,7 +87,9 @@ export class HistoryRing {
     this.count = Math.min(this.count + 1, this.capacity);
   }
 
-  toJSON(intervalMs = HISTORY_INTERVAL_MS): HistoryJson {
+  /** `wallNow`: Unix ms, what the sample taken just now is dated. */
+  toJSON(intervalMs = HISTORY_INTERVAL_MS, wallNow = Date.now()): HistoryJson {
+    const monoNow = this.clock();
     const start = (this.next - this.count + this.capacity) % this.capacity;
     const pick = <T>(column: Float64Array, map: (v: number) => T): T[] => {
       const out = new Array<T>(this.count);
@@ -90,7 +99,7 @@ export class HistoryRing {
     return {
       interval_seconds: intervalMs / 1000,
       capacity: this.capacity,
-      time: pick(this.time, (ms) => ms / 1000),
+      time: pick(this.time, (at) => (wallNow - (monoNow - at)) / 1000),
       series: Object.fromEntries(
         HISTORY_FIELDS.map((f) => [f, pick(this.columns[f], (v) => (Number.isNaN(v) ? null : v))]),
       ) as HistoryJson['series'],
@@ -103,7 +112,7 @@ export interface HistorySamplerOptions {
   figures?: HistoryFigures;
   ring?: HistoryRing;
   log?: Logger;
-  /** The samples' time (Unix ms). */
+  /** Monotonic ms, the samples' times, for the ring made when none is given (tests pass their own). */
   clock?: () => number;
 }
 
@@ -119,8 +128,7 @@ export interface HistorySampler {
 export function startHistorySampler(opts: HistorySamplerOptions = {}): HistorySampler {
   const intervalMs = opts.intervalMs ?? HISTORY_INTERVAL_MS;
   const figures = opts.figures ?? gatewayFigures;
-  const ring = opts.ring ?? new HistoryRing();
-  const clock = opts.clock ?? Date.now;
+  const ring = opts.ring ?? new HistoryRing(HISTORY_SAMPLES, opts.clock);
   let warned = false;
   const read = (field: HistoryField): number => {
     try {
@@ -149,7 +157,7 @@ export function startHistorySampler(opts: HistorySamplerOptions = {}): HistorySa
         if (!Number.isNaN(value)) last.set(f, value);
       }
     }
-    ring.push(clock(), values);
+    ring.push(ring.clock(), values);
   };
   const timer = setInterval(tick, intervalMs).unref();
   return { ring, intervalMs, tick, stop: () => clearInterval(timer) };
