@@ -82,6 +82,7 @@ function planned(f: Failure, windows: Window[]): boolean {
   return windows.some((w) => {
     if (f.t < w.from || f.t > w.to) return false;
     switch (w.kind) {
+      // 'outage' is the default below.
       case 'kill':
         return true;
       case 'blocklist':
@@ -89,7 +90,7 @@ function planned(f: Failure, windows: Window[]): boolean {
       case 'clock-forward':
       case 'clock-back':
         return f.what === 'download' && f.outcome === '403';
-      case 'outage':
+      default:
         return ['auth', 'next', 'connect'].includes(f.what);
     }
   });
