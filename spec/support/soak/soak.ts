@@ -476,6 +476,13 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const level = levelling(samples, o.seconds, atRest).map((l) =>
       unjudged.has(l.label) ? { ...l, ok: true, why: unjudged.get(l.label) } : l,
     );
+    // The cache has a cap, not a plateau: it fills up to its MaxSize (and evicts), whenever that
+    // happens; what is judged is that it never holds more (the sidecars' bytes allowed).
+    const capMb = (gateways.length * 5 * o.artifactBytes) / 1e6;
+    const cacheReadings = samples.filter((s) => !Number.isNaN(s.cacheMb));
+    const cacheMax = cacheReadings.reduce((m, s) => Math.max(m, s.cacheMb), 0);
+    if (cacheReadings.length === 0 || cacheMax > capMb * 1.02 + 0.1)
+      problems.push(`the caches held ${cacheMax} MB, more than their caps (${capMb.toFixed(1)} MB together)`);
     for (const l of level)
       if (!l.ok)
         problems.push(
@@ -503,6 +510,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       '| figure | middle third | last third | levels off |',
       '|---|---|---|---|',
       ...level.map((l) => `| ${l.label} | ${l.middle} | ${l.last} | ${'why' in l ? `not judged: ${l.why}` : l.ok ? 'yes' : '**no**'} |`),
+      `| cache MB (both caps: ${capMb.toFixed(1)}) | highest over the run: ${cacheMax} | | ${cacheMax <= capMb * 1.02 + 0.1 ? 'within the caps' : '**over**'} |`,
       '',
       `log lines, both gateways, after the warm-up: ${linesPerHour} per hour`,
       ...gateways.map((g) => `log of ${g.name}: ${log(g.gateway)}`),
