@@ -297,7 +297,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           evictions += f.evictions >= lastEvictions[i] ? f.evictions - lastEvictions[i] : f.evictions;
           lastEvictions[i] = f.evictions;
         });
-        const killing = windows.some((w) => w.kind === 'kill' && at >= w.from && at <= w.to);
+        // A probe under way when a kill came fails with it: any overlap with a kill's window.
+        const done = now();
+        const killing = windows.some((w) => w.kind === 'kill' && done >= w.from && at <= w.to);
         if (!killing)
           for (const [i, f] of each.entries())
             for (const what of f.failed) probeFailures.push(`${gateways[i].name} ${what} at ${at.toFixed(0)} s`);
