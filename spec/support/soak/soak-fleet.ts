@@ -52,11 +52,19 @@ export interface FleetOptions {
   now(): number;
 }
 
+/** Who made a request: over mTLS or not, and with which certificate. */
+export interface Who {
+  mtls: boolean;
+  serial?: string;
+}
+
 export interface Failure {
   t: number;
   what: string;
   outcome: string;
   mtls: boolean;
+  /** The client certificate's serial (mTLS). */
+  serial?: string;
   /** The answer's `error` (the gateway's JSON body says why), for the failures' CSV. */
   detail?: string;
 }
@@ -113,15 +121,19 @@ class Visit {
     readonly agent: http.Agent,
     readonly identity: Record<string, string>,
     readonly key: KeyObject,
-    readonly mtls: boolean,
+    readonly who: Who,
   ) {}
+
+  get mtls(): boolean {
+    return this.who.mtls;
+  }
 
   async auth(): Promise<boolean> {
     const body = authBodySignedBy(this.identity, this.key);
-    const r = await this.fleet.attempt('auth', this.mtls, () =>
+    const r = await this.fleet.attempt('auth', this.who, () =>
       call(`${this.base}${AUTH}`, this.agent, 'POST', { 'Content-Type': 'application/json', 'X-MEN-Signature': body.signature }, body.raw),
     );
-    if (r?.status !== 200) return this.fleet.judge('auth', this.mtls, r, [200]);
+    if (r?.status !== 200) return this.fleet.judge('auth', this.who, r, [200]);
     this.token = r.body.toString();
     this.deviceId = JSON.parse(Buffer.from(this.token.split('.')[1] ?? '', 'base64url').toString()).sub;
     return true;
@@ -139,7 +151,7 @@ class Visit {
     for (let round = 0; round < 2; round++) {
       const headers: Record<string, string> = { Authorization: `Bearer ${this.token}`, ...extra };
       if (json !== undefined) headers['Content-Type'] = 'application/json';
-      const r = await this.fleet.attempt(what, this.mtls, () =>
+      const r = await this.fleet.attempt(what, this.who, () =>
         call(url, this.agent, method, headers, json === undefined ? undefined : JSON.stringify(json), sink),
       );
       if (r?.status === 401 && round === 0) {
@@ -158,6 +170,8 @@ export class SoakFleet {
   readonly outcomes = new Map<string, number>();
   readonly failures: Failure[] = [];
   readonly reports = new Map<string, ReportBook>();
+  /** Device id → the serial its acknowledged inventory carried (the server must hold it). */
+  readonly inventories = new Map<string, string>();
   /** Serials whose certificates are refused (blocklist, CRL): a visit with one expects a refusal. */
   readonly refusedSerials = new Set<string>();
   private stopped = false;
@@ -181,17 +195,17 @@ export class SoakFleet {
     this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
   }
 
-  async attempt(what: string, mtls: boolean, send: () => Promise<Reply>): Promise<Reply | undefined> {
+  async attempt(what: string, who: Who, send: () => Promise<Reply>): Promise<Reply | undefined> {
     this.requests++;
     try {
       return await send();
     } catch (err) {
-      this.fail(what, failureCode(err), mtls);
+      this.fail(what, failureCode(err), who);
       return undefined;
     }
   }
 
-  fail(what: string, outcome: string, mtls: boolean, body?: Buffer): void {
+  fail(what: string, outcome: string, who: Who, body?: Buffer): void {
     this.count(`${what} ${outcome}`);
     let detail: string | undefined;
     try {
@@ -199,22 +213,22 @@ export class SoakFleet {
     } catch {
       detail = body?.subarray(0, 80).toString();
     }
-    this.failures.push({ t: this.opts.now(), what, outcome, mtls, detail });
+    this.failures.push({ t: this.opts.now(), what, outcome, mtls: who.mtls, serial: who.serial, detail });
   }
 
   /** Count an answer; false (and a failure kept) unless its status is one of `ok`. */
-  judge(what: string, mtls: boolean, r: Reply | undefined, ok: number[]): false {
+  judge(what: string, who: Who, r: Reply | undefined, ok: number[]): false {
     if (r && ok.includes(r.status)) this.count(`${what} ${r.status}`);
-    else if (r) this.fail(what, String(r.status), mtls, r.body);
+    else if (r) this.fail(what, String(r.status), who, r.body);
     return false;
   }
 
-  private ok(what: string, r: Reply | undefined, ok: number[], mtls: boolean): r is Reply {
+  private ok(what: string, r: Reply | undefined, ok: number[], who: Who): r is Reply {
     if (r && ok.includes(r.status)) {
       this.count(`${what} ${r.status}`);
       return true;
     }
-    if (r) this.fail(what, String(r.status), mtls, r.body);
+    if (r) this.fail(what, String(r.status), who, r.body);
     return false;
   }
 
@@ -227,7 +241,7 @@ export class SoakFleet {
         const wait = (due - this.opts.now()) * 1000;
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         if (this.stopped) return;
-        await this.visit(n).catch((err) => this.fail('visit', `threw ${String(err).slice(0, 80)}`, false));
+        await this.visit(n).catch((err) => this.fail('visit', `threw ${String(err).slice(0, 80)}`, { mtls: false }));
       }
     };
     await Promise.all(Array.from({ length: this.opts.lanes }, lane));
@@ -256,7 +270,7 @@ export class SoakFleet {
     };
     const { privateKey } = generateKeyPairSync('ed25519');
     const [base, agent] = mtls ? [o.mtls, this.certAgents[certIndex]] : tls ? [o.https, this.httpsAgent] : [o.http, this.httpAgent];
-    const v = new Visit(this, base, agent, identity, privateKey, mtls);
+    const v = new Visit(this, base, agent, identity, privateKey, { mtls, serial: mtls ? o.certs[certIndex].serial : undefined });
 
     if (mtls && this.refusedSerials.has(o.certs[certIndex].serial)) return this.refusedVisit(v);
     if (!(await v.auth())) return;
@@ -268,7 +282,7 @@ export class SoakFleet {
     const next = await (n % 2
       ? v.authorized('next', `${v.base}${NEXT}?artifact_name=${INSTALLED}&device_type=${DEVICE_TYPE}`, 'GET')
       : v.authorized('next', `${v.base}${NEXT_V2}`, 'POST', { device_provides: provides }));
-    if (!this.ok('next', next, [200, 204], mtls)) return;
+    if (!this.ok('next', next, [200, 204], v.who)) return;
 
     const inventory = await v.authorized('inventory', `${v.base}${INVENTORY}`, 'PUT', [
       { name: 'device_type', value: DEVICE_TYPE },
@@ -276,7 +290,7 @@ export class SoakFleet {
       { name: 'serial', value: identity.serial },
       { name: 'mender_client_version', value: n % 2 ? '3.4.0' : '5.1.0' },
     ]);
-    this.ok('inventory', inventory, [200], mtls);
+    if (this.ok('inventory', inventory, [200], v.who)) this.inventories.set(v.deviceId, identity.serial);
 
     if (next.status === 200 && deployment) await this.update(v, JSON.parse(next.body.toString()), n);
     if (pick(o.connectShare, 3)) await this.connect(v);
@@ -295,7 +309,7 @@ export class SoakFleet {
         body.raw,
       );
       if (r.status === 401 || r.status === 403) this.count(`refused certificate ${r.status}`);
-      else this.fail('refused certificate', `admitted with ${r.status}`, true);
+      else this.fail('refused certificate', `admitted with ${r.status}`, v.who);
     } catch (err) {
       this.count(`refused certificate ${failureCode(err)}`);
     }
@@ -315,7 +329,7 @@ export class SoakFleet {
       status,
     });
     const book = this.book(deploymentId, v.deviceId);
-    if (this.ok('status', r, [204], v.mtls)) book.acked.push(status);
+    if (this.ok('status', r, [204], v.who)) book.acked.push(status);
     else book.unacked.push(status);
   }
 
@@ -324,6 +338,12 @@ export class SoakFleet {
     const artifact = this.artifactNamed(instruction);
     await this.status(v, id, 'downloading');
     const link = instruction.artifact.source.uri;
+    // The artifact proxy's whole point: the link is the gateway's own (its GatewayURL, the HTTPS
+    // listener), never the origin's.
+    if (!link.startsWith(`${v.mtls ? this.opts.mtls : this.opts.https}/`)) {
+      this.fail('download', 'link not rewritten', v.who);
+      return this.status(v, id, 'failure');
+    }
     const hash = createHash('sha256');
     let bytes = 0;
     const sink = (c: Buffer): void => {
@@ -333,18 +353,18 @@ export class SoakFleet {
     // The link is the gateway's own (its GatewayURL): no token on it; over mTLS, the device's certificate.
     const agent = link.startsWith('https:') ? (v.mtls ? v.agent : this.httpsAgent) : this.httpAgent;
     const get = (range?: string) =>
-      this.attempt('download', v.mtls, () => call(link, agent, 'GET', range ? { Range: range } : {}, undefined, sink));
+      this.attempt('download', v.who, () => call(link, agent, 'GET', range ? { Range: range } : {}, undefined, sink));
     let whole = false;
     if (n % 4 === 0 && artifact) {
       // A client resuming: the first half, then the rest (3.4 asks `bytes=N-`).
       const half = Math.floor(artifact.size / 2);
       const first = await get(`bytes=0-${half - 1}`);
-      if (this.ok('download', first, [206], v.mtls) && bytes === half)
-        whole = this.ok('download', await get(`bytes=${half}-`), [206], v.mtls);
-    } else whole = this.ok('download', await get(), [200], v.mtls);
+      if (this.ok('download', first, [206], v.who) && bytes === half)
+        whole = this.ok('download', await get(`bytes=${half}-`), [206], v.who);
+    } else whole = this.ok('download', await get(), [200], v.who);
     if (!whole) return this.status(v, id, 'failure');
     if (!artifact || bytes !== artifact.size || hash.digest('hex') !== artifact.sha256) {
-      this.fail('download', `corrupt (${bytes} bytes)`, v.mtls);
+      this.fail('download', `corrupt (${bytes} bytes)`, v.who);
       return this.status(v, id, 'failure');
     }
     await this.status(v, id, 'installing');
@@ -354,7 +374,7 @@ export class SoakFleet {
       });
       // Kept in the report book beside the statuses: a log must arrive exactly once too.
       const book = this.book(id, v.deviceId);
-      if (this.ok('log', log, [204], v.mtls)) book.acked.push('log');
+      if (this.ok('log', log, [204], v.who)) book.acked.push('log');
       else book.unacked.push('log');
       return this.status(v, id, 'failure');
     }
@@ -401,6 +421,6 @@ export class SoakFleet {
       });
     });
     if (outcome === 'pong') this.count('connect pong');
-    else this.fail('connect', outcome, v.mtls);
+    else this.fail('connect', outcome, v.who);
   }
 }

@@ -30,8 +30,9 @@ export interface SoakPlan {
   crlDueAt: number;
 }
 
-const CLOCK_AHEAD = 0.45;
-const CLOCK_BACK = 0.52;
+// The clock's day ahead: in the middle of a long run; in the warm-up of a short one, whose
+// middle and last thirds need the outages (the two must not overlap: below).
+const clockSteps = (seconds: number): [number, number] => (seconds >= 600 ? [0.45, 0.52] : [0.2, 0.25]);
 
 // kill -9 early (in the warm-up) and late (in the last tenth): the process that runs through the
 // middle and most of the last third is the same one, so the plateau check sees one long life.
@@ -39,14 +40,17 @@ const ONCE: [number, SoakEventKind][] = [
   [0.12, 'kill'],
   [0.2, 'blocklist'],
   [0.35, 'server-certificate'],
-  [CLOCK_AHEAD, 'clock-forward'],
-  [CLOCK_BACK, 'clock-back'],
   [0.75, 'server-certificate'],
   [0.92, 'kill'],
 ];
 
 export function soakPlan(seconds: number): SoakPlan {
-  const events: SoakEvent[] = ONCE.map(([f, kind]) => ({ at: Math.round(seconds * f), kind }));
+  const [CLOCK_AHEAD, CLOCK_BACK] = clockSteps(seconds);
+  const events: SoakEvent[] = [
+    ...ONCE.map(([f, kind]) => ({ at: Math.round(seconds * f), kind })),
+    { at: Math.round(seconds * CLOCK_AHEAD), kind: 'clock-forward' },
+    { at: Math.round(seconds * CLOCK_BACK), kind: 'clock-back' },
+  ];
   // Short JWT lifetimes: the management session and the devices' tokens expire many times over.
   const jwtLifetime = seconds >= 600 ? 60 : 20;
   // An outage every four minutes of the run (at least two), 2 % of the run long (10–30 s).

@@ -61,28 +61,45 @@ interface Running {
 interface Window {
   from: number;
   to: number;
-  kind: 'outage' | 'kill' | 'blocklist' | 'clock-forward';
+  kind: 'outage' | 'kill' | 'blocklist' | 'clock-forward' | 'clock-back';
+  /** For the blocklist: the serial put on it. */
+  serial?: string;
 }
 
-/** Whether a failure is one the plan allows: during an outage (and the few seconds after, while
- * the gateway learns upstream is back), what needs upstream; around a kill -9, anything; after a
- * blocklist change, the blocklisted certificate's own refusals while the reload lands; after the
- * clock stepped a day ahead, a download on a link issued before the step (its expiry is wall
- * clock: the link has expired, the device's next poll gets a fresh one). */
+/**
+ * Whether a failure is one the plan allows:
+ * - during an outage (and the few seconds after, while the gateway learns upstream is back), what
+ *   needs the Mender server: auth without a kept token, `next` (held back), deviceconnect. Not
+ *   reports and inventories (the journal takes them), not downloads (the S3 store stays up);
+ * - around a kill -9, anything;
+ * - while a blocklist change lands, anything of the blocklisted certificate's own devices;
+ * - after the clock stepped a day ahead, a download on a link issued before the step (its expiry
+ *   is wall clock: expired; the device's next poll gets a fresh one), and after it stepped back,
+ *   a link issued while it was ahead (its expiry lies further ahead than a link's lifetime: not
+ *   yet valid).
+ */
 function planned(f: Failure, windows: Window[]): boolean {
   return windows.some((w) => {
     if (f.t < w.from || f.t > w.to) return false;
-    if (w.kind === 'kill') return true;
-    if (w.kind === 'blocklist') return f.mtls && ['auth', 'next', 'inventory', 'status', 'connect'].includes(f.what);
-    if (w.kind === 'clock-forward') return f.what === 'download' && f.outcome === '403';
-    return ['auth', 'next', 'download', 'connect', 'inventory'].includes(f.what);
+    switch (w.kind) {
+      // 'outage' is the default below.
+      case 'kill':
+        return true;
+      case 'blocklist':
+        return f.serial !== undefined && f.serial === w.serial;
+      case 'clock-forward':
+      case 'clock-back':
+        return f.what === 'download' && f.outcome === '403';
+      default:
+        return ['auth', 'next', 'connect'].includes(f.what);
+    }
   });
 }
 
 function statusJson(admin: string): Promise<{ journal: { queued: number; bytes: number } }> {
   return new Promise((resolve, reject) =>
     http
-      .get(`${admin}/api/status`, (res) => {
+      .get(`${admin}/api/status`, { timeout: 10_000 }, (res) => {
         let text = '';
         res.on('data', (c) => (text += c));
         res.on('end', () => {
@@ -92,6 +109,9 @@ function statusJson(admin: string): Promise<{ journal: { queued: number; bytes: 
             reject(err);
           }
         });
+      })
+      .on('timeout', function (this: http.ClientRequest) {
+        this.destroy(new Error('timeout'));
       })
       .on('error', reject),
   );
@@ -243,11 +263,16 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     fleet.refusedSerials.add(revoked.serial);
     const running = fleet.run();
 
+    const windows: Window[] = [];
     // Samples, every plan.sampleEvery seconds; the heap (a forced GC) every 30 s or so.
     const samples: Sample[] = [];
     let sampling = true;
     const heapEvery = Math.max(1, Math.round((o.seconds >= 600 ? 30 : 10) / plan.sampleEvery));
-    let lastHeap = 0;
+    // Probes that failed while no kill was under way (a gateway restarting answers nothing), and
+    // the cache's evictions summed over restarts (each start counts from 0).
+    const probeFailures: string[] = [];
+    const lastEvictions = gateways.map(() => 0);
+    let evictions = 0;
     const sampler = (async () => {
       for (let k = 0; sampling; k++) {
         const at = now();
@@ -265,17 +290,27 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
             ),
           ),
         );
-        const sum = (key: keyof (typeof each)[number]) => Math.round(each.reduce((a, f) => a + f[key], 0) * 10) / 10;
-        const heap = sum('heapMb');
-        if (heap > 0) lastHeap = heap;
+        const sum = (key: 'rssMb' | 'heapMb' | 'fds' | 'journalKb' | 'cacheMb' | 'series' | 'statusKb') =>
+          Math.round(each.reduce((a, f) => a + f[key], 0) * 10) / 10;
+        each.forEach((f, i) => {
+          if (Number.isNaN(f.evictions)) return;
+          evictions += f.evictions >= lastEvictions[i] ? f.evictions - lastEvictions[i] : f.evictions;
+          lastEvictions[i] = f.evictions;
+        });
+        // A probe under way when a kill came fails with it: any overlap with a kill's window.
+        const done = now();
+        const killing = windows.some((w) => w.kind === 'kill' && done >= w.from && at <= w.to);
+        if (!killing)
+          for (const [i, f] of each.entries())
+            for (const what of f.failed) probeFailures.push(`${gateways[i].name} ${what} at ${at.toFixed(0)} s`);
         samples.push({
           t: Math.round(at * 10) / 10,
           identities: fleet!.identities,
           requests: fleet!.requests,
           rssMb: sum('rssMb'),
-          heapMb: heap || lastHeap,
+          heapMb: sum('heapMb'),
           fds: sum('fds'),
-          loopP99Ms: Math.max(...each.map((f) => f.loopP99Ms)),
+          loopP99Ms: each.some((f) => Number.isNaN(f.loopP99Ms)) ? Number.NaN : Math.max(...each.map((f) => f.loopP99Ms)),
           journalKb: sum('journalKb'),
           cacheMb: sum('cacheMb'),
           series: sum('series'),
@@ -297,7 +332,6 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       }
     })();
 
-    const windows: Window[] = [];
     const marks: { at: number; label: string }[] = [];
     const all = (f: (g: SoakGateway) => unknown) => Promise.all(gateways.map((g) => f(g.gateway)));
     const mtlsGateway = gateways[1].gateway;
@@ -332,7 +366,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         case 'blocklist': {
           writeFileSync(blocklistPath, `# serials refused by the gateway\n${blocked.serial}\n`);
           mtlsGateway.reload();
-          windows.push({ from, to: from + 5, kind: 'blocklist' });
+          windows.push({ from, to: from + 5, kind: 'blocklist', serial: blocked.serial });
           await sleep(3000);
           fleet!.refusedSerials.add(blocked.serial);
           return;
@@ -353,7 +387,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
           return;
         case 'clock-back':
           marks.push({ at: from, label: 'clock back' });
-          return clock.step(-86_400);
+          await clock.step(-86_400);
+          windows.push({ from, to: now() + 10, kind: 'clock-back' });
+          return;
       }
     };
     const events = plan.events.map(async (e) => {
@@ -422,10 +458,38 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       problems.push(
         `only ${fleet.identities} identities (planned ${Math.round(o.identitiesPerSecond * o.seconds)}): the box could not keep the pace`,
       );
+    // Inventories: the server holds what each device last had acknowledged.
+    const held = new Map(server.devices().map((d) => [d.id, d.inventory.serial]));
+    const lostInventories = [...fleet.inventories].filter(([id, serial]) => held.get(id) !== serial);
+    if (lostInventories.length)
+      problems.push(`${lostInventories.length} acknowledged inventories are not on the server, e.g. device ${lostInventories[0][0]}`);
+    // The cache did its work: artifacts filled it and the small cap made it evict.
+    const cached = gateways.reduce((n, g) => n + (g.gateway.counts.messages.get('info artifact cached') ?? 0), 0);
+    if (cached === 0 || evictions === 0)
+      problems.push(`the cache did not fill and evict (${cached} artifacts cached, ${evictions} evictions)`);
+    if (probeFailures.length > samples.length * 0.05)
+      problems.push(`${probeFailures.length} probes of the gateways failed outside a kill, e.g. ${probeFailures.slice(0, 3).join(', ')}`);
+
+    // The journal is at rest outside outages and a while after one (its replay): half a minute in
+    // a long run, a few seconds in a short one.
+    const replay = Math.min(30, o.seconds / 40);
+    const atRest = (t: number) => !windows.some((w) => w.kind === 'outage' && t >= w.from && t <= w.to + replay);
     const unjudged = new Map((o.unjudged ?? []).map((u) => [u.figure, u.why]));
-    const level = levelling(samples, o.seconds).map((l) => (unjudged.has(l.label) ? { ...l, ok: true, why: unjudged.get(l.label) } : l));
+    const level = levelling(samples, o.seconds, atRest).map((l) =>
+      unjudged.has(l.label) ? { ...l, ok: true, why: unjudged.get(l.label) } : l,
+    );
+    // The cache has a cap, not a plateau: it fills up to its MaxSize (and evicts), whenever that
+    // happens; what is judged is that it never holds more (the sidecars' bytes allowed).
+    const capMb = (gateways.length * 5 * o.artifactBytes) / 1e6;
+    const cacheReadings = samples.filter((s) => !Number.isNaN(s.cacheMb));
+    const cacheMax = cacheReadings.reduce((m, s) => Math.max(m, s.cacheMb), 0);
+    if (cacheReadings.length === 0 || cacheMax > capMb * 1.02 + 0.1)
+      problems.push(`the caches held ${cacheMax} MB, more than their caps (${capMb.toFixed(1)} MB together)`);
     for (const l of level)
-      if (!l.ok) problems.push(`${l.label} did not level off: highest ${l.middle} in the middle third, ${l.last} in the last`);
+      if (!l.ok)
+        problems.push(
+          `${l.label} did not level off: ${l.middle} in the middle third, ${l.last} in the last (${l.readings[0]} and ${l.readings[1]} readings)`,
+        );
 
     // The summary.
     const third = o.seconds / 3;
@@ -443,11 +507,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         .join('; ')}`;
     summary.push(
       `${o.seconds} s, two gateways (site: HTTP and HTTPS; mtls), ${fleet.identities} identities, ${fleet.requests} device requests, ${fleet.reports.size} deployments (${checked} acknowledged status reports and logs checked), ${mtlsGateway.starts - 1} kill -9 restarts of each`,
-      `failures: ${planned$} as the plan allows (outages, kills, blocklist), ${unexpected.length} outside it`,
+      `failures: ${planned$} as the plan allows (outages, kills, blocklist, clock steps), ${unexpected.length} outside it; ${fleet.inventories.size} acknowledged inventories checked on the server; ${cached} artifacts cached, ${evictions} evictions; ${probeFailures.length} failed probes`,
       '',
       '| figure | middle third | last third | levels off |',
       '|---|---|---|---|',
       ...level.map((l) => `| ${l.label} | ${l.middle} | ${l.last} | ${'why' in l ? `not judged: ${l.why}` : l.ok ? 'yes' : '**no**'} |`),
+      `| cache MB (both caps: ${capMb.toFixed(1)}) | highest over the run: ${cacheMax} | | ${cacheMax <= capMb * 1.02 + 0.1 ? 'within the caps' : '**over**'} |`,
       '',
       `log lines, both gateways, after the warm-up: ${linesPerHour} per hour`,
       ...gateways.map((g) => `log of ${g.name}: ${log(g.gateway)}`),
