@@ -6,8 +6,9 @@ import { loadAverage, machineLine } from './compare/report';
 import { runMain } from './part-timer';
 
 // `make soak`: a month of a site in about half an hour (spec/support/soak/soak.ts says what
-// happens; docs/benchmarks.md "Soak" has the last run). Writes docs/soak/<name>.csv and .svg and
-// prints the summary; exits non-zero when the soak fails. Knobs: SOAK_SECONDS (1800),
+// happens; docs/benchmarks.md "Soak" has the last run). Writes docs/soak/<name>.csv and .svg (and
+// every failure with its time and reason in <name>.failures.csv, not kept in git) and prints the
+// summary; exits non-zero when the soak fails. Knobs: SOAK_SECONDS (1800),
 // SOAK_IDENTITIES_PER_SECOND (60: 108,000 identities in the half hour), SOAK_LANES (64),
 // SOAK_OUT (docs/soak), SOAK_NAME (soak-<date>).
 
